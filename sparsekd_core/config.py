@@ -1,0 +1,316 @@
+"""Typed configs loaded from YAML, and the model zoo registry.
+
+A config file is plain YAML whose keys mirror the dataclasses below. ``base: NAME`` in a model
+file inherits another zoo entry (or a path) and overrides only what it lists. Loading is strict:
+an unknown key or a value of the wrong type raises ConfigError naming the key and the file.
+"""
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+MODEL_DIR = CONFIG_DIR / "models"
+KD_DIR = CONFIG_DIR / "kd"
+
+
+class ConfigError(ValueError):
+    """A config file (or dict) does not match the schema."""
+
+
+# ----------------------------------------------------------------------------- model schema
+@dataclass
+class VoxelizationConfig:
+    voxel_size: list[float]
+    point_cloud_range: list[float]
+    max_points_per_voxel: int = 5
+    max_voxels_train: int = 150000
+    max_voxels_test: int = 150000
+
+    def grid_size(self) -> list[int]:
+        """Voxels along x, y, z."""
+        r, v = self.point_cloud_range, self.voxel_size
+        return [int(round((r[i + 3] - r[i]) / v[i])) for i in range(3)]
+
+
+@dataclass
+class VFEConfig:
+    type: str = "mean"  # mean | pillar
+    filters: list[int] = field(default_factory=lambda: [64, 64])  # pillar only
+    use_norm: bool = True
+    with_distance: bool = False
+
+
+@dataclass
+class Backbone3DConfig:
+    type: str = "voxel_res8x"  # voxel_res8x | none (pillars)
+    filters: list[int] = field(default_factory=lambda: [16, 16, 32, 64, 128, 128])
+    layers: list[int] = field(default_factory=lambda: [1, 2, 3, 3, 3, 1])
+    width: float = 1.0
+
+    def widths(self) -> list[int]:
+        return [int(f * self.width) for f in self.filters]
+
+
+@dataclass
+class BEVConfig:
+    type: str = "height_compression"  # height_compression | pillar_scatter
+    num_features: int = 256
+
+
+@dataclass
+class Backbone2DConfig:
+    layers: list[int] = field(default_factory=lambda: [5, 5])
+    strides: list[int] = field(default_factory=lambda: [1, 2])
+    filters: list[int] = field(default_factory=lambda: [128, 256])
+    upsample_strides: list[float] = field(default_factory=lambda: [1, 2])
+    upsample_filters: list[int] = field(default_factory=lambda: [256, 256])
+    width: float = 1.0
+
+    def widths(self) -> tuple[list[int], list[int]]:
+        return [int(f * self.width) for f in self.filters], [int(f * self.width) for f in self.upsample_filters]
+
+
+@dataclass
+class TargetConfig:
+    gaussian_overlap: float = 0.1
+    min_radius: int = 2
+    max_objects: int = 500
+
+
+@dataclass
+class LossConfig:
+    cls_weight: float = 1.0
+    loc_weight: float = 2.0
+    code_weights: list[float] = field(default_factory=lambda: [1.0] * 8)
+
+
+@dataclass
+class PostProcessConfig:
+    score_threshold: float = 0.1
+    center_range: list[float] = field(default_factory=lambda: [-75.2, -75.2, -2.0, 75.2, 75.2, 4.0])
+    max_per_sample: int = 500
+    nms_iou_threshold: float = 0.7
+    nms_pre_max_size: int = 4096
+    nms_post_max_size: int = 500
+    class_agnostic_nms: bool = True
+
+
+@dataclass
+class HeadConfig:
+    type: str = "center"
+    shared_channels: int = 64
+    num_hm_conv: int = 2
+    num_reg_conv: int = 2
+    feature_stride: int = 8
+    target: TargetConfig = field(default_factory=TargetConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    post: PostProcessConfig = field(default_factory=PostProcessConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 4
+    lr: float = 0.003
+    weight_decay: float = 0.01
+    moms: list[float] = field(default_factory=lambda: [0.95, 0.85])
+    pct_start: float = 0.4
+    div_factor: float = 10.0
+    grad_clip: float = 10.0
+
+
+@dataclass
+class ModelConfig:
+    name: str
+    class_names: list[str]
+    point_features: list[str]
+    voxelization: VoxelizationConfig
+    vfe: VFEConfig = field(default_factory=VFEConfig)
+    backbone3d: Backbone3DConfig = field(default_factory=Backbone3DConfig)
+    bev: BEVConfig = field(default_factory=BEVConfig)
+    backbone2d: Backbone2DConfig = field(default_factory=Backbone2DConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def validate(self, source: str = "<config>") -> "ModelConfig":
+        """Cross-field checks that a type check cannot make."""
+        def fail(msg):
+            raise ConfigError(f"{source}: {msg}")
+
+        if self.point_features[:3] != ["x", "y", "z"]:
+            fail(f"point_features must start with x, y, z (got {self.point_features})")
+        if len(self.voxelization.voxel_size) != 3 or len(self.voxelization.point_cloud_range) != 6:
+            fail("voxelization.voxel_size needs 3 values and point_cloud_range 6")
+        r = self.voxelization.point_cloud_range
+        if any(r[i + 3] <= r[i] for i in range(3)):
+            fail(f"voxelization.point_cloud_range {r} must be [xmin, ymin, zmin, xmax, ymax, zmax] with max > min")
+        if self.vfe.type not in ("mean", "pillar"):
+            fail(f"vfe.type must be 'mean' or 'pillar' (got {self.vfe.type!r})")
+        if self.backbone3d.type not in ("voxel_res8x", "none"):
+            fail(f"backbone3d.type must be 'voxel_res8x' or 'none' (got {self.backbone3d.type!r})")
+        if self.bev.type not in ("height_compression", "pillar_scatter"):
+            fail(f"bev.type must be 'height_compression' or 'pillar_scatter' (got {self.bev.type!r})")
+        b2 = self.backbone2d
+        if not (len(b2.layers) == len(b2.strides) == len(b2.filters) == len(b2.upsample_strides) == len(b2.upsample_filters)):
+            fail("backbone2d.layers, strides, filters, upsample_strides and upsample_filters need the same length")
+        if self.vfe.type == "pillar" and self.bev.type != "pillar_scatter":
+            fail("a pillar vfe needs bev.type pillar_scatter")
+        if self.vfe.type == "mean" and (self.backbone3d.type != "voxel_res8x" or self.bev.type != "height_compression"):
+            fail("a mean vfe needs backbone3d voxel_res8x and bev height_compression")
+        if len(self.head.loss.code_weights) != 8:
+            fail("head.loss.code_weights needs 8 values (center 2, center_z 1, dim 3, rot 2)")
+        return self
+
+    @property
+    def is_pillar(self) -> bool:
+        return self.vfe.type == "pillar"
+
+
+# ----------------------------------------------------------------------------- loading
+def _type_name(tp) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str):
+    """Check ``value`` against the annotation ``tp`` (converting dicts to dataclasses)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(value, args[0], key, source)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping (got {type(value).__name__})")
+        return from_dict(tp, value, source, prefix=key + ".")
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: '{key}' must be a list (got {type(value).__name__} {value!r})")
+        return [_coerce(v, item_tp, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{source}: '{key}' must be a mapping (got {type(value).__name__})")
+        return dict(value)
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{source}: '{key}' must be a number (got {type(value).__name__} {value!r})")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{source}: '{key}' must be an integer (got {type(value).__name__} {value!r})")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{source}: '{key}' must be true or false (got {value!r})")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{source}: '{key}' must be a string (got {type(value).__name__} {value!r})")
+        return value
+    if tp is Any:
+        return value
+    raise ConfigError(f"{source}: '{key}': unsupported schema type {_type_name(tp)}")
+
+
+def from_dict(cls, data: dict, source: str = "<dict>", prefix: str = ""):
+    """Build dataclass ``cls`` from ``data``, strictly: unknown keys and wrong types are errors."""
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown key '{prefix}{unknown[0]}' (allowed under '{prefix or '<top>'}': {', '.join(sorted(names))})"
+        )
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            kwargs[f.name] = _coerce(data[f.name], hints[f.name], prefix + f.name, source)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{source}: missing required key '{prefix}{f.name}'")
+    return cls(**kwargs)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    out = dict(base)
+    for k, v in override.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A zoo name (``cp_voxel_s``) or a path to a YAML file -> the YAML path."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml") and p.exists():
+        return p
+    candidate = MODEL_DIR / f"{name_or_path}.yaml"
+    if candidate.exists():
+        return candidate
+    raise ConfigError(
+        f"unknown model '{name_or_path}': not a YAML file and not in the zoo. Zoo models: {', '.join(list_models())}"
+    )
+
+
+def _load_model_dict(path: Path, seen: tuple = ()) -> dict:
+    if path in seen:
+        raise ConfigError(f"{path}: 'base' chain loops: {' -> '.join(map(str, seen + (path,)))}")
+    data = _read_yaml(path)
+    base = data.pop("base", None)
+    if base is None:
+        return data
+    base_path = (path.parent / base) if str(base).endswith((".yaml", ".yml")) else resolve_model_path(base)
+    return deep_merge(_load_model_dict(base_path, seen + (path,)), data)
+
+
+def load_model_config(name_or_path: str | Path) -> ModelConfig:
+    """Load a model config from the zoo by name or from a YAML path (with ``base`` inheritance)."""
+    path = resolve_model_path(name_or_path)
+    data = _load_model_dict(path)
+    data.setdefault("name", path.stem)
+    return from_dict(ModelConfig, data, source=str(path)).validate(str(path))
+
+
+def model_config_from_dict(data: dict, source: str = "<checkpoint>") -> ModelConfig:
+    return from_dict(ModelConfig, data, source=source).validate(source)
+
+
+def list_models() -> list[str]:
+    """Names of the zoo's model configs."""
+    return sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))
+
+
+# The zoo's Waymo models and their paper figures (ARCHITECTURE.md), used by the benchmark.
+PAPER_FIGURES = {
+    # name: (teacher, paper GFLOPs, latency ms on GTX 1060, latency ms on A100, LEVEL_2 mAPH w/o KD, with SparseKD)
+    "cp_voxel": (None, 114.8, 125.7, 56.1, 64.29, None),
+    "cp_voxel_s": ("cp_voxel", 47.8, 98.0, 39.4, 62.23, 64.25),
+    "cp_voxel_xs": ("cp_voxel", 36.9, 88.2, 36.7, 61.14, 63.53),
+    "cp_voxel_xxs": ("cp_voxel", 12.0, 70.4, 38.0, 56.26, 59.28),
+    "cp_pillar": (None, 333.9, 157.9, 51.9, 59.09, None),
+    "cp_pillar_v0.4": ("cp_pillar", 212.9, 103.4, 57.1, 57.55, 59.24),
+    "cp_pillar_v0.48": ("cp_pillar", 149.4, 81.9, 27.4, 56.27, 58.53),
+    "cp_pillar_v0.64": ("cp_pillar", 85.1, 54.5, 19.6, 52.81, 55.82),
+}
+WAYMO_ZOO = tuple(PAPER_FIGURES)
