@@ -1,0 +1,293 @@
+"""Training-time augmentation that moves points and boxes together.
+
+Every function takes ``points`` (N, F) float32 (x y z, then features, LiDAR frame) and ``boxes`` (M, 7)
+(x, y, z, dx, dy, dz, yaw; ARCHITECTURE.md) and returns new arrays (inputs are never modified), so a
+point inside a box before a transform is inside the transformed box after it. Feature columns past xyz
+are carried unchanged. Randomness only comes from the ``numpy.random.Generator`` passed in, so a
+pipeline is reproducible from a seed.
+
+Order of the pipeline (as in the reference, OpenPCDet/SparseKD): gt-sampling, flips, rotation, scaling,
+point shuffling.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from sparsekd_core.data.gt_database import DbObject, GtDatabase
+from sparsekd_core.geometry.boxes import limit_period, points_in_boxes, rotate_points_z
+
+log = logging.getLogger(__name__)
+
+FLIP_AXES = ("x", "y")
+
+
+# ----------------------------------------------------------------------------------------------- transforms
+def _check(points: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    points = np.asarray(points)
+    if points.ndim != 2 or points.shape[1] < 3:
+        raise ValueError(f"augment: points must be (N, >=3) x y z [features], got shape {points.shape}")
+    boxes = np.asarray(boxes, dtype=np.float32)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 7)
+    if boxes.ndim != 2 or boxes.shape[1] != 7:
+        raise ValueError(f"augment: boxes must be (M, 7) x y z dx dy dz yaw, got shape {boxes.shape}")
+    return points, boxes
+
+
+def flip(points: np.ndarray, boxes: np.ndarray, axis: str) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror the scene.
+
+    axis "x": mirror across the x axis (y -> -y, yaw -> -yaw), a left/right swap for a forward-facing sensor.
+    axis "y": mirror across the y axis (x -> -x, yaw -> pi - yaw), a front/back swap.
+    Applying the same flip twice gives the input back (yaw up to a multiple of 2 pi, wrapped to [-pi, pi)).
+    """
+    points, boxes = _check(points, boxes)
+    if axis not in FLIP_AXES:
+        raise ValueError(f"augment: flip axis must be one of {FLIP_AXES}, got {axis!r}")
+    col = 1 if axis == "x" else 0
+    points = points.copy()
+    points[:, col] = -points[:, col]
+    boxes = boxes.copy()
+    boxes[:, col] = -boxes[:, col]
+    boxes[:, 6] = -boxes[:, 6] if axis == "x" else np.pi - boxes[:, 6]
+    boxes[:, 6] = limit_period(boxes[:, 6])
+    return points, boxes
+
+
+def rotate(points: np.ndarray, boxes: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate the whole scene about the sensor's +z axis by ``angle`` radians (counter-clockwise from above)."""
+    points, boxes = _check(points, boxes)
+    points = rotate_points_z(points, angle).astype(points.dtype, copy=False)
+    boxes = boxes.copy()
+    boxes[:, :3] = rotate_points_z(boxes[:, :3], angle)
+    boxes[:, 6] = limit_period(boxes[:, 6] + angle)
+    return points, boxes
+
+
+def scale(points: np.ndarray, boxes: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
+    """Scale the scene about the sensor origin: point xyz, box centres and box extents all times ``factor``."""
+    points, boxes = _check(points, boxes)
+    if not factor > 0:
+        raise ValueError(f"augment: scale factor must be > 0, got {factor}")
+    points = points.copy()
+    points[:, :3] *= factor
+    boxes = boxes.copy()
+    boxes[:, :6] *= factor
+    return points, boxes
+
+
+def random_flip(points: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
+                axes: Sequence[str] = ("x",), prob: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Flip along each of ``axes`` independently with probability ``prob``."""
+    for axis in axes:
+        if rng.random() < prob:
+            points, boxes = flip(points, boxes, axis)
+    return points, boxes
+
+
+def random_rotation(points: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
+                    angle_range: tuple[float, float] = (-math.pi / 4, math.pi / 4)) -> tuple[np.ndarray, np.ndarray]:
+    """Rotate by an angle drawn uniformly from ``angle_range`` (radians)."""
+    return rotate(points, boxes, float(rng.uniform(angle_range[0], angle_range[1])))
+
+
+def random_scaling(points: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
+                   scale_range: tuple[float, float] = (0.95, 1.05)) -> tuple[np.ndarray, np.ndarray]:
+    """Scale by a factor drawn uniformly from ``scale_range``."""
+    return scale(points, boxes, float(rng.uniform(scale_range[0], scale_range[1])))
+
+
+def shuffle_points(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The same points in a random order (voxelisation keeps the first K points of a voxel: this varies which)."""
+    return points[rng.permutation(len(points))]
+
+
+# ----------------------------------------------------------------------------------------------- collisions
+def bev_overlap(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """(N, 7), (M, 7) -> (N, M) bool: the two boxes' bird's-eye-view rectangles overlap (rotated BEV IoU > 0)."""
+    boxes_a = np.asarray(boxes_a, dtype=np.float32).reshape(-1, 7)
+    boxes_b = np.asarray(boxes_b, dtype=np.float32).reshape(-1, 7)
+    if len(boxes_a) == 0 or len(boxes_b) == 0:
+        return np.zeros((len(boxes_a), len(boxes_b)), dtype=bool)
+    try:
+        from sparsekd_core.geometry.iou import iou_bev
+    except ImportError:
+        # Until the rotated IoU lands: bounding circles overlap. Conservative (rejects a superset of true
+        # collisions), so pasted objects still never overlap.
+        centre = np.linalg.norm(boxes_a[:, None, :2] - boxes_b[None, :, :2], axis=-1)
+        radius = 0.5 * np.hypot(boxes_a[:, 3], boxes_a[:, 4])[:, None] + 0.5 * np.hypot(boxes_b[:, 3], boxes_b[:, 4])
+        return centre < radius
+    return np.asarray(iou_bev(boxes_a, boxes_b)) > 0
+
+
+# ----------------------------------------------------------------------------------------------- gt-sampling
+@dataclass
+class GtSamplingConfig:
+    """Paste objects from the gt database into training scenes.
+
+    dbinfos_path: the database pickle, relative to the dataset root (``sparsekd-data`` writes it).
+    sample_groups: class -> number of objects of that class a scene should have after pasting; a scene
+        that already has ``k`` gets up to ``target - k`` more (fewer when candidates collide).
+    min_points: class -> database objects with fewer points are never pasted (default 5 for every class).
+    filter_difficulty: database objects with these difficulty values are never pasted (KITTI -1 = unknown).
+    """
+
+    dbinfos_path: str
+    sample_groups: dict[str, int]
+    min_points: dict[str, int] = field(default_factory=dict)
+    filter_difficulty: tuple[int, ...] = (-1,)
+    default_min_points: int = 5
+
+
+class GtSampler:
+    """Pastes database objects into a scene without collisions and removes the scene points they cover."""
+
+    def __init__(self, database: GtDatabase, config: GtSamplingConfig):
+        self.database = database
+        self.config = config
+        self.pools: dict[str, list[DbObject]] = {}
+        for name in config.sample_groups:
+            objs = database.objects.get(name, [])
+            min_pts = config.min_points.get(name, config.default_min_points)
+            pool = [o for o in objs if o.num_points >= min_pts and o.difficulty not in config.filter_difficulty]
+            if not pool:
+                log.warning("gt sampling: no database objects of class %r with >= %d points; it will not be pasted",
+                            name, min_pts)
+            self.pools[name] = pool
+
+    def __call__(self, points: np.ndarray, boxes: np.ndarray, names: Sequence[str],
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Returns (points, boxes, names) with the pasted objects appended to boxes/names."""
+        points, boxes = _check(points, boxes)
+        names = np.asarray(names, dtype=str).reshape(-1)
+        occupied = boxes
+        chosen: list[DbObject] = []
+        for name, target in self.config.sample_groups.items():
+            pool = self.pools[name]
+            want = min(int(target) - int(np.sum(names == name)), len(pool))
+            if want <= 0:
+                continue
+            candidates = [pool[i] for i in rng.choice(len(pool), size=want, replace=False)]
+            cand_boxes = np.stack([c.box for c in candidates]).astype(np.float32)
+            hits_scene = bev_overlap(cand_boxes, occupied).any(axis=1)
+            hits_each = bev_overlap(cand_boxes, cand_boxes)
+            accepted: list[int] = []
+            for i in range(len(candidates)):
+                if hits_scene[i] or any(hits_each[i, j] for j in accepted):
+                    continue
+                accepted.append(i)
+            chosen += [candidates[i] for i in accepted]
+            occupied = np.concatenate([occupied, cand_boxes[accepted]], axis=0)
+        if not chosen:
+            return points, boxes, names
+        pasted_boxes = occupied[len(boxes):]
+        keep = ~points_in_boxes(points[:, :3], pasted_boxes).any(axis=1)
+        num_features = points.shape[1]
+        pasted_points = []
+        for obj in chosen:
+            pts = self.database.points(obj)
+            if pts.shape[1] < num_features:
+                raise ValueError(
+                    f"gt sampling: database points have {pts.shape[1]} features, the scene {num_features}; "
+                    "rebuild the database with the same point features as the dataset"
+                )
+            pts = pts[:, :num_features].astype(points.dtype, copy=True)
+            pts[:, :3] += obj.box[:3]
+            pasted_points.append(pts)
+        points = np.concatenate([points[keep]] + pasted_points, axis=0)
+        # A fresh array for the new names: np.concatenate widens the string dtype, so none is truncated.
+        names = np.concatenate([names, np.array([o.name for o in chosen])])
+        return points, np.concatenate([boxes, pasted_boxes], axis=0), names
+
+
+# ----------------------------------------------------------------------------------------------- pipeline
+@dataclass
+class AugmentConfig:
+    """What the training pipeline does; every step can be switched off.
+
+    gt_sampling: paste database objects (None = off).
+    flip_axes: axes to flip along, each with probability ``flip_prob`` (see ``flip``). KITTI: ("x",)
+        (its labelled area is in front of the car; a front/back flip would leave it); Waymo: ("x", "y").
+    rotation_range: uniform global rotation about z, radians (None = off).
+    scale_range: uniform global scale factor (None = off).
+    shuffle_points: shuffle point order last.
+    """
+
+    gt_sampling: GtSamplingConfig | None = None
+    flip_axes: tuple[str, ...] = ("x",)
+    flip_prob: float = 0.5
+    rotation_range: tuple[float, float] | None = (-math.pi / 4, math.pi / 4)
+    scale_range: tuple[float, float] | None = (0.95, 1.05)
+    shuffle_points: bool = True
+
+    @classmethod
+    def from_dict(cls, cfg: Mapping[str, Any]) -> "AugmentConfig":
+        """Build from a plain dict (a YAML section); unknown keys are an error so typos do not go unnoticed."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(cfg) - known
+        if unknown:
+            raise ValueError(f"AugmentConfig: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
+        cfg = dict(cfg)
+        gt = cfg.get("gt_sampling")
+        if isinstance(gt, Mapping):
+            gt_known = {f.name for f in fields(GtSamplingConfig)}
+            bad = set(gt) - gt_known
+            if bad:
+                raise ValueError(f"AugmentConfig.gt_sampling: unknown keys {sorted(bad)}; known keys are {sorted(gt_known)}")
+            gt = dict(gt)
+            if "filter_difficulty" in gt:
+                gt["filter_difficulty"] = tuple(int(d) for d in gt["filter_difficulty"])
+            cfg["gt_sampling"] = GtSamplingConfig(**gt)
+        for key in ("rotation_range", "scale_range"):
+            if cfg.get(key) is not None:
+                lo, hi = (float(v) for v in cfg[key])
+                if lo > hi:
+                    raise ValueError(f"AugmentConfig.{key}: low {lo} is above high {hi}")
+                cfg[key] = (lo, hi)
+        if "flip_axes" in cfg:
+            axes = tuple(cfg["flip_axes"] or ())
+            if set(axes) - set(FLIP_AXES):
+                raise ValueError(f"AugmentConfig.flip_axes: {axes} must only contain {FLIP_AXES}")
+            cfg["flip_axes"] = axes
+        return cls(**cfg)
+
+
+class AugmentPipeline:
+    """Applies an AugmentConfig to one scene: ``pipeline(points, boxes, names, rng)``."""
+
+    def __init__(self, config: AugmentConfig, root: str | Path | None = None, database: GtDatabase | None = None):
+        """root: the dataset root (needed to find the gt database when gt-sampling is on and no
+        ``database`` is given)."""
+        self.config = config
+        self.sampler: GtSampler | None = None
+        if config.gt_sampling is not None:
+            if database is None:
+                if root is None:
+                    raise ValueError("AugmentPipeline: gt-sampling needs the dataset root (or a GtDatabase)")
+                database = GtDatabase.load(config.gt_sampling.dbinfos_path, root)
+            self.sampler = GtSampler(database, config.gt_sampling)
+
+    def __call__(self, points: np.ndarray, boxes: np.ndarray, names: Sequence[str],
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(N, F) points, (M, 7) boxes, (M,) names -> augmented (N', F), (M', 7) float32, (M',) str."""
+        points, boxes = _check(points, boxes)
+        names = np.asarray(names, dtype=str).reshape(-1)
+        if len(names) != len(boxes):
+            raise ValueError(f"augment: {len(boxes)} boxes but {len(names)} names")
+        cfg = self.config
+        if self.sampler is not None:
+            points, boxes, names = self.sampler(points, boxes, names, rng)
+        points, boxes = random_flip(points, boxes, rng, cfg.flip_axes, cfg.flip_prob)
+        if cfg.rotation_range is not None:
+            points, boxes = random_rotation(points, boxes, rng, cfg.rotation_range)
+        if cfg.scale_range is not None:
+            points, boxes = random_scaling(points, boxes, rng, cfg.scale_range)
+        if cfg.shuffle_points:
+            points = shuffle_points(points, rng)
+        return points, boxes, names
