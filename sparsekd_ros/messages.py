@@ -1,0 +1,185 @@
+"""Detections (numpy) -> ROS messages: RViz markers, vision_msgs detections, diagnostics.
+
+Only message building lives here (no node, no threads), so the node, the offline bag tool and the
+tests share one definition of what a published detection looks like.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+from types import ModuleType
+from typing import Mapping
+
+import numpy as np
+from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from sparsekd_core.detections import Detections
+from sparsekd_core.geometry.boxes import BOX_EDGES, corners_3d
+
+__all__ = [
+    "class_color",
+    "yaw_to_quaternion",
+    "detections_to_markers",
+    "load_vision_msgs",
+    "detections_to_vision",
+    "diagnostic_array",
+]
+
+# Colours by class name for the usual classes (the same on KITTI and Waymo models), a palette else.
+_NAMED_COLORS = {
+    "vehicle": (1.0, 0.6, 0.0),
+    "car": (1.0, 0.6, 0.0),
+    "pedestrian": (0.1, 0.6, 1.0),
+    "cyclist": (0.2, 0.9, 0.2),
+}
+_PALETTE = ((0.9, 0.2, 0.9), (1.0, 1.0, 0.2), (0.2, 1.0, 1.0), (1.0, 0.3, 0.3), (0.6, 0.4, 1.0), (0.6, 1.0, 0.4))
+# Line pairs of corner indices, flattened: LINE_LIST takes consecutive point pairs.
+_EDGE_INDEX = np.array(BOX_EDGES, dtype=np.int64).reshape(-1)
+
+
+def class_color(label: int, name: str, alpha: float = 1.0) -> ColorRGBA:
+    """A stable colour per class: fixed for Vehicle/Car, Pedestrian, Cyclist; a palette by label otherwise."""
+    r, g, b = _NAMED_COLORS.get(name.lower(), _PALETTE[label % len(_PALETTE)])
+    return ColorRGBA(r=r, g=g, b=b, a=alpha)
+
+
+def yaw_to_quaternion(yaw: float) -> Quaternion:
+    """Rotation about +z by ``yaw`` radians."""
+    return Quaternion(x=0.0, y=0.0, z=math.sin(yaw / 2.0), w=math.cos(yaw / 2.0))
+
+
+def _duration(seconds: float) -> Duration:
+    sec = int(seconds)
+    return Duration(sec=sec, nanosec=int(round((seconds - sec) * 1e9)))
+
+
+def detections_to_markers(
+    dets: Detections,
+    header: Header,
+    namespace: str = "sparsekd",
+    line_width: float = 0.06,
+    text_size: float = 0.7,
+    lifetime_s: float = 0.0,
+    labels: bool = True,
+) -> MarkerArray:
+    """One MarkerArray per frame for RViz.
+
+    First a DELETEALL marker (so boxes of the previous frame vanish even when fewer are found),
+    then per box a LINE_LIST of its 12 edges (ns ``<namespace>/boxes``, id = box index) in the
+    class colour and, with ``labels``, a TEXT_VIEW_FACING "Car 0.87" above it (ns
+    ``<namespace>/labels``). All markers carry ``header`` (the cloud's frame and stamp).
+    ``lifetime_s`` 0 keeps markers until the next frame deletes them.
+    """
+    markers = [Marker(header=header, ns=namespace, id=0, action=Marker.DELETEALL)]
+    if len(dets) == 0:
+        return MarkerArray(markers=markers)
+    lifetime = _duration(lifetime_s)
+    corners = corners_3d(dets.boxes)  # (M, 8, 3) float64
+    lines = corners[:, _EDGE_INDEX].tolist()  # (M, 24, 3): Python floats once, not per element
+    identity = Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)
+    names = dets.names
+    for i, (box, score, label) in enumerate(zip(dets.boxes.tolist(), dets.scores.tolist(), dets.labels.tolist())):
+        color = class_color(label, names[i])
+        markers.append(
+            Marker(
+                header=header,
+                ns=f"{namespace}/boxes",
+                id=i,
+                type=Marker.LINE_LIST,
+                action=Marker.ADD,
+                pose=Pose(orientation=identity),
+                scale=Vector3(x=line_width, y=0.0, z=0.0),
+                color=color,
+                lifetime=lifetime,
+                points=[Point(x=p[0], y=p[1], z=p[2]) for p in lines[i]],
+            )
+        )
+        if labels:
+            markers.append(
+                Marker(
+                    header=header,
+                    ns=f"{namespace}/labels",
+                    id=i,
+                    type=Marker.TEXT_VIEW_FACING,
+                    action=Marker.ADD,
+                    pose=Pose(position=Point(x=box[0], y=box[1], z=box[2] + box[5] / 2 + text_size), orientation=identity),
+                    scale=Vector3(x=0.0, y=0.0, z=text_size),
+                    color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0),
+                    lifetime=lifetime,
+                    text=f"{names[i]} {score:.2f}",
+                )
+            )
+    return MarkerArray(markers=markers)
+
+
+def load_vision_msgs() -> ModuleType | None:
+    """The ``vision_msgs.msg`` module, or None when vision_msgs is not installed (it is optional)."""
+    try:
+        return importlib.import_module("vision_msgs.msg")
+    except ImportError:
+        return None
+
+
+def detections_to_vision(dets: Detections, header: Header, vision_msgs: ModuleType | None = None):
+    """vision_msgs/Detection3DArray for ``dets``; None when vision_msgs is not installed.
+
+    One Detection3D per box: bbox centre = box centre with yaw as a z rotation, size = (dx, dy, dz),
+    one hypothesis (class name, score) whose pose is the box pose. Works with the Humble+ layout
+    (``results[].hypothesis.class_id/score``) and the older one (``results[].id/score``).
+    """
+    vm = vision_msgs if vision_msgs is not None else load_vision_msgs()
+    if vm is None:
+        return None
+    out = vm.Detection3DArray()
+    out.header = header
+    detections = []
+    names = dets.names
+    for i, (box, score) in enumerate(zip(dets.boxes.tolist(), dets.scores.tolist())):
+        pose = Pose(position=Point(x=box[0], y=box[1], z=box[2]), orientation=yaw_to_quaternion(box[6]))
+        det = vm.Detection3D()
+        det.header = header
+        det.bbox.center = pose
+        det.bbox.size = Vector3(x=box[3], y=box[4], z=box[5])
+        hyp = vm.ObjectHypothesisWithPose()
+        if hasattr(hyp, "hypothesis"):  # Humble and later
+            hyp.hypothesis.class_id = names[i]
+            hyp.hypothesis.score = float(score)
+        else:  # Foxy / Galactic
+            hyp.id = names[i]
+            hyp.score = float(score)
+        hyp.pose.pose = pose
+        det.results = [hyp]
+        if hasattr(det, "id"):
+            det.id = str(i)
+        detections.append(det)
+    out.detections = detections
+    return out
+
+
+def diagnostic_array(
+    header: Header,
+    name: str,
+    hardware_id: str,
+    level: int | bytes,
+    message: str,
+    values: Mapping[str, object],
+) -> DiagnosticArray:
+    """A DiagnosticArray with one status; ``values`` become key/value pairs (floats with 3 decimals).
+
+    ``level``: DiagnosticStatus.OK / WARN / ERROR / STALE (the constants are bytes; ints 0..3 work too).
+    """
+    def fmt(v: object) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    status = DiagnosticStatus(
+        level=level if isinstance(level, bytes) else bytes([int(level)]),
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=k, value=fmt(v)) for k, v in values.items()],
+    )
+    return DiagnosticArray(header=header, status=[status])

@@ -1,0 +1,153 @@
+"""Message builders: markers that draw the right boxes, vision_msgs in both layouts, diagnostics."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticStatus
+from geometry_msgs.msg import Pose, Vector3
+from rclpy.serialization import deserialize_message, serialize_message
+from std_msgs.msg import Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from sparsekd_core.detections import Detections
+from sparsekd_ros.messages import (
+    class_color,
+    detections_to_markers,
+    detections_to_vision,
+    diagnostic_array,
+    load_vision_msgs,
+    yaw_to_quaternion,
+)
+
+CLASSES = ("Car", "Pedestrian", "Cyclist")
+HEADER = Header(frame_id="velodyne", stamp=Time(sec=1700000000, nanosec=123456789))
+
+
+def _dets() -> Detections:
+    boxes = np.array(
+        [[10.0, 2.0, -0.8, 4.2, 1.8, 1.5, 0.3], [5.0, -3.0, -0.9, 0.6, 0.7, 1.7, -1.2], [20.0, 0.0, -1.0, 1.8, 0.6, 1.6, 2.0]],
+        np.float32,
+    )
+    return Detections(boxes, np.array([0.874, 0.5, 0.31]), np.array([0, 1, 0]), CLASSES)
+
+
+def _yaw(q) -> float:
+    return 2.0 * math.atan2(q.z, q.w)
+
+
+def test_markers_delete_stale_then_draw_each_box_edges():
+    dets = _dets()
+    arr = detections_to_markers(dets, HEADER)
+    assert arr.markers[0].action == Marker.DELETEALL
+    boxes = [m for m in arr.markers if m.type == Marker.LINE_LIST]
+    texts = [m for m in arr.markers if m.type == Marker.TEXT_VIEW_FACING]
+    assert len(boxes) == len(texts) == 3 and len(arr.markers) == 7
+    for m in arr.markers:
+        assert m.header.frame_id == "velodyne" and m.header.stamp.sec == 1700000000
+        assert m.header.stamp.nanosec == 123456789
+    for marker, box in zip(boxes, dets.boxes.astype(np.float64)):
+        pts = np.array([[p.x, p.y, p.z] for p in marker.points])
+        assert pts.shape == (24, 3)
+        # Every edge has one of the box's extents as its length, four edges per extent.
+        lengths = np.linalg.norm(pts[1::2] - pts[0::2], axis=1)
+        for extent in box[3:6]:
+            assert np.sum(np.isclose(lengths, extent, atol=1e-5)) >= 4
+        np.testing.assert_allclose(pts.mean(axis=0), box[:3], atol=1e-5)  # symmetric about the centre
+        # The long edges point along the heading.
+        long_edges = pts[1::2][np.isclose(lengths, box[3])] - pts[0::2][np.isclose(lengths, box[3])]
+        heading = math.atan2(long_edges[0, 1], long_edges[0, 0])
+        assert math.isclose(math.cos(2 * (heading - box[6])), 1.0, abs_tol=1e-6)
+    assert [m.text for m in texts] == ["Car 0.87", "Pedestrian 0.50", "Car 0.31"]
+    assert texts[0].pose.position.z > dets.boxes[0, 2] + dets.boxes[0, 5] / 2
+    # Per-class colours: same class, same colour; different class, different colour.
+    assert boxes[0].color == boxes[2].color and boxes[0].color != boxes[1].color
+    assert len({(m.ns, m.id) for m in arr.markers}) == len(arr.markers)
+
+
+def test_markers_for_no_detections_only_clear_and_survive_serialisation():
+    arr = detections_to_markers(Detections.empty(CLASSES), HEADER)
+    assert [m.action for m in arr.markers] == [Marker.DELETEALL]
+    full = detections_to_markers(_dets(), HEADER, labels=False, lifetime_s=0.25)
+    assert len(full.markers) == 4 and full.markers[1].lifetime.nanosec == 250_000_000
+    back = deserialize_message(serialize_message(full), MarkerArray)
+    assert len(back.markers[2].points) == 24
+
+
+def test_class_colors_are_stable_and_distinct():
+    assert class_color(0, "Vehicle") == class_color(7, "car")
+    assert class_color(3, "Truck") != class_color(4, "Bus")
+    assert class_color(3, "Truck") == class_color(3, "Truck")
+
+
+def _stub_vision_msgs(humble: bool) -> SimpleNamespace:
+    """Plain-Python stand-in for vision_msgs.msg in the Humble+ or the older (Foxy) layout."""
+
+    class ObjectHypothesisWithPose:
+        def __init__(self):
+            if humble:
+                self.hypothesis = SimpleNamespace(class_id="", score=0.0)
+            else:
+                self.id, self.score = "", 0.0
+            self.pose = SimpleNamespace(pose=Pose())
+
+    class Detection3D:
+        def __init__(self):
+            self.header, self.results, self.id = Header(), [], ""
+            self.bbox = SimpleNamespace(center=Pose(), size=Vector3())
+
+    class Detection3DArray:
+        def __init__(self):
+            self.header, self.detections = Header(), []
+
+    return SimpleNamespace(
+        Detection3DArray=Detection3DArray, Detection3D=Detection3D, ObjectHypothesisWithPose=ObjectHypothesisWithPose
+    )
+
+
+@pytest.mark.parametrize("humble", [True, False])
+def test_vision_detections_carry_boxes_classes_and_scores(humble):
+    dets = _dets()
+    out = detections_to_vision(dets, HEADER, _stub_vision_msgs(humble))
+    assert out.header.frame_id == "velodyne" and len(out.detections) == 3
+    for d, box, name, score in zip(out.detections, dets.boxes, dets.names, dets.scores):
+        c = d.bbox.center
+        assert (c.position.x, c.position.y, c.position.z) == pytest.approx(tuple(box[:3]), abs=1e-6)
+        assert _yaw(c.orientation) == pytest.approx(box[6], abs=1e-6)
+        assert (d.bbox.size.x, d.bbox.size.y, d.bbox.size.z) == pytest.approx(tuple(box[3:6]), abs=1e-6)
+        hyp = d.results[0]
+        got = (hyp.hypothesis.class_id, hyp.hypothesis.score) if humble else (hyp.id, hyp.score)
+        assert got[0] == name and got[1] == pytest.approx(score)
+        assert d.header.stamp.sec == 1700000000
+
+
+def test_vision_msgs_absent_gives_none():
+    if load_vision_msgs() is not None:
+        real = detections_to_vision(_dets(), HEADER)
+        assert len(real.detections) == 3
+        serialize_message(real)
+    else:
+        assert detections_to_vision(_dets(), HEADER) is None
+
+
+def test_yaw_quaternion_roundtrip():
+    for yaw in (-3.0, -0.5, 0.0, 1.0, 3.1):
+        q = yaw_to_quaternion(yaw)
+        assert math.isclose(q.x**2 + q.y**2 + q.z**2 + q.w**2, 1.0)
+        assert math.isclose(_yaw(q), yaw, abs_tol=1e-9)
+
+
+def test_diagnostics_values_and_level():
+    arr = diagnostic_array(
+        HEADER, "sparsekd_detector: pipeline", "cpu", DiagnosticStatus.WARN, "drops",
+        {"frames": 12, "inference_ms_median": 41.23456, "model": "cp_voxel_s"},
+    )
+    status = arr.status[0]
+    assert status.level == DiagnosticStatus.WARN and status.hardware_id == "cpu"
+    assert {kv.key: kv.value for kv in status.values} == {
+        "frames": "12", "inference_ms_median": "41.235", "model": "cp_voxel_s"
+    }
+    serialize_message(arr)
