@@ -9,12 +9,15 @@ Everything else imports spconv from here so the shim is applied exactly once.
 from __future__ import annotations
 
 import logging
+import warnings
 
 import torch
 
 # spconv calls torch.fx.is_fx_tracing() on every forward, which torch 2.13 answers with a
 # deprecation warning per call; it says nothing about our code.
 logging.getLogger("torch.fx._symbolic_trace").setLevel(logging.ERROR)
+# spconv's SparseConvTensor.dense() indexes with a list; torch warns about it on every call.
+warnings.filterwarnings("ignore", message="Using a non-tuple sequence for multidimensional indexing", module="spconv")
 
 import spconv.pytorch as spconv  # noqa: F401  (re-exported)
 from spconv.pytorch import ops as _spconv_ops

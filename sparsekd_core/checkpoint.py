@@ -1,0 +1,149 @@
+"""Checkpoints: one file holds everything needed to run a model.
+
+Payload (a dict saved with torch.save, loadable with weights_only=True):
+  format: "sparsekd", format_version: int, config: ModelConfig as a dict, state_dict,
+  class_names, point_features, voxel_size, point_cloud_range, meta (free-form: epoch, metrics, provenance),
+  and, for training checkpoints only, "training" (optimizer, scheduler, epoch, RNG states).
+Writes are atomic (temp file + rename) so a crash never leaves a half-written checkpoint.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ConfigError, ModelConfig, load_model_config, model_config_from_dict
+
+FORMAT = "sparsekd"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file cannot be used; the message says why and what to do."""
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """torch.save to a temp file in the same directory, fsync, then rename over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def make_payload(cfg: ModelConfig, state_dict: dict, meta: dict | None = None, fp16: bool = False) -> dict:
+    sd = {k: (v.detach().cpu().half() if fp16 and v.is_floating_point() else v.detach().cpu())
+          for k, v in state_dict.items()}
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": cfg.to_dict(),
+        "state_dict": sd,
+        "class_names": list(cfg.class_names),
+        "point_features": list(cfg.point_features),
+        "voxel_size": list(cfg.voxelization.voxel_size),
+        "point_cloud_range": list(cfg.voxelization.point_cloud_range),
+        "meta": dict(meta or {}),
+    }
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict | None = None, fp16: bool = False,
+                    training: dict | None = None) -> Path:
+    """Write a self-contained checkpoint of ``model`` (a CenterPointDetector). ``fp16`` halves the file size."""
+    model = getattr(model, "module", model)  # unwrap DDP
+    payload = make_payload(model.cfg, model.state_dict(), meta, fp16)
+    if training is not None:
+        payload["training"] = training
+    return atomic_torch_save(payload, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load and check a checkpoint payload. Raises CheckpointError with the reason and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # truncated, not a torch file, wrong pickle...
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint ({type(e).__name__}: {e}). The file may be truncated or corrupt: "
+            "copy it again or re-export it with sparsekd-train."
+        ) from e
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{path} is not a sparsekd checkpoint (no 'format: {FORMAT}' marker). Checkpoints from OpenPCDet/SparseKD "
+            "hold only weights: train or convert with sparsekd-train so the file carries its config."
+        )
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {version}, newer than this sparsekd_ros understands "
+            f"({FORMAT_VERSION}). Upgrade sparsekd_ros to load it."
+        )
+    missing = [k for k in ("config", "state_dict", "class_names", "point_features") if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path} lacks {', '.join(missing)}: the file is incomplete; re-export it.")
+    return payload
+
+
+def config_from_payload(payload: dict, source: str = "<checkpoint>") -> ModelConfig:
+    try:
+        return model_config_from_dict(payload["config"], source=f"{source} (embedded config)")
+    except ConfigError as e:
+        raise CheckpointError(str(e)) from e
+
+
+def load_state_strict(model: torch.nn.Module, state_dict: dict, source: str = "<checkpoint>") -> None:
+    """Load weights, explaining a mismatch (missing, unexpected or wrongly shaped tensors)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    wrong = [f"{k} {tuple(state_dict[k].shape)} vs {tuple(own[k].shape)}"
+             for k in own if k in state_dict and state_dict[k].shape != own[k].shape]
+    if missing or unexpected or wrong:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected (e.g. {', '.join(unexpected[:3])})")
+        if wrong:
+            parts.append(f"{len(wrong)} with another shape (e.g. {'; '.join(wrong[:3])})")
+        raise CheckpointError(
+            f"{source}: the weights do not fit the model config: {', '.join(parts)}. "
+            "The config and the state_dict come from different models."
+        )
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()}, strict=True)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Checkpoint file -> (CenterPointDetector in eval mode on ``device``, payload)."""
+    from .models.detector import build_detector
+
+    payload = read_checkpoint(path)
+    cfg = config_from_payload(payload, str(path))
+    model = build_detector(cfg)
+    load_state_strict(model, payload["state_dict"], str(path))
+    return model.to(device).eval(), payload
+
+
+def write_untrained_checkpoint(model: str, path: str | Path, seed: int = 0) -> Path:
+    """A checkpoint with randomly initialised weights (for tests and timing, not for detection)."""
+    from .models.detector import build_detector
+
+    torch.manual_seed(seed)
+    cfg = load_model_config(model)
+    det = build_detector(cfg)
+    return save_checkpoint(path, det, meta={"untrained": True, "seed": seed,
+                                            "note": "random weights: for tests and timing only"})

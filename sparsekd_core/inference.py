@@ -1,0 +1,174 @@
+"""Detector: a checkpoint in, Detections out. The one entry point for offline detection and the ROS node."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .checkpoint import CheckpointError, load_model
+from .config import list_models
+from .detections import Detections
+
+log = logging.getLogger(__name__)
+
+BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "checkpoints"
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> cuda when available, else cpu. Asking for cuda without one is an error that says so."""
+    if isinstance(device, torch.device):
+        return device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no CUDA GPU: use device 'cpu' or 'auto', "
+                         "or install a CUDA build of torch and spconv (README, GPU install)")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N] (got {device!r})")
+    return torch.device(device)
+
+
+def resolve_checkpoint(model: str | Path) -> Path:
+    """A checkpoint path, or a zoo name with a bundled checkpoint -> the file."""
+    p = Path(model)
+    if p.suffix in (".pth", ".pt") or p.exists():
+        if not p.exists():
+            raise CheckpointError(f"checkpoint not found: {p}")
+        return p
+    bundled = BUNDLED_DIR / f"{model}.pth"
+    if bundled.exists():
+        return bundled
+    have = sorted(q.stem for q in BUNDLED_DIR.glob("*.pth"))
+    if str(model) in list_models():
+        raise CheckpointError(
+            f"no trained weights bundled for zoo model '{model}' (bundled: {', '.join(have) or 'none'}). "
+            f"Train one (sparsekd-train --model {model} ...) and pass the .pth path."
+        )
+    raise CheckpointError(f"'{model}' is neither a checkpoint file nor a bundled model (bundled: {', '.join(have) or 'none'})")
+
+
+class Detector:
+    """Runs a CenterPoint checkpoint on point clouds.
+
+    ``detector(points)`` takes float (N, F) points with F == len(point_features) (x y z first) in the
+    sensor frame and returns Detections. NaN/inf rows are dropped, points outside the model's range
+    are cropped, an empty cloud gives no boxes.
+    """
+
+    def __init__(self, model, payload: dict, device: torch.device, fp16: bool = False, name: str | None = None):
+        self.model = model
+        self.cfg = model.cfg
+        self.device = device
+        self.fp16 = bool(fp16 and device.type == "cuda")
+        self.name = name or self.cfg.name
+        self.meta = dict(payload.get("meta", {}))
+        self.class_names: tuple[str, ...] = tuple(payload["class_names"])
+        self.point_features: tuple[str, ...] = tuple(payload["point_features"])
+        self.point_cloud_range = np.asarray(self.cfg.voxelization.point_cloud_range, dtype=np.float32)
+        self.score_threshold: float = float(self.cfg.head.post.score_threshold)
+        self.class_score_thresholds: dict[str, float] = {}
+        self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", fp16: bool = False) -> "Detector":
+        dev = resolve_device(device)
+        model, payload = load_model(path, dev)
+        return cls(model, payload, dev, fp16)
+
+    # ------------------------------------------------------------------ input checks
+    def _prepare(self, points) -> torch.Tensor:
+        if isinstance(points, torch.Tensor):
+            points = points.detach().cpu().numpy()
+        if not isinstance(points, np.ndarray):
+            raise ValueError(f"points must be a numpy array of shape (N, {len(self.point_features)}), "
+                             f"got {type(points).__name__}")
+        nf = len(self.point_features)
+        if points.ndim != 2 or points.shape[1] != nf:
+            raise ValueError(f"points must have shape (N, {nf}) with columns {' '.join(self.point_features)}; "
+                             f"got shape {points.shape}")
+        if not np.issubdtype(points.dtype, np.floating):
+            raise ValueError(f"points must be floating point (float32 expected), got dtype {points.dtype}")
+        pts = points.astype(np.float32, copy=False)
+        keep = np.isfinite(pts).all(axis=1)
+        r = self.point_cloud_range
+        xyz = pts[:, :3]
+        keep &= (xyz >= r[:3]).all(axis=1) & (xyz < r[3:]).all(axis=1)
+        if not keep.all():
+            pts = pts[keep]
+        return torch.from_numpy(np.ascontiguousarray(pts)).to(self.device, non_blocking=True)
+
+    def _class_thresholds(self) -> torch.Tensor | None:
+        if not self.class_score_thresholds:
+            return None
+        unknown = set(self.class_score_thresholds) - set(self.class_names)
+        if unknown:
+            raise ValueError(f"class_score_thresholds names unknown classes {sorted(unknown)}; "
+                             f"the model's classes are {list(self.class_names)}")
+        return torch.tensor([self.class_score_thresholds.get(n, self.score_threshold) for n in self.class_names],
+                            dtype=torch.float32, device=self.device)
+
+    def _sync(self):
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    # ------------------------------------------------------------------ running
+    @torch.no_grad()
+    def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
+        t0 = time.perf_counter()
+        tensors = [self._prepare(c) for c in clouds]
+        results: list[Detections | None] = [None] * len(tensors)
+        live = [i for i, t in enumerate(tensors) if t.shape[0] > 0]
+        for i in set(range(len(tensors))) - set(live):
+            results[i] = Detections.empty(self.class_names)
+        if not live:
+            self.last_timings = {"preprocess": time.perf_counter() - t0, "inference": 0.0, "postprocess": 0.0}
+            return results
+        vb = self.model.voxelize([tensors[i] for i in live])
+        self._sync()
+        t1 = time.perf_counter()
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.fp16):
+            out = self.model.forward_voxels(vb)
+        self._sync()
+        t2 = time.perf_counter()
+        preds = self.model.predict(out, self.score_threshold, self._class_thresholds())
+        for i, p in zip(live, preds):
+            results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
+                                    p.labels.cpu().numpy(), self.class_names)
+        t3 = time.perf_counter()
+        self.last_timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}
+        return results
+
+    def __call__(self, points: np.ndarray) -> Detections:
+        return self.detect_batch([points])[0]
+
+    def warmup(self, runs: int = 3, points: np.ndarray | None = None) -> float:
+        """Run a few forwards (a synthetic ring of points unless given) and return the median latency (s)."""
+        if points is None:
+            rng = np.random.default_rng(0)
+            r = self.point_cloud_range
+            n = 20000
+            points = np.zeros((n, len(self.point_features)), np.float32)
+            points[:, 0] = rng.uniform(max(r[0], -40), min(r[3], 40), n)
+            points[:, 1] = rng.uniform(max(r[1], -40), min(r[4], 40), n)
+            points[:, 2] = rng.uniform(r[2], r[5], n)
+        times = []
+        for _ in range(max(1, runs)):
+            t = time.perf_counter()
+            self(points)
+            times.append(time.perf_counter() - t)
+        return float(np.median(times))
+
+
+def load_detector(model: str | Path, device: str | torch.device = "auto", fp16: bool = False) -> Detector:
+    """A zoo name with bundled weights (e.g. ``cp_voxel_s``) or a checkpoint path -> Detector."""
+    path = resolve_checkpoint(model)
+    det = Detector.from_checkpoint(path, device, fp16)
+    if det.meta.get("untrained"):
+        log.warning("%s holds untrained (random) weights: boxes will be meaningless", path)
+    if Path(model).suffix not in (".pth", ".pt"):
+        det.name = str(model)
+    return det

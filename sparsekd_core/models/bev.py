@@ -1,0 +1,36 @@
+"""Map to bird's-eye view: sparse 3D features or pillar features -> a dense (B, C, H, W) map."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class HeightCompression(nn.Module):
+    """Dense-ify the 3D backbone output and fold height into channels: (B, C, D, H, W) -> (B, C*D, H, W)."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.out_channels = num_features
+
+    def forward(self, sparse_tensor) -> torch.Tensor:
+        dense = sparse_tensor.dense()
+        b, c, d, h, w = dense.shape
+        if c * d != self.out_channels:
+            raise ValueError(f"HeightCompression: got {c} x {d} = {c * d} BEV channels, config says {self.out_channels}")
+        return dense.view(b, c * d, h, w)
+
+
+class PointPillarScatter(nn.Module):
+    """Scatter pillar features (V, C) to their cells of a (B, C, ny, nx) canvas."""
+
+    def __init__(self, num_features: int, grid_size_xyz):
+        super().__init__()
+        self.out_channels = num_features
+        self.nx, self.ny = int(grid_size_xyz[0]), int(grid_size_xyz[1])
+
+    def forward(self, pillar_features: torch.Tensor, coords: torch.Tensor, batch_size: int) -> torch.Tensor:
+        c = pillar_features.shape[1]
+        canvas = pillar_features.new_zeros(batch_size, self.ny * self.nx, c)
+        cell = coords[:, 2].long() * self.nx + coords[:, 3].long()  # coords are (b, z, y, x)
+        canvas[coords[:, 0].long(), cell] = pillar_features
+        return canvas.permute(0, 2, 1).reshape(batch_size, c, self.ny, self.nx)

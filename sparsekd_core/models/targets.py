@@ -1,0 +1,106 @@
+"""CenterPoint target assignment: gaussian heatmaps and regression targets at object centres."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class CenterTargets:
+    """Training targets on a (H, W) BEV grid with C classes and at most K objects per sample.
+
+    heatmap: (B, C, H, W) in [0, 1], gaussians peaking at 1 on object centres.
+    indices: (B, K) long, flat cell index (y * W + x) of each object's centre.
+    mask:    (B, K) bool, which of the K slots hold an object.
+    boxes:   (B, K, 8) regression targets: centre offset (2), z (1), log dims (3), cos yaw, sin yaw.
+    """
+
+    heatmap: torch.Tensor
+    indices: torch.Tensor
+    mask: torch.Tensor
+    boxes: torch.Tensor
+
+
+def gaussian_radius(height: torch.Tensor, width: torch.Tensor, min_overlap: float = 0.5) -> torch.Tensor:
+    """Largest radius (cells) a corner may move so a box of (height, width) keeps IoU >= min_overlap.
+
+    The three cases of CornerNet's radius (both corners in, both out, one of each); smallest wins.
+    """
+    b1 = height + width
+    c1 = width * height * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + torch.sqrt(b1 ** 2 - 4 * c1)) / 2
+    b2 = 2 * (height + width)
+    c2 = (1 - min_overlap) * width * height
+    r2 = (b2 + torch.sqrt(b2 ** 2 - 16 * c2)) / 2
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (height + width)
+    c3 = (min_overlap - 1) * width * height
+    r3 = (b3 + torch.sqrt(b3 ** 2 - 4 * a3 * c3)) / 2
+    return torch.minimum(torch.minimum(r1, r2), r3)
+
+
+def draw_gaussian(heatmap: torch.Tensor, cx: int, cy: int, radius: int) -> None:
+    """Max-blend a gaussian of the given radius (sigma = diameter / 6) centred at cell (cx, cy), in place."""
+    h, w = heatmap.shape
+    d = 2 * radius + 1
+    sigma = d / 6
+    r = torch.arange(-radius, radius + 1, dtype=heatmap.dtype, device=heatmap.device)
+    g = torch.exp(-(r[None, :] ** 2 + r[:, None] ** 2) / (2 * sigma * sigma))
+    left, right = min(cx, radius), min(w - cx, radius + 1)
+    top, bottom = min(cy, radius), min(h - cy, radius + 1)
+    if left + right <= 0 or top + bottom <= 0:
+        return
+    region = heatmap[cy - top:cy + bottom, cx - left:cx + right]
+    patch = g[radius - top:radius + bottom, radius - left:radius + right]
+    torch.maximum(region, patch, out=region)
+
+
+def assign_targets(
+    gt_boxes: torch.Tensor,
+    gt_labels: torch.Tensor,
+    num_classes: int,
+    grid_hw: tuple[int, int],
+    voxel_size,
+    point_cloud_range,
+    feature_stride: int,
+    gaussian_overlap: float = 0.1,
+    min_radius: int = 2,
+    max_objects: int = 500,
+) -> CenterTargets:
+    """gt_boxes (B, M, 7) and gt_labels (B, M) (0..C-1, -1 = padding) -> CenterTargets on the (H, W) map."""
+    bsz = gt_boxes.shape[0]
+    h, w = grid_hw
+    device = gt_boxes.device
+    heatmap = torch.zeros((bsz, num_classes, h, w), device=device)
+    indices = torch.zeros((bsz, max_objects), dtype=torch.long, device=device)
+    mask = torch.zeros((bsz, max_objects), dtype=torch.bool, device=device)
+    boxes = torch.zeros((bsz, max_objects, 8), device=device)
+    cell_x = voxel_size[0] * feature_stride
+    cell_y = voxel_size[1] * feature_stride
+    for b in range(bsz):
+        valid = gt_labels[b] >= 0
+        bx, lab = gt_boxes[b][valid][:max_objects].float(), gt_labels[b][valid][:max_objects].long()
+        if len(bx) == 0:
+            continue
+        cx = (bx[:, 0] - point_cloud_range[0]) / cell_x
+        cy = (bx[:, 1] - point_cloud_range[1]) / cell_y
+        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h) & (bx[:, 3] > 0) & (bx[:, 4] > 0)
+        cx, cy = cx.clamp(0, w - 0.5), cy.clamp(0, h - 0.5)
+        ix, iy = cx.floor().long(), cy.floor().long()
+        radius = gaussian_radius(bx[:, 3] / cell_x, bx[:, 4] / cell_y, gaussian_overlap)
+        radius = radius.floor().long().clamp(min=min_radius)
+        k = 0
+        for j in torch.nonzero(inside).flatten().tolist():
+            draw_gaussian(heatmap[b, lab[j]], int(ix[j]), int(iy[j]), int(radius[j]))
+            indices[b, k] = iy[j] * w + ix[j]
+            mask[b, k] = True
+            boxes[b, k, 0] = cx[j] - ix[j]
+            boxes[b, k, 1] = cy[j] - iy[j]
+            boxes[b, k, 2] = bx[j, 2]
+            boxes[b, k, 3:6] = bx[j, 3:6].log()
+            boxes[b, k, 6] = math.cos(float(bx[j, 6]))
+            boxes[b, k, 7] = math.sin(float(bx[j, 6]))
+            k += 1
+    return CenterTargets(heatmap, indices, mask, boxes)

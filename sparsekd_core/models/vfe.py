@@ -1,0 +1,81 @@
+"""Voxel feature encoders: voxels (V, P, F) -> one feature vector per voxel (V, C)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..ops.voxelize import VoxelBatch
+
+
+class MeanVFE(nn.Module):
+    """Mean of the points in each voxel: (V, P, F) -> (V, F). No parameters."""
+
+    def __init__(self, num_point_features: int):
+        super().__init__()
+        self.out_channels = num_point_features
+
+    def forward(self, vb: VoxelBatch) -> torch.Tensor:
+        summed = vb.voxels.sum(dim=1)
+        return summed / vb.num_points.clamp(min=1).to(summed.dtype).unsqueeze(1)
+
+
+class PFNLayer(nn.Module):
+    """PointNet layer of PointPillars: linear + BN + ReLU per point, then max over the pillar.
+
+    Non-final layers concatenate each point's feature with the pillar max, so they use half the
+    channels per point.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, use_norm: bool, last: bool):
+        super().__init__()
+        self.last = last
+        units = out_channels if last else out_channels // 2
+        self.linear = nn.Linear(in_channels, units, bias=not use_norm)
+        self.norm = nn.BatchNorm1d(units, eps=1e-3, momentum=0.01) if use_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (V, P, C_in) -> (V, 1, C_out) when last, else (V, P, C_out)."""
+        x = self.linear(x)
+        v, p, c = x.shape
+        x = torch.relu(self.norm(x.reshape(v * p, c)).reshape(v, p, c))
+        x_max = x.max(dim=1, keepdim=True).values
+        if self.last:
+            return x_max
+        return torch.cat([x, x_max.expand(-1, p, -1)], dim=2)
+
+
+class PillarVFE(nn.Module):
+    """PointPillars encoder: per point (features, offset to pillar mean, offset to pillar centre) -> PFN layers.
+
+    Input points carry absolute x y z and the model's features; output (V, filters[-1]).
+    """
+
+    def __init__(self, num_point_features: int, filters: list[int], voxel_size, point_cloud_range,
+                 use_norm: bool = True, with_distance: bool = False):
+        super().__init__()
+        self.with_distance = with_distance
+        in_ch = num_point_features + 6 + (1 if with_distance else 0)
+        chans = [in_ch] + list(filters)
+        self.pfn_layers = nn.ModuleList(
+            PFNLayer(chans[i], chans[i + 1], use_norm, last=(i == len(chans) - 2)) for i in range(len(chans) - 1)
+        )
+        self.register_buffer("voxel_size", torch.tensor(voxel_size, dtype=torch.float32), persistent=False)
+        self.register_buffer("offset", torch.tensor(
+            [voxel_size[i] / 2 + point_cloud_range[i] for i in range(3)], dtype=torch.float32), persistent=False)
+        self.out_channels = filters[-1]
+
+    def forward(self, vb: VoxelBatch) -> torch.Tensor:
+        voxels, num = vb.voxels, vb.num_points
+        p = voxels.shape[1]
+        mask = (torch.arange(p, device=voxels.device)[None, :] < num[:, None]).unsqueeze(-1).to(voxels.dtype)
+        xyz = voxels[:, :, :3]
+        mean = (xyz * mask).sum(dim=1, keepdim=True) / num.clamp(min=1).to(voxels.dtype).view(-1, 1, 1)
+        # coords are (b, z, y, x); pillar centre in metres
+        centre = vb.coords[:, [3, 2, 1]].to(voxels.dtype) * self.voxel_size + self.offset
+        parts = [voxels, xyz - mean, xyz - centre[:, None, :]]
+        if self.with_distance:
+            parts.append(xyz.norm(dim=2, keepdim=True))
+        x = torch.cat(parts, dim=2) * mask  # padded points contribute zeros
+        for layer in self.pfn_layers:
+            x = layer(x)
+        return x.squeeze(1)
