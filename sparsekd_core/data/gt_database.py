@@ -239,3 +239,4 @@ class GtDatabase:
                 f"gt database: {path} holds {raw.size} floats, not a multiple of its {obj.num_points} points"
             )
         return raw.reshape(obj.num_points, -1)
+
