@@ -40,14 +40,16 @@ def write_synthetic_kitti(root: Path, frame_ids, rng: np.random.Generator, image
         boxes, pts, objects = [], [], []
         for k, name in enumerate(classes):
             l, w, h = SIZES[name]
-            box = np.array([8.0 + 7.0 * k, rng.uniform(-6, 6), -1.73 + h / 2, l, w, h, rng.uniform(-np.pi, np.pi)])
+            x = 8.0 + 8.0 * k + rng.uniform(-1, 1)
+            y = rng.uniform(-0.45, 0.45) * x  # inside the camera's field of view
+            box = np.array([x, y, -1.73 + h / 2, l, w, h, rng.uniform(-np.pi, np.pi)])
             inner = rng.uniform(-0.4, 0.4, size=(int(rng.integers(30, 90)), 3)) * box[3:6]
             c, s = np.cos(box[6]), np.sin(box[6])
             pts.append(np.stack([inner[:, 0] * c - inner[:, 1] * s, inner[:, 0] * s + inner[:, 1] * c, inner[:, 2]], 1)
                        + box[:3])
             objects.append(kf.make_object(name, box, calib))
             boxes.append(box)
-        gx, gy = np.meshgrid(np.arange(0, 70, 0.5), np.arange(-30, 30, 0.5))
+        gx, gy = np.meshgrid(np.arange(-10, 80, 0.5), np.arange(-45, 45, 0.5))  # reaches past KITTI's range
         pts.append(np.stack([gx.ravel(), gy.ravel(), np.full(gx.size, -1.75)], 1))
         xyz = np.concatenate(pts)
         points = np.concatenate([xyz, rng.uniform(0, 1, (len(xyz), 1))], 1).astype(np.float32)

@@ -1,0 +1,189 @@
+"""The torch Dataset for training and evaluation, its collate function and a loader-throughput probe.
+
+A sample is points and ground truth after augmentation (training), range cropping and class filtering;
+voxelisation happens later in the model, on the model's device (ops/voxelize.py), so workers only read
+files and move numbers. Labels are 0-based class indices: ``gt_labels[i] == k`` means
+``class_names[k]``; padding in a batch is -1.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, RandomSampler
+from tqdm import tqdm
+
+from sparsekd_core.data.augment import AugmentConfig, AugmentPipeline
+from sparsekd_core.data.infos import FrameInfo, load_infos, load_points
+
+
+@dataclass
+class Sample:
+    """One frame, ready for the model.
+
+    points: (N, F) float32, columns ``DetectionDataset.point_features``, inside the point cloud range.
+    gt_boxes: (M, 7) float32 (x, y, z, dx, dy, dz, yaw), LiDAR frame, centres inside the range.
+    gt_labels: (M,) int64 in 0..C-1 (index into the dataset's class_names).
+    frame_id: the frame's id in its dataset.
+    """
+
+    points: np.ndarray
+    gt_boxes: np.ndarray
+    gt_labels: np.ndarray
+    frame_id: str
+
+
+@dataclass
+class Batch:
+    """B samples stacked.
+
+    points: (sum N, 1 + F) float32; column 0 is the sample index in the batch, then the point columns.
+    gt_boxes: (B, Mmax, 7) float32, zero-padded. gt_labels: (B, Mmax) int64, padded with -1.
+    num_boxes: (B,) int64 real boxes per sample. frame_ids: B ids.
+    """
+
+    points: torch.Tensor
+    gt_boxes: torch.Tensor
+    gt_labels: torch.Tensor
+    num_boxes: torch.Tensor
+    frame_ids: list[str]
+
+    @property
+    def batch_size(self) -> int:
+        return len(self.frame_ids)
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(move(self.points), move(self.gt_boxes), move(self.gt_labels), move(self.num_boxes),
+                     list(self.frame_ids))
+
+    def pin_memory(self) -> "Batch":
+        """Called by DataLoader(pin_memory=True) so host-to-GPU copies can overlap compute."""
+        return Batch(self.points.pin_memory(), self.gt_boxes.pin_memory(), self.gt_labels.pin_memory(),
+                     self.num_boxes.pin_memory(), self.frame_ids)
+
+
+def collate_samples(samples: Sequence[Sample]) -> Batch:
+    """Stack samples into a Batch (see Batch for shapes)."""
+    if not samples:
+        raise ValueError("collate_samples: empty list of samples")
+    widths = {s.points.shape[1] for s in samples}
+    if len(widths) != 1:
+        raise ValueError(f"collate_samples: samples have different point widths {sorted(widths)}")
+    points = np.concatenate([
+        np.concatenate([np.full((len(s.points), 1), b, np.float32), s.points.astype(np.float32, copy=False)], 1)
+        for b, s in enumerate(samples)
+    ])
+    num_boxes = np.array([len(s.gt_boxes) for s in samples], np.int64)
+    m_max = int(num_boxes.max())
+    boxes = np.zeros((len(samples), m_max, 7), np.float32)
+    labels = np.full((len(samples), m_max), -1, np.int64)
+    for b, s in enumerate(samples):
+        boxes[b, : len(s.gt_boxes)] = s.gt_boxes
+        labels[b, : len(s.gt_labels)] = s.gt_labels
+    return Batch(torch.from_numpy(points), torch.from_numpy(boxes), torch.from_numpy(labels),
+                 torch.from_numpy(num_boxes), [s.frame_id for s in samples])
+
+
+class DetectionDataset(Dataset):
+    """Frames of one split as Samples.
+
+    infos: FrameInfos, or the path of an infos pickle (``sparsekd-data`` writes them).
+    root: the dataset root the infos' paths are relative to.
+    class_names: the model's classes; other objects are dropped (they still block gt-sampling pastes).
+    point_features: the model's input columns, e.g. ("x", "y", "z", "intensity"); each must be one of
+        the frame's columns (KITTI x y z intensity; Waymo x y z intensity elongation).
+    point_cloud_range: (6,) xmin ymin zmin xmax ymax zmax, metres; points outside are dropped, and boxes
+        whose centre lies outside the x/y range.
+    augment_config: AugmentConfig or its dict form, applied in training mode only (None = none).
+    training: augment and drop boxes with no LiDAR point (nothing to learn from them).
+    seed: augmentation is drawn from numpy Generator(seed, epoch, index): reproducible, different per
+        epoch once ``set_epoch`` is called, and independent of which worker loads the frame.
+    """
+
+    def __init__(self, infos: Sequence[FrameInfo] | str | Path, root: str | Path, class_names: Sequence[str],
+                 point_features: Sequence[str], point_cloud_range: Sequence[float],
+                 augment_config: AugmentConfig | Mapping | None = None, training: bool = True, seed: int = 0):
+        self.infos = load_infos(infos) if isinstance(infos, (str, Path)) else list(infos)
+        self.root = Path(root)
+        self.class_names = tuple(class_names)
+        self.point_features = tuple(point_features)
+        self.point_cloud_range = np.asarray(point_cloud_range, dtype=np.float32).reshape(-1)
+        if self.point_cloud_range.shape != (6,) or np.any(self.point_cloud_range[3:] <= self.point_cloud_range[:3]):
+            raise ValueError(f"point_cloud_range must be [xmin, ymin, zmin, xmax, ymax, zmax] with max > min, "
+                             f"got {point_cloud_range}")
+        if self.point_features[:3] != ("x", "y", "z"):
+            raise ValueError(f"point_features must start with x, y, z, got {self.point_features}")
+        for info in self.infos[:1]:
+            missing = [f for f in self.point_features if f not in info.point_features]
+            if missing:
+                raise ValueError(
+                    f"point_features {missing} are not in the {info.dataset} frames (columns "
+                    f"{info.point_features}); use a model whose point_features match the dataset")
+        self.training = training
+        self.seed = int(seed)
+        self.epoch = 0
+        if isinstance(augment_config, Mapping):
+            augment_config = AugmentConfig.from_dict(augment_config)
+        self.augment = AugmentPipeline(augment_config, self.root) if (training and augment_config) else None
+
+    def __len__(self) -> int:
+        return len(self.infos)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Draw new augmentations; call before each epoch (workers are re-created per epoch and see it)."""
+        self.epoch = int(epoch)
+
+    def __getitem__(self, index: int) -> Sample:
+        info = self.infos[index]
+        points = load_points(info, self.root)
+        annos = info.annos
+        scene = annos.names != "DontCare"
+        boxes, names = annos.boxes_lidar[scene], annos.names[scene]
+        wanted = np.isin(names, self.class_names)
+        if self.training:
+            wanted &= annos.num_points_in_gt[scene] != 0
+        if self.augment is not None:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            points, boxes, names = self.augment(points, boxes, names, rng)
+            wanted = np.concatenate([wanted, np.isin(names[len(wanted):], self.class_names)])
+        lo, hi = self.point_cloud_range[:3], self.point_cloud_range[3:]
+        points = points[np.all((points[:, :3] >= lo) & (points[:, :3] < hi), axis=1)]
+        wanted &= np.all((boxes[:, :2] >= lo[:2]) & (boxes[:, :2] < hi[:2]), axis=1)
+        columns = [info.point_features.index(f) for f in self.point_features]
+        labels = np.array([self.class_names.index(n) for n in names[wanted]], dtype=np.int64)
+        return Sample(np.ascontiguousarray(points[:, columns], dtype=np.float32),
+                      boxes[wanted].astype(np.float32), labels, info.frame_id)
+
+
+def make_dataloader(dataset: DetectionDataset, batch_size: int, workers: int = 2, shuffle: bool | None = None,
+                    pin_memory: bool = False, num_samples: int | None = None, seed: int = 0) -> DataLoader:
+    """A DataLoader yielding Batches. shuffle: default = dataset.training. num_samples: draw this many
+    samples with replacement instead of one pass (for fixed-length probes)."""
+    generator = torch.Generator().manual_seed(seed)
+    sampler = RandomSampler(dataset, replacement=True, num_samples=num_samples, generator=generator) \
+        if num_samples is not None else None
+    shuffle = dataset.training if shuffle is None else shuffle
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else None,
+                      sampler=sampler, num_workers=workers, collate_fn=collate_samples, pin_memory=pin_memory,
+                      generator=generator if sampler is None else None)
+
+
+def measure_loader_rate(dataset: DetectionDataset, batch_size: int = 4, workers: int = 2, n_batches: int = 20,
+                        progress: bool = False) -> float:
+    """Samples per second the DataLoader delivers (reading, augmenting, cropping, collating), with
+    ``workers`` processes. Worker start-up and the first batch are excluded: the figure is the steady
+    rate a training step has to keep up with."""
+    if len(dataset) == 0:
+        raise ValueError("measure_loader_rate: the dataset is empty")
+    loader = make_dataloader(dataset, batch_size, workers, num_samples=batch_size * (n_batches + 1))
+    batches = iter(loader)
+    next(batches)
+    start, samples = time.perf_counter(), 0
+    for batch in tqdm(batches, total=n_batches, desc="loader", unit="batch", disable=not progress):
+        samples += batch.batch_size
+    return samples / max(time.perf_counter() - start, 1e-9)
