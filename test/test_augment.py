@@ -198,8 +198,10 @@ def test_bev_overlap_matches_polygons():
                         rng.uniform(-np.pi, np.pi, (30, 1))], 1).astype(np.float32)
     got = bev_overlap(a, a)
     polys = [polygon(b) for b in a]
-    truth = np.array([[p.intersection(q).area > 1e-3 for q in polys] for p in polys])
-    assert np.all(got[truth])  # never misses a collision
+    area = np.array([[p.intersection(q).area for q in polys] for p in polys])
+    assert np.all(got[area > 1e-4])  # never misses a collision
+    assert not np.any(got[area < 1e-9])  # nor invents one (rotated test, not a bounding-circle one)
+    assert (area < 1e-9).any() and (area > 1e-4).sum() > 30  # both kinds of pair occur
     assert bev_overlap(a, np.zeros((0, 7))).shape == (30, 0)
 
 

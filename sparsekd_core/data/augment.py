@@ -21,6 +21,7 @@ import numpy as np
 
 from sparsekd_core.data.gt_database import DbObject, GtDatabase
 from sparsekd_core.geometry.boxes import limit_period, points_in_boxes, rotate_points_z
+from sparsekd_core.geometry.iou import iou_bev
 
 log = logging.getLogger(__name__)
 
@@ -115,14 +116,6 @@ def bev_overlap(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     boxes_b = np.asarray(boxes_b, dtype=np.float32).reshape(-1, 7)
     if len(boxes_a) == 0 or len(boxes_b) == 0:
         return np.zeros((len(boxes_a), len(boxes_b)), dtype=bool)
-    try:
-        from sparsekd_core.geometry.iou import iou_bev
-    except ImportError:
-        # Until the rotated IoU lands: bounding circles overlap. Conservative (rejects a superset of true
-        # collisions), so pasted objects still never overlap.
-        centre = np.linalg.norm(boxes_a[:, None, :2] - boxes_b[None, :, :2], axis=-1)
-        radius = 0.5 * np.hypot(boxes_a[:, 3], boxes_a[:, 4])[:, None] + 0.5 * np.hypot(boxes_b[:, 3], boxes_b[:, 4])
-        return centre < radius
     return np.asarray(iou_bev(boxes_a, boxes_b)) > 0
 
 
