@@ -169,3 +169,17 @@ def test_missing_root_is_explained(tmp_path):
         kitti_frame_ids(tmp_path, "train")
     with pytest.raises(FileNotFoundError, match="sparsekd-data"):
         load_split(tmp_path, "kitti", "train")
+
+
+def test_cli_builds_and_summarises(tmp_path, capsys):
+    from sparsekd_core.cli.data import main
+
+    root = copy_real_frame(tmp_path / "kitti")
+    assert main(["kitti", "--root", str(root), "--splits", "train", "val", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "kitti train: 1 frames, objects: Car 6, DontCare 4" in out
+    assert "kitti train gt database: Car 6" in out and "kitti val: 1 frames" in out
+    assert infos_path(root, "kitti", "val").is_file() and (root / dbinfos_relpath("kitti")).is_file()
+    assert main(["kitti", "--root", str(tmp_path / "nowhere"), "--quiet"]) == 1
+    assert "--root" in capsys.readouterr().err
+    assert main(["kitti", "--root", str(root), "--interval", "5"]) == 2

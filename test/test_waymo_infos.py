@@ -128,3 +128,14 @@ def test_missing_layout_is_explained(tmp_path):
     (tmp_path / wf.PROCESSED_DATA_TAG / "seg_a" / "0000.npy").unlink()
     with pytest.raises(FileNotFoundError, match="0000.npy"):
         build_waymo_infos(tmp_path, "train", workers=1, progress=False)
+
+
+def test_cli_interval_and_no_db(tmp_path, capsys):
+    from sparsekd_core.cli.data import main
+
+    write_waymo_root(tmp_path)
+    assert main(["waymo", "--root", str(tmp_path), "--splits", "train", "--interval", "4", "--no-db", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "waymo train: 2 frames, objects: Cyclist 2, Pedestrian 2, Vehicle 4" in out and "gt database" not in out
+    assert not (tmp_path / dbinfos_relpath("waymo")).exists()
+    assert main(["waymo", "--root", str(tmp_path), "--splits", "train", "--interval", "0"]) == 2
