@@ -99,6 +99,9 @@ def test_pickled_form_round_trips_and_projects_onto_the_label_boxes():
     for m in ("P2", "R0_rect", "Tr_velo_to_cam"):
         np.testing.assert_array_equal(getattr(back.calib, m), getattr(info.calib, m))
     assert (back.frame_id, back.lidar_path, back.image_shape) == ("000008", info.lidar_path, (375, 1242))
+    gt = back.annos.as_dict()
+    assert set(gt) == {"names", "boxes_lidar", "num_points_in_gt", "difficulty", "bbox", "truncated", "occluded",
+                       "alpha"} and all(len(v) == 10 for v in gt.values())
     # 2D/3D consistency through the cached calib: untruncated cars project onto their label's 2D box.
     a = back.annos
     sel = (a.names == "Car") & (a.truncated < 0.1)

@@ -99,6 +99,15 @@ class ObjectAnnos:
     def empty(cls) -> "ObjectAnnos":
         return cls(np.zeros(0, str), np.zeros((0, 7)), np.zeros(0), np.zeros(0))
 
+    def as_dict(self) -> dict[str, np.ndarray]:
+        """Per-box arrays by name (names, boxes_lidar, num_points_in_gt, difficulty, and for KITTI bbox,
+        truncated, occluded, alpha): the per-frame ground-truth dict the eval/ metrics take."""
+        out = {"names": self.names, "boxes_lidar": self.boxes_lidar, "num_points_in_gt": self.num_points_in_gt,
+               "difficulty": self.difficulty}
+        if self.bbox is not None:
+            out.update(bbox=self.bbox, truncated=self.truncated, occluded=self.occluded, alpha=self.alpha)
+        return out
+
     def select(self, mask: np.ndarray) -> "ObjectAnnos":
         """The objects where ``mask`` (bool or index array) holds."""
         pick = lambda a: None if a is None else a[mask]  # noqa: E731
