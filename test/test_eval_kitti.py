@@ -1,0 +1,287 @@
+"""KITTI AP: hand-computed cases for every rule of the official devkit.
+
+Frames here hold boxes far apart (IoU 0 between different objects) and 2D boxes tall enough
+for "easy" unless a test says otherwise, so each expected value can be derived by hand from the
+devkit's rules: thresholds are the TP scores kept by its recall sampling, precision is
+interpolated as the max over later thresholds, R40 sums slots 1..40 / 40, R11 slots 0,4,..,40 / 11.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsekd_core.eval.kitti import kitti_eval, recall_thresholds
+
+SIZES = {"Car": (4.0, 1.8, 1.5), "Van": (5.0, 2.0, 2.0), "Truck": (8.0, 2.5, 3.0),
+         "Pedestrian": (0.8, 0.6, 1.7), "Person_sitting": (0.8, 0.6, 1.2), "Cyclist": (1.8, 0.6, 1.7)}
+
+
+def lidar_box(name: str, x: float, y: float = 0.0, yaw: float = 0.3) -> np.ndarray:
+    return np.array([x, y, -0.8, *SIZES[name], yaw])
+
+
+def image_box(slot: int, height: float = 60.0) -> np.ndarray:
+    """A 2D box at its own place in the image (slots never overlap)."""
+    x1 = 20.0 + 110.0 * slot
+    return np.array([x1, 150.0, x1 + 100.0, 150.0 + height])
+
+
+def gt_frame(objects: list[dict]) -> dict:
+    """objects: dicts with name, box (7,), bbox (4,), optional occluded/truncated."""
+    return {
+        "names": np.array([o["name"] for o in objects], dtype=str),
+        "bbox": np.array([o["bbox"] for o in objects], dtype=np.float64).reshape(-1, 4),
+        "truncated": np.array([o.get("truncated", 0.0) for o in objects], dtype=np.float64),
+        "occluded": np.array([o.get("occluded", 0) for o in objects], dtype=np.int64),
+        "boxes_lidar": np.array([o["box"] for o in objects], dtype=np.float64).reshape(-1, 7),
+    }
+
+
+def dt_frame(objects: list[dict]) -> dict:
+    return {
+        "names": np.array([o["name"] for o in objects], dtype=str),
+        "bbox": np.array([o["bbox"] for o in objects], dtype=np.float64).reshape(-1, 4),
+        "scores": np.array([o["score"] for o in objects], dtype=np.float64),
+        "boxes_lidar": np.array([o["box"] for o in objects], dtype=np.float64).reshape(-1, 7),
+        **({"alpha": np.array([o["alpha"] for o in objects])} if objects and "alpha" in objects[0] else {}),
+    }
+
+
+def as_predictions(gt: dict, score: float = 1.0) -> dict:
+    keep = gt["names"] != "DontCare"
+    return {"names": gt["names"][keep], "bbox": gt["bbox"][keep], "boxes_lidar": gt["boxes_lidar"],
+            "scores": np.full(int(keep.sum()), score)}
+
+
+def one_car_frames(n: int) -> list[dict]:
+    return [gt_frame([{"name": "Car", "box": lidar_box("Car", 15.0), "bbox": image_box(0)}]) for _ in range(n)]
+
+
+def ap(result: dict, cls: str = "Car", metric: str = "3d", diff: str = "moderate", rp: str = "R40") -> float:
+    return result["ap"][cls][metric][diff][rp]
+
+
+def test_perfect_predictions_score_100_everywhere():
+    frames = [
+        gt_frame([
+            {"name": "Car", "box": lidar_box("Car", 12.0), "bbox": image_box(0)},
+            {"name": "Pedestrian", "box": lidar_box("Pedestrian", 20.0, 5.0), "bbox": image_box(1)},
+            {"name": "Cyclist", "box": lidar_box("Cyclist", 30.0, -5.0), "bbox": image_box(2)},
+        ])
+        for _ in range(45)
+    ]
+    result = kitti_eval(frames, [as_predictions(f) for f in frames], metrics=("bbox", "bev", "3d", "aos"))
+    for cls in ("Car", "Pedestrian", "Cyclist"):
+        assert result["num_gt"][cls] == {"easy": 45, "moderate": 45, "hard": 45}
+        for metric in ("bbox", "bev", "3d", "aos"):
+            for diff in ("easy", "moderate", "hard"):
+                assert result["ap"][cls][metric][diff] == pytest.approx({"R40": 100.0, "R11": 100.0})
+    assert result["summary"]["Car/3d/moderate"] == pytest.approx(100.0)
+    assert "Pedestrian @0.50" in result["table"] and "100.00" in result["table"]
+
+
+def test_few_ground_truths_cannot_fill_the_41_recall_positions():
+    # 10 cars, all found: every TP score becomes a threshold (recall jumps 0.1 per TP while the
+    # sampling position advances 1/40), so slots 0..9 hold precision 1 and the rest 0:
+    # R40 = 9/40, R11 = slots 0, 4, 8 -> 3/11. This is the devkit's behaviour on small sets.
+    frames = one_car_frames(10)
+    result = kitti_eval(frames, [as_predictions(f) for f in frames], classes=("Car",))
+    assert ap(result) == pytest.approx(100 * 9 / 40)
+    assert ap(result, rp="R11") == pytest.approx(100 * 3 / 11)
+
+
+def test_known_pr_curve_four_ground_truths():
+    # 4 cars; detections scored 0.9 TP, 0.8 FP, 0.7 TP, 0.6 TP, 0.5 FP (one car missed).
+    # Thresholds = TP scores [0.9, 0.7, 0.6]; precisions 1/1, 2/3, 3/4 -> interpolated
+    # [1, 0.75, 0.75, 0, ...]: R40 = (0.75 + 0.75)/40 = 3.75 %, R11 = 1/11 = 9.09 %.
+    frames = one_car_frames(4)
+    car = lidar_box("Car", 15.0)
+    far = lidar_box("Car", 40.0, 10.0)
+    det = lambda score, box: {"name": "Car", "box": box, "bbox": image_box(0), "score": score}
+    preds = [dt_frame([det(0.9, car), det(0.8, far)]), dt_frame([det(0.7, car)]),
+             dt_frame([det(0.6, car), det(0.5, far)]), dt_frame([])]
+    result = kitti_eval(frames, preds, classes=("Car",), metrics=("bev", "3d"))
+    for metric in ("bev", "3d"):
+        assert ap(result, metric=metric) == pytest.approx(3.75)
+        assert ap(result, metric=metric, rp="R11") == pytest.approx(100 / 11)
+
+
+def test_half_found_gives_r40_50():
+    # 82 cars, 41 found exactly with distinct scores: recall reaches 0.5 in 41 steps of 1/82.
+    # The sampling keeps TP i while 80 i + 120 >= 164 k (k kept so far), i.e. 20 of the
+    # first 40, plus the last: 21 thresholds with precision 1 -> R40 = 20/40, R11 = 6/11.
+    frames = one_car_frames(82)
+    preds = [as_predictions(f, score=1.0 - 0.01 * i) if i < 41 else dt_frame([]) for i, f in enumerate(frames)]
+    result = kitti_eval(frames, preds, classes=("Car",))
+    assert ap(result) == pytest.approx(50.0)
+    assert ap(result, rp="R11") == pytest.approx(100 * 6 / 11)
+    assert len(recall_thresholds(np.linspace(1, 0.6, 41), 82)) == 21
+
+
+def test_low_scored_false_positives_do_not_lower_ap_but_high_scored_ones_do():
+    frames = one_car_frames(45)
+    far = lidar_box("Car", 50.0, 10.0)
+    fp = {"name": "Car", "box": far, "bbox": image_box(3)}
+    low = [dt_frame([{"name": "Car", "box": f["boxes_lidar"][0], "bbox": f["bbox"][0], "score": 0.9},
+                     {**fp, "score": 0.1}]) for f in frames]
+    high = [dt_frame([{"name": "Car", "box": f["boxes_lidar"][0], "bbox": f["bbox"][0], "score": 0.5},
+                      {**fp, "score": 0.95}]) for f in frames]
+    assert ap(kitti_eval(frames, low, classes=("Car",))) == pytest.approx(100.0)
+    # Every threshold sees all 45 FPs above it and 45 TPs at most: precision <= 1/2.
+    assert ap(kitti_eval(frames, high, classes=("Car",))) == pytest.approx(50.0)
+
+
+def test_orientation_similarity_halves_at_90_degrees():
+    frames = one_car_frames(45)
+    for f in frames:
+        f["alpha"] = np.array([0.2])
+    preds = []
+    for f in frames:
+        p = as_predictions(f)
+        p["alpha"] = np.array([0.2 + np.pi / 2])  # (1 + cos 90 deg) / 2 = 0.5 per TP
+        preds.append(p)
+    result = kitti_eval(frames, preds, classes=("Car",), metrics=("bbox", "aos"))
+    assert ap(result, metric="bbox") == pytest.approx(100.0)
+    assert ap(result, metric="aos") == pytest.approx(50.0)
+
+
+def _cars_plus(extra_gt: list[dict], extra_dt: list[dict], n: int = 45) -> tuple[list[dict], list[dict]]:
+    """n frames with one perfectly found car; the first frame gets extra objects/detections."""
+    frames, preds = [], []
+    for i in range(n):
+        car = {"name": "Car", "box": lidar_box("Car", 15.0), "bbox": image_box(0)}
+        frames.append(gt_frame([car] + (extra_gt if i == 0 else [])))
+        preds.append(dt_frame([{**car, "score": 0.5}] + (extra_dt if i == 0 else [])))
+    return frames, preds
+
+
+def test_van_detected_as_car_is_neither_tp_nor_fp():
+    van = {"name": "Van", "box": lidar_box("Van", 30.0, 8.0), "bbox": image_box(2)}
+    as_car = {"name": "Car", "box": van["box"], "bbox": van["bbox"], "score": 0.9}
+    frames, preds = _cars_plus([van], [as_car])
+    result = kitti_eval(frames, preds, classes=("Car",), metrics=("bbox", "bev", "3d"))
+    assert result["num_gt"]["Car"]["moderate"] == 45  # the van is not counted
+    for metric in ("bbox", "bev", "3d"):
+        assert ap(result, metric=metric) == pytest.approx(100.0)
+    # A truck is not Car's neighbour class: the same detection is then a top-scored FP.
+    truck = {**van, "name": "Truck"}
+    frames, preds = _cars_plus([truck], [as_car])
+    assert ap(kitti_eval(frames, preds, classes=("Car",))) < 100.0
+
+
+def test_person_sitting_is_ignored_for_pedestrian():
+    sitting = {"name": "Person_sitting", "box": lidar_box("Person_sitting", 25.0, 3.0), "bbox": image_box(2)}
+    frames, preds = [], []
+    for i in range(45):
+        ped = {"name": "Pedestrian", "box": lidar_box("Pedestrian", 15.0), "bbox": image_box(0)}
+        frames.append(gt_frame([ped] + ([sitting] if i == 0 else [])))
+        extra = [{"name": "Pedestrian", "box": sitting["box"], "bbox": sitting["bbox"], "score": 0.9}] if i == 0 else []
+        preds.append(dt_frame([{**ped, "score": 0.5}] + extra))
+    result = kitti_eval(frames, preds, classes=("Pedestrian",))
+    assert result["num_gt"]["Pedestrian"]["easy"] == 45
+    assert ap(result, cls="Pedestrian") == pytest.approx(100.0)
+
+
+def test_dontcare_region_absorbs_a_detection_in_2d_only():
+    dontcare = {"name": "DontCare", "box": np.zeros(7), "bbox": np.array([600.0, 100.0, 900.0, 300.0])}
+    inside = {"name": "Car", "box": lidar_box("Car", 40.0, 12.0), "bbox": np.array([650.0, 150.0, 750.0, 230.0]),
+              "score": 0.9}
+    frames, preds = _cars_plus([dontcare], [inside])
+    # OpenPCDet-style infos: LiDAR boxes for the non-DontCare objects only.
+    frames[0]["boxes_lidar"] = frames[0]["boxes_lidar"][:1]
+    result = kitti_eval(frames, preds, classes=("Car",), metrics=("bbox", "bev", "3d"))
+    assert ap(result, metric="bbox") == pytest.approx(100.0)
+    # The devkit's BEV/3D DontCare test compares against the label's dummy 3D box: no effect.
+    assert ap(result, metric="bev") < 100.0
+    assert ap(result, metric="3d") < 100.0
+    # Moved out of the DontCare box, the same detection is a 2D FP too.
+    outside = {**inside, "bbox": np.array([950.0, 150.0, 1050.0, 230.0])}
+    frames, preds = _cars_plus([dontcare], [outside])
+    assert ap(kitti_eval(frames, preds, classes=("Car",), metrics=("bbox",)), metric="bbox") < 100.0
+
+
+@pytest.mark.parametrize("height, ignored_at", [(20.0, ("easy", "moderate", "hard")), (30.0, ("easy",))])
+def test_detections_below_the_minimum_2d_height_are_ignored(height, ignored_at):
+    small = {"name": "Car", "box": lidar_box("Car", 45.0, -12.0), "bbox": image_box(3, height=height), "score": 0.9}
+    frames, preds = _cars_plus([], [small])
+    result = kitti_eval(frames, preds, classes=("Car",))
+    for diff in ("easy", "moderate", "hard"):
+        if diff in ignored_at:
+            assert ap(result, diff=diff) == pytest.approx(100.0)
+        else:
+            assert ap(result, diff=diff) < 100.0
+
+
+def test_difficulty_membership_from_occlusion_truncation_and_height():
+    hidden = {"name": "Car", "box": lidar_box("Car", 30.0, 8.0), "bbox": image_box(1), "occluded": 1}
+    cut = {"name": "Car", "box": lidar_box("Car", 35.0, -8.0), "bbox": image_box(2), "truncated": 0.4}
+    low = {"name": "Car", "box": lidar_box("Car", 45.0, 12.0), "bbox": image_box(3, height=30.0)}
+    frames, preds = _cars_plus([hidden, cut, low], [])
+    result = kitti_eval(frames, preds, classes=("Car",))
+    # easy: none of the three; moderate: occlusion 1 and height 30 qualify; hard: truncation 0.4 too.
+    assert result["num_gt"]["Car"] == {"easy": 45, "moderate": 47, "hard": 48}
+    assert ap(result, diff="easy") == pytest.approx(100.0)  # missing ignored objects costs nothing
+    assert ap(result, diff="hard") < ap(result, diff="easy")
+
+
+def _noisy_scene(rng: np.random.Generator, n_frames: int = 30) -> tuple[list[dict], list[dict]]:
+    frames, preds = [], []
+    for _ in range(n_frames):
+        cars = [{"name": "Car", "box": lidar_box("Car", 10.0 + 12.0 * k, rng.uniform(-5, 5), rng.uniform(-3, 3)),
+                 "bbox": image_box(k)} for k in range(3)]
+        frames.append(gt_frame(cars))
+        dets = []
+        for c in cars:
+            for _ in range(rng.integers(0, 3)):
+                box = c["box"] + np.r_[rng.normal(0, 0.15, 3), rng.normal(0, 0.05, 3), rng.normal(0, 0.05)]
+                dets.append({"name": "Car", "box": box, "bbox": c["bbox"] + rng.normal(0, 4, 4), "score": rng.uniform()})
+        dets.append({"name": "Car", "box": lidar_box("Car", 60.0, 20.0), "bbox": image_box(5), "score": rng.uniform()})
+        preds.append(dt_frame(dets))
+    return frames, preds
+
+
+def test_shuffled_prediction_order_gives_identical_results():
+    rng = np.random.default_rng(3)
+    frames, preds = _noisy_scene(rng)
+    base = kitti_eval(frames, preds, metrics=("bbox", "bev", "3d", "aos"), classes=("Car",))
+    shuffled = []
+    for p in preds:
+        order = rng.permutation(len(p["names"]))
+        shuffled.append({k: v[order] for k, v in p.items()})
+    again = kitti_eval(frames, shuffled, metrics=("bbox", "bev", "3d", "aos"), classes=("Car",))
+    assert again["ap"] == base["ap"]
+    assert 0.0 < ap(base) < 100.0  # the scene is neither trivial nor hopeless
+
+
+def test_perturbed_predictions_lower_ap_monotonically():
+    frames = [gt_frame([{"name": "Car", "box": lidar_box("Car", 10.0 + 12.0 * k, 0.0, 0.1 * k), "bbox": image_box(k)}
+                        for k in range(3)]) for _ in range(20)]
+    rng = np.random.default_rng(0)
+    direction = [rng.normal(size=(3, 2)) for _ in frames]  # a fixed random shift per box
+    results = []
+    for scale in (0.0, 0.1, 0.2, 0.3, 0.5, 0.8):
+        preds = []
+        for f, d in zip(frames, direction):
+            p = as_predictions(f, score=0.5)
+            p["boxes_lidar"] = f["boxes_lidar"].copy()
+            p["boxes_lidar"][:, :2] += scale * d
+            p["scores"] = np.linspace(0.9, 0.3, 3)
+            preds.append(p)
+        results.append(ap(kitti_eval(frames, preds, classes=("Car",)), metric="3d", diff="hard"))
+    assert results[0] == pytest.approx(100.0)  # 60 cars, all found exactly
+    assert all(a >= b for a, b in zip(results, results[1:])), results
+    assert results[-1] < results[0]
+
+
+def test_bad_input_is_named():
+    frames = one_car_frames(3)
+    with pytest.raises(ValueError, match="3 ground-truth frames but 2 prediction frames"):
+        kitti_eval(frames, [as_predictions(f) for f in frames[:2]])
+    broken = as_predictions(frames[0])
+    del broken["scores"]
+    with pytest.raises(KeyError, match="predictions of frame 0 has no 'scores'"):
+        kitti_eval(frames[:1], [broken])
+    with pytest.raises(ValueError, match="unknown KITTI metric"):
+        kitti_eval(frames, [as_predictions(f) for f in frames], metrics=("iou",))
+    with pytest.raises(ValueError, match="no IoU threshold"):
+        kitti_eval(frames, [as_predictions(f) for f in frames], classes=("Tram",))
