@@ -1,0 +1,130 @@
+"""sparsekd-bench: figures for the model zoo (and, on request, the ROS node, training and data loading)."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ..config import PAPER_FIGURES, WAYMO_ZOO
+from ..bench.model_bench import DEFAULT_FRAME
+
+RATIO_TOLERANCE = 0.15  # student/teacher GFLOPs ratio must be within 15% of the paper's
+
+EPILOG = """examples:
+  sparsekd-bench                          # the 8 Waymo zoo models on ../shared/data's Waymo-like frame
+  sparsekd-bench --models cp_voxel,cp_voxel_s --runs 20 --device cuda
+  sparsekd-bench --json > zoo.json        # machine-readable
+  sparsekd-bench --node                   # PointCloud2 codec, node overhead, end-to-end latency per student
+  sparsekd-bench --train                  # training step time: teacher, student, student + SparseKD
+  sparsekd-bench --data DIR               # data loading samples/s for a dataset root
+
+GFLOPs are multiply-accumulates counted as the SparseKD paper does (thop style; sparse convs from
+spconv's reported indice pair counts); "GMACs all" counts every submanifold pair (see bench/flops.py).
+Latency is numpy points in -> Detections out (voxelise, forward, decode + NMS), median over --runs after
+--warmup runs, random weights. Peak memory: the model's own process peak RSS on CPU, max allocated on CUDA.
+"""
+
+
+def _bench_in_subprocess(model: str, frame: str, device: str, runs: int, warmup: int) -> dict:
+    cmd = [sys.executable, "-m", "sparsekd_core.bench.model_bench", "--model", model, "--frame", frame,
+           "--device", device, "--runs", str(runs), "--warmup", str(warmup)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise RuntimeError(f"benchmark of {model} failed:\n{res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def add_paper_columns(rows: list[dict]) -> list[dict]:
+    """Ratios to each model's teacher (measured and paper) and whether they agree within the tolerance."""
+    by_name = {r["model"]: r for r in rows}
+    for r in rows:
+        paper = PAPER_FIGURES.get(r["model"])
+        r["paper_gflops"] = paper[1] if paper else None
+        r["paper_latency_ms_a100"] = paper[3] if paper else None
+        teacher = paper[0] if paper else None
+        if teacher and teacher in by_name:
+            r["teacher"] = teacher
+            r["ratio"] = r["gflops"] / by_name[teacher]["gflops"]
+            r["paper_ratio"] = paper[1] / PAPER_FIGURES[teacher][1]
+            r["ratio_error"] = r["ratio"] / r["paper_ratio"] - 1
+            r["ratio_ok"] = abs(r["ratio_error"]) <= RATIO_TOLERANCE
+    return rows
+
+
+def format_zoo_table(rows: list[dict]) -> str:
+    head = ("| model | params M | GFLOPs | ratio | paper ratio | GMACs all | latency ms | peak MB | paper GFLOPs |"
+            " paper A100 ms |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    lines = [head]
+    for r in rows:
+        ratio = f"{r['ratio']:.3f}" if "ratio" in r else "1 (teacher)" if r.get("paper_gflops") else "-"
+        pratio = f"{r['paper_ratio']:.3f}" if "paper_ratio" in r else "-"
+        flag = "" if r.get("ratio_ok", True) else " OUT OF RANGE"
+        lines.append(
+            f"| {r['model']} | {r['params'] / 1e6:.2f} | {r['gflops']:.1f} | {ratio}{flag} | {pratio} | "
+            f"{r['gmacs_all_pairs']:.1f} | {r['latency_ms_median']:.0f} | {r['peak_memory_mb']:.0f} | "
+            f"{r['paper_gflops'] if r.get('paper_gflops') is not None else '-'} | "
+            f"{r['paper_latency_ms_a100'] if r.get('paper_latency_ms_a100') is not None else '-'} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="sparsekd-bench", description=__doc__, epilog=EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--models", default=",".join(WAYMO_ZOO), help="comma-separated zoo names (default: the Waymo zoo)")
+    ap.add_argument("--frame", default=str(DEFAULT_FRAME), help="point cloud (.npy or KITTI .bin); default %(default)s")
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
+    ap.add_argument("--runs", type=int, default=10, help="timed runs per model (default %(default)s)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed runs first (default %(default)s)")
+    ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ap.add_argument("--node", action="store_true", help="also benchmark the ROS node (needs rclpy)")
+    ap.add_argument("--train", action="store_true", help="also time training steps (teacher, student, student+KD)")
+    ap.add_argument("--data", metavar="DIR", help="also measure data loading samples/s on this dataset root")
+    ap.add_argument("--skip-zoo", action="store_true", help="only the extra benchmarks")
+    args = ap.parse_args(argv)
+
+    if not Path(args.frame).exists():
+        ap.error(f"frame {args.frame} not found (run from the repository root, or pass --frame)")
+    report: dict = {}
+    ok = True
+    if not args.skip_zoo:
+        models = [m for m in args.models.split(",") if m]
+        rows = []
+        for i, m in enumerate(models, 1):
+            print(f"[{i}/{len(models)}] benchmarking {m} ...", file=sys.stderr, flush=True)
+            rows.append(_bench_in_subprocess(m, args.frame, args.device, args.runs, args.warmup))
+        rows = add_paper_columns(rows)
+        report["zoo"] = rows
+        ok = all(r.get("ratio_ok", True) for r in rows)
+        if not args.json:
+            print(f"\nModel zoo on {args.frame} ({rows[0]['points']} points), device {rows[0]['device']}, "
+                  f"{args.runs} runs, {os.cpu_count()} CPU cores\n")
+            print(format_zoo_table(rows))
+            print(f"\nstudent/teacher GFLOPs ratios within {RATIO_TOLERANCE:.0%} of the paper: {'yes' if ok else 'NO'}")
+    if args.node:
+        from sparsekd_ros.bench_node import run_node_bench  # ROS layer: imported only on request
+
+        report["node"] = run_node_bench()
+        if not args.json:
+            print("\nROS node\n" + json.dumps(report["node"], indent=2))
+    if args.train:
+        from ..train.bench import measure_train_steps
+
+        report["train"] = measure_train_steps()
+        if not args.json:
+            print("\nTraining steps\n" + json.dumps(report["train"], indent=2))
+    if args.data:
+        from ..data.dataset import measure_loader_rate_for_root
+
+        report["data"] = measure_loader_rate_for_root(args.data)
+        if not args.json:
+            print("\nData loading\n" + json.dumps(report["data"], indent=2))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
