@@ -1,0 +1,278 @@
+"""The LiDAR 3D detector node: sensor_msgs/PointCloud2 in, boxes out, always on the newest cloud.
+
+Threads: the executor thread only stores each incoming cloud in a one-slot mailbox (an unconsumed
+older cloud is dropped and counted) and runs the timers; one worker thread decodes, detects and
+publishes. So the executor never blocks on the model and nothing queues behind a slow model.
+
+Run:  ros2 run sparsekd_ros detector_node --ros-args -p model:=cp_voxel_s
+      python -m sparsekd_ros.detector_node --ros-args --params-file config/detector.yaml
+      python -m sparsekd_ros.detector_node --help     (parameters with defaults)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from typing import Any, Sequence
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.time import Time
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from sparsekd_ros.mailbox import LatestMailbox
+from sparsekd_ros.messages import detections_to_markers, detections_to_vision, diagnostic_array, load_vision_msgs
+from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, parse_class_thresholds
+from sparsekd_ros.pipeline_stats import PipelineStats
+from sparsekd_ros.pointcloud2 import MalformedCloud, cloud_to_points
+from sparsekd_ros.qos import output_qos, sensor_qos
+
+__all__ = ["DetectorNode", "main"]
+
+_WARN_EVERY_S = 5.0  # rate limit of repeated warnings (bad clouds, detector errors)
+_PLAUSIBLE_LATENCY_S = 60.0  # stamps older than this are replayed data, not latency
+
+
+class DetectorNode(Node):
+    """Subscribes to ``input_topic``; publishes ``~/markers``, ``~/detections`` (with vision_msgs), ``/diagnostics``.
+
+    ``detector``: an already loaded ``sparsekd_core.inference.Detector`` (benchmarks, tests); by
+    default the node loads ``model``/``checkpoint`` on ``device`` itself.
+    """
+
+    def __init__(self, node_name: str = NODE_NAME, *, detector: Any = None, **node_kwargs: Any) -> None:
+        super().__init__(node_name, **node_kwargs)
+        self.params = self._declare_parameters()
+        log = self.get_logger()
+        self.det = detector if detector is not None else self._load_detector()
+        self._apply_thresholds(self.params.score_threshold, self.params.class_score_thresholds)
+        warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
+        log.info(
+            f"model {self.det.name} on {self.det.device}: classes {list(self.det.class_names)}, "
+            f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
+            f"(median of {self.params.warmup_runs} runs)"
+        )
+
+        self._vision = load_vision_msgs()
+        if self._vision is None:
+            log.info("vision_msgs is not installed: ~/detections (vision_msgs/Detection3DArray) is not published; "
+                     "install ros-$ROS_DISTRO-vision-msgs to get it. ~/markers is published.")
+        self.markers_pub = self.create_publisher(MarkerArray, "~/markers", output_qos())
+        self.detections_pub = (
+            self.create_publisher(self._vision.Detection3DArray, "~/detections", output_qos()) if self._vision else None
+        )
+        self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos(10))
+
+        self.stats = PipelineStats()
+        self.mailbox: LatestMailbox[tuple[PointCloud2, float]] = LatestMailbox()
+        self._problems_seen = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._work, name="sparsekd_detector_worker", daemon=True)
+        self._worker.start()
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
+        if self.params.log_period > 0:
+            self.create_timer(self.params.log_period, self._log_stats)
+        self.cloud_sub = self.create_subscription(PointCloud2, self.params.input_topic, self._on_cloud, sensor_qos())
+        log.info(
+            f"listening on {self.cloud_sub.topic_name} (best effort, newest cloud wins); publishing "
+            f"{self.markers_pub.topic_name}" + (f", {self.detections_pub.topic_name}" if self.detections_pub else "")
+        )
+
+    # ------------------------------------------------------------------ set-up
+    def _declare_parameters(self) -> NodeParams:
+        values = {}
+        for spec in PARAMETERS:
+            descriptor = ParameterDescriptor(
+                description=spec.description, read_only=spec.read_only, dynamic_typing=spec.dynamic_typing
+            )
+            values[spec.name] = self.declare_parameter(spec.name, spec.default, descriptor).value
+        return NodeParams.from_values(values)
+
+    def _load_detector(self) -> Any:
+        from sparsekd_core.inference import load_detector  # torch is heavy: import only when a model is needed
+
+        p = self.params
+        self.get_logger().info(f"loading {p.model_source} on device={p.device} fp16={p.fp16}")
+        return load_detector(p.model_source, device=p.device, fp16=p.fp16)
+
+    def _apply_thresholds(self, score_threshold: float, per_class: dict[str, float]) -> None:
+        unknown = sorted(set(per_class) - set(self.det.class_names))
+        if unknown:
+            self.get_logger().warning(
+                f"class_score_thresholds names {unknown}, which model {self.det.name} does not have "
+                f"(classes {list(self.det.class_names)}); ignoring them"
+            )
+        self.det.score_threshold = float(score_threshold)
+        self.det.class_score_thresholds = {k: v for k, v in per_class.items() if k in self.det.class_names}
+
+    def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        score, per_class = self.det.score_threshold, dict(self.det.class_score_thresholds)
+        for p in params:
+            try:
+                if p.name == "score_threshold":
+                    if not isinstance(p.value, (int, float)) or not 0.0 <= p.value <= 1.0:
+                        raise ValueError(f"score_threshold must be a number in [0, 1], got {p.value!r}")
+                    score = float(p.value)
+                elif p.name == "class_score_thresholds":
+                    per_class = parse_class_thresholds(p.value)
+            except ValueError as exc:
+                return SetParametersResult(successful=False, reason=str(exc))
+        self._apply_thresholds(score, per_class)
+        return SetParametersResult(successful=True)
+
+    # ------------------------------------------------------------------ data path
+    def _on_cloud(self, msg: PointCloud2) -> None:
+        """Executor thread: O(1), never blocks on the model."""
+        self.mailbox.put((msg, time.perf_counter()))
+
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            item = self.mailbox.take(timeout=0.2)
+            if item is None:
+                continue
+            try:
+                self.process_cloud(*item)
+            except Exception as exc:  # noqa: BLE001 - the node must outlive any single frame
+                self.stats.skipped(f"{type(exc).__name__}: {exc}", error=True)
+                self.get_logger().error(
+                    f"detector failed on a cloud ({type(exc).__name__}: {exc}); skipping it",
+                    throttle_duration_sec=_WARN_EVERY_S,
+                )
+
+    def _skip(self, problem: str) -> None:
+        self.stats.skipped(problem)
+        self.get_logger().warning(f"skipping malformed cloud: {problem}", throttle_duration_sec=_WARN_EVERY_S)
+
+    def process_cloud(self, msg: PointCloud2, received_at: float | None = None) -> dict[str, float] | None:
+        """Decode, detect and publish one cloud; returns its stage timings in seconds (None if skipped)."""
+        t0 = time.perf_counter()
+        received_at = t0 if received_at is None else received_at
+        if int(msg.width) * int(msg.height) == 0:
+            self._skip(f"empty cloud (width {msg.width}, height {msg.height}) on frame '{msg.header.frame_id}'")
+            return None
+        p = self.params
+        try:
+            points = cloud_to_points(msg, self.det.point_features, p.intensity_field, p.intensity_scale)
+        except MalformedCloud as exc:
+            self._skip(str(exc))
+            return None
+        if p.max_range > 0:
+            keep = np.square(points[:, 0]) + np.square(points[:, 1]) <= p.max_range**2
+            if not keep.all():
+                points = points[keep]
+        t1 = time.perf_counter()
+        dets = self.det(points)
+        t2 = time.perf_counter()
+        header = Header(stamp=msg.header.stamp, frame_id=p.frame_id or msg.header.frame_id)
+        self.markers_pub.publish(detections_to_markers(dets, header))
+        if self.detections_pub is not None:
+            self.detections_pub.publish(detections_to_vision(dets, header, self._vision))
+        t3 = time.perf_counter()
+
+        timings = {"decode": t1 - t0, "detector": t2 - t1, "publish": t3 - t2, "receive_to_publish": t3 - received_at}
+        for stage in ("preprocess", "inference", "postprocess"):
+            if stage in self.det.last_timings:
+                timings[stage] = float(self.det.last_timings[stage])
+        stamp = Time.from_msg(msg.header.stamp)
+        if stamp.nanoseconds > 0:
+            latency = (self.get_clock().now() - stamp).nanoseconds * 1e-9
+            if 0.0 <= latency < _PLAUSIBLE_LATENCY_S:
+                timings["latency"] = latency
+        self.stats.record(timings, boxes=len(dets), points=len(points))
+        return timings
+
+    # ------------------------------------------------------------------ reporting
+    def _publish_diagnostics(self) -> None:
+        values: dict[str, object] = {
+            "model": self.det.name,
+            "device": str(self.det.device),
+            "input_topic": self.cloud_sub.topic_name,
+        }
+        values.update(self.stats.summary(self.mailbox.put_count, self.mailbox.dropped))
+        problems = self.stats.malformed + self.stats.errors
+        if self.stats.processed == 0:
+            level, message = DiagnosticStatus.STALE, f"waiting for clouds on {self.cloud_sub.topic_name}"
+        elif problems > self._problems_seen:
+            level, message = DiagnosticStatus.WARN, f"skipped clouds: {self.stats.last_problem}"
+        else:
+            latency = values.get("latency_ms_median", values.get("receive_to_publish_ms_median", float("nan")))
+            level = DiagnosticStatus.OK
+            message = f"{values['rate_hz']:.1f} Hz, median latency {latency:.1f} ms, {self.mailbox.dropped} dropped"
+        self._problems_seen = problems
+        header = Header(stamp=self.get_clock().now().to_msg())
+        self.diagnostics_pub.publish(
+            diagnostic_array(header, f"{self.get_name()}: lidar detector", str(self.det.device), level, message, values)
+        )
+
+    def _log_stats(self) -> None:
+        self.get_logger().info(self.stats.log_line(self.mailbox.put_count, self.mailbox.dropped))
+
+    def destroy_node(self) -> None:
+        """Stop the worker before the publishers go away."""
+        self._stop.set()
+        self.mailbox.close()
+        if self._worker.is_alive() and threading.current_thread() is not self._worker:
+            self._worker.join(timeout=30.0)
+        super().destroy_node()
+
+
+def _help_text() -> str:
+    lines = [
+        "Parameters (set with --ros-args -p name:=value or --params-file config/detector.yaml):",
+    ]
+    for spec in PARAMETERS:
+        default = repr(spec.default)
+        lines.append(f"  {spec.name} (default {default}{'' if spec.read_only else ', settable at run time'})")
+        lines.append(f"      {spec.description}")
+    lines += [
+        "",
+        "Topics: subscribes input_topic (sensor_msgs/PointCloud2); publishes ~/markers",
+        "(visualization_msgs/MarkerArray), ~/detections (vision_msgs/Detection3DArray, when installed)",
+        "and /diagnostics (stage timings, drop counts).",
+        "",
+        "Example: python -m sparsekd_ros.detector_node --ros-args -p model:=cp_pillar_v0.64 -p device:=cuda",
+    ]
+    return "\n".join(lines)
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    """Console entry ``detector_node``: spin a DetectorNode until Ctrl-C."""
+    argv = list(sys.argv if args is None else ["detector_node", *args])
+    parser = argparse.ArgumentParser(
+        prog="detector_node",
+        description="LiDAR 3D object detector node (SparseKD-distilled CenterPoint): PointCloud2 in, boxes out.",
+        epilog=_help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.parse_known_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    rclpy.init(args=argv)
+    node = None
+    try:
+        node = DetectorNode()
+        executor = SingleThreadedExecutor()
+        executor.add_node(node)
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
+        # Start-up errors (bad parameter, unknown model, missing checkpoint): say so and exit non-zero.
+        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {type(exc).__name__}: {exc}")
+        return 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

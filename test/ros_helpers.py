@@ -1,0 +1,247 @@
+"""Shared helpers for the ROS tests: an isolated DDS domain, the node in a subprocess, a client node.
+
+Every test process uses its own ROS_DOMAIN_ID (from its pid) and localhost-only discovery, so
+parallel runs do not hear each other. Best-effort DDS may drop large clouds between processes:
+helpers re-publish until an answer arrives instead of assuming every message gets through.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / ".." / "shared" / "data"
+KITTI_BIN = DATA / "kitti" / "training" / "velodyne_reduced" / "000008.bin"
+NUSCENES_BIN = DATA / "nuscenes" / "lidar_top.bin"
+WAYMO_NPY = DATA / "waymo_like" / "benchmark_pc.npy"
+MARKERS_TOPIC = "/sparsekd_detector/markers"
+
+
+# Fast DDS's default shared-memory segment (512 KiB) cannot carry a multi-megabyte cloud; it then
+# falls back to fragmented UDP, whose fragments overflow the default socket buffers, so best-effort
+# readers never get a Waymo-size (2.4 MB) cloud. A 16 MiB segment carries them in one piece.
+FASTDDS_LARGE_DATA_XML = """<?xml version="1.0" encoding="UTF-8"?>
+<dds xmlns="http://www.eprosima.com">
+  <profiles>
+    <transport_descriptors>
+      <transport_descriptor>
+        <transport_id>shm_large</transport_id>
+        <type>SHM</type>
+        <segment_size>16777216</segment_size>
+        <maxMessageSize>16777216</maxMessageSize>
+      </transport_descriptor>
+      <transport_descriptor>
+        <transport_id>udp</transport_id>
+        <type>UDPv4</type>
+      </transport_descriptor>
+    </transport_descriptors>
+    <participant profile_name="sparsekd_large_clouds" is_default_profile="true">
+      <rtps>
+        <userTransports>
+          <transport_id>shm_large</transport_id>
+          <transport_id>udp</transport_id>
+        </userTransports>
+        <useBuiltinTransports>false</useBuiltinTransports>
+      </rtps>
+    </participant>
+  </profiles>
+</dds>
+"""
+_PROFILE_PATH = Path(tempfile.gettempdir()) / f"sparsekd_fastdds_large_data_{os.getpid()}.xml"
+
+
+def large_data_profile() -> Path:
+    """Write the Fast DDS profile once per process; Fast DDS 3 and 2 (Humble) read different variables."""
+    if not _PROFILE_PATH.exists():
+        _PROFILE_PATH.write_text(FASTDDS_LARGE_DATA_XML)
+    return _PROFILE_PATH
+
+
+def dds_env() -> dict[str, str]:
+    path = str(large_data_profile())
+    # Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_*; 3.x (Kilted, these wheels) FASTDDS_* and warns on the old name.
+    old = os.environ.get("ROS_DISTRO", "") in ("humble", "iron", "jazzy")
+    return {("FASTRTPS" if old else "FASTDDS") + "_DEFAULT_PROFILES_FILE": path}
+
+
+def domain_id() -> int:
+    """A DDS domain for this test process (valid ids are 0..232)."""
+    return 10 + os.getpid() % 200
+
+
+def ros_env(domain: int) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ROS_DOMAIN_ID=str(domain),
+        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+        PYTHONPATH=os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        PYTHONUNBUFFERED="1",
+        RCUTILS_COLORIZED_OUTPUT="0",
+        RCUTILS_LOGGING_BUFFERED_STREAM="0",
+        OMP_NUM_THREADS="1",  # the test machine is small and shared: no thread oversubscription
+        **dds_env(),
+    )
+    return env
+
+
+def stamp(i: int) -> Time:
+    """A distinctive stamp for the i-th test cloud (lets a test match answers to requests)."""
+    return Time(sec=1_600_000_000 + i, nanosec=1000 + i)
+
+
+def kitti_points() -> np.ndarray:
+    return np.fromfile(KITTI_BIN, dtype=np.float32).reshape(-1, 4)
+
+
+def nuscenes_points() -> np.ndarray:
+    return np.fromfile(NUSCENES_BIN, dtype=np.float32).reshape(-1, 5)
+
+
+def waymo_points() -> np.ndarray:
+    return np.load(WAYMO_NPY)
+
+
+class NodeProcess:
+    """``python -m <module> --ros-args ...`` in its own process, output in ``log_path``."""
+
+    def __init__(self, ros_args: list[str], domain: int, log_path: Path, module: str = "sparsekd_ros.detector_node",
+                 args: list[str] | None = None):
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        cmd = [sys.executable, "-m", module, *(args or [])]
+        if ros_args:
+            cmd += ["--ros-args", *ros_args]
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=ros_env(domain), cwd=REPO)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, text: str, timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if text in self.log():
+                return True
+            if self.proc.poll() is not None:
+                return text in self.log()
+            time.sleep(0.1)
+        return False
+
+    def rss_mb(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+        raise RuntimeError("no VmRSS")
+
+    def stop(self, timeout: float = 15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+
+class RosClient:
+    """A test-side node in its own rclpy context, spun on a background thread."""
+
+    def __init__(self, domain: int, name: str = "sparsekd_test_client"):
+        os.environ.update(dds_env())  # read when this process's DDS participant is created
+        self.context = Context()
+        rclpy.init(context=self.context, domain_id=domain)
+        self.node = Node(name, context=self.context)
+        self._lock = threading.Lock()
+        self.markers: list[MarkerArray] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        reliable = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.node.create_subscription(MarkerArray, MARKERS_TOPIC, self._keep(self.markers), reliable)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._keep(self.diagnostics), reliable)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._thread.start()
+        self._publishers: dict[str, object] = {}
+
+    def _spin(self) -> None:
+        try:
+            self.executor.spin()
+        except Exception:  # noqa: BLE001 - shutdown races end the spin
+            pass
+
+    def _keep(self, sink: list) -> Callable:
+        def callback(msg) -> None:
+            with self._lock:
+                sink.append(msg)
+        return callback
+
+    def publisher(self, topic: str = "/points"):
+        if topic not in self._publishers:
+            self._publishers[topic] = self.node.create_publisher(PointCloud2, topic, QoSProfile(depth=1))
+        return self._publishers[topic]
+
+    def now(self) -> Time:
+        return self.node.get_clock().now().to_msg()
+
+    def markers_with_stamp(self, t: Time) -> list[MarkerArray]:
+        with self._lock:
+            return [m for m in self.markers if m.markers and m.markers[0].header.stamp == t]
+
+    def latest_diagnostics(self) -> dict[str, str] | None:
+        with self._lock:
+            for arr in reversed(self.diagnostics):
+                for status in arr.status:
+                    if "lidar detector" in status.name:
+                        return {kv.key: kv.value for kv in status.values} | {"_message": status.message}
+        return None
+
+    def publish_until(self, cloud: PointCloud2, done: Callable[[], bool], timeout: float, period: float = 0.5) -> bool:
+        """Publish ``cloud`` every ``period`` s until ``done()`` or ``timeout``; True when done."""
+        pub = self.publisher()
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            pub.publish(cloud)
+            step_end = min(end, time.monotonic() + period)
+            while time.monotonic() < step_end:
+                if done():
+                    return True
+                time.sleep(0.02)
+        return done()
+
+    def wait_until(self, done: Callable[[], bool], timeout: float) -> bool:
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if done():
+                return True
+            time.sleep(0.05)
+        return done()
+
+    def close(self) -> None:
+        self.executor.shutdown(timeout_sec=2.0)
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)
+        self._thread.join(timeout=5.0)
+
+
+def header(t: Time, frame_id: str = "lidar") -> Header:
+    return Header(stamp=t, frame_id=frame_id)

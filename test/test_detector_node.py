@@ -1,0 +1,326 @@
+"""The detector node: in-process with a stand-in detector (fast, exact), then the real node in a
+subprocess with a real (untrained) model, real frames, bad clouds and a 20 Hz stream."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from rclpy.context import Context
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import PointField
+from std_msgs.msg import Header
+
+from ros_helpers import (
+    NodeProcess,
+    RosClient,
+    domain_id,
+    header,
+    kitti_points,
+    nuscenes_points,
+    ros_env,
+    stamp,
+    waymo_points,
+)
+from sparsekd_core.detections import Detections
+from sparsekd_ros.detector_node import DetectorNode
+from sparsekd_ros.pipeline_stats import STAGES
+from sparsekd_ros.pointcloud2 import make_fields, points_to_cloud
+
+CLASSES = ("Car", "Pedestrian", "Cyclist")
+
+
+# ----------------------------------------------------------------------------- in-process, stand-in detector
+class StandInDetector:
+    """The Detector API with a scripted result: one Car box at the mean of the points it was given."""
+
+    def __init__(self, delay: float = 0.0, features=("x", "y", "z", "intensity")):
+        self.name, self.device, self.class_names, self.point_features = "stand_in", "cpu", CLASSES, features
+        self.point_cloud_range = np.array([-80, -80, -5, 80, 80, 5], np.float32)
+        self.score_threshold, self.class_score_thresholds = 0.1, {}
+        self.last_timings: dict[str, float] = {}
+        self.delay, self.seen, self.fail_on_n_points = delay, [], None
+
+    def warmup(self, runs: int = 3) -> float:
+        return 0.001
+
+    def __call__(self, points: np.ndarray) -> Detections:
+        if len(points) == self.fail_on_n_points:
+            raise RuntimeError("scripted failure")
+        self.seen.append(points.copy())
+        time.sleep(self.delay)
+        self.last_timings = {"preprocess": 0.001, "inference": self.delay, "postprocess": 0.002}
+        if len(points) == 0:
+            return Detections.empty(CLASSES)
+        c = points[:, :3].mean(axis=0)
+        return Detections(np.array([[*c, 4, 2, 1.5, 0.0]]), np.array([0.9]), np.array([0]), CLASSES)
+
+
+class Capture:
+    def __init__(self):
+        self.msgs = []
+
+    def publish(self, msg):
+        self.msgs.append(msg)
+
+
+@pytest.fixture
+def context():
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain_id())
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+def make_node(context, detector, **overrides) -> tuple[DetectorNode, Capture]:
+    params = [Parameter(k, value=v) for k, v in {"log_period": 0.0, **overrides}.items()]
+    node = DetectorNode(detector=detector, context=context, parameter_overrides=params)
+    capture = Capture()
+    node.markers_pub = capture
+    return node, capture
+
+
+def test_fields_mapped_cropped_and_header_kept(context):
+    det = StandInDetector()
+    node, capture = make_node(context, det, intensity_field="reflectance", intensity_scale=0.5, max_range=10.0,
+                              frame_id="base_lidar")
+    try:
+        pts = np.array([[1, 2, 0, 8], [30, 0, 0, 4], [-6, 7, 1, 2], [np.nan, 0, 0, 1]], np.float32)
+        msg = points_to_cloud(pts, ("x", "y", "z", "reflectance"), header(stamp(7), "velodyne"))
+        timings = node.process_cloud(msg)
+        assert set(STAGES) <= set(timings) and all(v >= 0 for v in timings.values())
+        got = det.seen[-1]
+        np.testing.assert_allclose(got, [[1, 2, 0, 4], [-6, 7, 1, 1]])  # 30 m point cropped, NaN row dropped
+        markers = capture.msgs[-1].markers
+        assert markers[0].action == markers[0].DELETEALL and len(markers) == 3
+        assert all(m.header.frame_id == "base_lidar" and m.header.stamp == stamp(7) for m in markers)
+        assert markers[2].text == "Car 0.90"
+        assert node.stats.processed == 1 and node.stats.last_points == 2
+    finally:
+        node.destroy_node()
+
+
+def test_bad_clouds_are_skipped_with_a_reason(context):
+    det = StandInDetector()
+    node, capture = make_node(context, det)
+    try:
+        good = points_to_cloud(kitti_points()[:100], header=header(stamp(1)))
+        no_x = points_to_cloud(np.zeros((5, 3), np.float32), ("y", "z", "intensity"))
+        short = points_to_cloud(np.zeros((5, 4), np.float32))
+        short.data = short.data[:-3]
+        empty = points_to_cloud(np.zeros((0, 4), np.float32))
+        for bad, reason in ((no_x, "no 'x' field"), (short, "data holds 77 bytes"), (empty, "empty cloud")):
+            assert node.process_cloud(bad) is None
+            assert reason in node.stats.last_problem
+        assert node.stats.malformed == 3 and not capture.msgs and not det.seen
+        assert node.process_cloud(good) is not None and len(capture.msgs) == 1
+    finally:
+        node.destroy_node()
+
+
+def test_thresholds_from_parameters_and_at_run_time(context):
+    det = StandInDetector()
+    node, _ = make_node(context, det, score_threshold=0.4, class_score_thresholds="Car:0.6, Truck:0.2")
+    try:
+        assert det.score_threshold == 0.4 and det.class_score_thresholds == {"Car": 0.6}  # Truck: not a class
+        ok = node.set_parameters([Parameter("score_threshold", value=0.7),
+                                  Parameter("class_score_thresholds", value=["Pedestrian:0.2"])])
+        assert all(r.successful for r in ok)
+        assert det.score_threshold == 0.7 and det.class_score_thresholds == {"Pedestrian": 0.2}
+        bad = node.set_parameters([Parameter("class_score_thresholds", value="Pedestrian=0.2")])
+        assert not bad[0].successful and "ClassName:threshold" in bad[0].reason
+        assert not node.set_parameters([Parameter("score_threshold", value=1.5)])[0].successful
+        assert not node.set_parameters([Parameter("model", value="other")])[0].successful  # read-only
+        assert det.class_score_thresholds == {"Pedestrian": 0.2}
+    finally:
+        node.destroy_node()
+
+
+def test_newest_cloud_wins_and_drops_are_counted(context):
+    det = StandInDetector(delay=0.3)
+    node, capture = make_node(context, det)
+    try:
+        base = kitti_points()[:50]
+        for i in range(10):  # ten clouds in 10 ms, as the subscription callback would get them
+            node._on_cloud(points_to_cloud(base + i, header=header(stamp(i))))
+            time.sleep(0.001)
+        deadline = time.monotonic() + 5
+        while node.mailbox.put_count != node.stats.processed + node.mailbox.dropped and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert node.mailbox.put_count == 10
+        assert node.stats.processed + node.mailbox.dropped == 10
+        assert node.stats.processed <= 3 and node.mailbox.dropped >= 7
+        assert capture.msgs[-1].markers[0].header.stamp == stamp(9)  # the newest was processed last
+    finally:
+        node.destroy_node()
+
+
+def test_detector_failure_is_survived(context):
+    det = StandInDetector()
+    det.fail_on_n_points = 7
+    node, capture = make_node(context, det)
+    try:
+        node._on_cloud(points_to_cloud(kitti_points()[:7]))
+        assert _wait(lambda: node.stats.errors == 1)
+        assert "scripted failure" in node.stats.last_problem
+        node._on_cloud(points_to_cloud(kitti_points()[:20]))
+        assert _wait(lambda: node.stats.processed == 1) and len(capture.msgs) == 1
+    finally:
+        node.destroy_node()
+
+
+def _wait(cond, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and not cond():
+        time.sleep(0.02)
+    return cond()
+
+
+# ----------------------------------------------------------------------------- real node in a subprocess
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    from sparsekd_core.checkpoint import write_untrained_checkpoint
+
+    root = tmp_path_factory.mktemp("ckpt")
+    return {m: str(write_untrained_checkpoint(m, root / f"{m}.pth")) for m in ("cp_voxel_xxs_sim",)}
+
+
+@pytest.fixture(scope="module")
+def node_and_client(checkpoints, tmp_path_factory):
+    domain = domain_id()
+    log = tmp_path_factory.mktemp("node") / "node.log"
+    node = NodeProcess(["-p", f"model:={checkpoints['cp_voxel_xxs_sim']}", "-p", "warmup_runs:=1",
+                        "-p", "score_threshold:=0.0", "-p", "device:=cpu", "-p", "log_period:=2.0"], domain, log)
+    client = RosClient(domain)
+    assert node.wait_for_log("listening on /points", timeout=90), node.log()
+    yield node, client
+    client.close()
+    assert node.stop() == 0, node.log()
+
+
+@pytest.mark.parametrize(
+    "name, points, fields, frame",
+    [
+        ("kitti", kitti_points, ("x", "y", "z", "intensity"), "velodyne"),
+        ("nuscenes", nuscenes_points, ("x", "y", "z", "intensity", "ring"), "lidar_top"),
+        ("waymo_like", waymo_points, ("x", "y", "z"), "top_lidar"),
+    ],
+)
+def test_real_frames_get_markers_with_their_stamp_and_frame(node_and_client, name, points, fields, frame):
+    node, client = node_and_client
+    t = stamp(100 + ["kitti", "nuscenes", "waymo_like"].index(name))
+    cloud = points_to_cloud(points(), fields, header(t, frame))
+    assert client.publish_until(cloud, lambda: bool(client.markers_with_stamp(t)), timeout=30), node.log()[-2000:]
+    markers = client.markers_with_stamp(t)[0].markers
+    assert markers[0].action == markers[0].DELETEALL
+    assert len(markers) > 1  # score_threshold 0: the untrained model always reports boxes
+    assert all(m.header.frame_id == frame and m.header.stamp == t for m in markers)
+    boxes = [m for m in markers if m.type == m.LINE_LIST]
+    assert boxes and all(len(m.points) == 24 for m in boxes)
+
+
+def _truncated():
+    c = points_to_cloud(kitti_points()[:1000])
+    c.data = c.data[:-16]
+    return c, "data holds 15984 bytes"
+
+
+def _no_x():
+    return points_to_cloud(kitti_points()[:1000, 1:], ("y", "z", "intensity")), "no 'x' field"
+
+
+def _small_point_step():
+    c = points_to_cloud(kitti_points()[:1000])
+    c.point_step, c.row_step, c.width = 12, 12 * 1000, 1000
+    c.data = c.data[: 12 * 1000]
+    return c, "beyond point_step 12"
+
+
+def _empty():
+    return points_to_cloud(np.zeros((0, 4), np.float32)), "empty cloud"
+
+
+def _bad_datatype():
+    c = points_to_cloud(kitti_points()[:1000])
+    c.fields = [PointField(name=f.name, offset=f.offset, datatype=42, count=1) for f in c.fields]
+    return c, "unknown datatype 42"
+
+
+def test_malformed_clouds_are_skipped_and_the_node_keeps_answering(node_and_client):
+    node, client = node_and_client
+    good = kitti_points()
+    for i, make_bad in enumerate((_truncated, _no_x, _small_point_step, _empty, _bad_datatype)):
+        bad, reason = make_bad()
+
+        def diag_says(reason=reason):
+            d = client.latest_diagnostics()
+            return d is not None and reason in d.get("last_problem", "")
+
+        assert client.publish_until(bad, diag_says, timeout=15, period=0.3), (reason, client.latest_diagnostics())
+        t = stamp(200 + i)
+        cloud = points_to_cloud(good, header=header(t, "velodyne"))
+        assert client.publish_until(cloud, lambda: bool(client.markers_with_stamp(t)), timeout=30), reason
+    assert node.proc.poll() is None
+    assert "skipping malformed cloud: data holds 15984 bytes" in node.log()  # the first warning names it
+    d = client.latest_diagnostics()
+    assert int(d["skipped_malformed"]) >= 5
+
+
+def test_stream_at_20hz_into_a_slow_model(node_and_client):
+    """Newest cloud wins: latency stays about one detector time, memory stays flat, drops are counted.
+
+    The model needs far more than the 50 ms between clouds on a CPU, so most clouds must be dropped.
+    """
+    node, client = node_and_client
+    pub = client.publisher()
+    pts = kitti_points()
+    start = client.latest_diagnostics()
+    rss, sent = [], 0
+    t_start = time.monotonic()
+    while (elapsed := time.monotonic() - t_start) < 10.0:
+        pub.publish(points_to_cloud(pts, header=header(client.now(), "velodyne")))
+        sent += 1
+        if sent % 10 == 0:
+            rss.append((elapsed, node.rss_mb()))
+        time.sleep(max(0.0, t_start + sent * 0.05 - time.monotonic()))
+    at_end = client.latest_diagnostics()
+    time.sleep(5.0)
+    d = client.latest_diagnostics()
+    processed, dropped, received = (int(d[k]) for k in ("frames_processed", "dropped_stale", "clouds_received"))
+    # Nothing queues: after the stream, at most the cloud in progress, the one in the mailbox and
+    # the one in the depth-1 reader queue (plus up to 1 s of diagnostics age) are still processed.
+    assert processed - int(at_end["frames_processed"]) <= 4, (at_end, d)
+    assert processed - int(start["frames_processed"]) >= 2, d
+    assert dropped - int(start["dropped_stale"]) >= 10, d
+    assert received == processed + dropped + int(d["skipped_malformed"]) + int(d["detector_errors"])
+    assert received - int(start["clouds_received"]) <= sent
+    # Latency: a cloud waits at most for the frame in progress, then its own run.
+    assert float(d["receive_to_publish_ms_max"]) <= 2 * float(d["detector_ms_max"]) + 300, d
+    assert float(d["latency_ms_median"]) <= 2 * float(d["detector_ms_median"]) + 300, d
+    # Memory: flat once warm (no queue, no leak); allow allocator noise.
+    warm = [mb for t, mb in rss if t >= 2.0]
+    assert max(warm) - min(warm) < 40, rss
+    assert "dropped" in node.log() and "median ms: decode" in node.log()
+
+
+def test_unknown_model_exits_with_a_clear_message(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "sparsekd_ros.detector_node", "--ros-args", "-p", "model:=no_such_model"],
+        env=ros_env(domain_id() + 2), capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 1
+    assert "cannot start" in proc.stderr + proc.stdout and "no_such_model" in proc.stderr + proc.stdout
+
+
+def test_help_lists_every_parameter():
+    from sparsekd_ros.parameters import PARAMETERS
+
+    out = subprocess.run([sys.executable, "-m", "sparsekd_ros.detector_node", "--help"], env=ros_env(0),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0
+    for spec in PARAMETERS:
+        assert f"  {spec.name} (default {spec.default!r}" in out.stdout
