@@ -245,3 +245,31 @@ def test_bad_input_is_named():
         waymo_eval([gt], [short])
     with pytest.raises(ValueError, match="strictly increasing"):
         waymo_eval([gt], [as_predictions(gt)], score_cutoffs=[0.5, 0.1])
+
+
+# ------------------------------------------------------------------ sparsekd-eval on a Waymo-format root
+import json  # noqa: E402
+
+from sparsekd_core.cli.eval import main as eval_main  # noqa: E402
+from sparsekd_core.data.infos import POINT_FEATURES, FrameInfo, ObjectAnnos, infos_path, save_infos  # noqa: E402
+
+
+def test_cli_ground_truth_as_predictions_on_waymo_infos(tmp_path, capsys):
+    infos = []
+    for i in range(6):
+        g = gt_frame([("Vehicle", box("Vehicle", 12.0 + i, 3.0), 60), ("Pedestrian", box("Pedestrian", 35.0, -4.0), 4),
+                      ("Cyclist", box("Cyclist", -55.0, 10.0), 12, 2)])
+        annos = ObjectAnnos(g["names"], g["boxes_lidar"], g["num_points_in_gt"], g["difficulty"])
+        infos.append(FrameInfo("waymo", f"seg_{i:03d}", f"seg/{i:04d}.npy", POINT_FEATURES["waymo"], annos,
+                               sequence="seg", sample_idx=i))
+    save_infos(infos_path(tmp_path, "waymo", "val"), infos)
+    out = tmp_path / "eval.json"
+    assert eval_main(["--dataset", str(tmp_path), "--gt-as-predictions", "--json", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert report["format"] == "waymo" and "kitti" not in report
+    assert report["waymo"]["mean"]["LEVEL_2"] == pytest.approx({"mAP": 100.0, "mAPH": 100.0})
+    # The 4-point pedestrian and the labelled cyclist are LEVEL_2 only: no LEVEL_1 ground truth.
+    assert report["waymo"]["classes"]["Pedestrian"]["LEVEL_1"]["AP"] is None
+    assert report["waymo"]["range"]["Cyclist"]["50+"]["LEVEL_2"]["AP"] == pytest.approx(100.0)
+    assert eval_main(["--dataset", str(tmp_path), "--gt-as-predictions", "--metric", "kitti"]) == 1
+    assert "KITTI metric needs KITTI-format data" in capsys.readouterr().err

@@ -62,7 +62,8 @@ from sparsekd_core.eval.report import (
 )
 
 CLASSES = ("Vehicle", "Pedestrian", "Cyclist")
-IOU_THRESHOLDS = {"vehicle": 0.7, "pedestrian": 0.5, "cyclist": 0.5, "sign": 0.5}
+# KITTI's class names too, so the Waymo-style metric also runs on KITTI-format data.
+IOU_THRESHOLDS = {"vehicle": 0.7, "pedestrian": 0.5, "cyclist": 0.5, "sign": 0.5, "car": 0.7, "van": 0.7, "truck": 0.7}
 LEVELS = ("LEVEL_1", "LEVEL_2")
 LEVEL_2_MAX_POINTS = 5
 RANGE_SHARDS = (("0-30", 0.0, 30.0), ("30-50", 30.0, 50.0), ("50+", 50.0, np.inf))
