@@ -145,3 +145,12 @@ def test_dataloader_with_workers_and_rate(kitti_root):
     np.testing.assert_array_equal(first.gt_boxes[0, : first.num_boxes[0]].numpy(), expected.gt_boxes)
     rate = measure_loader_rate(ds, batch_size=2, workers=0, n_batches=3)
     assert rate > 0 and np.isfinite(rate)
+
+
+def test_loader_rate_for_root_reports_the_training_pipeline(kitti_root):
+    from sparsekd_core.data.dataset import measure_loader_rate_for_root
+
+    report = measure_loader_rate_for_root(kitti_root, workers=(0,), n_batches=2, batch_size=2)
+    assert report["layout"] == "kitti" and report["model"] == "kitti_cp_voxel" and report["frames"] == 6
+    assert report["gt_sampling"] is True and report["mean_points_per_sample"] > 1000
+    assert set(report["samples_per_s"]) == {"workers=0"} and report["samples_per_s"]["workers=0"] > 0
