@@ -16,7 +16,6 @@ import threading
 import time
 from typing import Any, Sequence
 
-import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
@@ -28,11 +27,12 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.mailbox import LatestMailbox
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, diagnostic_array, load_vision_msgs
 from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, parse_class_thresholds
 from sparsekd_ros.pipeline_stats import PipelineStats
-from sparsekd_ros.pointcloud2 import MalformedCloud, cloud_to_points
+from sparsekd_ros.pointcloud2 import MalformedCloud
 from sparsekd_ros.qos import output_qos, sensor_qos
 
 __all__ = ["DetectorNode", "main"]
@@ -156,19 +156,12 @@ class DetectorNode(Node):
         """Decode, detect and publish one cloud; returns its stage timings in seconds (None if skipped)."""
         t0 = time.perf_counter()
         received_at = t0 if received_at is None else received_at
-        if int(msg.width) * int(msg.height) == 0:
-            self._skip(f"empty cloud (width {msg.width}, height {msg.height}) on frame '{msg.header.frame_id}'")
-            return None
         p = self.params
         try:
-            points = cloud_to_points(msg, self.det.point_features, p.intensity_field, p.intensity_scale)
+            points = model_input(msg, self.det.point_features, p.intensity_field, p.intensity_scale, p.max_range)
         except MalformedCloud as exc:
             self._skip(str(exc))
             return None
-        if p.max_range > 0:
-            keep = np.square(points[:, 0]) + np.square(points[:, 1]) <= p.max_range**2
-            if not keep.all():
-                points = points[keep]
         t1 = time.perf_counter()
         dets = self.det(points)
         t2 = time.perf_counter()

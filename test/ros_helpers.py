@@ -28,12 +28,15 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from sparsekd_core.detections import Detections
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data"
 KITTI_BIN = DATA / "kitti" / "training" / "velodyne_reduced" / "000008.bin"
 NUSCENES_BIN = DATA / "nuscenes" / "lidar_top.bin"
 WAYMO_NPY = DATA / "waymo_like" / "benchmark_pc.npy"
 MARKERS_TOPIC = "/sparsekd_detector/markers"
+CLASSES = ("Car", "Pedestrian", "Cyclist")
 
 
 # Fast DDS's default shared-memory segment (512 KiB) cannot carry a multi-megabyte cloud; it then
@@ -245,3 +248,67 @@ class RosClient:
 
 def header(t: Time, frame_id: str = "lidar") -> Header:
     return Header(stamp=t, frame_id=frame_id)
+
+
+class StandInDetector:
+    """The Detector API with a scripted result: one Car box at the mean of the points it was given."""
+
+    def __init__(self, delay: float = 0.0, features=("x", "y", "z", "intensity")):
+        self.name, self.device, self.class_names, self.point_features = "stand_in", "cpu", CLASSES, features
+        self.point_cloud_range = np.array([-80, -80, -5, 80, 80, 5], np.float32)
+        self.score_threshold, self.class_score_thresholds = 0.1, {}
+        self.last_timings: dict[str, float] = {}
+        self.delay, self.seen, self.fail_on_n_points = delay, [], None
+
+    def warmup(self, runs: int = 3) -> float:
+        return 0.001
+
+    def __call__(self, points: np.ndarray) -> Detections:
+        if len(points) == self.fail_on_n_points:
+            raise RuntimeError("scripted failure")
+        self.seen.append(points.copy())
+        time.sleep(self.delay)
+        self.last_timings = {"preprocess": 0.001, "inference": self.delay, "postprocess": 0.002}
+        if len(points) == 0:
+            return Detections.empty(CLASSES)
+        c = points[:, :3].mean(axis=0)
+        return Detections(np.array([[*c, 4, 2, 1.5, 0.0]]), np.array([0.9]), np.array([0]), CLASSES)
+
+
+def write_cloud_bag(
+    path: Path,
+    clouds: list[tuple[int, np.ndarray, Time, str]],
+    topic: str = "/points",
+    storage: str = "sqlite3",
+    extra_topics: dict[str, list[int]] | None = None,
+) -> Path:
+    """Write a rosbag2 with rosbags only (its own typestore and CDR serialiser, no rclpy), so the
+    code under test reads a bag it did not write.
+
+    clouds: (bag timestamp ns, float32 (N, 4) x y z intensity points, header stamp, frame_id).
+    extra_topics: topic -> timestamps of std_msgs/String messages (to test copying other topics).
+    """
+    from rosbags.rosbag2 import StoragePlugin, Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS2_HUMBLE)
+    T = ts.types
+    fields = [T["sensor_msgs/msg/PointField"](name=n, offset=4 * i, datatype=7, count=1)
+              for i, n in enumerate(("x", "y", "z", "intensity"))]
+    plugin = StoragePlugin.MCAP if storage == "mcap" else StoragePlugin.SQLITE3
+    with Writer(path, version=8, storage_plugin=plugin) as writer:
+        conn = writer.add_connection(topic, "sensor_msgs/msg/PointCloud2", typestore=ts)
+        for t_ns, pts, st, frame in clouds:
+            pts = np.ascontiguousarray(pts, dtype="<f4")
+            msg = T["sensor_msgs/msg/PointCloud2"](
+                header=T["std_msgs/msg/Header"](stamp=T["builtin_interfaces/msg/Time"](sec=st.sec, nanosec=st.nanosec),
+                                                frame_id=frame),
+                height=1, width=len(pts), fields=fields, is_bigendian=False, point_step=16,
+                row_step=16 * len(pts), data=pts.view(np.uint8).reshape(-1), is_dense=True,
+            )
+            writer.write(conn, t_ns, ts.serialize_cdr(msg, "sensor_msgs/msg/PointCloud2"))
+        for extra, stamps in (extra_topics or {}).items():
+            c = writer.add_connection(extra, "std_msgs/msg/String", typestore=ts)
+            for t_ns in stamps:
+                writer.write(c, t_ns, ts.serialize_cdr(T["std_msgs/msg/String"](data=f"at {t_ns}"), "std_msgs/msg/String"))
+    return path

@@ -16,8 +16,10 @@ from sensor_msgs.msg import PointField
 from std_msgs.msg import Header
 
 from ros_helpers import (
+    CLASSES,
     NodeProcess,
     RosClient,
+    StandInDetector,
     domain_id,
     header,
     kitti_points,
@@ -26,40 +28,12 @@ from ros_helpers import (
     stamp,
     waymo_points,
 )
-from sparsekd_core.detections import Detections
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_ros.pipeline_stats import STAGES
 from sparsekd_ros.pointcloud2 import make_fields, points_to_cloud
 
-CLASSES = ("Car", "Pedestrian", "Cyclist")
-
 
 # ----------------------------------------------------------------------------- in-process, stand-in detector
-class StandInDetector:
-    """The Detector API with a scripted result: one Car box at the mean of the points it was given."""
-
-    def __init__(self, delay: float = 0.0, features=("x", "y", "z", "intensity")):
-        self.name, self.device, self.class_names, self.point_features = "stand_in", "cpu", CLASSES, features
-        self.point_cloud_range = np.array([-80, -80, -5, 80, 80, 5], np.float32)
-        self.score_threshold, self.class_score_thresholds = 0.1, {}
-        self.last_timings: dict[str, float] = {}
-        self.delay, self.seen, self.fail_on_n_points = delay, [], None
-
-    def warmup(self, runs: int = 3) -> float:
-        return 0.001
-
-    def __call__(self, points: np.ndarray) -> Detections:
-        if len(points) == self.fail_on_n_points:
-            raise RuntimeError("scripted failure")
-        self.seen.append(points.copy())
-        time.sleep(self.delay)
-        self.last_timings = {"preprocess": 0.001, "inference": self.delay, "postprocess": 0.002}
-        if len(points) == 0:
-            return Detections.empty(CLASSES)
-        c = points[:, :3].mean(axis=0)
-        return Detections(np.array([[*c, 4, 2, 1.5, 0.0]]), np.array([0.9]), np.array([0]), CLASSES)
-
-
 class Capture:
     def __init__(self):
         self.msgs = []
