@@ -82,7 +82,6 @@ class _Frames:
     score: np.ndarray  # (K,) float64 (predictions) or zeros
     truncated: np.ndarray  # (K,) float64 (ground truth) or zeros
     occluded: np.ndarray  # (K,) int64 (ground truth) or zeros
-    offsets: np.ndarray  # (F + 1,) box range of each frame
 
 
 def alpha_from_lidar_box(boxes: np.ndarray) -> np.ndarray:
@@ -100,7 +99,6 @@ def alpha_from_lidar_box(boxes: np.ndarray) -> np.ndarray:
 def _load(annos: Sequence[Mapping[str, Any]], is_gt: bool) -> _Frames:
     what = "ground truth" if is_gt else "predictions"
     parts: dict[str, list] = {k: [] for k in ("frame", "names", "bbox", "boxes", "alpha", "score", "trunc", "occ")}
-    offsets = [0]
     for i, anno in enumerate(annos):
         names = np.char.lower(anno_field(anno, NAME_KEYS, i, what).astype(str).reshape(-1))
         m = len(names)
@@ -141,7 +139,6 @@ def _load(annos: Sequence[Mapping[str, Any]], is_gt: bool) -> _Frames:
         parts["score"].append(score)
         parts["trunc"].append(trunc)
         parts["occ"].append(occ)
-        offsets.append(offsets[-1] + m)
 
     def cat(key: str, empty: np.ndarray) -> np.ndarray:
         return np.concatenate(parts[key]) if parts[key] else empty
@@ -155,7 +152,6 @@ def _load(annos: Sequence[Mapping[str, Any]], is_gt: bool) -> _Frames:
         score=cat("score", np.zeros(0)),
         truncated=cat("trunc", np.zeros(0)),
         occluded=cat("occ", np.zeros(0, np.int64)),
-        offsets=np.asarray(offsets, np.int64),
     )
 
 
