@@ -213,6 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     rclpy.init(args=["sparsekd-replay", *argv])
     node = Node("sparsekd_replay")
     stop = threading.Event()
+    rclpy.get_default_context().on_shutdown(stop.set)  # Ctrl-C shuts the context down: stop publishing
     spinner = threading.Thread(target=_spin, args=(node, stop), daemon=True)
     spinner.start()
     try:
@@ -231,8 +232,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
+    except Exception:
+        if stop.is_set():  # a publish racing Ctrl-C's shutdown: not an error
+            return 0
+        raise
     finally:
         stop.set()
+        spinner.join(timeout=5.0)  # the node must not be destroyed under a running spin
         node.destroy_node()
         rclpy.try_shutdown()
 
