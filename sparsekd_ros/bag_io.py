@@ -81,7 +81,7 @@ def open_bag(path: str | Path) -> Reader:
 
 def storage_of(reader: Reader) -> str:
     """"sqlite3" or "mcap"."""
-    return "mcap" if any(str(p).endswith(".mcap") for p in reader.paths) else "sqlite3"
+    return "mcap" if any(Path(reader.path).glob("*.mcap")) else "sqlite3"
 
 
 def cloud_topics(reader: Reader) -> list[str]:
