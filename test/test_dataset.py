@@ -154,3 +154,30 @@ def test_loader_rate_for_root_reports_the_training_pipeline(kitti_root):
     assert report["layout"] == "kitti" and report["model"] == "kitti_cp_voxel" and report["frames"] == 6
     assert report["gt_sampling"] is True and report["mean_points_per_sample"] > 1000
     assert set(report["samples_per_s"]) == {"workers=0"} and report["samples_per_s"]["workers=0"] > 0
+
+
+def test_simulated_dataset_end_to_end(tmp_path):
+    """sparsekd-sim output (both layouts) -> infos + gt database -> training samples with pasted objects."""
+    generate = pytest.importorskip("sparsekd_core.data.sim.generate").generate
+    for preset, fmt in (("hdl64", "kitti"), ("waymo_top", "waymo")):  # each layout with its own sensor
+        generate(tmp_path, frames=2, preset=preset, fmt=fmt, seed=0, val_fraction=0.0, progress=False, workers=1)
+    (kitti,) = create_kitti_infos(tmp_path / "kitti", ("train",), workers=1, progress=False)
+    (waymo,) = create_waymo_infos(tmp_path / "waymo", ("train",), workers=1, progress=False)
+    assert kitti.frames == waymo.frames == 2
+    assert kitti.db_objects.get("Car", 0) > 0 and waymo.db_objects.get("Vehicle", 0) > 0
+    for info in load_split(tmp_path / "kitti", "kitti", "train"):
+        care = info.annos.names != "DontCare"
+        assert np.all(info.annos.num_points_in_gt[care] >= 1)  # the sim labels only objects it hit
+    cases = (("kitti", KITTI_CLASSES, ("x", "y", "z", "intensity"), KITTI_RANGE),
+             ("waymo", ("Vehicle", "Pedestrian", "Cyclist"), ("x", "y", "z", "intensity", "elongation"),
+              (-75.2, -75.2, -2, 75.2, 75.2, 4)))
+    for layout, classes, features, pc_range in cases:
+        root = tmp_path / layout
+        augment = {"gt_sampling": {"dbinfos_path": dbinfos_relpath(layout), "sample_groups": {classes[0]: 40}},
+                   "flip_axes": ["x"]}
+        ds = DetectionDataset(infos_path(root, layout, "train"), root, classes, features, pc_range, augment)
+        plain = DetectionDataset(infos_path(root, layout, "train"), root, classes, features, pc_range, None, False)
+        s, p = ds[0], plain[0]
+        assert s.points.shape[1] == len(features) and len(s.points) > 10000
+        assert np.sum(s.gt_labels == 0) > np.sum(p.gt_labels == 0)  # objects were pasted
+        assert np.all(points_in_boxes(s.points, s.gt_boxes[s.gt_labels == 0]).sum(axis=0) >= 1)
