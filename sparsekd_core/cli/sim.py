@@ -1,0 +1,80 @@
+"""``sparsekd-sim``: generate a simulated LiDAR dataset in KITTI and/or Waymo format."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+DESCRIPTION = """\
+Simulate a spinning LiDAR driving through generated streets and write a labelled dataset.
+
+Each scene is a street with a gentle slope, kerbs, sidewalks, buildings, lots, poles, signs,
+trees and bushes; road users (cars, vans, trucks, pedestrians, cyclists) are placed without
+overlap and the LiDAR's rays are cast against everything with open3d, so occlusion is real.
+Labels hold every object with at least one LiDAR return, with its true number of points.
+
+Presets: hdl64     Velodyne HDL-64E as on KITTI (64 beams, +2..-24.8 deg, 120 m, 1.73 m up;
+                   points in the LiDAR frame)
+         waymo_top Waymo's top LiDAR (64 beams, +2.4..-17.6 deg, 75 m; points in the vehicle
+                   frame, z = 0 on the ground, with an elongation column)
+
+The same seed gives the same dataset (point and label files byte for byte), whatever --workers.
+"""
+
+EPILOG = """\
+output (--format both):
+  OUT/kitti/training/{velodyne,label_2,calib}/NNNNNN.*  and  OUT/kitti/ImageSets/{train,val}.txt
+  OUT/waymo/waymo_processed_data_v0_5_0/<segment>/NNNN.npy, <segment>.pkl,
+  OUT/waymo/waymo_infos_{train,val}.pkl and OUT/waymo/ImageSets/{train,val}.txt
+  OUT/preview/*.png (with --preview), OUT/sim_meta.json
+
+examples:
+  sparsekd-sim --out data/sim                                  # 200 frames, hdl64, both formats
+  sparsekd-sim --out data/sim_waymo --preset waymo_top --format waymo --frames 1000
+  sparsekd-sim --out data/drive --sequence --frames 100 --val-fraction 1 --preview 5
+next:
+  sparsekd-data kitti --root data/sim/kitti      # infos and the gt database for training
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparsekd-sim", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--frames", type=int, default=200, help="number of frames to generate (default 200)")
+    parser.add_argument("--preset", default="hdl64", choices=("hdl64", "waymo_top"),
+                        help="sensor preset (default hdl64)")
+    parser.add_argument("--format", dest="fmt", default="both", choices=("kitti", "waymo", "both"),
+                        help="dataset layout(s) to write (default both)")
+    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
+    parser.add_argument("--val-fraction", type=float, default=0.2,
+                        help="share of scenes (of a drive: of its last frames) put into the val split (default 0.2)")
+    parser.add_argument("--sequence", action="store_true",
+                        help="one continuous 10 Hz drive (ego and road users move) instead of independent "
+                             "snapshots of many streets; for replay and tracking demos")
+    parser.add_argument("--preview", type=int, default=0, metavar="N",
+                        help="write bird's-eye-view PNGs of N evenly spaced frames to OUT/preview/")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sparsekd_core.data.sim.generate import generate
+
+    try:
+        summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
+                           val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
+                           progress=not args.quiet)
+    except ValueError as err:
+        print(f"sparsekd-sim: error: {err}", file=sys.stderr)
+        return 2
+    objects = ", ".join(f"{k} {v}" for k, v in sorted(summary.objects.items()))
+    splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
+    print(f"wrote {summary.frames} frames ({splits}) to {args.out}: "
+          f"{summary.points / max(summary.frames, 1):,.0f} points/frame; labelled objects: {objects}")
+    print(f"rate: {summary.rate:.1f} frames/s ({args.preset}, format {args.fmt}, {summary.seconds:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""Simulated LiDAR scenes: generated streets, road users and a spinning LiDAR, written as KITTI/Waymo.
+
+Modules, from the bottom up: ``meshes`` (triangle meshes from numpy templates), ``actors`` (road
+users: sizes, meshes, class names), ``world`` (the static street), ``placement`` (road users without
+overlaps), ``sensor`` (presets and the ray-cast scan), ``scene`` (snapshot frames), ``sequence``
+(a 10 Hz drive), ``writer`` (KITTI/Waymo files), ``preview`` (bird's-eye PNGs), ``generate``
+(whole datasets; the ``sparsekd-sim`` command).
+
+Quick use::
+
+    from sparsekd_core.data.sim import SnapshotScene, DriveScene, PRESETS, generate
+    frame = SnapshotScene(PRESETS["hdl64"], seed=0, scene_index=0).frame(0)
+    frame.points, frame.boxes, frame.kinds, frame.num_points
+"""
+from sparsekd_core.data.sim.generate import generate
+from sparsekd_core.data.sim.scene import SimFrame, SnapshotScene
+from sparsekd_core.data.sim.sensor import PRESETS, SensorPreset, get_preset
+from sparsekd_core.data.sim.sequence import DriveScene
+
+__all__ = ["generate", "SimFrame", "SnapshotScene", "DriveScene", "PRESETS", "SensorPreset", "get_preset"]

@@ -1,0 +1,184 @@
+"""Triangle meshes for the simulated world, built with numpy from a few unit templates.
+
+A :class:`Mesh` carries one reflectivity per triangle (0..1, the material's diffuse reflectance at the
+LiDAR's wavelength), so a ray hit's primitive id gives its material. Parts are added to a
+:class:`MeshBuilder` by scaling, rotating (about z) and translating unit templates: a whole road user
+is a dozen array operations, which keeps per-frame actor meshes cheap.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+
+@dataclass
+class Mesh:
+    """vertices (V, 3) float32 metres; triangles (T, 3) int32 vertex indices; reflectivity (T,) float32 0..1."""
+
+    vertices: np.ndarray
+    triangles: np.ndarray
+    reflectivity: np.ndarray
+
+    @property
+    def num_triangles(self) -> int:
+        return len(self.triangles)
+
+    @staticmethod
+    def empty() -> "Mesh":
+        return Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros(0, np.float32))
+
+
+def merge(meshes: list[Mesh]) -> tuple[Mesh, np.ndarray]:
+    """Concatenate meshes -> (one mesh, (T,) int32 index of the source mesh of every triangle)."""
+    if not meshes:
+        return Mesh.empty(), np.zeros(0, np.int32)
+    offsets = np.cumsum([0] + [len(m.vertices) for m in meshes[:-1]])
+    tris = np.concatenate([m.triangles + off for m, off in zip(meshes, offsets)])
+    owner = np.repeat(np.arange(len(meshes), dtype=np.int32), [m.num_triangles for m in meshes])
+    return Mesh(np.concatenate([m.vertices for m in meshes]).astype(np.float32), tris.astype(np.int32),
+                np.concatenate([m.reflectivity for m in meshes]).astype(np.float32)), owner
+
+
+def pose_meshes(meshes: list[Mesh], boxes: np.ndarray) -> tuple[Mesh, np.ndarray]:
+    """Place local-frame meshes at boxes (K, 7) (centre x y z, yaw) in one vectorised step.
+
+    Returns (one world-frame mesh, (T,) int32 index of the mesh each triangle came from).
+    """
+    merged, owner = merge(meshes)
+    if not meshes:
+        return merged, owner
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
+    per_vertex = np.repeat(np.arange(len(meshes)), [len(m.vertices) for m in meshes])
+    c = np.cos(boxes[per_vertex, 6]).astype(np.float32)
+    s = np.sin(boxes[per_vertex, 6]).astype(np.float32)
+    v = merged.vertices
+    out = np.empty_like(v)
+    out[:, 0] = c * v[:, 0] - s * v[:, 1]
+    out[:, 1] = s * v[:, 0] + c * v[:, 1]
+    out[:, 2] = v[:, 2]
+    out += boxes[per_vertex, :3].astype(np.float32)
+    return Mesh(out, merged.triangles, merged.reflectivity), owner
+
+
+def transform(mesh: Mesh, yaw: float, translation: np.ndarray) -> Mesh:
+    """Rotate a mesh about +z by ``yaw`` then translate it."""
+    c, s = np.cos(yaw), np.sin(yaw)
+    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], np.float32)
+    verts = mesh.vertices @ rot.T + np.asarray(translation, np.float32)
+    return Mesh(verts.astype(np.float32), mesh.triangles, mesh.reflectivity)
+
+
+# --------------------------------------------------------------------------------------------- templates
+@lru_cache(maxsize=None)
+def _unit_box() -> tuple[np.ndarray, np.ndarray]:
+    """Cube of side 1 centred at the origin: 8 vertices, 12 triangles."""
+    v = np.array([[x, y, z] for z in (-0.5, 0.5) for y in (-0.5, 0.5) for x in (-0.5, 0.5)], np.float32)
+    t = np.array([[0, 2, 1], [1, 2, 3], [4, 5, 6], [5, 7, 6], [0, 1, 4], [1, 5, 4],
+                  [2, 6, 3], [3, 6, 7], [0, 4, 2], [2, 4, 6], [1, 3, 5], [3, 7, 5]], np.int32)
+    return v, t
+
+
+@lru_cache(maxsize=None)
+def _unit_cylinder(segments: int) -> tuple[np.ndarray, np.ndarray]:
+    """Closed cylinder of radius 1 along z from -0.5 to 0.5."""
+    a = np.linspace(0, 2 * np.pi, segments, endpoint=False)
+    ring = np.stack([np.cos(a), np.sin(a)], axis=1)
+    bottom = np.column_stack([ring, np.full(segments, -0.5)])
+    top = np.column_stack([ring, np.full(segments, 0.5)])
+    v = np.concatenate([bottom, top, [[0, 0, -0.5], [0, 0, 0.5]]]).astype(np.float32)
+    i = np.arange(segments)
+    j = (i + 1) % segments
+    side = np.concatenate([np.stack([i, j, i + segments], 1), np.stack([j, j + segments, i + segments], 1)])
+    cb, ct = 2 * segments, 2 * segments + 1
+    caps = np.concatenate([np.stack([np.full(segments, cb), j, i], 1),
+                           np.stack([np.full(segments, ct), i + segments, j + segments], 1)])
+    return v, np.concatenate([side, caps]).astype(np.int32)
+
+
+@lru_cache(maxsize=None)
+def _unit_sphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sphere of radius 1 from open3d's icosahedron (20 triangles), each subdivision x4 triangles."""
+    import open3d as o3d
+
+    m = o3d.geometry.TriangleMesh.create_icosahedron(1.0)
+    if subdivisions:
+        m = m.subdivide_midpoint(subdivisions)
+    v = np.asarray(m.vertices, np.float64)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    return v.astype(np.float32), np.asarray(m.triangles, np.int32)
+
+
+_AXES = {  # maps a template's z axis onto the wanted axis
+    "z": np.eye(3, dtype=np.float32),
+    "y": np.array([[1, 0, 0], [0, 0, 1], [0, -1, 0]], np.float32).T,
+    "x": np.array([[0, 0, 1], [0, 1, 0], [-1, 0, 0]], np.float32).T,
+}
+
+
+class MeshBuilder:
+    """Accumulates parts in one local frame; :meth:`build` returns the combined :class:`Mesh`."""
+
+    def __init__(self):
+        self._verts: list[np.ndarray] = []
+        self._tris: list[np.ndarray] = []
+        self._refl: list[np.ndarray] = []
+        self._count = 0
+
+    def add(self, vertices: np.ndarray, triangles: np.ndarray, reflectivity: float | np.ndarray) -> "MeshBuilder":
+        vertices = np.asarray(vertices, np.float32)
+        triangles = np.asarray(triangles, np.int32)
+        self._verts.append(vertices)
+        self._tris.append(triangles + self._count)
+        self._refl.append(np.broadcast_to(np.asarray(reflectivity, np.float32), (len(triangles),)))
+        self._count += len(vertices)
+        return self
+
+    def _place(self, v: np.ndarray, t: np.ndarray, scale, centre, yaw: float, reflectivity, axis: str = "z"):
+        v = (v * np.asarray(scale, np.float32)) @ _AXES[axis]
+        if yaw:
+            c, s = np.cos(yaw), np.sin(yaw)
+            v = v @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], np.float32)
+        return self.add(v + np.asarray(centre, np.float32), t, reflectivity)
+
+    def box(self, centre, size, reflectivity, yaw: float = 0.0) -> "MeshBuilder":
+        """Box with full extents ``size`` (3,), turned by ``yaw`` about z around its centre."""
+        v, t = _unit_box()
+        return self._place(v, t, size, centre, yaw, reflectivity)
+
+    def tapered_box(self, centre, size, top_scale=(1.0, 1.0), top_shift_x: float = 0.0,
+                    reflectivity: float = 0.3, yaw: float = 0.0) -> "MeshBuilder":
+        """Box whose top face is scaled by ``top_scale`` (x, y) and shifted by ``top_shift_x`` (a car cabin)."""
+        v, t = _unit_box()
+        v = v.copy()
+        top = v[:, 2] > 0
+        v[top, 0] *= top_scale[0]
+        v[top, 1] *= top_scale[1]
+        v[top, 0] += top_shift_x / max(float(size[0]), 1e-6)
+        return self._place(v, t, size, centre, yaw, reflectivity)
+
+    def cylinder(self, centre, radius: float, length: float, reflectivity, axis: str = "z",
+                 segments: int = 12, yaw: float = 0.0) -> "MeshBuilder":
+        """Closed cylinder along ``axis`` ('x', 'y' or 'z'), turned by ``yaw`` about z."""
+        v, t = _unit_cylinder(segments)
+        return self._place(v, t, (radius, radius, length), centre, yaw, reflectivity, axis)
+
+    def ellipsoid(self, centre, radii, reflectivity, yaw: float = 0.0,
+                  rng: np.random.Generator | None = None, roughness: float = 0.0,
+                  subdivisions: int = 1) -> "MeshBuilder":
+        """Ellipsoid with semi-axes ``radii`` (3,); ``roughness`` > 0 jitters vertices radially (foliage);
+        ``subdivisions`` 0 gives 20 triangles (enough for a head), 1 gives 80."""
+        v, t = _unit_sphere(subdivisions)
+        if roughness > 0 and rng is not None:
+            v = v * (1.0 + roughness * rng.uniform(-1, 1, size=(len(v), 1))).astype(np.float32)
+        return self._place(v, t, radii, centre, yaw, reflectivity)
+
+    def quad(self, corners, reflectivity) -> "MeshBuilder":
+        """Planar quad from 4 corners (4, 3) in order."""
+        return self.add(np.asarray(corners, np.float32), np.array([[0, 1, 2], [0, 2, 3]], np.int32), reflectivity)
+
+    def build(self) -> Mesh:
+        if not self._verts:
+            return Mesh.empty()
+        return Mesh(np.concatenate(self._verts), np.concatenate(self._tris), np.concatenate(self._refl))
