@@ -63,10 +63,12 @@ def points_in_boxes(points_xyz: np.ndarray, boxes: np.ndarray, margin: float = 0
     inside = np.zeros((len(points_xyz), len(boxes)), dtype=bool)
     if len(points_xyz) == 0 or len(boxes) == 0:
         return inside
-    xy = points_xyz[:, :2].astype(np.float64)
+    # contiguous 1D columns: the per-box pre-filter is then two cheap vector compares
+    x = np.ascontiguousarray(points_xyz[:, 0], dtype=np.float64)
+    y = np.ascontiguousarray(points_xyz[:, 1], dtype=np.float64)
     for m, box in enumerate(boxes):
         radius = 0.5 * np.hypot(box[3], box[4]) + margin
-        near = np.flatnonzero(np.abs(xy - box[:2]).max(axis=1) <= radius)
+        near = np.flatnonzero((np.abs(x - box[0]) <= radius) & (np.abs(y - box[1]) <= radius))
         if len(near) == 0:
             continue
         local = points_to_box_frame(points_xyz[near, :3], box)
