@@ -1,0 +1,79 @@
+"""Label KD: the teacher's confident boxes join the ground truth for the student's target assignment.
+
+The teacher's decoded predictions (decode + NMS, CenterPointDetector.predict) above a per-class score
+threshold (SparseKD: 0.6 for the voxel students; 0.6 / 0.5 / 0.5 for the pillar ones) are appended after
+each sample's ground truth; padding stays label -1 with zero boxes. Optionally a teacher box that overlaps
+a ground-truth box (BEV IoU above ``drop_overlap_iou``) is dropped, so an object labelled in both does not
+get two centres.
+"""
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+from ..geometry.iou import iou_bev
+from ..models.decode import BoxPredictions
+from .recipe import LabelKDConfig
+
+
+def class_thresholds(thresholds: Sequence[float], num_classes: int, device=None) -> torch.Tensor:
+    """One threshold for all classes, or one per class -> (C,) float tensor."""
+    values = list(thresholds)
+    if len(values) == 1:
+        values = values * num_classes
+    if len(values) != num_classes:
+        raise ValueError(f"label KD: {len(thresholds)} score thresholds for {num_classes} classes: give one value, "
+                         "or one per class in the model's class order")
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
+def merge_teacher_boxes(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, teacher: Sequence[BoxPredictions],
+                        drop_overlap_iou: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Append teacher boxes to the ground truth of each sample.
+
+    gt_boxes (B, M, 7), gt_labels (B, M) with -1 padding; teacher: B BoxPredictions (already filtered by score).
+    Returns boxes (B, M', 7), labels (B, M') (-1 padding, gt first then teacher boxes) and the number of teacher
+    boxes added per sample (B,) long.
+    """
+    bsz = gt_boxes.shape[0]
+    if len(teacher) != bsz:
+        raise ValueError(f"merge_teacher_boxes: {len(teacher)} teacher predictions for a batch of {bsz}")
+    merged_boxes, merged_labels, added = [], [], []
+    for b in range(bsz):
+        valid = gt_labels[b] >= 0
+        gb, gl = gt_boxes[b][valid].float(), gt_labels[b][valid].long()
+        tb = teacher[b].boxes.detach().to(gb.device, torch.float32)
+        tl = teacher[b].labels.detach().to(gb.device, torch.long)
+        if drop_overlap_iou is not None and len(tb) and len(gb):
+            overlap = iou_bev(tb, gb).max(dim=1).values
+            keep = overlap <= drop_overlap_iou
+            tb, tl = tb[keep], tl[keep]
+        merged_boxes.append(torch.cat([gb, tb]))
+        merged_labels.append(torch.cat([gl, tl]))
+        added.append(len(tb))
+    m = max(1, max(len(x) for x in merged_boxes))
+    boxes = gt_boxes.new_zeros((bsz, m, 7), dtype=torch.float32)
+    labels = torch.full((bsz, m), -1, dtype=torch.long, device=gt_labels.device)
+    for b, (bx, lb) in enumerate(zip(merged_boxes, merged_labels)):
+        boxes[b, : len(bx)] = bx
+        labels[b, : len(lb)] = lb
+    return boxes, labels, torch.tensor(added, dtype=torch.long)
+
+
+class LabelKD:
+    """Callable: (teacher detector, teacher DetectorOutput, gt_boxes, gt_labels) -> merged boxes, labels, added."""
+
+    def __init__(self, cfg: LabelKDConfig, num_classes: int):
+        self.cfg = cfg
+        self.thresholds = class_thresholds(cfg.score_thresholds, num_classes)
+
+    def teacher_boxes(self, teacher, teacher_out) -> list[BoxPredictions]:
+        """The teacher's decoded boxes above the per-class thresholds (no gradient)."""
+        with torch.no_grad():
+            # score_threshold=0: only the per-class thresholds decide (not the model's post-processing one)
+            return teacher.predict(teacher_out, score_threshold=0.0,
+                                   class_thresholds=self.thresholds.to(teacher_out.head.heatmap.device))
+
+    def __call__(self, teacher_preds: Sequence[BoxPredictions], gt_boxes: torch.Tensor, gt_labels: torch.Tensor):
+        return merge_teacher_boxes(gt_boxes, gt_labels, teacher_preds, self.cfg.drop_overlap_iou)
