@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 import time
 
 import numpy as np
@@ -13,10 +12,8 @@ import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointField
-from std_msgs.msg import Header
 
 from ros_helpers import (
-    CLASSES,
     NodeProcess,
     RosClient,
     StandInDetector,
@@ -30,7 +27,7 @@ from ros_helpers import (
 )
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_ros.pipeline_stats import STAGES
-from sparsekd_ros.pointcloud2 import make_fields, points_to_cloud
+from sparsekd_ros.pointcloud2 import points_to_cloud
 
 
 # ----------------------------------------------------------------------------- in-process, stand-in detector
@@ -298,3 +295,21 @@ def test_help_lists_every_parameter():
     assert out.returncode == 0
     for spec in PARAMETERS:
         assert f"  {spec.name} (default {spec.default!r}" in out.stdout
+
+
+def test_node_bench_measures_through_the_real_node():
+    """The figures of sparsekd_ros.bench_node, with a stand-in detector of known forward time."""
+    from sparsekd_ros.bench_node import codec_bench, node_bench
+
+    det = StandInDetector(delay=0.05)
+    cloud = points_to_cloud(kitti_points(), header=header(stamp(0), "lidar"))
+    f = node_bench(det, cloud, latency_frames=3, sustained_s=1.0, rate_hz=40.0, warmup_runs=0, domain=domain_id() + 6)
+    assert f["boxes"] == 1 and f["points_in"] == len(kitti_points())
+    assert 50 <= f["inference_ms_median"] < 80 and f["latency_ms_median"] >= f["inference_ms_median"]
+    assert f["overhead_ms"] == pytest.approx(f["latency_ms_median"] - f["inference_ms_median"])
+    assert 0 < f["ros_glue_ms"] < f["latency_ms_median"]
+    # ~50 ms per frame: about 20 Hz sustained out of 40 offered, the rest dropped as stale.
+    assert 8 <= f["sustained_hz"] <= 21 and f["sustained_dropped"] >= 5
+    c = codec_bench(kitti_points(), n_points=20_000, repeats=5)
+    assert set(c["layouts"]) == {"packed_xyzi_16B", "ouster_like_32B"}
+    assert all(v["decode_ms"] > 0 and v["ratio"] > 0 for v in c["layouts"].values())
