@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "snapshots of many streets; for replay and tracking demos")
     parser.add_argument("--preview", type=int, default=0, metavar="N",
                         help="write bird's-eye-view PNGs of N evenly spaced frames to OUT/preview/")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="simulation processes (default: one per CPU core, at most 4); the output "
+                             "does not depend on it")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -64,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
-                           progress=not args.quiet)
+                           progress=not args.quiet, workers=args.workers)
     except ValueError as err:
         print(f"sparsekd-sim: error: {err}", file=sys.stderr)
         return 2

@@ -28,6 +28,24 @@ SIZE_STATS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
     "cyclist": ((1.8, 0.1, 1.55, 2.05), (0.62, 0.06, 0.5, 0.8), (1.72, 0.08, 1.5, 1.95)),
 }
 _SIZE_ARRAYS = {kind: tuple(np.array(col) for col in zip(*stats)) for kind, stats in SIZE_STATS.items()}
+
+
+class SizeSampler:
+    """:func:`sample_size` drawn in batches (numpy's per-call cost dominates for 3 numbers)."""
+
+    BATCH = 64
+
+    def __init__(self, rng: np.random.Generator):
+        self._rng = rng
+        self._pool: dict[str, list[np.ndarray]] = {}
+
+    def __call__(self, kind: str) -> np.ndarray:
+        pool = self._pool.get(kind)
+        if not pool:
+            mean, std, lo, hi = _SIZE_ARRAYS[kind]
+            batch = np.round(np.clip(self._rng.normal(mean, std, size=(self.BATCH, 3)), lo, hi), 2)
+            pool = self._pool[kind] = list(batch[::-1])
+        return pool.pop()
 #: Gap left between the mesh and its box on every face but the bottom (keeps range noise inside the box).
 MESH_MARGIN = 0.03
 

@@ -62,14 +62,6 @@ def pose_meshes(meshes: list[Mesh], boxes: np.ndarray) -> tuple[Mesh, np.ndarray
     return Mesh(out, merged.triangles, merged.reflectivity), owner
 
 
-def transform(mesh: Mesh, yaw: float, translation: np.ndarray) -> Mesh:
-    """Rotate a mesh about +z by ``yaw`` then translate it."""
-    c, s = np.cos(yaw), np.sin(yaw)
-    rot = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]], np.float32)
-    verts = mesh.vertices @ rot.T + np.asarray(translation, np.float32)
-    return Mesh(verts.astype(np.float32), mesh.triangles, mesh.reflectivity)
-
-
 # --------------------------------------------------------------------------------------------- templates
 @lru_cache(maxsize=None)
 def _unit_box() -> tuple[np.ndarray, np.ndarray]:

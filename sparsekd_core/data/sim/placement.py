@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparsekd_core.data.sim.actors import Actor, MeshLibrary, sample_size
+from sparsekd_core.data.sim.actors import Actor, MeshLibrary, SizeSampler
 from sparsekd_core.data.sim.world import Lane, StaticWorld
 
 #: Clearance kept between any two placed footprints (metres).
@@ -62,6 +62,7 @@ class EgoState:
     lane: Lane
 
     FOOTPRINT = (4.7, 1.95)
+    GAP = 3.0  # road users keep at least this far from the ego's bumpers
 
 
 def _pair_overlaps(a, b, margin: float) -> bool:
@@ -194,15 +195,16 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     """
     layout = world.layout
     placer = Placer(world, rng, library)
-    placer.reserve([ego.x, ego.y, *EgoState.FOOTPRINT, ego.yaw])
+    sample_size = SizeSampler(rng)
+    placer.reserve([ego.x, ego.y, EgoState.FOOTPRINT[0] + 2 * EgoState.GAP, EgoState.FOOTPRINT[1], ego.yaw])
 
     def vehicle():
         kind = _choose(rng, VEHICLE_MIX)
-        return kind, sample_size(kind, rng)
+        return kind, sample_size(kind)
 
     def parked():
         kind = _choose(rng, PARKED_MIX)
-        return kind, sample_size(kind, rng)
+        return kind, sample_size(kind)
 
     # Travel lanes: one speed per lane (the ego's own lane goes at the ego's speed).
     for lane in layout.lanes_of("travel"):
@@ -216,7 +218,7 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     for lane in layout.lanes_of("bike"):
         heading = 0.0 if lane.direction > 0 else np.pi
         speed = float(rng.uniform(3.0, 7.0))
-        for kind, x, size in _fill(rng, x_range, (8.0, 70.0), density, lambda: ("cyclist", sample_size("cyclist", rng))):
+        for kind, x, size in _fill(rng, x_range, (8.0, 70.0), density, lambda: ("cyclist", sample_size("cyclist"))):
             y = lane.y_centre + _lateral(rng, lane, size[1] / 2 + 0.1, 0.15)
             yaw = heading + (0.0 if sequence else rng.normal(0, 0.03))
             placer.place(kind, x, y, yaw, size, speed, heading, check="ego")
@@ -247,7 +249,7 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
         heading = 0.0 if rng.random() < 0.5 else np.pi
         speed = float(rng.uniform(0.9, 1.7))
         for kind, x, size in _fill(rng, x_range, (1.5, 35.0), density,
-                                   lambda: ("pedestrian", sample_size("pedestrian", rng))):
+                                   lambda: ("pedestrian", sample_size("pedestrian"))):
             y = lane.y_centre + _lateral(rng, lane, max(size[:2]) / 2 + 0.05, 0.1)
             yaw = heading + (0.0 if sequence else rng.normal(0, 0.08))
             placer.place(kind, x, y, yaw, size, speed, heading, check="none")
@@ -256,7 +258,7 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     for lane in layout.lanes_of("frontage") + layout.lanes_of("furniture"):
         for _, x, _ in _fill(rng, x_range, (8.0, 60.0), density, lambda: ("pedestrian", np.zeros(3))):
             for k in range(1 + int(rng.random() < 0.3)):
-                size = sample_size("pedestrian", rng)
+                size = sample_size("pedestrian")
                 y = lane.y_centre + rng.uniform(-0.15, 0.15) * lane.width
                 placer.place("pedestrian", x + 0.9 * k, y, rng.uniform(-np.pi, np.pi), size, 0.0, 0.0, check="all")
 
@@ -267,7 +269,7 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
             xc = ego.x + rng.uniform(-35, 45)
             for _ in range(int(rng.integers(1, 5))):
                 kind = "cyclist" if rng.random() < 0.15 else "pedestrian"
-                size = sample_size(kind, rng)
+                size = sample_size(kind)
                 heading = np.pi / 2 if rng.random() < 0.5 else -np.pi / 2
                 y = rng.uniform(-kerb[0] + 1, kerb[1] - 1)
                 placer.place(kind, xc + rng.normal(0, 1.2), y, heading + rng.normal(0, 0.1), size, 1.3, heading,

@@ -146,46 +146,41 @@ class Lidar:
 
         hit_s = static_scene.cast_rays(o3d.core.Tensor(rays))
         t_s = hit_s["t_hit"].numpy()
+        d = rays[:, 3:]
+        n = hit_s["primitive_normals"].numpy()
+        cos_inc = np.abs(n[:, 0] * d[:, 0] + n[:, 1] * d[:, 1] + n[:, 2] * d[:, 2])
+        refl = static_reflectivity[np.minimum(hit_s["primitive_ids"].numpy(), len(static_reflectivity) - 1)]
+        actor = np.full(len(t_s), -1, np.int32)
+        t = t_s.copy()
         frames = _BoxFrames(actor_boxes)
-        t_d = np.full_like(t_s, np.inf)
-        prim_d = np.zeros(len(t_s), np.int64)
-        normal_d = None
-        dyn = None
+        expected = np.zeros(num_actors, np.int64)
         if actor_mesh.num_triangles:
             dyn = o3d.t.geometry.RaycastingScene()
             dyn.add_triangles(o3d.core.Tensor(actor_mesh.vertices),
                               o3d.core.Tensor(actor_mesh.triangles.astype(np.uint32)))
             # Only rays whose direction falls within some actor's angular extent can hit an actor.
-            cand = self._candidate_rays(frames, np.asarray(sensor_position, np.float64), sensor_yaw, offset)
+            coverage = self._coverage(frames, np.asarray(sensor_position, np.float64), sensor_yaw, offset)
+            cand = np.flatnonzero(coverage)
             hit_d = dyn.cast_rays(o3d.core.Tensor(rays[cand]))
-            t_d[cand] = hit_d["t_hit"].numpy()
-            prim_d[cand] = hit_d["primitive_ids"].numpy()
-            normal_d = np.zeros((len(t_s), 3), np.float32)
-            normal_d[cand] = hit_d["primitive_normals"].numpy()
-        on_actor = t_d < t_s
-        t = np.minimum(t_s, t_d)
-        idx = np.flatnonzero((t >= p.min_range) & (t <= p.max_range))
-        on_actor, t = on_actor[idx], t[idx]
-        normal = hit_s["primitive_normals"].numpy()[idx]
-        refl = static_reflectivity[np.minimum(hit_s["primitive_ids"].numpy()[idx], len(static_reflectivity) - 1)]
-        actor = np.full(len(idx), -1, np.int32)
-        expected = np.zeros(num_actors, np.int64)
-        if dyn is not None:
-            expected = self._expected_hits(dyn, rays, t_d, prim_d, actor_owner, frames)
-            sub = np.flatnonzero(on_actor)
-            prim = prim_d[idx[sub]]
-            refl[sub] = actor_mesh.reflectivity[prim]
-            actor[sub] = actor_owner[prim]
-            normal[sub] = normal_d[idx[sub]]
-        visible = np.bincount(actor[actor >= 0], minlength=num_actors)[:num_actors]
-        local_hit = local[idx]
-        cos_inc = np.abs((normal * rays[idx, 3:]).sum(axis=1))
+            t_c = hit_d["t_hit"].numpy()
+            prim_c = hit_d["primitive_ids"].numpy()
+            expected = self._expected_hits(dyn, rays[cand], t_c, prim_c, coverage[cand], actor_owner, frames)
+            closer = np.flatnonzero(t_c < t_s[cand])
+            w, pc = cand[closer], prim_c[closer]
+            t[w] = t_c[closer]
+            refl[w] = actor_mesh.reflectivity[pc]
+            actor[w] = actor_owner[pc]
+            nc, dw = hit_d["primitive_normals"].numpy()[closer], d[w]
+            cos_inc[w] = np.abs(nc[:, 0] * dw[:, 0] + nc[:, 1] * dw[:, 1] + nc[:, 2] * dw[:, 2])
+        valid = (t >= p.min_range) & (t <= p.max_range)
+        visible = np.bincount(actor[valid & (actor >= 0)], minlength=num_actors)[:num_actors]
 
         # Return probability: received power ~ reflectivity x incidence / range^2 against a threshold.
-        power = refl * (0.2 + 0.8 * cos_inc) / np.maximum(t / p.max_range, 1e-3) ** 2
-        keep_prob = (1.0 - p.dropout) / (1.0 + np.exp(-(power - p.detection_threshold) / 0.01))
-        sel = np.flatnonzero(rng.random(len(idx), dtype=np.float32) < keep_prob)
-        idx, t, refl, cos_inc, actor, local_hit = idx[sel], t[sel], refl[sel], cos_inc[sel], actor[sel], local_hit[sel]
+        with np.errstate(over="ignore", invalid="ignore"):
+            power = refl * (0.2 + 0.8 * cos_inc) / np.maximum(t / p.max_range, 1e-3) ** 2
+            keep_prob = (1.0 - p.dropout) / (1.0 + np.exp(-(power - p.detection_threshold) / 0.01))
+        idx = np.flatnonzero(valid & (rng.random(len(t), dtype=np.float32) < keep_prob))
+        t, refl, cos_inc, actor, local_hit = t[idx], refl[idx], cos_inc[idx], actor[idx], local[idx]
 
         sigma = p.range_noise
         t_noisy = t + np.clip(rng.standard_normal(len(t), dtype=np.float32) * sigma, -3 * sigma, 3 * sigma)
@@ -202,14 +197,15 @@ class Lidar:
                                + 0.02 * np.abs(rng.standard_normal(n, dtype=np.float32)), 0.0, 1.5)
         return Scan(points, ring[idx], actor, expected, visible)
 
-    def _candidate_rays(self, frames: "_BoxFrames", sensor: np.ndarray, yaw: float, offset: float) -> np.ndarray:
-        """Indices of rays that may hit an actor: each actor's box covers an interval of azimuth
-        columns and of beams seen from the sensor (a cull, exact for the boxes, loose for the meshes)."""
+    def _coverage(self, frames: "_BoxFrames", sensor: np.ndarray, yaw: float, offset: float) -> np.ndarray:
+        """(R,) uint8: how many actors' angular extents each ray lies in. Each box covers an interval of
+        azimuth columns and of beams seen from the sensor; rays outside all of them cannot hit an actor,
+        and only rays inside two or more can meet one actor behind another."""
         p = self.preset
         cols, beams = p.columns, p.num_beams
-        grid = np.zeros((cols, beams), dtype=bool)
+        grid = np.zeros((cols, beams), dtype=np.uint16)
         if frames.count == 0:
-            return np.zeros(0, np.int64)
+            return grid.ravel().astype(np.uint8)
         corners = frames.corners() - sensor  # (A, 8, 3) world offsets from the sensor
         c, s = np.cos(yaw), np.sin(yaw)
         x = c * corners[..., 0] + s * corners[..., 1]
@@ -232,15 +228,15 @@ class Lidar:
             if b_hi[a] <= b_lo[a]:
                 continue
             if around[a] or hi[a] - lo[a] >= cols:
-                grid[:, b_lo[a]:b_hi[a]] = True
+                grid[:, b_lo[a]:b_hi[a]] += 1
                 continue
             c0, c1 = lo[a] % cols, hi[a] % cols
             if c0 < c1:
-                grid[c0:c1, b_lo[a]:b_hi[a]] = True
+                grid[c0:c1, b_lo[a]:b_hi[a]] += 1
             else:
-                grid[c0:, b_lo[a]:b_hi[a]] = True
-                grid[:c1, b_lo[a]:b_hi[a]] = True
-        return np.flatnonzero(grid.ravel())
+                grid[c0:, b_lo[a]:b_hi[a]] += 1
+                grid[:c1, b_lo[a]:b_hi[a]] += 1
+        return np.minimum(grid, 2).astype(np.uint8).ravel()
 
     @staticmethod
     def _keep_inside(actor: np.ndarray, t: np.ndarray, t_noisy: np.ndarray, directions: np.ndarray,
@@ -252,30 +248,44 @@ class Lidar:
             return
         a = actor[hit]
         tol = 0.002  # stay clear of the faces so float32 output coordinates are inside too
-        local = frames.to_local(sensor, directions[hit], t_noisy[hit], a)
-        inside = np.all(np.abs(local) <= frames.half[a] - tol, axis=1)
-        t_noisy[hit[~inside]] = t[hit[~inside]]
+        # Box-frame coordinates of sensor + t * d: the sensor's position in each box frame plus the
+        # direction turned into that frame, scaled by the range.
+        rel = sensor - frames.centre
+        ox = (rel[:, 0] * frames.cos + rel[:, 1] * frames.sin)[a]
+        oy = (-rel[:, 0] * frames.sin + rel[:, 1] * frames.cos)[a]
+        oz = rel[a, 2]
+        c, s = frames.cos[a], frames.sin[a]
+        dx, dy, dz = (directions[hit, k].astype(np.float64) for k in range(3))
+        tn = t_noisy[hit].astype(np.float64)
+        half = frames.half[a] - tol
+        inside = ((np.abs(ox + tn * (dx * c + dy * s)) <= half[:, 0])
+                  & (np.abs(oy + tn * (-dx * s + dy * c)) <= half[:, 1])
+                  & (np.abs(oz + tn * dz) <= half[:, 2]))
+        out = hit[~inside]
+        t_noisy[out] = t[out]
 
-    def _expected_hits(self, dyn, rays: np.ndarray, t_d: np.ndarray, prim_d: np.ndarray, owner: np.ndarray,
-                       frames: "_BoxFrames", layers: int = 3) -> np.ndarray:
+    def _expected_hits(self, dyn, rays: np.ndarray, t_d: np.ndarray, prim_d: np.ndarray, coverage: np.ndarray,
+                       owner: np.ndarray, frames: "_BoxFrames", layers: int = 3) -> np.ndarray:
         """(A,) rays that meet each actor within range, whatever stands in front of it.
 
+        rays, t_d, prim_d, coverage: the rays cast against the actors and their first hits.
         Depth peeling: a ray that hits actor a is continued from where it leaves a's box, up to
-        ``layers`` actors deep. Meshes lie inside their boxes and boxes do not overlap, so the next
-        hit is always another actor (hand-written: open3d's list_intersections does the same but
-        costs several times more on these machines).
+        ``layers`` actors deep, if it lies in another actor's angular extent (``coverage`` >= 2).
+        Meshes lie inside their boxes and boxes do not overlap, so the next hit is always another
+        actor (hand-written: open3d's list_intersections does the same but costs several times
+        more on these machines).
         """
         import open3d as o3d
 
         num = frames.count
-        counts = np.zeros(num, np.int64)
-        sel = np.flatnonzero(t_d <= self.preset.max_range)
+        hit = np.flatnonzero(t_d <= self.preset.max_range)
+        counts = np.bincount(owner[prim_d[hit]], minlength=num)[:num].astype(np.int64)
+        sel = hit[coverage[hit] >= 2]
         origin, direction = rays[sel, :3].astype(np.float64), rays[sel, 3:].astype(np.float64)
         travelled = np.zeros(len(sel))
         who = owner[prim_d[sel]]
-        for layer in range(layers):
-            counts += np.bincount(who, minlength=num)[:num]
-            if layer == layers - 1 or len(who) == 0:
+        for layer in range(1, layers):
+            if len(who) == 0:
                 break
             exit_t = frames.exit_distance(origin, direction, who) + 1e-3
             origin = origin + direction * exit_t[:, None]
@@ -285,6 +295,7 @@ class Lidar:
             ok = np.flatnonzero(travelled + t_next <= self.preset.max_range)
             origin, direction, travelled = origin[ok], direction[ok], travelled[ok]
             who = owner[nxt["primitive_ids"].numpy()[ok]]
+            counts += np.bincount(who, minlength=num)[:num]
         return counts
 
 
@@ -307,11 +318,6 @@ class _BoxFrames:
     def _rotate_in(self, v: np.ndarray, a: np.ndarray) -> np.ndarray:
         c, s = self.cos[a], self.sin[a]
         return np.stack([v[:, 0] * c + v[:, 1] * s, -v[:, 0] * s + v[:, 1] * c, v[:, 2]], axis=1)
-
-    def to_local(self, origin: np.ndarray, directions: np.ndarray, t: np.ndarray, a: np.ndarray) -> np.ndarray:
-        """Points ``origin + directions * t`` in the frames of boxes ``a`` (one box per point)."""
-        pts = origin + directions.astype(np.float64) * t[:, None]
-        return self._rotate_in(pts - self.centre[a], a)
 
     def exit_distance(self, origin: np.ndarray, direction: np.ndarray, a: np.ndarray) -> np.ndarray:
         """(K,) ray parameter where rays (K, 3) leave boxes ``a`` (slab method in each box's frame)."""
