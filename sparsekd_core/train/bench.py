@@ -1,0 +1,128 @@
+"""Training-step cost: how long one optimiser step takes and how much memory it needs, for a detector trained
+alone and for a student distilled from a teacher, measured the same way in one process so the ratio holds.
+
+Inputs are synthetic scenes (train/synthetic.py) sized to each model's range, so no dataset is needed; the
+figure is the model's cost, not the data loader's (``measure_loader_rate`` in data/dataset.py measures that).
+Teachers get random weights: KD's cost does not depend on what the teacher has learnt.
+"""
+from __future__ import annotations
+
+import gc
+import resource
+import statistics
+import sys
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..config import load_model_config
+from ..inference import resolve_device
+from ..models.detector import build_detector
+from .objective import build_objective, freeze, kd_requested, recipe_uses_tgi
+from .optim import build_optimizer, build_scheduler, trainable_parameters
+from .step import train_step
+from .synthetic import synthetic_scene
+
+
+def _synthetic_batch(cfg, batch_size: int, n_points: int, device: torch.device, seed: int):
+    rng = np.random.default_rng(seed)
+    scenes = [synthetic_scene(rng, cfg.voxelization.point_cloud_range, cfg.class_names, len(cfg.point_features),
+                              n_ground=n_points, n_boxes=4) for _ in range(batch_size)]
+    m = max(len(s[1]) for s in scenes)
+    boxes = torch.zeros((batch_size, m, 7))
+    labels = torch.full((batch_size, m), -1, dtype=torch.long)
+    for b, (_, bx, lb) in enumerate(scenes):
+        boxes[b, :len(bx)] = torch.from_numpy(bx)
+        labels[b, :len(lb)] = torch.from_numpy(lb)
+    return [torch.from_numpy(s[0]).to(device) for s in scenes], boxes.to(device), labels.to(device)
+
+
+def _peak_rss_bytes() -> int:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024)
+
+
+def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str | None = None,
+                       batch_size: int = 2, steps: int = 5, warmup: int = 1, n_points: int = 20000,
+                       device: str | torch.device = "auto", amp: bool = True, seed: int = 0) -> dict[str, Any]:
+    """Time ``steps`` full training steps (forward, loss, backward, clip, AdamW + one-cycle step) of
+    ``model_name``, distilled from a randomly initialised ``teacher_name`` with recipe ``kd`` when both are
+    given, after ``warmup`` untimed steps.
+
+    Returns {model, teacher, kd, batch_size, points_per_sample, device, amp, steps, step_s_median,
+    step_s_all, peak_memory_bytes, memory_kind}. memory_kind is "cuda_max_allocated" (peak tensor memory
+    of these steps) or, on CPU, "process_peak_rss" (the process's peak resident memory so far: it only
+    grows, so measure the largest configuration last or in its own process).
+    """
+    dev = resolve_device(device)
+    torch.manual_seed(seed)
+    cfg = load_model_config(model_name)
+    student = build_detector(cfg).to(dev).train()
+    teacher = None
+    use_kd = kd_requested(kd)
+    if use_kd:
+        if not teacher_name:
+            raise ValueError(f"kd={kd!r} needs a teacher_name")
+        teacher = freeze(build_detector(load_model_config(teacher_name)).to(dev).eval())
+    objective, recipe = build_objective(student, teacher, kd if use_kd else None)
+    objective.to(dev)
+    if recipe is not None and recipe_uses_tgi(recipe):
+        objective.distiller.init_student_from_teacher()
+    params = trainable_parameters(objective)
+    optimizer = build_optimizer(params, cfg.train)
+    scheduler = build_scheduler(optimizer, cfg.train, total_steps=warmup + steps + 1)
+    use_amp = bool(amp and dev.type == "cuda")
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    points, boxes, labels = _synthetic_batch(cfg, batch_size, n_points, dev, seed)
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for _ in range(warmup):
+        train_step(objective, points, boxes, labels, optimizer, scheduler, scaler, params, cfg.train.grad_clip,
+                   use_amp)
+    sync()
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+    times = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        train_step(objective, points, boxes, labels, optimizer, scheduler, scaler, params, cfg.train.grad_clip,
+                   use_amp)
+        sync()
+        times.append(time.perf_counter() - t0)
+    if dev.type == "cuda":
+        peak, kind = int(torch.cuda.max_memory_allocated(dev)), "cuda_max_allocated"
+    else:
+        peak, kind = _peak_rss_bytes(), "process_peak_rss"
+    result = {
+        "model": model_name, "teacher": teacher_name if use_kd else None, "kd": kd if use_kd else None,
+        "batch_size": batch_size, "points_per_sample": int(np.mean([len(p) for p in points])),
+        "device": str(dev), "amp": use_amp, "steps": steps,
+        "step_s_median": statistics.median(times), "step_s_all": times,
+        "peak_memory_bytes": peak, "memory_kind": kind,
+    }
+    del objective, student, teacher, optimizer, scheduler
+    gc.collect()
+    if dev.type == "cuda":
+        torch.cuda.empty_cache()
+    return result
+
+
+def compare_kd_cost(teacher_name: str, student_name: str, kd: str = "sparsekd", batch_size: int = 2,
+                    steps: int = 5, **kwargs) -> dict[str, Any]:
+    """Teacher alone, student alone and student + KD, measured back to back in this process.
+
+    Returns {"teacher": ..., "student": ..., "student_kd": ... (measure_train_step dicts),
+    "kd_over_plain": student_kd median / student median, "teacher_over_student": teacher / student}.
+    """
+    teacher = measure_train_step(teacher_name, batch_size=batch_size, steps=steps, **kwargs)
+    plain = measure_train_step(student_name, batch_size=batch_size, steps=steps, **kwargs)
+    distilled = measure_train_step(student_name, teacher_name, kd, batch_size=batch_size, steps=steps, **kwargs)
+    return {"teacher": teacher, "student": plain, "student_kd": distilled,
+            "kd_over_plain": distilled["step_s_median"] / plain["step_s_median"],
+            "teacher_over_student": teacher["step_s_median"] / plain["step_s_median"]}

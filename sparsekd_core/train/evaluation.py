@@ -1,0 +1,113 @@
+"""Evaluation during training: run the model over the validation split and score it with the benchmark's metric.
+
+KITTI layouts get KITTI AP R40 (3D and BEV, easy/moderate/hard; predictions get their 2D boxes by projecting
+the LiDAR boxes with the frame's calib, as the metric's 2D-height and DontCare rules need); Waymo layouts get
+mAP/mAPH at LEVEL_1/LEVEL_2. Both get recall at IoU 0.3/0.5/0.7. The metrics are eval/kitti.py, eval/waymo.py
+and eval/recall.py; this module only produces the per-frame prediction dicts they take.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from ..data.dataset import DetectionDataset, collate_samples
+from ..models.detector import CenterPointDetector
+from .batches import split_points
+
+Metric = Literal["kitti", "waymo"]
+
+
+def _prediction_annos(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                      class_names: tuple[str, ...], info, metric: Metric) -> dict[str, np.ndarray]:
+    names = np.array([class_names[int(i)] for i in labels], dtype=str).reshape(-1)
+    anno = {"names": names, "boxes_lidar": boxes.astype(np.float32).reshape(-1, 7),
+            "scores": scores.astype(np.float32).reshape(-1)}
+    if metric == "kitti":
+        from ..data.kitti_format import boxes_to_image_bbox
+
+        if info.calib is None:
+            raise ValueError(f"KITTI frame {info.frame_id} has no calib in its infos: rebuild them with sparsekd-data")
+        size = None if info.image_shape is None else (info.image_shape[1], info.image_shape[0])
+        bbox, _ = boxes_to_image_bbox(anno["boxes_lidar"], info.calib, size) if len(names) else (np.zeros((0, 4)), None)
+        anno["bbox"] = bbox.astype(np.float32)
+    return anno
+
+
+@torch.no_grad()
+def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metric: Metric, batch_size: int = 2,
+                    workers: int = 0, device: torch.device | None = None, progress: bool = True,
+                    amp: bool = False) -> tuple[list[dict], list[dict]]:
+    """(ground-truth annos, prediction annos), one dict per frame of ``dataset`` in order.
+
+    The model is put in eval mode for the pass and returned to its previous mode afterwards.
+    """
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    class_names = tuple(model.cfg.class_names)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                        collate_fn=collate_samples)
+    gt_annos, dt_annos = [], []
+    index = 0
+    try:
+        for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
+            points = split_points(batch.points.to(device), batch.batch_size)
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
+                out = model(points)
+            preds = model.predict(out)
+            for p in preds:
+                info = dataset.infos[index]
+                index += 1
+                gt_annos.append(info.annos.as_dict())
+                dt_annos.append(_prediction_annos(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
+                                                  p.labels.cpu().numpy(), class_names, info, metric))
+    finally:
+        model.train(was_training)
+    return gt_annos, dt_annos
+
+
+def headline(result: dict[str, Any], metric: Metric, class_names: list[str]) -> dict[str, float]:
+    """The few numbers worth a TensorBoard curve: KITTI 3D/BEV moderate AP R40 per class and their mean;
+    Waymo LEVEL_2 mAP/mAPH (and per-class LEVEL_2 APH)."""
+    out: dict[str, float] = {}
+    if metric == "kitti":
+        for m in ("3d", "bev"):
+            vals = []
+            for c in class_names:
+                v = result["summary"].get(f"{c}/{m}/moderate")
+                if v is not None:
+                    out[f"{c}/{m}/moderate"] = float(v)
+                    if not math.isnan(v):
+                        vals.append(float(v))
+            out[f"mean/{m}/moderate"] = float(np.mean(vals)) if vals else float("nan")
+    else:
+        for k, v in result["summary"].items():
+            if k.startswith("LEVEL_2/") or k.endswith("/LEVEL_2/APH"):
+                out[k] = float(v)
+    return out
+
+
+def evaluate(model: CenterPointDetector, dataset: DetectionDataset, metric: Metric, batch_size: int = 2,
+             workers: int = 0, progress: bool = True, amp: bool = False) -> dict[str, Any]:
+    """Predict over ``dataset`` and score: {"metric", "num_frames", "headline", "result" (the metric's dict),
+    "recall" (recall_eval's dict), "table" (printable)}."""
+    from ..eval.recall import recall_eval
+
+    gt, dt = predict_dataset(model, dataset, metric, batch_size, workers, progress=progress, amp=amp)
+    classes = list(model.cfg.class_names)
+    if metric == "kitti":
+        from ..eval.kitti import kitti_eval
+
+        result = kitti_eval(gt, dt, classes=classes, metrics=("bev", "3d"))
+    else:
+        from ..eval.waymo import waymo_eval
+
+        result = waymo_eval(gt, dt, classes=classes)
+    recall = recall_eval(gt, dt, classes=classes)
+    return {"metric": metric, "num_frames": len(gt), "headline": headline(result, metric, classes),
+            "result": result, "recall": recall, "table": result["table"] + "\n" + recall["table"]}
