@@ -10,7 +10,7 @@ from shapely.geometry import Polygon
 from sparsekd_core.data import kitti_format as kf
 from sparsekd_core.data import waymo_format as wf
 from sparsekd_core.data.sim.generate import generate, iterate_frames, plan_frames
-from sparsekd_core.data.sim.placement import rect_overlaps
+from sparsekd_core.data.sim.placement import rects_overlap
 from sparsekd_core.data.sim.scene import SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS
 from sparsekd_core.data.sim.sequence import DriveScene
@@ -101,7 +101,7 @@ def test_separating_axis_check_agrees_with_shapely():
     rng = np.random.default_rng(0)
     rects = np.column_stack([rng.uniform(-4, 4, (300, 2)), rng.uniform(0.5, 5, (300, 2)),
                              rng.uniform(-np.pi, np.pi, 300)])
-    ours = rect_overlaps(rects[0], rects[1:])
+    ours = np.array([rects_overlap(rects[0], r) for r in rects[1:]])
     boxes = np.column_stack([rects[:, :2], np.zeros(300), rects[:, 2:4], np.ones(300), rects[:, 4]])
     polygons = [Polygon(c) for c in bev_corners(boxes)]
     truth = np.array([polygons[0].intersects(p) for p in polygons[1:]])
