@@ -10,7 +10,11 @@ Simulate a spinning LiDAR driving through generated streets and write a labelled
 Each scene is a street with a gentle slope, kerbs, sidewalks, buildings, lots, poles, signs,
 trees and bushes; road users (cars, vans, trucks, pedestrians, cyclists) are placed without
 overlap and the LiDAR's rays are cast against everything with open3d, so occlusion is real.
-Labels hold every object with at least one LiDAR return, with its true number of points.
+Labels hold every object with at least one LiDAR return, with its true number of points
+(returns off its mesh). KITTI labels: Car, Van, Truck, Pedestrian, Cyclist, for objects the
+front camera sees (fixed KITTI-like calibration; 2D boxes, truncation, occlusion and difficulty
+are real projections); the velodyne files keep the full 360-degree scan. Waymo labels:
+Vehicle, Pedestrian, Cyclist, all around.
 
 Presets: hdl64     Velodyne HDL-64E as on KITTI (64 beams, +2..-24.8 deg, 120 m, 1.73 m up;
                    points in the LiDAR frame)
@@ -21,14 +25,14 @@ The same seed gives the same dataset (point and label files byte for byte), what
 """
 
 EPILOG = """\
-output (--format both):
+output (--format both; kitti or waymo writes only that folder):
   OUT/kitti/training/{velodyne,label_2,calib}/NNNNNN.*  and  OUT/kitti/ImageSets/{train,val}.txt
   OUT/waymo/waymo_processed_data_v0_5_0/<segment>/NNNN.npy, <segment>.pkl,
   OUT/waymo/waymo_infos_{train,val}.pkl and OUT/waymo/ImageSets/{train,val}.txt
   OUT/preview/*.png (with --preview), OUT/sim_meta.json
 
 examples:
-  sparsekd-sim --out data/sim                                  # 200 frames, hdl64, both formats
+  sparsekd-sim                                                 # 200 frames, hdl64, both formats, data/sim
   sparsekd-sim --out data/sim_waymo --preset waymo_top --format waymo --frames 1000
   sparsekd-sim --out data/drive --sequence --frames 100 --val-fraction 1 --preview 5
 next:
@@ -39,7 +43,7 @@ next:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sparsekd-sim", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", required=True, help="output folder (created if missing)")
+    parser.add_argument("--out", default="data/sim", help="output folder (created if missing; default data/sim)")
     parser.add_argument("--frames", type=int, default=200, help="number of frames to generate (default 200)")
     parser.add_argument("--preset", default="hdl64", choices=("hdl64", "waymo_top"),
                         help="sensor preset (default hdl64)")
