@@ -50,3 +50,39 @@ def synthetic_scene(rng: np.random.Generator, point_cloud_range, class_names, nu
     feats = rng.uniform(0, 1, (len(xyz), num_features - 3))
     points = np.concatenate([xyz, feats], axis=1).astype(np.float32)
     return (points, np.asarray(boxes, np.float32).reshape(-1, 7), np.asarray(labels, np.int64))
+
+
+def toy_calibration():
+    """A KITTI-like calibration: LiDAR at the camera's origin (x forward -> camera z, y left -> -x, z up -> -y),
+    KITTI's P2 intrinsics (f 721.5 px, centre 609.6, 172.9), no rectification."""
+    from ..data.kitti_format import Calibration
+
+    p2 = np.array([[721.5377, 0.0, 609.5593, 0.0], [0.0, 721.5377, 172.854, 0.0], [0.0, 0.0, 1.0, 0.0]])
+    velo_to_cam = np.array([[0.0, -1.0, 0.0, 0.0], [0.0, 0.0, -1.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    return Calibration(P0=p2, P1=p2, P2=p2, P3=p2, R0_rect=np.eye(3), Tr_velo_to_cam=velo_to_cam)
+
+
+def write_toy_kitti(root, point_cloud_range, class_names, n_train: int = 6, n_val: int = 3, seed: int = 0,
+                    **scene_kwargs) -> list[str]:
+    """Write a toy dataset in KITTI's layout (training/velodyne, label_2, calib, ImageSets/train+val) whose
+    scenes come from :func:`synthetic_scene`; for smoke runs of ``sparsekd-train`` and tests.
+    Returns the frame ids (train first)."""
+    from pathlib import Path
+
+    from ..data import kitti_format as kf
+
+    layout = kf.KittiLayout(Path(root))
+    calib = toy_calibration()
+    rng = np.random.default_rng(seed)
+    ids = [kf.frame_id(i) for i in range(n_train + n_val)]
+    for fid in ids:
+        points, boxes, labels = synthetic_scene(rng, point_cloud_range, class_names, **scene_kwargs)
+        path = layout.points_path(fid, reduced=False)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        kf.write_points(path, points)
+        kf.write_calib(layout.calib_path(fid), calib)
+        layout.label_path(fid).parent.mkdir(parents=True, exist_ok=True)
+        kf.write_label(layout.label_path(fid), [kf.make_object(class_names[l], b, calib) for b, l in zip(boxes, labels)])
+    kf.write_image_set(layout.image_set_path("train"), ids[:n_train])
+    kf.write_image_set(layout.image_set_path("val"), ids[n_train:])
+    return ids
