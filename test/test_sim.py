@@ -218,3 +218,36 @@ def test_cli_help_and_a_tiny_run(tmp_path, capsys):
     assert "frames/s" in text
     assert (tmp_path / "waymo" / "waymo_infos_train.pkl").is_file()
     assert main(["--out", str(tmp_path / "x"), "--frames", "0", "--quiet"]) == 2
+
+
+def test_ray_culling_keeps_every_ray_that_hits_an_actor():
+    """The actor cast only covers rays inside some actor's angular extent: no ray that hits an actor
+    may fall outside it (a truck right beside the sensor is the hard case: its nearest point is mid-side)."""
+    import open3d as o3d
+
+    from sparsekd_core.data.sim.actors import MeshLibrary
+    from sparsekd_core.data.sim.meshes import pose_meshes
+    from sparsekd_core.data.sim.sensor import Lidar, _BoxFrames
+
+    lidar = Lidar(PRESETS["hdl64"])
+    library = MeshLibrary(np.random.default_rng(0), variants=1)
+    sizes = {"truck": [10.0, 2.5, 3.8], "car": [4.5, 1.8, 1.5], "pedestrian": [0.6, 0.6, 1.75]}
+    placed = [("truck", [1.0, 2.6, -1.73 + 1.9, 0.1]), ("car", [-3.0, -2.2, -1.73 + 0.75, 1.4]),
+              ("pedestrian", [0.0, -1.2, -1.73 + 0.875, 0.0]), ("car", [30.0, 5.0, -1.73 + 0.75, 3.0])]
+    boxes = np.array([[x, y, z, *sizes[k], yaw] for k, (x, y, z, yaw) in placed])
+    meshes = [library.mesh(k, np.array(sizes[k]), True, np.random.default_rng(1)) for k, _ in placed]
+    for subset, max_share in ((slice(None), 1.0), (slice(3, 4), 0.01)):  # all around / one far car
+        mesh, _ = pose_meshes(meshes[subset], boxes[subset])
+        scene = o3d.t.geometry.RaycastingScene()
+        scene.add_triangles(o3d.core.Tensor(mesh.vertices), o3d.core.Tensor(mesh.triangles.astype(np.uint32)))
+        for yaw, offset in ((0.0, 0.0), (0.7, 0.001)):
+            local, _ = lidar.local_directions(offset)
+            c, s = np.cos(yaw), np.sin(yaw)
+            world = np.column_stack([c * local[:, 0] - s * local[:, 1], s * local[:, 0] + c * local[:, 1],
+                                     local[:, 2]])
+            rays = np.hstack([np.zeros_like(world), world]).astype(np.float32)
+            hits = np.isfinite(scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy())
+            coverage = lidar._coverage(_BoxFrames(boxes[subset]), np.zeros(3), yaw, offset)
+            assert hits.sum() > 50
+            assert not np.any(hits & (coverage == 0))
+            assert coverage.astype(bool).mean() <= max_share  # and it does cull

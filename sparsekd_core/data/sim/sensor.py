@@ -217,7 +217,19 @@ class Lidar:
         res = 2 * np.pi / cols
         lo = np.floor((centre + dev.min(1) - offset) / res).astype(np.int64) - 1
         hi = np.ceil((centre + dev.max(1) - offset) / res).astype(np.int64) + 2
-        el = np.arctan2(corners[..., 2], np.maximum(dist, 1e-6))
+        # Elevation extremes: the top and bottom faces seen at the nearest and farthest horizontal
+        # distance of the box's footprint (the nearest point is often mid-side, not a corner).
+        rel = sensor - frames.centre
+        lx = rel[:, 0] * frames.cos + rel[:, 1] * frames.sin
+        ly = -rel[:, 0] * frames.sin + rel[:, 1] * frames.cos
+        near = np.maximum(np.hypot(np.maximum(np.abs(lx) - frames.half[:, 0], 0.0),
+                                   np.maximum(np.abs(ly) - frames.half[:, 1], 0.0)), 1e-3)
+        far = dist.max(axis=1)
+        top = frames.centre[:, 2] + frames.half[:, 2] - sensor[2]
+        bottom = frames.centre[:, 2] - frames.half[:, 2] - sensor[2]
+        el_max = np.arctan2(top, np.where(top > 0, near, far))
+        el_min = np.arctan2(bottom, np.where(bottom < 0, near, far))
+        el = np.stack([el_min, el_max], axis=1)
         pad = np.deg2rad(0.6)
         elevations = np.deg2rad(np.asarray(p.elevations))  # decreasing with the beam index
         b_lo = np.searchsorted(-elevations, -(el.max(1) + pad))
