@@ -1,0 +1,179 @@
+"""Distiller and KD recipes: loading and composing recipes, wiring checks, end-to-end training steps.
+
+Models are sim zoo entries on a small square range (same layers and widths, small BEV maps).
+"""
+import pytest
+import torch
+
+from sparsekd_core.config import ConfigError, load_model_config
+from sparsekd_core.kd.distiller import Distiller, DistillerError
+from sparsekd_core.kd.recipe import KDRecipe, list_kd_recipes, load_kd_recipe
+from sparsekd_core.models.detector import build_detector
+from sparsekd_core.models.losses import clamped_sigmoid
+
+
+def small(name: str):
+    cfg = load_model_config(name)
+    r = cfg.voxelization.point_cloud_range
+    side = 10.24 if cfg.is_pillar else 12.8
+    cfg.voxelization.point_cloud_range = [0.0, -side / 2, r[2], side, side / 2, r[5]]
+    return cfg
+
+
+def scene(seed: int = 0, n: int = 300):
+    """Two samples: points around a car and a pedestrian, and their boxes (the second sample has one box)."""
+    g = torch.Generator().manual_seed(seed)
+    car, ped = torch.tensor([4.0, 1.5, -1.0]), torch.tensor([7.5, -2.0, -1.0])
+    def pts(centres):
+        c = torch.stack(centres)[torch.randint(0, len(centres), (n,), generator=g)]
+        xyz = c + torch.randn(n, 3, generator=g) * torch.tensor([0.7, 0.4, 0.3])
+        return torch.cat([xyz, torch.rand(n, 1, generator=g)], dim=1)
+    boxes = torch.tensor([[[4.0, 1.5, -1.0, 3.9, 1.6, 1.5, 0.2], [7.5, -2.0, -1.0, 0.8, 0.7, 1.7, 0.0]],
+                          [[4.0, 1.5, -1.0, 3.9, 1.6, 1.5, 0.2], [0.0] * 7]])
+    labels = torch.tensor([[0, 1], [0, -1]])
+    return [pts([car, ped]), pts([car])], boxes, labels
+
+
+# ----------------------------------------------------------------------------- recipes
+def test_shipped_recipes_and_reference_weights():
+    assert set(list_kd_recipes()) >= {"none", "logit", "pivotal", "feature", "mimic", "label", "tgi", "sparsekd"}
+    assert load_kd_recipe("none").enabled_methods() == []
+    sk = load_kd_recipe("sparsekd")
+    assert sk.enabled_methods() == ["logit", "label", "tgi"]
+    voxel, pillar = sk.for_family("voxel"), sk.for_family("pillar")
+    assert (voxel.logit.hm_weight, voxel.logit.reg_weight, voxel.label.score_thresholds) == (10.0, 0.2, [0.6])
+    assert (pillar.logit.hm_weight, pillar.logit.reg_weight, pillar.label.score_thresholds) == (7.0, 0.0, [0.6, 0.5, 0.5])
+    assert voxel.logit.mask.foreground and voxel.logit.mask.soft and voxel.logit.mask.rank == -1
+    assert voxel.tgi.mode == "first"
+    full = load_kd_recipe("logit").for_family("voxel").logit.mask
+    assert not (full.foreground or full.soft)
+    assert load_kd_recipe("feature").fitnet.weight == 0.1
+    assert load_kd_recipe("mimic").mimic.grid == 7 and load_kd_recipe("mimic").mimic.roi_source == "gt"
+
+
+def test_recipes_compose_left_to_right_and_resolve_per_student():
+    r = load_kd_recipe("logit,label,tgi")
+    assert r.name == "logit+label+tgi" and r.enabled_methods() == ["logit", "label", "tgi"]
+    assert r.for_student(small("cp_pillar_v0.64_sim")).logit.hm_weight == 7.0
+    assert r.for_student(small("cp_voxel_s_sim")).logit.hm_weight == 10.0
+    assert load_kd_recipe("pivotal,logit").for_family("voxel").logit.mask.foreground is False  # later wins
+
+
+def test_recipe_files_are_strict_and_errors_name_the_problem(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("logit: {enabled: true, hm_wieght: 3.0}\n")
+    with pytest.raises(ConfigError, match="hm_wieght"):
+        load_kd_recipe(str(bad))
+    good = tmp_path / "mine.yaml"
+    good.write_text("include: [pivotal]\nteacher_mode: train\nlogit: {hm_weight: 5.0}\ntgi: {enabled: true, mode: l1}\n")
+    r = load_kd_recipe(str(good))
+    assert (r.name, r.teacher_mode, r.logit.enabled, r.logit.hm_weight, r.tgi.mode) == ("mine", "train", True, 5.0, "l1")
+    with pytest.raises(ConfigError, match="unknown KD recipe"):
+        load_kd_recipe("sparskd")
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("tgi: {enabled: true, mode: random}\n")
+    with pytest.raises(ConfigError, match="tgi.mode"):
+        load_kd_recipe(str(wrong))
+
+
+# ----------------------------------------------------------------------------- wiring
+def test_teacher_required_and_models_must_match():
+    student = build_detector(small("cp_pillar_v0.64_sim"))
+    with pytest.raises(DistillerError, match="needs a teacher"):
+        Distiller(student, None, load_kd_recipe("pivotal"))
+    Distiller(student, None, KDRecipe())  # plain training needs none
+    other = small("cp_pillar_sim")
+    other.class_names = ["Vehicle", "Pedestrian", "Cyclist"]
+    with pytest.raises(DistillerError, match="classes"):
+        Distiller(student, build_detector(other), load_kd_recipe("logit"))
+
+
+def test_teacher_is_frozen_hidden_and_moves_with_the_distiller():
+    student, teacher = build_detector(small("cp_pillar_v0.64_sim")), build_detector(small("cp_pillar_sim"))
+    d = Distiller(student, teacher, load_kd_recipe("feature,logit"))
+    own = {id(p) for p in d.parameters()}
+    assert all(id(p) not in own for p in teacher.parameters())
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert {k.split(".")[0] for k in d.state_dict()} == {"student"}  # 384 = 384 channels: no adapter needed
+    d.double()
+    assert next(teacher.parameters()).dtype == torch.float64
+
+
+# ----------------------------------------------------------------------------- training steps
+def _check_step(d: Distiller, expected_keys: set, seed: int = 0):
+    points, boxes, labels = scene(seed)
+    teacher_before = {k: v.clone() for k, v in d.teacher.state_dict().items()}
+    d.train()
+    losses = d(points, boxes, labels)
+    assert set(losses) == expected_keys
+    assert all(torch.isfinite(v) and v.dim() == 0 for v in losses.values())
+    parts = sum(v for k, v in losses.items() if k != "total")
+    assert losses["total"].item() == pytest.approx(parts.item(), rel=1e-6)
+    losses["total"].backward()
+    grads = [p.grad for p in d.student.parameters()]
+    assert sum(g.abs().sum().item() for g in grads if g is not None) > 0
+    assert all(p.grad is None for p in d.teacher.parameters())
+    for k, v in d.teacher.state_dict().items():  # weights and BN statistics untouched
+        assert torch.equal(v, teacher_before[k]), k
+    return losses
+
+
+def test_voxel_sparsekd_step_with_tgi():
+    torch.manual_seed(0)
+    teacher = build_detector(small("cp_voxel_sim"))
+    student = build_detector(small("cp_voxel_xxs_sim"))
+    d = Distiller(student, teacher, load_kd_recipe("sparsekd"))
+    result = d.init_student_from_teacher()
+    assert result is not None
+    assert torch.equal(student.state_dict()["backbone3d.conv_input.0.weight"],
+                       teacher.state_dict()["backbone3d.conv_input.0.weight"][:8, ..., :4])
+    losses = _check_step(d, {"hm", "loc", "kd_hm", "kd_reg", "total"})
+    assert losses["kd_reg"].item() > 0
+    assert "teacher_boxes" in d.last_stats
+
+
+def test_kd_heatmap_term_is_the_masked_mse_of_the_two_models():
+    """Recompute the full-map logit term from the two models' own outputs."""
+    torch.manual_seed(1)
+    teacher = build_detector(small("cp_pillar_sim"))
+    student = build_detector(small("cp_pillar_v0.64_sim"))
+    d = Distiller(student, teacher, load_kd_recipe("logit"))
+    points, boxes, labels = scene(1)
+    d.train()
+    losses = d(points, boxes, labels)
+    with torch.no_grad():
+        s = clamped_sigmoid(student(points).head.heatmap)
+        t = clamped_sigmoid(d.teacher_forward(points).head.heatmap)
+        t = torch.nn.functional.interpolate(t, size=s.shape[-2:], mode="bilinear", align_corners=True)
+        expected = 7.0 * ((s - t) ** 2).sum() / (s.shape[0] * s.shape[2] * s.shape[3])  # pillar weight 7
+    assert teacher.training is False  # eval-mode teacher by default
+    assert losses["kd_hm"].item() == pytest.approx(expected.item(), rel=1e-4)
+    assert losses["kd_reg"].item() == 0.0  # reference pillar recipe: no regression KD across grids
+
+
+@pytest.mark.parametrize("recipe,keys", [
+    ("sparsekd", {"hm", "loc", "kd_hm", "kd_reg", "total"}),
+    ("feature,mimic", {"hm", "loc", "kd_feat", "kd_mimic", "total"}),
+])
+def test_pillar_pair_steps_across_voxel_sizes(recipe, keys):
+    torch.manual_seed(2)
+    teacher = build_detector(small("cp_pillar_sim"))  # 0.32 m pillars: 32 x 32 map here
+    student = build_detector(small("cp_pillar_v0.64_sim"))  # 0.64 m pillars: 16 x 16
+    d = Distiller(student, teacher, load_kd_recipe(recipe))
+    d.init_student_from_teacher()
+    _check_step(d, keys, seed=2)
+    if "mimic" in recipe:
+        assert d.last_stats["mimic_rois"] == 3.0  # the three ground-truth boxes of the scene
+
+
+def test_train_mode_teacher_keeps_its_statistics_and_adapters_train():
+    torch.manual_seed(3)
+    teacher = build_detector(small("cp_voxel_sim"))
+    student = build_detector(small("cp_voxel_s_sim"))  # 256 BEV channels vs the teacher's 512: an adapter
+    recipe = load_kd_recipe("feature")
+    recipe.teacher_mode = "train"
+    d = Distiller(student, teacher, recipe)
+    assert any(k.startswith("fitnet.adapter") for k in d.state_dict())
+    _check_step(d, {"hm", "loc", "kd_feat", "total"}, seed=3)
+    assert teacher.training is True
+    assert d.fitnet.adapter.conv.weight.grad.abs().sum() > 0
