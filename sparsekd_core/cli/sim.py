@@ -58,8 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preview", type=int, default=0, metavar="N",
                         help="write bird's-eye-view PNGs of N evenly spaced frames to OUT/preview/")
     parser.add_argument("--workers", type=int, default=None, metavar="N",
-                        help="simulation processes (default: one per CPU core, at most 4); the output "
-                             "does not depend on it")
+                        help="simulation processes (default: one per CPU core, at most 4, for 100 frames "
+                             "or more; else 1); the output does not depend on it")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
     print(f"wrote {summary.frames} frames ({splits}) to {args.out}: "
           f"{summary.points / max(summary.frames, 1):,.0f} points/frame; labelled objects: {objects}")
-    print(f"rate: {summary.rate:.1f} frames/s ({args.preset}, format {args.fmt}, {summary.seconds:.1f} s)")
+    print(f"rate: {summary.rate:.1f} frames/s ({args.preset}, format {args.fmt}, {summary.seconds:.1f} s; "
+          f"{summary.cpu_ms_per_frame:.0f} ms CPU per frame)")
     return 0
 
 
