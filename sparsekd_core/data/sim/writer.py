@@ -55,10 +55,12 @@ def kitti_objects(frame: SimFrame, calib: kf.Calibration,
     keep = np.flatnonzero(valid & (centre_depth > 0) & (frame.num_points > 0))
     trunc = kf.truncation(frame.boxes[keep], calib, image_size)
     occ = occlusion_level(frame.occlusion[keep])
+    loc, dims, ry = kf.lidar_boxes_to_camera(frame.boxes[keep], calib)
+    alpha = kf.observation_angle(loc, ry)
     objects = [
-        kf.make_object(KITTI_NAMES[str(frame.kinds[i])], frame.boxes[i], calib, bbox=bbox[i],
-                       truncated=float(t), occluded=int(o))
-        for i, t, o in zip(keep, trunc, occ)
+        kf.KittiObject(type=KITTI_NAMES[str(frame.kinds[i])], truncated=float(t), occluded=int(o), alpha=float(a),
+                       bbox=bbox[i], dimensions=d, location=c, rotation_y=float(r))
+        for i, t, o, a, d, c, r in zip(keep, trunc, occ, alpha, dims, loc, ry)
     ]
     return objects, keep
 
@@ -69,13 +71,19 @@ class KittiWriter:
     def __init__(self, root: str | Path, preset: SensorPreset):
         self.layout = kf.KittiLayout(Path(root))
         self.calib = sim_calibration(preset)
+        self._calib_text: str | None = None
 
     def write(self, frame_id: str, frame: SimFrame) -> int:
         """Write one frame; returns the number of labelled objects."""
         kf.write_points(self.layout.points_path(frame_id, reduced=False), frame.points[:, :4])
         objects, _ = kitti_objects(frame, self.calib)
         kf.write_label(self.layout.label_path(frame_id), objects)
-        kf.write_calib(self.layout.calib_path(frame_id), self.calib)
+        path = self.layout.calib_path(frame_id)
+        if self._calib_text is None:  # the same file for every frame: format it once
+            kf.write_calib(path, self.calib)
+            self._calib_text = path.read_text()
+        else:
+            path.write_text(self._calib_text)
         return len(objects)
 
     def finish(self, splits: dict[str, list[str]]) -> None:
