@@ -70,7 +70,7 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     objective, recipe = build_objective(student, teacher, kd if use_kd else None)
     objective.to(dev)
     if recipe is not None and recipe_uses_tgi(recipe):
-        objective.distiller.init_student_from_teacher()
+        objective.init_student_from_teacher()
     params = trainable_parameters(objective)
     optimizer = build_optimizer(params, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train, total_steps=warmup + steps + 1)

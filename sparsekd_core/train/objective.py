@@ -1,8 +1,9 @@
 """What one training step minimises: the detector's own loss, or the Distiller's (detector + KD terms).
 
 Both are an ``nn.Module`` whose ``forward(points_list, gt_boxes, gt_labels)`` returns a dict of scalar loss
-tensors with a ``"total"`` entry, so that DDP can wrap it (DDP hooks the module whose ``forward`` builds
-the graph) and the trainer never needs to know which one it runs.
+tensors with a ``"total"`` entry (``DetectorObjective`` here; ``sparsekd_core.kd.distiller.Distiller``), so
+DDP can wrap it (DDP hooks the module whose ``forward`` builds the graph) and the trainer never needs to know
+which one it runs.
 """
 from __future__ import annotations
 
@@ -33,22 +34,6 @@ class DetectorObjective(nn.Module):
         return self.student.loss(self.student(points), gt_boxes, gt_labels)
 
 
-class DistillerObjective(nn.Module):
-    """Adapts ``sparsekd_core.kd.distiller.Distiller`` (``training_step``) to a loss-returning ``forward``."""
-
-    def __init__(self, distiller: nn.Module):
-        super().__init__()
-        self.distiller = distiller
-
-    @property
-    def student(self) -> CenterPointDetector:
-        return self.distiller.student
-
-    def forward(self, points: list[torch.Tensor], gt_boxes: torch.Tensor,
-                gt_labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return self.distiller.training_step(points, gt_boxes, gt_labels)
-
-
 class KDUnavailableError(RuntimeError):
     """Distillation was asked for but the KD package cannot be imported."""
 
@@ -57,20 +42,17 @@ def kd_requested(kd: str | None) -> bool:
     return kd is not None and str(kd).strip().lower() not in NO_KD
 
 
-def _kd_module():
+def _kd_api():
+    """(Distiller, load_kd_recipe) from sparsekd_core.kd, imported on first use."""
     try:
-        from ..kd import distiller
+        from ..kd.distiller import Distiller
+        from ..kd.recipe import load_kd_recipe
     except ImportError as e:  # the KD package is developed alongside; say what is missing
         raise KDUnavailableError(
-            f"knowledge distillation needs sparsekd_core.kd.distiller, which cannot be imported ({e}). "
+            f"knowledge distillation needs sparsekd_core.kd (distiller, recipe), which cannot be imported ({e}). "
             "Train without --kd, or update sparsekd_ros."
         ) from e
-    return distiller
-
-
-def load_recipe(kd: str):
-    """``--kd`` value (name, comma list or YAML path) -> the KD recipe object."""
-    return _kd_module().load_kd_recipe(kd)
+    return Distiller, load_kd_recipe
 
 
 def recipe_to_dict(recipe: Any) -> Any:
@@ -98,26 +80,19 @@ def build_objective(student: CenterPointDetector, teacher: CenterPointDetector |
                     kd: str | None = None) -> tuple[nn.Module, Any]:
     """The training objective and the KD recipe it follows (None without KD).
 
-    kd: None/"none" trains the detector alone (a teacher, if given, is then unused: an error, because it is
-    almost certainly a mistake); anything else is passed to ``load_kd_recipe`` and needs a teacher.
+    kd None/"none": the detector's own loss (a teacher given as well is refused: almost certainly a mistake).
+    Anything else goes to ``load_kd_recipe`` and the objective is the ``Distiller`` itself (an nn.Module whose
+    forward is its training step; it keeps the teacher out of its parameters and state_dict). The recipe
+    returned is the Distiller's, with the student's model-family overrides resolved.
     """
     if not kd_requested(kd):
         if teacher is not None:
             raise ValueError("a teacher was given but --kd is none: pass --kd sparsekd (or another recipe) to "
                              "distil, or drop --teacher to train the detector alone")
         return DetectorObjective(student), None
-    if teacher is None:
-        raise ValueError(f"--kd {kd} needs a teacher checkpoint: pass --teacher TEACHER.pth")
-    if list(teacher.cfg.class_names) != list(student.cfg.class_names):
-        raise ValueError(f"teacher classes {teacher.cfg.class_names} differ from the student's "
-                         f"{student.cfg.class_names}: KD needs the same classes in the same order")
-    if list(teacher.cfg.point_features) != list(student.cfg.point_features):
-        raise ValueError(f"teacher point features {teacher.cfg.point_features} differ from the student's "
-                         f"{student.cfg.point_features}: both must read the same point columns")
-    module = _kd_module()
-    recipe = module.load_kd_recipe(kd)
-    distiller = module.Distiller(student, teacher, recipe)
-    return DistillerObjective(distiller), recipe
+    distiller_cls, load_kd_recipe = _kd_api()
+    distiller = distiller_cls(student, teacher, load_kd_recipe(kd))
+    return distiller, distiller.recipe
 
 
 def freeze(model: nn.Module) -> nn.Module:

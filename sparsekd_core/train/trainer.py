@@ -246,7 +246,7 @@ class Trainer:
             self._check_resume(payload["training"].get("run", {}), settings, resume_path)
             load_state_strict(student, payload["state_dict"], str(resume_path))
         elif recipe is not None and recipe_uses_tgi(recipe):
-            objective.distiller.init_student_from_teacher()
+            objective.init_student_from_teacher()
             log.info("student initialised from the teacher (TGI)")
 
         maybe_sync_batchnorm(student, ctx, opts.sync_bn)
