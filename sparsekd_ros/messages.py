@@ -5,6 +5,7 @@ tests share one definition of what a published detection looks like.
 """
 from __future__ import annotations
 
+import copy
 import importlib
 import math
 from types import ModuleType
@@ -69,50 +70,48 @@ def detections_to_markers(
     """One MarkerArray per frame for RViz.
 
     First a DELETEALL marker (so boxes of the previous frame vanish even when fewer are found),
-    then per box a LINE_LIST of its 12 edges (ns ``<namespace>/boxes``, id = box index) in the
-    class colour and, with ``labels``, a TEXT_VIEW_FACING "Car 0.87" above it (ns
-    ``<namespace>/labels``). All markers carry ``header`` (the cloud's frame and stamp).
-    ``lifetime_s`` 0 keeps markers until the next frame deletes them.
+    then per class present one LINE_LIST holding the 12 edges of each of its boxes (ns
+    ``<namespace>/boxes``, id = class index, box after box in detection order, 24 points each) in
+    the class colour and, with ``labels``, per box a TEXT_VIEW_FACING "Car 0.87" above it (ns
+    ``<namespace>/labels``, id = box index). All markers carry ``header`` (the cloud's frame and
+    stamp). ``lifetime_s`` 0 keeps markers until the next frame deletes them.
     """
     markers = [Marker(header=header, ns=namespace, id=0, action=Marker.DELETEALL)]
     if len(dets) == 0:
         return MarkerArray(markers=markers)
     lifetime = _duration(lifetime_s)
-    corners = corners_3d(dets.boxes)  # (M, 8, 3) float64
-    lines = corners[:, _EDGE_INDEX].tolist()  # (M, 24, 3): Python floats once, not per element
     identity = Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)
-    names = dets.names
-    for i, (box, score, label) in enumerate(zip(dets.boxes.tolist(), dets.scores.tolist(), dets.labels.tolist())):
-        color = class_color(label, names[i])
+    edges = corners_3d(dets.boxes)[:, _EDGE_INDEX]  # (M, 24, 3): LINE_LIST point pairs
+    for label in np.unique(dets.labels).tolist():
+        segment_points = edges[dets.labels == label].reshape(-1, 3).tolist()
         markers.append(
             Marker(
                 header=header,
                 ns=f"{namespace}/boxes",
-                id=i,
+                id=int(label),
                 type=Marker.LINE_LIST,
                 action=Marker.ADD,
                 pose=Pose(orientation=identity),
                 scale=Vector3(x=line_width, y=0.0, z=0.0),
-                color=color,
+                color=class_color(label, dets.class_names[label]),
                 lifetime=lifetime,
-                points=[Point(x=p[0], y=p[1], z=p[2]) for p in lines[i]],
+                points=[Point(x=p[0], y=p[1], z=p[2]) for p in segment_points],
             )
         )
-        if labels:
-            markers.append(
-                Marker(
-                    header=header,
-                    ns=f"{namespace}/labels",
-                    id=i,
-                    type=Marker.TEXT_VIEW_FACING,
-                    action=Marker.ADD,
-                    pose=Pose(position=Point(x=box[0], y=box[1], z=box[2] + box[5] / 2 + text_size), orientation=identity),
-                    scale=Vector3(x=0.0, y=0.0, z=text_size),
-                    color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0),
-                    lifetime=lifetime,
-                    text=f"{names[i]} {score:.2f}",
-                )
-            )
+    if labels:
+        # Labels are many: copy one template (a shallow copy shares the unchanged sub-messages)
+        # instead of building every default field of a Marker per box.
+        template = Marker(
+            header=header, ns=f"{namespace}/labels", type=Marker.TEXT_VIEW_FACING, action=Marker.ADD,
+            scale=Vector3(x=0.0, y=0.0, z=text_size), color=ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0), lifetime=lifetime,
+        )
+        names = dets.names
+        for i, (box, score) in enumerate(zip(dets.boxes.tolist(), dets.scores.tolist())):
+            text = copy.copy(template)
+            text.id = i
+            text.pose = Pose(position=Point(x=box[0], y=box[1], z=box[2] + box[5] / 2 + text_size), orientation=identity)
+            text.text = f"{names[i]} {score:.2f}"
+            markers.append(text)
     return MarkerArray(markers=markers)
 
 

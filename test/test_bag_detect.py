@@ -113,7 +113,7 @@ def test_cli_with_a_real_model(tmp_path, capsys):
     assert len(got["/points"]) == 2 and len(got[MARKERS_TOPIC]) == 2
     n_boxes = int(out.split(", ")[1].split()[0])
     markers = [TYPESTORE.deserialize_cdr(r, m).markers for _, r, m in got[MARKERS_TOPIC]]
-    assert sum(sum(1 for m in ms if m.type == 5) for ms in markers) == n_boxes  # LINE_LIST per box
+    assert sum(len(m.points) for ms in markers for m in ms if m.type == 5) == 24 * n_boxes  # 12 edges per box
     bad = main([str(bag), str(tmp_path / "out_b"), "--model", str(ckpt), "--device", "cpu",
                 "--class-score-thresholds", "Truck:0.5"])
     assert bad == 2 and "Truck" in capsys.readouterr().err

@@ -43,28 +43,33 @@ def test_markers_delete_stale_then_draw_each_box_edges():
     dets = _dets()
     arr = detections_to_markers(dets, HEADER)
     assert arr.markers[0].action == Marker.DELETEALL
-    boxes = [m for m in arr.markers if m.type == Marker.LINE_LIST]
+    lines = [m for m in arr.markers if m.type == Marker.LINE_LIST]
     texts = [m for m in arr.markers if m.type == Marker.TEXT_VIEW_FACING]
-    assert len(boxes) == len(texts) == 3 and len(arr.markers) == 7
+    assert len(lines) == 2 and len(texts) == 3 and len(arr.markers) == 6  # one LINE_LIST per class present
     for m in arr.markers:
         assert m.header.frame_id == "velodyne" and m.header.stamp.sec == 1700000000
         assert m.header.stamp.nanosec == 123456789
-    for marker, box in zip(boxes, dets.boxes.astype(np.float64)):
-        pts = np.array([[p.x, p.y, p.z] for p in marker.points])
-        assert pts.shape == (24, 3)
-        # Every edge has one of the box's extents as its length, four edges per extent.
-        lengths = np.linalg.norm(pts[1::2] - pts[0::2], axis=1)
-        for extent in box[3:6]:
-            assert np.sum(np.isclose(lengths, extent, atol=1e-5)) >= 4
-        np.testing.assert_allclose(pts.mean(axis=0), box[:3], atol=1e-5)  # symmetric about the centre
-        # The long edges point along the heading.
-        long_edges = pts[1::2][np.isclose(lengths, box[3])] - pts[0::2][np.isclose(lengths, box[3])]
-        heading = math.atan2(long_edges[0, 1], long_edges[0, 0])
-        assert math.isclose(math.cos(2 * (heading - box[6])), 1.0, abs_tol=1e-6)
+    assert [m.id for m in lines] == [0, 1]
+    for marker in lines:
+        boxes = dets.boxes[dets.labels == marker.id].astype(np.float64)
+        pts = np.array([[p.x, p.y, p.z] for p in marker.points]).reshape(len(boxes), 24, 3)
+        for box_pts, box in zip(pts, boxes):
+            # Every edge has one of the box's extents as its length, four edges per extent.
+            lengths = np.linalg.norm(box_pts[1::2] - box_pts[0::2], axis=1)
+            for extent in box[3:6]:
+                assert np.sum(np.isclose(lengths, extent, atol=1e-5)) >= 4
+            np.testing.assert_allclose(box_pts.mean(axis=0), box[:3], atol=1e-5)  # symmetric about the centre
+            # The long edges point along the heading.
+            along = np.isclose(lengths, box[3])
+            long_edge = (box_pts[1::2] - box_pts[0::2])[along][0]
+            heading = math.atan2(long_edge[1], long_edge[0])
+            assert math.isclose(math.cos(2 * (heading - box[6])), 1.0, abs_tol=1e-6)
     assert [m.text for m in texts] == ["Car 0.87", "Pedestrian 0.50", "Car 0.31"]
-    assert texts[0].pose.position.z > dets.boxes[0, 2] + dets.boxes[0, 5] / 2
-    # Per-class colours: same class, same colour; different class, different colour.
-    assert boxes[0].color == boxes[2].color and boxes[0].color != boxes[1].color
+    assert [m.id for m in texts] == [0, 1, 2]
+    for text, box in zip(texts, dets.boxes):
+        assert text.pose.position.x == pytest.approx(box[0]) and text.pose.position.z > box[2] + box[5] / 2
+    # Per-class colours differ.
+    assert lines[0].color != lines[1].color and lines[0].color == class_color(0, "Car")
     assert len({(m.ns, m.id) for m in arr.markers}) == len(arr.markers)
 
 
@@ -72,9 +77,9 @@ def test_markers_for_no_detections_only_clear_and_survive_serialisation():
     arr = detections_to_markers(Detections.empty(CLASSES), HEADER)
     assert [m.action for m in arr.markers] == [Marker.DELETEALL]
     full = detections_to_markers(_dets(), HEADER, labels=False, lifetime_s=0.25)
-    assert len(full.markers) == 4 and full.markers[1].lifetime.nanosec == 250_000_000
+    assert len(full.markers) == 3 and full.markers[1].lifetime.nanosec == 250_000_000
     back = deserialize_message(serialize_message(full), MarkerArray)
-    assert len(back.markers[2].points) == 24
+    assert [len(m.points) for m in back.markers] == [0, 48, 24]  # two Car boxes, one Pedestrian
 
 
 def test_class_colors_are_stable_and_distinct():
