@@ -190,8 +190,9 @@ def test_real_frames_get_markers_with_their_stamp_and_frame(node_and_client, nam
     assert markers[0].action == markers[0].DELETEALL
     assert len(markers) > 1  # score_threshold 0: the untrained model always reports boxes
     assert all(m.header.frame_id == frame and m.header.stamp == t for m in markers)
-    boxes = [m for m in markers if m.type == m.LINE_LIST]
-    assert boxes and all(len(m.points) == 24 for m in boxes)
+    lines = [m for m in markers if m.type == m.LINE_LIST]
+    texts = [m for m in markers if m.type == m.TEXT_VIEW_FACING]
+    assert lines and sum(len(m.points) for m in lines) == 24 * len(texts)  # 12 edges per labelled box
 
 
 def _truncated():
