@@ -19,6 +19,9 @@ from sparsekd_core.train.synthetic import write_toy_kitti
 RANGE = "point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]"
 TINY_STUDENT = f"base: cp_voxel_xxs_sim\nvoxelization:\n  voxel_size: [0.2, 0.2, 0.1]\n  {RANGE}\n"
 TINY_TEACHER = f"base: cp_voxel_sim\nvoxelization:\n  voxel_size: [0.2, 0.2, 0.1]\n  {RANGE}\n"
+# the pillar pair on two grids, as the reference's pillar students: 0.64 m student, 0.32 m teacher
+PILLAR_STUDENT = f"base: cp_pillar_v0.64_sim\nvoxelization:\n  voxel_size: [0.64, 0.64, 4.0]\n  {RANGE}\n"
+PILLAR_TEACHER = f"base: cp_pillar_sim\nvoxelization:\n  voxel_size: [0.32, 0.32, 4.0]\n  {RANGE}\n"
 
 
 @pytest.fixture(autouse=True)
@@ -35,6 +38,8 @@ def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     (root / "student.yaml").write_text(TINY_STUDENT)
     (root / "teacher.yaml").write_text(TINY_TEACHER)
+    (root / "pillar_student.yaml").write_text(PILLAR_STUDENT)
+    (root / "pillar_teacher.yaml").write_text(PILLAR_TEACHER)
     cfg = load_model_config(root / "student.yaml")
     write_toy_kitti(root / "kitti", cfg.voxelization.point_cloud_range, cfg.class_names, n_train=4, n_val=2)
     return root
@@ -105,6 +110,22 @@ def test_distillation_with_tgi(toy, tmp_path):
     s = read_checkpoint(sorted(out.glob("ckpt_*.pth"))[-1])["state_dict"]["backbone3d.conv_input.0.weight"]
     narrowed = t[: s.shape[0], ..., : s.shape[-1]]
     assert (s - narrowed).abs().max() < 0.2 * narrowed.abs().max()
+
+
+def test_pillar_student_distils_from_a_finer_grid_and_evaluates(toy, tmp_path):
+    teacher = write_untrained_checkpoint(str(toy / "pillar_teacher.yaml"), tmp_path / "teacher.pth", seed=5)
+    out = tmp_path / "pillar"
+    rc = main(["--model", str(toy / "pillar_student.yaml"), "--teacher", str(teacher), "--kd", "sparsekd",
+               "--epochs", "1", *_common(toy, out)])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "completed" and summary["steps"] == 2
+    # the pillar family's reference weights were resolved for this student
+    assert summary["kd_recipe"]["logit"]["hm_weight"] == 7.0 and summary["kd_recipe"]["logit"]["reg_weight"] == 0.0
+    assert summary["kd_recipe"]["label"]["score_thresholds"] == [0.6, 0.5, 0.5]
+    assert summary["final_losses"]["kd_hm"] > 0
+    # evaluation decoded the pillar head's (channels-last) maps
+    assert summary["final_metrics"]["recall"]["num_gt"] and "mean/bev/moderate" in summary["metrics"]
 
 
 def test_kd_errors_say_what_to_do(toy, tmp_path, capsys):

@@ -7,6 +7,7 @@ and eval/recall.py; this module only produces the per-frame prediction dicts the
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any, Literal
 
@@ -16,10 +17,18 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.dataset import DetectionDataset, collate_samples
-from ..models.detector import CenterPointDetector
+from ..models.center_head import HeadOutput
+from ..models.detector import CenterPointDetector, DetectorOutput
 from .batches import split_points
 
 Metric = Literal["kitti", "waymo"]
+
+
+def _contiguous(out: DetectorOutput) -> DetectorOutput:
+    """Pillar models return channels-last head maps (PointPillarScatter's permute) that the decoder's ``.view``
+    rejects; a contiguous copy decodes for every model. (Remove once models/decode.py reshapes instead.)"""
+    head = HeadOutput(**{f.name: getattr(out.head, f.name).contiguous() for f in dataclasses.fields(HeadOutput)})
+    return DetectorOutput(head, out.bev_features, out.bev_input)
 
 
 def _prediction_annos(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
@@ -59,7 +68,7 @@ def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metri
             points = split_points(batch.points.to(device), batch.batch_size)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
                 out = model(points)
-            preds = model.predict(out)
+            preds = model.predict(_contiguous(out))
             for p in preds:
                 info = dataset.infos[index]
                 index += 1
