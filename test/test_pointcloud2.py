@@ -241,3 +241,19 @@ def test_cross_check_with_sensor_msgs_py():
     pts4 = np.c_[xyz, xyz[:, 0]]
     ours, theirs = create_cloud(Header(), fields, pts4), pc2.create_cloud(Header(), fields, pts4)
     assert bytes(ours.data) == bytes(theirs.data) and ours.point_step == theirs.point_step
+
+
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_common_driver_layouts_take_the_matrix_path(big_endian):
+    """Packed x y z intensity and an Ouster-style padded point (all float32 features, aligned)."""
+    packed = [("x", 0, F32), ("y", 4, F32), ("z", 8, F32), ("intensity", 12, F32)]
+    pts = [(1.5, -2.0, 0.25, 7.0), (3.0, 4.0, -1.0, 0.5)]
+    out = cloud_to_points(pack_cloud(packed, [pts], 16, big_endian=big_endian))
+    np.testing.assert_array_equal(out, np.array(pts, np.float32))
+    ouster = [("x", 0, F32), ("y", 4, F32), ("z", 8, F32), ("intensity", 16, F32), ("t", 20, U32), ("ring", 24, U16)]
+    rows = [(1.5, -2.0, 0.25, 7.0, 123456, 5), (3.0, 4.0, -1.0, 0.5, 9, 63)]
+    msg = pack_cloud(ouster, [rows], 32, big_endian=big_endian)
+    np.testing.assert_array_equal(cloud_to_points(msg), np.array([r[:4] for r in rows], np.float32))
+    # Features out of field order still land in the requested columns.
+    np.testing.assert_array_equal(cloud_to_points(msg, ("intensity", "z", "y", "x")),
+                                  np.array([r[3::-1] for r in rows], np.float32))
