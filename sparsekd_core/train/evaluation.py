@@ -3,7 +3,8 @@
 KITTI layouts get KITTI AP R40 (3D and BEV, easy/moderate/hard; predictions get their 2D boxes by projecting
 the LiDAR boxes with the frame's calib, as the metric's 2D-height and DontCare rules need); Waymo layouts get
 mAP/mAPH at LEVEL_1/LEVEL_2. Both get recall at IoU 0.3/0.5/0.7. The metrics are eval/kitti.py, eval/waymo.py
-and eval/recall.py; this module only produces the per-frame prediction dicts they take.
+and eval/recall.py, and the per-frame dicts come from sparsekd-eval's own helpers, so a training run and
+``sparsekd-eval --checkpoint OUT/final.pth`` score the same way; this module runs the in-memory model.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ..cli.eval import gt_annos_for, predictions_from_detections
 from ..data.dataset import DetectionDataset, collate_samples
 from ..models.center_head import HeadOutput
 from ..models.detector import CenterPointDetector, DetectorOutput
@@ -29,22 +31,6 @@ def _contiguous(out: DetectorOutput) -> DetectorOutput:
     rejects; a contiguous copy decodes for every model. (Remove once models/decode.py reshapes instead.)"""
     head = HeadOutput(**{f.name: getattr(out.head, f.name).contiguous() for f in dataclasses.fields(HeadOutput)})
     return DetectorOutput(head, out.bev_features, out.bev_input)
-
-
-def _prediction_annos(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
-                      class_names: tuple[str, ...], info, metric: Metric) -> dict[str, np.ndarray]:
-    names = np.array([class_names[int(i)] for i in labels], dtype=str).reshape(-1)
-    anno = {"names": names, "boxes_lidar": boxes.astype(np.float32).reshape(-1, 7),
-            "scores": scores.astype(np.float32).reshape(-1)}
-    if metric == "kitti":
-        from ..data.kitti_format import boxes_to_image_bbox
-
-        if info.calib is None:
-            raise ValueError(f"KITTI frame {info.frame_id} has no calib in its infos: rebuild them with sparsekd-data")
-        size = None if info.image_shape is None else (info.image_shape[1], info.image_shape[0])
-        bbox, _ = boxes_to_image_bbox(anno["boxes_lidar"], info.calib, size) if len(names) else (np.zeros((0, 4)), None)
-        anno["bbox"] = bbox.astype(np.float32)
-    return anno
 
 
 @torch.no_grad()
@@ -72,9 +58,10 @@ def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metri
             for p in preds:
                 info = dataset.infos[index]
                 index += 1
-                gt_annos.append(info.annos.as_dict())
-                dt_annos.append(_prediction_annos(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
-                                                  p.labels.cpu().numpy(), class_names, info, metric))
+                names = [class_names[int(i)] for i in p.labels.cpu().numpy()]
+                gt_annos.append(gt_annos_for(info, metric))
+                dt_annos.append(predictions_from_detections(info, p.boxes.float().cpu().numpy(),
+                                                            p.scores.float().cpu().numpy(), names))
     finally:
         model.train(was_training)
     return gt_annos, dt_annos
