@@ -25,7 +25,7 @@ def focal_loss(pred: torch.Tensor, target: torch.Tensor, alpha: float = 2.0, bet
 def gather_at(feature_map: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     """(B, C, H, W) map, (B, K) flat indices -> (B, K, C) values at those cells."""
     b, c, h, w = feature_map.shape
-    flat = feature_map.view(b, c, h * w)
+    flat = feature_map.reshape(b, c, h * w)
     return flat.gather(2, indices.unsqueeze(1).expand(b, c, indices.shape[1])).permute(0, 2, 1)
 
 

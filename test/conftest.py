@@ -1,0 +1,27 @@
+"""Shared test fixtures: paths to the real sample frames, small synthetic clouds."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO / ".." / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.exists():
+        pytest.fail(f"real sample frames not found at {SHARED_DATA}: clone the project beside ../shared")
+    return SHARED_DATA
+
+
+def synthetic_cloud(n: int, features: int, seed: int = 0, xy: float = 20.0) -> np.ndarray:
+    """n random points with x, y in [-xy, xy], z in [-1.5, 1.5] and features in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    pts = np.zeros((n, features), np.float32)
+    pts[:, 0] = rng.uniform(-xy, xy, n)
+    pts[:, 1] = rng.uniform(-xy, xy, n)
+    pts[:, 2] = rng.uniform(-1.5, 1.5, n)
+    if features > 3:
+        pts[:, 3:] = rng.uniform(0, 1, (n, features - 3))
+    return pts

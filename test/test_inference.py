@@ -1,0 +1,112 @@
+"""Detector: numpy points in, Detections out; bad input handled as documented."""
+import numpy as np
+import pytest
+
+from sparsekd_core.checkpoint import CheckpointError, write_untrained_checkpoint
+from sparsekd_core.inference import Detector, load_detector, resolve_checkpoint, resolve_device
+
+from conftest import synthetic_cloud
+
+
+@pytest.fixture(scope="module")
+def detector(tmp_path_factory):
+    path = write_untrained_checkpoint("cp_pillar_v0.64_sim", tmp_path_factory.mktemp("ckpt") / "m.pth", seed=1)
+    det = Detector.from_checkpoint(path, "cpu")
+    det.score_threshold = 0.05  # random weights: make sure some boxes come out
+    return det
+
+
+def _front(n=3000, seed=0):
+    pts = synthetic_cloud(n, 4, seed=seed, xy=24)
+    pts[:, 0] = np.abs(pts[:, 0]) + 1
+    return pts
+
+
+def test_real_kitti_frame_gives_boxes_in_sensor_frame(detector, shared_data):
+    pts = np.fromfile(shared_data / "kitti/training/velodyne_reduced/000008.bin", dtype=np.float32).reshape(-1, 4)
+    det = detector(pts)
+    assert det.boxes.shape[1] == 7 and det.boxes.dtype == np.float32
+    assert len(det) > 0 and len(det) <= detector.cfg.head.post.nms_post_max_size
+    assert det.class_names == ("Car", "Pedestrian", "Cyclist")
+    lo, hi = np.array(detector.cfg.head.post.center_range[:3]), np.array(detector.cfg.head.post.center_range[3:])
+    assert np.all(det.boxes[:, :3] >= lo) and np.all(det.boxes[:, :3] <= hi)
+    assert np.all(det.scores >= 0.05) and np.all(np.diff(det.scores) <= 1e-6) is not None
+    assert set(detector.last_timings) == {"preprocess", "inference", "postprocess"}
+    assert all(v >= 0 for v in detector.last_timings.values())
+
+
+def test_empty_cloud_gives_zero_boxes(detector):
+    det = detector(np.zeros((0, 4), np.float32))
+    assert len(det) == 0 and det.boxes.shape == (0, 7)
+    # everything out of range is empty too
+    far = np.full((10, 4), 500.0, np.float32)
+    assert len(detector(far)) == 0
+
+
+def test_nan_and_inf_rows_are_dropped(detector):
+    pts = _front()
+    dirty = np.concatenate([pts, np.array([[np.nan, 1, 0, 0.1], [5, np.inf, 0, 0.2], [5, 1, 0, np.nan]], np.float32)])
+    a, b = detector(pts), detector(dirty)
+    assert np.allclose(a.boxes, b.boxes) and np.allclose(a.scores, b.scores)
+
+
+def test_points_outside_range_are_cropped(detector):
+    pts = _front()
+    extra = np.array([[-30, 0, 0, 0.5], [10, 80, 0, 0.5], [10, 0, 9, 0.5]], np.float32)
+    a, b = detector(pts), detector(np.concatenate([pts, extra]))
+    assert np.allclose(a.boxes, b.boxes)
+
+
+def test_wrong_shape_or_dtype_is_a_clear_error(detector):
+    with pytest.raises(ValueError, match=r"shape \(N, 4\) with columns x y z intensity"):
+        detector(np.zeros((10, 3), np.float32))
+    with pytest.raises(ValueError, match="floating point"):
+        detector(np.zeros((10, 4), np.int32))
+    with pytest.raises(ValueError, match="numpy array"):
+        detector([[0, 0, 0, 0]])
+
+
+def test_batched_call_equals_single_calls(detector):
+    clouds = [_front(seed=1), np.zeros((0, 4), np.float32), _front(seed=2)]
+    batch = detector.detect_batch(clouds)
+    for cloud, got in zip(clouds, batch):
+        single = detector(cloud)
+        assert len(single) == len(got)
+        # same boxes; equal-score ties may come out in another order, so compare as sorted sets
+        a = single.boxes[np.lexsort(np.round(single.boxes, 2).T)]
+        b = got.boxes[np.lexsort(np.round(got.boxes, 2).T)]
+        assert np.allclose(a, b, atol=1e-3)
+
+
+def test_per_class_thresholds(detector):
+    pts = _front(seed=4)
+    detector.class_score_thresholds = {"Car": 1.1}
+    try:
+        det = detector(pts)
+        assert "Car" not in det.names
+    finally:
+        detector.class_score_thresholds = {}
+    detector.class_score_thresholds = {"Truck": 0.5}
+    try:
+        with pytest.raises(ValueError, match="unknown classes"):
+            detector(pts)
+    finally:
+        detector.class_score_thresholds = {}
+
+
+def test_resolution_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no trained weights bundled for zoo model 'cp_voxel'"):
+        resolve_checkpoint("cp_voxel")
+    with pytest.raises(CheckpointError, match="checkpoint not found"):
+        resolve_checkpoint(tmp_path / "nope.pth")
+    with pytest.raises(ValueError, match="device must be"):
+        resolve_device("tpu")
+    assert resolve_device("cpu").type == "cpu"
+
+
+def test_load_detector_by_path(tmp_path):
+    path = write_untrained_checkpoint("cp_voxel_xxs_sim", tmp_path / "x.pth")
+    det = load_detector(str(path), device="cpu")
+    assert det.name == "cp_voxel_xxs_sim" and det.meta["untrained"]
+    assert det.point_features == ("x", "y", "z", "intensity")
+    assert det.warmup(runs=1) > 0
