@@ -33,4 +33,4 @@ class PointPillarScatter(nn.Module):
         canvas = pillar_features.new_zeros(batch_size, self.ny * self.nx, c)
         cell = coords[:, 2].long() * self.nx + coords[:, 3].long()  # coords are (b, z, y, x)
         canvas[coords[:, 0].long(), cell] = pillar_features
-        return canvas.permute(0, 2, 1).reshape(batch_size, c, self.ny, self.nx)
+        return canvas.permute(0, 2, 1).reshape(batch_size, c, self.ny, self.nx).contiguous()
