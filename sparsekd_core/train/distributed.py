@@ -125,18 +125,6 @@ def broadcast_buffers(module: nn.Module, ctx: DistContext) -> None:
         dist.broadcast(buf.data, src=0)
 
 
-def all_reduce_mean(values: dict[str, float], ctx: DistContext) -> dict[str, float]:
-    """Average scalar logs over ranks (for display only)."""
-    if not ctx.distributed or not values:
-        return values
-    keys = sorted(values)
-    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64,
-                     device=ctx.device if ctx.device.type == "cuda" else "cpu")
-    dist.all_reduce(t)
-    t /= ctx.world_size
-    return dict(zip(keys, t.tolist()))
-
-
 class EpochSampler(DistributedSampler):
     """torch's DistributedSampler (shuffled by ``seed + epoch``, padded so every rank gets the same count)
     that can also start part-way through an epoch: ``set_epoch(epoch, skip=k)`` drops this rank's first ``k``

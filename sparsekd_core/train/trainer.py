@@ -20,7 +20,6 @@ else one epoch).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -48,11 +47,11 @@ from .batches import batch_inputs
 from .checkpointing import CheckpointManager, capture_rng_state, read_training_checkpoint, restore_rng_state
 from .data import DataSource, build_datasets, detect_layout, ensure_infos
 from .distributed import (
-    DistContext, EpochSampler, all_reduce_mean, barrier, broadcast_buffers, cleanup_distributed, init_distributed,
+    DistContext, EpochSampler, barrier, broadcast_buffers, cleanup_distributed, init_distributed,
     maybe_sync_batchnorm, wrap_ddp,
 )
 from .monitor import TrainMonitor
-from .objective import build_objective, extra_state, freeze, kd_requested, load_extra_state, recipe_to_dict, recipe_uses_tgi
+from .objective import build_objective, extra_state, freeze, load_extra_state, recipe_to_dict, recipe_uses_tgi
 from .optim import build_optimizer, build_scheduler, current_lr_and_beta1, trainable_parameters
 from .step import train_step
 
@@ -222,6 +221,43 @@ class Trainer:
             cleanup_distributed()
 
     def _run(self, ctx: DistContext, stop: _StopFlag, start_wall: float) -> dict[str, Any]:
+        run = self._build(ctx)
+        if ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "run.json").write_text(json.dumps(to_jsonable(
+                {**run.settings, "kd_recipe": recipe_to_dict(run.recipe), "total_steps": run.total_steps,
+                 "iters_per_epoch": run.iters_per_epoch}), indent=2))
+        monitor = TrainMonitor(self.out, run.last_step, run.state.global_step, enabled=ctx.is_main,
+                               progress=self.opts.progress, log_every=self.opts.log_every)
+        train_start = time.perf_counter()
+        try:
+            stats = self._loop(run, ctx, stop, monitor)
+        except BaseException:
+            monitor.close()
+            raise
+        train_time = time.perf_counter() - train_start
+        if stop.requested:
+            status = "interrupted"
+        elif run.state.epoch < run.cfg.train.epochs:
+            status = "stopped_at_max_steps"
+        else:
+            status = "completed"
+        broadcast_buffers(run.student, ctx)
+        final_metrics = None
+        if status == "completed" and self.opts.evaluate:
+            final_metrics = self._evaluate(run, ctx, monitor)
+            if final_metrics is not None:
+                stats.evaluations.append(final_metrics)
+        monitor.close()
+        summary = self._summary(run, ctx, stats, status, final_metrics, start_wall, train_time)
+        if ctx.is_main:
+            summary["checkpoint"] = self._write_final(run, summary, status)
+            (self.out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2))
+        barrier(ctx)
+        return summary
+
+    def _build(self, ctx: DistContext) -> "_Run":
+        """Model, teacher, objective, data, optimiser and schedule; restored from a checkpoint when resuming."""
         opts, device = self.opts, ctx.device
         seed_everything(opts.seed)
         cfg = self._model_config()
@@ -231,16 +267,12 @@ class Trainer:
         objective, recipe = build_objective(student, teacher, opts.kd)
         objective.to(device)
         train_ds, val_ds, layout = self._datasets(cfg, ctx)
-
-        batch_size = cfg.train.batch_size
         sampler = EpochSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=opts.seed)
-        iters_per_epoch = math.ceil(sampler.num_samples / batch_size)
+        iters_per_epoch = math.ceil(sampler.num_samples / cfg.train.batch_size)
         total_steps = cfg.train.epochs * iters_per_epoch
         settings = self._run_settings(cfg, ctx, layout, len(train_ds))
 
-        # Resume point (or a fresh start, with TGI when the recipe asks for it).
-        state, payload = RunState(), None
-        resume_path = self._resume_path()
+        payload, resume_path = None, self._resume_path()
         if resume_path is not None:
             payload = read_training_checkpoint(resume_path)
             self._check_resume(payload["training"].get("run", {}), settings, resume_path)
@@ -255,6 +287,7 @@ class Trainer:
         scheduler = build_scheduler(optimizer, cfg.train, total_steps)
         amp = bool(opts.amp and device.type == "cuda")
         scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        state = RunState()
         if payload is not None:
             tr = payload["training"]
             optimizer.load_state_dict(tr["optimizer"])
@@ -263,133 +296,122 @@ class Trainer:
                 scaler.load_state_dict(tr["grad_scaler"])
             load_extra_state(objective, extra_state(objective, student, teacher).keys(), tr.get("extra_state", {}))
             state = RunState(int(tr["epoch"]), int(tr["batch_in_epoch"]), int(tr["global_step"]))
-            restore_rng_state(tr["rng"])
+            restore_rng_state(tr["rng"])  # last: everything above may draw random numbers
             log.info("resumed from %s at epoch %d, batch %d (step %d)", resume_path, state.epoch + 1,
                      state.batch_in_epoch, state.global_step)
-        model = wrap_ddp(objective, ctx, opts.find_unused_parameters)
-
-        if ctx.is_main:
-            self.out.mkdir(parents=True, exist_ok=True)
-            (self.out / "run.json").write_text(json.dumps(to_jsonable(
-                {**settings, "kd_recipe": recipe_to_dict(recipe), "total_steps": total_steps,
-                 "iters_per_epoch": iters_per_epoch}), indent=2))
-        ckpts = CheckpointManager(self.out, opts.keep_last)
+        # KD adapters (FitNet, mimic) can sit out a step (e.g. no ROI in the batch); DDP must then not wait for them.
+        has_adapters = bool(extra_state(objective, student, teacher))
+        model = wrap_ddp(objective, ctx, opts.find_unused_parameters or has_adapters)
         last_step = total_steps if opts.max_steps is None else min(total_steps, int(opts.max_steps))
-        monitor = TrainMonitor(self.out, last_step, state.global_step, enabled=ctx.is_main, progress=opts.progress,
-                               log_every=opts.log_every)
+        return _Run(cfg, student, teacher, objective, model, recipe, train_ds, val_ds, layout, sampler, params,
+                    optimizer, scheduler, scaler, amp, iters_per_epoch, total_steps, last_step, settings,
+                    resume_path, state, CheckpointManager(self.out, opts.keep_last))
 
-        def save(tag: str) -> Path | None:
-            if not ctx.is_main:
-                return None
-            training = {
-                "epoch": state.epoch, "batch_in_epoch": state.batch_in_epoch, "global_step": state.global_step,
-                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                "grad_scaler": scaler.state_dict() if amp else {},
-                "extra_state": extra_state(objective, student, teacher), "rng": capture_rng_state(),
-                "run": to_jsonable(settings),
-            }
-            meta = {"trained_by": "sparsekd-train", "tag": tag, "kd": opts.kd, "teacher": opts.teacher,
-                    "epoch": state.epoch, "global_step": state.global_step, **opts.extra_meta}
-            return ckpts.save(student, training, meta)
+    def _save(self, run: "_Run", ctx: DistContext, tag: str) -> Path | None:
+        """A resumable checkpoint of the current state (rank 0 only)."""
+        if not ctx.is_main:
+            return None
+        st = run.state
+        training = {
+            "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "global_step": st.global_step,
+            "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
+            "grad_scaler": run.scaler.state_dict() if run.amp else {},
+            "extra_state": extra_state(run.objective, run.student, run.teacher), "rng": capture_rng_state(),
+            "run": to_jsonable(run.settings),
+        }
+        meta = {"trained_by": "sparsekd-train", "tag": tag, "kd": self.opts.kd, "teacher": self.opts.teacher,
+                "epoch": st.epoch, "global_step": st.global_step, **self.opts.extra_meta}
+        return run.ckpts.save(run.student, training, meta)
 
-        step_times: list[float] = []
-        recent: list[dict[str, float]] = []
-        evaluations: list[dict[str, Any]] = []
-        status = "completed"
-        train_start = time.perf_counter()
-        try:
-            while state.epoch < cfg.train.epochs and state.global_step < last_step:
-                epoch = state.epoch
-                train_ds.set_epoch(epoch)
-                sampler.set_epoch(epoch, skip=state.batch_in_epoch * batch_size)
-                loader = DataLoader(
-                    train_ds, batch_size=batch_size, sampler=sampler, num_workers=opts.workers,
-                    collate_fn=collate_samples, pin_memory=device.type == "cuda", drop_last=False,
-                    # A per-epoch generator keeps the global RNG untouched by the loader (exact resume).
-                    generator=torch.Generator().manual_seed(opts.seed * 1_000_003 + epoch))
-                monitor.set_epoch(epoch, cfg.train.epochs)
-                t_data = time.perf_counter()
-                for batch in loader:
-                    points, gt_boxes, gt_labels = batch_inputs(batch, device)
-                    t0 = time.perf_counter()
-                    result = train_step(model, points, gt_boxes, gt_labels, optimizer, scheduler, scaler, params,
-                                        cfg.train.grad_clip, amp)
-                    if device.type == "cuda":
-                        torch.cuda.synchronize(device)
-                    t1 = time.perf_counter()
-                    state.global_step += 1
-                    state.batch_in_epoch += 1
-                    step_times.append(t1 - t0)
-                    recent.append(result.losses)
-                    recent = recent[-iters_per_epoch:]
-                    lr, beta1 = current_lr_and_beta1(optimizer)
-                    monitor.step(state.global_step, result.losses, lr, beta1, result.grad_norm, t1 - t0,
-                                 t0 - t_data, epoch)
-                    epoch_done = state.batch_in_epoch >= iters_per_epoch
-                    if self._agree(stop.requested, ctx) or state.global_step >= last_step:
-                        stop.requested = stop.requested or state.global_step < last_step
-                        if epoch_done:
-                            state.epoch, state.batch_in_epoch = epoch + 1, 0
-                        save("stop" if stop.requested else "end")
-                        break
-                    if opts.ckpt_every_steps and state.global_step % opts.ckpt_every_steps == 0 and not epoch_done:
-                        save("step")
-                    t_data = time.perf_counter()
-                if state.epoch == epoch and state.batch_in_epoch >= iters_per_epoch:
-                    state.epoch, state.batch_in_epoch = epoch + 1, 0
-                    save("epoch")
-                    if opts.eval_every > 0 and state.epoch % opts.eval_every == 0 and state.epoch < cfg.train.epochs:
-                        evaluations.append(self._evaluate(student, val_ds, layout, ctx, monitor, state, amp))
-                if stop.requested or state.global_step >= last_step:
+    def _loader(self, run: "_Run", epoch: int) -> DataLoader:
+        """This rank's batches of ``epoch``, from the position the run stands at (exact after a resume)."""
+        bs = run.cfg.train.batch_size
+        run.train_ds.set_epoch(epoch)
+        run.sampler.set_epoch(epoch, skip=run.state.batch_in_epoch * bs)
+        return DataLoader(run.train_ds, batch_size=bs, sampler=run.sampler, num_workers=self.opts.workers,
+                          collate_fn=collate_samples, pin_memory=run.student_device.type == "cuda", drop_last=False,
+                          # a per-epoch generator keeps the global RNG untouched by the loader (exact resume)
+                          generator=torch.Generator().manual_seed(self.opts.seed * 1_000_003 + epoch))
+
+    def _loop(self, run: "_Run", ctx: DistContext, stop: _StopFlag, monitor: TrainMonitor) -> "_LoopStats":
+        """Train until the last epoch, ``max_steps`` or a stop request; checkpoint per epoch / N steps / at the stop."""
+        opts, state, device = self.opts, run.state, ctx.device
+        stats = _LoopStats()
+        epochs = run.cfg.train.epochs
+        while state.epoch < epochs and state.global_step < run.last_step:
+            epoch = state.epoch
+            monitor.set_epoch(epoch, epochs)
+            t_data = time.perf_counter()
+            for batch in self._loader(run, epoch):
+                points, gt_boxes, gt_labels = batch_inputs(batch, device)
+                t0 = time.perf_counter()
+                result = train_step(run.model, points, gt_boxes, gt_labels, run.optimizer, run.scheduler, run.scaler,
+                                    run.params, run.cfg.train.grad_clip, run.amp)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                t1 = time.perf_counter()
+                state.global_step += 1
+                state.batch_in_epoch += 1
+                stats.step_times.append(t1 - t0)
+                stats.recent = (stats.recent + [result.losses])[-run.iters_per_epoch:]
+                lr, beta1 = current_lr_and_beta1(run.optimizer)
+                monitor.step(state.global_step, result.losses, lr, beta1, result.grad_norm, t1 - t0, t0 - t_data,
+                             epoch)
+                epoch_done = state.batch_in_epoch >= run.iters_per_epoch
+                if self._agree(stop.requested, ctx) or state.global_step >= run.last_step:
+                    stop.requested = stop.requested or state.global_step < run.last_step
+                    if epoch_done:
+                        state.epoch, state.batch_in_epoch = epoch + 1, 0
+                    self._save(run, ctx, "stop" if stop.requested else "end")
                     break
-        except BaseException:
-            monitor.close()
-            raise
-        if stop.requested:
-            status = "interrupted"
-        elif state.epoch < cfg.train.epochs:
-            status = "stopped_at_max_steps"
-        train_time = time.perf_counter() - train_start
+                if opts.ckpt_every_steps and state.global_step % opts.ckpt_every_steps == 0 and not epoch_done:
+                    self._save(run, ctx, "step")
+                t_data = time.perf_counter()
+            if state.epoch == epoch and state.batch_in_epoch >= run.iters_per_epoch:
+                state.epoch, state.batch_in_epoch = epoch + 1, 0
+                self._save(run, ctx, "epoch")
+                if opts.eval_every > 0 and state.epoch % opts.eval_every == 0 and state.epoch < epochs:
+                    result = self._evaluate(run, ctx, monitor)
+                    if result is not None:
+                        stats.evaluations.append(result)
+            if stop.requested or state.global_step >= run.last_step:
+                break
+        return stats
 
-        broadcast_buffers(student, ctx)
-        final_metrics = None
-        if status == "completed" and opts.evaluate:
-            final_metrics = self._evaluate(student, val_ds, layout, ctx, monitor, state, amp)
-            if final_metrics is not None:
-                evaluations.append(final_metrics)
-        monitor.close()
-        final_losses = {k: float(np.mean([r[k] for r in recent])) for k in (recent[0] if recent else {})}
-        summary = {
+    def _summary(self, run: "_Run", ctx: DistContext, stats: "_LoopStats", status: str,
+                 final_metrics: dict | None, start_wall: float, train_time: float) -> dict[str, Any]:
+        opts, state, times = self.opts, run.state, stats.step_times
+        final_losses = {k: float(np.mean([r[k] for r in stats.recent])) for k in (stats.recent[0] if stats.recent else {})}
+        return {
             "status": status, "model": opts.model, "teacher": opts.teacher, "kd": opts.kd,
-            "kd_recipe": recipe_to_dict(recipe), "data": opts.data, "layout": layout,
-            "train_frames": len(train_ds), "val_frames": len(val_ds) if val_ds is not None else 0,
-            "epochs": cfg.train.epochs, "epochs_completed": state.epoch, "batch_size": batch_size,
-            "world_size": ctx.world_size, "global_batch_size": batch_size * ctx.world_size,
-            "iters_per_epoch": iters_per_epoch, "total_steps": total_steps, "steps": state.global_step,
-            "steps_this_session": len(step_times), "resumed_from": str(resume_path) if resume_path else None,
-            "device": str(device), "amp": amp, "seed": opts.seed,
+            "kd_recipe": recipe_to_dict(run.recipe), "data": opts.data, "layout": run.layout,
+            "train_frames": len(run.train_ds), "val_frames": len(run.val_ds) if run.val_ds is not None else 0,
+            "epochs": run.cfg.train.epochs, "epochs_completed": state.epoch, "batch_size": run.cfg.train.batch_size,
+            "world_size": ctx.world_size, "global_batch_size": run.cfg.train.batch_size * ctx.world_size,
+            "iters_per_epoch": run.iters_per_epoch, "total_steps": run.total_steps, "steps": state.global_step,
+            "steps_this_session": len(times), "resumed_from": str(run.resume_path) if run.resume_path else None,
+            "device": str(ctx.device), "amp": run.amp, "seed": opts.seed,
             "wall_time_s": time.time() - start_wall, "train_time_s": train_time,
-            "step_time_s": {"median": statistics.median(step_times) if step_times else None,
-                            "mean": statistics.fmean(step_times) if step_times else None},
+            "step_time_s": {"median": statistics.median(times) if times else None,
+                            "mean": statistics.fmean(times) if times else None},
+            # mean over this session's steps of the last epoch (at most one epoch of steps)
             "final_losses": final_losses,
             "metrics": final_metrics["headline"] if final_metrics else None,
-            "evaluations": [{k: e[k] for k in ("epoch", "step", "headline")} for e in evaluations if e],
+            "evaluations": [{k: e[k] for k in ("epoch", "step", "headline")} for e in stats.evaluations],
             "final_metrics": {k: final_metrics[k] for k in ("metric", "num_frames", "result", "recall")}
             if final_metrics else None,
-            "config": settings,
+            "config": run.settings,
         }
-        if ctx.is_main:
-            meta = {"trained_by": "sparsekd-train", "kd": opts.kd, "teacher": opts.teacher, "epochs": state.epoch,
-                    "global_step": state.global_step, "status": status,
-                    "metrics": to_jsonable(summary["metrics"]), **opts.extra_meta}
-            if status == "completed":
-                summary["checkpoint"] = str(save_checkpoint(self.out / "final.pth", student, meta=meta))
-            else:  # unfinished: the newest training checkpoint is where to resume
-                latest = ckpts.latest()
-                summary["checkpoint"] = str(latest) if latest else None
-            (self.out / "summary.json").write_text(json.dumps(to_jsonable(summary), indent=2))
-        barrier(ctx)
-        return summary
+
+    def _write_final(self, run: "_Run", summary: dict[str, Any], status: str) -> str | None:
+        """final.pth (the model alone) for a completed run; else the newest training checkpoint to resume from."""
+        if status != "completed":
+            latest = run.ckpts.latest()
+            return str(latest) if latest else None
+        meta = {"trained_by": "sparsekd-train", "kd": self.opts.kd, "teacher": self.opts.teacher,
+                "epochs": run.state.epoch, "global_step": run.state.global_step, "status": status,
+                "metrics": to_jsonable(summary["metrics"]), **self.opts.extra_meta}
+        return str(save_checkpoint(self.out / "final.pth", run.student, meta=meta))
 
     # ------------------------------------------------------------------------------------------ helpers
     def _resume_path(self) -> Path | None:
@@ -425,23 +447,61 @@ class Trainer:
         dist.all_reduce(t, op=dist.ReduceOp.MAX)
         return bool(t.item() > 0)
 
-    def _evaluate(self, student: CenterPointDetector, val_ds: DetectionDataset | None, layout: str,
-                  ctx: DistContext, monitor: TrainMonitor, state: RunState, amp: bool) -> dict[str, Any] | None:
+    def _evaluate(self, run: "_Run", ctx: DistContext, monitor: TrainMonitor) -> dict[str, Any] | None:
         """Evaluate on rank 0 (the others wait); None without a validation set."""
-        if val_ds is None or len(val_ds) == 0:
+        if run.val_ds is None or len(run.val_ds) == 0:
             return None
         result = None
         if ctx.is_main:
             from .evaluation import evaluate
 
-            bs = self.opts.eval_batch_size or student.cfg.train.batch_size
-            result = evaluate(student, val_ds, layout, batch_size=bs, workers=min(self.opts.workers, 2),
-                              progress=self.opts.progress, amp=amp)
-            result.update(epoch=state.epoch, step=state.global_step)
-            monitor.evaluation(state.global_step, state.epoch, result["headline"])
+            bs = self.opts.eval_batch_size or run.cfg.train.batch_size
+            result = evaluate(run.student, run.val_ds, run.layout, batch_size=bs, workers=min(self.opts.workers, 2),
+                              progress=self.opts.progress, amp=run.amp)
+            result.update(epoch=run.state.epoch, step=run.state.global_step)
+            monitor.evaluation(run.state.global_step, run.state.epoch, result["headline"])
             monitor.write_line(result["table"])
         barrier(ctx)
         return result
+
+
+@dataclass
+class _Run:
+    """Everything one run trains with (built by Trainer._build)."""
+
+    cfg: ModelConfig
+    student: CenterPointDetector
+    teacher: CenterPointDetector | None
+    objective: torch.nn.Module
+    model: torch.nn.Module  # the objective, DDP-wrapped when distributed
+    recipe: Any
+    train_ds: DetectionDataset
+    val_ds: DetectionDataset | None
+    layout: str
+    sampler: EpochSampler
+    params: list
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    amp: bool
+    iters_per_epoch: int
+    total_steps: int
+    last_step: int
+    settings: dict[str, Any]
+    resume_path: Path | None
+    state: RunState
+    ckpts: CheckpointManager
+
+    @property
+    def student_device(self) -> torch.device:
+        return next(self.student.parameters()).device
+
+
+@dataclass
+class _LoopStats:
+    step_times: list[float] = field(default_factory=list)
+    recent: list[dict[str, float]] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _short(value: Any, n: int = 80) -> str:
