@@ -8,7 +8,6 @@ and eval/recall.py, and the per-frame dicts come from sparsekd-eval's own helper
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Literal
 
@@ -19,18 +18,10 @@ from tqdm import tqdm
 
 from ..cli.eval import gt_annos_for, predictions_from_detections
 from ..data.dataset import DetectionDataset, collate_samples
-from ..models.center_head import HeadOutput
-from ..models.detector import CenterPointDetector, DetectorOutput
+from ..models.detector import CenterPointDetector
 from .batches import split_points
 
 Metric = Literal["kitti", "waymo"]
-
-
-def _contiguous(out: DetectorOutput) -> DetectorOutput:
-    """Pillar models return channels-last head maps (PointPillarScatter's permute) that the decoder's ``.view``
-    rejects; a contiguous copy decodes for every model. (Remove once models/decode.py reshapes instead.)"""
-    head = HeadOutput(**{f.name: getattr(out.head, f.name).contiguous() for f in dataclasses.fields(HeadOutput)})
-    return DetectorOutput(head, out.bev_features, out.bev_input)
 
 
 @torch.no_grad()
@@ -54,7 +45,7 @@ def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metri
             points = split_points(batch.points.to(device), batch.batch_size)
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
                 out = model(points)
-            preds = model.predict(_contiguous(out))
+            preds = model.predict(out)
             for p in preds:
                 info = dataset.infos[index]
                 index += 1
