@@ -140,3 +140,19 @@ def test_detector_loss_goes_down_under_the_reference_optimiser(tmp_path):
         totals.append(r.losses["total"])
         assert set(r.losses) >= {"hm", "loc", "total"}
     assert np.mean(totals[-5:]) < 0.6 * np.mean(totals[:3]), totals
+
+
+def test_measure_train_step_reports_time_and_memory(tmp_path):
+    from sparsekd_core.train.bench import measure_train_step
+
+    torch.set_num_threads(1)
+    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
+    r = measure_train_step(str(tmp_path / "tiny.yaml"), batch_size=2, steps=2, warmup=1, n_points=500,
+                           device="cpu")
+    assert len(r["step_s_all"]) == 2 and all(t > 0 for t in r["step_s_all"])
+    assert r["step_s_median"] == pytest.approx(float(np.median(r["step_s_all"])))
+    assert r["memory_kind"] == "process_peak_rss" and r["peak_memory_bytes"] > 50 * 2**20
+    assert 500 < r["points_per_sample"] <= 500 + 4 * 60  # ground plus up to 4 objects of 60 points
+    assert r["teacher"] is None and r["kd"] is None and r["device"] == "cpu"
+    with pytest.raises(ValueError, match="needs a teacher_name"):
+        measure_train_step(str(tmp_path / "tiny.yaml"), kd="sparsekd", steps=1, n_points=100, device="cpu")
