@@ -114,13 +114,26 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     return result
 
 
-def _measure_in_fresh_process(*args, **kwargs) -> dict[str, Any]:
-    """measure_train_step in a spawned process, so its peak RSS is this configuration's alone."""
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+_CHILD = """
+import json, sys
+from sparsekd_core.train.bench import measure_train_step
+args, kwargs = json.loads(sys.stdin.read())
+print("@@RESULT@@" + json.dumps(measure_train_step(*args, **kwargs)))
+"""
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        return pool.submit(measure_train_step, *args, **kwargs).result()
+
+def _measure_in_fresh_process(*args, **kwargs) -> dict[str, Any]:
+    """measure_train_step in a new interpreter, so its peak RSS is this configuration's alone. (A subprocess
+    rather than multiprocessing: no fork after torch's thread pools exist, no __main__ re-import.)"""
+    import json
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", _CHILD], input=json.dumps([args, {**kwargs, "device": str(
+        kwargs.get("device", "auto"))}]), capture_output=True, text=True)
+    marker = [line for line in proc.stdout.splitlines() if line.startswith("@@RESULT@@")]
+    if proc.returncode != 0 or not marker:
+        raise RuntimeError(f"measuring {args} in a subprocess failed (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
+    return json.loads(marker[-1][len("@@RESULT@@"):])
 
 
 def compare_kd_cost(teacher_name: str, student_name: str, kd: str = "sparsekd", batch_size: int = 2,
