@@ -111,11 +111,16 @@ class Distiller(nn.Module):
 
     # ------------------------------------------------------------------ training
     def teacher_forward(self, points_list: list[torch.Tensor]) -> DetectorOutput:
-        """The teacher on the same points, its own voxelisation, no gradient."""
+        """The teacher on the same points, its own voxelisation, no gradient.
+
+        The teacher voxelises with its training voxel cap whatever its BN mode, as the reference does:
+        in eval mode it would otherwise see up to max_voxels_test voxels while the student sees
+        max_voxels_train of the same points (and pay for the extra ones).
+        """
         teacher = self.teacher
         teacher.train(self.recipe.teacher_mode == "train")
         with torch.no_grad():
-            return teacher(points_list)
+            return teacher.forward_voxels(teacher.voxelizer_train(points_list))
 
     def forward(self, points_list: list[torch.Tensor], gt_boxes: torch.Tensor,
                 gt_labels: torch.Tensor) -> dict[str, torch.Tensor]:
