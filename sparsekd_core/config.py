@@ -249,7 +249,7 @@ def deep_merge(base: dict, override: dict) -> dict:
     return out
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
     try:
         with open(path) as f:
             data = yaml.safe_load(f)
@@ -276,7 +276,7 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 def _load_model_dict(path: Path, seen: tuple = ()) -> dict:
     if path in seen:
         raise ConfigError(f"{path}: 'base' chain loops: {' -> '.join(map(str, seen + (path,)))}")
-    data = _read_yaml(path)
+    data = read_yaml(path)
     base = data.pop("base", None)
     if base is None:
         return data

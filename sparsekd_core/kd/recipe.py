@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import KD_DIR, ConfigError, ModelConfig, _read_yaml, deep_merge, from_dict
+from ..config import KD_DIR, ConfigError, ModelConfig, read_yaml, deep_merge, from_dict
 
 FAMILIES = ("voxel", "pillar")
 TEACHER_MODES = ("eval", "train")
@@ -214,7 +214,7 @@ def _load_raw(spec: str, seen: tuple = ()) -> dict:
 def _load_path(path: Path, seen: tuple) -> dict:
     if path in seen:
         raise ConfigError(f"{path}: 'include' loops: {' -> '.join(map(str, seen + (path,)))}")
-    data = _read_yaml(path)
+    data = read_yaml(path)
     includes = data.pop("include", []) or []
     if isinstance(includes, str):
         includes = [includes]

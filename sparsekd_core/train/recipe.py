@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import CONFIG_DIR, ConfigError, _read_yaml, from_dict
+from ..config import CONFIG_DIR, ConfigError, read_yaml, from_dict
 
 RECIPE_DIR = CONFIG_DIR / "recipes"
 
@@ -69,7 +69,7 @@ def _relative(value: str | None, base: Path) -> str | None:
 def load_recipe(name_or_path: str | Path) -> TrainRecipe:
     """A bundled recipe by name, or a recipe YAML path -> TrainRecipe (strict: unknown keys are errors)."""
     path = resolve_recipe_path(name_or_path)
-    recipe = from_dict(TrainRecipe, _read_yaml(path), source=str(path))
+    recipe = from_dict(TrainRecipe, read_yaml(path), source=str(path))
     recipe.model = _relative(recipe.model, path.parent)
     recipe.kd = _relative(recipe.kd, path.parent) or "none"
     if recipe.dataset not in (None, "kitti", "waymo"):
