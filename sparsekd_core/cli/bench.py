@@ -70,6 +70,19 @@ def format_zoo_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+TRAIN_PAIRS = (("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim"))
+
+
+def format_train_table(train: dict) -> str:
+    lines = ["| teacher -> student | teacher step s | student step s | student + SparseKD s | KD / plain |"
+             " peak MB (teacher / student / KD) |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+    for pair, r in train.items():
+        mb = " / ".join(f"{r[k]['peak_memory_bytes'] / 2**20:.0f}" for k in ("teacher", "student", "student_kd"))
+        lines.append(f"| {pair} | {r['teacher']['step_s_median']:.2f} | {r['student']['step_s_median']:.2f} | "
+                     f"{r['student_kd']['step_s_median']:.2f} | {r['kd_over_plain']:.2f} | {mb} |")
+    return "Training steps (batch 2, median; one run of each, back to back)\n\n" + "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sparsekd-bench", description=__doc__, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -81,6 +94,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     ap.add_argument("--node", action="store_true", help="also benchmark the ROS node (needs rclpy)")
     ap.add_argument("--train", action="store_true", help="also time training steps (teacher, student, student+KD)")
+    ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per configuration (default %(default)s)")
     ap.add_argument("--data", metavar="DIR", help="also measure data loading samples/s on this dataset root")
     ap.add_argument("--skip-zoo", action="store_true", help="only the extra benchmarks")
     args = ap.parse_args(argv)
@@ -110,11 +124,16 @@ def main(argv=None) -> int:
         if not args.json:
             print("\nROS node\n" + json.dumps(report["node"], indent=2))
     if args.train:
-        from ..train.bench import measure_train_steps
+        from ..train.bench import compare_kd_cost
 
-        report["train"] = measure_train_steps()
+        report["train"] = {}
+        for teacher, student in TRAIN_PAIRS:
+            print(f"timing training steps: {teacher} / {student} / {student} + SparseKD ...", file=sys.stderr,
+                  flush=True)
+            report["train"][f"{teacher}->{student}"] = compare_kd_cost(teacher, student, "sparsekd",
+                                                                       steps=args.train_steps, device=args.device)
         if not args.json:
-            print("\nTraining steps\n" + json.dumps(report["train"], indent=2))
+            print("\n" + format_train_table(report["train"]))
     if args.data:
         from ..data.dataset import measure_loader_rate_for_root
 
