@@ -1,0 +1,14 @@
+"""``make demo`` (``python -m sparsekd_core.demo``): the whole system on one machine, no sensor, no GPU.
+
+A simulated 10 Hz drive (and the bundled real sample frames) goes as PointCloud2 to the real
+``detector_node`` in its own process; the demo prints a line per answered frame and a summary
+(frames, drops, latency, rate), scores the student's KITTI-style AP on the drive (and the teacher's,
+when one is bundled) and writes ``demo_out/``: a bird's-eye view per frame, a GIF of the drive and a
+rosbag2 of clouds and markers for RViz or Foxglove.
+
+Modules: ``models`` (which checkpoints; the untrained stand-in), ``drive`` (the simulated drive and
+its ground truth), ``samples`` (the bundled real frames), ``processes`` (the node and the ROS client as
+subprocesses; no ROS import here: the ROS half is ``sparsekd_ros.demo_client``), ``stats`` (latency
+and drop figures), ``evaluate`` (offline detection and AP), ``outputs`` (PNGs, GIF, summary) and
+``runner`` (the command).
+"""

@@ -1,0 +1,124 @@
+"""Which checkpoints the demo runs: the bundled student (and teacher), or an untrained stand-in.
+
+A zoo name resolves to its bundled checkpoint (sparsekd_core/assets/checkpoints/<name>.pth). When
+none is bundled yet, the student becomes an *untrained* checkpoint of the architecture the bundled
+one will have (the CPU-feasible ``_sim`` variant that is trained on simulated scenes), written into
+the demo's output folder and announced loudly: its boxes come from random weights. A teacher is
+never faked: without a bundled (or given) teacher its AP is simply not reported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sparsekd_core.checkpoint import CheckpointError, read_checkpoint, write_untrained_checkpoint
+from sparsekd_core.config import PAPER_FIGURES, list_models
+from sparsekd_core import inference
+
+__all__ = ["DemoModel", "stand_in_architecture", "teacher_of", "resolve_student", "resolve_teacher",
+           "untrained_banner"]
+
+SIM_SUFFIX = "_sim"
+KITTI_PREFIX = "kitti_"
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """A checkpoint the demo runs.
+
+    name: what was asked for (zoo name or path). path: the checkpoint file. source: "bundled",
+    "file" or "untrained stand-in". architecture: the model config inside the checkpoint.
+    untrained: the checkpoint holds random weights (its meta says so).
+    """
+
+    name: str
+    path: Path
+    source: str
+    architecture: str
+    untrained: bool
+
+    def describe(self) -> str:
+        kind = "UNTRAINED stand-in" if self.untrained else self.source
+        return f"{self.name} ({kind}, architecture {self.architecture}, {self.path})"
+
+
+def stand_in_architecture(name: str) -> str:
+    """The architecture a bundled ``name`` is trained as: its ``_sim`` variant when the zoo has one."""
+    if name.endswith(SIM_SUFFIX) or f"{name}{SIM_SUFFIX}" not in list_models():
+        return name
+    return f"{name}{SIM_SUFFIX}"
+
+
+def teacher_of(student: str) -> str | None:
+    """The zoo teacher a student is distilled from (cp_voxel_s -> cp_voxel, cp_pillar_v0.64_sim -> cp_pillar_sim,
+    kitti_cp_voxel_s -> kitti_cp_voxel); None for a teacher or an unknown name."""
+    base, prefix, suffix = student, "", ""
+    if base.startswith(KITTI_PREFIX):
+        base, prefix = base[len(KITTI_PREFIX):], KITTI_PREFIX
+    if base.endswith(SIM_SUFFIX):
+        base, suffix = base[: -len(SIM_SUFFIX)], SIM_SUFFIX
+    if base not in PAPER_FIGURES or PAPER_FIGURES[base][0] is None:
+        return None
+    teacher = f"{prefix}{PAPER_FIGURES[base][0]}{suffix}"
+    return teacher if teacher in list_models() else None
+
+
+def _described(name: str, path: Path, source: str) -> DemoModel:
+    payload = read_checkpoint(path)
+    meta = payload.get("meta", {}) or {}
+    return DemoModel(name, path, source, str(payload["config"].get("name", "?")), bool(meta.get("untrained")))
+
+
+def _source(path: Path) -> str:
+    return "bundled" if path.resolve().parent == inference.BUNDLED_DIR.resolve() else "file"
+
+
+def resolve_student(name: str, workdir: Path) -> DemoModel:
+    """The bundled checkpoint or file ``name``; for a zoo name without one, an untrained stand-in
+    written to ``workdir/<name>_UNTRAINED.pth``. CheckpointError for anything else."""
+    try:
+        path = inference.resolve_checkpoint(name)
+    except CheckpointError:
+        if name not in list_models():
+            raise
+        arch = stand_in_architecture(name)
+        workdir.mkdir(parents=True, exist_ok=True)
+        path = write_untrained_checkpoint(arch, workdir / f"{name}_UNTRAINED.pth", seed=0)
+        return DemoModel(name, path, "untrained stand-in", arch, True)
+    return _described(name, Path(path), _source(Path(path)))
+
+
+def resolve_teacher(name: str | None, student: DemoModel) -> tuple[DemoModel | None, str]:
+    """(teacher, why) for ``--teacher``: "auto" = the student's zoo teacher if its checkpoint is bundled;
+    "none" = no teacher; else a zoo name or .pth path that must exist. Never an untrained stand-in."""
+    if name in (None, "none", ""):
+        return None, "no teacher asked for (--teacher none)"
+    if name == "auto":
+        zoo = teacher_of(student.architecture) or teacher_of(student.name)
+        if zoo is None:
+            return None, f"{student.architecture} has no zoo teacher"
+        for candidate in dict.fromkeys([zoo, zoo[: -len(SIM_SUFFIX)] if zoo.endswith(SIM_SUFFIX) else zoo]):
+            try:
+                path = Path(inference.resolve_checkpoint(candidate))
+                return _described(candidate, path, _source(path)), ""
+            except CheckpointError:
+                continue
+        return None, f"no trained checkpoint of the teacher {zoo} is bundled (pass --teacher PATH to compare)"
+    path = Path(inference.resolve_checkpoint(name))
+    return _described(name, path, _source(path)), ""
+
+
+def untrained_banner(model: DemoModel) -> str:
+    """The warning printed before anything else when the student holds random weights."""
+    bar = "!" * 92
+    lines = [
+        bar,
+        f"!! NO TRAINED CHECKPOINT IS BUNDLED FOR {model.name}: THIS DEMO RUNS AN UNTRAINED STAND-IN",
+        f"!! ({model.architecture} with RANDOM weights, {model.path}).",
+        "!! Every box it shows comes from random weights: the run proves the pipeline (simulated drive",
+        "!! -> PointCloud2 -> detector_node -> markers, timings, AP, pictures, bag), not detection quality.",
+        f"!! Bundle a distilled student as sparsekd_core/assets/checkpoints/{model.name}.pth, or pass",
+        "!! --model PATH.pth (sparsekd-train writes them), to see real detections.",
+        bar,
+    ]
+    return "\n".join(lines)
