@@ -2,13 +2,14 @@
 
 Sparse convs cost (valid input-output pairs) x Cin x Cout, with the pairs read from spconv's own indice
 pair counts after the forward; dense convs, transposed convs, linear layers and batch norms as thop counts
-them. Counted with forward hooks, so the number is for the frame you pass.
+them (thop's transposed-conv rule, output elements x Cin x k x k, included). Counted with forward hooks, so the number is for the frame you pass.
 
 Two conventions for submanifold convs, both counted in the same forward:
 - reference: spconv's reported pair count as is (``indice_pair_num.sum()``). spconv's native algorithm
   stores each symmetric neighbour pair once and leaves out the kernel centre, so this is about half the
   real work of a SubMConv3d; it is what thop-style counters over spconv report, and it reproduces the
-  paper's GFLOPs (cp_voxel: 110.7 on ../shared/data's Waymo-like frame vs 114.8 in the paper).
+  paper's GFLOPs (cp_voxel: 117.7 on ../shared/data's Waymo-like frame vs 114.8 in the paper; cp_pillar
+  338.8 vs 333.9).
 - all pairs: every (input, output) pair, centre included: 2 x reported + number of output voxels.
 Count on the CPU (native algorithm); on CUDA spconv's implicit-gemm path stores pairs differently.
 """
@@ -62,8 +63,10 @@ def count_macs(model: nn.Module, run) -> MacCount:
                 kh, kw = m.kernel_size
                 per_stage[stage] += out.numel() * (m.in_channels // m.groups) * kh * kw
             elif isinstance(m, nn.ConvTranspose2d):
+                # thop counts a transposed conv like a conv over its *output* (out elements x Cin x k x k),
+                # which overstates the real work by stride^2; the paper's pillar GFLOPs include it.
                 kh, kw = m.kernel_size
-                per_stage[stage] += inputs[0].numel() * (m.out_channels // m.groups) * kh * kw
+                per_stage[stage] += out.numel() * (m.in_channels // m.groups) * kh * kw
             elif isinstance(m, nn.Linear):
                 per_stage[stage] += out.numel() * m.in_features
             elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
