@@ -42,10 +42,12 @@ class DriveScores:
     ap: dict[str, dict[str, float]]  # class -> {"bev": AP, "3d": AP}
     recall: dict[str, dict[str, float]]  # class -> {"0.5": %, "0.7": %} on 3D boxes, all labelled objects
     num_gt: dict[str, int]
+    frames: int
     raw: dict
 
     def to_dict(self) -> dict:
-        return {"model": self.model, "ap_r40_moderate": self.ap, "recall_3d": self.recall, "num_gt_moderate": self.num_gt}
+        return {"model": self.model, "frames": self.frames, "ap_r40_moderate": self.ap, "recall_3d": self.recall,
+                "num_gt_moderate": self.num_gt}
 
 
 def score_drive(infos: Sequence[Any], detections: Sequence[Detections], class_names: Sequence[str], model: str
@@ -66,7 +68,7 @@ def score_drive(infos: Sequence[Any], detections: Sequence[Detections], class_na
     # recall_eval: recall[class]["3d"]["0.5"] in percent over all labelled objects of the class
     rec = {c: {t: float(recall["recall"][c]["3d"][t]) for t in ("0.5", "0.7")} for c in classes}
     num_gt = {c: int(kitti["num_gt"][c]["moderate"]) for c in classes}
-    return DriveScores(model, ap, rec, num_gt, {"kitti": kitti, "recall": recall})
+    return DriveScores(model, ap, rec, num_gt, len(infos), {"kitti": kitti, "recall": recall})
 
 
 def scores_table(student: DriveScores, teacher: DriveScores | None, teacher_note: str = "") -> str:
@@ -74,7 +76,7 @@ def scores_table(student: DriveScores, teacher: DriveScores | None, teacher_note
     (percent) of the student and, when given, the teacher."""
     models = [("student", student)] + ([("teacher", teacher)] if teacher is not None else [])
     lines = ["KITTI AP R40 moderate (BEV, 3D; IoU 0.7 car, 0.5 pedestrian/cyclist) and 3D recall at IoU 0.5, "
-             f"% on the drive: " + ", ".join(f"{role} {m.model}" for role, m in models),
+             f"% on {student.frames} drive frames: " + ", ".join(f"{role} {m.model}" for role, m in models),
              f"{'class':<12}{'GT':>5}" + "".join(f" | {role + ' BEV':>11}{'3D':>6}{'R@0.5':>7}" for role, _ in models)]
     for c in student.ap:
         row = f"{c:<12}{student.num_gt[c]:>5}"

@@ -37,6 +37,11 @@ class DemoModel:
     architecture: str
     untrained: bool
 
+    @property
+    def label(self) -> str:
+        """Short name for tables: the zoo name, or for a file its architecture and file name."""
+        return self.name if self.source != "file" else f"{self.architecture} ({self.path.name})"
+
     def describe(self) -> str:
         kind = "UNTRAINED stand-in" if self.untrained else self.source
         return f"{self.name} ({kind}, architecture {self.architecture}, {self.path})"
