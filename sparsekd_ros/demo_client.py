@@ -109,6 +109,9 @@ def load_manifest(path: str | Path) -> tuple[list[Frame], dict[str, Any]]:
     return frames, spec
 
 
+#: Topic names in the written bag: the node's defaults, which rviz/sparsekd.rviz displays.
+BAG_CLOUD_TOPIC = "/points"
+BAG_MARKERS_TOPIC = "/sparsekd_detector/markers"
 _EMIT_LOCK = threading.Lock()  # the publishing thread and the executor thread both report
 
 
@@ -213,15 +216,18 @@ class DemoClient:
             time.sleep(0.02)
         return False
 
-    def write_bag(self, path: Path) -> dict[str, int]:
-        """Clouds, markers and diagnostics as a rosbag2 (mcap), in time order."""
+    def write_bag(self, path: Path, cloud_topic: str = BAG_CLOUD_TOPIC, markers_topic: str = BAG_MARKERS_TOPIC
+                  ) -> dict[str, int]:
+        """Clouds, markers and diagnostics as a rosbag2 (mcap), in time order, under the usual topic names
+        (so ``ros2 bag play`` feeds RViz's shipped config, or a detector node, without remapping)."""
         from sparsekd_ros.bag_io import BagWriter
 
+        rename = {self.topic: cloud_topic, self.markers_topic: markers_topic}
         with self._lock:
             items = sorted(self.record, key=lambda r: r[0])
         with BagWriter(path, storage="mcap") as bag:
             for t, topic, msg in items:
-                bag.write(topic, t, msg)
+                bag.write(rename.get(topic, topic), t, msg)
             return dict(bag.counts)
 
     def close(self) -> None:
@@ -243,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--drain", type=float, default=15.0,
                    help="seconds to wait for an answer: the last frame's, and the previous frame's before an "
                         "after_answer frame (default 15)")
-    p.add_argument("--bag", type=Path, default=None, help="write clouds + markers + diagnostics here (mcap)")
+    p.add_argument("--bag", type=Path, default=None,
+                   help=f"write clouds + markers + diagnostics here (mcap), as {BAG_CLOUD_TOPIC} and {BAG_MARKERS_TOPIC}")
     return p
 
 

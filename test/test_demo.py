@@ -241,6 +241,6 @@ def test_demo_end_to_end_through_the_real_node(tmp_path):
     assert len(pngs) == 7 and pngs[0] == "drive_0000.png" and "sample_kitti_000008.png" in pngs
     assert iio.imread(out / "drive.gif", index=None).shape[0] == 4
     counts = summary["outputs"]["bag_counts"]
-    assert counts["/sparsekd_demo/points"] == 7 and counts["/sparsekd_demo_detector/markers"] == len(answered)
+    assert counts["/points"] == 7 and counts["/sparsekd_detector/markers"] == len(answered)  # RViz config's names
     assert (out / "bag" / "metadata.yaml").is_file() and summary["failures"] == []
     assert summary["node_exit_code"] == 0

@@ -60,11 +60,11 @@ class NodeProcess:
     READY = "listening on"  # the node logs this once it is subscribed (after loading and warming up)
 
     def __init__(self, checkpoint: Path, topic: str, score_threshold: float, env: dict[str, str], log_path: Path,
-                 warmup_runs: int = 1):
+                 warmup_runs: int = 1, device: str = "cpu"):
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "w")
-        params = {"model": str(checkpoint), "device": "cpu", "input_topic": topic, "score_threshold": score_threshold,
+        params = {"model": str(checkpoint), "device": device, "input_topic": topic, "score_threshold": score_threshold,
                   "warmup_runs": warmup_runs, "log_period": 0.0, "diagnostics_period": 1.0}
         cmd = [sys.executable, "-m", "sparsekd_ros.detector_node", "--ros-args", "-r", f"__node:={DEMO_NODE}"]
         for key, value in params.items():

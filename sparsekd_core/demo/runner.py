@@ -29,8 +29,9 @@ EPILOG = """\
 output (OUT, default demo_out/; a re-run replaces it):
   OUT/bev/drive_NNNN.png, OUT/bev/sample_*.png   bird's-eye views
   OUT/drive.gif                                 the drive at 10 Hz
-  OUT/bag/                                      rosbag2 (mcap): /sparsekd_demo/points, the node's markers,
-                                                /diagnostics; open it in Foxglove, or ros2 bag play + RViz
+  OUT/bag/                                      rosbag2 (mcap): /points, /sparsekd_detector/markers,
+                                                /diagnostics; open it in Foxglove, or ros2 bag play it and
+                                                rviz2 -d rviz/sparsekd.rviz
   OUT/summary.json                              every figure printed, and the run's timings
   OUT/drive/kitti/                              the simulated drive (KITTI layout, labels, calib)
   OUT/logs/                                     detector_node.log, demo_client.log, frames.json
@@ -62,6 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-hz", type=float, default=10.0, help="replay rate (default 10, the sensor's)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="minimum box score, for the node and the offline run alike (default: the checkpoint's)")
+    p.add_argument("--device", default="cpu",
+                   help="device of the node and the offline runs: cpu (default, the demo's promise), auto or cuda")
     p.add_argument("--domain-id", type=int, default=None,
                    help="ROS_DOMAIN_ID for the node and the replay (default: a private one, localhost only)")
     p.add_argument("--no-samples", action="store_true", help="replay only the drive, not the bundled real frames")
@@ -167,8 +170,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from sparsekd_core.checkpoint import CheckpointError
     from sparsekd_core.demo.outputs import prepare_out_dir
+    from sparsekd_core.inference import resolve_device
 
     try:
+        resolve_device(args.device)
         out = prepare_out_dir(args.out)
     except ValueError as exc:
         print(f"python -m sparsekd_core.demo: {exc}", file=sys.stderr)
@@ -201,11 +206,12 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     if student.untrained:
         print(untrained_banner(student), flush=True)
     teacher, teacher_note = resolve_teacher(args.teacher, student)
-    det = Detector.from_checkpoint(student.path, "cpu")
+    det = Detector.from_checkpoint(student.path, args.device)
     det.name = student.label
     threshold = float(args.score_threshold if args.score_threshold is not None else det.score_threshold)
     det.score_threshold = threshold
-    print(f"student: {student.describe()}; classes {list(det.class_names)}, score threshold {threshold:g}")
+    print(f"student: {student.describe()}; classes {list(det.class_names)}, score threshold {threshold:g}, "
+          f"device {det.device}")
     print(f"teacher: {teacher.describe() if teacher else teacher_note}")
 
     profile = dds_profile()
@@ -213,7 +219,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         print("warning: config/fastdds_large_data.xml not found: large clouds may not reach the node", file=sys.stderr)
     env = ros_env(args.domain_id, profile)
     print(f"starting detector_node (ROS_DOMAIN_ID {env['ROS_DOMAIN_ID']}, Fast DDS profile {profile})", flush=True)
-    node = NodeProcess(student.path, TOPIC, threshold, env, out / "logs" / "detector_node.log")
+    node = NodeProcess(student.path, TOPIC, threshold, env, out / "logs" / "detector_node.log", device=args.device)
     records, done, node_rc = [], {}, None
     try:
         run.step(2, total, f"simulation: a {args.frames}-frame 10 Hz drive, HDL-64E (sparsekd-sim --sequence)")
@@ -223,6 +229,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         samples = [] if args.no_samples else sample_frames()
 
         run.step(3, total, "ROS: detector_node (own process) <- PointCloud2 at 10 Hz -> markers, /diagnostics")
+        print("waiting for detector_node to load the model and warm up ...", flush=True)
         if not node.wait_ready(180.0):
             tail = "\n".join(node.log().splitlines()[-15:])
             run.fail(f"detector_node did not start (log {node.log_path}):\n{tail}")
@@ -248,7 +255,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     scores = score_drive(infos, [lib[i] for i in scored], det.class_names, student.label)
     teacher_scores = None
     if teacher is not None:
-        tdet = Detector.from_checkpoint(teacher.path, "cpu")
+        tdet = Detector.from_checkpoint(teacher.path, args.device)
         tdet.name, tdet.score_threshold = teacher.label, threshold
         tlib = detect_files(tdet, [drive.points[i] for i in scored], f"teacher {teacher.label}",
                             progress=not args.quiet)
