@@ -128,7 +128,7 @@ def _read_bin(path: Path, fields: Sequence[str] | None) -> tuple[np.ndarray, tup
 
 def _read_npy(path: Path, fields: Sequence[str] | None) -> tuple[np.ndarray, tuple[str, ...]]:
     raw = np.load(path, mmap_mode="r")
-    if raw.ndim != 2 or not 3 <= raw.shape[1]:
+    if raw.ndim != 2 or raw.shape[1] < 3:
         raise ValueError(f"{path}: expected an (N, 3..6) array of points, got shape {raw.shape}")
     if fields is not None:
         names = parse_fields(fields)

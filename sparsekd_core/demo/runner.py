@@ -172,6 +172,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sparsekd_core.demo.outputs import prepare_out_dir
     from sparsekd_core.inference import resolve_device
 
+    import importlib.util
+
+    if importlib.util.find_spec("rclpy") is None:
+        print("python -m sparsekd_core.demo: the demo runs the ROS 2 node, but rclpy is not importable: "
+              "source a ROS 2 install (Humble/Jazzy/Kilted) or pip install -r requirements-ros.txt "
+              "(make setup does)", file=sys.stderr)
+        return 2
     try:
         resolve_device(args.device)
         out = prepare_out_dir(args.out)
@@ -266,6 +273,9 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     print(scores_table(scores, teacher_scores, teacher_note))
     if agree is not None:
         print(agree.line())
+        if agree.fraction < 0.9:
+            run.fail(f"the node's boxes differ from the library's on the same frames ({agree.line()}): the ROS "
+                     f"path changes what the model sees")
 
     run.step(5, total, "pictures and bag: bird's-eye views, GIF, rosbag2")
     view_t = astuple(BevView.from_range(det.point_cloud_range))
