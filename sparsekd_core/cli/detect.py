@@ -11,8 +11,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sparsekd_core.data.point_files import POINT_FILE_SUFFIXES, list_point_files, model_points, parse_fields, \
-    read_point_file
+from sparsekd_core.data.point_files import (
+    POINT_FILE_SUFFIXES,
+    list_point_files,
+    model_points,
+    parse_fields,
+    read_point_file,
+)
 from sparsekd_core.detections import Detections
 
 BOX_CONVENTION = ("x y z dx dy dz yaw: LiDAR frame (x forward, y left, z up), gravity centre, full extents in "
