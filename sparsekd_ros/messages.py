@@ -20,6 +20,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 
 from sparsekd_core.detections import Detections
 from sparsekd_core.geometry.boxes import BOX_EDGES, corners_3d
+from sparsekd_core.viz.colors import class_color as rgb_of_class
 
 __all__ = [
     "class_color",
@@ -30,21 +31,13 @@ __all__ = [
     "diagnostic_array",
 ]
 
-# Colours by class name for the usual classes (the same on KITTI and Waymo models), a palette else.
-_NAMED_COLORS = {
-    "vehicle": (1.0, 0.6, 0.0),
-    "car": (1.0, 0.6, 0.0),
-    "pedestrian": (0.1, 0.6, 1.0),
-    "cyclist": (0.2, 0.9, 0.2),
-}
-_PALETTE = ((0.9, 0.2, 0.9), (1.0, 1.0, 0.2), (0.2, 1.0, 1.0), (1.0, 0.3, 0.3), (0.6, 0.4, 1.0), (0.6, 1.0, 0.4))
 # Line pairs of corner indices, flattened: LINE_LIST takes consecutive point pairs.
 _EDGE_INDEX = np.array(BOX_EDGES, dtype=np.int64).reshape(-1)
 
 
 def class_color(label: int, name: str, alpha: float = 1.0) -> ColorRGBA:
     """A stable colour per class: fixed for Vehicle/Car, Pedestrian, Cyclist; a palette by label otherwise."""
-    r, g, b = _NAMED_COLORS.get(name.lower(), _PALETTE[label % len(_PALETTE)])
+    r, g, b = rgb_of_class(name, label)
     return ColorRGBA(r=r, g=g, b=b, a=alpha)
 
 

@@ -1,11 +1,21 @@
-"""Shared test fixtures: paths to the real sample frames, small synthetic clouds."""
+"""Shared test fixtures: paths to the real sample frames, small synthetic clouds.
+
+Fast DDS reads its profile file once per process, when the first participant is created, and some
+tests create participants in this process: the large-data profile is set here, before any of them.
+"""
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from sparsekd_core.demo.processes import dds_profile, dds_profile_env
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO / ".." / "shared" / "data"
+
+for _name, _value in dds_profile_env(dds_profile()).items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -26,6 +25,8 @@ from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
+
+from sparsekd_core.demo.processes import dds_profile, dds_profile_env
 from visualization_msgs.msg import MarkerArray
 
 from sparsekd_core.detections import Detections
@@ -39,51 +40,10 @@ MARKERS_TOPIC = "/sparsekd_detector/markers"
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 
 
-# Fast DDS's default shared-memory segment (512 KiB) cannot carry a multi-megabyte cloud; it then
-# falls back to fragmented UDP, whose fragments overflow the default socket buffers, so best-effort
-# readers never get a Waymo-size (2.4 MB) cloud. A 16 MiB segment carries them in one piece.
-FASTDDS_LARGE_DATA_XML = """<?xml version="1.0" encoding="UTF-8"?>
-<dds xmlns="http://www.eprosima.com">
-  <profiles>
-    <transport_descriptors>
-      <transport_descriptor>
-        <transport_id>shm_large</transport_id>
-        <type>SHM</type>
-        <segment_size>16777216</segment_size>
-        <maxMessageSize>16777216</maxMessageSize>
-      </transport_descriptor>
-      <transport_descriptor>
-        <transport_id>udp</transport_id>
-        <type>UDPv4</type>
-      </transport_descriptor>
-    </transport_descriptors>
-    <participant profile_name="sparsekd_large_clouds" is_default_profile="true">
-      <rtps>
-        <userTransports>
-          <transport_id>shm_large</transport_id>
-          <transport_id>udp</transport_id>
-        </userTransports>
-        <useBuiltinTransports>false</useBuiltinTransports>
-      </rtps>
-    </participant>
-  </profiles>
-</dds>
-"""
-_PROFILE_PATH = Path(tempfile.gettempdir()) / f"sparsekd_fastdds_large_data_{os.getpid()}.xml"
-
-
-def large_data_profile() -> Path:
-    """Write the Fast DDS profile once per process; Fast DDS 3 and 2 (Humble) read different variables."""
-    if not _PROFILE_PATH.exists():
-        _PROFILE_PATH.write_text(FASTDDS_LARGE_DATA_XML)
-    return _PROFILE_PATH
-
-
 def dds_env() -> dict[str, str]:
-    path = str(large_data_profile())
-    # Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_*; 3.x (Kilted, these wheels) FASTDDS_* and warns on the old name.
-    old = os.environ.get("ROS_DISTRO", "") in ("humble", "iron", "jazzy")
-    return {("FASTRTPS" if old else "FASTDDS") + "_DEFAULT_PROFILES_FILE": path}
+    """Fast DDS's large-data profile (config/fastdds_large_data.xml): without it, best-effort clouds of a
+    few megabytes (the Waymo-size frame) never cross between processes."""
+    return dds_profile_env(dds_profile())
 
 
 def domain_id() -> int:

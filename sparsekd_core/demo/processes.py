@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["PROFILE_NAME", "dds_profile", "ros_env", "NodeProcess", "DEMO_NODE", "client_events"]
+__all__ = ["PROFILE_NAME", "dds_profile", "dds_profile_env", "ros_env", "NodeProcess", "DEMO_NODE", "client_events"]
 
 PROFILE_NAME = "fastdds_large_data.xml"
 #: The demo's node name: its topics are /<name>/markers, so it never collides with a robot's node.
@@ -33,6 +33,14 @@ def dds_profile() -> Path | None:
     return next((c for c in candidates if c.is_file()), None)
 
 
+def dds_profile_env(profile: Path) -> dict[str, str]:
+    """The variable that makes Fast DDS load ``profile``: Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_*,
+    3.x (Kilted) FASTDDS_* and warns on the old name. Fast DDS reads it once per process, when the
+    first participant is created."""
+    old = os.environ.get("ROS_DISTRO", "") in ("humble", "iron", "jazzy")
+    return {("FASTRTPS" if old else "FASTDDS") + "_DEFAULT_PROFILES_FILE": str(profile)}
+
+
 def ros_env(domain_id: int | None, profile: Path | None) -> dict[str, str]:
     """The environment of the node and the client.
 
@@ -46,9 +54,7 @@ def ros_env(domain_id: int | None, profile: Path | None) -> dict[str, str]:
     else:
         env["ROS_DOMAIN_ID"] = str(int(domain_id))
     if profile is not None:
-        # Fast DDS 2.x (Humble, Iron, Jazzy) reads FASTRTPS_*, 3.x (Kilted) FASTDDS_* and warns on the old name.
-        old = os.environ.get("ROS_DISTRO", "") in ("humble", "iron", "jazzy")
-        env[("FASTRTPS" if old else "FASTDDS") + "_DEFAULT_PROFILES_FILE"] = str(profile)
+        env.update(dds_profile_env(profile))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_REPO), env.get("PYTHONPATH", "")) if p)
     env.update(PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0", RCUTILS_LOGGING_BUFFERED_STREAM="0")
     return env
