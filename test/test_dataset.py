@@ -158,7 +158,8 @@ def test_loader_rate_for_root_reports_the_training_pipeline(kitti_root):
 
 def test_simulated_dataset_end_to_end(tmp_path):
     """sparsekd-sim output (both layouts) -> infos + gt database -> training samples with pasted objects."""
-    generate = pytest.importorskip("sparsekd_core.data.sim.generate").generate
+    from sparsekd_core.data.sim.generate import generate
+
     for preset, fmt in (("hdl64", "kitti"), ("waymo_top", "waymo")):  # each layout with its own sensor
         generate(tmp_path, frames=2, preset=preset, fmt=fmt, seed=0, val_fraction=0.0, progress=False, workers=1)
     (kitti,) = create_kitti_infos(tmp_path / "kitti", ("train",), workers=1, progress=False)
