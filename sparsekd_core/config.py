@@ -260,17 +260,36 @@ def read_yaml(path: Path) -> dict:
     return data
 
 
+def bundled_names(folder: Path) -> list[str]:
+    """Names of the YAML files shipped in one of the config folders."""
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def resolve_bundled_yaml(name_or_path: str | Path, folder: Path, what: str, choices_label: str | None = None,
+                         relative_to: Path | None = None) -> Path:
+    """A bundled config by name (``folder/<name>.yaml``) or a YAML path -> the file.
+
+    A relative YAML path is tried against ``relative_to`` first (for files that include others). Errors say
+    which ``what`` was not found and list the bundled choices.
+    """
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if relative_to is not None and not p.is_absolute() and (relative_to / p).is_file():
+            return relative_to / p
+        if p.is_file():
+            return p
+        raise ConfigError(f"{what} file not found: {p}")
+    candidate = folder / f"{name_or_path}.yaml"
+    if candidate.is_file():
+        return candidate
+    label = choices_label or f"bundled {what}s"
+    raise ConfigError(f"unknown {what} '{name_or_path}': not a YAML file and not bundled. "
+                      f"{label}: {', '.join(bundled_names(folder)) or 'none'}")
+
+
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """A zoo name (``cp_voxel_s``) or a path to a YAML file -> the YAML path."""
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
-    candidate = MODEL_DIR / f"{name_or_path}.yaml"
-    if candidate.exists():
-        return candidate
-    raise ConfigError(
-        f"unknown model '{name_or_path}': not a YAML file and not in the zoo. Zoo models: {', '.join(list_models())}"
-    )
+    return resolve_bundled_yaml(name_or_path, MODEL_DIR, "model", "Zoo models")
 
 
 def _load_model_dict(path: Path, seen: tuple = ()) -> dict:
@@ -298,7 +317,7 @@ def model_config_from_dict(data: dict, source: str = "<checkpoint>") -> ModelCon
 
 def list_models() -> list[str]:
     """Names of the zoo's model configs."""
-    return sorted(p.stem for p in MODEL_DIR.glob("*.yaml"))
+    return bundled_names(MODEL_DIR)
 
 
 # The zoo's Waymo models and their paper figures (ARCHITECTURE.md), used by the benchmark.

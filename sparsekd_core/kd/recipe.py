@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import KD_DIR, ConfigError, ModelConfig, read_yaml, deep_merge, from_dict
+from ..config import KD_DIR, ConfigError, ModelConfig, bundled_names, deep_merge, from_dict, read_yaml, resolve_bundled_yaml
 
 FAMILIES = ("voxel", "pillar")
 TEACHER_MODES = ("eval", "train")
@@ -189,25 +189,11 @@ def _build(data: dict, source: str) -> KDRecipe:
 
 def list_kd_recipes() -> list[str]:
     """Names of the recipes shipped in sparsekd_core/configs/kd."""
-    return sorted(p.stem for p in KD_DIR.glob("*.yaml"))
-
-
-def _resolve_path(spec: str, relative_to: Optional[Path] = None) -> Path:
-    p = Path(spec)
-    if p.suffix in (".yaml", ".yml"):
-        if relative_to is not None and not p.is_absolute() and (relative_to / p).exists():
-            return relative_to / p
-        if p.exists():
-            return p
-        raise ConfigError(f"KD recipe file not found: {spec}")
-    candidate = KD_DIR / f"{spec}.yaml"
-    if candidate.exists():
-        return candidate
-    raise ConfigError(f"unknown KD recipe {spec!r}: not a YAML file and not one of {', '.join(list_kd_recipes())}")
+    return bundled_names(KD_DIR)
 
 
 def _load_raw(spec: str, seen: tuple = ()) -> dict:
-    path = _resolve_path(spec)
+    path = resolve_bundled_yaml(spec, KD_DIR, "KD recipe")
     return _load_path(path, seen)
 
 
@@ -222,7 +208,7 @@ def _load_path(path: Path, seen: tuple) -> dict:
         raise ConfigError(f"{path}: 'include' must be a list of recipe names or paths")
     merged: dict = {}
     for inc in includes:
-        merged = deep_merge(merged, _load_path(_resolve_path(str(inc), path.parent), seen + (path,)))
+        merged = deep_merge(merged, _load_path(resolve_bundled_yaml(str(inc), KD_DIR, "KD recipe", relative_to=path.parent), seen + (path,)))
     merged.pop("description", None)
     merged.pop("name", None)
     return deep_merge(merged, data)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import CONFIG_DIR, ConfigError, read_yaml, from_dict
+from ..config import CONFIG_DIR, ConfigError, bundled_names, from_dict, read_yaml, resolve_bundled_yaml
 
 RECIPE_DIR = CONFIG_DIR / "recipes"
 
@@ -45,18 +45,11 @@ class TrainRecipe:
 
 
 def list_recipes() -> list[str]:
-    return sorted(p.stem for p in RECIPE_DIR.glob("*.yaml"))
+    return bundled_names(RECIPE_DIR)
 
 
 def resolve_recipe_path(name_or_path: str | Path) -> Path:
-    p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") and p.is_file():
-        return p
-    candidate = RECIPE_DIR / f"{name_or_path}.yaml"
-    if candidate.is_file():
-        return candidate
-    raise ConfigError(f"unknown recipe '{name_or_path}': not a YAML file and not one of the bundled recipes "
-                      f"({', '.join(list_recipes()) or 'none'})")
+    return resolve_bundled_yaml(name_or_path, RECIPE_DIR, "recipe")
 
 
 def _relative(value: str | None, base: Path) -> str | None:
