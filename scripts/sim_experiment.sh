@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The distillation experiment on the simulated dataset (docs/results.md), one model family per call:
+#
+#   scripts/sim_experiment.sh voxel     # cp_voxel_sim teacher -> cp_voxel_s_sim students
+#   scripts/sim_experiment.sh pillar    # cp_pillar_sim teacher -> cp_pillar_v0.64_sim students
+#
+# Runs, in this order: the teacher; the plain student and the SparseKD student (seeds 0 and 1); the
+# ablations (full-map logit KD, pivotal logit KD, pivotal + label KD, FitNet feature KD; seed 0). Each run
+# writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI AP, log.jsonl) and its console log
+# beside it; a finished run (final.pth present) is skipped and an interrupted one resumes from its newest
+# checkpoint, so the script can be stopped and started again at any time. The two families are independent:
+# run them side by side on a 2-core machine (each uses one thread; spconv's CPU path is single-threaded).
+# A second call for the same family takes the runs that nobody has started (each run holds a lock while it
+# trains), so a core that finished its own family can help the other.
+#
+# Environment: DATA (default data/sim/kitti; make it with `sparsekd-sim --out data/sim --frames 600 --seed 0`
+# and `sparsekd-data kitti --root data/sim/kitti`), RUNS (default runs/sim), THREADS (default 1).
+set -euo pipefail
+
+family=${1:?usage: scripts/sim_experiment.sh voxel|pillar}
+DATA=${DATA:-data/sim/kitti}
+RUNS=${RUNS:-runs/sim}
+export OMP_NUM_THREADS=${THREADS:-1}
+case "$family" in
+  voxel)  teacher_model=cp_voxel_sim;  student_model=cp_voxel_s_sim ;;
+  pillar) teacher_model=cp_pillar_sim; student_model=cp_pillar_v0.64_sim ;;
+  *) echo "unknown family '$family': use voxel or pillar" >&2; exit 2 ;;
+esac
+teacher="$RUNS/${family}_teacher/final.pth"
+
+train() {  # train NAME ARGS...: one resumable run
+  local name=$1; shift
+  local out="$RUNS/${family}_${name}"
+  if [[ -f "$out/final.pth" ]]; then echo "[$family] $name: done ($out)"; return; fi
+  mkdir -p "$out"
+  if ! mkdir "$out/.lock" 2>/dev/null; then
+    if kill -0 "$(cat "$out/.lock/pid" 2>/dev/null)" 2>/dev/null; then echo "[$family] $name: running elsewhere"; return; fi
+    echo "[$family] $name: stale lock (its process is gone), taking it over"
+  fi
+  echo $$ >"$out/.lock/pid"
+  echo "[$family] $name: sparsekd-train $* --data $DATA --out $out"
+  sparsekd-train "$@" --data "$DATA" --out "$out" --resume --workers 0 --quiet >>"$out/console.log" 2>&1
+  rm -rf "$out/.lock"
+  echo "[$family] $name: finished"
+}
+
+train teacher --model "$teacher_model"
+for seed in 0 1; do
+  train "student_s$seed" --model "$student_model" --seed "$seed"
+  train "sparsekd_s$seed" --model "$student_model" --seed "$seed" --teacher "$teacher" --kd sparsekd
+done
+train logit_s0 --model "$student_model" --teacher "$teacher" --kd logit
+train pivotal_s0 --model "$student_model" --teacher "$teacher" --kd pivotal
+train pivotal_label_s0 --model "$student_model" --teacher "$teacher" --kd pivotal,label
+train feature_s0 --model "$student_model" --teacher "$teacher" --kd feature
