@@ -8,7 +8,7 @@ Output layout (``--format both``)::
     OUT/sim_meta.json  what was generated: preset, seed, mode, splits, and per frame its KITTI id,
                        Waymo segment/sample index, split, scene and timestamp
 
-Splits: snapshot scenes hold up to 20 frames each; whole scenes go to val (the last
+Splits: snapshot scenes hold up to 10 frames each; whole scenes go to val (the last
 ``val_fraction`` of them, at least one when the fraction is > 0), so no street appears in both
 splits. A drive is split in time: its first frames are train, the last ``val_fraction`` val (two
 Waymo segments); ``val_fraction`` 1 puts the whole drive into val (for evaluation and the demo).
@@ -29,7 +29,7 @@ from sparsekd_core.data.kitti_format import frame_id as kitti_frame_id
 from sparsekd_core.data.sim.scene import SimFrame, SnapshotScene
 from sparsekd_core.data.sim.sensor import get_preset
 
-FRAMES_PER_SCENE = 20
+FRAMES_PER_SCENE = 10
 FORMATS = ("kitti", "waymo", "both")
 
 

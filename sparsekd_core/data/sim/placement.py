@@ -191,7 +191,7 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     for lane in layout.lanes_of("bike"):
         heading = 0.0 if lane.direction > 0 else np.pi
         speed = float(rng.uniform(3.0, 7.0))
-        for kind, x, size in _fill(rng, x_range, (8.0, 70.0), density, lambda: ("cyclist", sample_size("cyclist"))):
+        for kind, x, size in _fill(rng, x_range, (4.0, 30.0), density, lambda: ("cyclist", sample_size("cyclist"))):
             y = lane.y_centre + _lateral(rng, lane, size[1] / 2 + 0.1, 0.15)
             yaw = heading + (0.0 if sequence else rng.normal(0, 0.03))
             placer.place(kind, x, y, yaw, size, speed, heading, check="ego")
@@ -241,7 +241,7 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
         for _ in range(rng.poisson(0.8 * density)):
             xc = ego.x + rng.uniform(-35, 45)
             for _ in range(int(rng.integers(1, 5))):
-                kind = "cyclist" if rng.random() < 0.15 else "pedestrian"
+                kind = "cyclist" if rng.random() < 0.35 else "pedestrian"
                 size = sample_size(kind)
                 heading = np.pi / 2 if rng.random() < 0.5 else -np.pi / 2
                 y = rng.uniform(-kerb[0] + 1, kerb[1] - 1)

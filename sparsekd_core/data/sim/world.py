@@ -72,7 +72,7 @@ class StreetLayout:
     @classmethod
     def sample(cls, rng: np.random.Generator, x_range: tuple[float, float], needs_bike_lane: bool = False
                ) -> "StreetLayout":
-        bike = tuple(bool(rng.random() < 0.45) or needs_bike_lane for _ in range(2))
+        bike = tuple(bool(rng.random() < 0.75) or needs_bike_lane for _ in range(2))
         return cls(
             x_range=x_range,
             slope=float(rng.uniform(-0.02, 0.02)),
