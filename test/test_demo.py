@@ -19,7 +19,7 @@ from sparsekd_core.demo.drive import simulate_drive
 from sparsekd_core.demo.evaluate import agreement, score_drive, scores_table
 from sparsekd_core.demo.models import (resolve_student, resolve_teacher, stand_in_architecture, teacher_of,
                                        untrained_banner)
-from sparsekd_core.demo.outputs import OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_summary
+from sparsekd_core.demo.outputs import OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_mp4, write_summary
 from sparsekd_core.demo.processes import dds_profile, ros_env
 from sparsekd_core.demo.samples import sample_frames
 from sparsekd_core.demo.stats import FrameRecord, ReplayStats, dropped_line, frame_line
@@ -191,7 +191,7 @@ def test_out_dir_is_replaced_only_when_it_is_the_demos(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [OUT_MARKER]
 
 
-def test_pictures_gif_and_summary(tmp_path):
+def test_pictures_gif_mp4_and_summary(tmp_path):
     sample = sample_frames()[0]
     dets = Detections(sample.gt_boxes[:2], [0.9, 0.8], [0, 0], CLASSES)
     jobs = [BevJob(tmp_path / "bev" / f"f{i}.png", sample.path, dets if i else None, sample.gt_boxes,
@@ -204,6 +204,13 @@ def test_pictures_gif_and_summary(tmp_path):
     gif = write_gif(tmp_path / "d.gif", small, 10.0)
     frames = iio.imread(gif, index=None)
     assert frames.shape[0] == 3 and frames.shape[1:3] == (120, 120)
+    mp4 = write_mp4(tmp_path / "d.mp4", small, 10.0)
+    movie = np.stack(list(iio.imiter(mp4)))
+    assert movie.shape == (3, 120, 120, 3)
+    # lossy, but the picture is the same picture: compare the mean colour per frame
+    assert np.abs(movie.reshape(3, -1, 3).mean(1) - np.stack(small).reshape(3, -1, 3).mean(1)).max() < 8
+    with pytest.raises(ValueError, match="even"):
+        write_mp4(tmp_path / "odd.mp4", [np.zeros((121, 120, 3), np.uint8)], 10.0)
     summary = write_summary(tmp_path / "s.json", {"a": float("nan"), "b": np.float32(1.5), "p": tmp_path})
     assert json.loads(summary.read_text()) == {"a": None, "b": 1.5, "p": str(tmp_path)}
     with pytest.raises(ValueError, match="no frames"):
@@ -240,6 +247,7 @@ def test_demo_end_to_end_through_the_real_node(tmp_path):
     pngs = sorted(p.name for p in (out / "bev").glob("*.png"))
     assert len(pngs) == 7 and pngs[0] == "drive_0000.png" and "sample_kitti_000008.png" in pngs
     assert iio.imread(out / "drive.gif", index=None).shape[0] == 4
+    assert len(list(iio.imiter(out / "drive.mp4"))) == 4
     counts = summary["outputs"]["bag_counts"]
     assert counts["/points"] == 7 and counts["/sparsekd_detector/markers"] == len(answered)  # RViz config's names
     assert (out / "bag" / "metadata.yaml").is_file() and summary["failures"] == []

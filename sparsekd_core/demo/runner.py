@@ -28,7 +28,7 @@ UNTRAINED stand-in of the same architecture, says so in capitals, and still runs
 EPILOG = """\
 output (OUT, default demo_out/; a re-run replaces it):
   OUT/bev/drive_NNNN.png, OUT/bev/sample_*.png   bird's-eye views
-  OUT/drive.gif                                 the drive at 10 Hz
+  OUT/drive.gif, OUT/drive.mp4                  the drive at 10 Hz
   OUT/bag/                                      rosbag2 (mcap): /points, /sparsekd_detector/markers,
                                                 /diagnostics; open it in Foxglove, or ros2 bag play it and
                                                 rviz2 -d rviz/sparsekd.rviz
@@ -200,7 +200,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     from sparsekd_core.demo.drive import simulate_drive
     from sparsekd_core.demo.evaluate import agreement, detect_files, score_drive, scores_table
     from sparsekd_core.demo.models import resolve_student, resolve_teacher, untrained_banner
-    from sparsekd_core.demo.outputs import BevJob, render_jobs, write_gif, write_summary
+    from sparsekd_core.demo.outputs import BevJob, render_jobs, write_gif, write_mp4, write_summary
     from sparsekd_core.demo.processes import NodeProcess, dds_profile, ros_env
     from sparsekd_core.demo.samples import sample_frames
     from sparsekd_core.demo.stats import ReplayStats
@@ -291,7 +291,9 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         jobs.append(BevJob(out / "bev" / f"sample_{s.name.replace('/', '_')}.png", s.path, d, s.gt_boxes,
                            tuple(s.gt_names), view_t, f"{s.name} (real) | {tag} | {len(d)} boxes"))
     small = render_jobs(jobs, workers=args.workers, progress=not args.quiet)
-    gif = write_gif(out / "drive.gif", [f for f in small[:n_drive] if f is not None], drive.rate_hz)
+    drive_frames = [f for f in small[:n_drive] if f is not None]
+    gif = write_gif(out / "drive.gif", drive_frames, drive.rate_hz)
+    mp4 = write_mp4(out / "drive.mp4", drive_frames, drive.rate_hz)
     bag_dir = out / "bag"
     run.end_step()
 
@@ -318,7 +320,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         print(agree.line())
     print(scores_table(scores, teacher_scores, teacher_note))
     bag_counts = done.get("bag_counts", {})
-    print(f"wrote {len(pngs)} PNGs to {out / 'bev'}, {gif}, rosbag2 {bag_dir} "
+    print(f"wrote {len(pngs)} PNGs to {out / 'bev'}, {gif}, {mp4}, rosbag2 {bag_dir} "
           f"({', '.join(f'{k} {v}' for k, v in bag_counts.items()) or 'empty'})")
     print(f"wall time {wall:.0f} s (steps: {', '.join(f'{k} {v:.0f} s' for k, v in run.timings.items())}); "
           f"load average {_load()}")
@@ -336,7 +338,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         "agreement": agree.__dict__ if agree else None,
         "ap": {"student": scores.to_dict(), "teacher": teacher_scores.to_dict() if teacher_scores else None,
                "frames_scored": len(scored), "stride": stride},
-        "outputs": {"pngs": len(pngs), "gif": gif, "bag": bag_dir, "bag_counts": bag_counts},
+        "outputs": {"pngs": len(pngs), "gif": gif, "mp4": mp4, "bag": bag_dir, "bag_counts": bag_counts},
         "node_exit_code": node_rc, "failures": run.failures, "timings_s": run.timings, "wall_s": wall,
         "load_average": _load(), "boxes_offline_mean": float(np.mean([len(d) for d in lib])) if lib else 0.0,
     }
