@@ -60,6 +60,9 @@ class DetectorNode(Node):
             f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
             f"(median of {self.params.warmup_runs} runs)"
         )
+        provenance = getattr(self.det, "meta", {}).get("provenance")
+        if provenance:
+            log.info(f"weights: {provenance}")
 
         self._vision = load_vision_msgs()
         if self._vision is None:

@@ -49,6 +49,11 @@ class DriveScores:
         return {"model": self.model, "frames": self.frames, "ap_r40_moderate": self.ap, "recall_3d": self.recall,
                 "num_gt_moderate": self.num_gt}
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "DriveScores":
+        """The inverse of ``to_dict`` (scores recorded in a bundled checkpoint's meta; ``raw`` is not kept)."""
+        return cls(str(d["model"]), d["ap_r40_moderate"], d["recall_3d"], d["num_gt_moderate"], int(d["frames"]), {})
+
 
 def score_drive(infos: Sequence[Any], detections: Sequence[Detections], class_names: Sequence[str], model: str
                 ) -> DriveScores:

@@ -16,7 +16,7 @@ from sparsekd_core.config import PAPER_FIGURES, list_models
 from sparsekd_core import inference
 
 __all__ = ["DemoModel", "stand_in_architecture", "teacher_of", "resolve_student", "resolve_teacher",
-           "untrained_banner"]
+           "recorded_teacher_scores", "untrained_banner"]
 
 SIM_SUFFIX = "_sim"
 KITTI_PREFIX = "kitti_"
@@ -111,6 +111,23 @@ def resolve_teacher(name: str | None, student: DemoModel) -> tuple[DemoModel | N
         return None, f"no trained checkpoint of the teacher {zoo} is bundled (pass --teacher PATH to compare)"
     path = Path(inference.resolve_checkpoint(name))
     return _described(name, path, _source(path)), ""
+
+
+def recorded_teacher_scores(student: DemoModel):
+    """For a bundled student whose teacher is not shipped: a function of the demo's drive key that returns the
+    teacher's DriveScores recorded at bundling time (sparsekd_core/demo/bundle.py) when they were measured on
+    that same drive and threshold, else None. None when the checkpoint recorded nothing."""
+    from sparsekd_core.demo.evaluate import DriveScores
+
+    recorded = (read_checkpoint(student.path).get("meta") or {}).get("demo_teacher")
+    if not recorded:
+        return None
+
+    def lookup(key: dict):
+        if recorded.get("drive") != key:
+            return None
+        return DriveScores.from_dict({**recorded["scores"], "model": f"{recorded.get('model', 'teacher')} (recorded)"})
+    return lookup
 
 
 def untrained_banner(model: DemoModel) -> str:

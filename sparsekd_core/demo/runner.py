@@ -199,7 +199,8 @@ def _main(run: Run, args: argparse.Namespace) -> int:
 
     from sparsekd_core.demo.drive import simulate_drive
     from sparsekd_core.demo.evaluate import agreement, detect_files, score_drive, scores_table
-    from sparsekd_core.demo.models import resolve_student, resolve_teacher, untrained_banner
+    from sparsekd_core.demo.bundle import drive_key
+    from sparsekd_core.demo.models import recorded_teacher_scores, resolve_student, resolve_teacher, untrained_banner
     from sparsekd_core.demo.outputs import BevJob, render_jobs, write_gif, write_mp4, write_summary
     from sparsekd_core.demo.processes import NodeProcess, dds_profile, ros_env
     from sparsekd_core.demo.samples import sample_frames
@@ -213,12 +214,15 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     if student.untrained:
         print(untrained_banner(student), flush=True)
     teacher, teacher_note = resolve_teacher(args.teacher, student)
+    recorded_teacher = recorded_teacher_scores(student) if args.teacher == "auto" and teacher is None else None
     det = Detector.from_checkpoint(student.path, args.device)
     det.name = student.label
     threshold = float(args.score_threshold if args.score_threshold is not None else det.score_threshold)
     det.score_threshold = threshold
     print(f"student: {student.describe()}; classes {list(det.class_names)}, score threshold {threshold:g}, "
           f"device {det.device}")
+    if det.meta.get("provenance"):
+        print(f"weights: {det.meta['provenance']}")
     print(f"teacher: {teacher.describe() if teacher else teacher_note}")
 
     profile = dds_profile()
@@ -267,6 +271,12 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         tlib = detect_files(tdet, [drive.points[i] for i in scored], f"teacher {teacher.label}",
                             progress=not args.quiet)
         teacher_scores = score_drive(infos, tlib, tdet.class_names, teacher.label)
+    elif recorded_teacher is not None:
+        teacher_scores = recorded_teacher(drive_key(args.frames, args.seed, stride, threshold))
+        if teacher_scores is not None:
+            teacher_note = ""
+            print(f"teacher {teacher_scores.model}: AP recorded on this same drive when the student was bundled "
+                  "(the teacher's weights are not shipped)")
     print(f"scored on {len(scored)} of {n_drive} drive frames" + (f" (one in {stride})" if stride > 1 else ""))
     pairs = [(r.detections, (lib + lib_samples)[r.index]) for r in records if r.answered]
     agree = agreement(pairs) if pairs else None
