@@ -291,7 +291,7 @@ def test_bad_input_is_named():
 from pathlib import Path  # noqa: E402
 import json  # noqa: E402
 
-from sparsekd_core.cli.eval import main as eval_main, predictions_from_detections  # noqa: E402
+from sparsekd_core.cli.eval import gt_annos_for, main as eval_main, predictions_from_detections  # noqa: E402
 from sparsekd_core.data import kitti_format as kf  # noqa: E402
 from sparsekd_core.data.infos import load_split  # noqa: E402
 from sparsekd_core.data.kitti_infos import create_kitti_infos  # noqa: E402
@@ -357,6 +357,23 @@ def test_projected_predictions_reproduce_the_labels_2d_boxes(kitti_root):
     assert all(v == pytest.approx(100.0, abs=0.01) for v in result["summary"].values())
 
 
+def test_objects_outside_the_models_range_are_dontcare(kitti_root):
+    # Car at x 14 m, Pedestrian at 11 m, Cyclist at 18 m: a model that sees x 0..15 m is scored on the first two.
+    infos = load_split(kitti_root, "kitti", "val")
+    pc_range = (0.0, -20.0, -3.0, 15.0, 20.0, 1.0)
+    gts = [gt_annos_for(i, "kitti", pc_range) for i in infos]
+    assert list(gts[0]["names"]) == ["Car", "Pedestrian", "DontCare"]
+    assert list(gt_annos_for(infos[0], "kitti")["names"]) == ["Car", "Pedestrian", "Cyclist"]  # no range: all
+    seen = [i.annos.select(i.annos.names != "Cyclist") for i in infos]
+    preds = [predictions_from_detections(i, a.boxes_lidar, np.ones(len(a)), a.names) for i, a in zip(infos, seen)]
+    scored = kitti_eval(gts, preds, metrics=("bev", "3d"))
+    assert scored["summary"]["Car/3d/moderate"] == pytest.approx(100.0)
+    assert scored["summary"]["Pedestrian/3d/moderate"] == pytest.approx(100.0)
+    assert scored["num_gt"]["Cyclist"]["moderate"] == 0  # not a miss: outside the model's view
+    everything = kitti_eval([gt_annos_for(i, "kitti") for i in infos], preds, metrics=("bev", "3d"))
+    assert everything["summary"]["Cyclist/3d/moderate"] == pytest.approx(0.0)  # scored on all: every cyclist missed
+
+
 def test_cli_runs_a_checkpoint_and_reports_every_metric(kitti_root, tmp_path):
     from sparsekd_core.checkpoint import write_untrained_checkpoint
 
@@ -367,6 +384,7 @@ def test_cli_runs_a_checkpoint_and_reports_every_metric(kitti_root, tmp_path):
     report = json.loads(out.read_text())
     assert report["model"]["class_names"] == ["Car", "Pedestrian", "Cyclist"]
     assert report["num_frames"] == 1 and report["timing_s"]["inference"] > 0
+    assert "x 0..30.72 m" in report["scored_area"]  # cp_pillar_v0.64_sim's range
     assert set(report) >= {"kitti", "recall"} and "waymo" not in report  # default metric: the dataset's own
     ap_values = [v for v in report["kitti"]["summary"].values()]
     assert all(0.0 <= v <= 100.0 for v in ap_values)

@@ -72,6 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", metavar="OUT", help="write every number (and the printed tables) to this JSON file")
     p.add_argument("--gt-as-predictions", action="store_true",
                    help="score the ground truth itself as predictions (score 1): the metrics' self-check")
+    p.add_argument("--all-objects", action="store_true",
+                   help="score every labelled object; by default objects centred outside the model's "
+                        "point_cloud_range are DontCare (a model is scored on the area it sees)")
     p.add_argument("--classes", nargs="+", metavar="NAME",
                    help="classes to evaluate (default: the checkpoint's; with --gt-as-predictions the "
                         "benchmark's: Car/Pedestrian/Cyclist or Vehicle/Pedestrian/Cyclist)")
@@ -99,12 +102,24 @@ def detect_format(root: Path, split: str) -> str:
     raise ValueError(f"{root} has both KITTI and Waymo infos for split '{split}': choose one with --format")
 
 
-def gt_annos_for(info: FrameInfo, dataset: str) -> dict:
-    """The per-frame ground-truth dict the metrics take."""
+def gt_annos_for(info: FrameInfo, dataset: str, bev_range: Sequence[float] | None = None) -> dict:
+    """The per-frame ground-truth dict the metrics take.
+
+    ``bev_range`` (x_min, y_min, x_max, y_max; a model's point_cloud_range works too): objects whose centre is
+    outside it become DontCare, so a model is scored on the area it sees. KITTI's rules then also excuse
+    detections that overlap them; the Waymo metric ignores them. None scores every labelled object.
+    """
     anno = info.annos.as_dict()
     if dataset == "kitti":
         # KITTI's difficulty field is easy/moderate/hard, not a Waymo level: levels come from points.
         anno = {**anno, "difficulty": np.zeros(len(info.annos), np.int64)}
+    if bev_range is not None and len(info.annos):
+        r = np.asarray(bev_range, np.float64)
+        x0, y0, x1, y1 = (r[0], r[1], r[3], r[4]) if len(r) == 6 else r
+        centres = np.asarray(info.annos.boxes_lidar, np.float64)[:, :2]
+        outside = (centres[:, 0] < x0) | (centres[:, 0] >= x1) | (centres[:, 1] < y0) | (centres[:, 1] >= y1)
+        if outside.any():
+            anno = {**anno, "names": np.where(outside, "DontCare", np.asarray(anno["names"]).astype(object)).astype(str)}
     return anno
 
 
@@ -208,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
             model_info = {"name": det.name, "class_names": list(det.class_names),
                           "point_features": list(det.point_features), "score_threshold": det.score_threshold,
                           "device": str(det.device)}
-        gt_annos = [gt_annos_for(i, dataset) for i in infos]
+        bev_range = None if args.gt_as_predictions or args.all_objects else det.point_cloud_range
+        gt_annos = [gt_annos_for(i, dataset, bev_range) for i in infos]
         present = set(np.concatenate([i.annos.names for i in infos]).tolist())
         absent = [c for c in classes if c not in present]
         if absent:
@@ -218,6 +234,9 @@ def main(argv: list[str] | None = None) -> int:
             "checkpoint": args.checkpoint, "model": model_info, "dataset": str(root), "format": dataset,
             "split": args.split, "num_frames": len(infos), "gt_as_predictions": args.gt_as_predictions,
             "classes": list(classes),
+            "scored_area": "all labelled objects" if bev_range is None else
+            f"objects centred in the model's range x {bev_range[0]:g}..{bev_range[3]:g} m, "
+            f"y {bev_range[1]:g}..{bev_range[4]:g} m (--all-objects scores every labelled object)",
         }
         tables = []
         eval_start = time.perf_counter()
@@ -246,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
     title = "ground truth as predictions" if args.gt_as_predictions else (model_info.get("name") or args.checkpoint)
-    print(f"\n{title} on {root} [{dataset} {args.split}, {len(infos)} frames]\n")
+    print(f"\n{title} on {root} [{dataset} {args.split}, {len(infos)} frames; {report['scored_area']}]\n")
     print("\n\n".join(tables))
     if args.json:
         out = Path(args.json)
