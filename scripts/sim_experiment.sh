@@ -5,7 +5,7 @@
 #   scripts/sim_experiment.sh pillar    # cp_pillar_sim teacher -> cp_pillar_v0.64_sim students
 #
 # Runs, in this order: the teacher; the plain student and the SparseKD student (seeds 0 and 1); the
-# ablations (full-map logit KD, pivotal logit KD, pivotal + label KD, FitNet feature KD; seed 0). Each run
+# ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet feature KD; seed 0). Each run
 # writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI AP, log.jsonl) and its console log
 # beside it; a finished run (final.pth present) is skipped and an interrupted one resumes from its newest
 # checkpoint, so the script can be stopped and started again at any time. The two families are independent:
@@ -38,6 +38,11 @@ train() {  # train NAME ARGS...: one resumable run
     echo "[$family] $name: stale lock (its process is gone), taking it over"
   fi
   echo $$ >"$out/.lock/pid"
+  if [[ " $* " == *" --teacher "* ]]; then  # a KD run: wait while another process trains the teacher
+    while [[ ! -f "$teacher" ]] && kill -0 "$(cat "$RUNS/${family}_teacher/.lock/pid" 2>/dev/null)" 2>/dev/null; do
+      sleep 30
+    done
+  fi
   echo "[$family] $name: sparsekd-train $* --data $DATA --out $out"
   sparsekd-train "$@" --data "$DATA" --out "$out" --resume --workers 0 --quiet >>"$out/console.log" 2>&1
   rm -rf "$out/.lock"
@@ -49,7 +54,7 @@ for seed in 0 1; do
   train "student_s$seed" --model "$student_model" --seed "$seed"
   train "sparsekd_s$seed" --model "$student_model" --seed "$seed" --teacher "$teacher" --kd sparsekd
 done
-train logit_s0 --model "$student_model" --teacher "$teacher" --kd logit
 train pivotal_s0 --model "$student_model" --teacher "$teacher" --kd pivotal
 train pivotal_label_s0 --model "$student_model" --teacher "$teacher" --kd pivotal,label
+train logit_s0 --model "$student_model" --teacher "$teacher" --kd logit
 train feature_s0 --model "$student_model" --teacher "$teacher" --kd feature
