@@ -164,6 +164,9 @@ def test_ap_of_perfect_and_of_no_predictions():
     table = scores_table(none, good)
     assert "student blind, teacher oracle" in table and "teacher BEV" in table
     assert "teacher: not bundled" in scores_table(none, None, "not bundled")
+    # a model that sees only x < 3 m is not charged for the cars beyond it (000008 has none that close)
+    short = score_drive(infos, [Detections.empty(CLASSES)], CLASSES, "short", (0.0, -20.0, -3.0, 3.0, 20.0, 1.0))
+    assert short.num_gt["Car"] == 0 and n > 0
 
 
 def test_agreement_counts_alike_boxes():

@@ -4,7 +4,7 @@
     python -m sparsekd_core.demo.bundle runs/sim/voxel_sparsekd_s0 --as cp_voxel_s \\
         --teacher runs/sim/voxel_teacher/final.pth
 
-writes the run's final weights in fp16 (the package allows at most 10 MB per model) with a meta block that
+writes the run's final weights in fp16 (the package allows at most 10 MiB per model) with a meta block that
 says where they come from: ``provenance`` (the sentence the node logs at startup and the demo prints),
 ``training`` (the run's settings and metrics from its summary.json) and, with ``--teacher``, ``demo_teacher``:
 the teacher's AP on the demo's default drive, measured here with the demo's own scoring, so that ``make demo``
@@ -30,8 +30,8 @@ DEMO_DRIVE = {"frames": 100, "seed": 0, "eval_stride": 1}
 TRAINING_KEYS = ("model", "kd", "teacher", "data", "train_frames", "epochs", "batch_size", "steps", "seed", "device",
                  "train_time_s", "step_time_s", "final_metrics")
 
-#: Size cap of a bundled model (the demo issue: "each at most 10 MB").
-MAX_BYTES = 10_000_000
+#: Size cap of a bundled model (the demo issue: "each at most 10 MB", read as 10 MiB).
+MAX_BYTES = 10 * 2**20
 
 
 def provenance_text(model: str, kd: str, teacher: str | None, frames: int) -> str:
@@ -59,7 +59,8 @@ def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str) -
         drive = simulate_drive(Path(tmp) / "drive", DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], progress=True)
         scored = list(range(0, len(drive), DEMO_DRIVE["eval_stride"]))
         found = detect_files(det, [drive.points[i] for i in scored], f"teacher {teacher.name}")
-        scores = score_drive([drive.infos[i] for i in scored], found, det.class_names, det.cfg.name)
+        scores = score_drive([drive.infos[i] for i in scored], found, det.class_names, det.cfg.name,
+                             det.point_cloud_range)
     return {"drive": drive_key(DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], DEMO_DRIVE["eval_stride"], score_threshold),
             "scores": scores.to_dict()}
 
@@ -98,8 +99,8 @@ def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | No
     save_checkpoint(out, model, meta=meta, fp16=True)
     size = out.stat().st_size
     if size > MAX_BYTES:
-        print(f"warning: {out} is {size / 1e6:.2f} MB, over the {MAX_BYTES / 1e6:.0f} MB a bundled model may take",
-              file=sys.stderr)
+        print(f"warning: {out} is {size / 2**20:.2f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB a bundled model may "
+              "take", file=sys.stderr)
     return out
 
 
@@ -119,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     meta = read_checkpoint(path)["meta"]
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB, fp16)\n{meta['provenance']}")
+    size = path.stat().st_size
+    print(f"wrote {path} ({size / 2**20:.2f} MiB = {size / 1e6:.2f} MB, fp16)\n{meta['provenance']}")
     return 0
 
 

@@ -55,16 +55,17 @@ class DriveScores:
         return cls(str(d["model"]), d["ap_r40_moderate"], d["recall_3d"], d["num_gt_moderate"], int(d["frames"]), {})
 
 
-def score_drive(infos: Sequence[Any], detections: Sequence[Detections], class_names: Sequence[str], model: str
-                ) -> DriveScores:
-    """KITTI AP (R40, devkit rules) and recall of ``detections`` against the drive's labels."""
+def score_drive(infos: Sequence[Any], detections: Sequence[Detections], class_names: Sequence[str], model: str,
+                point_cloud_range: Sequence[float] | None = None) -> DriveScores:
+    """KITTI AP (R40, devkit rules) and recall of ``detections`` against the drive's labels; with
+    ``point_cloud_range``, objects centred outside it are DontCare (scored on the area the model sees)."""
     from sparsekd_core.cli.eval import gt_annos_for, predictions_from_detections
     from sparsekd_core.eval.kitti import kitti_eval
     from sparsekd_core.eval.recall import recall_eval
 
     if len(infos) != len(detections):
         raise ValueError(f"{len(detections)} detections for {len(infos)} frames")
-    gt = [gt_annos_for(info, "kitti") for info in infos]
+    gt = [gt_annos_for(info, "kitti", point_cloud_range) for info in infos]
     dt = [predictions_from_detections(info, d.boxes, d.scores, d.names) for info, d in zip(infos, detections)]
     classes = tuple(class_names)
     kitti = kitti_eval(gt, dt, classes=classes, metrics=REPORTED)

@@ -263,14 +263,14 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     stride = args.eval_stride or (2 if teacher is not None else 1)
     scored = list(range(0, n_drive, stride))
     infos = [drive.infos[i] for i in scored]
-    scores = score_drive(infos, [lib[i] for i in scored], det.class_names, student.label)
+    scores = score_drive(infos, [lib[i] for i in scored], det.class_names, student.label, det.point_cloud_range)
     teacher_scores = None
     if teacher is not None:
         tdet = Detector.from_checkpoint(teacher.path, args.device)
         tdet.name, tdet.score_threshold = teacher.label, threshold
         tlib = detect_files(tdet, [drive.points[i] for i in scored], f"teacher {teacher.label}",
                             progress=not args.quiet)
-        teacher_scores = score_drive(infos, tlib, tdet.class_names, teacher.label)
+        teacher_scores = score_drive(infos, tlib, tdet.class_names, teacher.label, tdet.point_cloud_range)
     elif recorded_teacher is not None:
         teacher_scores = recorded_teacher(drive_key(args.frames, args.seed, stride, threshold))
         if teacher_scores is not None:
