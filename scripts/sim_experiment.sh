@@ -4,7 +4,7 @@
 #   scripts/sim_experiment.sh voxel     # cp_voxel_sim teacher -> cp_voxel_s_sim students
 #   scripts/sim_experiment.sh pillar    # cp_pillar_sim teacher -> cp_pillar_v0.64_sim students
 #
-# Runs, in this order: the teacher; the plain student and the SparseKD student (seeds 0 and 1); the
+# Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain student and the SparseKD student (seeds 0 and 1); the
 # ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet feature KD; seed 0). Each run
 # writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI AP, log.jsonl) and its console log
 # beside it; a finished run (final.pth present) is skipped and an interrupted one resumes from its newest
@@ -21,9 +21,12 @@ family=${1:?usage: scripts/sim_experiment.sh voxel|pillar}
 DATA=${DATA:-data/sim/kitti}
 RUNS=${RUNS:-runs/sim}
 export OMP_NUM_THREADS=${THREADS:-1}
+# The voxel teacher learns slower on its coarse sim grid (0.8 m BEV cells): after its 3 epochs it trains 2 more,
+# from its own weights with a second one-cycle at half the peak lr (`--kd tgi` with itself as the teacher
+# copies every weight, as a student of the teacher's own width; no KD loss).
 case "$family" in
-  voxel)  teacher_model=cp_voxel_sim;  student_model=cp_voxel_s_sim ;;
-  pillar) teacher_model=cp_pillar_sim; student_model=cp_pillar_v0.64_sim ;;
+  voxel)  teacher_model=cp_voxel_sim;  student_model=cp_voxel_s_sim; more_teacher_epochs=2 ;;
+  pillar) teacher_model=cp_pillar_sim; student_model=cp_pillar_v0.64_sim; more_teacher_epochs=0 ;;
   *) echo "unknown family '$family': use voxel or pillar" >&2; exit 2 ;;
 esac
 teacher="$RUNS/${family}_teacher/final.pth"
@@ -38,8 +41,10 @@ train() {  # train NAME ARGS...: one resumable run
     echo "[$family] $name: stale lock (its process is gone), taking it over"
   fi
   echo $$ >"$out/.lock/pid"
-  if [[ " $* " == *" --teacher "* ]]; then  # a KD run: wait while another process trains the teacher
-    while [[ ! -f "$teacher" ]] && kill -0 "$(cat "$RUNS/${family}_teacher/.lock/pid" 2>/dev/null)" 2>/dev/null; do
+  local prev="" from=""
+  for arg in "$@"; do [[ "$prev" == --teacher ]] && from=$arg; prev=$arg; done
+  if [[ -n "$from" ]]; then  # a KD run: wait while another process trains its teacher
+    while [[ ! -f "$from" ]] && kill -0 "$(cat "$(dirname "$from")/.lock/pid" 2>/dev/null)" 2>/dev/null; do
       sleep 30
     done
   fi
@@ -49,7 +54,13 @@ train() {  # train NAME ARGS...: one resumable run
   echo "[$family] $name: finished"
 }
 
-train teacher --model "$teacher_model"
+if (( more_teacher_epochs > 0 )); then
+  train teacher_3ep --model "$teacher_model"
+  train teacher --model "$teacher_model" --teacher "$RUNS/${family}_teacher_3ep/final.pth" --kd tgi \
+    --epochs "$more_teacher_epochs" --lr 0.0015
+else
+  train teacher --model "$teacher_model"
+fi
 for seed in 0 1; do
   train "student_s$seed" --model "$student_model" --seed "$seed"
   train "sparsekd_s$seed" --model "$student_model" --seed "$seed" --teacher "$teacher" --kd sparsekd
