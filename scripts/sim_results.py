@@ -20,9 +20,9 @@ import statistics
 from pathlib import Path
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
-ORDER = ("teacher", "student_s0", "student_s1", "sparsekd_s0", "sparsekd_s1", "logit_s0", "pivotal_s0",
+ORDER = ("teacher_3ep", "teacher", "student_s0", "student_s1", "sparsekd_s0", "sparsekd_s1", "logit_s0", "pivotal_s0",
          "pivotal_label_s0", "feature_s0")
-LABELS = {"teacher": "teacher", "student": "student, no KD", "sparsekd": "SparseKD (pivotal logit + label + TGI)",
+LABELS = {"teacher": "teacher", "teacher_3ep": "teacher after 3 epochs", "student": "student, no KD", "sparsekd": "SparseKD (pivotal logit + label + TGI)",
           "logit": "logit KD, full map", "pivotal": "pivotal logit KD", "pivotal_label": "pivotal logit + label KD",
           "feature": "FitNet feature KD"}
 
@@ -69,12 +69,14 @@ def family_table(runs: Path, family: str) -> list[str]:
     for name in ORDER:
         run = runs / f"{family}_{name}"
         facts, m = run_facts(run), metrics_of(run)
+        if m is None and not run.exists():
+            continue  # e.g. no teacher_3ep in a family whose teacher trains in one go
         if m is None:
             lines.append(f"| {name} | {facts['model']} | | {facts['status']} | | | | | | | | |")
             continue
         groups.setdefault(name.rsplit("_s", 1)[0], []).append(m)
         lines.append(
-            f"| {LABELS[name.rsplit('_s', 1)[0]] if name != 'teacher' else 'teacher'} | {facts['model']} "
+            f"| {LABELS[name.rsplit('_s', 1)[0]]} | {facts['model']} "
             f"| {facts['seed']} | " + " | ".join(fmt(m[f'{c}/3d']) for c in CLASSES)
             + f" | **{fmt(m['mean/3d'])}** | {fmt(m['mean/bev'])} | {fmt(m['mAPH_L2'])} | {facts['steps']} "
             f"| {fmt(facts['train_min'])} | {fmt(facts['step_s'], 2)} |")
