@@ -24,7 +24,8 @@ def run_dir(tmp_path):
     (run / "summary.json").write_text(json.dumps({
         "model": STUDENT, "kd": "sparsekd", "teacher": str(teacher), "data": "data/sim/kitti", "train_frames": 480,
         "epochs": 2, "batch_size": 2, "steps": 480, "seed": 0, "device": "cpu", "train_time_s": 812.0,
-        "final_metrics": {"kitti": {"Car/3d/moderate": 41.5}}, "config": {"unrelated": "dropped"}}))
+        "metrics": {"Car/3d/moderate": 41.5}, "final_metrics": {"result": "large, dropped"},
+        "config": {"unrelated": "dropped"}}))
     return run, teacher
 
 
@@ -39,7 +40,9 @@ def test_bundle_writes_fp16_weights_with_provenance_that_load(run_dir, tmp_path)
     assert meta["bundled_as"] == "cp_voxel_xxs"
     assert "simulated" in meta["provenance"] and "sparsekd" in meta["provenance"] and TEACHER in meta["provenance"]
     assert "KITTI or Waymo" in meta["provenance"]
-    assert meta["training"]["final_metrics"]["kitti"]["Car/3d/moderate"] == 41.5 and "config" not in meta["training"]
+    assert meta["training"]["metrics"]["Car/3d/moderate"] == 41.5
+    assert "config" not in meta["training"] and "final_metrics" not in meta["training"]
+    assert out.stat().st_mode & 0o777 == 0o644
     assert "demo_teacher" not in meta
     # the fp16 copy is the same model, to fp16 rounding
     (original, _), (copy, _) = load_model(run / "final.pth"), load_model(out)

@@ -28,7 +28,7 @@ DEMO_DRIVE = {"frames": 100, "seed": 0, "eval_stride": 1}
 
 #: What a bundled checkpoint keeps of its run's summary.json.
 TRAINING_KEYS = ("model", "kd", "teacher", "data", "train_frames", "epochs", "batch_size", "steps", "seed", "device",
-                 "train_time_s", "step_time_s", "final_metrics")
+                 "train_time_s", "step_time_s", "metrics")
 
 #: Size cap of a bundled model (the demo issue: "each at most 10 MB", read as 10 MiB).
 MAX_BYTES = 10 * 2**20
@@ -97,6 +97,7 @@ def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | No
                                 **_teacher_on_demo_drive(teacher, model.cfg.head.post.score_threshold, device)}
     out = out or inference.BUNDLED_DIR / f"{zoo_name}.pth"
     save_checkpoint(out, model, meta=meta, fp16=True)
+    out.chmod(0o644)  # shipped in the package: readable by everyone (the atomic write creates it 0600)
     size = out.stat().st_size
     if size > MAX_BYTES:
         print(f"warning: {out} is {size / 2**20:.2f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB a bundled model may "
