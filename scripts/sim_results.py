@@ -91,12 +91,11 @@ def family_table(runs: Path, family: str) -> list[str]:
 
 
 def bench_table(bench: Path) -> list[str]:
-    data = json.loads(bench.read_text())
-    rows = data.get("models", data) if isinstance(data, dict) else data
-    lines = ["| model | params M | GFLOPs | CPU latency ms |", "|---|---:|---:|---:|"]
-    for r in rows if isinstance(rows, list) else rows.values():
-        lines.append(f"| {r.get('model') or r.get('name')} | {fmt(r.get('params_m'), 2)} | {fmt(r.get('gflops'), 2)} "
-                     f"| {fmt(r.get('latency_ms_median') or r.get('latency_ms'), 0)} |")
+    rows = json.loads(bench.read_text())["zoo"]
+    lines = ["| model | params M | GFLOPs | CPU latency ms (median) | peak RSS MB |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['params'] / 1e6:.2f} | {r['gflops']:.2f} | {r['latency_ms_median']:.0f} "
+                     f"| {r['peak_memory_mb']:.0f} |")
     return lines
 
 
