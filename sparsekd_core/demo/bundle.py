@@ -24,7 +24,7 @@ from sparsekd_core.checkpoint import CheckpointError, load_model, read_checkpoin
 __all__ = ["DEMO_DRIVE", "provenance_text", "drive_key", "bundle", "main"]
 
 #: The drive ``make demo`` scores by default (its --frames, --seed; every frame scored when no teacher runs).
-DEMO_DRIVE = {"frames": 100, "seed": 0, "eval_stride": 1}
+DEMO_DRIVE = {"frames": 100, "seed": 1, "eval_stride": 1}
 
 #: What a bundled checkpoint keeps of its run's summary.json.
 TRAINING_KEYS = ("model", "kd", "teacher", "data", "train_frames", "epochs", "batch_size", "steps", "seed", "device",

@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--teacher", default="auto",
                    help="teacher to compare AP with: auto (the student's zoo teacher if bundled), none, "
                         "a zoo name or a .pth (default auto)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the simulated drive (default 0)")
+    p.add_argument("--seed", type=int, default=1,
+                   help="seed of the simulated drive (default 1: a street the bundled students, trained on seed 0 "
+                        "scenes, have not seen)")
     p.add_argument("--rate-hz", type=float, default=10.0, help="replay rate (default 10, the sensor's)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="minimum box score, for the node and the offline run alike (default: the checkpoint's)")
