@@ -4,7 +4,7 @@
     python -m sparsekd_core.demo.bundle runs/sim/voxel_sparsekd_s0 --as cp_voxel_s \\
         --teacher runs/sim/voxel_teacher/final.pth
 
-writes the run's final weights in fp16 (the package allows at most 10 MiB per model) with a meta block that
+writes the run's final weights in fp16, deflated (the package allows at most 10 MB per model) with a meta block that
 says where they come from: ``provenance`` (the sentence the node logs at startup and the demo prints),
 ``training`` (the run's settings and metrics from its summary.json) and, with ``--teacher``, ``demo_teacher``:
 the teacher's AP on the demo's default drive, measured here with the demo's own scoring, so that ``make demo``
@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
 from sparsekd_core.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
 
-__all__ = ["DEMO_DRIVE", "provenance_text", "drive_key", "bundle", "main"]
+__all__ = ["DEMO_DRIVE", "provenance_text", "drive_key", "deflate_checkpoint", "bundle", "main"]
 
 #: The drive ``make demo`` scores by default (its --frames, --seed; every frame scored when no teacher runs).
 DEMO_DRIVE = {"frames": 100, "seed": 1, "eval_stride": 1}
@@ -30,8 +32,8 @@ DEMO_DRIVE = {"frames": 100, "seed": 1, "eval_stride": 1}
 TRAINING_KEYS = ("model", "kd", "teacher", "data", "train_frames", "epochs", "batch_size", "steps", "seed", "device",
                  "train_time_s", "step_time_s", "metrics")
 
-#: Size cap of a bundled model (the demo issue: "each at most 10 MB", read as 10 MiB).
-MAX_BYTES = 10 * 2**20
+#: Size cap of a bundled model (the demo issue: "each at most 10 MB").
+MAX_BYTES = 10_000_000
 
 
 def provenance_text(model: str, kd: str, teacher: str | None, frames: int) -> str:
@@ -63,6 +65,25 @@ def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str) -
                              det.point_cloud_range)
     return {"drive": drive_key(DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], DEMO_DRIVE["eval_stride"], score_threshold),
             "scores": scores.to_dict()}
+
+
+def deflate_checkpoint(path: Path) -> Path:
+    """Recompress a torch.save file's zip entries with deflate, in place (atomically), world-readable.
+
+    torch.save writes its zip uncompressed; torch.load reads deflated entries as well (its zip reader is
+    miniz), so the file stays an ordinary checkpoint, about 8% smaller for fp16 weights: what lets
+    cp_pillar_v0.64 (5.22 M parameters, 10.45 MB as raw fp16) fit the 10 MB cap.
+    """
+    tmp = path.with_name(f".{path.name}.deflate.tmp")
+    try:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
+            for entry in src.infolist():
+                dst.writestr(entry.filename, src.read(entry.filename))
+        tmp.chmod(0o644)  # shipped in the package: readable by everyone
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | None = None,
@@ -97,11 +118,11 @@ def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | No
                                 **_teacher_on_demo_drive(teacher, model.cfg.head.post.score_threshold, device)}
     out = out or inference.BUNDLED_DIR / f"{zoo_name}.pth"
     save_checkpoint(out, model, meta=meta, fp16=True)
-    out.chmod(0o644)  # shipped in the package: readable by everyone (the atomic write creates it 0600)
+    deflate_checkpoint(out)
     size = out.stat().st_size
     if size > MAX_BYTES:
-        print(f"warning: {out} is {size / 2**20:.2f} MiB, over the {MAX_BYTES / 2**20:.0f} MiB a bundled model may "
-              "take", file=sys.stderr)
+        print(f"warning: {out} is {size / 1e6:.2f} MB, over the {MAX_BYTES / 1e6:.0f} MB a bundled model may take",
+              file=sys.stderr)
     return out
 
 
@@ -122,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     meta = read_checkpoint(path)["meta"]
     size = path.stat().st_size
-    print(f"wrote {path} ({size / 2**20:.2f} MiB = {size / 1e6:.2f} MB, fp16)\n{meta['provenance']}")
+    print(f"wrote {path} ({size / 1e6:.2f} MB, fp16, deflated)\n{meta['provenance']}")
     return 0
 
 
