@@ -110,8 +110,8 @@ def test_mimic_without_rois_is_zero_and_keeps_the_graph():
 def test_mimic_module_geometry_adapter_and_roi_selection():
     student_cfg, teacher_cfg = load_model_config("cp_pillar_v0.64_sim"), load_model_config("cp_voxel_sim")
     kd = MimicKD(MimicConfig(enabled=True, max_rois=2, score_threshold=0.3), student_cfg, teacher_cfg, 384, 512)
-    assert kd.student_geom == BEVGeometry(0.0, -25.6, 0.64, 0.64)
-    assert kd.teacher_geom == BEVGeometry(0.0, -40.0, 0.8, 0.8)  # 0.1 m voxels x stride 8
+    assert kd.student_geom == BEVGeometry(0.0, -15.36, 0.64, 0.64)
+    assert kd.teacher_geom == BEVGeometry(0.0, -20.0, 0.8, 0.8)  # 0.1 m voxels x stride 8
     assert kd.adapter.conv.in_channels == 384 and kd.adapter.conv.out_channels == 512
     boxes = torch.arange(28.0).view(4, 7)
     chosen = kd.select_rois([boxes], [torch.tensor([0.2, 0.9, 0.5, 0.4])])[0]
