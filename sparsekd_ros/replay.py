@@ -233,7 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         return 0
     except Exception:
-        if stop.is_set():  # a publish racing Ctrl-C's shutdown: not an error
+        # A publish racing a shutdown (Ctrl-C, or SIGTERM, whose handler invalidates the context without running
+        # on_shutdown callbacks): not an error.
+        if stop.is_set() or not rclpy.ok():
             return 0
         raise
     finally:
