@@ -93,7 +93,7 @@ def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | No
     from sparsekd_core import inference
 
     if zoo_name not in list_models():
-        raise ValueError(f"'{zoo_name}' is not a zoo model name (sparsekd-bench --list shows them)")
+        raise ValueError(f"'{zoo_name}' is not a zoo model name (the zoo: sparsekd_core/configs/models/*.yaml)")
     ckpt = run / "final.pth" if run.is_dir() else run
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt} not found: bundle a finished training run (its folder holds final.pth)")
