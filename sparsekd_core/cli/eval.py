@@ -119,7 +119,8 @@ def gt_annos_for(info: FrameInfo, dataset: str, bev_range: Sequence[float] | Non
         centres = np.asarray(info.annos.boxes_lidar, np.float64)[:, :2]
         outside = (centres[:, 0] < x0) | (centres[:, 0] >= x1) | (centres[:, 1] < y0) | (centres[:, 1] >= y1)
         if outside.any():
-            anno = {**anno, "names": np.where(outside, "DontCare", np.asarray(anno["names"]).astype(object)).astype(str)}
+            names = np.where(outside, "DontCare", np.asarray(anno["names"]).astype(object))
+            anno = {**anno, "names": names.astype(str)}
     return anno
 
 
