@@ -7,8 +7,6 @@ helpers re-publish until an answer arrives instead of assuming every message get
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -26,7 +24,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
-from sparsekd_core.demo.processes import dds_profile, dds_profile_env
+from sparsekd_core.demo.processes import LoggedProcess, dds_profile, dds_profile_env
 from visualization_msgs.msg import MarkerArray
 
 from sparsekd_core.detections import Detections
@@ -83,30 +81,15 @@ def waymo_points() -> np.ndarray:
     return np.load(WAYMO_NPY)
 
 
-class NodeProcess:
+class NodeProcess(LoggedProcess):
     """``python -m <module> --ros-args ...`` in its own process, output in ``log_path``."""
 
     def __init__(self, ros_args: list[str], domain: int, log_path: Path, module: str = "sparsekd_ros.detector_node",
                  args: list[str] | None = None):
-        self.log_path = log_path
-        self._log = open(log_path, "w")
         cmd = [sys.executable, "-m", module, *(args or [])]
         if ros_args:
             cmd += ["--ros-args", *ros_args]
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=ros_env(domain), cwd=REPO)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_for_log(self, text: str, timeout: float) -> bool:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if text in self.log():
-                return True
-            if self.proc.poll() is not None:
-                return text in self.log()
-            time.sleep(0.1)
-        return False
+        super().__init__(cmd, ros_env(domain), log_path, cwd=REPO)
 
     def rss_mb(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -115,15 +98,7 @@ class NodeProcess:
         raise RuntimeError("no VmRSS")
 
     def stop(self, timeout: float = 15.0) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
+        return super().stop(timeout)
 
 
 class RosClient:

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-__all__ = ["PROFILE_NAME", "dds_profile", "dds_profile_env", "ros_env", "NodeProcess", "DEMO_NODE", "client_events"]
+__all__ = ["PROFILE_NAME", "dds_profile", "dds_profile_env", "ros_env", "LoggedProcess", "NodeProcess", "DEMO_NODE",
+           "client_events"]
 
 PROFILE_NAME = "fastdds_large_data.xml"
 #: The demo's node name: its topics are /<name>/markers, so it never collides with a robot's node.
@@ -60,46 +61,35 @@ def ros_env(domain_id: int | None, profile: Path | None) -> dict[str, str]:
     return env
 
 
-class NodeProcess:
-    """``python -m sparsekd_ros.detector_node`` with the demo's parameters, its output in ``log_path``."""
+class LoggedProcess:
+    """A subprocess whose stdout and stderr go to ``log_path``: read its log, wait for a line, Ctrl-C it.
+    Shared by the demo's node and the ROS tests' processes."""
 
-    READY = "listening on"  # the node logs this once it is subscribed (after loading and warming up)
-
-    def __init__(self, checkpoint: Path, topic: str, score_threshold: float, env: dict[str, str], log_path: Path,
-                 warmup_runs: int = 1, device: str = "cpu"):
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path, cwd: Path = _REPO):
+        self.command = cmd
         self.log_path = log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "w")
-        params = {"model": str(checkpoint), "device": device, "input_topic": topic, "score_threshold": score_threshold,
-                  "warmup_runs": warmup_runs, "log_period": 0.0, "diagnostics_period": 1.0}
-        cmd = [sys.executable, "-m", "sparsekd_ros.detector_node", "--ros-args", "-r", f"__node:={DEMO_NODE}"]
-        for key, value in params.items():
-            cmd += ["-p", f"{key}:={value}"]
-        self.command = cmd
-        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=_REPO)
-
-    @property
-    def markers_topic(self) -> str:
-        return f"/{DEMO_NODE}/markers"
+        self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=cwd)
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float, tick: Callable[[], None] | None = None) -> bool:
-        """True once the node logs that it listens; False on timeout or when it exits first."""
+    def wait_for_log(self, text: str, timeout: float, tick: Callable[[], None] | None = None) -> bool:
+        """True once ``text`` is in the log; False on timeout or when the process exits without it."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
-            if self.READY in self.log():
+            if text in self.log():
                 return True
             if self.proc.poll() is not None:
-                return self.READY in self.log()
+                return text in self.log()
             if tick:
                 tick()
             time.sleep(0.1)
         return False
 
     def stop(self, timeout: float = 20.0) -> int:
-        """Ctrl-C the node (it exits 0 on SIGINT) and return its exit code; killed if it hangs."""
+        """Ctrl-C the process (the node exits 0 on SIGINT) and return its exit code; killed if it hangs."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -109,6 +99,29 @@ class NodeProcess:
                 self.proc.wait()
         self._log.close()
         return int(self.proc.returncode)
+
+
+class NodeProcess(LoggedProcess):
+    """``python -m sparsekd_ros.detector_node`` with the demo's parameters, its output in ``log_path``."""
+
+    READY = "listening on"  # the node logs this once it is subscribed (after loading and warming up)
+
+    def __init__(self, checkpoint: Path, topic: str, score_threshold: float, env: dict[str, str], log_path: Path,
+                 warmup_runs: int = 1, device: str = "cpu"):
+        params = {"model": str(checkpoint), "device": device, "input_topic": topic, "score_threshold": score_threshold,
+                  "warmup_runs": warmup_runs, "log_period": 0.0, "diagnostics_period": 1.0}
+        cmd = [sys.executable, "-m", "sparsekd_ros.detector_node", "--ros-args", "-r", f"__node:={DEMO_NODE}"]
+        for key, value in params.items():
+            cmd += ["-p", f"{key}:={value}"]
+        super().__init__(cmd, env, log_path)
+
+    @property
+    def markers_topic(self) -> str:
+        return f"/{DEMO_NODE}/markers"
+
+    def wait_ready(self, timeout: float, tick: Callable[[], None] | None = None) -> bool:
+        """True once the node logs that it listens; False on timeout or when it exits first."""
+        return self.wait_for_log(self.READY, timeout, tick)
 
 
 def client_events(manifest: Path, topic: str, markers_topic: str, env: dict[str, str], log_path: Path,
