@@ -11,7 +11,7 @@ import torch
 from sparsekd_core.checkpoint import CheckpointError, load_model, read_checkpoint, write_untrained_checkpoint
 from sparsekd_core.demo import bundle as bundle_mod
 from sparsekd_core.demo.bundle import bundle, drive_key
-from sparsekd_core.demo.models import DemoModel, recorded_teacher_scores
+from sparsekd_core.demo.models import recorded_teacher_scores
 from sparsekd_core.inference import load_detector
 
 STUDENT, TEACHER = "cp_voxel_xxs_sim", "cp_voxel_sim"
@@ -64,7 +64,7 @@ def test_bundle_records_the_teacher_on_the_demo_drive_for_matching_runs_only(run
     assert recorded["model"] == TEACHER and recorded["drive"] == drive_key(2, 0, 1, threshold)
     assert recorded["scores"]["frames"] == 2 and set(recorded["scores"]["ap_r40_moderate"]) == {
         "Car", "Pedestrian", "Cyclist"}
-    lookup = recorded_teacher_scores(DemoModel("cp_voxel_xxs", out, "bundled", STUDENT, False))
+    lookup = recorded_teacher_scores(read_checkpoint(out)["meta"])
     scores = lookup(drive_key(2, 0, 1, threshold))
     assert scores is not None and scores.model == f"{TEACHER} (recorded)" and scores.frames == 2
     assert lookup(drive_key(100, 0, 1, threshold)) is None  # another drive: not comparable, not shown

@@ -113,13 +113,14 @@ def resolve_teacher(name: str | None, student: DemoModel) -> tuple[DemoModel | N
     return _described(name, path, _source(path)), ""
 
 
-def recorded_teacher_scores(student: DemoModel):
-    """For a bundled student whose teacher is not shipped: a function of the demo's drive key that returns the
-    teacher's DriveScores recorded at bundling time (sparsekd_core/demo/bundle.py) when they were measured on
-    that same drive and threshold, else None. None when the checkpoint recorded nothing."""
+def recorded_teacher_scores(meta: dict):
+    """For a bundled student whose teacher is not shipped, from its checkpoint's ``meta``: a function of the
+    demo's drive key that returns the teacher's DriveScores recorded at bundling time
+    (sparsekd_core/demo/bundle.py) when they were measured on that same drive and threshold, else None.
+    None when the checkpoint recorded nothing."""
     from sparsekd_core.demo.evaluate import DriveScores
 
-    recorded = (read_checkpoint(student.path).get("meta") or {}).get("demo_teacher")
+    recorded = (meta or {}).get("demo_teacher")
     if not recorded:
         return None
 

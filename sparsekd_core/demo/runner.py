@@ -216,8 +216,8 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     if student.untrained:
         print(untrained_banner(student), flush=True)
     teacher, teacher_note = resolve_teacher(args.teacher, student)
-    recorded_teacher = recorded_teacher_scores(student) if args.teacher == "auto" and teacher is None else None
     det = Detector.from_checkpoint(student.path, args.device)
+    recorded_teacher = recorded_teacher_scores(det.meta) if args.teacher == "auto" and teacher is None else None
     det.name = student.label
     threshold = float(args.score_threshold if args.score_threshold is not None else det.score_threshold)
     det.score_threshold = threshold
