@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from ..config import KD_DIR, ConfigError, ModelConfig, bundled_names, deep_merge, from_dict, read_yaml, resolve_bundled_yaml
+from ..config import (KD_DIR, ConfigError, ModelConfig, bundled_names, deep_merge, from_dict, read_yaml,
+                      resolve_bundled_yaml)
 
 FAMILIES = ("voxel", "pillar")
 TEACHER_MODES = ("eval", "train")
@@ -208,7 +209,8 @@ def _load_path(path: Path, seen: tuple) -> dict:
         raise ConfigError(f"{path}: 'include' must be a list of recipe names or paths")
     merged: dict = {}
     for inc in includes:
-        merged = deep_merge(merged, _load_path(resolve_bundled_yaml(str(inc), KD_DIR, "KD recipe", relative_to=path.parent), seen + (path,)))
+        included = resolve_bundled_yaml(str(inc), KD_DIR, "KD recipe", relative_to=path.parent)
+        merged = deep_merge(merged, _load_path(included, seen + (path,)))
     merged.pop("description", None)
     merged.pop("name", None)
     return deep_merge(merged, data)
