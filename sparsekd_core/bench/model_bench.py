@@ -41,8 +41,9 @@ def _rss_mb() -> float:
 
 
 def bench_model(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "auto", runs: int = 10,
-                warmup: int = 2, seed: int = 0) -> dict:
-    """Figures for one model (random weights: speed and MACs don't depend on the weights' values)."""
+                warmup: int = 2, seed: int = 0, fp16: bool = False) -> dict:
+    """Figures for one model (random weights: speed and MACs don't depend on the weights' values).
+    fp16: the dense layers under fp16 autocast, as the node's ``fp16`` parameter (CUDA only)."""
     torch.manual_seed(seed)
     cfg = load_model_config(name)
     dev = resolve_device(device)
@@ -55,7 +56,7 @@ def bench_model(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "aut
     macs = count_macs(model, lambda: model([cpu_tensor]))
 
     base_rss = _rss_mb()
-    det = Detector(model.to(dev), {"class_names": cfg.class_names, "point_features": cfg.point_features}, dev)
+    det = Detector(model.to(dev), {"class_names": cfg.class_names, "point_features": cfg.point_features}, dev, fp16)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     for _ in range(warmup):
@@ -73,6 +74,7 @@ def bench_model(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "aut
     return {
         "model": name,
         "device": str(dev),
+        "fp16": det.fp16,
         "points": int(len(points)),
         "params": int(params),
         "gflops": macs.total / 1e9,
@@ -95,9 +97,10 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--fp16", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(json.dumps(bench_model(args.model, args.frame, args.device, args.runs, args.warmup)))
+    print(json.dumps(bench_model(args.model, args.frame, args.device, args.runs, args.warmup, fp16=args.fp16)))
     return 0
 
 

@@ -19,6 +19,8 @@ EPILOG = """examples:
   sparsekd-bench --json > zoo.json        # machine-readable
   sparsekd-bench --node                   # PointCloud2 codec, node overhead, end-to-end latency per student
   sparsekd-bench --train                  # training step time: teacher, student, student + SparseKD
+  sparsekd-bench --skip-zoo --train --device cuda --train-batch 4 \
+      --train-pairs cp_voxel:cp_voxel_s,cp_pillar:cp_pillar_v0.64   # the zoo pairs at the paper's batch
   sparsekd-bench --data DIR               # data loading samples/s for a dataset root
 
 GFLOPs are multiply-accumulates counted as the SparseKD paper does (thop style; sparse convs from
@@ -28,9 +30,9 @@ Latency is numpy points in -> Detections out (voxelise, forward, decode + NMS), 
 """
 
 
-def _bench_in_subprocess(model: str, frame: str, device: str, runs: int, warmup: int) -> dict:
+def _bench_in_subprocess(model: str, frame: str, device: str, runs: int, warmup: int, fp16: bool = False) -> dict:
     cmd = [sys.executable, "-m", "sparsekd_core.bench.model_bench", "--model", model, "--frame", frame,
-           "--device", device, "--runs", str(runs), "--warmup", str(warmup)]
+           "--device", device, "--runs", str(runs), "--warmup", str(warmup)] + (["--fp16"] if fp16 else [])
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"benchmark of {model} failed:\n{res.stderr[-2000:]}")
@@ -73,14 +75,14 @@ def format_zoo_table(rows: list[dict]) -> str:
 TRAIN_PAIRS = (("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim"))
 
 
-def format_train_table(train: dict) -> str:
+def format_train_table(train: dict, batch_size: int = 2) -> str:
     lines = ["| teacher -> student | teacher step s | student step s | student + SparseKD s | KD / plain |"
              " peak MB (teacher / student / KD) |", "| --- | ---: | ---: | ---: | ---: | --- |"]
     for pair, r in train.items():
         mb = " / ".join(f"{r[k]['peak_memory_bytes'] / 2**20:.0f}" for k in ("teacher", "student", "student_kd"))
         lines.append(f"| {pair} | {r['teacher']['step_s_median']:.2f} | {r['student']['step_s_median']:.2f} | "
                      f"{r['student_kd']['step_s_median']:.2f} | {r['kd_over_plain']:.2f} | {mb} |")
-    return "Training steps (batch 2, median; one run of each, back to back)\n\n" + "\n".join(lines)
+    return f"Training steps (batch {batch_size}, median; one run of each, back to back)\n\n" + "\n".join(lines)
 
 
 def main(argv=None) -> int:
@@ -89,16 +91,24 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=",".join(WAYMO_ZOO), help="comma-separated zoo names (default: the Waymo zoo)")
     ap.add_argument("--frame", default=str(DEFAULT_FRAME), help="point cloud (.npy or KITTI .bin); default %(default)s")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
+    ap.add_argument("--fp16", action="store_true", help="fp16 autocast inference, as the node's fp16 parameter (CUDA only)")
     ap.add_argument("--runs", type=int, default=10, help="timed runs per model (default %(default)s)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs first (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
     ap.add_argument("--node", action="store_true", help="also benchmark the ROS node (needs rclpy)")
     ap.add_argument("--train", action="store_true", help="also time training steps (teacher, student, student+KD)")
     ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per configuration (default %(default)s)")
+    ap.add_argument("--train-pairs", default=",".join(f"{t}:{s}" for t, s in TRAIN_PAIRS), metavar="T:S,...",
+                    help="teacher:student pairs for --train (default: the CPU-sized sim pairs %(default)s)")
+    ap.add_argument("--train-batch", type=int, default=2, help="samples per training step for --train (default %(default)s)")
     ap.add_argument("--data", metavar="DIR", help="also measure data loading samples/s on this dataset root")
     ap.add_argument("--skip-zoo", action="store_true", help="only the extra benchmarks")
     args = ap.parse_args(argv)
 
+    train_pairs = [tuple(p.split(":")) for p in args.train_pairs.split(",") if p]
+    if not train_pairs or any(len(p) != 2 or not all(p) for p in train_pairs):
+        ap.error(f"--train-pairs {args.train_pairs!r}: give teacher:student pairs, comma-separated "
+                 "(e.g. cp_voxel:cp_voxel_s,cp_pillar:cp_pillar_v0.64)")
     if not Path(args.frame).exists():
         ap.error(f"frame {args.frame} not found (run from the repository root, or pass --frame)")
     report: dict = {}
@@ -108,12 +118,13 @@ def main(argv=None) -> int:
         rows = []
         for i, m in enumerate(models, 1):
             print(f"[{i}/{len(models)}] benchmarking {m} ...", file=sys.stderr, flush=True)
-            rows.append(_bench_in_subprocess(m, args.frame, args.device, args.runs, args.warmup))
+            rows.append(_bench_in_subprocess(m, args.frame, args.device, args.runs, args.warmup, args.fp16))
         rows = add_paper_columns(rows)
         report["zoo"] = rows
         ok = all(r.get("ratio_ok", True) for r in rows)
         if not args.json:
-            print(f"\nModel zoo on {args.frame} ({rows[0]['points']} points), device {rows[0]['device']}, "
+            print(f"\nModel zoo on {args.frame} ({rows[0]['points']} points), device {rows[0]['device']}"
+                  f"{' fp16' if rows[0].get('fp16') else ''}, "
                   f"{args.runs} runs, {os.cpu_count()} CPU cores\n")
             print(format_zoo_table(rows))
             print(f"\nstudent/teacher GFLOPs ratios within {RATIO_TOLERANCE:.0%} of the paper: {'yes' if ok else 'NO'}")
@@ -127,13 +138,13 @@ def main(argv=None) -> int:
         from ..train.bench import compare_kd_cost
 
         report["train"] = {}
-        for teacher, student in TRAIN_PAIRS:
+        for teacher, student in train_pairs:
             print(f"timing training steps: {teacher} / {student} / {student} + SparseKD ...", file=sys.stderr,
                   flush=True)
-            report["train"][f"{teacher}->{student}"] = compare_kd_cost(teacher, student, "sparsekd",
-                                                                       steps=args.train_steps, device=args.device)
+            report["train"][f"{teacher}->{student}"] = compare_kd_cost(
+                teacher, student, "sparsekd", batch_size=args.train_batch, steps=args.train_steps, device=args.device)
         if not args.json:
-            print("\n" + format_train_table(report["train"]))
+            print("\n" + format_train_table(report["train"], args.train_batch))
     if args.data:
         from ..data.dataset import measure_loader_rate_for_root
 
