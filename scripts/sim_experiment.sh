@@ -5,7 +5,7 @@
 #   scripts/sim_experiment.sh pillar    # cp_pillar_sim teacher -> cp_pillar_v0.64_sim students
 #
 # Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain student and the SparseKD student (seeds 0 and 1); the
-# ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet feature KD; seed 0). Each run
+# ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet feature KD, TGI alone; seed 0). Each run
 # writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI AP, log.jsonl) and its console log
 # beside it; a finished run (final.pth present) is skipped and an interrupted one resumes from its newest
 # checkpoint, so the script can be stopped and started again at any time. The two families are independent:
@@ -69,3 +69,4 @@ train pivotal_s0 --model "$student_model" --teacher "$teacher" --kd pivotal
 train pivotal_label_s0 --model "$student_model" --teacher "$teacher" --kd pivotal,label
 train logit_s0 --model "$student_model" --teacher "$teacher" --kd logit
 train feature_s0 --model "$student_model" --teacher "$teacher" --kd feature
+train tgi_s0 --model "$student_model" --teacher "$teacher" --kd tgi

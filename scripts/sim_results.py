@@ -21,11 +21,11 @@ from pathlib import Path
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 ORDER = ("teacher_3ep", "teacher", "student_s0", "student_s1", "sparsekd_s0", "sparsekd_s1", "logit_s0", "pivotal_s0",
-         "pivotal_label_s0", "feature_s0")
+         "pivotal_label_s0", "feature_s0", "tgi_s0")
 LABELS = {"teacher": "teacher", "teacher_3ep": "teacher after 3 epochs", "student": "student, no KD",
           "sparsekd": "SparseKD (pivotal logit + label + TGI)",
           "logit": "logit KD, full map", "pivotal": "pivotal logit KD", "pivotal_label": "pivotal logit + label KD",
-          "feature": "FitNet feature KD"}
+          "feature": "FitNet feature KD", "tgi": "TGI alone (no KD loss)"}
 
 
 def metrics_of(run: Path) -> dict | None:
