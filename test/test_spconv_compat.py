@@ -39,3 +39,20 @@ def test_cpu_backward_gives_the_dense_gradient():
     b, z, y, x = idx.long().unbind(1)
     (ref[b, :, z, y, x] ** 2).sum().backward()
     assert torch.allclose(feats.grad, dense_feats.grad, atol=1e-4)
+
+
+def test_a_layer_built_for_implicit_gemm_runs_on_cpu_tensors():
+    # A CUDA build of spconv gives each layer MaskImplicitGemm, a CUDA-only algorithm; on CPU tensors the layer
+    # must fall back to the native algorithm and give the same result (this CPU-only build cannot construct such a
+    # layer, so the test sets the algorithm afterwards, as a CUDA build would have).
+    from spconv.core import ConvAlgo
+
+    feats, idx = _random_sparse(1, n=500, size=12, channels=4)
+    for make in (lambda: spconv.SubMConv3d(4, 8, 3, bias=False, indice_key="s"),
+                 lambda: spconv.SparseConv3d(4, 8, 3, stride=2, padding=1, bias=False)):
+        native = make()
+        reference = native(spconv.SparseConvTensor(feats, idx, [12, 12, 12], 1)).dense()
+        native.algo = ConvAlgo.MaskImplicitGemm
+        out = native(spconv.SparseConvTensor(feats, idx, [12, 12, 12], 1)).dense()
+        assert native.algo == ConvAlgo.MaskImplicitGemm  # restored after the call
+        assert torch.equal(out, reference)
