@@ -33,3 +33,9 @@ def test_bad_train_pairs_say_the_format(pairs, capsys):
         main(["--skip-zoo", "--train", "--train-pairs", pairs])
     assert e.value.code == 2
     assert "teacher:student pairs" in capsys.readouterr().err
+
+
+def test_skip_zoo_needs_no_frame(capsys):
+    # --skip-zoo --train/--data on a machine without ../shared: the zoo's default frame is not needed
+    assert main(["--skip-zoo", "--frame", "/nonexistent/frame.npy", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {}

@@ -109,7 +109,7 @@ def main(argv=None) -> int:
     if not train_pairs or any(len(p) != 2 or not all(p) for p in train_pairs):
         ap.error(f"--train-pairs {args.train_pairs!r}: give teacher:student pairs, comma-separated "
                  "(e.g. cp_voxel:cp_voxel_s,cp_pillar:cp_pillar_v0.64)")
-    if not Path(args.frame).exists():
+    if not args.skip_zoo and not Path(args.frame).exists():
         ap.error(f"frame {args.frame} not found (run from the repository root, or pass --frame)")
     report: dict = {}
     ok = True
