@@ -11,7 +11,8 @@ from sparsekd_core.cli.bench import main
 from sparsekd_core.config import load_model_config
 from sparsekd_core.models.detector import build_detector
 
-FRAME = Path(__file__).resolve().parents[1] / "sparsekd_core/assets/sample_data/kitti/training/velodyne_reduced/000008.bin"
+REPO = Path(__file__).resolve().parents[1]
+FRAME = REPO / "sparsekd_core/assets/sample_data/kitti/training/velodyne_reduced/000008.bin"
 
 
 def test_one_model_gives_params_macs_and_latency(capsys):

@@ -91,7 +91,8 @@ def main(argv=None) -> int:
     ap.add_argument("--models", default=",".join(WAYMO_ZOO), help="comma-separated zoo names (default: the Waymo zoo)")
     ap.add_argument("--frame", default=str(DEFAULT_FRAME), help="point cloud (.npy or KITTI .bin); default %(default)s")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
-    ap.add_argument("--fp16", action="store_true", help="fp16 autocast inference, as the node's fp16 parameter (CUDA only)")
+    ap.add_argument("--fp16", action="store_true",
+                    help="fp16 autocast inference, as the node's fp16 parameter (CUDA only)")
     ap.add_argument("--runs", type=int, default=10, help="timed runs per model (default %(default)s)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs first (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
@@ -100,7 +101,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per configuration (default %(default)s)")
     ap.add_argument("--train-pairs", default=",".join(f"{t}:{s}" for t, s in TRAIN_PAIRS), metavar="T:S,...",
                     help="teacher:student pairs for --train (default: the CPU-sized sim pairs %(default)s)")
-    ap.add_argument("--train-batch", type=int, default=2, help="samples per training step for --train (default %(default)s)")
+    ap.add_argument("--train-batch", type=int, default=2,
+                    help="samples per training step for --train (default %(default)s)")
     ap.add_argument("--data", metavar="DIR", help="also measure data loading samples/s on this dataset root")
     ap.add_argument("--skip-zoo", action="store_true", help="only the extra benchmarks")
     args = ap.parse_args(argv)
