@@ -3,6 +3,7 @@
 #
 #   scripts/sim_experiment.sh voxel     # cp_voxel_sim teacher -> cp_voxel_s_sim students
 #   scripts/sim_experiment.sh pillar    # cp_pillar_sim teacher -> cp_pillar_v0.64_sim students
+#   scripts/sim_experiment.sh pillar long   # then: 6-epoch students (SparseKD, no KD, TGI alone; seed 0)
 #
 # Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain student and the SparseKD student (seeds 0 and 1); the
 # ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet feature KD, TGI alone; seed 0). Each run
@@ -17,7 +18,8 @@
 # and `sparsekd-data kitti --root data/sim/kitti`), RUNS (default runs/sim), THREADS (default 1).
 set -euo pipefail
 
-family=${1:?usage: scripts/sim_experiment.sh voxel|pillar}
+family=${1:?usage: scripts/sim_experiment.sh voxel|pillar [long]}
+stage=${2:-main}
 DATA=${DATA:-data/sim/kitti}
 RUNS=${RUNS:-runs/sim}
 export OMP_NUM_THREADS=${THREADS:-1}
@@ -60,6 +62,12 @@ if (( more_teacher_epochs > 0 )); then
     --epochs "$more_teacher_epochs" --lr 0.0015
 else
   train teacher --model "$teacher_model"
+fi
+if [[ "$stage" == long ]]; then  # 3x the students' schedule: do the KD losses add to TGI when students train longer?
+  train sparsekd_6ep_s0 --model "$student_model" --teacher "$teacher" --kd sparsekd --epochs 6
+  train student_6ep_s0 --model "$student_model" --epochs 6
+  train tgi_6ep_s0 --model "$student_model" --teacher "$teacher" --kd tgi --epochs 6
+  exit 0
 fi
 for seed in 0 1; do
   train "student_s$seed" --model "$student_model" --seed "$seed"

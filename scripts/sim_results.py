@@ -21,11 +21,14 @@ from pathlib import Path
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 ORDER = ("teacher_3ep", "teacher", "student_s0", "student_s1", "sparsekd_s0", "sparsekd_s1", "logit_s0", "pivotal_s0",
-         "pivotal_label_s0", "feature_s0", "tgi_s0")
+         "pivotal_label_s0", "feature_s0", "tgi_s0", "student_6ep_s0", "tgi_6ep_s0", "sparsekd_6ep_s0")
+# runs only some families have (`scripts/sim_experiment.sh pillar long` for the 6-epoch students): no row when absent
+OPTIONAL = ("teacher_3ep", "student_6ep_s0", "tgi_6ep_s0", "sparsekd_6ep_s0")
 LABELS = {"teacher": "teacher", "teacher_3ep": "teacher after 3 epochs", "student": "student, no KD",
           "sparsekd": "SparseKD (pivotal logit + label + TGI)",
           "logit": "logit KD, full map", "pivotal": "pivotal logit KD", "pivotal_label": "pivotal logit + label KD",
-          "feature": "FitNet feature KD", "tgi": "TGI alone (no KD loss)"}
+          "feature": "FitNet feature KD", "tgi": "TGI alone (no KD loss)", "student_6ep": "student, no KD, 6 epochs",
+          "tgi_6ep": "TGI alone, 6 epochs", "sparsekd_6ep": "SparseKD, 6 epochs"}
 
 
 def metrics_of(run: Path) -> dict | None:
@@ -70,7 +73,7 @@ def family_table(runs: Path, family: str) -> list[str]:
     for name in ORDER:
         run = runs / f"{family}_{name}"
         facts, m = run_facts(run), metrics_of(run)
-        if m is None and not run.exists() and name == "teacher_3ep":
+        if m is None and not run.exists() and name in OPTIONAL:
             continue  # e.g. no teacher_3ep in a family whose teacher trains in one go
         if m is None:
             lines.append(f"| {name} | {facts['model']} | | {facts['status']} | | | | | | | | |")
