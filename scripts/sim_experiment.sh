@@ -5,11 +5,11 @@
 #   scripts/sim_experiment.sh pillar    # cp_pillar_sim teacher -> cp_pillar_v0.64_sim students
 #   scripts/sim_experiment.sh pillar long   # then: 6-epoch students (SparseKD, no KD, TGI alone; seed 0)
 #
-# Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain student and the SparseKD student (seeds 0 and 1); the
-# ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet feature KD, TGI alone; seed 0). Each run
-# writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI AP, log.jsonl) and its console log
-# beside it; a finished run (final.pth present) is skipped and an interrupted one resumes from its newest
-# checkpoint, so the script can be stopped and started again at any time. The two families are independent:
+# Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain student and the
+# SparseKD student (seeds 0 and 1); the ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet
+# feature KD, TGI alone; seed 0). Each run writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI
+# AP, log.jsonl) and its console log beside it; a finished run (final.pth present) is skipped and an interrupted one
+# resumes from its newest checkpoint, so the script can be stopped and started again at any time. The two families are independent:
 # run them side by side on a 2-core machine (each uses one thread; spconv's CPU path is single-threaded).
 # A second call for the same family takes the runs that nobody has started (each run holds a lock while it
 # trains), so a core that finished its own family can help the other.

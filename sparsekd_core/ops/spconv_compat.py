@@ -69,7 +69,6 @@ for _name in ("indice_conv", "indice_conv_backward"):
         setattr(_spconv_ops, _name, _single_threaded_on_cpu(getattr(_spconv_ops, _name)))
 
 
-
 def _native_algorithm_on_cpu(forward):
     @functools.wraps(forward)
     def wrapper(self, input, *args, **kwargs):
