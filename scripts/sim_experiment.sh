@@ -9,8 +9,9 @@
 # SparseKD student (seeds 0 and 1); the ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet
 # feature KD, TGI alone; seed 0). Each run writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI
 # AP, log.jsonl) and its console log beside it; a finished run (final.pth present) is skipped and an interrupted one
-# resumes from its newest checkpoint, so the script can be stopped and started again at any time. The two families are independent:
-# run them side by side on a 2-core machine (each uses one thread; spconv's CPU path is single-threaded).
+# resumes from its newest checkpoint, so the script can be stopped and started again at any time. The two families
+# are independent: run them side by side on a 2-core machine (each uses one thread; spconv's CPU path is
+# single-threaded).
 # A second call for the same family takes the runs that nobody has started (each run holds a lock while it
 # trains), so a core that finished its own family can help the other.
 #
