@@ -212,6 +212,62 @@ def test_detections_below_the_minimum_2d_height_are_ignored(height, ignored_at):
             assert ap(result, diff=diff) < 100.0
 
 
+def _cyclists_and_a_short_pedestrian(pedestrian_score: float) -> tuple[list[dict], list[dict]]:
+    """4 valid cyclists C1..C4 (2D height 60) found at 0.9, 0.7, 0.5, 0.3, a cyclist FP at 0.6, and a
+    Pedestrian detection on C2's box whose 2D box is 35 px high (2D IoU with C2 35/60 > 0.5)."""
+    cyclists = [{"name": "Cyclist", "box": lidar_box("Cyclist", 10.0 + 8.0 * k, 2.0 * k), "bbox": image_box(k)}
+                for k in range(4)]
+    found = [{**c, "score": s} for c, s in zip(cyclists, (0.9, 0.7, 0.5, 0.3))]
+    false_positive = {"name": "Cyclist", "box": lidar_box("Cyclist", 50.0, -15.0), "bbox": image_box(5), "score": 0.6}
+    short_pedestrian = {"name": "Pedestrian", "box": cyclists[1]["box"], "bbox": image_box(1, height=35.0),
+                        "score": pedestrian_score}
+    return [gt_frame(cyclists)], [dt_frame(found + [false_positive, short_pedestrian])]
+
+
+def test_a_too_small_detection_of_another_class_can_take_a_ground_truth():
+    # The devkit's clean_data marks every detection lower than the difficulty's minimum height as
+    # ignored (1), whatever its class; other classes' detections otherwise take no part (-1). Easy
+    # needs 40 px, so at easy the 35 px Pedestrian detection takes part in Cyclist matching.
+    #
+    # Easy, threshold pass (each ground truth takes the highest-scoring overlapping detection, ignored
+    # or not): C1 <- 0.9 TP; C2 <- the pedestrian 0.8 (above the cyclist's 0.7), ignored: no TP and
+    # no threshold; C3 <- 0.5 TP; C4 <- 0.3 TP. TP scores [0.9, 0.5, 0.3], 4 valid ground truths;
+    # recall sampling keeps all three. With thresholds (counted detections preferred):
+    #   0.9: 1 TP, 0 FP -> p 1;  0.5: C2 now takes its cyclist 0.7, 3 TP + the 0.6 FP -> p 3/4;
+    #   0.3: 4 TP 1 FP -> p 4/5.  Interpolated [1, 0.8, 0.8, 0, ...]:
+    #   R40 = (0.8 + 0.8) / 40 = 4.00 %, R11 = 1 / 11 = 9.09 %.
+    # Moderate (25 px): the pedestrian detection is tall enough, so it takes no part (-1): thresholds
+    # [0.9, 0.7, 0.5, 0.3] with p 1, 1, 3/4, 4/5 -> interpolated [1, 1, 0.8, 0.8, 0, ...]:
+    #   R40 = (1 + 0.8 + 0.8) / 40 = 6.50 %, R11 = 9.09 %. Easy was 6.50 as well before this rule.
+    frames, preds = _cyclists_and_a_short_pedestrian(pedestrian_score=0.8)
+    result = kitti_eval(frames, preds, classes=("Cyclist", "Pedestrian"), metrics=("bbox", "bev", "3d"))
+    assert result["num_gt"]["Cyclist"] == {"easy": 4, "moderate": 4, "hard": 4}
+    for metric in ("bbox", "bev", "3d"):
+        assert ap(result, "Cyclist", metric, "easy") == pytest.approx(4.0)
+        assert ap(result, "Cyclist", metric, "easy", "R11") == pytest.approx(100 / 11)
+        assert ap(result, "Cyclist", metric, "moderate") == pytest.approx(6.5)
+        assert ap(result, "Cyclist", metric, "hard") == pytest.approx(6.5)
+        np.testing.assert_allclose(result["precision"]["Cyclist"][metric]["easy"][:4], [1, 0.8, 0.8, 0])
+
+    # Scored below the cyclist's 0.7 the pedestrian no longer wins C2 in the threshold pass: 6.50.
+    frames, preds = _cyclists_and_a_short_pedestrian(pedestrian_score=0.65)
+    result = kitti_eval(frames, preds, classes=("Cyclist",), metrics=("bbox", "bev", "3d"))
+    for metric in ("bbox", "bev", "3d"):
+        assert ap(result, "Cyclist", metric, "easy") == pytest.approx(6.5)
+
+
+def test_a_class_without_valid_ground_truth_scores_0():
+    # No pedestrian in the labels: no TP, so the recall sampling yields no threshold and all 41
+    # precision slots stay 0. The devkit prints 0.0000 (not NaN); so do we.
+    frames, preds = _cyclists_and_a_short_pedestrian(pedestrian_score=0.8)
+    result = kitti_eval(frames, preds, classes=("Cyclist", "Pedestrian"), metrics=("bev", "3d"))
+    assert result["num_gt"]["Pedestrian"] == {"easy": 0, "moderate": 0, "hard": 0}
+    for metric in ("bev", "3d"):
+        assert result["ap"]["Pedestrian"][metric] == {d: {"R40": 0.0, "R11": 0.0} for d in ("easy", "moderate", "hard")}
+    row = next(line for line in result["table"].splitlines() if line.startswith("Pedestrian") and " 3d " in line)
+    assert row.split()[3:6] == ["0.00", "0.00", "0.00"]
+
+
 def test_difficulty_membership_from_occlusion_truncation_and_height():
     hidden = {"name": "Car", "box": lidar_box("Car", 30.0, 8.0), "bbox": image_box(1), "occluded": 1}
     cut = {"name": "Car", "box": lidar_box("Car", 35.0, -8.0), "bbox": image_box(2), "truncated": 0.4}

@@ -74,10 +74,12 @@ def test_perfect_predictions_score_100_in_every_breakdown():
     assert result["mean"]["LEVEL_2"] == pytest.approx({"mAP": 100.0, "mAPH": 100.0})
     assert result["range"]["Vehicle"]["0-30"]["LEVEL_2"]["AP"] == pytest.approx(100.0)
     assert result["range"]["Vehicle"]["30-50"]["LEVEL_2"]["AP"] == pytest.approx(100.0)
-    assert np.isnan(result["range"]["Vehicle"]["50+"]["LEVEL_2"]["AP"])  # no vehicle that far
-    # The cyclist is labelled difficulty 2: no LEVEL_1 cyclist, so that AP is undefined.
+    # No vehicle that far: nothing to find, recall 0 at every cutoff, AP 0 (the official op's value).
+    assert result["range"]["Vehicle"]["50+"]["LEVEL_2"]["AP"] == 0.0
+    # The cyclist is labelled difficulty 2: no LEVEL_1 cyclist to miss, and every cyclist found:
+    # recall 1 at precision 1 wherever it is matched, so LEVEL_1 AP is 100 as the official op gives.
     assert result["classes"]["Cyclist"]["LEVEL_1"]["num_gt"] == 0
-    assert np.isnan(result["classes"]["Cyclist"]["LEVEL_1"]["AP"])
+    assert result["classes"]["Cyclist"]["LEVEL_1"]["AP"] == pytest.approx(100.0)
     assert result["summary"]["LEVEL_1/mAPH"] == pytest.approx(100.0)
     assert "Vehicle" in result["table"] and "mean" in result["table"]
 
@@ -113,6 +115,71 @@ def test_ninety_degree_heading_error_halves_aph():
     reversed_ = waymo_eval(*_pr_example(yaw_error=np.pi), classes=("Vehicle",))["classes"]["Vehicle"]["LEVEL_2"]
     assert reversed_["AP"] == pytest.approx(63.125)
     assert reversed_["APH"] == pytest.approx(0.0)
+
+
+def test_a_score_exactly_on_a_cutoff_counts_at_that_cutoff():
+    # Two pedestrians, found at scores 0.9 and exactly 0.35; a false positive at 0.34.
+    # The official op compares float32 scores with float32 cutoffs (i * 0.01 stored in a proto
+    # float) using >=, and float32(35 * 0.01) == float32(0.35), so at cutoff 0.35 both TPs count:
+    #   cutoffs <= 0.34: 2 TP 1 FP -> p 2/3, r 1;  cutoff 0.35: 2 TP 0 FP -> p 1, r 1;
+    #   cutoffs 0.36..0.90: 1 TP -> p 1, r 1/2;  above 0.90: r 0.
+    # The envelope is 1 at every recall: AP = 100.00. (Comparing in float64, 35 * 0.01 =
+    # 0.35000000000000003 > 0.35 drops the second TP at that cutoff; the envelope is then 2/3 on
+    # (0.55, 1], a trapezoid to 1 at 0.5, and 1 below: 0.45 * 2/3 + 0.05 * (2/3 + 1) / 2 + 0.5 = 84.17.)
+    a, b = box("Pedestrian", 10.0), box("Pedestrian", 20.0, 4.0)
+    gt = gt_frame([("Pedestrian", a, 100), ("Pedestrian", b, 100)])
+    fp = box("Pedestrian", 30.0, -6.0)
+    dt = dt_frame([("Pedestrian", a, 0.9), ("Pedestrian", b, 0.35), ("Pedestrian", fp, 0.34)])
+    result = waymo_eval([gt], [dt], classes=("Pedestrian",))
+    ped = result["classes"]["Pedestrian"]["LEVEL_2"]
+    assert ped["AP"] == pytest.approx(100.0)
+    assert (ped["precision"][35], ped["recall"][35]) == (1.0, 1.0)
+    assert ped["precision"][34] == pytest.approx(2 / 3)
+    assert ped["recall"][36] == 0.5
+    # A float32 score tensor holds the same number: identical results.
+    dt32 = {**dt, "scores": dt["scores"].astype(np.float32)}
+    assert waymo_eval([gt], [dt32], classes=("Pedestrian",))["summary"] == pytest.approx(result["summary"])
+
+
+def test_a_class_without_ground_truth_scores_0_and_leaves_the_mean_alone():
+    # No cyclist in the frame but a cyclist prediction: at every cutoff TP + FN = 0, so the op sets
+    # recall 0 and precision 1; the only P/R point is recall 0 and the area is 0: AP 0.00 at both
+    # levels (the official op's value, where a NaN would only say "undefined").
+    gt = gt_frame([("Vehicle", box("Vehicle", 10.0), 100)])
+    dt = dt_frame([("Vehicle", box("Vehicle", 10.0), 0.8), ("Cyclist", box("Cyclist", 20.0), 0.9)])
+    result = waymo_eval([gt], [dt])
+    for level in ("LEVEL_1", "LEVEL_2"):
+        assert result["classes"]["Cyclist"][level]["AP"] == 0.0
+        assert result["classes"]["Cyclist"][level]["APH"] == 0.0
+        assert result["classes"]["Pedestrian"][level]["AP"] == 0.0
+        # The mean is over the classes that have ground truth: the vehicle alone.
+        assert result["mean"][level] == pytest.approx({"mAP": 100.0, "mAPH": 100.0})
+    cyclist_row = next(line for line in result["table"].splitlines() if line.startswith("Cyclist"))
+    assert cyclist_row.split()[2:6] == ["0.00"] * 4
+
+
+def test_level_1_ap_of_a_class_with_only_level_2_ground_truth():
+    # Two cyclists, both LEVEL_2 (3 points; labelled difficulty 2). At LEVEL_1 they are matched
+    # but never missed (FN only for level <= 1), so TP + FN = TP: recall is 1 at every cutoff where
+    # a prediction matches one, else 0 (TP + FN = 0). AP = the best precision among the cutoffs with
+    # a match, because the envelope is flat from recall 1 down to 0.
+    c1, c2 = box("Cyclist", 10.0), box("Cyclist", 20.0, 5.0)
+    gt = gt_frame([("Cyclist", c1, 3), ("Cyclist", c2, 80, 2)])
+    # c1 found at 0.7, c2 missed, a false positive at 0.8:
+    #   cutoffs <= 0.70: 1 TP 1 FP -> p 1/2, r 1 (LEVEL_1) / r 1/2 (LEVEL_2); above: r 0.
+    # LEVEL_1: envelope 1/2 on [0, 1] -> AP 50.00.
+    # LEVEL_2: (1/2, 1/2), the recall-0 point takes its precision -> 1/2 * 1/2 = 25.00.
+    dt = dt_frame([("Cyclist", c1, 0.7), ("Cyclist", box("Cyclist", 40.0, -9.0), 0.8)])
+    result = waymo_eval([gt], [dt], classes=("Cyclist",))
+    cyc = result["classes"]["Cyclist"]
+    assert (cyc["LEVEL_1"]["num_gt"], cyc["LEVEL_2"]["num_gt"]) == (0, 2)
+    assert cyc["LEVEL_1"]["AP"] == pytest.approx(50.0)
+    assert cyc["LEVEL_2"]["AP"] == pytest.approx(25.0)
+    # Nothing matched: recall 0 everywhere, LEVEL_1 AP 0.00.
+    miss = dt_frame([("Cyclist", box("Cyclist", 40.0, -9.0), 0.8)])
+    assert waymo_eval([gt], [miss], classes=("Cyclist",))["classes"]["Cyclist"]["LEVEL_1"]["AP"] == 0.0
+    # The class has ground truth, so it enters the LEVEL_1 mean with its official value.
+    assert result["mean"]["LEVEL_1"]["mAP"] == pytest.approx(50.0)
 
 
 def _four_level1_vehicles() -> list[tuple]:
@@ -268,8 +335,11 @@ def test_cli_ground_truth_as_predictions_on_waymo_infos(tmp_path, capsys):
     report = json.loads(out.read_text())
     assert report["format"] == "waymo" and "kitti" not in report
     assert report["waymo"]["mean"]["LEVEL_2"] == pytest.approx({"mAP": 100.0, "mAPH": 100.0})
-    # The 4-point pedestrian and the labelled cyclist are LEVEL_2 only: no LEVEL_1 ground truth.
-    assert report["waymo"]["classes"]["Pedestrian"]["LEVEL_1"]["AP"] is None
+    # The 4-point pedestrian and the labelled cyclist are LEVEL_2 only: no LEVEL_1 ground truth, but
+    # matched at LEVEL_1 too, so LEVEL_1 AP is the official 100 (the best precision where one matches).
+    assert report["waymo"]["classes"]["Pedestrian"]["LEVEL_1"]["num_gt"] == 0
+    assert report["waymo"]["classes"]["Pedestrian"]["LEVEL_1"]["AP"] == pytest.approx(100.0)
+    assert report["waymo"]["range"]["Vehicle"]["50+"]["LEVEL_2"]["AP"] == 0.0  # no vehicle that far
     assert report["waymo"]["range"]["Cyclist"]["50+"]["LEVEL_2"]["AP"] == pytest.approx(100.0)
     assert eval_main(["--dataset", str(tmp_path), "--gt-as-predictions", "--metric", "kitti"]) == 1
     assert "KITTI metric needs KITTI-format data" in capsys.readouterr().err

@@ -43,6 +43,20 @@ metrics:
   both    both of the above (KITTI-format data only).
   Recall at IoU 0.3/0.5/0.7 (3D and BEV) is always reported.
 
+conventions (the official tools' values where a number could be undefined):
+  - A class with no ground truth in the split (kitti: no valid one at a difficulty) prints 0.00, as the
+    KITTI devkit and Waymo's metrics op both print it; it is left out of the means (mAP, mAPH, mean AP).
+  - waymo, a class with only LEVEL_2 ground truth: LEVEL_1 still matches those objects but never counts
+    them as missed, so its LEVEL_1 AP is the best precision at the score cutoffs where a prediction
+    matches one (100.00 when the predictions are right, 0.00 when none matches), as the official op.
+  - waymo scores are compared with the cutoffs 0.00, 0.01, ..., 1.00 in float32 with >=, as the official
+    op: a score of exactly 0.35 counts at cutoff 0.35.
+  - kitti: a detection whose 2D box is lower than a difficulty's minimum height is ignored at that
+    difficulty whatever its class, and can still take a ground truth it overlaps (the devkit's rule):
+    a too-small Pedestrian detection that outscores the Cyclist detection of the same cyclist leaves
+    that cyclist without a true positive at easy.
+  - recall at IoU 0.3/0.5/0.7 has no official counterpart: '-' where a class has no ground truth.
+
 note on small sets: KITTI's official R40 samples recall at 41 positions by walking the true
 positives, so a class/difficulty with n < 41 valid ground truths cannot reach 100 even when
 every object is found (the cap is 100 (n - 1) / 40). The table lists the counts.
@@ -229,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
         present = set(np.concatenate([i.annos.names for i in infos]).tolist())
         absent = [c for c in classes if c not in present]
         if absent:
-            log.warning("no ground truth of class(es) %s in this split: their AP is undefined ('-')", absent)
+            log.warning("no ground truth of class(es) %s in this split: their AP prints 0.00 as the official "
+                        "tools print it, and the means leave them out", absent)
 
         report: dict[str, Any] = {
             "checkpoint": args.checkpoint, "model": model_info, "dataset": str(root), "format": dataset,

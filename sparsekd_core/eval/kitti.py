@@ -9,7 +9,13 @@ What is measured (``kitti_eval``), per class x difficulty x metric:
   hard 25 / 2 / 0.5. Objects of the class that fail these are *ignored* at that difficulty:
   detecting them is neither a TP nor an FP, missing them is no FN.
 - Neighbour classes are ignored too: Van when evaluating Car, Person_sitting for Pedestrian.
-- Detections whose 2D box is lower than the difficulty's minimum height are ignored.
+- Detections whose 2D box is lower than the difficulty's minimum height are ignored, *whatever
+  their class* (the devkit's ``clean_data``): such a detection of another class still takes part in
+  the matching of this class's ground truths, as an ignored detection. In the threshold pass a
+  ground truth takes the highest-scoring overlapping detection, ignored or not, so a too-small
+  detection of another class that outscores the right one uses up that ground truth: no true
+  positive, no threshold. (With thresholds applied, counted detections are preferred, so there it
+  only absorbs a ground truth that nothing else found.)
 - DontCare regions: an unmatched detection whose 2D box lies inside a DontCare box
   (intersection / detection area > the class IoU threshold) is not an FP. As in the devkit, this
   rule acts on the 2D ``bbox`` metric only: its BEV/3D overlap test is against the DontCare
@@ -21,6 +27,10 @@ What is measured (``kitti_eval``), per class x difficulty x metric:
   AP R11 (the pre-2019 tables) at the 11 positions 0, 0.1, ..., 1.
 - Metrics: ``bbox`` (2D image IoU), ``bev`` (rotated BEV IoU), ``3d`` (rotated 3D IoU) and
   ``aos`` (average orientation similarity, measured on the ``bbox`` matches).
+
+A class/difficulty without valid ground truth scores 0.00, as the devkit prints it (its recall
+sampling then yields no threshold, so every precision slot stays 0); means over classes leave
+such classes out.
 
 A property of the official recall sampling worth knowing: thresholds advance one sampling
 position per true positive, so with fewer than 41 valid ground truths of a class/difficulty
@@ -240,7 +250,8 @@ def _match(
 ) -> _MatchResult:
     """The devkit's per-frame greedy assignment, for every threshold at once.
 
-    gt_flag: (Ng,) 0 = counts, 1 = ignored; dt_flag: (Nd,) 0 = counts, 1 = ignored (too small).
+    gt_flag: (Ng,) 0 = counts, 1 = ignored; dt_flag: (Nd,) 0 = counts, 1 = ignored (too small),
+    -1 = takes no part (another class's detection that is tall enough at this difficulty).
     dt_dontcare: (Nd,) bool, inside a DontCare region (only set for the bbox metric).
     thresholds None: the threshold-free pass that collects TP scores (each ground truth takes the
     highest-scoring overlapping detection); else (T,) thresholds, each ground truth takes the
@@ -393,9 +404,11 @@ def _gt_flags(gt: _Frames, idx: np.ndarray, cls: str, difficulty: int) -> np.nda
     return np.where(same & ~hard_to_see, 0, 1).astype(np.int8)
 
 
-def _dt_flags(dt: _Frames, idx: np.ndarray, difficulty: int) -> np.ndarray:
+def _dt_flags(dt: _Frames, idx: np.ndarray, cls: str, difficulty: int) -> np.ndarray:
+    """0 = counts, 1 = ignored (2D box too low, any class), -1 = not part of this class's matching."""
     height = np.abs(dt.bbox[idx, 3] - dt.bbox[idx, 1])
-    return np.where(height < MIN_HEIGHT[difficulty], 1, 0).astype(np.int8)
+    same = dt.names[idx] == cls
+    return np.where(height < MIN_HEIGHT[difficulty], 1, np.where(same, 0, -1)).astype(np.int8)
 
 
 def _dontcare_overlap(dt: _Frames, gt: _Frames, dt_idx: np.ndarray) -> np.ndarray:
@@ -427,7 +440,7 @@ def kitti_eval(
     min_overlaps: IoU threshold per class name, overriding Car 0.7 / Pedestrian 0.5 / Cyclist 0.5.
 
     Returns a JSON-ready dict:
-      ap[class][metric][difficulty] = {"R40": %, "R11": %}  (NaN when no valid ground truth)
+      ap[class][metric][difficulty] = {"R40": %, "R11": %}  (0.0 without valid ground truth, as the devkit)
       precision[class][metric][difficulty] = 41 interpolated precisions (the PR curve)
       num_gt[class][difficulty] = valid ground truths; min_overlap[class]
       summary["Car/3d/moderate"] = AP at ``recall_points``; table = printable text.
@@ -464,7 +477,10 @@ def kitti_eval(
         min_ov = overlaps[key]
         relevant = (key,) + NEIGHBOUR_CLASSES.get(key, ())
         gt_idx = np.flatnonzero(np.isin(gt.names, relevant))
-        dt_idx = np.flatnonzero(dt.names == key)
+        # This class's detections, plus those of other classes that are too low for some difficulty
+        # (they take part as ignored detections there; see the module docstring).
+        dt_height = np.abs(dt.bbox[:, 3] - dt.bbox[:, 1])
+        dt_idx = np.flatnonzero((dt.names == key) | (dt_height < max(MIN_HEIGHT)))
         result["min_overlap"][cls] = min_ov
         result["num_gt"][cls] = {}
         result["ap"][cls] = {m: {} for m in metrics}
@@ -475,7 +491,7 @@ def kitti_eval(
             dontcare = (dc_overlap > min_ov) if metric == "bbox" else np.zeros(len(dt_idx), bool)
             for d, diff in enumerate(DIFFICULTIES):
                 gflag = _gt_flags(gt, gt_idx, key, d)
-                dflag = _dt_flags(dt, dt_idx, d)
+                dflag = _dt_flags(dt, dt_idx, key, d)
                 num_gt = int((gflag == 0).sum())
                 result["num_gt"][cls][diff] = num_gt
                 common = dict(
@@ -498,10 +514,8 @@ def kitti_eval(
                 for name, curve in curves.items():
                     if name not in metrics:
                         continue
-                    if num_gt == 0:
-                        ap = {"R40": float("nan"), "R11": float("nan")}
-                    else:
-                        ap = {"R40": average_precision(curve, 40), "R11": average_precision(curve, 11)}
+                    # Without valid ground truth the curve is all zeros: AP 0.00, as the devkit prints.
+                    ap = {"R40": average_precision(curve, 40), "R11": average_precision(curve, 11)}
                     result["ap"][cls][name][diff] = ap
                     result["precision"][cls][name][diff] = curve
                     result["summary"][f"{cls}/{name}/{diff}"] = ap[f"R{recall_points}"]

@@ -9,6 +9,9 @@ The rules, as the official metric library computes them (waymo_open_dataset/metr
 - For each score cutoff (0.00, 0.01, ..., 0.99, 1.00) the predictions scoring >= cutoff are
   matched to the ground truths, per frame, by the Hungarian algorithm maximising the summed IoU
   over pairs above the IoU threshold.
+- Scores and cutoffs are compared in float32, as the official op holds both (proto ``float``
+  fields, a float32 score tensor): ``35 * 0.01`` is 0.35000000000000003 in float64, which would
+  leave out a score of exactly 0.35; in float32 both are the same number, so the score counts.
 - Counting at a level L: a matched prediction is a TP (whatever the level of its ground truth),
   an unmatched prediction an FP, an unmatched ground truth an FN only when its level <= L.
   LEVEL_2 therefore counts every ground truth, LEVEL_1 forgives misses of LEVEL_2 objects.
@@ -23,8 +26,13 @@ The rules, as the official metric library computes them (waymo_open_dataset/metr
   centre distance sqrt(x^2 + y^2 + z^2): [0, 30), [30, 50), [50, inf) m, and matching is
   redone inside each shard, as the official RANGE breakdown does.
 
-Where a class (or shard) has no ground truth at a level, its AP is undefined: reported as NaN,
-and means over classes skip it.
+Where a class (or shard) has no ground truth to count at a level, the official op still gives a
+value, and so does this module: with nothing to find, recall is 0 at every cutoff and AP is 0.00
+(a class with no ground truth at all). At LEVEL_1, ground truths of LEVEL_2 are still matched but
+never missed, so for a class with only LEVEL_2 ground truth recall is 1 at every cutoff where a
+prediction matches one and 0 elsewhere: LEVEL_1 AP is then the best precision among those cutoffs
+(100.00 for perfect predictions, 0.00 when nothing matches). Means over classes take the classes
+that have ground truth (at any level); a class without any is left out of them.
 
 The official library re-runs the matching for every cutoff. Here the matching of a frame only
 changes where a prediction of a connected group of overlapping boxes crosses a cutoff, so
@@ -68,7 +76,13 @@ LEVELS = ("LEVEL_1", "LEVEL_2")
 LEVEL_2_MAX_POINTS = 5
 RANGE_SHARDS = (("0-30", 0.0, 30.0), ("30-50", 30.0, 50.0), ("50+", 50.0, np.inf))
 MAX_RECALL_DELTA = 0.05
+# As the official config builds them (i * 0.01 in Python), before float32 rounding (see _as_float32).
 DEFAULT_SCORE_CUTOFFS = np.concatenate([np.arange(100) * 0.01, [1.0]])
+
+
+def _as_float32(values: np.ndarray) -> np.ndarray:
+    """Values rounded to float32 and held as float64: comparing these compares the float32 numbers."""
+    return np.asarray(values, np.float64).astype(np.float32).astype(np.float64)
 
 
 def heading_accuracy(pred_yaw: np.ndarray, gt_yaw: np.ndarray) -> np.ndarray:
@@ -147,7 +161,7 @@ def _load(annos: Sequence[Mapping[str, Any]], is_gt: bool) -> _Boxes:
             level = np.where((pts <= LEVEL_2_MAX_POINTS) | (diff == 2), 2, 1)
             score = np.ones(m)
         else:
-            score = anno_field(anno, SCORE_KEYS, i, what, np.float64).reshape(-1)
+            score = _as_float32(anno_field(anno, SCORE_KEYS, i, what, np.float64).reshape(-1))
             check_lengths({"names": names, "boxes_lidar": boxes, "scores": score}, i, what)
             keep = np.ones(m, bool)
             level = np.zeros(m, np.int64)
@@ -264,8 +278,6 @@ def _match_counts(
 def _ap_from_counts(counts: _Counts, level: str) -> dict[str, Any]:
     """AP and APH (percent) at one level, with the PR points they come from."""
     num_gt = counts.num_gt[level]
-    if num_gt == 0:
-        return {"AP": float("nan"), "APH": float("nan"), "num_gt": 0}
     tp = counts.tp
     matched_counted = counts.tp_level1 if level == "LEVEL_1" else counts.tp
     fn = num_gt - matched_counted
@@ -275,7 +287,7 @@ def _ap_from_counts(counts: _Counts, level: str) -> dict[str, Any]:
     np.divide(tp, tp + fp, out=precision, where=(tp + fp) > 0)
     np.divide(counts.sum_ha, tp + fp, out=precision_h, where=(tp + fp) > 0)
     recall = np.zeros_like(tp)
-    np.divide(tp, tp + fn, out=recall, where=(tp + fn) > 0)
+    np.divide(tp, tp + fn, out=recall, where=(tp + fn) > 0)  # nothing to find: recall 0, as the op
     precision = np.where(recall == 0, 1.0, precision)
     precision_h = np.where(recall == 0, 1.0, precision_h)
     return {
@@ -300,11 +312,13 @@ def waymo_eval(
 
     gt_annos, dt_annos: one dict per frame, same order (module docstring lists the keys).
     iou_thresholds: per class name, overriding Vehicle 0.7 / Pedestrian 0.5 / Cyclist 0.5.
-    score_cutoffs: ascending cutoffs; default 0.00, 0.01, ..., 1.00 like the official config.
+    score_cutoffs: ascending cutoffs; default 0.00, 0.01, ..., 1.00 like the official config (compared
+        with the scores in float32, like the official op).
 
     Returns a JSON-ready dict:
       classes[class][level] = {"AP", "APH", "num_gt", "precision", "precision_h", "recall"}
-      mean[level] = {"mAP", "mAPH"} over the classes with ground truth
+      (a class without ground truth at a level gets the official op's value: see the module docstring)
+      mean[level] = {"mAP", "mAPH"} over the classes with ground truth at any level
       range[class][shard][level] = {"AP", "APH", "num_gt"} for shards "0-30", "30-50", "50+"
       summary["LEVEL_2/mAPH"], summary["Vehicle/LEVEL_1/AP"], ...; table = printable text.
     """
@@ -314,9 +328,9 @@ def waymo_eval(
     missing = [c for c in classes if c.lower() not in thresholds]
     if missing:
         raise ValueError(f"no IoU threshold for class(es) {missing}: pass iou_thresholds={{name: iou}}")
-    cutoffs = DEFAULT_SCORE_CUTOFFS if score_cutoffs is None else np.asarray(score_cutoffs, np.float64)
+    cutoffs = _as_float32(DEFAULT_SCORE_CUTOFFS if score_cutoffs is None else score_cutoffs)
     if cutoffs.ndim != 1 or len(cutoffs) == 0 or np.any(np.diff(cutoffs) <= 0):
-        raise ValueError("score_cutoffs must be a non-empty, strictly increasing sequence")
+        raise ValueError("score_cutoffs must be a non-empty sequence, strictly increasing in float32")
 
     gt = _load(gt_annos, is_gt=True)
     dt = _load(dt_annos, is_gt=False)
@@ -362,19 +376,20 @@ def waymo_eval(
                     r = _ap_from_counts(counts, level)
                     per_level[level] = {"AP": r["AP"], "APH": r["APH"], "num_gt": r["num_gt"]}
                 result["range"][cls][name] = per_level
+    present = [c for c in classes if result["classes"][c]["LEVEL_2"]["num_gt"] > 0]
     for level in LEVELS:
-        aps = [result["classes"][c][level]["AP"] for c in classes]
-        aphs = [result["classes"][c][level]["APH"] for c in classes]
-        result["mean"][level] = {"mAP": _nanmean(aps), "mAPH": _nanmean(aphs)}
+        aps = [result["classes"][c][level]["AP"] for c in present]
+        aphs = [result["classes"][c][level]["APH"] for c in present]
+        result["mean"][level] = {"mAP": _mean(aps), "mAPH": _mean(aphs)}
         result["summary"][f"{level}/mAP"] = result["mean"][level]["mAP"]
         result["summary"][f"{level}/mAPH"] = result["mean"][level]["mAPH"]
     result["table"] = waymo_table(result)
     return result
 
 
-def _nanmean(values: Sequence[float]) -> float:
-    finite = [v for v in values if not np.isnan(v)]
-    return float(np.mean(finite)) if finite else float("nan")
+def _mean(values: Sequence[float]) -> float:
+    """Mean over the classes with ground truth; NaN (printed '-') when no class has any."""
+    return float(np.mean(values)) if values else float("nan")
 
 
 def waymo_table(result: Mapping[str, Any]) -> str:

@@ -8,7 +8,6 @@ and eval/recall.py, and the per-frame dicts come from sparsekd-eval's own helper
 """
 from __future__ import annotations
 
-import math
 from typing import Any, Literal
 
 import numpy as np
@@ -70,7 +69,8 @@ def headline(result: dict[str, Any], metric: Metric, class_names: list[str]) -> 
                 v = result["summary"].get(f"{c}/{m}/moderate")
                 if v is not None:
                     out[f"{c}/{m}/moderate"] = float(v)
-                    if not math.isnan(v):
+                    # A class without moderate ground truth prints the devkit's 0.00; the mean leaves it out.
+                    if result["num_gt"].get(c, {}).get("moderate", 0) > 0:
                         vals.append(float(v))
             out[f"mean/{m}/moderate"] = float(np.mean(vals)) if vals else float("nan")
         if "waymo" in result:
