@@ -36,7 +36,7 @@ test: setup
 	$(BIN)/python -m pytest -q test
 
 demo: setup
-	$(BIN)/python -m sparsekd_core.demo
+	$(BIN)/python -m sparsekd_ros.demo
 
 bench: setup
 	$(BIN)/sparsekd-bench

@@ -46,6 +46,7 @@ setup(
             "detector_node = sparsekd_ros.detector_node:main",
             "sparsekd-replay = sparsekd_ros.replay:main",
             "sparsekd-bag-detect = sparsekd_ros.bag_detect:main",
+            "sparsekd-bench-node = sparsekd_ros.bench_node:main",
             "sparsekd-train = sparsekd_core.cli.train:main",
             "sparsekd-eval = sparsekd_core.cli.eval:main",
             "sparsekd-bench = sparsekd_core.cli.bench:main",

@@ -1,4 +1,4 @@
-"""Figures for the ROS layer (``sparsekd-bench --node``): codec speed, node overhead, end-to-end
+"""Figures for the ROS layer (``sparsekd-bench-node``): codec speed, node overhead, end-to-end
 latency and sustained rate of the zoo students.
 
 Everything runs in one process on a private DDS domain and private topics, so a bench on a robot
@@ -6,7 +6,7 @@ does not disturb the running system: a publisher node sends a real frame as Poin
 DetectorNode (real subscription, mailbox, worker, marker publishing), and the node's own stage
 timings are read back.
 
-  python -m sparsekd_ros.bench_node --device cpu --models cp_voxel_s cp_pillar_v0.64
+  sparsekd-bench-node --device cpu --models cp_voxel_s cp_pillar_v0.64
 """
 from __future__ import annotations
 
@@ -257,7 +257,7 @@ def format_report(result: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m sparsekd_ros.bench_node",
+        prog="sparsekd-bench-node",
         description="ROS-layer figures: PointCloud2 codec vs memcpy, node overhead share of the end-to-end "
                     "latency, and end-to-end latency and sustained rate of each zoo student behind the real node.",
     )

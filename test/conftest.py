@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sparsekd_core.demo.processes import dds_profile, dds_profile_env
+from sparsekd_ros.demo.processes import dds_profile, dds_profile_env
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO / ".." / "shared" / "data"

@@ -24,7 +24,7 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
-from sparsekd_core.demo.processes import LoggedProcess, dds_profile, dds_profile_env
+from sparsekd_ros.demo.processes import LoggedProcess, dds_profile, dds_profile_env
 from visualization_msgs.msg import MarkerArray
 
 from sparsekd_core.detections import Detections

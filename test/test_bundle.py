@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from sparsekd_core.checkpoint import CheckpointError, load_model, read_checkpoint, write_untrained_checkpoint
-from sparsekd_core.demo import bundle as bundle_mod
-from sparsekd_core.demo.bundle import bundle, drive_key
-from sparsekd_core.demo.models import recorded_teacher_scores
+from sparsekd_ros.demo import bundle as bundle_mod
+from sparsekd_ros.demo.bundle import bundle, drive_key
+from sparsekd_ros.demo.models import recorded_teacher_scores
 from sparsekd_core.inference import load_detector
 
 STUDENT, TEACHER = "cp_voxel_xxs_sim", "cp_voxel_sim"

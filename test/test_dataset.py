@@ -1,13 +1,11 @@
-"""DetectionDataset, collate_samples and the loader-rate probe on small synthetic KITTI and Waymo roots."""
+"""DetectionDataset and collate_samples on small synthetic KITTI and Waymo roots."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from sparsekd_core.data.dataset import (
-    Batch, DetectionDataset, Sample, collate_samples, make_dataloader, measure_loader_rate,
-)
+from sparsekd_core.data.dataset import Batch, DetectionDataset, Sample, collate_samples, make_dataloader
 from sparsekd_core.data.infos import dbinfos_relpath, infos_path, load_points, load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
 from sparsekd_core.data.waymo_infos import create_waymo_infos
@@ -133,7 +131,7 @@ def test_collate_pads_and_indexes():
         collate_samples([samples[0], Sample(np.zeros((2, 5), np.float32), np.zeros((0, 7)), np.zeros(0), "x")])
 
 
-def test_dataloader_with_workers_and_rate(kitti_root):
+def test_dataloader_with_workers(kitti_root):
     ds = kitti_dataset(kitti_root)
     batches = list(make_dataloader(ds, batch_size=2, workers=2))
     assert [b.batch_size for b in batches] == [2, 2, 2]
@@ -143,17 +141,6 @@ def test_dataloader_with_workers_and_rate(kitti_root):
     idx = [i.frame_id for i in ds.infos].index(first.frame_ids[0])
     expected = ds[idx]
     np.testing.assert_array_equal(first.gt_boxes[0, : first.num_boxes[0]].numpy(), expected.gt_boxes)
-    rate = measure_loader_rate(ds, batch_size=2, workers=0, n_batches=3)
-    assert rate > 0 and np.isfinite(rate)
-
-
-def test_loader_rate_for_root_reports_the_training_pipeline(kitti_root):
-    from sparsekd_core.data.dataset import measure_loader_rate_for_root
-
-    report = measure_loader_rate_for_root(kitti_root, workers=(0,), n_batches=2, batch_size=2)
-    assert report["layout"] == "kitti" and report["model"] == "kitti_cp_voxel" and report["frames"] == 6
-    assert report["gt_sampling"] is True and report["mean_points_per_sample"] > 1000
-    assert set(report["samples_per_s"]) == {"workers=0"} and report["samples_per_s"]["workers=0"] > 0
 
 
 def test_simulated_dataset_end_to_end(tmp_path):

@@ -15,16 +15,16 @@ from std_msgs.msg import Header
 from sparsekd_core import inference
 from sparsekd_core.checkpoint import CheckpointError, write_untrained_checkpoint
 from sparsekd_core.data.sim import DriveScene, get_preset
-from sparsekd_core.demo.drive import simulate_drive
-from sparsekd_core.demo.evaluate import agreement, score_drive, scores_table
-from sparsekd_core.demo.models import (resolve_student, resolve_teacher, stand_in_architecture, teacher_of,
+from sparsekd_ros.demo.drive import simulate_drive
+from sparsekd_ros.demo.evaluate import agreement, score_drive, scores_table
+from sparsekd_ros.demo.models import (resolve_student, resolve_teacher, stand_in_architecture, teacher_of,
                                        untrained_banner)
-from sparsekd_core.demo.outputs import OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_mp4, write_summary
-from sparsekd_core.demo.processes import dds_profile, ros_env
-from sparsekd_core.demo.samples import sample_frames
-from sparsekd_core.demo.stats import FrameRecord, ReplayStats, dropped_line, frame_line
+from sparsekd_ros.demo.outputs import OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_mp4, write_summary
+from sparsekd_ros.demo.processes import dds_profile, ros_env
+from sparsekd_ros.demo.samples import sample_frames
+from sparsekd_ros.demo.stats import FrameRecord, ReplayStats, dropped_line, frame_line
 from sparsekd_core.detections import Detections
-from sparsekd_ros.demo_client import markers_to_boxes
+from sparsekd_ros.demo.client import markers_to_boxes
 from sparsekd_ros.messages import detections_to_markers
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_demo_end_to_end_through_the_real_node(tmp_path):
     model = write_untrained_checkpoint("cp_pillar_v0.64_sim", tmp_path / "student.pth", seed=2)
     out = tmp_path / "demo_out"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
-    proc = subprocess.run([sys.executable, "-m", "sparsekd_core.demo", "--frames", "4", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "sparsekd_ros.demo", "--frames", "4", "--out", str(out),
                            "--model", str(model), "--teacher", str(model), "--quiet", "--workers", "1"],
                           capture_output=True, text=True, timeout=150, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]

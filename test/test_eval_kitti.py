@@ -347,7 +347,8 @@ def test_bad_input_is_named():
 from pathlib import Path  # noqa: E402
 import json  # noqa: E402
 
-from sparsekd_core.cli.eval import gt_annos_for, main as eval_main, predictions_from_detections  # noqa: E402
+from sparsekd_core.cli.eval import main as eval_main  # noqa: E402
+from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections  # noqa: E402
 from sparsekd_core.data import kitti_format as kf  # noqa: E402
 from sparsekd_core.data.infos import load_split  # noqa: E402
 from sparsekd_core.data.kitti_infos import create_kitti_infos  # noqa: E402

@@ -1,4 +1,8 @@
-"""sparsekd-bench: figures for the model zoo (and, on request, the ROS node, training and data loading)."""
+"""sparsekd-bench: figures for the model zoo (and, on request, training and data loading).
+
+The ROS node's figures come from the ROS layer's own command, ``sparsekd-bench-node``: the library
+never imports ROS (docs/architecture.md).
+"""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +21,6 @@ EPILOG = """examples:
   sparsekd-bench                          # the 8 Waymo zoo models on ../shared/data's Waymo-like frame
   sparsekd-bench --models cp_voxel,cp_voxel_s --runs 20 --device cuda
   sparsekd-bench --json > zoo.json        # machine-readable
-  sparsekd-bench --node                   # PointCloud2 codec, node overhead, end-to-end latency per student
   sparsekd-bench --train                  # training step time: teacher, student, student + SparseKD
   sparsekd-bench --skip-zoo --train --device cuda --train-batch 4 \
       --train-pairs cp_voxel:cp_voxel_s,cp_pillar:cp_pillar_v0.64   # the zoo pairs at the paper's batch
@@ -27,6 +30,8 @@ GFLOPs are multiply-accumulates counted as the SparseKD paper does (thop style; 
 spconv's reported indice pair counts); "GMACs all" counts every submanifold pair (see bench/flops.py).
 Latency is numpy points in -> Detections out (voxelise, forward, decode + NMS), median over --runs after
 --warmup runs, random weights. Peak memory: the model's own process peak RSS on CPU, max allocated on CUDA.
+
+The ROS node (PointCloud2 codec, node overhead, end-to-end latency per student): sparsekd-bench-node.
 """
 
 
@@ -96,7 +101,6 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=10, help="timed runs per model (default %(default)s)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs first (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    ap.add_argument("--node", action="store_true", help="also benchmark the ROS node (needs rclpy)")
     ap.add_argument("--train", action="store_true", help="also time training steps (teacher, student, student+KD)")
     ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per configuration (default %(default)s)")
     ap.add_argument("--train-pairs", default=",".join(f"{t}:{s}" for t, s in TRAIN_PAIRS), metavar="T:S,...",
@@ -130,12 +134,6 @@ def main(argv=None) -> int:
                   f"{args.runs} runs, {os.cpu_count()} CPU cores\n")
             print(format_zoo_table(rows))
             print(f"\nstudent/teacher GFLOPs ratios within {RATIO_TOLERANCE:.0%} of the paper: {'yes' if ok else 'NO'}")
-    if args.node:
-        from sparsekd_ros.bench_node import run_node_bench  # ROS layer: imported only on request
-
-        report["node"] = run_node_bench()
-        if not args.json:
-            print("\nROS node\n" + json.dumps(report["node"], indent=2))
     if args.train:
         from ..train.bench import compare_kd_cost
 
@@ -148,7 +146,7 @@ def main(argv=None) -> int:
         if not args.json:
             print("\n" + format_train_table(report["train"], args.train_batch))
     if args.data:
-        from ..data.dataset import measure_loader_rate_for_root
+        from ..bench.loader_rate import measure_loader_rate_for_root
 
         report["data"] = measure_loader_rate_for_root(args.data)
         if not args.json:

@@ -2,7 +2,7 @@
 alone and for a student distilled from a teacher, measured the same way in one process so the ratio holds.
 
 Inputs are synthetic scenes (train/synthetic.py) sized to each model's range, so no dataset is needed; the
-figure is the model's cost, not the data loader's (``measure_loader_rate`` in data/dataset.py measures that).
+figure is the model's cost, not the data loader's (``measure_loader_rate`` in bench/loader_rate.py measures that).
 Teachers get random weights: KD's cost does not depend on what the teacher has learnt.
 """
 from __future__ import annotations

@@ -15,7 +15,7 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from ..cli.eval import gt_annos_for, predictions_from_detections
+from ..eval.annotations import gt_annos_for, predictions_from_detections
 from ..data.dataset import DetectionDataset, collate_samples
 from ..models.detector import CenterPointDetector
 from .batches import split_points
@@ -28,7 +28,7 @@ def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metri
                     workers: int = 0, device: torch.device | None = None, progress: bool = True,
                     amp: bool = False) -> tuple[list[dict], list[dict]]:
     """(ground-truth annos, prediction annos), one dict per frame of ``dataset`` in order. Objects centred
-    outside the model's point_cloud_range are DontCare (cli/eval.gt_annos_for): a model is scored on what it sees.
+    outside the model's point_cloud_range are DontCare (eval/annotations.gt_annos_for): a model is scored on what it sees.
 
     The model is put in eval mode for the pass and returned to its previous mode afterwards.
     """

@@ -1,4 +1,4 @@
-"""``python -m sparsekd_core.demo`` (``make demo``): the steps, their output, the exit code."""
+"""``python -m sparsekd_ros.demo`` (``make demo``): the steps, their output, the exit code."""
 from __future__ import annotations
 
 import argparse
@@ -38,10 +38,10 @@ output (OUT, default demo_out/; a re-run replaces it):
   OUT/models/                                   the untrained stand-in, when one was needed
 
 examples:
-  make demo                                     # = python -m sparsekd_core.demo
-  python -m sparsekd_core.demo --frames 30 --out /tmp/demo
-  python -m sparsekd_core.demo --model runs/my_student/last.pth --teacher runs/teacher/last.pth
-  python -m sparsekd_core.demo --domain-id 0    # share a DDS domain with RViz to watch it live
+  make demo                                     # = python -m sparsekd_ros.demo
+  python -m sparsekd_ros.demo --frames 30 --out /tmp/demo
+  python -m sparsekd_ros.demo --model runs/my_student/last.pth --teacher runs/teacher/last.pth
+  python -m sparsekd_ros.demo --domain-id 0    # share a DDS domain with RViz to watch it live
 exit status: 0 when every step worked, 1 when one failed (the summary says which), 2 for bad arguments."""
 
 #: The demo's cloud topic: private, never a robot's /points.
@@ -50,7 +50,7 @@ GIF_PX = 480
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sparsekd_core.demo", description=DESCRIPTION, epilog=EPILOG,
+    p = argparse.ArgumentParser(prog="python -m sparsekd_ros.demo", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     p.add_argument("--frames", type=int, default=100, help="frames of the simulated drive (default 100 = 10 s)")
@@ -124,8 +124,8 @@ def _manifest(path: Path, drive, samples, det) -> list[tuple[str, Path]]:
 
 def _replay(run: Run, node, drive, samples, det, args, env) -> tuple[list, dict]:
     """Publish every frame through the node; print a line per answer; returns (records, done event)."""
-    from sparsekd_core.demo.processes import client_events
-    from sparsekd_core.demo.stats import FrameRecord, dropped_line, frame_line
+    from sparsekd_ros.demo.processes import client_events
+    from sparsekd_ros.demo.stats import FrameRecord, dropped_line, frame_line
 
     frames = _manifest(run.out / "logs" / "frames.json", drive, samples, det)
     records = [FrameRecord(i, name) for i, (name, _) in enumerate(frames)]
@@ -167,17 +167,17 @@ def _replay(run: Run, node, drive, samples, det, args, env) -> tuple[list, dict]
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.frames < 2 or args.rate_hz <= 0 or args.workers < 1 or (args.eval_stride or 1) < 1:
-        print("python -m sparsekd_core.demo: --frames must be >= 2, --rate-hz > 0, --workers and --eval-stride >= 1",
+        print("python -m sparsekd_ros.demo: --frames must be >= 2, --rate-hz > 0, --workers and --eval-stride >= 1",
               file=sys.stderr)
         return 2
     from sparsekd_core.checkpoint import CheckpointError
-    from sparsekd_core.demo.outputs import prepare_out_dir
+    from sparsekd_ros.demo.outputs import prepare_out_dir
     from sparsekd_core.inference import resolve_device
 
     import importlib.util
 
     if importlib.util.find_spec("rclpy") is None:
-        print("python -m sparsekd_core.demo: the demo runs the ROS 2 node, but rclpy is not importable: "
+        print("python -m sparsekd_ros.demo: the demo runs the ROS 2 node, but rclpy is not importable: "
               "source a ROS 2 install (Humble/Jazzy/Kilted) or pip install -r requirements-ros.txt "
               "(make setup does)", file=sys.stderr)
         return 2
@@ -185,28 +185,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         resolve_device(args.device)
         out = prepare_out_dir(args.out)
     except ValueError as exc:
-        print(f"python -m sparsekd_core.demo: {exc}", file=sys.stderr)
+        print(f"python -m sparsekd_ros.demo: {exc}", file=sys.stderr)
         return 2
     run = Run(out)
     print(f"sparsekd demo -> {out}/ (load average {_load()}, {os.cpu_count()} CPUs)", flush=True)
     try:
         return _main(run, args)
     except CheckpointError as exc:
-        print(f"python -m sparsekd_core.demo: {exc}", file=sys.stderr)
+        print(f"python -m sparsekd_ros.demo: {exc}", file=sys.stderr)
         return 2
 
 
 def _main(run: Run, args: argparse.Namespace) -> int:
     import numpy as np
 
-    from sparsekd_core.demo.drive import simulate_drive
-    from sparsekd_core.demo.evaluate import agreement, detect_files, score_drive, scores_table
-    from sparsekd_core.demo.bundle import drive_key
-    from sparsekd_core.demo.models import recorded_teacher_scores, resolve_student, resolve_teacher, untrained_banner
-    from sparsekd_core.demo.outputs import BevJob, render_jobs, write_gif, write_mp4, write_summary
-    from sparsekd_core.demo.processes import NodeProcess, dds_profile, ros_env
-    from sparsekd_core.demo.samples import sample_frames
-    from sparsekd_core.demo.stats import ReplayStats
+    from sparsekd_ros.demo.drive import simulate_drive
+    from sparsekd_ros.demo.evaluate import agreement, detect_files, score_drive, scores_table
+    from sparsekd_ros.demo.bundle import drive_key
+    from sparsekd_ros.demo.models import recorded_teacher_scores, resolve_student, resolve_teacher, untrained_banner
+    from sparsekd_ros.demo.outputs import BevJob, render_jobs, write_gif, write_mp4, write_summary
+    from sparsekd_ros.demo.processes import NodeProcess, dds_profile, ros_env
+    from sparsekd_ros.demo.samples import sample_frames
+    from sparsekd_ros.demo.stats import ReplayStats
     from sparsekd_core.inference import Detector
     from sparsekd_core.viz.bev import BevView
 

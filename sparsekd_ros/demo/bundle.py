@@ -1,7 +1,7 @@
 """Making a bundled checkpoint: a trained student shipped in the package, which the node, the demo and
 ``sparsekd-detect`` load by zoo name (``sparsekd_core/assets/checkpoints/<zoo>.pth``).
 
-    python -m sparsekd_core.demo.bundle runs/sim/voxel_sparsekd_s0 --as cp_voxel_s \\
+    python -m sparsekd_ros.demo.bundle runs/sim/voxel_sparsekd_s0 --as cp_voxel_s \\
         --teacher runs/sim/voxel_teacher/final.pth
 
 writes the run's final weights in fp16, deflated (the package allows at most 10 MB per model) with a meta block that
@@ -51,8 +51,8 @@ def drive_key(frames: int, seed: int, eval_stride: int, score_threshold: float) 
 
 
 def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str) -> dict:
-    from sparsekd_core.demo.drive import simulate_drive
-    from sparsekd_core.demo.evaluate import detect_files, score_drive
+    from sparsekd_ros.demo.drive import simulate_drive
+    from sparsekd_ros.demo.evaluate import detect_files, score_drive
     from sparsekd_core.inference import Detector
 
     det = Detector.from_checkpoint(teacher, device)
@@ -127,7 +127,7 @@ def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m sparsekd_core.demo.bundle", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m sparsekd_ros.demo.bundle", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path, help="a finished sparsekd-train run folder (or its final.pth)")
     p.add_argument("--as", dest="zoo_name", required=True, help="zoo name it answers to (e.g. cp_voxel_s)")

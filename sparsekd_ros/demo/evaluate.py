@@ -59,7 +59,7 @@ def score_drive(infos: Sequence[Any], detections: Sequence[Detections], class_na
                 point_cloud_range: Sequence[float] | None = None) -> DriveScores:
     """KITTI AP (R40, devkit rules) and recall of ``detections`` against the drive's labels; with
     ``point_cloud_range``, objects centred outside it are DontCare (scored on the area the model sees)."""
-    from sparsekd_core.cli.eval import gt_annos_for, predictions_from_detections
+    from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections
     from sparsekd_core.eval.kitti import kitti_eval
     from sparsekd_core.eval.recall import recall_eval
 

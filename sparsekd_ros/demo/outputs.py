@@ -37,7 +37,7 @@ def prepare_out_dir(out: Path) -> Path:
                                  f"(the demo replaces only its own earlier output)")
             shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / OUT_MARKER).write_text("written by python -m sparsekd_core.demo; the next run replaces this folder\n")
+    (out / OUT_MARKER).write_text("written by python -m sparsekd_ros.demo; the next run replaces this folder\n")
     return out
 
 

@@ -1,5 +1,5 @@
 """The demo's ROS processes, started from here without importing ROS: the real ``detector_node`` and
-the ROS client (``sparsekd_ros.demo_client``) that replays frames to it and reports its answers.
+the ROS client (``sparsekd_ros.demo.client``) that replays frames to it and reports its answers.
 
 Both get the same environment: a DDS domain of their own (unless the user picks one to watch with
 RViz) and Fast DDS's large-data profile (config/fastdds_large_data.xml), without which best-effort
@@ -129,7 +129,7 @@ def client_events(manifest: Path, topic: str, markers_topic: str, env: dict[str,
                   drain_s: float = 15.0) -> Iterator[dict[str, Any]]:
     """Run the ROS client and yield its JSON events as they come; the last one is
     ``{"event": "exit", "code": N}``. Its log (stderr) goes to ``log_path``."""
-    cmd = [sys.executable, "-m", "sparsekd_ros.demo_client", "--manifest", str(manifest), "--topic", topic,
+    cmd = [sys.executable, "-m", "sparsekd_ros.demo.client", "--manifest", str(manifest), "--topic", topic,
            "--markers-topic", markers_topic, "--rate-hz", str(rate_hz), "--wait", str(wait_s), "--drain", str(drain_s)]
     if bag is not None:
         cmd += ["--bag", str(bag)]

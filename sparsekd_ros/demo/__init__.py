@@ -1,4 +1,4 @@
-"""``make demo`` (``python -m sparsekd_core.demo``): the whole system on one machine, no sensor, no GPU.
+"""``make demo`` (``python -m sparsekd_ros.demo``): the whole system on one machine, no sensor, no GPU.
 
 A simulated 10 Hz drive (and the bundled real sample frames) goes as PointCloud2 to the real
 ``detector_node`` in its own process; the demo prints a line per answered frame and a summary
@@ -8,7 +8,12 @@ rosbag2 of clouds and markers for RViz or Foxglove.
 
 Modules: ``models`` (which checkpoints; the untrained stand-in), ``drive`` (the simulated drive and
 its ground truth), ``samples`` (the bundled real frames), ``processes`` (the node and the ROS client as
-subprocesses; no ROS import here: the ROS half is ``sparsekd_ros.demo_client``), ``stats`` (latency
-and drop figures), ``evaluate`` (offline detection and AP), ``outputs`` (PNGs, GIF, summary) and
+subprocesses), ``client`` (the ROS process that publishes the frames and reads the node's
+answers; the only module here that imports rclpy), ``stats`` (latency and drop figures),
+``evaluate`` (offline detection and AP), ``outputs`` (PNGs, GIF, summary), ``bundle`` (packs a
+trained student as a bundled checkpoint, recording its and its teacher's AP on the demo drive) and
 ``runner`` (the command).
+
+The demo drives ROS processes, so it belongs to the ROS layer (docs/architecture.md); everything it
+computes comes from sparsekd_core.
 """

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import numpy as np
 
+import sparsekd_core
 from sparsekd_core.data import kitti_format as kf
 
 __all__ = ["SAMPLE_DIR", "SampleFrame", "sample_frames"]
 
-SAMPLE_DIR = Path(__file__).resolve().parents[1] / "assets" / "sample_data"
+SAMPLE_DIR = Path(sparsekd_core.__file__).resolve().parent / "assets" / "sample_data"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,10 @@
 """The ROS side of ``make demo``: publish frames as PointCloud2 at a fixed rate to a running detector
 node, listen to its markers and /diagnostics, and report every answer as one JSON line on stdout.
 
-The demo itself (sparsekd_core.demo, no ROS there) starts the node and this client as processes and
-reads the lines; a person can run it by hand against any node too:
+The demo's runner (sparsekd_ros.demo.runner, no rclpy there) starts the node and this client as
+processes and reads the lines; a person can run it by hand against any node too:
 
-  python -m sparsekd_ros.demo_client --manifest frames.json --markers-topic /sparsekd_detector/markers
+  python -m sparsekd_ros.demo.client --manifest frames.json --markers-topic /sparsekd_detector/markers
 
 Events (one JSON object per line): ``ready``; ``sent`` (frame, name, t); ``answer`` (frame, t,
 latency_ms, boxes/scores/labels decoded from the markers); ``done`` (counts, the node's last
@@ -238,9 +238,9 @@ class DemoClient:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m sparsekd_ros.demo_client",
+    p = argparse.ArgumentParser(prog="python -m sparsekd_ros.demo.client",
                                 description="Publish the demo's frames to a running detector node and report its "
-                                            "answers as JSON lines (used by python -m sparsekd_core.demo).")
+                                            "answers as JSON lines (used by python -m sparsekd_ros.demo).")
     p.add_argument("--manifest", type=Path, required=True, help="JSON frame list (see load_manifest)")
     p.add_argument("--topic", default="/points", help="cloud topic the node subscribes to (default /points)")
     p.add_argument("--markers-topic", default="/sparsekd_detector/markers", help="the node's markers topic")

@@ -116,9 +116,9 @@ def resolve_teacher(name: str | None, student: DemoModel) -> tuple[DemoModel | N
 def recorded_teacher_scores(meta: dict):
     """For a bundled student whose teacher is not shipped, from its checkpoint's ``meta``: a function of the
     demo's drive key that returns the teacher's DriveScores recorded at bundling time
-    (sparsekd_core/demo/bundle.py) when they were measured on that same drive and threshold, else None.
+    (sparsekd_ros/demo/bundle.py) when they were measured on that same drive and threshold, else None.
     None when the checkpoint recorded nothing."""
-    from sparsekd_core.demo.evaluate import DriveScores
+    from sparsekd_ros.demo.evaluate import DriveScores
 
     recorded = (meta or {}).get("demo_teacher")
     if not recorded:
