@@ -320,7 +320,7 @@ def list_models() -> list[str]:
     return bundled_names(MODEL_DIR)
 
 
-# The zoo's Waymo models and their paper figures (ARCHITECTURE.md), used by the benchmark.
+# The zoo's Waymo models and their paper figures (docs/architecture.md, "The model zoo"), used by the benchmark.
 PAPER_FIGURES = {
     # name: (teacher, paper GFLOPs, latency ms on GTX 1060, latency ms on A100, LEVEL_2 mAPH w/o KD, with SparseKD)
     "cp_voxel": (None, 114.8, 125.7, 56.1, 64.29, None),

@@ -1,7 +1,7 @@
 """Training-time augmentation that moves points and boxes together.
 
 Every function takes ``points`` (N, F) float32 (x y z, then features, LiDAR frame) and ``boxes`` (M, 7)
-(x, y, z, dx, dy, dz, yaw; ARCHITECTURE.md) and returns new arrays (inputs are never modified), so a
+(x, y, z, dx, dy, dz, yaw; docs/architecture.md) and returns new arrays (inputs are never modified), so a
 point inside a box before a transform is inside the transformed box after it. Feature columns past xyz
 are carried unchanged. Randomness only comes from the ``numpy.random.Generator`` passed in, so a
 pipeline is reproducible from a seed.

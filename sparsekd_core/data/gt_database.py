@@ -8,7 +8,7 @@ Layout (all paths relative to the dataset root, so a dataset directory can be mo
 - ``<dbinfos>.pkl``: ``dict[class name -> list[record]]``, OpenPCDet's dbinfos layout. A record is a dict:
   ``name`` str, ``path`` str (the packed file, or one ``.bin`` per object as OpenPCDet writes them),
   ``offset`` int (first row in the packed file; absent for per-object files), ``num_points_in_gt`` int
-  (rows stored), ``num_point_features`` int, ``box3d_lidar`` (7,) float32 (LiDAR frame, ARCHITECTURE.md),
+  (rows stored), ``num_point_features`` int, ``box3d_lidar`` (7,) float32 (LiDAR frame, docs/architecture.md),
   ``difficulty`` int, ``image_idx`` str (the frame id), ``gt_idx`` int (index of the object in its frame).
 
 A database written by OpenPCDet (one ``.bin`` per object, no ``offset``) loads too: the feature count is

@@ -13,7 +13,7 @@ fields; Waymo adds ``frame_id``, ``pose``) plus two keys of ours in ``point_clou
 (relative to ROOT) and ``point_features`` (column names). Infos written by OpenPCDet therefore load
 too (:func:`frame_info_from_dict`). In memory a frame is a :class:`FrameInfo`.
 
-Boxes are in the LiDAR frame, (x, y, z, dx, dy, dz, yaw) (ARCHITECTURE.md). ``difficulty`` is KITTI's
+Boxes are in the LiDAR frame, (x, y, z, dx, dy, dz, yaw) (docs/architecture.md). ``difficulty`` is KITTI's
 0 easy / 1 moderate / 2 hard / -1 none, or Waymo's level: 1 (LEVEL_1) or 2 (LEVEL_2: <= 5 points or
 labelled difficulty 2).
 """
