@@ -3,7 +3,7 @@
 KITTI layouts get KITTI AP R40 (3D and BEV, easy/moderate/hard; predictions get their 2D boxes by projecting
 the LiDAR boxes with the frame's calib, as the metric's 2D-height and DontCare rules need); Waymo layouts get
 mAP/mAPH at LEVEL_1/LEVEL_2. Both get recall at IoU 0.3/0.5/0.7. The metrics are eval/kitti.py, eval/waymo.py
-and eval/recall.py, and the per-frame dicts come from sparsekd-eval's own helpers, so a training run and
+and eval/recall.py, and the per-frame dicts come from eval/annotations.py, as sparsekd-eval's, so a training run and
 ``sparsekd-eval --checkpoint OUT/final.pth`` score the same way; this module runs the in-memory model.
 """
 from __future__ import annotations
@@ -28,7 +28,8 @@ def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metri
                     workers: int = 0, device: torch.device | None = None, progress: bool = True,
                     amp: bool = False) -> tuple[list[dict], list[dict]]:
     """(ground-truth annos, prediction annos), one dict per frame of ``dataset`` in order. Objects centred
-    outside the model's point_cloud_range are DontCare (eval/annotations.gt_annos_for): a model is scored on what it sees.
+    outside the model's point_cloud_range are DontCare (eval/annotations.gt_annos_for): a model is scored on
+    what it sees.
 
     The model is put in eval mode for the pass and returned to its previous mode afterwards.
     """
