@@ -12,6 +12,7 @@ import torch
 from .checkpoint import CheckpointError, load_model
 from .config import list_models
 from .detections import Detections
+from .thresholds import ScoreThresholds
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,10 @@ class Detector:
     ``detector(points)`` takes float (N, F) points with F == len(point_features) (x y z first) in the
     sensor frame and returns Detections. NaN/inf rows are dropped, points outside the model's range
     are cropped, an empty cloud gives no boxes.
+
+    Boxes are kept by :attr:`thresholds` (a :class:`ScoreThresholds`: a default and per-class values that
+    replace it). A call reads it once, so assigning a new value from another thread (a ROS parameter
+    change) applies to whole frames: a frame never mixes old and new thresholds.
     """
 
     def __init__(self, model, payload: dict, device: torch.device, fp16: bool = False, name: str | None = None):
@@ -69,8 +74,7 @@ class Detector:
         self.class_names: tuple[str, ...] = tuple(payload["class_names"])
         self.point_features: tuple[str, ...] = tuple(payload["point_features"])
         self.point_cloud_range = np.asarray(self.cfg.voxelization.point_cloud_range, dtype=np.float32)
-        self.score_threshold: float = float(self.cfg.head.post.score_threshold)
-        self.class_score_thresholds: dict[str, float] = {}
+        self._thresholds = ScoreThresholds(float(self.cfg.head.post.score_threshold))
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -101,15 +105,38 @@ class Detector:
             pts = pts[keep]
         return torch.from_numpy(np.ascontiguousarray(pts)).to(self.device, non_blocking=True)
 
-    def _class_thresholds(self) -> torch.Tensor | None:
-        if not self.class_score_thresholds:
-            return None
-        unknown = set(self.class_score_thresholds) - set(self.class_names)
+    # ------------------------------------------------------------------ thresholds
+    @property
+    def thresholds(self) -> ScoreThresholds:
+        return self._thresholds
+
+    @thresholds.setter
+    def thresholds(self, value: ScoreThresholds) -> None:
+        if not isinstance(value, ScoreThresholds):
+            raise TypeError(f"thresholds must be a ScoreThresholds, got {type(value).__name__}")
+        unknown = value.unknown(self.class_names)
         if unknown:
-            raise ValueError(f"class_score_thresholds names unknown classes {sorted(unknown)}; "
+            raise ValueError(f"class thresholds name unknown classes {unknown}; "
                              f"the model's classes are {list(self.class_names)}")
-        return torch.tensor([self.class_score_thresholds.get(n, self.score_threshold) for n in self.class_names],
-                            dtype=torch.float32, device=self.device)
+        self._thresholds = value  # one assignment: the swap is atomic for a frame in progress
+
+    @property
+    def score_threshold(self) -> float:
+        """The default threshold (for classes without their own)."""
+        return self._thresholds.default
+
+    @score_threshold.setter
+    def score_threshold(self, value: float) -> None:
+        self.thresholds = self._thresholds.with_default(value)
+
+    @property
+    def class_score_thresholds(self) -> dict[str, float]:
+        """Per-class thresholds that replace the default for their class."""
+        return dict(self._thresholds.per_class)
+
+    @class_score_thresholds.setter
+    def class_score_thresholds(self, value: dict[str, float]) -> None:
+        self.thresholds = self._thresholds.with_per_class(value)
 
     def _sync(self):
         if self.device.type == "cuda":
@@ -118,6 +145,7 @@ class Detector:
     # ------------------------------------------------------------------ running
     @torch.no_grad()
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
+        thresholds = self._thresholds  # read once: the whole batch uses one setting
         t0 = time.perf_counter()
         tensors = [self._prepare(c) for c in clouds]
         results: list[Detections | None] = [None] * len(tensors)
@@ -134,7 +162,8 @@ class Detector:
             out = self.model.forward_voxels(vb)
         self._sync()
         t2 = time.perf_counter()
-        preds = self.model.predict(out, self.score_threshold, self._class_thresholds())
+        per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)
+        preds = self.model.predict(out, thresholds.default, per_class)
         for i, p in zip(live, preds):
             results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
                                     p.labels.cpu().numpy(), self.class_names)

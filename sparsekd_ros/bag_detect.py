@@ -16,10 +16,11 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, load_vision_msgs
-from sparsekd_ros.parameters import NODE_NAME, parse_class_thresholds
+from sparsekd_ros.parameters import NODE_NAME
 from sparsekd_ros.pointcloud2 import MalformedCloud
 
 __all__ = ["MARKERS_TOPIC", "DETECTIONS_TOPIC", "detect_bag", "main"]
@@ -110,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default=None, help="output storage (default: as input)")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum box score (default 0.3)")
     parser.add_argument("--class-score-thresholds", default="",
-                        help="per-class minimum scores, e.g. 'Pedestrian:0.25,Cyclist:0.25'")
+                        help="per-class minimum scores that replace --score-threshold for their class (lower or "
+                             "higher), e.g. 'Pedestrian:0.25,Cyclist:0.25'")
     parser.add_argument("--intensity-field", default="intensity", help="cloud field used as intensity")
     parser.add_argument("--intensity-scale", type=float, default=1.0, help="factor on that field (e.g. 0.00392)")
     parser.add_argument("--max-range", type=float, default=0.0, help="keep points within this range (m); 0 = all")
@@ -124,12 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sparsekd_core.inference import load_detector  # torch is heavy: only once the arguments are fine
 
     try:
-        thresholds = parse_class_thresholds(args.class_score_thresholds)
+        thresholds = ScoreThresholds.parse(args.score_threshold, args.class_score_thresholds)
         det = load_detector(args.model, device=args.device, fp16=args.fp16)
-        unknown = sorted(set(thresholds) - set(det.class_names))
+        unknown = thresholds.unknown(det.class_names)
         if unknown:
             raise ValueError(f"--class-score-thresholds names {unknown}, not classes of {det.name} {list(det.class_names)}")
-        det.score_threshold, det.class_score_thresholds = args.score_threshold, thresholds
+        det.thresholds = thresholds
         print(f"model {det.name} on {det.device}, classes {list(det.class_names)}", file=sys.stderr)
         summary = detect_bag(args.in_bag, args.out_bag, det, args.topic, args.storage, args.intensity_field,
                              args.intensity_scale, args.max_range, args.frame_id, args.copy_other_topics)

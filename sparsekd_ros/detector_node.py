@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
@@ -30,7 +30,8 @@ from visualization_msgs.msg import MarkerArray
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.mailbox import LatestMailbox
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, diagnostic_array, load_vision_msgs
-from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, parse_class_thresholds
+from sparsekd_core.thresholds import ScoreThresholds
+from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, ParamSpec
 from sparsekd_ros.pipeline_stats import PipelineStats
 from sparsekd_ros.pointcloud2 import MalformedCloud
 from sparsekd_ros.qos import output_qos, sensor_qos
@@ -53,12 +54,12 @@ class DetectorNode(Node):
         self.params = self._declare_parameters()
         log = self.get_logger()
         self.det = detector if detector is not None else self._load_detector()
-        self._apply_thresholds(self.params.score_threshold, self.params.class_score_thresholds)
+        self.det.thresholds = self._thresholds(self.params)
         warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
         log.info(
             f"model {self.det.name} on {self.det.device}: classes {list(self.det.class_names)}, "
             f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
-            f"(median of {self.params.warmup_runs} runs)"
+            f"(median of {self.params.warmup_runs} runs), score thresholds {self.det.thresholds.describe()}"
         )
         provenance = getattr(self.det, "meta", {}).get("provenance")
         if provenance:
@@ -92,12 +93,8 @@ class DetectorNode(Node):
 
     # ------------------------------------------------------------------ set-up
     def _declare_parameters(self) -> NodeParams:
-        values = {}
-        for spec in PARAMETERS:
-            descriptor = ParameterDescriptor(
-                description=spec.description, read_only=spec.read_only, dynamic_typing=spec.dynamic_typing
-            )
-            values[spec.name] = self.declare_parameter(spec.name, spec.default, descriptor).value
+        values = {spec.name: self.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
+                  for spec in PARAMETERS}
         return NodeParams.from_values(values)
 
     def _load_detector(self) -> Any:
@@ -107,29 +104,29 @@ class DetectorNode(Node):
         self.get_logger().info(f"loading {p.model_source} on device={p.device} fp16={p.fp16}")
         return load_detector(p.model_source, device=p.device, fp16=p.fp16)
 
-    def _apply_thresholds(self, score_threshold: float, per_class: dict[str, float]) -> None:
-        unknown = sorted(set(per_class) - set(self.det.class_names))
+    def _thresholds(self, params: NodeParams) -> ScoreThresholds:
+        """The detector's thresholds for ``params``, without classes the model lacks (with a warning)."""
+        thresholds = ScoreThresholds(params.score_threshold, params.class_score_thresholds)
+        unknown = thresholds.unknown(self.det.class_names)
         if unknown:
             self.get_logger().warning(
                 f"class_score_thresholds names {unknown}, which model {self.det.name} does not have "
                 f"(classes {list(self.det.class_names)}); ignoring them"
             )
-        self.det.score_threshold = float(score_threshold)
-        self.det.class_score_thresholds = {k: v for k, v in per_class.items() if k in self.det.class_names}
+        return thresholds.restricted_to(self.det.class_names)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
-        score, per_class = self.det.score_threshold, dict(self.det.class_score_thresholds)
-        for p in params:
-            try:
-                if p.name == "score_threshold":
-                    if not isinstance(p.value, (int, float)) or not 0.0 <= p.value <= 1.0:
-                        raise ValueError(f"score_threshold must be a number in [0, 1], got {p.value!r}")
-                    score = float(p.value)
-                elif p.name == "class_score_thresholds":
-                    per_class = parse_class_thresholds(p.value)
-            except ValueError as exc:
-                return SetParametersResult(successful=False, reason=str(exc))
-        self._apply_thresholds(score, per_class)
+        """Run-time changes: checked as at start-up, then swapped in as one new value each (the
+        worker reads ``self.params`` and the detector its thresholds once per frame)."""
+        try:
+            new = self.params.with_values({p.name: p.value for p in params})
+        except ValueError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        thresholds = self._thresholds(new)
+        if thresholds != self.det.thresholds:
+            self.det.thresholds = thresholds
+            self.get_logger().info(f"score thresholds now {thresholds.describe()}")
+        self.params = new
         return SetParametersResult(successful=True)
 
     # ------------------------------------------------------------------ data path
@@ -219,6 +216,17 @@ class DetectorNode(Node):
         if self._worker.is_alive() and threading.current_thread() is not self._worker:
             self._worker.join(timeout=30.0)
         super().destroy_node()
+
+
+def _descriptor(spec: ParamSpec) -> ParameterDescriptor:
+    """The ROS descriptor of a parameter: description, read-only flag and, for bounded floats, the range
+    (so `ros2 param describe` shows it and rclpy refuses values outside it)."""
+    descriptor = ParameterDescriptor(description=spec.description, read_only=spec.read_only,
+                                     dynamic_typing=spec.dynamic_typing)
+    if isinstance(spec.default, float) and spec.minimum is not None and spec.maximum is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.minimum),
+                                                              to_value=float(spec.maximum), step=0.0)]
+    return descriptor
 
 
 def _help_text() -> str:

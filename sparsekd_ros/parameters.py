@@ -1,14 +1,19 @@
-"""The detector node's ROS parameters: one table with names, defaults and descriptions.
+"""The detector node's ROS parameters: one declarative table of names, defaults, checks and descriptions.
 
-The node declares exactly these; config/detector.yaml and launch/detector.launch.py are tested to
-agree with them. Kept free of rclpy node code so tools and tests can read it.
+A new parameter is one ``ParamSpec`` line in :data:`PARAMETERS`: the node declares it (with its
+description, read-only flag and range), :class:`NodeParams` gets a typed field for it, ``--help``
+lists it, and the tests check that config/detector.yaml and launch/detector.launch.py agree with
+the table. Kept free of rclpy node code so tools and tests can read it.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any, Sequence
+import math
+from dataclasses import dataclass, make_dataclass, replace
+from typing import Any, Callable
 
-__all__ = ["NODE_NAME", "ParamSpec", "PARAMETERS", "NodeParams", "parse_class_thresholds"]
+from sparsekd_core.thresholds import parse_class_thresholds
+
+__all__ = ["NODE_NAME", "ParamSpec", "PARAMETERS", "SPECS", "NodeParams"]
 
 #: Default node name; topics are ~/markers -> /sparsekd_detector/markers, ~/detections.
 NODE_NAME = "sparsekd_detector"
@@ -16,11 +21,53 @@ NODE_NAME = "sparsekd_detector"
 
 @dataclass(frozen=True)
 class ParamSpec:
+    """One parameter. Its type is its default's type; ``parse`` turns a raw value into the typed one
+    (and raises ValueError for a bad one); ``minimum``/``maximum`` bound numbers (inclusive);
+    ``positive`` excludes 0."""
+
     name: str
     default: Any
     description: str
     read_only: bool = True  # False: may change at run time (ros2 param set)
     dynamic_typing: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    positive: bool = False
+    parse: Callable[[Any], Any] | None = None
+
+    def typed(self, raw: Any) -> Any:
+        """The raw ROS value as this parameter's value; ValueError naming the parameter and the fix."""
+        if self.parse is not None:
+            try:
+                return self.parse(raw)
+            except ValueError as exc:
+                raise ValueError(f"parameter '{self.name}': {exc}") from exc
+        kind = type(self.default)
+        if kind is float:
+            if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+                raise ValueError(f"parameter '{self.name}' must be a number, got {raw!r}")
+            value: Any = float(raw)
+        elif kind is int:
+            if isinstance(raw, bool) or not isinstance(raw, int):
+                raise ValueError(f"parameter '{self.name}' must be an integer, got {raw!r}")
+            value = int(raw)
+        elif kind is bool:
+            if not isinstance(raw, bool):
+                raise ValueError(f"parameter '{self.name}' must be true or false, got {raw!r}")
+            value = raw
+        else:
+            value = str(raw)
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"parameter '{self.name}' must be >= {self.minimum:g}, got {value!r}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"parameter '{self.name}' must be <= {self.maximum:g}, got {value!r}")
+        if self.positive and value <= 0:
+            raise ValueError(f"parameter '{self.name}' must be > 0, got {value!r}")
+        return value
+
+
+def _class_thresholds(raw: Any) -> tuple[tuple[str, float], ...]:
+    return tuple(parse_class_thresholds(raw).items())
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
@@ -31,97 +78,58 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("fp16", False, "Half-precision inference on CUDA (ignored on CPU)."),
     ParamSpec("input_topic", "/points", "sensor_msgs/PointCloud2 input topic (subscribed best effort, depth 1)."),
     ParamSpec("score_threshold", 0.3, "Minimum score of a published box, for classes without their own "
-              "threshold. Can be changed at run time.", read_only=False),
+              "threshold in class_score_thresholds. Can be changed at run time.", read_only=False,
+              minimum=0.0, maximum=1.0),
     ParamSpec("class_score_thresholds", "", "Per-class minimum scores as 'Name:threshold' items, either one "
-              "string 'Pedestrian:0.25,Cyclist:0.25' or a string list; classes the model lacks are ignored "
-              "with a warning. Can be changed at run time.", read_only=False, dynamic_typing=True),
+              "string 'Pedestrian:0.25,Cyclist:0.25' or a string list. A class listed here uses its own "
+              "threshold instead of score_threshold, lower or higher; classes the model lacks are ignored "
+              "with a warning. Can be changed at run time.", read_only=False, dynamic_typing=True,
+              parse=_class_thresholds),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
-              "metres before detection; 0 keeps all (the model's point_cloud_range still applies)."),
+              "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),
     ParamSpec("intensity_field", "intensity", "Cloud field fed to the model's 'intensity' feature "
               "(e.g. 'intensity', 'reflectance', 'i'); a missing field gives zeros."),
     ParamSpec("intensity_scale", 1.0, "Factor applied to that field, e.g. 0.00392 (1/255) for 0..255 "
               "sensors when the model was trained on 0..1 intensities."),
     ParamSpec("frame_id", "", "Frame of the published boxes; empty = the input cloud's frame_id."),
     ParamSpec("warmup_runs", 3, "Forward passes on a synthetic cloud at start-up before subscribing; "
-              "their median is logged as the warm latency."),
-    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages."),
+              "their median is logged as the warm latency.", minimum=0),
+    ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", positive=True),
     ParamSpec("log_period", 10.0, "Seconds between statistics log lines (frames, drops, median ms per stage); "
-              "0 disables them."),
+              "0 disables them.", minimum=0.0),
 )
 
-
-@dataclass
-class NodeParams:
-    """Typed values of :data:`PARAMETERS` (class_score_thresholds parsed into a dict)."""
-
-    model: str
-    checkpoint: str
-    device: str
-    fp16: bool
-    input_topic: str
-    score_threshold: float
-    class_score_thresholds: dict[str, float]
-    max_range: float
-    intensity_field: str
-    intensity_scale: float
-    frame_id: str
-    warmup_runs: int
-    diagnostics_period: float
-    log_period: float
-
-    @property
-    def model_source(self) -> str:
-        """What to load: the checkpoint path when given, else the model name or path."""
-        return self.checkpoint or self.model
-
-    @classmethod
-    def from_values(cls, values: dict[str, Any]) -> "NodeParams":
-        """Build from raw parameter values, checking types; raises ValueError naming the parameter."""
-        out: dict[str, Any] = {}
-        for f in fields(cls):
-            raw = values[f.name]
-            if f.name == "class_score_thresholds":
-                out[f.name] = parse_class_thresholds(raw)
-            elif f.type in ("float", float):
-                if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-                    raise ValueError(f"parameter '{f.name}' must be a number, got {raw!r}")
-                out[f.name] = float(raw)
-            elif f.type in ("int", int):
-                out[f.name] = int(raw)
-            elif f.type in ("bool", bool):
-                out[f.name] = bool(raw)
-            else:
-                out[f.name] = str(raw)
-        params = cls(**out)
-        for name in ("max_range", "warmup_runs", "diagnostics_period", "log_period"):
-            if getattr(params, name) < 0:
-                raise ValueError(f"parameter '{name}' must be >= 0, got {getattr(params, name)}")
-        if params.diagnostics_period == 0:
-            raise ValueError("parameter 'diagnostics_period' must be > 0 seconds")
-        return params
+#: The specs by name.
+SPECS: dict[str, ParamSpec] = {spec.name: spec for spec in PARAMETERS}
 
 
-def parse_class_thresholds(value: str | Sequence[str]) -> dict[str, float]:
-    """'Car:0.5,Pedestrian:0.3' or ['Car:0.5', 'Pedestrian:0.3'] -> {'Car': 0.5, 'Pedestrian': 0.3}.
+def _model_source(self) -> str:
+    """What to load: the checkpoint path when given, else the model name or path."""
+    return self.checkpoint or self.model
 
-    Empty string / list -> {}. Raises ValueError for items without ':' or with a non-number, or a
-    threshold outside [0, 1].
-    """
-    items = value.split(",") if isinstance(value, str) else list(value)
-    out: dict[str, float] = {}
-    for item in items:
-        item = str(item).strip()
-        if not item:
-            continue
-        name, sep, thr = item.rpartition(":")
-        try:
-            score = float(thr)
-        except ValueError:
-            score = float("nan")
-        if not sep or not name.strip() or not 0.0 <= score <= 1.0:
-            raise ValueError(
-                f"class_score_thresholds item {item!r} is not 'ClassName:threshold' with a threshold in [0, 1], "
-                f"e.g. 'Pedestrian:0.25'"
-            )
-        out[name.strip()] = score
-    return out
+
+def _from_values(cls, values: dict[str, Any]) -> Any:
+    """Build from raw parameter values (all of PARAMETERS), checking each; ValueError names the parameter."""
+    return cls(**{spec.name: spec.typed(values[spec.name]) for spec in PARAMETERS})
+
+
+def _with_values(self, values: dict[str, Any]) -> Any:
+    """A copy with some parameters changed (raw values, checked as at start-up)."""
+    return replace(self, **{name: SPECS[name].typed(raw) for name, raw in values.items()})
+
+
+# The typed, immutable parameter values: one field per PARAMETERS entry (the field's type is its
+# default's type; class_score_thresholds becomes (name, threshold) pairs). Generated from the table
+# so that a parameter is declared in exactly one place; the node swaps in a new value on a change.
+NodeParams = make_dataclass(
+    "NodeParams",
+    [(spec.name, Any) for spec in PARAMETERS],
+    frozen=True,
+    namespace={
+        "__doc__": "Typed values of PARAMETERS, immutable; NodeParams.from_values(raw) checks each.",
+        "model_source": property(_model_source),
+        "from_values": classmethod(_from_values),
+        "with_values": _with_values,
+    },
+)
+NodeParams.__module__ = __name__

@@ -28,6 +28,7 @@ from sparsekd_ros.demo.processes import LoggedProcess, dds_profile, dds_profile_
 from visualization_msgs.msg import MarkerArray
 
 from sparsekd_core.detections import Detections
+from sparsekd_core.thresholds import ScoreThresholds
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / ".." / "shared" / "data"
@@ -186,12 +187,13 @@ def header(t: Time, frame_id: str = "lidar") -> Header:
 
 
 class StandInDetector:
-    """The Detector API with a scripted result: one Car box at the mean of the points it was given."""
+    """The Detector API with a scripted result: one Car box at the mean of the points it was given.
+    It ignores its thresholds; test/scripted_detector.py is a real Detector with scripted scores."""
 
     def __init__(self, delay: float = 0.0, features=("x", "y", "z", "intensity")):
         self.name, self.device, self.class_names, self.point_features = "stand_in", "cpu", CLASSES, features
         self.point_cloud_range = np.array([-80, -80, -5, 80, 80, 5], np.float32)
-        self.score_threshold, self.class_score_thresholds = 0.1, {}
+        self.thresholds = ScoreThresholds(0.1)
         self.last_timings: dict[str, float] = {}
         self.delay, self.seen, self.fail_on_n_points = delay, [], None
 

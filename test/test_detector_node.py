@@ -1,5 +1,6 @@
-"""The detector node: in-process with a stand-in detector (fast, exact), then the real node in a
-subprocess with a real (untrained) model, real frames, bad clouds and a 20 Hz stream."""
+"""The detector node: in-process with a stand-in detector (fast, exact) or a real Detector with scripted
+scores, then the real node in a subprocess with a real (untrained) model, real frames, bad clouds and a
+20 Hz stream."""
 from __future__ import annotations
 
 import subprocess
@@ -25,6 +26,8 @@ from ros_helpers import (
     stamp,
     waymo_points,
 )
+from scripted_detector import scripted_detector, some_points
+from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_ros.pipeline_stats import STAGES
 from sparsekd_ros.pointcloud2 import points_to_cloud
@@ -97,16 +100,44 @@ def test_thresholds_from_parameters_and_at_run_time(context):
     det = StandInDetector()
     node, _ = make_node(context, det, score_threshold=0.4, class_score_thresholds="Car:0.6, Truck:0.2")
     try:
-        assert det.score_threshold == 0.4 and det.class_score_thresholds == {"Car": 0.6}  # Truck: not a class
+        assert det.thresholds == ScoreThresholds(0.4, {"Car": 0.6})  # Truck: not a class of the model
         ok = node.set_parameters([Parameter("score_threshold", value=0.7),
                                   Parameter("class_score_thresholds", value=["Pedestrian:0.2"])])
         assert all(r.successful for r in ok)
-        assert det.score_threshold == 0.7 and det.class_score_thresholds == {"Pedestrian": 0.2}
+        assert det.thresholds == ScoreThresholds(0.7, {"Pedestrian": 0.2})
         bad = node.set_parameters([Parameter("class_score_thresholds", value="Pedestrian=0.2")])
         assert not bad[0].successful and "ClassName:threshold" in bad[0].reason
         assert not node.set_parameters([Parameter("score_threshold", value=1.5)])[0].successful
         assert not node.set_parameters([Parameter("model", value="other")])[0].successful  # read-only
-        assert det.class_score_thresholds == {"Pedestrian": 0.2}
+        assert det.thresholds == ScoreThresholds(0.7, {"Pedestrian": 0.2})
+        assert node.params.class_score_thresholds == (("Pedestrian", 0.2),)
+    finally:
+        node.destroy_node()
+
+
+def _labelled(markers) -> dict[str, float]:
+    texts = [m.text.split() for m in markers.markers if m.type == m.TEXT_VIEW_FACING]
+    return {name: float(score) for name, score in texts}
+
+
+def test_class_thresholds_lower_and_raise_through_the_node(context, tmp_path):
+    """The real Detector with scripted scores (Car 0.35, Pedestrian 0.27, Cyclist 0.22) behind the node."""
+    det = scripted_detector(tmp_path, {"Car": 0.35, "Pedestrian": 0.27, "Cyclist": 0.22})
+    node, capture = make_node(context, det, score_threshold=0.3, class_score_thresholds="Pedestrian:0.25",
+                              warmup_runs=0)
+    try:
+        cloud = points_to_cloud(some_points(), header=header(stamp(1)))
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Car": 0.35, "Pedestrian": 0.27}  # Pedestrian's 0.25 lowers the bar
+        assert node.set_parameters([Parameter("class_score_thresholds", value="Car:0.4,Pedestrian:0.25")])[0].successful
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Pedestrian": 0.27}  # Car's 0.4 raises the bar above its 0.35
+        assert node.set_parameters([Parameter("score_threshold", value=0.2)])[0].successful
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Pedestrian": 0.27, "Cyclist": 0.22}  # Car keeps its own 0.4
+        assert node.set_parameters([Parameter("class_score_thresholds", value="")])[0].successful
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Car": 0.35, "Pedestrian": 0.27, "Cyclist": 0.22}
     finally:
         node.destroy_node()
 

@@ -80,22 +80,6 @@ def test_batched_call_equals_single_calls(detector):
             assert (dist < 1e-3).mean() >= 0.9
 
 
-def test_per_class_thresholds(detector):
-    pts = _front(seed=4)
-    detector.class_score_thresholds = {"Car": 1.1}
-    try:
-        det = detector(pts)
-        assert "Car" not in det.names
-    finally:
-        detector.class_score_thresholds = {}
-    detector.class_score_thresholds = {"Truck": 0.5}
-    try:
-        with pytest.raises(ValueError, match="unknown classes"):
-            detector(pts)
-    finally:
-        detector.class_score_thresholds = {}
-
-
 def test_resolution_errors(tmp_path):
     with pytest.raises(CheckpointError, match="no trained weights bundled for zoo model 'cp_voxel'"):
         resolve_checkpoint("cp_voxel")

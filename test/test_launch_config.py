@@ -16,7 +16,8 @@ from rclpy.context import Context
 from ros_helpers import REPO, StandInDetector, domain_id
 from sparsekd_ros.bag_detect import MARKERS_TOPIC
 from sparsekd_ros.detector_node import DetectorNode
-from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, parse_class_thresholds
+from sparsekd_core.thresholds import ScoreThresholds
+from sparsekd_ros.parameters import NODE_NAME, PARAMETERS
 from sparsekd_ros.replay import DEFAULT_FRAME_ID
 
 LAUNCH = REPO / "launch" / "detector.launch.py"
@@ -113,7 +114,7 @@ def test_node_loads_the_config_file(tmp_path):
     try:
         p = node.params
         assert (p.score_threshold, p.max_range, p.intensity_field, p.frame_id) == (0.55, 60.0, "reflectance", "base_lidar")
-        assert det.score_threshold == 0.55 and det.class_score_thresholds == {"Pedestrian": 0.2}
+        assert det.thresholds == ScoreThresholds(0.55, {"Pedestrian": 0.2})
         assert node.markers_pub.topic_name == MARKERS_TOPIC
         assert node.cloud_sub.topic_name == SPECS["input_topic"].default
         descriptors = node.describe_parameters([s.name for s in PARAMETERS])
@@ -151,15 +152,6 @@ def test_installed_files_are_the_ones_setup_py_ships():
     for pattern in ('glob("launch/*.py")', 'glob("config/*.yaml")', 'glob("rviz/*.rviz")'):
         assert pattern in setup
     assert LAUNCH.suffix == ".py" and CONFIG.suffix == ".yaml" and RVIZ.suffix == ".rviz"
-
-
-def test_class_threshold_parsing():
-    assert parse_class_thresholds("") == {} and parse_class_thresholds([]) == {}
-    assert parse_class_thresholds(" Car:0.5 , Pedestrian:0.25,") == {"Car": 0.5, "Pedestrian": 0.25}
-    assert parse_class_thresholds(["Cyclist:1"]) == {"Cyclist": 1.0}
-    for bad in ("Car", "Car:x", "Car:1.5", ":0.3"):
-        with pytest.raises(ValueError, match="ClassName:threshold"):
-            parse_class_thresholds(bad)
 
 
 def test_launch_description_builds_when_launch_ros_is_installed():

@@ -42,16 +42,22 @@ def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_
 
 def postprocess(out: HeadOutput, post: PostProcessConfig, voxel_size, point_cloud_range, feature_stride: int,
                 score_threshold: float | None = None, class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
-    """Decode, filter by score (global or per class) and centre range, then NMS per sample."""
+    """Decode, filter by score and centre range, then NMS per sample.
+
+    ``class_thresholds`` (C,): each class's minimum score; when given it replaces ``score_threshold`` (a
+    class threshold may be lower or higher than the global one). Without it, ``score_threshold`` (default:
+    the config's) applies to every class.
+    """
     boxes, scores, labels = decode_maps(out, post.max_per_sample, voxel_size, point_cloud_range, feature_stride)
     thr = post.score_threshold if score_threshold is None else score_threshold
     lo = boxes.new_tensor(post.center_range[:3])
     hi = boxes.new_tensor(post.center_range[3:])
     results = []
     for i in range(boxes.shape[0]):
-        keep = scores[i] >= thr
         if class_thresholds is not None:
-            keep &= scores[i] >= class_thresholds.to(scores.device)[labels[i]]
+            keep = scores[i] >= class_thresholds.to(scores.device)[labels[i]]
+        else:
+            keep = scores[i] >= thr
         keep &= ((boxes[i, :, :3] >= lo) & (boxes[i, :, :3] <= hi)).all(dim=1)
         keep &= torch.isfinite(boxes[i]).all(dim=1)
         bx, sc, lb = boxes[i][keep], scores[i][keep], labels[i][keep]
