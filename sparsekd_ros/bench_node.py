@@ -14,7 +14,6 @@ import argparse
 import json
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -32,6 +31,7 @@ from tqdm import tqdm
 
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_ros.pointcloud2 import cloud_to_points, create_cloud, points_to_cloud
+from sparsekd_ros.spin import BackgroundSpin
 
 __all__ = ["STUDENTS", "codec_bench", "load_bench_detector", "node_bench", "run_node_bench", "main"]
 
@@ -101,7 +101,9 @@ class _Rig:
         rclpy.init(context=self.context, domain_id=domain)
         overrides = [Parameter("input_topic", value=_TOPIC), Parameter("warmup_runs", value=warmup_runs),
                      Parameter("log_period", value=0.0), Parameter("diagnostics_period", value=3600.0),
-                     Parameter("score_threshold", value=float(det.score_threshold))]
+                     Parameter("score_threshold", value=float(det.thresholds.default)),
+                     Parameter("class_score_thresholds",
+                               value=",".join(f"{n}:{v}" for n, v in det.thresholds.per_class))]
         self.node = DetectorNode("sparsekd_bench_detector", detector=det, context=self.context,
                                  parameter_overrides=overrides)
         self.source = Node("sparsekd_bench_source", context=self.context)
@@ -109,24 +111,18 @@ class _Rig:
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.source)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
+        self.spin = BackgroundSpin(self.executor, self.source.get_logger(), "the node bench's spin thread")
         end = time.monotonic() + 10
         while self.pub.get_subscription_count() == 0 and time.monotonic() < end:
             time.sleep(0.01)
 
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races
-            pass
-
     def send(self, cloud: PointCloud2) -> None:
+        self.spin.check()  # a dead spin would show up as frames that never get an answer
         cloud.header.stamp = self.source.get_clock().now().to_msg()
         self.pub.publish(cloud)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=5)
+        self.spin.stop(timeout=5.0)
         self.node.destroy_node()
         self.source.destroy_node()
         rclpy.try_shutdown(context=self.context)
@@ -149,6 +145,7 @@ def node_bench(det: Any, cloud: PointCloud2, latency_frames: int = 5, sustained_
             rig.send(cloud)
             end = time.monotonic() + 300
             while stats.processed + stats.malformed + stats.errors == done and time.monotonic() < end:
+                rig.spin.check()
                 time.sleep(0.002)
             if stats.errors or stats.malformed:
                 raise RuntimeError(f"the node rejected the bench cloud: {stats.last_problem}")

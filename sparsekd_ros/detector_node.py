@@ -11,15 +11,18 @@ Run:  ros2 run sparsekd_ros detector_node --ros-args -p model:=cp_voxel_s
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 import time
+import traceback
 from typing import Any, Sequence
 
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.time import Time
@@ -142,6 +145,8 @@ class DetectorNode(Node):
             try:
                 self.process_cloud(*item)
             except Exception as exc:  # noqa: BLE001 - the node must outlive any single frame
+                if self._stop.is_set() or not self.context.ok():
+                    return  # shutting down: a frame cut short by the shutdown is not a detector failure
                 self.stats.skipped(f"{type(exc).__name__}: {exc}", error=True)
                 self.get_logger().error(
                     f"detector failed on a cloud ({type(exc).__name__}: {exc}); skipping it",
@@ -249,7 +254,11 @@ def _help_text() -> str:
 
 
 def main(args: Sequence[str] | None = None) -> int:
-    """Console entry ``detector_node``: spin a DetectorNode until Ctrl-C."""
+    """Console entry ``detector_node``: spin a DetectorNode until Ctrl-C (SIGINT) or SIGTERM.
+
+    Exit codes: 0 after a signal, 1 when the node cannot start (bad parameter, unknown model, missing
+    checkpoint) or when it stops on an error while running; each is logged under its own name.
+    """
     argv = list(sys.argv if args is None else ["detector_node", *args])
     parser = argparse.ArgumentParser(
         prog="detector_node",
@@ -258,24 +267,57 @@ def main(args: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_known_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    rclpy.init(args=argv)
-    node = None
+    # rclpy's own signal handlers shut the context down at once, under a worker that may be publishing;
+    # here a signal only asks the spin loop to end, and the node stops its worker before the context goes.
+    rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
+    log = rclpy.logging.get_logger(NODE_NAME)
     try:
         node = DetectorNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+    except KeyboardInterrupt:  # Ctrl-C while the model loads
+        rclpy.try_shutdown()
+        return 0
     except (ValueError, FileNotFoundError, KeyError, RuntimeError) as exc:
         # Start-up errors (bad parameter, unknown model, missing checkpoint): say so and exit non-zero.
-        rclpy.logging.get_logger(NODE_NAME).fatal(f"cannot start: {type(exc).__name__}: {exc}")
+        log.fatal(f"cannot start: {type(exc).__name__}: {exc}")
+        rclpy.try_shutdown()
+        return 1
+    stop = _StopOnSignal()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        while not stop.requested and rclpy.ok():
+            executor.spin_once(timeout_sec=0.1)  # short waits: a signal is seen within 0.1 s
+        return 0
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a running node that fails says so, under its real name
+        log.fatal(f"stopped by an error while running: {type(exc).__name__}: {exc}\n"
+                  f"{traceback.format_exc().rstrip()}")
         return 1
     finally:
-        if node is not None:
-            node.destroy_node()
+        stop.restore()
+        executor.shutdown(timeout_sec=5.0)
+        node.destroy_node()  # the worker finishes its frame and stops while the context is still valid
         rclpy.try_shutdown()
-    return 0
+
+
+class _StopOnSignal:
+    """SIGINT/SIGTERM set ``requested``; a second signal interrupts at once (KeyboardInterrupt)."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = {s: signal.signal(s, self._handle) for s in self._SIGNALS}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":

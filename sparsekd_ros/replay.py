@@ -15,7 +15,7 @@ from typing import Sequence
 
 import numpy as np
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import PointCloud2
@@ -24,6 +24,7 @@ from std_msgs.msg import Header
 from sparsekd_ros.bag_io import BagError, iter_messages, open_bag, pick_cloud_topic, to_rclpy
 from sparsekd_ros.frame_files import list_frames, read_frame
 from sparsekd_ros.pointcloud2 import points_to_cloud
+from sparsekd_ros.spin import BackgroundSpin, SpinFailed
 
 __all__ = ["DEFAULT_FRAME_ID", "DEFAULT_TOPIC", "replay_bag", "replay_frames", "main"]
 
@@ -214,8 +215,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     node = Node("sparsekd_replay")
     stop = threading.Event()
     rclpy.get_default_context().on_shutdown(stop.set)  # Ctrl-C shuts the context down: stop publishing
-    spinner = threading.Thread(target=_spin, args=(node, stop), daemon=True)
-    spinner.start()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    # Serves discovery and parameter services while the main thread publishes; if it dies, publishing stops.
+    spin = BackgroundSpin(executor, node.get_logger(), "sparsekd-replay's spin thread", on_failure=stop.set)
     try:
         if args.bag is not None:
             count = replay_bag(node, args.bag, args.topic, args.publish_topic, args.rate, args.loop, args.restamp, stop,
@@ -225,8 +228,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             count = replay_frames(node, list_frames(args.frames), args.topic or DEFAULT_TOPIC, args.rate_hz, fields,
                                   args.frame_id, args.bin_columns, loop=not args.once, stop=stop,
                                   wait_for_subscriber=args.wait_for_subscriber)
+        spin.check()
         node.get_logger().info(f"published {count} clouds")
         return 0
+    except SpinFailed as exc:
+        node.get_logger().error(f"{exc}; stopped publishing")
+        return 1
     except (BagError, ValueError) as exc:
         node.get_logger().error(str(exc))
         return 2
@@ -234,24 +241,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except Exception:
         # A publish racing a shutdown (Ctrl-C, or SIGTERM, whose handler invalidates the context without running
-        # on_shutdown callbacks): not an error.
-        if stop.is_set() or not rclpy.ok():
+        # on_shutdown callbacks) is not an error; anything else is.
+        if not spin.failed and (stop.is_set() or not rclpy.ok()):
             return 0
         raise
     finally:
         stop.set()
-        spinner.join(timeout=5.0)  # the node must not be destroyed under a running spin
+        spin.stop()  # the node must not be destroyed under a running spin
         node.destroy_node()
         rclpy.try_shutdown()
-
-
-def _spin(node: Node, stop: threading.Event) -> None:
-    """Serve discovery and parameter services while the main thread publishes."""
-    try:
-        while not stop.is_set() and rclpy.ok():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except Exception:  # noqa: BLE001 - shutdown races end the spin quietly
-        pass
 
 
 if __name__ == "__main__":

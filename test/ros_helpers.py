@@ -7,6 +7,7 @@ helpers re-publish until an answer arrives instead of assuming every message get
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from sparsekd_ros.demo.processes import LoggedProcess, dds_profile, dds_profile_env
+from sparsekd_ros.spin import BackgroundSpin
 from visualization_msgs.msg import MarkerArray
 
 from sparsekd_core.detections import Detections
@@ -98,8 +100,8 @@ class NodeProcess(LoggedProcess):
                 return int(line.split()[1]) / 1024.0
         raise RuntimeError("no VmRSS")
 
-    def stop(self, timeout: float = 15.0) -> int:
-        return super().stop(timeout)
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGINT) -> int:
+        return super().stop(timeout, sig)
 
 
 class RosClient:
@@ -118,15 +120,8 @@ class RosClient:
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._keep(self.diagnostics), reliable)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
+        self.spin = BackgroundSpin(self.executor, self.node.get_logger(), "the test client's spin thread")
         self._publishers: dict[str, object] = {}
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the spin
-            pass
 
     def _keep(self, sink: list) -> Callable:
         def callback(msg) -> None:
@@ -159,6 +154,7 @@ class RosClient:
         pub = self.publisher()
         end = time.monotonic() + timeout
         while time.monotonic() < end:
+            self.spin.check()
             pub.publish(cloud)
             step_end = min(end, time.monotonic() + period)
             while time.monotonic() < step_end:
@@ -176,10 +172,9 @@ class RosClient:
         return done()
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2.0)
+        self.spin.stop(timeout=2.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5.0)
 
 
 def header(t: Time, frame_id: str = "lidar") -> Header:

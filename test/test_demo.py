@@ -110,6 +110,37 @@ def test_markers_decode_back_to_the_boxes():
     assert empty[0].shape == (0, 7) and len(empty[1]) == 0
 
 
+def test_client_says_its_spin_died_instead_of_counting_drops(monkeypatch):
+    """A markers callback that fails ends the client's spin; waiting for answers then raises SpinFailed
+    (main() turns it into an 'error' event and exit code 4) instead of timing out as a dropped frame."""
+    from geometry_msgs.msg import Point
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    from sparsekd_ros.demo.client import DemoClient, Frame
+    from sparsekd_ros.pointcloud2 import points_to_cloud
+    from sparsekd_ros.spin import SpinFailed
+
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(150 + os.getpid() % 80))
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    client = DemoClient("/spin_test/points", "/spin_test/markers", CLASSES)
+    try:
+        frame = Frame("f0", points_to_cloud(np.zeros((10, 4), np.float32), header=Header(frame_id="lidar")))
+        client.publish([frame], rate_hz=100.0)
+        pub = client.node.create_publisher(MarkerArray, "/spin_test/markers",
+                                           QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE))
+        # An answer to the frame whose LINE_LIST holds 5 points, not 24 per box: decoding it raises.
+        bad = MarkerArray(markers=[Marker(header=Header(stamp=frame.cloud.header.stamp, frame_id="lidar"),
+                                          type=Marker.LINE_LIST, action=Marker.ADD, points=[Point()] * 5)])
+        with pytest.raises(SpinFailed, match="the demo client's spin thread stopped: ValueError"):
+            for _ in range(100):
+                pub.publish(bad)
+                client.wait_for_answer(0, 0.1)
+        assert 0 not in client.answered
+    finally:
+        client.close()
+
+
 def test_process_environment(tmp_path):
     profile = dds_profile()
     assert profile == REPO / "config" / "fastdds_large_data.xml" and "segment_size" in profile.read_text()

@@ -3,6 +3,7 @@ scores, then the real node in a subprocess with a real (untrained) model, real f
 20 Hz stream."""
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -13,6 +14,7 @@ import rclpy
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointField
+from visualization_msgs.msg import MarkerArray
 
 from ros_helpers import (
     NodeProcess,
@@ -308,6 +310,73 @@ def test_stream_at_20hz_into_a_slow_model(node_and_client):
     warm = [mb for t, mb in rss if t >= 2.0]
     assert max(warm) - min(warm) < 40, rss
     assert "dropped" in node.log() and "median ms: decode" in node.log()
+
+
+def test_context_shutdown_lets_the_frame_in_flight_finish(context):
+    """Shutting the context down while the worker is mid-frame first stops the worker (the context
+    destroys its nodes first): the frame is published, nothing fails, the worker is gone."""
+    det = StandInDetector(delay=0.5)
+    node, _ = make_node(context, det)
+    node.markers_pub = node.create_publisher(MarkerArray, "~/markers", 1)  # the real publisher: it must fail
+    try:
+        node._on_cloud(points_to_cloud(kitti_points()[:50], header=header(stamp(1))))
+        assert _wait(lambda: len(det.seen) == 1)  # the worker is inside the detector now
+        rclpy.try_shutdown(context=context)
+        assert not node._worker.is_alive()
+        assert node.stats.errors == 0 and node.stats.processed == 1
+    finally:
+        node.destroy_node()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_frame_stops_the_node_quietly(sig, tmp_path):
+    """Ctrl-C or SIGTERM while the worker runs a slow model: exit 0, and no error in the log (the worker
+    finishes its frame and stops before the context goes)."""
+    domain = domain_id() + 11
+    node = NodeProcess(["-p", "model:=cp_voxel_s", "-p", "warmup_runs:=0", "-p", "device:=cpu",
+                        "-p", "log_period:=0.0", "-p", "diagnostics_period:=0.2"], domain, tmp_path / "node.log")
+    client = RosClient(domain)
+    try:
+        assert node.wait_for_log("listening on", timeout=90), node.log()
+        cloud = points_to_cloud(kitti_points(), header=header(stamp(1), "velodyne"))
+
+        def busy():
+            d = client.latest_diagnostics()
+            return d is not None and int(d["frames_processed"]) >= 1
+
+        assert client.publish_until(cloud, busy, timeout=60, period=0.1), node.log()
+        for _ in range(5):  # keep the worker busy: the model takes far longer than these 0.5 s
+            client.publisher().publish(cloud)
+            time.sleep(0.1)
+        t = time.monotonic()
+        assert node.stop(timeout=30, sig=sig) == 0, node.log()
+        assert time.monotonic() - t < 30
+    finally:
+        client.close()
+        node.stop()
+    log = node.log()
+    assert "[ERROR]" not in log and "[FATAL]" not in log and "Traceback" not in log, log
+
+
+def test_an_error_while_running_is_named_as_such(tmp_path, monkeypatch, capfd):
+    """A failure after start-up is logged as 'stopped by an error while running', with exit code 1,
+    not as 'cannot start'."""
+    from sparsekd_core.checkpoint import write_untrained_checkpoint
+    from sparsekd_ros import detector_node
+
+    ckpt = write_untrained_checkpoint("cp_pillar_v0.64_sim", tmp_path / "m.pth")
+    monkeypatch.setenv("ROS_DOMAIN_ID", str(domain_id() + 12))
+
+    def broken_diagnostics(self):
+        raise RuntimeError("scripted failure in a timer")
+
+    monkeypatch.setattr(detector_node.DetectorNode, "_publish_diagnostics", broken_diagnostics)
+    code = detector_node.main(["--ros-args", "-p", f"model:={ckpt}", "-p", "warmup_runs:=0", "-p", "device:=cpu",
+                               "-p", "diagnostics_period:=0.1", "-p", "log_period:=0.0"])
+    err = capfd.readouterr().err
+    assert code == 1
+    assert "stopped by an error while running: RuntimeError: scripted failure in a timer" in err
+    assert "broken_diagnostics" in err and "cannot start" not in err
 
 
 def test_unknown_model_exits_with_a_clear_message(tmp_path):

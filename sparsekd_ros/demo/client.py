@@ -8,7 +8,7 @@ processes and reads the lines; a person can run it by hand against any node too:
 
 Events (one JSON object per line): ``ready``; ``sent`` (frame, name, t); ``answer`` (frame, t,
 latency_ms, boxes/scores/labels decoded from the markers); ``done`` (counts, the node's last
-diagnostics, the bag). ``t`` is time.monotonic() (CLOCK_MONOTONIC: one clock for all processes).
+diagnostics, the bag); ``error`` (message: the client's spin thread died, exit code 4). ``t`` is time.monotonic() (CLOCK_MONOTONIC: one clock for all processes).
 Boxes are read back from the LINE_LIST corners exactly; scores from the labels' text (2 decimals).
 """
 from __future__ import annotations
@@ -36,6 +36,7 @@ from visualization_msgs.msg import Marker, MarkerArray
 from sparsekd_core.data.point_files import model_points, read_point_file
 from sparsekd_core.geometry.boxes import BOX_EDGES
 from sparsekd_ros.pointcloud2 import points_to_cloud
+from sparsekd_ros.spin import BackgroundSpin, SpinFailed
 
 __all__ = ["markers_to_boxes", "load_manifest", "DemoClient", "main"]
 
@@ -142,14 +143,7 @@ class DemoClient:
         self.diagnostics: dict[str, str] = {}
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self._spin, daemon=True)
-        self._thread.start()
-
-    def _spin(self) -> None:
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001 - shutdown races end the spin
-            pass
+        self.spin = BackgroundSpin(self.executor, self.node.get_logger(), "the demo client's spin thread")
 
     def _now_ns(self) -> int:
         return self.node.get_clock().now().nanoseconds
@@ -164,9 +158,10 @@ class DemoClient:
             self.record.append((self._now_ns(), self.markers_topic, msg))
             if hit is None or hit[0] in self.answered:
                 return
-            frame, sent_at = hit
+        frame, sent_at = hit
+        boxes, scores, labels = markers_to_boxes(msg, self.class_names)  # an answer counts once it decodes
+        with self._lock:
             self.answered[frame] = arrived - sent_at
-        boxes, scores, labels = markers_to_boxes(msg, self.class_names)
         _emit("answer", frame=frame, t=arrived, latency_ms=round(1e3 * (arrived - sent_at), 2), boxes=boxes.round(4).tolist(),
               scores=[None if np.isnan(s) else s for s in scores.tolist()], labels=labels.tolist())
 
@@ -181,6 +176,7 @@ class DemoClient:
         """Until the node subscribes to the clouds and publishes markers (discovery both ways)."""
         end = time.monotonic() + timeout
         while time.monotonic() < end:
+            self.spin.check()
             if self.pub.get_subscription_count() > 0 and self.markers_sub.get_publisher_count() > 0:
                 return True
             time.sleep(0.05)
@@ -191,6 +187,7 @@ class DemoClient:
         waits up to ``answer_timeout`` s for the previous frame's answer; the pace restarts after it)."""
         start, slot = time.monotonic(), 0
         for i, frame in enumerate(frames):
+            self.spin.check()  # answers stop arriving when the spin dies: say so, do not count them as drops
             if frame.after_answer and i > 0:
                 self.wait_for_answer(i - 1, answer_timeout)
                 start, slot = time.monotonic(), 0
@@ -213,6 +210,7 @@ class DemoClient:
             with self._lock:
                 if frame in self.answered:
                     return True
+            self.spin.check()
             time.sleep(0.02)
         return False
 
@@ -231,10 +229,9 @@ class DemoClient:
             return dict(bag.counts)
 
     def close(self) -> None:
-        self.executor.shutdown(timeout_sec=2.0)
+        self.spin.stop(timeout=2.0)
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        self._thread.join(timeout=5.0)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -270,11 +267,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         client.publish(frames, args.rate_hz, args.drain)
         client.wait_for_answer(len(frames) - 1, args.drain)
         time.sleep(1.2)  # one more diagnostics period: the node's final counts
+        client.spin.check()
         counts = client.write_bag(args.bag) if args.bag else {}
         with client._lock:
             _emit("done", sent=len(client.sent), answered=len(client.answered), diagnostics=client.diagnostics,
                   bag=str(args.bag) if args.bag else None, bag_counts=counts)
         return 0
+    except SpinFailed as exc:
+        _emit("error", message=str(exc))  # the demo reports this failure, not the unanswered frames as drops
+        return 4
     finally:
         client.close()
 

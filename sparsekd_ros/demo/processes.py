@@ -88,10 +88,11 @@ class LoggedProcess:
             time.sleep(0.1)
         return False
 
-    def stop(self, timeout: float = 20.0) -> int:
-        """Ctrl-C the process (the node exits 0 on SIGINT) and return its exit code; killed if it hangs."""
+    def stop(self, timeout: float = 20.0, sig: int = signal.SIGINT) -> int:
+        """Ctrl-C the process (or send ``sig``; the node exits 0 on SIGINT and SIGTERM) and return its exit
+        code; killed if it hangs."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

@@ -131,6 +131,7 @@ def _replay(run: Run, node, drive, samples, det, args, env) -> tuple[list, dict]
     records = [FrameRecord(i, name) for i, (name, _) in enumerate(frames)]
     done: dict[str, Any] = {}
     last_reported = -1
+    client_error = None
 
     def report_drops(upto: int) -> None:
         nonlocal last_reported
@@ -158,9 +159,15 @@ def _replay(run: Run, node, drive, samples, det, args, env) -> tuple[list, dict]
             last_reported = r.index
         elif kind == "done":
             done = ev
-        elif kind == "exit" and ev["code"] != 0:
+        elif kind == "error":
+            client_error = ev["message"]
+            run.fail(f"the ROS replay client failed: {client_error} (see {run.out / 'logs' / 'demo_client.log'})")
+        elif kind == "exit" and ev["code"] != 0 and client_error is None:
             run.fail(f"the ROS replay client exited with code {ev['code']} (see {run.out / 'logs' / 'demo_client.log'})")
-    report_drops(len(records))
+    if client_error is None:
+        report_drops(len(records))
+    else:  # frames the client could no longer hear: not the node's drops
+        print(f"frames after {last_reported} not reported: the client failed", flush=True)
     return records, done
 
 
