@@ -19,15 +19,16 @@ from tqdm import tqdm
 from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
 from sparsekd_ros.cloud_input import model_input
-from sparsekd_ros.messages import detections_to_markers, detections_to_vision, load_vision_msgs
+from sparsekd_ros.messages import detections_to_markers, detections_to_vision, label_info, load_vision_msgs
 from sparsekd_ros.parameters import NODE_NAME
 from sparsekd_ros.pointcloud2 import MalformedCloud
 
-__all__ = ["MARKERS_TOPIC", "DETECTIONS_TOPIC", "detect_bag", "main"]
+__all__ = ["MARKERS_TOPIC", "DETECTIONS_TOPIC", "LABEL_INFO_TOPIC", "detect_bag", "main"]
 
 #: Same topics as the node publishes, so rviz/sparsekd.rviz works on the output bag.
 MARKERS_TOPIC = f"/{NODE_NAME}/markers"
 DETECTIONS_TOPIC = f"/{NODE_NAME}/detections"
+LABEL_INFO_TOPIC = f"/{NODE_NAME}/label_info"
 
 
 def detect_bag(
@@ -47,7 +48,7 @@ def detect_bag(
 
     The output holds each input cloud unchanged, a MarkerArray on MARKERS_TOPIC and, when vision_msgs
     is installed, a Detection3DArray on DETECTIONS_TOPIC, all at the cloud's bag timestamp and with
-    its header. Malformed clouds are copied and counted, without markers.
+    its header, plus one vision_msgs/LabelInfo on LABEL_INFO_TOPIC (class id -> name) with the first. Malformed clouds are copied and counted, without markers.
     copy_other_topics: also copy every non-cloud topic (e.g. /tf) unchanged.
     Returns counts and the mean detector time.
     """
@@ -80,6 +81,9 @@ def detect_bag(
                 header = Header(stamp=cloud.header.stamp, frame_id=frame_id or cloud.header.frame_id)
                 writer.write(MARKERS_TOPIC, item.timestamp_ns, detections_to_markers(dets, header))
                 if vision is not None:
+                    if summary["clouds"] == 0 and hasattr(vision, "LabelInfo"):
+                        info = label_info(det.class_names, header, det.thresholds.default, vision)
+                        writer.write(LABEL_INFO_TOPIC, item.timestamp_ns, info)
                     writer.write(DETECTIONS_TOPIC, item.timestamp_ns, detections_to_vision(dets, header, vision))
                 summary["clouds"] += 1
                 summary["boxes"] += len(dets)

@@ -32,12 +32,13 @@ from visualization_msgs.msg import MarkerArray
 
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.mailbox import LatestMailbox
-from sparsekd_ros.messages import detections_to_markers, detections_to_vision, diagnostic_array, load_vision_msgs
+from sparsekd_ros.messages import (detections_to_markers, detections_to_vision, diagnostic_array, label_info,
+                                   load_vision_msgs)
 from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, ParamSpec
 from sparsekd_ros.pipeline_stats import PipelineStats
 from sparsekd_ros.pointcloud2 import MalformedCloud
-from sparsekd_ros.qos import output_qos, sensor_qos
+from sparsekd_ros.qos import latched_qos, output_qos, sensor_qos
 
 __all__ = ["DetectorNode", "main"]
 
@@ -46,7 +47,8 @@ _PLAUSIBLE_LATENCY_S = 60.0  # stamps older than this are replayed data, not lat
 
 
 class DetectorNode(Node):
-    """Subscribes to ``input_topic``; publishes ``~/markers``, ``~/detections`` (with vision_msgs), ``/diagnostics``.
+    """Subscribes to ``input_topic``; publishes ``~/markers``, ``/diagnostics`` and, with vision_msgs,
+    ``~/detections`` and ``~/label_info`` (transient local: the class names of the detections' class ids).
 
     ``detector``: an already loaded ``sparsekd_core.inference.Detector`` (benchmarks, tests); by
     default the node loads ``model``/``checkpoint`` on ``device`` itself.
@@ -76,6 +78,11 @@ class DetectorNode(Node):
         self.detections_pub = (
             self.create_publisher(self._vision.Detection3DArray, "~/detections", output_qos()) if self._vision else None
         )
+        self.label_info_pub = (
+            self.create_publisher(self._vision.LabelInfo, "~/label_info", latched_qos())
+            if self._vision is not None and hasattr(self._vision, "LabelInfo") else None
+        )
+        self._publish_label_info()
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos(10))
 
         self.stats = PipelineStats()
@@ -92,6 +99,7 @@ class DetectorNode(Node):
         log.info(
             f"listening on {self.cloud_sub.topic_name} (best effort, newest cloud wins); publishing "
             f"{self.markers_pub.topic_name}" + (f", {self.detections_pub.topic_name}" if self.detections_pub else "")
+            + (f", {self.label_info_pub.topic_name}" if self.label_info_pub else "")
         )
 
     # ------------------------------------------------------------------ set-up
@@ -129,8 +137,16 @@ class DetectorNode(Node):
         if thresholds != self.det.thresholds:
             self.det.thresholds = thresholds
             self.get_logger().info(f"score thresholds now {thresholds.describe()}")
+            self._publish_label_info()  # LabelInfo carries the threshold
         self.params = new
         return SetParametersResult(successful=True)
+
+    def _publish_label_info(self) -> None:
+        """vision_msgs/LabelInfo: class id -> name for ~/detections' class_id, and the score threshold."""
+        if self.label_info_pub is not None:
+            header = Header(stamp=self.get_clock().now().to_msg())
+            self.label_info_pub.publish(label_info(self.det.class_names, header, self.det.thresholds.default,
+                                                   self._vision))
 
     # ------------------------------------------------------------------ data path
     def _on_cloud(self, msg: PointCloud2) -> None:
@@ -245,7 +261,8 @@ def _help_text() -> str:
     lines += [
         "",
         "Topics: subscribes input_topic (sensor_msgs/PointCloud2); publishes ~/markers",
-        "(visualization_msgs/MarkerArray), ~/detections (vision_msgs/Detection3DArray, when installed)",
+        "(visualization_msgs/MarkerArray), ~/detections (vision_msgs/Detection3DArray, when installed; class_id is",
+        "the class index), ~/label_info (vision_msgs/LabelInfo, transient local: index -> class name)",
         "and /diagnostics (stage timings, drop counts).",
         "",
         "Example: python -m sparsekd_ros.detector_node --ros-args -p model:=cp_pillar_v0.64 -p device:=cuda",

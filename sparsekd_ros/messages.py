@@ -9,7 +9,7 @@ import copy
 import importlib
 import math
 from types import ModuleType
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 from builtin_interfaces.msg import Duration
@@ -28,6 +28,8 @@ __all__ = [
     "detections_to_markers",
     "load_vision_msgs",
     "detections_to_vision",
+    "label_info",
+    "UNKNOWN_COVARIANCE",
     "diagnostic_array",
 ]
 
@@ -116,11 +118,18 @@ def load_vision_msgs() -> ModuleType | None:
         return None
 
 
+#: ROS's mark for an unknown covariance (sensor_msgs/Imu's convention): -1 in the first element.
+UNKNOWN_COVARIANCE = (-1.0,) + (0.0,) * 35
+
+
 def detections_to_vision(dets: Detections, header: Header, vision_msgs: ModuleType | None = None):
     """vision_msgs/Detection3DArray for ``dets``; None when vision_msgs is not installed.
 
     One Detection3D per box: bbox centre = box centre with yaw as a z rotation, size = (dx, dy, dz),
-    one hypothesis (class name, score) whose pose is the box pose. Works with the Humble+ layout
+    one hypothesis whose ``class_id`` is the class index as a string, the id that :func:`label_info`
+    maps to the class name, with the score and the box pose; the pose covariance is marked unknown
+    (:data:`UNKNOWN_COVARIANCE`). ``Detection3D.id`` stays empty: vision_msgs reserves it for an
+    object's identity across messages, which needs tracking. Works with the Humble+ layout
     (``results[].hypothesis.class_id/score``) and the older one (``results[].id/score``).
     """
     vm = vision_msgs if vision_msgs is not None else load_vision_msgs()
@@ -129,8 +138,7 @@ def detections_to_vision(dets: Detections, header: Header, vision_msgs: ModuleTy
     out = vm.Detection3DArray()
     out.header = header
     detections = []
-    names = dets.names
-    for i, (box, score) in enumerate(zip(dets.boxes.tolist(), dets.scores.tolist())):
+    for box, score, label in zip(dets.boxes.tolist(), dets.scores.tolist(), dets.labels.tolist()):
         pose = Pose(position=Point(x=box[0], y=box[1], z=box[2]), orientation=yaw_to_quaternion(box[6]))
         det = vm.Detection3D()
         det.header = header
@@ -138,17 +146,35 @@ def detections_to_vision(dets: Detections, header: Header, vision_msgs: ModuleTy
         det.bbox.size = Vector3(x=box[3], y=box[4], z=box[5])
         hyp = vm.ObjectHypothesisWithPose()
         if hasattr(hyp, "hypothesis"):  # Humble and later
-            hyp.hypothesis.class_id = names[i]
+            hyp.hypothesis.class_id = str(label)
             hyp.hypothesis.score = float(score)
         else:  # Foxy / Galactic
-            hyp.id = names[i]
+            hyp.id = str(label)
             hyp.score = float(score)
         hyp.pose.pose = pose
+        hyp.pose.covariance = UNKNOWN_COVARIANCE
         det.results = [hyp]
-        if hasattr(det, "id"):
-            det.id = str(i)
         detections.append(det)
     out.detections = detections
+    return out
+
+
+def label_info(class_names: Sequence[str], header: Header, threshold: float, vision_msgs: ModuleType | None = None):
+    """vision_msgs/LabelInfo mapping each class index (the detections' ``class_id``) to its name;
+    ``threshold`` is the detector's default score threshold. None when vision_msgs (4.x, Humble and
+    later) is not installed."""
+    vm = vision_msgs if vision_msgs is not None else load_vision_msgs()
+    if vm is None or not hasattr(vm, "LabelInfo"):
+        return None
+    out = vm.LabelInfo()
+    out.header = header
+    classes = []
+    for i, name in enumerate(class_names):
+        c = vm.VisionClass()
+        c.class_id, c.class_name = i, str(name)
+        classes.append(c)
+    out.class_map = classes
+    out.threshold = float(threshold)
     return out
 
 

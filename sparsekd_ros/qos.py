@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-__all__ = ["sensor_qos", "output_qos"]
+__all__ = ["sensor_qos", "output_qos", "latched_qos"]
 
 
 def sensor_qos() -> QoSProfile:
@@ -27,4 +27,15 @@ def output_qos(depth: int = 5) -> QoSProfile:
         history=HistoryPolicy.KEEP_LAST,
         depth=depth,
         durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def latched_qos() -> QoSProfile:
+    """Information that changes rarely (vision_msgs/LabelInfo): reliable, transient local, depth 1, so a
+    subscriber that joins late still gets the last message (with a transient-local subscription)."""
+    return QoSProfile(
+        reliability=ReliabilityPolicy.RELIABLE,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=1,
+        durability=DurabilityPolicy.TRANSIENT_LOCAL,
     )

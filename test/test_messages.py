@@ -9,6 +9,7 @@ import pytest
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticStatus
 from geometry_msgs.msg import Pose, Vector3
+from rclpy.qos import DurabilityPolicy, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker, MarkerArray
@@ -19,9 +20,11 @@ from sparsekd_ros.messages import (
     detections_to_markers,
     detections_to_vision,
     diagnostic_array,
+    label_info,
     load_vision_msgs,
     yaw_to_quaternion,
 )
+from sparsekd_ros.qos import latched_qos
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 HEADER = Header(frame_id="velodyne", stamp=Time(sec=1700000000, nanosec=123456789))
@@ -89,7 +92,8 @@ def test_class_colors_are_stable_and_distinct():
 
 
 def _stub_vision_msgs(humble: bool) -> SimpleNamespace:
-    """Plain-Python stand-in for vision_msgs.msg in the Humble+ or the older (Foxy) layout."""
+    """Plain-Python stand-in for vision_msgs.msg in the Humble+ (4.x, with LabelInfo) or the older (Foxy)
+    layout, with the fields' default values as the generated messages have them."""
 
     class ObjectHypothesisWithPose:
         def __init__(self):
@@ -97,7 +101,7 @@ def _stub_vision_msgs(humble: bool) -> SimpleNamespace:
                 self.hypothesis = SimpleNamespace(class_id="", score=0.0)
             else:
                 self.id, self.score = "", 0.0
-            self.pose = SimpleNamespace(pose=Pose())
+            self.pose = SimpleNamespace(pose=Pose(), covariance=np.zeros(36))
 
     class Detection3D:
         def __init__(self):
@@ -108,34 +112,65 @@ def _stub_vision_msgs(humble: bool) -> SimpleNamespace:
         def __init__(self):
             self.header, self.detections = Header(), []
 
-    return SimpleNamespace(
-        Detection3DArray=Detection3DArray, Detection3D=Detection3D, ObjectHypothesisWithPose=ObjectHypothesisWithPose
-    )
+    class VisionClass:
+        def __init__(self):
+            self.class_id, self.class_name = 0, ""
+
+    class LabelInfo:
+        def __init__(self):
+            self.header, self.class_map, self.threshold = Header(), [], 0.0
+
+    layout = dict(Detection3DArray=Detection3DArray, Detection3D=Detection3D,
+                  ObjectHypothesisWithPose=ObjectHypothesisWithPose)
+    if humble:
+        layout.update(VisionClass=VisionClass, LabelInfo=LabelInfo)
+    return SimpleNamespace(**layout)
 
 
 @pytest.mark.parametrize("humble", [True, False])
-def test_vision_detections_carry_boxes_classes_and_scores(humble):
+def test_vision_detections_follow_the_vision_msgs_conventions(humble):
     dets = _dets()
-    out = detections_to_vision(dets, HEADER, _stub_vision_msgs(humble))
+    vm = _stub_vision_msgs(humble)
+    out = detections_to_vision(dets, HEADER, vm)
     assert out.header.frame_id == "velodyne" and len(out.detections) == 3
-    for d, box, name, score in zip(out.detections, dets.boxes, dets.names, dets.scores):
+    for d, box, label, score in zip(out.detections, dets.boxes, dets.labels, dets.scores):
         c = d.bbox.center
         assert (c.position.x, c.position.y, c.position.z) == pytest.approx(tuple(box[:3]), abs=1e-6)
         assert _yaw(c.orientation) == pytest.approx(box[6], abs=1e-6)
         assert (d.bbox.size.x, d.bbox.size.y, d.bbox.size.z) == pytest.approx(tuple(box[3:6]), abs=1e-6)
+        assert d.id == ""  # an identity across messages needs tracking: left empty
         hyp = d.results[0]
         got = (hyp.hypothesis.class_id, hyp.hypothesis.score) if humble else (hyp.id, hyp.score)
-        assert got[0] == name and got[1] == pytest.approx(score)
+        assert got[0] == str(label) and got[1] == pytest.approx(score)  # the LabelInfo id, not the name
+        assert hyp.pose.covariance[0] == -1.0 and not any(hyp.pose.covariance[1:])  # unknown covariance
+        assert hyp.pose.pose == c
         assert d.header.stamp.sec == 1700000000
+    if humble:
+        info = label_info(dets.class_names, HEADER, 0.3, vm)
+        assert [(c.class_id, c.class_name) for c in info.class_map] == [(0, "Car"), (1, "Pedestrian"), (2, "Cyclist")]
+        assert info.threshold == pytest.approx(0.3) and info.header.frame_id == "velodyne"
+        names = {c.class_id: c.class_name for c in info.class_map}
+        assert [names[int(d.results[0].hypothesis.class_id)] for d in out.detections] == dets.names
+    else:
+        assert label_info(dets.class_names, HEADER, 0.3, vm) is None  # no LabelInfo before vision_msgs 4
+
+
+def test_label_info_is_latched():
+    q = latched_qos()
+    assert q.durability == DurabilityPolicy.TRANSIENT_LOCAL and q.reliability == ReliabilityPolicy.RELIABLE
+    assert q.depth == 1
 
 
 def test_vision_msgs_absent_gives_none():
-    if load_vision_msgs() is not None:
+    if load_vision_msgs() is not None:  # the real messages (vision_msgs is not on PyPI: a ROS install)
         real = detections_to_vision(_dets(), HEADER)
-        assert len(real.detections) == 3
+        assert len(real.detections) == 3 and real.detections[0].id == ""
+        assert real.detections[0].results[0].pose.covariance[0] == -1.0
         serialize_message(real)
+        serialize_message(label_info(CLASSES, HEADER, 0.3))
     else:
         assert detections_to_vision(_dets(), HEADER) is None
+        assert label_info(CLASSES, HEADER, 0.3) is None
 
 
 def test_yaw_quaternion_roundtrip():
