@@ -2,6 +2,7 @@
 
     ros2 launch sparsekd_ros detector.launch.py model:=cp_voxel_s
     ros2 launch sparsekd_ros detector.launch.py checkpoint:=/path/to/student.pth device:=cuda rviz:=true
+    ros2 launch sparsekd_ros detector.launch.py use_sim_time:=true   # with ros2 bag play --clock
 
 Parameters come from params_file (default: the package's config/detector.yaml); the arguments
 below override the matching parameters. Imports only launch and launch_ros.
@@ -29,6 +30,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("input_topic", default_value="/points",
                               description="sensor_msgs/PointCloud2 input topic"),
         DeclareLaunchArgument("score_threshold", default_value="0.3", description="Minimum score of a published box"),
+        DeclareLaunchArgument("use_sim_time", default_value="false",
+                              description="true: use /clock (ros2 bag play --clock, sparsekd-replay --clock)"),
         DeclareLaunchArgument("rviz", default_value="false", description="true: also start RViz2 with rviz/sparsekd.rviz"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "detector.yaml"]),
                               description="YAML with the node's ros__parameters"),
@@ -47,6 +50,7 @@ def generate_launch_description() -> LaunchDescription:
                 "device": ParameterValue(LaunchConfiguration("device"), value_type=str),
                 "input_topic": ParameterValue(LaunchConfiguration("input_topic"), value_type=str),
                 "score_threshold": ParameterValue(LaunchConfiguration("score_threshold"), value_type=float),
+                "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
             },
         ],
     )
@@ -55,6 +59,7 @@ def generate_launch_description() -> LaunchDescription:
         executable="rviz2",
         name="sparsekd_rviz",
         arguments=["-d", PathJoinSubstitution([share, "rviz", "sparsekd.rviz"])],
+        parameters=[{"use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)}],
         condition=IfCondition(LaunchConfiguration("rviz")),
     )
     return LaunchDescription([*arguments, detector, rviz])

@@ -21,6 +21,7 @@ from typing import Any, Sequence
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
@@ -92,9 +93,11 @@ class DetectorNode(Node):
         self._worker = threading.Thread(target=self._work, name="sparsekd_detector_worker", daemon=True)
         self._worker.start()
         self.add_on_set_parameters_callback(self._on_set_parameters)
-        self.create_timer(self.params.diagnostics_period, self._publish_diagnostics)
+        # Reporting runs on wall time: with use_sim_time it goes on while a bag is paused or before /clock.
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(self.params.diagnostics_period, self._publish_diagnostics, clock=steady)
         if self.params.log_period > 0:
-            self.create_timer(self.params.log_period, self._log_stats)
+            self.create_timer(self.params.log_period, self._log_stats, clock=steady)
         self.cloud_sub = self.create_subscription(PointCloud2, self.params.input_topic, self._on_cloud, sensor_qos())
         log.info(
             f"listening on {self.cloud_sub.topic_name} (best effort, newest cloud wins); publishing "
@@ -198,6 +201,8 @@ class DetectorNode(Node):
                 timings[stage] = float(self.det.last_timings[stage])
         stamp = Time.from_msg(msg.header.stamp)
         if stamp.nanoseconds > 0:
+            # The node's clock: the recording's time under use_sim_time (e.g. sparsekd-replay --clock), so the
+            # latency of a replayed cloud is measured against the time it was recorded in.
             latency = (self.get_clock().now() - stamp).nanoseconds * 1e-9
             if 0.0 <= latency < _PLAUSIBLE_LATENCY_S:
                 timings["latency"] = latency

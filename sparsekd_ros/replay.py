@@ -1,7 +1,7 @@
 """sparsekd-replay: publish point clouds from a rosbag2 or from frame files, so the detector has a
 stream without a sensor.
 
-  sparsekd-replay BAG [--topic /points] [--rate 1.0] [--loop] [--restamp]
+  sparsekd-replay BAG [--topic /points] [--rate 1.0] [--loop] [--restamp] [--clock]
   sparsekd-replay --frames DIR_OR_FILE [--rate-hz 10] [--fields x,y,z,intensity] [--frame-id lidar]
 """
 from __future__ import annotations
@@ -18,11 +18,13 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 from sparsekd_ros.bag_io import BagError, iter_messages, open_bag, pick_cloud_topic, to_rclpy
 from sparsekd_ros.frame_files import list_frames, read_frame
+from sparsekd_ros.playback_clock import PlaybackClock
 from sparsekd_ros.pointcloud2 import points_to_cloud
 from sparsekd_ros.spin import BackgroundSpin, SpinFailed
 
@@ -82,13 +84,16 @@ def replay_bag(
     restamp: bool = False,
     stop: threading.Event | None = None,
     wait_for_subscriber: float = 0.0,
+    clock: PlaybackClock | None = None,
 ) -> int:
     """Publish a bag's clouds with their recorded spacing divided by ``rate``; returns how many.
 
     topic: the bag's cloud topic (default: its only one). publish_topic: default the same name.
     restamp: set header.stamp to the publish time (else the recorded stamps are kept, as ros2 bag
-    play does), so the node's stamp-to-publish latency is meaningful.
+    play does), so the node's stamp-to-publish latency is meaningful without simulated time.
     wait_for_subscriber: seconds to wait for a subscriber before the first cloud.
+    clock: publish the recording's time on /clock (``--clock``); with it, --restamp stamps clouds with
+    their recorded time, which is the simulated "now".
     """
     if rate <= 0:
         raise ValueError(f"--rate must be > 0, got {rate}")
@@ -108,9 +113,12 @@ def replay_bag(
                 if not _sleep_until(start_wall + (item.timestamp_ns - first) * 1e-9 / rate, stop):
                     return published
                 _warn_if_large(node, len(item.raw))
+                if clock is not None:
+                    clock.seek(item.timestamp_ns)
                 if restamp:
                     msg = to_rclpy(item.raw, item.msgtype)
-                    msg.header.stamp = node.get_clock().now().to_msg()
+                    now = Time(nanoseconds=item.timestamp_ns) if clock is not None else node.get_clock().now()
+                    msg.header.stamp = now.to_msg()
                     pub.publish(msg)
                 else:
                     pub.publish(bytes(item.raw))  # recorded CDR as is: no decode, no copy of fields
@@ -176,6 +184,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "or KITTI / nuScenes / Waymo-layout / simulated frame files at a fixed rate.",
         epilog="examples:\n"
                "  sparsekd-replay my_drive_bag --topic /velodyne_points --publish-topic /points --loop\n"
+               "  sparsekd-replay my_drive_bag --clock     # + detector_node with use_sim_time:=true\n"
                "  sparsekd-replay --frames ../shared/data/kitti/training/velodyne_reduced --rate-hz 10\n"
                "  sparsekd-replay --frames ../shared/data/nuscenes/lidar_top.bin --fields x,y,z,intensity,ring\n"
                "then: python -m sparsekd_ros.detector_node --ros-args -p model:=cp_voxel_s",
@@ -190,6 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--restamp", action="store_true",
                         help="bag mode: stamp clouds with the publish time instead of the recorded stamps")
     parser.add_argument("--loop", action="store_true", help="bag mode: start again at the end")
+    parser.add_argument("--clock", action="store_true",
+                        help="bag mode: publish the recording's time on /clock, as ros2 bag play --clock does, for "
+                             "nodes run with use_sim_time:=true")
+    parser.add_argument("--clock-hz", type=float, default=100.0, help="bag mode: /clock rate (default 100)")
     parser.add_argument("--frames", type=Path, default=None, help="a .bin/.npy frame file or a directory of them")
     parser.add_argument("--rate-hz", type=float, default=10.0, help="frames mode: publish rate (default 10)")
     parser.add_argument("--fields", default=None,
@@ -211,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(rclpy.utilities.remove_ros_args(["sparsekd-replay", *argv])[1:])
     if (args.bag is None) == (args.frames is None):
         parser.error("give either a BAG or --frames DIR (not both)")
+    if args.clock and args.bag is None:
+        parser.error("--clock publishes a bag's recorded time: give a BAG (frames are stamped with the current time)")
+    if args.clock_hz <= 0:
+        parser.error(f"--clock-hz must be > 0, got {args.clock_hz}")
     rclpy.init(args=["sparsekd-replay", *argv])
     node = Node("sparsekd_replay")
     stop = threading.Event()
@@ -221,8 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     spin = BackgroundSpin(executor, node.get_logger(), "sparsekd-replay's spin thread", on_failure=stop.set)
     try:
         if args.bag is not None:
+            clock = PlaybackClock(node, args.clock_hz, args.rate) if args.clock else None
             count = replay_bag(node, args.bag, args.topic, args.publish_topic, args.rate, args.loop, args.restamp, stop,
-                               args.wait_for_subscriber)
+                               args.wait_for_subscriber, clock)
         else:
             fields = [f.strip() for f in args.fields.split(",")] if args.fields else None
             count = replay_frames(node, list_frames(args.frames), args.topic or DEFAULT_TOPIC, args.rate_hz, fields,

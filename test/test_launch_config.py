@@ -72,21 +72,24 @@ def test_launch_file_imports_only_launch_and_launch_ros():
 
 def test_launch_arguments_match_node_parameters_and_config():
     args, detector, _ = _launch_source()
-    assert {"model", "checkpoint", "device", "input_topic", "score_threshold", "rviz", "params_file"} <= set(args)
+    assert {"model", "checkpoint", "device", "input_topic", "score_threshold", "use_sim_time", "rviz",
+            "params_file"} <= set(args)
     assert _literal(_kw(detector, "name")) == NODE_NAME
     assert _literal(_kw(detector, "package")) == "sparsekd_ros"
     # The node's parameter overrides: each names a declared parameter, from the argument of the same name,
     # with the parameter's type; each argument's default equals the parameter's default.
     overrides = next(e for e in _kw(detector, "parameters").elts if isinstance(e, ast.Dict))
     value_types = {"str": str, "float": float, "int": int, "bool": bool}
+    defaults = {**{name: spec.default for name, spec in SPECS.items()}, "use_sim_time": False}  # rclpy's own
     for key, value in zip(overrides.keys, overrides.values):
         name = _literal(key)
-        assert name in SPECS, f"launch sets unknown parameter {name}"
+        assert name in defaults, f"launch sets unknown parameter {name}"
         assert _call_name(value) == "ParameterValue"
         assert _literal(value.args[0].args[0]) == name  # LaunchConfiguration(name)
         typ = value_types[_kw(value, "value_type").id]
-        assert isinstance(SPECS[name].default, typ)
-        assert typ(args[name]) == SPECS[name].default, (name, args[name], SPECS[name].default)
+        assert isinstance(defaults[name], typ)
+        got = args[name] == "true" if typ is bool else typ(args[name])
+        assert got == defaults[name], (name, args[name], defaults[name])
     assert {_literal(k) for k in overrides.keys} == set(args) - {"rviz", "params_file"}
     assert args["rviz"] == "false"
 

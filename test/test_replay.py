@@ -33,6 +33,7 @@ from sparsekd_ros.frame_files import list_frames, read_frame
 from sparsekd_ros.pointcloud2 import cloud_to_points, read_points
 from sparsekd_ros.qos import sensor_qos
 from sparsekd_ros.replay import DEFAULT_FRAME_ID, replay_bag, replay_frames
+from sparsekd_ros.spin import BackgroundSpin
 
 
 class Listener:
@@ -48,14 +49,7 @@ class Listener:
                                           QoSProfile(depth=50, reliability=ReliabilityPolicy.BEST_EFFORT))
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.listener)
-        self.thread = threading.Thread(target=self._spin, daemon=True)
-        self.thread.start()
-
-    def _spin(self):
-        try:
-            self.executor.spin()
-        except Exception:  # noqa: BLE001
-            pass
+        self.spin = BackgroundSpin(self.executor, self.listener.get_logger(), "the replay listener's spin thread")
 
     def settle(self, count: int, timeout: float = 5.0) -> None:
         end = time.monotonic() + timeout
@@ -63,7 +57,7 @@ class Listener:
             time.sleep(0.02)
 
     def close(self):
-        self.executor.shutdown(timeout_sec=2)
+        self.spin.stop(timeout=2.0)
         self.listener.destroy_node()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
@@ -207,3 +201,69 @@ def test_cli_publishes_frames(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "sparsekd_ros.replay"], env=ros_env(domain), capture_output=True,
                          text=True, timeout=60)
     assert bad.returncode == 2 and "give either a BAG or --frames" in bad.stderr
+
+
+def test_bag_replay_with_simulated_time(tmp_path):
+    """sparsekd-replay --clock publishes the recording's time on /clock; a detector node with use_sim_time
+    measures its latency against that time, so clouds recorded in 2020 get a real, small latency. The
+    same clouds on a node without use_sim_time get none (their stamps are years old), and the
+    stage timings and rate, on wall time, are there in both."""
+    from builtin_interfaces.msg import Time as TimeMsg
+    from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock as ClockMsg
+
+    from ros_helpers import StandInDetector
+    from sparsekd_ros.detector_node import DetectorNode
+
+    t0 = 1_580_000_000 * 10**9  # recorded in 2020
+    pts = kitti_points()[:2000]
+    clouds = [(t0 + i * 100_000_000, pts, TimeMsg(sec=(t0 + i * 100_000_000) // 10**9,
+                                                  nanosec=(t0 + i * 100_000_000) % 10**9), "velodyne")
+              for i in range(20)]
+    bag = write_cloud_bag(tmp_path / "bag", clouds)
+    domain = domain_id() + 13
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain)
+    common = [Parameter("input_topic", value="/simtime/points"), Parameter("log_period", value=0.0),
+              Parameter("warmup_runs", value=0)]
+    sim = DetectorNode("simtime_detector", detector=StandInDetector(delay=0.05), context=ctx,
+                       parameter_overrides=[*common, Parameter("use_sim_time", value=True)])
+    wall = DetectorNode("walltime_detector", detector=StandInDetector(delay=0.05), context=ctx,
+                        parameter_overrides=common)
+    watcher = Node("simtime_clock_watcher", context=ctx)
+    ticks = []
+    watcher.create_subscription(ClockMsg, "/clock", lambda m: ticks.append(m.clock.sec * 10**9 + m.clock.nanosec),
+                                QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE))
+    executor = SingleThreadedExecutor(context=ctx)
+    for n in (sim, wall, watcher):
+        executor.add_node(n)
+    spin = BackgroundSpin(executor, watcher.get_logger(), "the sim-time test's spin thread")
+    try:
+        res = subprocess.run([sys.executable, "-m", "sparsekd_ros.replay", str(bag), "--clock", "--publish-topic",
+                              "/simtime/points", "--wait-for-subscriber", "10"], env=ros_env(domain),
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr
+        time.sleep(0.5)
+        spin.check()
+        assert len(ticks) > 20  # 100 Hz over the 1.9 s recording, plus one per cloud
+        assert all(t0 <= t <= t0 + 2_500_000_000 for t in ticks) and ticks == sorted(ticks)
+        assert t0 <= sim.get_clock().now().nanoseconds <= t0 + 2_500_000_000  # the node lives in 2020
+        for node in (sim, wall):
+            assert node.stats.processed >= 5, node.stats.log_line(node.mailbox.put_count, node.mailbox.dropped)
+            assert node.stats.percentiles_ms("receive_to_publish")[0] >= 50  # wall time: the 50 ms detector
+        # Recorded stamp -> published, in the recording's time; the node's clock moves in /clock steps
+        # (10 ms at 100 Hz), so it may read up to one step less than the 50 ms the detector takes.
+        median, _, worst = sim.stats.percentiles_ms("latency")
+        assert 40 <= median < 500 and worst < 1000
+        assert wall.stats.percentiles_ms("latency") is None  # years old on the wall clock: not a latency
+    finally:
+        spin.stop()
+        for n in (sim, wall, watcher):
+            n.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
+def test_clock_needs_a_bag():
+    res = subprocess.run([sys.executable, "-m", "sparsekd_ros.replay", "--frames", str(KITTI_BIN), "--clock"],
+                         env=ros_env(domain_id() + 14), capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2 and "--clock publishes a bag's recorded time: give a BAG" in res.stderr
