@@ -16,9 +16,12 @@ from typing import Any
 import torch
 
 from .config import ConfigError, ModelConfig, load_model_config, model_config_from_dict
+from .models.center_head import upgrade_single_head_state_dict
 
 FORMAT = "sparsekd"
-FORMAT_VERSION = 1
+# 2: CenterHead has one task head per class group (head.heads.<i>.<output>); format 1 files (a single head at
+#    head.heads.<output>) are upgraded when read.
+FORMAT_VERSION = 2
 
 
 class CheckpointError(RuntimeError):
@@ -95,6 +98,9 @@ def read_checkpoint(path: str | Path) -> dict:
     missing = [k for k in ("config", "state_dict", "class_names", "point_features") if k not in payload]
     if missing:
         raise CheckpointError(f"{path} lacks {', '.join(missing)}: the file is incomplete; re-export it.")
+    if version < 2:
+        payload["state_dict"] = upgrade_single_head_state_dict(payload["state_dict"])
+        payload["format_version"] = FORMAT_VERSION
     return payload
 
 

@@ -49,7 +49,7 @@ class VFEConfig:
 
 @dataclass
 class Backbone3DConfig:
-    type: str = "voxel_res8x"  # voxel_res8x | none (pillars)
+    type: str = "voxel_res8x"  # voxel_res8x (residual stages) | voxel8x (plain conv stages) | none (pillars)
     filters: list[int] = field(default_factory=lambda: [16, 16, 32, 64, 128, 128])
     layers: list[int] = field(default_factory=lambda: [1, 2, 3, 3, 3, 1])
     width: float = 1.0
@@ -99,16 +99,23 @@ class PostProcessConfig:
     nms_iou_threshold: float = 0.7
     nms_pre_max_size: int = 4096
     nms_post_max_size: int = 500
-    class_agnostic_nms: bool = True
+    class_agnostic_nms: bool = True  # within each head; boxes of different heads never suppress each other
+    nms_type: str = "rotated"  # rotated BEV IoU | axis_aligned (heading ignored, OpenPCDet's nms_normal)
 
 
 @dataclass
 class HeadConfig:
+    """CenterHead. ``class_groups`` splits the classes into heads (OpenPCDet's CLASS_NAMES_EACH_HEAD): each group
+    gets its own heatmap and regression convs after the shared conv; empty = one head for all classes.
+    ``velocity`` adds the ``vel`` output (vx, vy in m/s), decoded into box velocities."""
+
     type: str = "center"
     shared_channels: int = 64
     num_hm_conv: int = 2
     num_reg_conv: int = 2
     feature_stride: int = 8
+    class_groups: list[list[str]] = field(default_factory=list)
+    velocity: bool = False
     target: TargetConfig = field(default_factory=TargetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     post: PostProcessConfig = field(default_factory=PostProcessConfig)
@@ -157,8 +164,8 @@ class ModelConfig:
             fail(f"voxelization.point_cloud_range {r} must be [xmin, ymin, zmin, xmax, ymax, zmax] with max > min")
         if self.vfe.type not in ("mean", "pillar"):
             fail(f"vfe.type must be 'mean' or 'pillar' (got {self.vfe.type!r})")
-        if self.backbone3d.type not in ("voxel_res8x", "none"):
-            fail(f"backbone3d.type must be 'voxel_res8x' or 'none' (got {self.backbone3d.type!r})")
+        if self.backbone3d.type not in ("voxel_res8x", "voxel8x", "none"):
+            fail(f"backbone3d.type must be 'voxel_res8x', 'voxel8x' or 'none' (got {self.backbone3d.type!r})")
         if self.bev.type not in ("height_compression", "pillar_scatter"):
             fail(f"bev.type must be 'height_compression' or 'pillar_scatter' (got {self.bev.type!r})")
         b2 = self.backbone2d
@@ -166,15 +173,35 @@ class ModelConfig:
             fail("backbone2d.layers, strides, filters, upsample_strides and upsample_filters need the same length")
         if self.vfe.type == "pillar" and self.bev.type != "pillar_scatter":
             fail("a pillar vfe needs bev.type pillar_scatter")
-        if self.vfe.type == "mean" and (self.backbone3d.type != "voxel_res8x" or self.bev.type != "height_compression"):
-            fail("a mean vfe needs backbone3d voxel_res8x and bev height_compression")
-        if len(self.head.loss.code_weights) != 8:
-            fail("head.loss.code_weights needs 8 values (center 2, center_z 1, dim 3, rot 2)")
+        if self.vfe.type == "mean" and (self.backbone3d.type == "none" or self.bev.type != "height_compression"):
+            fail("a mean vfe needs a sparse backbone3d (voxel_res8x or voxel8x) and bev height_compression")
+        codes = num_regression_codes(self.head.velocity)
+        if len(self.head.loss.code_weights) != codes:
+            fail(f"head.loss.code_weights needs {codes} values (center 2, center_z 1, dim 3, rot 2"
+                 f"{', vel 2' if self.head.velocity else ''})")
+        if self.head.class_groups:
+            listed = [c for group in self.head.class_groups for c in group]
+            if any(not group for group in self.head.class_groups) or sorted(listed) != sorted(self.class_names) \
+                    or len(set(listed)) != len(listed):
+                fail(f"head.class_groups {self.head.class_groups} must split class_names {self.class_names} into "
+                     "non-empty groups, each class in exactly one group")
+        if self.head.post.nms_type not in ("rotated", "axis_aligned"):
+            fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self
+
+    def class_groups(self) -> list[list[int]]:
+        """Class indices (into class_names) of each head, in head order; one group of all classes by default."""
+        groups = self.head.class_groups or [list(self.class_names)]
+        return [[self.class_names.index(name) for name in group] for group in groups]
 
     @property
     def is_pillar(self) -> bool:
         return self.vfe.type == "pillar"
+
+
+def num_regression_codes(velocity: bool) -> int:
+    """Regression codes per box: centre offset 2, z 1, log dims 3, (cos, sin) yaw 2, and vx vy with velocity."""
+    return 10 if velocity else 8
 
 
 # ----------------------------------------------------------------------------- loading

@@ -151,7 +151,7 @@ class Detector:
         results: list[Detections | None] = [None] * len(tensors)
         live = [i for i, t in enumerate(tensors) if t.shape[0] > 0]
         for i in set(range(len(tensors))) - set(live):
-            results[i] = Detections.empty(self.class_names)
+            results[i] = Detections.empty(self.class_names, with_velocity=self.cfg.head.velocity)
         if not live:
             self.last_timings = {"preprocess": time.perf_counter() - t0, "inference": 0.0, "postprocess": 0.0}
             return results
@@ -166,7 +166,8 @@ class Detector:
         preds = self.model.predict(out, thresholds.default, per_class)
         for i, p in zip(live, preds):
             results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
-                                    p.labels.cpu().numpy(), self.class_names)
+                                    p.labels.cpu().numpy(), self.class_names,
+                                    None if p.velocities is None else p.velocities.float().cpu().numpy())
         t3 = time.perf_counter()
         self.last_timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}
         return results

@@ -33,7 +33,7 @@ class ScriptedHead(nn.Module):
         super().__init__()
         self.num_classes, self.peaks, self.on_forward = num_classes, peaks, on_forward
 
-    def forward(self, bev: torch.Tensor) -> HeadOutput:
+    def forward(self, bev: torch.Tensor) -> list[HeadOutput]:
         b, _, h, w = bev.shape
         heat = torch.full((b, self.num_classes, h, w), -30.0)
         for label, (row, col, score) in self.peaks.items():
@@ -41,13 +41,13 @@ class ScriptedHead(nn.Module):
         if self.on_forward is not None:
             self.on_forward()
         ones = torch.ones(b, 1, h, w)
-        return HeadOutput(
+        return [HeadOutput(  # one task head holding every class
             heatmap=heat,
             center=torch.zeros(b, 2, h, w),
             center_z=ones * BOX_Z,
             dim=torch.cat([ones * math.log(s) for s in BOX_SIZE], dim=1),
             rot=torch.cat([ones, ones * 0.0], dim=1),
-        )
+        )]
 
 
 def scripted_detector(tmp_dir: Path, scores: dict[str, float], on_forward=None) -> Detector:

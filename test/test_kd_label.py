@@ -64,7 +64,7 @@ def test_teacher_predictions_pass_per_class_thresholds():
     zeros = torch.zeros(1, 1, 16, 16)
     head = HeadOutput(heat, torch.zeros(1, 2, 16, 16), zeros, torch.zeros(1, 3, 16, 16),
                       torch.cat([torch.ones_like(zeros), zeros], 1))
-    out = DetectorOutput(head, torch.zeros(1, 384, 16, 16), torch.zeros(1, 64, 16, 16))
+    out = DetectorOutput([head], torch.zeros(1, 384, 16, 16), torch.zeros(1, 64, 16, 16))
     kd = LabelKD(LabelKDConfig(enabled=True, score_thresholds=[0.6, 0.5, 0.5]), 3)
     preds = kd.teacher_boxes(teacher, out)
     assert sorted(preds[0].labels.tolist()) == [0, 1]

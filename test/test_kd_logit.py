@@ -127,6 +127,6 @@ def test_logit_kd_gradient_reaches_student_only():
     assert (s_logits.grad < 0).all()
 
 
-def test_code_weights_must_have_eight_values():
-    with pytest.raises(ValueError, match="8 values"):
+def test_code_weights_must_have_one_value_per_regression_code():
+    with pytest.raises(ValueError, match="8, or 10 for a model with velocity"):
         LogitKD(LogitKDConfig(enabled=True, code_weights=[1.0, 2.0]), [1.0] * 8)

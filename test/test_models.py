@@ -40,7 +40,7 @@ def test_training_step_runs_on_cpu(name):
     loss["total"].backward()
     first = model.vfe.pfn_layers[0].linear.weight if cfg.is_pillar else model.backbone3d.conv_input[0].weight
     assert first.grad is not None and first.grad.abs().sum() > 0
-    assert model.head.heads["heatmap"][-1].weight.grad.abs().sum() > 0
+    assert model.head.heads[0]["heatmap"][-1].weight.grad.abs().sum() > 0
 
 
 def test_sparse_backbone_gradient_matches_finite_differences():

@@ -85,8 +85,8 @@ def test_decoding_the_targets_gives_the_boxes_back():
     reg = reg.view(1, 8, h, w)
     logits = torch.logit(t.heatmap.clamp(1e-6, 1 - 1e-6))
     out = HeadOutput(logits, reg[:, 0:2], reg[:, 2:3], reg[:, 3:6], reg[:, 6:8])
-    pred = postprocess(out, cfg.head.post, cfg.voxelization.voxel_size, cfg.voxelization.point_cloud_range, 8,
-                       score_threshold=0.99)[0]
+    pred = postprocess([out], [[0, 1, 2]], cfg.head.post, cfg.voxelization.voxel_size,
+                       cfg.voxelization.point_cloud_range, 8, score_threshold=0.99)[0]
     assert len(pred.boxes) == 3
     order = torch.argsort(pred.boxes[:, 0])
     assert torch.allclose(pred.boxes[order], gt[0], atol=1e-4)

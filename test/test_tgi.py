@@ -10,6 +10,8 @@ from sparsekd_core.config import load_model_config
 from sparsekd_core.kd.tgi import MODES, TGIError, apply_tgi, teacher_guided_init
 from sparsekd_core.models.detector import build_detector
 
+from conftest import trained_looking
+
 PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim")]
 
 
@@ -19,19 +21,6 @@ def small(name: str):
     side = 10.24 if cfg.is_pillar else 12.8
     cfg.voxelization.point_cloud_range = [0.0, -side / 2, r[2], side, side / 2, r[5]]
     return cfg
-
-
-def trained_looking(model):
-    """Distinct BN scales and statistics, so channel choices and exactness checks mean something."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            n = m.num_features
-            m.weight.data = torch.rand(n, generator=g) * 1.5 + 0.25
-            m.bias.data = torch.randn(n, generator=g) * 0.1
-            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-    return model
 
 
 _CACHE = {}
@@ -147,8 +136,9 @@ def test_bn_scale_choices_follow_gammas_through_height_compression_residuals_and
     cat = torch.cat([up0, up1 + 256])
     assert torch.equal(sd["head.shared_conv.0.weight"], ts["head.shared_conv.0.weight"][shared][:, cat])
     # heads keep every output: 3 classes, 2 + 1 + 3 + 2 regression codes
-    assert torch.equal(sd["head.heads.heatmap.1.bias"], ts["head.heads.heatmap.1.bias"])
-    assert torch.equal(sd["head.heads.dim.1.weight"], ts["head.heads.dim.1.weight"][:, _top_sorted(ts["head.heads.dim.0.1.weight"], 16)])
+    assert torch.equal(sd["head.heads.0.heatmap.1.bias"], ts["head.heads.0.heatmap.1.bias"])
+    assert torch.equal(sd["head.heads.0.dim.1.weight"],
+                       ts["head.heads.0.dim.1.weight"][:, _top_sorted(ts["head.heads.0.dim.0.1.weight"], 16)])
 
 
 def test_l1_choice_counts_only_the_kept_inputs():

@@ -15,13 +15,11 @@ Each step the teacher voxelises the same points with its own grid and runs under
 """
 from __future__ import annotations
 
-import dataclasses
 from typing import Optional
 
 import torch
 from torch import nn
 
-from ..models.center_head import HeadOutput
 from ..models.detector import CenterPointDetector, DetectorOutput
 from .feature import FitNetKD
 from .label import LabelKD
@@ -49,8 +47,7 @@ def decodable(out: DetectorOutput) -> DetectorOutput:
     Pillar models produce channels-last maps (PointPillarScatter's permute), which the decoder's ``.view``
     calls reject; decoding a contiguous copy works for every model.
     """
-    head = HeadOutput(**{f.name: getattr(out.head, f.name).contiguous() for f in dataclasses.fields(HeadOutput)})
-    return DetectorOutput(head, out.bev_features, out.bev_input)
+    return out.contiguous()
 
 
 class Distiller(nn.Module):
@@ -72,6 +69,10 @@ class Distiller(nn.Module):
             if list(s.class_names) != list(t.class_names):
                 raise DistillerError(f"teacher classes {t.class_names} differ from the student's {s.class_names}: "
                                      "distil between models trained on the same classes, in the same order")
+            if s.class_groups() != t.class_groups():
+                raise DistillerError(f"the teacher groups its classes into heads {t.head.class_groups or [t.class_names]}, "
+                                     f"the student {s.head.class_groups or [s.class_names]}: logit KD compares head "
+                                     "by head, so both need the same head.class_groups")
             if list(s.point_features) != list(t.point_features):
                 raise DistillerError(f"teacher point features {t.point_features} differ from the student's "
                                      f"{s.point_features}: both must read the same point columns")
@@ -143,12 +144,12 @@ class Distiller(nn.Module):
             preds = self.label_kd.teacher_boxes(self.teacher, decodable(t_out))
             boxes, labels, added = self.label_kd(preds, gt_boxes, gt_labels)
             stats["teacher_boxes"] = float(added.sum())
-        targets = student.assign_targets(boxes, labels, tuple(s_out.head.heatmap.shape[-2:]))
-        det = student.head.loss(s_out.head, targets)
+        targets = student.assign_targets(boxes, labels, tuple(s_out.heads[0].heatmap.shape[-2:]))
+        det = student.head.loss(s_out.heads, targets)
         losses: dict[str, torch.Tensor] = {"hm": det["hm"], "loc": det["loc"]}
 
         if self.logit_kd is not None:
-            losses.update(self.logit_kd(s_out.head, t_out.head, targets))
+            losses.update(self.logit_kd.over_heads(s_out.heads, t_out.heads, targets))
         if self.fitnet is not None:
             losses["kd_feat"] = self.fitnet(s_out.bev_features, t_out.bev_features)
         if self.mimic is not None:

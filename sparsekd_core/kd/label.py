@@ -32,9 +32,10 @@ def merge_teacher_boxes(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, teacher
                         drop_overlap_iou: Optional[float] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Append teacher boxes to the ground truth of each sample.
 
-    gt_boxes (B, M, 7), gt_labels (B, M) with -1 padding; teacher: B BoxPredictions (already filtered by score).
-    Returns boxes (B, M', 7), labels (B, M') (-1 padding, gt first then teacher boxes) and the number of teacher
-    boxes added per sample (B,) long.
+    gt_boxes (B, M, 7), or (B, M, 9) with velocities (the teacher's boxes then bring theirs, zeros when it has
+    none), gt_labels (B, M) with -1 padding; teacher: B BoxPredictions (already filtered by score).
+    Returns boxes (B, M', 7 or 9), labels (B, M') (-1 padding, gt first then teacher boxes) and the number of
+    teacher boxes added per sample (B,) long.
     """
     bsz = gt_boxes.shape[0]
     if len(teacher) != bsz:
@@ -45,15 +46,19 @@ def merge_teacher_boxes(gt_boxes: torch.Tensor, gt_labels: torch.Tensor, teacher
         gb, gl = gt_boxes[b][valid].float(), gt_labels[b][valid].long()
         tb = teacher[b].boxes.detach().to(gb.device, torch.float32)
         tl = teacher[b].labels.detach().to(gb.device, torch.long)
+        if gb.shape[1] > 7:
+            tv = teacher[b].velocities
+            tv = tb.new_zeros(len(tb), 2) if tv is None else tv.detach().to(gb.device, torch.float32)
+            tb = torch.cat([tb, tv], dim=1)
         if drop_overlap_iou is not None and len(tb) and len(gb):
-            overlap = iou_bev(tb, gb).max(dim=1).values
+            overlap = iou_bev(tb[:, :7], gb[:, :7]).max(dim=1).values
             keep = overlap <= drop_overlap_iou
             tb, tl = tb[keep], tl[keep]
         merged_boxes.append(torch.cat([gb, tb]))
         merged_labels.append(torch.cat([gl, tl]))
         added.append(len(tb))
     m = max(1, max(len(x) for x in merged_boxes))
-    boxes = gt_boxes.new_zeros((bsz, m, 7), dtype=torch.float32)
+    boxes = gt_boxes.new_zeros((bsz, m, gt_boxes.shape[-1]), dtype=torch.float32)
     labels = torch.full((bsz, m), -1, dtype=torch.long, device=gt_labels.device)
     for b, (bx, lb) in enumerate(zip(merged_boxes, merged_labels)):
         boxes[b, : len(bx)] = bx
@@ -73,7 +78,7 @@ class LabelKD:
         with torch.no_grad():
             # score_threshold=0: only the per-class thresholds decide (not the model's post-processing one)
             return teacher.predict(teacher_out, score_threshold=0.0,
-                                   class_thresholds=self.thresholds.to(teacher_out.head.heatmap.device))
+                                   class_thresholds=self.thresholds.to(teacher_out.heads[0].heatmap.device))
 
     def __call__(self, teacher_preds: Sequence[BoxPredictions], gt_boxes: torch.Tensor, gt_labels: torch.Tensor):
         return merge_teacher_boxes(gt_boxes, gt_labels, teacher_preds, self.cfg.drop_overlap_iou)

@@ -98,8 +98,9 @@ class LogitKD:
     def __init__(self, cfg: LogitKDConfig, default_code_weights: Sequence[float]):
         self.cfg = cfg
         self.code_weights = list(cfg.code_weights if cfg.code_weights is not None else default_code_weights)
-        if len(self.code_weights) != 8:
-            raise ValueError(f"logit KD code_weights needs 8 values (got {len(self.code_weights)})")
+        if len(self.code_weights) not in (8, 10):
+            raise ValueError(f"logit KD code_weights needs one value per regression code: 8, or 10 for a model "
+                             f"with velocity (got {len(self.code_weights)})")
 
     def __call__(self, student: HeadOutput, teacher: HeadOutput, targets: CenterTargets) -> dict[str, torch.Tensor]:
         hw = student.heatmap.shape[-2:]
@@ -117,3 +118,13 @@ class LogitKD:
         else:
             out["kd_reg"] = student.center.sum() * 0.0
         return out
+
+    def over_heads(self, students: Sequence[HeadOutput], teachers: Sequence[HeadOutput],
+                   targets: Sequence[CenterTargets]) -> dict[str, torch.Tensor]:
+        """The terms of each task head (class group), averaged over the heads as the reference does (SparseKD's
+        CenterLogitKDHead divides its per-head sums by the number of heads); one head gives ``__call__``'s terms."""
+        if not len(students) == len(teachers) == len(targets):
+            raise ValueError(f"logit KD: {len(students)} student heads, {len(teachers)} teacher heads and "
+                             f"{len(targets)} target sets: student and teacher must group their classes alike")
+        terms = [self(s, t, tg) for s, t, tg in zip(students, teachers, targets)]
+        return {k: sum(term[k] for term in terms) / len(terms) for k in terms[0]}

@@ -19,7 +19,8 @@ How the choice propagates, derived from the detector's module tree (no parameter
     so a 3D selection of c's expands to all their D heights.
   * BaseBEVBackbone concatenates its deblocks: branch i's selection is offset by the teacher's width
     of the branches before it.
-  * CenterHead: the shared conv feeds every head; each head's final conv keeps all its outputs.
+  * CenterHead: the shared conv feeds every task head and every tower in it; each tower's final conv keeps
+    all its outputs. Teacher and student must group their classes into the same heads.
   * PillarVFE: a non-final PFN layer outputs [per-point, pillar max] (twice its units); the next layer's
     kept inputs are the kept units in both halves.
 Anything else with parameters, or a shape that does not fit, raises TGIError naming the layer.
@@ -315,10 +316,15 @@ class _Planner:
 
     def _center_head(self, name, m: CenterHead, sel):
         shared = self._children_chain(self._join(name, "shared_conv"), m.shared_conv, sel)
-        for head_name, head in m.heads.items():
-            final = head[-1]
-            keep_all = Selection.full(_io_channels(final)[1])
-            self._children_chain(self._join(name, f"heads.{head_name}"), head, shared, force_last=keep_all)
+        student = self._student(name, m)
+        if student.class_groups != m.class_groups:
+            raise TGIError(f"{name}: the teacher's heads hold the classes {m.class_groups}, the student's "
+                           f"{student.class_groups}: TGI needs the same class groups")
+        for i, task in enumerate(m.heads):
+            self._student(self._join(name, f"heads.{i}"), task)
+            for tower_name, tower in task.items():
+                keep_all = Selection.full(_io_channels(tower[-1])[1])
+                self._children_chain(self._join(name, f"heads.{i}.{tower_name}"), tower, shared, force_last=keep_all)
         return None
 
 

@@ -1,8 +1,10 @@
-"""VoxelResBackBone8x: the sparse 3D backbone of CenterPoint-Voxel (spconv), with a width multiplier.
+"""The sparse 3D backbones of CenterPoint-Voxel (spconv), with a width multiplier.
 
-Stages (channels = filters x width): conv_input (SubM) -> conv1 (residual blocks) -> conv2/conv3/conv4
+VoxelResBackBone8x (channels = filters x width): conv_input (SubM) -> conv1 (residual blocks) -> conv2/conv3/conv4
 (each a stride-2 SparseConv3d then residual blocks) -> conv_out (SparseConv3d (3,1,1) stride (2,1,1)).
 ``layers[i]`` counts the blocks of stage i. Output stride 8 in x/y.
+VoxelBackBone8x: the same stages with plain SubM conv + BN + ReLU blocks instead of residual ones
+(OpenPCDet's filters [16, 16, 32, 64, 64, 128], layers [1, 1, 3, 3, 3, 1]).
 """
 from __future__ import annotations
 
@@ -48,18 +50,23 @@ class SparseBasicBlock(spconv.SparseModule):
 class VoxelResBackBone8x(nn.Module):
     """Sparse voxels (V, C_in) on grid (z, y, x) -> sparse tensor at stride (16ish in z, 8 in x/y)."""
 
+    def _block(self, cin: int, cout: int, stage: int):
+        """One block of stage ``stage`` (1..4) after its entry: a residual block here."""
+        assert cin == cout, "residual blocks keep their input's channels"
+        return SparseBasicBlock(cout, f"res{stage}")
+
     def __init__(self, in_channels: int, grid_size_xyz, filters: list[int], layers: list[int]):
         super().__init__()
         f = filters
         # z gets one extra cell so the stride-2 convs end at 2 cells of height (as in the reference).
         self.sparse_shape = [int(grid_size_xyz[2]) + 1, int(grid_size_xyz[1]), int(grid_size_xyz[0])]
         self.conv_input = _conv_bn_relu(in_channels, f[0], 3, "subm1")
-        assert f[0] == f[1] or layers[1] == 0, "conv1's residual blocks keep conv_input's channels"
-        self.conv1 = spconv.SparseSequential(*[SparseBasicBlock(f[1], "res1") for _ in range(layers[1])])
+        self.conv1 = spconv.SparseSequential(*[self._block(f[0] if j == 0 else f[1], f[1], 1)
+                                               for j in range(layers[1])])
         stages = []
         for i, (key, pad) in enumerate([("2", 1), ("3", 1), ("4", (0, 1, 1))], start=2):
             mods = [_conv_bn_relu(f[i - 1], f[i], 3, f"spconv{key}", stride=2, padding=pad, subm=False)]
-            mods += [SparseBasicBlock(f[i], f"res{key}") for _ in range(layers[i] - 1)]
+            mods += [self._block(f[i], f[i], i) for _ in range(layers[i] - 1)]
             stages.append(spconv.SparseSequential(*mods))
         self.conv2, self.conv3, self.conv4 = stages
         self.conv_out = spconv.SparseSequential(
@@ -76,3 +83,10 @@ class VoxelResBackBone8x(nn.Module):
         x = self.conv1(x)
         x = self.conv4(self.conv3(self.conv2(x)))
         return self.conv_out(x)
+
+
+class VoxelBackBone8x(VoxelResBackBone8x):
+    """VoxelResBackBone8x's stages with plain blocks: SubM conv 3x3x3 + BN + ReLU (OpenPCDet's post_act_block)."""
+
+    def _block(self, cin: int, cout: int, stage: int):
+        return _conv_bn_relu(cin, cout, 3, f"subm{stage}")

@@ -1,7 +1,13 @@
-"""CenterHead: per-class centre heatmaps and box regression on the BEV map, its loss and its decoding."""
+"""CenterHead: per-class centre heatmaps and box regression on the BEV map, and its loss.
+
+One shared conv, then one task head per class group (OpenPCDet's CLASS_NAMES_EACH_HEAD; a single group of all
+classes by default). Each task head has a small conv tower per output: the heatmap of its classes and the
+regression maps (centre offset, z, log dims, yaw as cos/sin, and velocity when the config asks for it).
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Optional, Sequence
 
 import torch
 from torch import nn
@@ -10,16 +16,18 @@ from ..config import HeadConfig
 from .losses import clamped_sigmoid, focal_loss, reg_l1_loss
 from .targets import CenterTargets
 
-# Regression outputs in the order of the 8 regression codes (and of code_weights).
+# Regression outputs in the order of the regression codes (and of code_weights); "vel" only with velocity.
 REG_HEADS = (("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2))
+VELOCITY_HEAD = ("vel", 2)
 
 
 @dataclass
 class HeadOutput:
-    """Raw head maps on the (H, W) BEV grid.
+    """Raw maps of one task head on the (H, W) BEV grid.
 
-    heatmap: (B, C, H, W) logits; center: (B, 2, H, W) sub-cell offset; center_z: (B, 1, H, W) metres;
-    dim: (B, 3, H, W) log extents; rot: (B, 2, H, W) (cos yaw, sin yaw).
+    heatmap: (B, C_task, H, W) logits of the task's classes; center: (B, 2, H, W) sub-cell offset;
+    center_z: (B, 1, H, W) metres; dim: (B, 3, H, W) log extents; rot: (B, 2, H, W) (cos yaw, sin yaw);
+    vel: (B, 2, H, W) (vx, vy) in m/s, or None for a model without velocity.
     """
 
     heatmap: torch.Tensor
@@ -27,53 +35,93 @@ class HeadOutput:
     center_z: torch.Tensor
     dim: torch.Tensor
     rot: torch.Tensor
+    vel: Optional[torch.Tensor] = None
 
     def regression(self) -> torch.Tensor:
-        """(B, 8, H, W): center, center_z, dim, rot stacked in code order."""
-        return torch.cat([self.center, self.center_z, self.dim, self.rot], dim=1)
+        """(B, 8 or 10, H, W): center, center_z, dim, rot (, vel) stacked in code order."""
+        maps = [self.center, self.center_z, self.dim, self.rot] + ([self.vel] if self.vel is not None else [])
+        return torch.cat(maps, dim=1)
+
+    def contiguous(self) -> "HeadOutput":
+        """The same maps as contiguous tensors (pillar maps come channels-last from the scatter's permute)."""
+        return HeadOutput(**{f.name: (None if getattr(self, f.name) is None else getattr(self, f.name).contiguous())
+                             for f in fields(self)})
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=True), nn.BatchNorm2d(cout), nn.ReLU())
 
 
-class CenterHead(nn.Module):
-    """(B, C_in, H, W) BEV features -> HeadOutput. One shared conv, then a small conv tower per output."""
+class TaskHead(nn.ModuleDict):
+    """The conv towers of one class group: (B, C, H, W) shared features -> HeadOutput.
 
-    def __init__(self, in_channels: int, num_classes: int, cfg: HeadConfig):
-        super().__init__()
-        self.cfg = cfg
-        ch = cfg.shared_channels
-        self.shared_conv = _conv_bn_relu(in_channels, ch)
-        self.heads = nn.ModuleDict()
-        outputs = (("heatmap", num_classes, cfg.num_hm_conv),) + tuple((n, c, cfg.num_reg_conv) for n, c in REG_HEADS)
+    Initialised as the reference (OpenPCDet's SeparateHead): the heatmap's last bias at -2.19, so every cell
+    starts at p = sigmoid(-2.19) = 0.1 and the focal loss is stable; every conv of a regression tower with
+    kaiming_normal_ at its defaults (fan_in, gain sqrt(2)) and zero bias.
+    """
+
+    def __init__(self, channels: int, num_classes: int, cfg: HeadConfig):
+        outputs = (("heatmap", num_classes, cfg.num_hm_conv),) + tuple(
+            (n, c, cfg.num_reg_conv) for n, c in REG_HEADS + ((VELOCITY_HEAD,) if cfg.velocity else ()))
+        towers = {}
         for name, out_ch, num_conv in outputs:
-            layers = [_conv_bn_relu(ch, ch) for _ in range(num_conv - 1)]
-            final = nn.Conv2d(ch, out_ch, 3, padding=1, bias=True)
-            layers.append(final)
-            self.heads[name] = nn.Sequential(*layers)
-        self._init_weights()
-
-    def _init_weights(self):
-        for name, head in self.heads.items():
+            layers = [_conv_bn_relu(channels, channels) for _ in range(num_conv - 1)]
+            layers.append(nn.Conv2d(channels, out_ch, 3, padding=1, bias=True))
+            towers[name] = nn.Sequential(*layers)
+        super().__init__(towers)
+        for name, tower in self.items():
             if name == "heatmap":
-                # default init, and every cell starts at p = sigmoid(-2.19) = 0.1 so the focal loss is stable
-                nn.init.constant_(head[-1].bias, -2.19)
+                nn.init.constant_(tower[-1].bias, -2.19)
                 continue
-            for m in head.modules():
+            for m in tower.modules():
                 if isinstance(m, nn.Conv2d):
-                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                    nn.init.kaiming_normal_(m.weight)
                     nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> HeadOutput:
-        x = self.shared_conv(x)
-        return HeadOutput(**{name: head(x) for name, head in self.heads.items()})
+        return HeadOutput(**{name: tower(x) for name, tower in self.items()})
 
-    def loss(self, out: HeadOutput, targets: CenterTargets) -> dict[str, torch.Tensor]:
-        """Loss terms (scalars): hm (focal), loc (weighted L1), and their weighted sum 'total'."""
+
+class CenterHead(nn.Module):
+    """(B, C_in, H, W) BEV features -> one HeadOutput per class group (``class_groups``, class indices)."""
+
+    def __init__(self, in_channels: int, class_groups: Sequence[Sequence[int]], cfg: HeadConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.class_groups = [list(g) for g in class_groups]
+        ch = cfg.shared_channels
+        self.shared_conv = _conv_bn_relu(in_channels, ch)
+        self.heads = nn.ModuleList(TaskHead(ch, len(group), cfg) for group in self.class_groups)
+
+    def forward(self, x: torch.Tensor) -> list[HeadOutput]:
+        x = self.shared_conv(x)
+        return [head(x) for head in self.heads]
+
+    def loss(self, outs: Sequence[HeadOutput], targets: Sequence[CenterTargets]) -> dict[str, torch.Tensor]:
+        """Loss terms (scalars) summed over the task heads, as the reference does: hm (focal), loc (weighted L1),
+        and their weighted sum 'total'. ``targets``: one CenterTargets per head (CenterPointDetector.assign_targets)."""
+        if len(outs) != len(targets):
+            raise ValueError(f"CenterHead.loss: {len(outs)} head outputs but {len(targets)} target sets")
         lc = self.cfg.loss
-        hm = focal_loss(clamped_sigmoid(out.heatmap), targets.heatmap) * lc.cls_weight
-        per_code = reg_l1_loss(out.regression().float(), targets.indices, targets.mask, targets.boxes)
-        weights = per_code.new_tensor(lc.code_weights)
-        loc = (per_code * weights).sum() * lc.loc_weight
+        hm = loc = None
+        for out, tg in zip(outs, targets):
+            h = focal_loss(clamped_sigmoid(out.heatmap), tg.heatmap) * lc.cls_weight
+            per_code = reg_l1_loss(out.regression().float(), tg.indices, tg.mask, tg.boxes)
+            lo = (per_code * per_code.new_tensor(lc.code_weights)).sum() * lc.loc_weight
+            hm, loc = (h, lo) if hm is None else (hm + h, loc + lo)
         return {"hm": hm, "loc": loc, "total": hm + loc}
+
+
+def upgrade_single_head_state_dict(state_dict: dict, prefix: str = "head.") -> dict:
+    """A state_dict written before multi-head support (checkpoint format 1: one head, its towers at
+    ``head.heads.<output>``) with today's names (``head.heads.0.<output>``). The parameter order is unchanged,
+    so optimiser states saved with it still line up."""
+    old = prefix + "heads."
+    outputs = {name for name, _ in REG_HEADS} | {"heatmap", VELOCITY_HEAD[0]}
+
+    def rename(key: str) -> str:
+        if key.startswith(old) and key[len(old):].split(".", 1)[0] in outputs:
+            return old + "0." + key[len(old):]
+        return key
+
+    return {rename(k): v for k, v in state_dict.items()}

@@ -1,7 +1,12 @@
-"""Decode CenterHead maps into boxes: top-K centres, score threshold, range filter, rotated BEV NMS."""
+"""Decode CenterHead maps into boxes: top-K centres per head, score threshold, range filter, rotated BEV NMS.
+
+As the reference (OpenPCDet's CenterHead.generate_predicted_boxes): each task head is decoded and suppressed on
+its own, so boxes of different heads never suppress each other; the heads' survivors are then merged.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional, Sequence
 
 import torch
 
@@ -12,15 +17,18 @@ from .center_head import HeadOutput
 
 @dataclass
 class BoxPredictions:
-    """Boxes of one sample: boxes (M, 7), scores (M,), labels (M,) long 0..C-1, all on the model's device."""
+    """Boxes of one sample: boxes (M, 7), scores (M,), labels (M,) long 0..C-1 (model class indices), and
+    velocities (M, 2) (vx, vy in m/s) for a model that regresses them, else None; all on the model's device."""
 
     boxes: torch.Tensor
     scores: torch.Tensor
     labels: torch.Tensor
+    velocities: Optional[torch.Tensor] = None
 
 
 def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_stride: int):
-    """Top-K cells of every sample's heatmap (over all classes) -> boxes (B, K, 7), scores (B, K), labels (B, K)."""
+    """Top-K cells of every sample's heatmap (over the head's classes) -> boxes (B, K, 7), scores (B, K),
+    labels (B, K) (indices into the head's classes) and velocities (B, K, 2), or None without a vel map."""
     heat = torch.sigmoid(out.heatmap.float())
     b, c, h, w = heat.shape
     k = min(k, c * h * w)
@@ -37,31 +45,59 @@ def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_
     y = (ys + center[..., 1]) * feature_stride * voxel_size[1] + point_cloud_range[1]
     yaw = torch.atan2(rot[..., 1], rot[..., 0])
     boxes = torch.cat([x[..., None], y[..., None], cz, dim.clamp(max=10).exp(), yaw[..., None]], dim=-1)
-    return boxes, scores, labels
+    velocities = at(out.vel) if out.vel is not None else None
+    return boxes, scores, labels, velocities
 
 
-def postprocess(out: HeadOutput, post: PostProcessConfig, voxel_size, point_cloud_range, feature_stride: int,
-                score_threshold: float | None = None, class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
-    """Decode, filter by score and centre range, then NMS per sample.
+def _nms_boxes(boxes: torch.Tensor, nms_type: str) -> torch.Tensor:
+    """The boxes NMS compares: as they are, or with the heading dropped (OpenPCDet's nms_normal)."""
+    if nms_type == "axis_aligned":
+        boxes = boxes.clone()
+        boxes[:, 6] = 0.0
+    return boxes
 
+
+def postprocess(outs: Sequence[HeadOutput], class_groups: Sequence[Sequence[int]], post: PostProcessConfig,
+                voxel_size, point_cloud_range, feature_stride: int, score_threshold: float | None = None,
+                class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
+    """Decode each head, filter by score and centre range, NMS per head and sample, merge.
+
+    outs: one HeadOutput per head; class_groups: the model class indices of each head's heatmap channels.
     ``class_thresholds`` (C,): each class's minimum score; when given it replaces ``score_threshold`` (a
     class threshold may be lower or higher than the global one). Without it, ``score_threshold`` (default:
-    the config's) applies to every class.
+    the config's) applies to every class. Each sample's boxes come back by descending score.
     """
-    boxes, scores, labels = decode_maps(out, post.max_per_sample, voxel_size, point_cloud_range, feature_stride)
+    if len(outs) != len(class_groups):
+        raise ValueError(f"postprocess: {len(outs)} head outputs for {len(class_groups)} class groups")
     thr = post.score_threshold if score_threshold is None else score_threshold
-    lo = boxes.new_tensor(post.center_range[:3])
-    hi = boxes.new_tensor(post.center_range[3:])
-    results = []
-    for i in range(boxes.shape[0]):
-        if class_thresholds is not None:
-            keep = scores[i] >= class_thresholds.to(scores.device)[labels[i]]
-        else:
-            keep = scores[i] >= thr
-        keep &= ((boxes[i, :, :3] >= lo) & (boxes[i, :, :3] <= hi)).all(dim=1)
-        keep &= torch.isfinite(boxes[i]).all(dim=1)
-        bx, sc, lb = boxes[i][keep], scores[i][keep], labels[i][keep]
-        sel = multiclass_nms(bx, sc, lb, post.nms_iou_threshold, post.nms_pre_max_size, post.nms_post_max_size,
-                             class_agnostic=post.class_agnostic_nms)
-        results.append(BoxPredictions(bx[sel], sc[sel], lb[sel]))
-    return results
+    per_sample: list[list[BoxPredictions]] = [[] for _ in range(outs[0].heatmap.shape[0])]
+    for out, group in zip(outs, class_groups):
+        boxes, scores, local, vel = decode_maps(out, post.max_per_sample, voxel_size, point_cloud_range,
+                                                feature_stride)
+        labels = torch.as_tensor(list(group), dtype=torch.long, device=local.device)[local]
+        lo = boxes.new_tensor(post.center_range[:3])
+        hi = boxes.new_tensor(post.center_range[3:])
+        for i in range(boxes.shape[0]):
+            if class_thresholds is not None:
+                keep = scores[i] >= class_thresholds.to(scores.device)[labels[i]]
+            else:
+                keep = scores[i] >= thr
+            keep &= ((boxes[i, :, :3] >= lo) & (boxes[i, :, :3] <= hi)).all(dim=1)
+            keep &= torch.isfinite(boxes[i]).all(dim=1)
+            bx, sc, lb = boxes[i][keep], scores[i][keep], labels[i][keep]
+            sel = multiclass_nms(_nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
+                                 post.nms_pre_max_size, post.nms_post_max_size,
+                                 class_agnostic=post.class_agnostic_nms)
+            per_sample[i].append(BoxPredictions(bx[sel], sc[sel], lb[sel], vel[i][keep][sel] if vel is not None else None))
+    return [_merge(parts) for parts in per_sample]
+
+
+def _merge(parts: list[BoxPredictions]) -> BoxPredictions:
+    """One sample's per-head predictions -> one set, by descending score (stable: head order breaks ties)."""
+    if len(parts) == 1:
+        return parts[0]
+    scores = torch.cat([p.scores for p in parts])
+    order = torch.sort(scores, descending=True, stable=True).indices
+    vel = torch.cat([p.velocities for p in parts])[order] if parts[0].velocities is not None else None
+    return BoxPredictions(torch.cat([p.boxes for p in parts])[order], scores[order],
+                          torch.cat([p.labels for p in parts])[order], vel)

@@ -1,7 +1,7 @@
 """CenterPoint detector: a fixed sequence of stages chosen by the config.
 
-points -> Voxelizer -> VFE (mean | pillar) -> [VoxelResBackBone8x -> HeightCompression | PointPillarScatter]
-       -> BaseBEVBackbone -> CenterHead -> (loss | decode + NMS)
+points -> Voxelizer -> VFE (mean | pillar) -> [VoxelResBackBone8x | VoxelBackBone8x -> HeightCompression
+       | PointPillarScatter] -> BaseBEVBackbone -> CenterHead (one task head per class group) -> (loss | decode + NMS)
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from torch import nn
 from ..config import ModelConfig
 from ..ops.voxelize import VoxelBatch, Voxelizer
 from .backbone2d import BaseBEVBackbone
-from .backbone3d import VoxelResBackBone8x
+from .backbone3d import VoxelBackBone8x, VoxelResBackBone8x
 from .bev import HeightCompression, PointPillarScatter
 from .center_head import CenterHead, HeadOutput
 from .decode import BoxPredictions, postprocess
-from .targets import CenterTargets, assign_targets
+from .targets import CenterTargets, assign_targets, labels_of_group
 from .vfe import MeanVFE, PillarVFE
 
 
@@ -25,14 +25,27 @@ from .vfe import MeanVFE, PillarVFE
 class DetectorOutput:
     """What one forward pass produces; KD reads the intermediate maps.
 
-    head:         raw head maps on the (H, W) grid.
+    heads:        raw maps of each task head (one per class group) on the (H, W) grid.
     bev_features: (B, C, H, W) output of the 2D backbone (the head's input).
     bev_input:    (B, C0, H0, W0) BEV map entering the 2D backbone.
     """
 
-    head: HeadOutput
+    heads: list[HeadOutput]
     bev_features: torch.Tensor
     bev_input: torch.Tensor
+
+    @property
+    def head(self) -> HeadOutput:
+        """The maps of a single-head model (every class in one head); a multi-head model has ``heads``."""
+        if len(self.heads) != 1:
+            raise ValueError(f"this model has {len(self.heads)} task heads (class groups): use .heads, "
+                             "one HeadOutput per group")
+        return self.heads[0]
+
+    def contiguous(self) -> "DetectorOutput":
+        """The same output with contiguous head maps: pillar models produce channels-last maps (the scatter's
+        permute), which ``.view`` calls reject."""
+        return DetectorOutput([h.contiguous() for h in self.heads], self.bev_features, self.bev_input)
 
 
 class CenterPointDetector(nn.Module):
@@ -53,13 +66,14 @@ class CenterPointDetector(nn.Module):
             self.to_bev = PointPillarScatter(cfg.bev.num_features, grid)
         else:
             self.vfe = MeanVFE(nf)
-            self.backbone3d = VoxelResBackBone8x(nf, grid, cfg.backbone3d.widths(), cfg.backbone3d.layers)
+            backbone = VoxelResBackBone8x if cfg.backbone3d.type == "voxel_res8x" else VoxelBackBone8x
+            self.backbone3d = backbone(nf, grid, cfg.backbone3d.widths(), cfg.backbone3d.layers)
             self.to_bev = HeightCompression(cfg.bev.num_features)
         b2 = cfg.backbone2d
         filters, up_filters = b2.widths()
         self.backbone2d = BaseBEVBackbone(cfg.bev.num_features, b2.layers, b2.strides, filters,
                                           b2.upsample_strides, up_filters)
-        self.head = CenterHead(self.backbone2d.out_channels, len(cfg.class_names), cfg.head)
+        self.head = CenterHead(self.backbone2d.out_channels, cfg.class_groups(), cfg.head)
 
     # ------------------------------------------------------------------ stages
     def voxelize(self, points: list[torch.Tensor]) -> VoxelBatch:
@@ -80,22 +94,30 @@ class CenterPointDetector(nn.Module):
         return self.forward_voxels(self.voxelize(points))
 
     # ------------------------------------------------------------------ training / inference
-    def assign_targets(self, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, grid_hw: tuple[int, int]) -> CenterTargets:
-        """gt_boxes (B, M, 7), gt_labels (B, M) (0..C-1, -1 padding) -> targets on the head's (H, W) grid."""
-        t = self.cfg.head.target
-        return assign_targets(gt_boxes, gt_labels, len(self.cfg.class_names), grid_hw,
-                              self.cfg.voxelization.voxel_size, self.cfg.voxelization.point_cloud_range,
-                              self.cfg.head.feature_stride, t.gaussian_overlap, t.min_radius, t.max_objects)
+    def assign_targets(self, gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
+                       grid_hw: tuple[int, int]) -> list[CenterTargets]:
+        """gt_boxes (B, M, 7), or (B, M, 9) with (vx, vy), and gt_labels (B, M) (0..C-1, -1 padding) -> targets on
+        the head's (H, W) grid, one CenterTargets per task head (its classes numbered in group order)."""
+        c, t = self.cfg, self.cfg.head.target
+        if c.head.velocity and gt_boxes.shape[-1] < 9:
+            raise ValueError(f"{c.name} regresses velocity, so its training boxes need (vx, vy) after the 7 box "
+                             f"values (B, M, 9); got {tuple(gt_boxes.shape)}")
+        if not c.head.velocity:
+            gt_boxes = gt_boxes[..., :7]
+        return [assign_targets(gt_boxes, labels_of_group(gt_labels, group), len(group), grid_hw,
+                               c.voxelization.voxel_size, c.voxelization.point_cloud_range, c.head.feature_stride,
+                               t.gaussian_overlap, t.min_radius, t.max_objects)
+                for group in c.class_groups()]
 
     def loss(self, out: DetectorOutput, gt_boxes: torch.Tensor, gt_labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        targets = self.assign_targets(gt_boxes, gt_labels, tuple(out.head.heatmap.shape[-2:]))
-        return self.head.loss(out.head, targets)
+        targets = self.assign_targets(gt_boxes, gt_labels, tuple(out.heads[0].heatmap.shape[-2:]))
+        return self.head.loss(out.heads, targets)
 
     def predict(self, out: DetectorOutput, score_threshold: float | None = None,
                 class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
         c = self.cfg
-        return postprocess(out.head, c.head.post, c.voxelization.voxel_size, c.voxelization.point_cloud_range,
-                           c.head.feature_stride, score_threshold, class_thresholds)
+        return postprocess(out.heads, c.class_groups(), c.head.post, c.voxelization.voxel_size,
+                           c.voxelization.point_cloud_range, c.head.feature_stride, score_threshold, class_thresholds)
 
 
 def build_detector(cfg: ModelConfig) -> CenterPointDetector:

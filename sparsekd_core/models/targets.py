@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 
@@ -14,7 +15,8 @@ class CenterTargets:
     heatmap: (B, C, H, W) in [0, 1], gaussians peaking at 1 on object centres.
     indices: (B, K) long, flat cell index (y * W + x) of each object's centre.
     mask:    (B, K) bool, which of the K slots hold an object.
-    boxes:   (B, K, 8) regression targets: centre offset (2), z (1), log dims (3), cos yaw, sin yaw.
+    boxes:   (B, K, 8) regression targets: centre offset (2), z (1), log dims (3), cos yaw, sin yaw;
+             (B, K, 10) with velocity targets (vx, vy) appended, when the boxes carry velocities.
     """
 
     heatmap: torch.Tensor
@@ -69,14 +71,16 @@ def assign_targets(
     min_radius: int = 2,
     max_objects: int = 500,
 ) -> CenterTargets:
-    """gt_boxes (B, M, 7) and gt_labels (B, M) (0..C-1, -1 = padding) -> CenterTargets on the (H, W) map."""
+    """gt_boxes (B, M, 7) or (B, M, 9) with (vx, vy), and gt_labels (B, M) (0..C-1, -1 = padding) -> CenterTargets
+    on the (H, W) map (10 regression codes when the boxes carry velocities, else 8)."""
     bsz = gt_boxes.shape[0]
+    with_velocity = gt_boxes.shape[-1] >= 9
     h, w = grid_hw
     device = gt_boxes.device
     heatmap = torch.zeros((bsz, num_classes, h, w), device=device)
     indices = torch.zeros((bsz, max_objects), dtype=torch.long, device=device)
     mask = torch.zeros((bsz, max_objects), dtype=torch.bool, device=device)
-    boxes = torch.zeros((bsz, max_objects, 8), device=device)
+    boxes = torch.zeros((bsz, max_objects, 10 if with_velocity else 8), device=device)
     cell_x = voxel_size[0] * feature_stride
     cell_y = voxel_size[1] * feature_stride
     for b in range(bsz):
@@ -102,5 +106,16 @@ def assign_targets(
             boxes[b, k, 3:6] = bx[j, 3:6].log()
             boxes[b, k, 6] = math.cos(float(bx[j, 6]))
             boxes[b, k, 7] = math.sin(float(bx[j, 6]))
+            if with_velocity:
+                boxes[b, k, 8:10] = bx[j, 7:9]
             k += 1
     return CenterTargets(heatmap, indices, mask, boxes)
+
+
+def labels_of_group(gt_labels: torch.Tensor, group: Sequence[int]) -> torch.Tensor:
+    """gt_labels (B, M) with model class indices -> the same shape with ``group``'s classes renumbered 0..len-1
+    in group order and every other label -1 (padding), ready for :func:`assign_targets` of that group's head."""
+    local = torch.full_like(gt_labels, -1)
+    for i, c in enumerate(group):
+        local[gt_labels == c] = i
+    return local
