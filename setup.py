@@ -1,13 +1,17 @@
 """ament_python package `sparsekd_ros`: installs sparsekd_core (no ROS) and sparsekd_ros (rclpy glue)."""
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "sparsekd_ros"
+# The source directory: `colcon build --symlink-install` runs this file through a symlink from build/,
+# so files beside it are found from its resolved path, not from the working directory.
+HERE = Path(__file__).resolve().parent
 
 
-def _requirements(path):
-    with open(path) as f:
+def _requirements(name):
+    with open(HERE / name) as f:
         return [line.split("#")[0].strip() for line in f if line.split("#")[0].strip()]
 
 
@@ -40,7 +44,6 @@ setup(
     maintainer_email="sparsekd@example.org",
     description="Distilled CenterPoint LiDAR 3D detectors (SparseKD) for ROS 2",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "detector_node = sparsekd_ros.detector_node:main",
