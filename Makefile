@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
 REQS := requirements.txt requirements-ros.txt requirements-test.txt setup.py setup.cfg
 
-.PHONY: setup test demo bench clean system-deps
+.PHONY: setup test demo bench clean system-deps waymo-env test-waymo
 
 setup: $(STAMP)
 
@@ -35,6 +35,25 @@ system-deps:
 test: setup
 	$(BIN)/python -m pytest -q test
 
+# Waymo's official package (tfrecord reading) pins numpy/TensorFlow versions that clash with ours: its own venv.
+WAYMO_VENV := .venv-waymo
+WAYMO_STAMP := $(WAYMO_VENV)/.setup-done
+
+waymo-env: $(WAYMO_STAMP)
+
+$(WAYMO_STAMP): requirements-waymo.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version' \
+		|| { echo "error: install Python 3.11 (python3.11) and run make waymo-env again"; exit 1; }
+	@test -x $(WAYMO_VENV)/bin/python || $(PYTHON) -m venv $(WAYMO_VENV)
+	$(WAYMO_VENV)/bin/python -m pip install -q --upgrade pip
+	$(WAYMO_VENV)/bin/python -m pip install -q -r requirements-waymo.txt
+	@touch $(WAYMO_STAMP)
+	@echo "waymo-env done: sparsekd-data waymo-convert finds $(WAYMO_VENV) by itself"
+
+# The tfrecord conversion test, with the Waymo venv required (it fails rather than skips without it).
+test-waymo: setup waymo-env
+	SPARSEKD_WAYMO_PYTHON=$(CURDIR)/$(WAYMO_VENV)/bin/python $(BIN)/python -m pytest -q test/test_waymo_tfrecord.py
+
 demo: setup
 	$(BIN)/python -m sparsekd_ros.demo
 
@@ -42,4 +61,4 @@ bench: setup
 	$(BIN)/sparsekd-bench
 
 clean:
-	rm -rf $(VENV) build install log *.egg-info demo_out
+	rm -rf $(VENV) $(WAYMO_VENV) build install log *.egg-info demo_out

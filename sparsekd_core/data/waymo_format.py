@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -117,14 +118,29 @@ def write_frame_points(path: str | Path, points: np.ndarray, nlz_flag: np.ndarra
     if points.shape[1] == 5:
         flag = np.full(len(points), -1.0, np.float32) if nlz_flag is None else np.asarray(nlz_flag, np.float32)
         points = np.column_stack([points, flag.reshape(-1)])
+    with _atomic(path) as f:
+        np.save(f, np.ascontiguousarray(points, dtype=np.float32))
+
+
+@contextmanager
+def _atomic(path: str | Path):
+    """Open a temporary file beside ``path`` for writing; it becomes ``path`` only once fully written, so an
+    interrupted writer never leaves a truncated file that a resumed run would take as done."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, np.ascontiguousarray(points, dtype=np.float32))
+    tmp = path.with_name(f".{path.name}.partial")
+    try:
+        with open(tmp, "wb") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 # --------------------------------------------------------------------------------------------- infos
 def make_annos(names: Sequence[str], boxes: np.ndarray, num_points_in_gt: Sequence[int],
-               difficulty: Sequence[int] | None = None, obj_ids: Sequence[str] | None = None) -> dict:
+               difficulty: Sequence[int] | None = None, obj_ids: Sequence[str] | None = None,
+               tracking_difficulty: Sequence[int] | None = None) -> dict:
     """The ``annos`` dict of a frame info from LiDAR boxes (M, 7) x y z dx dy dz heading."""
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
     m = len(boxes)
@@ -140,15 +156,19 @@ def make_annos(names: Sequence[str], boxes: np.ndarray, num_points_in_gt: Sequen
         "location": boxes[:, 0:3].copy(),
         "heading_angles": boxes[:, 6].copy(),
         "obj_ids": ids,
-        "tracking_difficulty": np.zeros(m, np.int32),
+        "tracking_difficulty": (np.zeros(m, np.int32) if tracking_difficulty is None
+                                else np.asarray(tracking_difficulty, np.int32).reshape(m)),
         "num_points_in_gt": np.asarray(num_points_in_gt, np.int64).reshape(m),
         "gt_boxes_lidar": boxes.copy(),
     }
 
 
 def make_frame_info(segment: str, sample_idx: int, pose: np.ndarray, annos: dict | None,
-                    num_points: int | None = None) -> dict:
-    """One frame info (see the module docstring). ``annos`` None for unlabelled (test) frames."""
+                    num_points: int | Sequence[int] | None = None) -> dict:
+    """One frame info (see the module docstring). ``annos`` None for unlabelled (test) frames.
+
+    num_points: the frame's point count, or one count per LiDAR in the order of the ``.npy`` rows
+    (``num_points_of_each_lidar``)."""
     segment = segment_name(segment)
     info = {
         "point_cloud": {"num_features": 5, "lidar_sequence": segment, "sample_idx": int(sample_idx)},
@@ -156,7 +176,8 @@ def make_frame_info(segment: str, sample_idx: int, pose: np.ndarray, annos: dict
         "pose": np.asarray(pose, dtype=np.float32).reshape(4, 4),
     }
     if num_points is not None:
-        info["num_points_of_each_lidar"] = [int(num_points)]
+        counts = [num_points] if np.ndim(num_points) == 0 else list(num_points)
+        info["num_points_of_each_lidar"] = [int(n) for n in counts]
     if annos is not None:
         missing = [k for k in _ANNO_KEYS if k not in annos]
         if missing:
@@ -197,8 +218,7 @@ def _load_pickle(path: Path) -> list[dict]:
 
 
 def _dump_pickle(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as f:
+    with _atomic(path) as f:
         pickle.dump(obj, f)
 
 
