@@ -9,7 +9,7 @@ import numpy as np
 
 @dataclass
 class Detections:
-    """3D boxes in the sensor frame (REP 103, see docs/architecture.md).
+    """3D boxes in the frame of the points they were found in (REP 103, see docs/architecture.md).
 
     boxes:  (M, 7) float32, (x, y, z, dx, dy, dz, yaw), gravity centre, full extents.
     scores: (M,) float32 in [0, 1].

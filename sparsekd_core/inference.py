@@ -18,6 +18,14 @@ log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "checkpoints"
 
+#: Checkpoint meta key: the ground height (m, z in the model frame) of the model's training data.
+GROUND_Z_KEY = "ground_z"
+# Checkpoints without it: the ground of their dataset layout, told apart by class names as the configs are.
+# KITTI and sparsekd-sim's hdl64 write points in the LiDAR frame of an HDL-64E 1.73 m above the road;
+# Waymo (and sim waymo_top) in a vehicle frame whose origin is on the ground.
+_LAYOUT_GROUND_Z = (("Car", -1.73, "KITTI-layout classes: the LiDAR frame of an HDL-64E 1.73 m above the road"),
+                    ("Vehicle", 0.0, "Waymo-layout classes: a vehicle frame with its origin on the ground"))
+
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """'auto' -> cuda when available, else cpu. Asking for cuda without one is an error that says so."""
@@ -104,6 +112,16 @@ class Detector:
         if not keep.all():
             pts = pts[keep]
         return torch.from_numpy(np.ascontiguousarray(pts)).to(self.device, non_blocking=True)
+
+    def expected_ground(self) -> tuple[float | None, str]:
+        """(ground z in the model frame, where it comes from): the checkpoint's meta ``ground_z`` when recorded,
+        else the ground of the dataset layout its classes name; (None, why) when neither is known."""
+        if GROUND_Z_KEY in self.meta:
+            return float(self.meta[GROUND_Z_KEY]), f"recorded in the checkpoint (meta '{GROUND_Z_KEY}')"
+        for name, z, why in _LAYOUT_GROUND_Z:
+            if name in self.class_names:
+                return z, f"not recorded in the checkpoint (meta '{GROUND_Z_KEY}'); assumed from its {why}"
+        return None, f"not recorded in the checkpoint (meta '{GROUND_Z_KEY}') and not known for its classes"
 
     # ------------------------------------------------------------------ thresholds
     @property

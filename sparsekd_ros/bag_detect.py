@@ -16,11 +16,12 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from sparsekd_core.geometry.transforms import RigidTransform
 from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, label_info, load_vision_msgs
-from sparsekd_ros.parameters import NODE_NAME
+from sparsekd_ros.parameters import NODE_NAME, SPECS
 from sparsekd_ros.pointcloud2 import MalformedCloud
 
 __all__ = ["MARKERS_TOPIC", "DETECTIONS_TOPIC", "LABEL_INFO_TOPIC", "detect_bag", "main"]
@@ -40,7 +41,7 @@ def detect_bag(
     intensity_field: str = "intensity",
     intensity_scale: float = 1.0,
     max_range: float = 0.0,
-    frame_id: str = "",
+    sensor_to_model: RigidTransform | None = None,
     copy_other_topics: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
@@ -49,6 +50,8 @@ def detect_bag(
     The output holds each input cloud unchanged, a MarkerArray on MARKERS_TOPIC and, when vision_msgs
     is installed, a Detection3DArray on DETECTIONS_TOPIC, all at the cloud's bag timestamp and with
     its header, plus one vision_msgs/LabelInfo on LABEL_INFO_TOPIC (class id -> name) with the first. Malformed clouds are copied and counted, without markers.
+    sensor_to_model: points are moved by it into the model's frame and the boxes back (as the node's parameter).
+    Boxes are in each cloud's own frame.
     copy_other_topics: also copy every non-cloud topic (e.g. /tf) unchanged.
     Returns counts and the mean detector time.
     """
@@ -76,9 +79,12 @@ def detect_bag(
                     summary["problems"].append(f"t={item.timestamp_ns}: {exc}")
                     continue
                 t0 = time.perf_counter()
-                dets = det(points)
+                if sensor_to_model is not None:
+                    dets = sensor_to_model.inverse().apply_detections(det(sensor_to_model.apply_points(points)))
+                else:
+                    dets = det(points)
                 summary["detector_s"] += time.perf_counter() - t0
-                header = Header(stamp=cloud.header.stamp, frame_id=frame_id or cloud.header.frame_id)
+                header = Header(stamp=cloud.header.stamp, frame_id=cloud.header.frame_id)
                 writer.write(MARKERS_TOPIC, item.timestamp_ns, detections_to_markers(dets, header))
                 if vision is not None:
                     if summary["clouds"] == 0 and hasattr(vision, "LabelInfo"):
@@ -120,9 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--intensity-field", default="intensity", help="cloud field used as intensity")
     parser.add_argument("--intensity-scale", type=float, default=1.0, help="factor on that field (e.g. 0.00392)")
     parser.add_argument("--max-range", type=float, default=0.0, help="keep points within this range (m); 0 = all")
-    parser.add_argument("--frame-id", default="", help="frame of the boxes (default: each cloud's frame)")
+    parser.add_argument("--sensor-to-model", default="0,0,0,0,0,0", metavar="X,Y,Z,ROLL,PITCH,YAW",
+                        help="the node's sensor_to_model: moves points into the model's frame (metres, radians) and "
+                             "the boxes back; boxes stay in each cloud's frame (default: none)")
     parser.add_argument("--copy-other-topics", action="store_true", help="also copy non-cloud topics (e.g. /tf)")
     return parser
+
+
+def _numbers(text: str) -> list[float] | str:
+    """'0,0,0.77,0,0,0' -> numbers; the text itself when it is not numbers (the parameter's check says why)."""
+    try:
+        return [float(v) for v in text.split(",")]
+    except ValueError:
+        return text
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -131,6 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         thresholds = ScoreThresholds.parse(args.score_threshold, args.class_score_thresholds)
+        sensor_to_model = RigidTransform.from_xyz_rpy(*SPECS["sensor_to_model"].typed(_numbers(args.sensor_to_model)))
         det = load_detector(args.model, device=args.device, fp16=args.fp16)
         unknown = thresholds.unknown(det.class_names)
         if unknown:
@@ -138,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         det.thresholds = thresholds
         print(f"model {det.name} on {det.device}, classes {list(det.class_names)}", file=sys.stderr)
         summary = detect_bag(args.in_bag, args.out_bag, det, args.topic, args.storage, args.intensity_field,
-                             args.intensity_scale, args.max_range, args.frame_id, args.copy_other_topics)
+                             args.intensity_scale, args.max_range, sensor_to_model, args.copy_other_topics)
     except (BagError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"sparsekd-bag-detect: error: {exc}", file=sys.stderr)
         return 2

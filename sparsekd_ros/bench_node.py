@@ -141,13 +141,13 @@ def node_bench(det: Any, cloud: PointCloud2, latency_frames: int = 5, sustained_
     try:
         stats, mailbox = rig.node.stats, rig.node.mailbox
         for i in range(latency_frames):
-            done = stats.processed + stats.malformed + stats.errors
+            done = stats.processed + stats.problems
             rig.send(cloud)
             end = time.monotonic() + 300
-            while stats.processed + stats.malformed + stats.errors == done and time.monotonic() < end:
+            while stats.processed + stats.problems == done and time.monotonic() < end:
                 rig.spin.check()
                 time.sleep(0.002)
-            if stats.errors or stats.malformed:
+            if stats.problems:
                 raise RuntimeError(f"the node rejected the bench cloud: {stats.last_problem}")
             time.sleep(0.05)
         out: dict[str, Any] = {"boxes": stats.last_boxes, "points_in": stats.last_points}

@@ -18,24 +18,28 @@ import time
 import traceback
 from typing import Any, Sequence
 
+import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
 from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-from rclpy.signals import SignalHandlerOptions
 from rclpy.node import Node
 from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from sparsekd_core.geometry.transforms import RigidTransform
+from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.cloud_input import model_input
+from sparsekd_ros.frames import NoTransforms, TransformUnavailable, make_transforms, output_transform
+from sparsekd_ros.ground_check import GroundCheck
 from sparsekd_ros.mailbox import LatestMailbox
 from sparsekd_ros.messages import (detections_to_markers, detections_to_vision, diagnostic_array, label_info,
                                    load_vision_msgs)
-from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, ParamSpec
 from sparsekd_ros.pipeline_stats import PipelineStats
 from sparsekd_ros.pointcloud2 import MalformedCloud
@@ -52,10 +56,12 @@ class DetectorNode(Node):
     ``~/detections`` and ``~/label_info`` (transient local: the class names of the detections' class ids).
 
     ``detector``: an already loaded ``sparsekd_core.inference.Detector`` (benchmarks, tests); by
-    default the node loads ``model``/``checkpoint`` on ``device`` itself.
+    default the node loads ``model``/``checkpoint`` on ``device`` itself. ``transforms``: where transforms to
+    ``target_frame`` come from (a ``frames.TransformSource``); by default tf2_ros when it is installed.
     """
 
-    def __init__(self, node_name: str = NODE_NAME, *, detector: Any = None, **node_kwargs: Any) -> None:
+    def __init__(self, node_name: str = NODE_NAME, *, detector: Any = None, transforms: Any = None,
+                 **node_kwargs: Any) -> None:
         super().__init__(node_name, **node_kwargs)
         self.params = self._declare_parameters()
         log = self.get_logger()
@@ -70,6 +76,7 @@ class DetectorNode(Node):
         provenance = getattr(self.det, "meta", {}).get("provenance")
         if provenance:
             log.info(f"weights: {provenance}")
+        self._set_up_frames(log, transforms)
 
         self._vision = load_vision_msgs()
         if self._vision is None:
@@ -110,6 +117,23 @@ class DetectorNode(Node):
         values = {spec.name: self.declare_parameter(spec.name, spec.default, _descriptor(spec)).value
                   for spec in PARAMETERS}
         return NodeParams.from_values(values)
+
+    def _set_up_frames(self, log: Any, transforms: Any) -> None:
+        """sensor_to_model, the mounting check and, for a target_frame, tf2 (or why not)."""
+        p = self.params
+        self._sensor_to_model = RigidTransform.from_xyz_rpy(*p.sensor_to_model)
+        self._model_to_sensor = self._sensor_to_model.inverse()
+        expected_z, source = (self.det.expected_ground() if hasattr(self.det, "expected_ground")
+                              else (None, "the detector does not say"))
+        log.info(f"model frame: ground at z {'unknown' if expected_z is None else f'{expected_z:+.2f} m'} "
+                 f"({source}); sensor_to_model {list(p.sensor_to_model)}")
+        self._ground = GroundCheck(expected_z, source, p.ground_tolerance, p.ground_check_period)
+        self._transforms = (transforms or make_transforms(self)) if p.target_frame else None
+        if isinstance(self._transforms, NoTransforms):
+            log.warning(f"target_frame '{p.target_frame}': {NoTransforms.reason}. Only clouds whose frame is already "
+                        f"'{p.target_frame}' are published; all others are skipped (never mislabelled).")
+        elif p.target_frame:
+            log.info(f"boxes are published in '{p.target_frame}' (tf2, at each cloud's stamp)")
 
     def _load_detector(self) -> Any:
         from sparsekd_core.inference import load_detector  # torch is heavy: import only when a model is needed
@@ -166,7 +190,7 @@ class DetectorNode(Node):
             except Exception as exc:  # noqa: BLE001 - the node must outlive any single frame
                 if self._stop.is_set() or not self.context.ok():
                     return  # shutting down: a frame cut short by the shutdown is not a detector failure
-                self.stats.skipped(f"{type(exc).__name__}: {exc}", error=True)
+                self.stats.skipped(f"{type(exc).__name__}: {exc}", kind="error")
                 self.get_logger().error(
                     f"detector failed on a cloud ({type(exc).__name__}: {exc}); skipping it",
                     throttle_duration_sec=_WARN_EVERY_S,
@@ -186,14 +210,25 @@ class DetectorNode(Node):
         except MalformedCloud as exc:
             self._skip(str(exc))
             return None
+        model_points = self._sensor_to_model.apply_points(points) if not self._sensor_to_model.is_identity else points
         t1 = time.perf_counter()
-        dets = self.det(points)
+        dets = self.det(model_points)
         t2 = time.perf_counter()
-        header = Header(stamp=msg.header.stamp, frame_id=p.frame_id or msg.header.frame_id)
+        try:  # after the model: the transform at the cloud's stamp has had the model's time to arrive
+            frame, out_from_sensor = output_transform(self._transforms, p.target_frame, msg.header.frame_id,
+                                                      msg.header.stamp, p.transform_timeout)
+        except TransformUnavailable as exc:
+            self.stats.skipped(str(exc), kind="no_transform")
+            self.get_logger().warning(f"skipping cloud: {exc}", throttle_duration_sec=_WARN_EVERY_S)
+            return None
+        dets = (out_from_sensor @ self._model_to_sensor).apply_detections(dets)
+        header = Header(stamp=msg.header.stamp, frame_id=frame)
         self.markers_pub.publish(detections_to_markers(dets, header))
         if self.detections_pub is not None:
             self.detections_pub.publish(detections_to_vision(dets, header, self._vision))
         t3 = time.perf_counter()
+        if self._ground.due():
+            self._report_ground(model_points)
 
         timings = {"decode": t1 - t0, "detector": t2 - t1, "publish": t3 - t2, "receive_to_publish": t3 - received_at}
         for stage in ("preprocess", "inference", "postprocess"):
@@ -209,6 +244,15 @@ class DetectorNode(Node):
         self.stats.record(timings, boxes=len(dets), points=len(points))
         return timings
 
+    def _report_ground(self, model_points: np.ndarray) -> None:
+        report = self._ground.check(model_points, self.params.sensor_to_model)
+        if report is None:
+            self.get_logger().info("mounting check: too little ground in this cloud to estimate its height")
+        elif report.ok:
+            self.get_logger().info(f"mounting check: {report.text}")
+        else:
+            self.get_logger().warning(f"mounting check: {report.text}")
+
     # ------------------------------------------------------------------ reporting
     def _publish_diagnostics(self) -> None:
         values: dict[str, object] = {
@@ -217,7 +261,7 @@ class DetectorNode(Node):
             "input_topic": self.cloud_sub.topic_name,
         }
         values.update(self.stats.summary(self.mailbox.put_count, self.mailbox.dropped))
-        problems = self.stats.malformed + self.stats.errors
+        problems = self.stats.problems
         if self.stats.processed == 0:
             level, message = DiagnosticStatus.STALE, f"waiting for clouds on {self.cloud_sub.topic_name}"
         elif problems > self._problems_seen:

@@ -70,6 +70,15 @@ def _class_thresholds(raw: Any) -> tuple[tuple[str, float], ...]:
     return tuple(parse_class_thresholds(raw).items())
 
 
+def _xyz_rpy(raw: Any) -> tuple[float, ...]:
+    values = list(raw) if isinstance(raw, (list, tuple)) else None
+    if values is None or len(values) != 6 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values):
+        raise ValueError(f"must be 6 numbers [x, y, z, roll, pitch, yaw] (metres, radians), got {raw!r}; "
+                         "e.g. sensor_to_model:=[0.0,0.0,0.77,0.0,0.0,0.0]")
+    return tuple(float(v) for v in values)
+
+
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model", "cp_voxel_s", "Zoo model name (uses its bundled checkpoint, e.g. cp_voxel_s, "
               "cp_pillar_v0.64, kitti_cp_voxel_s) or a path to a .pth checkpoint."),
@@ -91,7 +100,27 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "(e.g. 'intensity', 'reflectance', 'i'); a missing field gives zeros."),
     ParamSpec("intensity_scale", 1.0, "Factor applied to that field, e.g. 0.00392 (1/255) for 0..255 "
               "sensors when the model was trained on 0..1 intensities."),
-    ParamSpec("frame_id", "", "Frame of the published boxes; empty = the input cloud's frame_id."),
+    ParamSpec("target_frame", "", "Frame of the published boxes. Empty, or the cloud's own frame: the cloud's "
+              "frame. Any other frame (e.g. base_link, map): the boxes are transformed into it with tf2 at the "
+              "cloud's stamp; a cloud whose transform is not available within transform_timeout, or any cloud "
+              "when tf2_ros is not installed, is skipped with a rate-limited warning (never mislabelled)."),
+    ParamSpec("transform_timeout", 0.1, "Seconds to wait for the transform to target_frame at a cloud's stamp.",
+              minimum=0.0),
+    ParamSpec("sensor_to_model", [0.0] * 6, "[x, y, z, roll, pitch, yaw] (metres; radians, REP 103 fixed axes) "
+              "of the transform that moves points from the sensor's frame into the frame the model was trained "
+              "in, where the ground lies at the model's ground z (logged at start; KITTI: -1.73). E.g. "
+              "[0, 0, 0.77, 0, 0, 0] for a LiDAR 2.50 m above the road and a model trained 1.73 m up; roll and "
+              "pitch level a tilted sensor. Boxes come back out through the inverse (then to target_frame) and "
+              "keep their (x, y, z, dx, dy, dz, yaw) form: centres exact, heading projected on the output frame's "
+              "x-y plane. So in a frame tilted against the model's (a tilted sensor's own frame) boxes stay "
+              "upright instead of tilting with it: publish in a level frame (target_frame base_link) for exact "
+              "boxes.", dynamic_typing=True, parse=_xyz_rpy),
+    ParamSpec("ground_check_period", 30.0, "Seconds between mounting checks: the ground height the sensor sees "
+              "(a robust plane through the lowest points, in the model frame) logged beside the model's, with "
+              "a warning naming sensor_to_model when they differ by more than ground_tolerance. The first cloud "
+              "is always checked; 0 = only the first.", minimum=0.0),
+    ParamSpec("ground_tolerance", 0.3, "Metres the seen and the expected ground height may differ before the "
+              "mounting check warns.", minimum=0.0),
     ParamSpec("warmup_runs", 3, "Forward passes on a synthetic cloud at start-up before subscribing; "
               "their median is logged as the warm latency.", minimum=0),
     ParamSpec("diagnostics_period", 1.0, "Seconds between /diagnostics messages.", positive=True),

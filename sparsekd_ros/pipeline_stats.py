@@ -21,7 +21,8 @@ class PipelineStats:
     """Rolling window of the last ``window`` frames' timings plus totals since start.
 
     Counters: ``processed`` (frames published), ``malformed`` (skipped bad clouds), ``errors``
-    (detector failures). Drops are counted by the mailbox and passed to :meth:`summary`.
+    (detector failures), ``no_transform`` (skipped: no transform to the target frame). Drops are
+    counted by the mailbox and passed to :meth:`summary`.
     """
 
     def __init__(self, window: int = 200) -> None:
@@ -32,6 +33,7 @@ class PipelineStats:
         self.processed = 0
         self.malformed = 0
         self.errors = 0
+        self.no_transform = 0
         self.last_problem = ""
         self.last_boxes = 0
         self.last_points = 0
@@ -45,14 +47,18 @@ class PipelineStats:
             self.processed += 1
             self.last_boxes, self.last_points = boxes, points
 
-    def skipped(self, problem: str, error: bool = False) -> None:
-        """Count a frame that was not processed: malformed input, or a detector error."""
+    def skipped(self, problem: str, kind: str = "malformed") -> None:
+        """Count a frame that was not published: kind "malformed" (bad input), "error" (the detector failed)
+        or "no_transform" (no transform to the target frame)."""
+        counter = {"malformed": "malformed", "error": "errors", "no_transform": "no_transform"}[kind]
         with self._lock:
-            if error:
-                self.errors += 1
-            else:
-                self.malformed += 1
+            setattr(self, counter, getattr(self, counter) + 1)
             self.last_problem = problem
+
+    @property
+    def problems(self) -> int:
+        """Frames skipped for any reason (not counting the mailbox's drops)."""
+        return self.malformed + self.errors + self.no_transform
 
     def rate_hz(self) -> float:
         """Frames published per second over the window (0 before two frames)."""
@@ -79,6 +85,7 @@ class PipelineStats:
             "dropped_stale": dropped,
             "skipped_malformed": self.malformed,
             "detector_errors": self.errors,
+            "skipped_no_transform": self.no_transform,
             "rate_hz": self.rate_hz(),
             "last_boxes": self.last_boxes,
             "last_points": self.last_points,
@@ -102,5 +109,5 @@ class PipelineStats:
                 parts.append(f"{name} {stats[0]:.1f}")
         return (
             f"frames {self.processed} ({self.rate_hz():.1f} Hz), received {received}, dropped {dropped}, "
-            f"malformed {self.malformed}, errors {self.errors} | median ms: " + (", ".join(parts) or "n/a")
+            f"malformed {self.malformed}, errors {self.errors}, no transform {self.no_transform} | median ms: " + (", ".join(parts) or "n/a")
         )

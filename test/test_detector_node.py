@@ -62,8 +62,7 @@ def make_node(context, detector, **overrides) -> tuple[DetectorNode, Capture]:
 
 def test_fields_mapped_cropped_and_header_kept(context):
     det = StandInDetector()
-    node, capture = make_node(context, det, intensity_field="reflectance", intensity_scale=0.5, max_range=10.0,
-                              frame_id="base_lidar")
+    node, capture = make_node(context, det, intensity_field="reflectance", intensity_scale=0.5, max_range=10.0)
     try:
         pts = np.array([[1, 2, 0, 8], [30, 0, 0, 4], [-6, 7, 1, 2], [np.nan, 0, 0, 1]], np.float32)
         msg = points_to_cloud(pts, ("x", "y", "z", "reflectance"), header(stamp(7), "velodyne"))
@@ -73,7 +72,7 @@ def test_fields_mapped_cropped_and_header_kept(context):
         np.testing.assert_allclose(got, [[1, 2, 0, 4], [-6, 7, 1, 1]])  # 30 m point cropped, NaN row dropped
         markers = capture.msgs[-1].markers
         assert markers[0].action == markers[0].DELETEALL and len(markers) == 3
-        assert all(m.header.frame_id == "base_lidar" and m.header.stamp == stamp(7) for m in markers)
+        assert all(m.header.frame_id == "velodyne" and m.header.stamp == stamp(7) for m in markers)  # the cloud's
         assert markers[2].text == "Car 0.90"
         assert node.stats.processed == 1 and node.stats.last_points == 2
     finally:

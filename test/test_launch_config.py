@@ -107,7 +107,7 @@ def test_node_loads_the_config_file(tmp_path):
     doc = yaml.safe_load(CONFIG.read_text())
     params = doc[NODE_NAME]["ros__parameters"]
     params.update(score_threshold=0.55, class_score_thresholds="Pedestrian:0.2", max_range=60.0,
-                  intensity_field="reflectance", frame_id="base_lidar")
+                  intensity_field="reflectance", target_frame="base_link", sensor_to_model=[0.0, 0.0, 0.77, 0.0, 0.05, 0.0])
     edited = tmp_path / "detector.yaml"
     edited.write_text(yaml.safe_dump(doc))
     ctx = Context()
@@ -116,7 +116,9 @@ def test_node_loads_the_config_file(tmp_path):
     node = DetectorNode(detector=det, context=ctx)
     try:
         p = node.params
-        assert (p.score_threshold, p.max_range, p.intensity_field, p.frame_id) == (0.55, 60.0, "reflectance", "base_lidar")
+        assert (p.score_threshold, p.max_range, p.intensity_field, p.target_frame) == (0.55, 60.0, "reflectance",
+                                                                                      "base_link")
+        assert p.sensor_to_model == (0.0, 0.0, 0.77, 0.0, 0.05, 0.0)
         assert det.thresholds == ScoreThresholds(0.55, {"Pedestrian": 0.2})
         assert node.markers_pub.topic_name == MARKERS_TOPIC
         assert node.cloud_sub.topic_name == SPECS["input_topic"].default

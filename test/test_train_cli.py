@@ -14,7 +14,7 @@ from sparsekd_core.config import load_model_config
 from sparsekd_core.data.infos import dbinfos_relpath, infos_path
 from sparsekd_core.data.kitti_format import read_label
 from sparsekd_core.train.recipe import list_recipes, load_recipe
-from sparsekd_core.train.synthetic import write_toy_kitti
+from sparsekd_core.train.synthetic import GROUND_Z, write_toy_kitti
 
 RANGE = "point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]"
 TINY_STUDENT = f"base: cp_voxel_xxs_sim\nvoxelization:\n  voxel_size: [0.2, 0.2, 0.1]\n  {RANGE}\n"
@@ -88,6 +88,9 @@ def test_train_evaluate_and_load_the_model(toy, tmp_path):
 
     det = load_detector(out / "final.pth", device="cpu")
     assert det.class_names == ("Car", "Pedestrian", "Cyclist")
+    # the training data's ground height is recorded for the node's mounting check (toy scenes: flat at GROUND_Z)
+    assert det.meta["ground_z"] == pytest.approx(GROUND_Z, abs=0.02)
+    assert det.expected_ground() == (det.meta["ground_z"], "recorded in the checkpoint (meta 'ground_z')")
     points = np.fromfile(data / "training/velodyne/000004.bin", dtype=np.float32).reshape(-1, 4)
     dets = det(points)
     assert dets.boxes.shape[1] == 7 and len(dets.scores) == len(dets.boxes)

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader
 from ..checkpoint import CheckpointError, load_model, load_state_strict, save_checkpoint
 from ..config import ModelConfig, load_model_config
 from ..data.dataset import DetectionDataset, collate_samples
+from ..data.ground import dataset_ground_z
 from ..eval.report import to_jsonable
 from ..inference import resolve_device
 from ..models.detector import CenterPointDetector, build_detector
@@ -320,7 +321,7 @@ class Trainer:
             "run": to_jsonable(run.settings),
         }
         meta = {"trained_by": "sparsekd-train", "tag": tag, "kd": self.opts.kd, "teacher": self.opts.teacher,
-                "epoch": st.epoch, "global_step": st.global_step, **self.opts.extra_meta}
+                "epoch": st.epoch, "global_step": st.global_step, **self._ground_meta(run), **self.opts.extra_meta}
         return run.ckpts.save(run.student, training, meta)
 
     def _loader(self, run: "_Run", epoch: int) -> DataLoader:
@@ -410,8 +411,17 @@ class Trainer:
             return str(latest) if latest else None
         meta = {"trained_by": "sparsekd-train", "kd": self.opts.kd, "teacher": self.opts.teacher,
                 "epochs": run.state.epoch, "global_step": run.state.global_step, "status": status,
-                "metrics": to_jsonable(summary["metrics"]), **self.opts.extra_meta}
+                "metrics": to_jsonable(summary["metrics"]), **self._ground_meta(run), **self.opts.extra_meta}
         return str(save_checkpoint(self.out / "final.pth", run.student, meta=meta))
+
+    @staticmethod
+    def _ground_meta(run: "_Run") -> dict[str, float]:
+        """meta["ground_z"]: the training data's ground height in the model frame (m), for the node's
+        mounting check; measured once per run on the training frames."""
+        if run.ground_z is None and not run.ground_z_measured:
+            run.ground_z = dataset_ground_z(getattr(run.train_ds, "infos", []), getattr(run.train_ds, "root", "."))
+            run.ground_z_measured = True
+        return {} if run.ground_z is None else {"ground_z": round(run.ground_z, 3)}
 
     # ------------------------------------------------------------------------------------------ helpers
     def _resume_path(self) -> Path | None:
@@ -491,6 +501,8 @@ class _Run:
     resume_path: Path | None
     state: RunState
     ckpts: CheckpointManager
+    ground_z: float | None = None  # the training frames' ground height (meta "ground_z"), measured once
+    ground_z_measured: bool = False
 
     @property
     def student_device(self) -> torch.device:
