@@ -56,6 +56,7 @@ setup(
             "sparsekd-detect = sparsekd_core.cli.detect:main",
             "sparsekd-sim = sparsekd_core.cli.sim:main",
             "sparsekd-data = sparsekd_core.cli.data:main",
+            "sparsekd-import = sparsekd_core.cli.import_weights:main",
         ],
     },
 )

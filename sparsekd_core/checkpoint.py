@@ -86,8 +86,9 @@ def read_checkpoint(path: str | Path) -> dict:
         ) from e
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(
-            f"{path} is not a sparsekd checkpoint (no 'format: {FORMAT}' marker). Checkpoints from OpenPCDet/SparseKD "
-            "hold only weights: train or convert with sparsekd-train so the file carries its config."
+            f"{path} is not a sparsekd checkpoint (no 'format: {FORMAT}' marker). A checkpoint from OpenPCDet or "
+            "SparseKD holds only weights: convert it with its training config, sparsekd-import CKPT --config CFG.yaml "
+            "--out OUT.pth, and use OUT.pth."
         )
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:

@@ -146,6 +146,9 @@ class ModelConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     description: str = ""
+    # LiDAR sweeps merged into one input: the current one and sweeps - 1 earlier ones, brought into the current
+    # sensor frame; with a "time_lag" point feature each point carries its sweep's age in seconds (0 = current).
+    sweeps: int = 1
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -185,6 +188,8 @@ class ModelConfig:
                     or len(set(listed)) != len(listed):
                 fail(f"head.class_groups {self.head.class_groups} must split class_names {self.class_names} into "
                      "non-empty groups, each class in exactly one group")
+        if self.sweeps < 1:
+            fail(f"sweeps must be at least 1 (the current sweep), got {self.sweeps}")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self

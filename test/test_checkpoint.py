@@ -67,7 +67,7 @@ def test_corrupt_and_truncated_files_are_explained(tmp_path):
 def test_weights_only_file_from_elsewhere_is_rejected(tmp_path):
     p = tmp_path / "openpcdet.pth"
     torch.save({"model_state": {"w": torch.zeros(1)}, "epoch": 30}, p)
-    with pytest.raises(CheckpointError, match="not a sparsekd checkpoint"):
+    with pytest.raises(CheckpointError, match="not a sparsekd checkpoint.*sparsekd-import CKPT --config CFG.yaml"):
         read_checkpoint(p)
 
 

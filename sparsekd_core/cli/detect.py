@@ -30,7 +30,8 @@ Formats: .bin (KITTI x y z intensity, or nuScenes x y z intensity ring: --fields
 [intensity [elongation]], Waymo-processed (N, 6)), .pcd and .ply (read by open3d, fields by name). A
 directory stands for the point files directly inside it.
 
-Boxes: """ + BOX_CONVENTION + """.
+Boxes: """ + BOX_CONVENTION + """. Models that regress velocity (e.g. an imported nuScenes
+CenterPoint) add vx vy in m/s. A model that merges several sweeps sees each file as one sweep (time lag 0).
 
 Intensity: models take 0..1 (KITTI reflectance). --intensity-scale auto (default) keeps values that are
 already within 0..1 (KITTI, Waymo, the simulator), divides by 255 when the largest is at most 255
@@ -93,8 +94,9 @@ class FileResult:
             "missing_features": self.missing_features,
             "latency_ms": {k: round(1e3 * v, 3) for k, v in self.timings.items()},
             "detections": [
-                {"class": n, "score": round(float(s), 4), "box": [round(float(v), 4) for v in b]}
-                for n, s, b in zip(d.names, d.scores, d.boxes)
+                {"class": n, "score": round(float(s), 4), "box": [round(float(v), 4) for v in b],
+                 **({} if d.velocities is None else {"velocity": [round(float(v), 4) for v in d.velocities[i]]})}
+                for i, (n, s, b) in enumerate(zip(d.names, d.scores, d.boxes))
             ],
         }
 
@@ -116,10 +118,11 @@ def format_table(result: FileResult, model: str) -> str:
     if result.missing_features:
         lines.append(f"  note: the file has no {', '.join(result.missing_features)}; fed as zeros")
     if len(d):
-        lines.append(f"  {'#':>3}  {'class':<12}{'score':>6}" + "".join(f"{h:>8}" for h in
-                                                                    ("x", "y", "z", "dx", "dy", "dz", "yaw")))
+        heads = ("x", "y", "z", "dx", "dy", "dz", "yaw") + (("vx", "vy") if d.velocities is not None else ())
+        lines.append(f"  {'#':>3}  {'class':<12}{'score':>6}" + "".join(f"{h:>8}" for h in heads))
         for i, (name, score, box) in enumerate(zip(d.names, d.scores, d.boxes)):
-            lines.append(f"  {i:>3}  {name:<12}{score:>6.3f}" + "".join(f"{v:>8.2f}" for v in box))
+            values = list(box) + (list(d.velocities[i]) if d.velocities is not None else [])
+            lines.append(f"  {i:>3}  {name:<12}{score:>6.3f}" + "".join(f"{v:>8.2f}" for v in values))
     return "\n".join(lines)
 
 

@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
                       "batch size (flags given here override it)")
     what.add_argument("--list-recipes", action="store_true", help="list the bundled recipes and exit")
     what.add_argument("--data", help="dataset root (KITTI or Waymo layout)")
-    what.add_argument("--teacher", help="teacher checkpoint (.pth from sparsekd-train) for distillation")
+    what.add_argument("--teacher", help="teacher checkpoint for distillation (.pth from sparsekd-train, or an "
+                                        "OpenPCDet / SparseKD model converted by sparsekd-import)")
     what.add_argument("--kd", help="KD recipe: none|sparsekd|logit|pivotal|feature|mimic|label|tgi, "
                       "a comma list of those, or a YAML path (default: none)")
     sched = p.add_argument_group("schedule")

@@ -47,6 +47,7 @@ KITTI_FIELDS = ("x", "y", "z", "intensity")
 NUSCENES_FIELDS = ("x", "y", "z", "intensity", "ring")
 _NPY_FIELDS = {3: ("x", "y", "z"), 4: KITTI_FIELDS, 5: ("x", "y", "z", "intensity", "elongation")}
 _BIN_FIELDS = {4: KITTI_FIELDS, 5: NUSCENES_FIELDS}
+TIME_LAG = "time_lag"  # a point's sweep age in seconds (multi-sweep models); 0 for the current sweep
 _INTENSITY_ALIASES = ("intensity", "i", "reflectance", "remission")
 _O3D_SKIP = ("positions", "colors", "normals")
 
@@ -219,8 +220,9 @@ def model_points(points: np.ndarray, fields: Sequence[str], features: Sequence[s
     """Columns ``features`` (a model's point_features) of ``points`` named ``fields``.
 
     Features the file lacks are zeros (as the ROS node does for a missing intensity field); the
-    intensity column is multiplied by :func:`intensity_scale`. Returns (float32 (N, len(features)),
-    the missing feature names, the intensity factor used).
+    intensity column is multiplied by :func:`intensity_scale`. A file is one sweep, so a ``time_lag``
+    feature (multi-sweep models) it lacks is 0 by definition and not reported missing. Returns
+    (float32 (N, len(features)), the missing feature names, the intensity factor used).
     """
     fields = list(fields)
     if fields[:3] != ["x", "y", "z"]:
@@ -230,7 +232,8 @@ def model_points(points: np.ndarray, fields: Sequence[str], features: Sequence[s
     factor = 1.0
     for j, name in enumerate(features):
         if name not in fields:
-            missing.append(name)
+            if name != TIME_LAG:
+                missing.append(name)
             continue
         column = points[:, fields.index(name)]
         if name == "intensity":

@@ -88,7 +88,8 @@ def postprocess(outs: Sequence[HeadOutput], class_groups: Sequence[Sequence[int]
             sel = multiclass_nms(_nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
                                  post.nms_pre_max_size, post.nms_post_max_size,
                                  class_agnostic=post.class_agnostic_nms)
-            per_sample[i].append(BoxPredictions(bx[sel], sc[sel], lb[sel], vel[i][keep][sel] if vel is not None else None))
+            velocities = vel[i][keep][sel] if vel is not None else None
+            per_sample[i].append(BoxPredictions(bx[sel], sc[sel], lb[sel], velocities))
     return [_merge(parts) for parts in per_sample]
 
 
