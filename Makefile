@@ -4,7 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-done
-REQS := requirements.txt requirements-ros.txt requirements-test.txt setup.py setup.cfg
+REQS := requirements.txt requirements-ros.txt requirements-test.txt requirements-nuscenes.txt requirements-nodeps.txt \
+	setup.py setup.cfg
 
 .PHONY: setup test demo bench clean system-deps waymo-env test-waymo
 
@@ -16,7 +17,9 @@ $(STAMP): $(REQS)
 		|| { echo "error: install Python 3.11 (python3.11) and run make setup again"; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-ros.txt -r requirements-test.txt
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-ros.txt -r requirements-test.txt \
+		-r requirements-nuscenes.txt
+	$(BIN)/python -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 	@echo "setup done: source $(VENV)/bin/activate"

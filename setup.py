@@ -38,6 +38,8 @@ setup(
         "cu126": ["spconv-cu126==2.3.8"],
         "ros": _requirements("requirements-ros.txt"),
         "test": _requirements("requirements-test.txt"),
+        # The devkit itself goes in with `pip install --no-deps nuscenes-devkit==1.2.0` (its numpy<2 cap).
+        "nuscenes": _requirements("requirements-nuscenes.txt"),
     },
     zip_safe=False,
     maintainer="sparsekd_ros developers",

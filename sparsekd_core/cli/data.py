@@ -7,12 +7,14 @@ import sys
 import time
 
 from sparsekd_core.data.infos import INFOS_DIR
+from sparsekd_core.data.nuscenes_format import VERSIONS
 
 EPILOG = f"""\
 commands:
   kitti          infos and gt database of a KITTI root
   waymo          infos and gt database of a Waymo root in OpenPCDet's processed layout
   waymo-convert  Waymo's downloaded tfrecords -> that processed layout (needs the official waymo package)
+  nuscenes       infos (with sweeps and velocities) and gt database of a nuScenes root, through the devkit
 
 what kitti/waymo write (under ROOT/{INFOS_DIR}/):
   <dataset>_infos_<split>.pkl       one record per frame: LiDAR-frame boxes (x y z dx dy dz yaw), class
@@ -28,11 +30,15 @@ layouts they read:
   waymo  OpenPCDet's processed layout: ROOT/waymo_processed_data_v0_5_0/<segment>/NNNN.npy and
          ROOT/waymo_infos_<split>.pkl (or the segment pickles listed in ROOT/ImageSets/<split>.txt),
          as OpenPCDet's converter or `sparsekd-data waymo-convert` writes it
+  nuscenes  the download as extracted: ROOT/<version>/*.json (the devkit's tables), ROOT/samples/LIDAR_TOP,
+         ROOT/sweeps/LIDAR_TOP, ROOT/maps; splits are the devkit's (mini_train/mini_val for v1.0-mini,
+         train/val for v1.0-trainval), written as train and val
 
 examples:
   sparsekd-sim --out data/sim_kitti --format kitti && sparsekd-data kitti --root data/sim_kitti
   sparsekd-data waymo-convert --tfrecords /data/waymo_download --out /data/waymo --workers 4
   sparsekd-data waymo --root /data/waymo --interval 5 --workers 8    # 20 % of the frames, as in the paper
+  sparsekd-data nuscenes --root /data/sets/nuscenes --version v1.0-mini
 
 `sparsekd-data COMMAND --help` explains each command.
 """
@@ -64,11 +70,12 @@ example:
 """
 
 
-def _dataset_arguments(p: argparse.ArgumentParser) -> None:
+def _dataset_arguments(p: argparse.ArgumentParser, nuscenes: bool = False) -> None:
     p.add_argument("--root", required=True, help="dataset root (holds training/ for KITTI, "
-                   "waymo_processed_data_v0_5_0/ for Waymo)")
-    p.add_argument("--splits", nargs="+", default=["train", "val"], metavar="SPLIT",
-                   help="splits to build infos for (default: train val)")
+                   "waymo_processed_data_v0_5_0/ for Waymo, v1.0-*/ samples/ sweeps/ for nuScenes)")
+    p.add_argument("--splits", nargs="+", default=None if nuscenes else ["train", "val"], metavar="SPLIT",
+                   help="splits to build infos for (default: " + ("every split of the version" if nuscenes else
+                                                                  "train val") + ")")
     p.add_argument("--workers", type=int, default=2, help="threads reading frames (default: 2)")
     p.add_argument("--interval", type=int, default=1, metavar="K",
                    help="Waymo: keep every K-th frame of each split (default: 1, all frames)")
@@ -91,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
         _dataset_arguments(commands.add_parser(
             name, help=f"infos and gt database of {what}", description=f"Infos and gt database of {what}.",
             epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter))
+    nuscenes = commands.add_parser(
+        "nuscenes", help="infos and gt database of a nuScenes root, through the official devkit",
+        description="Infos (key frames with their earlier sweeps, boxes and velocities in the LiDAR frame, the 10 "
+                    "detection classes, the official splits) and gt database of nuScenes as downloaded, read "
+                    "with the official nuscenes-devkit.",
+        epilog=NUSCENES_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _dataset_arguments(nuscenes, nuscenes=True)
+    nuscenes.add_argument("--version", required=True, choices=VERSIONS,
+                          help="table version under ROOT: v1.0-mini (10 scenes), v1.0-trainval (850), v1.0-test")
+    nuscenes.add_argument("--max-sweeps", type=int, default=10, metavar="N",
+                          help="sweeps listed per key frame, itself included (default: 10, as OpenPCDet)")
     from sparsekd_core.data.waymo_tfrecord import add_arguments
 
     convert = commands.add_parser(
@@ -102,6 +120,26 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--waymo-python", metavar="PATH",
                          help="Python with waymo-open-dataset installed (default: found as described below)")
     return parser
+
+
+NUSCENES_EPILOG = """\
+what it reads: nuScenes as extracted from the download: ROOT/<version>/*.json, ROOT/samples/LIDAR_TOP,
+ROOT/sweeps/LIDAR_TOP and ROOT/maps (v1.0-mini is one archive; trainval needs its metadata and the LiDAR
+blobs of samples/ and sweeps/).
+
+what it writes under ROOT/sparsekd_infos/: nuscenes_infos_<split>.pkl (OpenPCDet's nuScenes info layout: the
+key frame's LIDAR_TOP file, up to --max-sweeps - 1 earlier sweeps with their transform into the key frame
+and time lag, boxes x y z dx dy dz yaw with velocity vx vy in the LiDAR frame, the 10 detection classes,
+LiDAR points per box), the gt database of train. Splits train/val are the devkit's mini_train/mini_val
+(v1.0-mini) or train/val (v1.0-trainval).
+
+Points read from it: x y z, intensity / 255, and time_lag (0 for the key frame; earlier sweeps, when a
+model merges them, carry their age in seconds).
+
+examples:
+  sparsekd-data nuscenes --root /data/sets/nuscenes --version v1.0-mini
+  sparsekd-eval --dataset /data/sets/nuscenes --checkpoint C --metric nuscenes     # mAP, NDS, TP errors
+"""
 
 
 def waymo_convert(args: argparse.Namespace) -> int:
@@ -125,6 +163,30 @@ def waymo_convert(args: argparse.Namespace) -> int:
     return status
 
 
+def _print_summaries(summaries, start: float) -> None:
+    for summary in summaries:
+        for line in summary.lines():
+            print(line)
+    print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+def nuscenes_infos(args: argparse.Namespace) -> int:
+    from sparsekd_core.data.nuscenes_infos import create_nuscenes_infos
+
+    if args.interval != 1:
+        print("sparsekd-data: --interval applies to Waymo only", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        summaries = create_nuscenes_infos(args.root, args.version, args.splits, args.max_sweeps, args.workers,
+                                          None if args.no_db else args.db_split, progress=not args.quiet)
+    except (FileNotFoundError, ValueError, ImportError) as err:
+        print(f"sparsekd-data: {err}", file=sys.stderr)
+        return 1
+    _print_summaries(summaries, start)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -133,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.dataset == "waymo-convert":
         return waymo_convert(args)
+    if args.dataset == "nuscenes":
+        return nuscenes_infos(args)
     db_split = None if args.no_db else args.db_split
     start = time.perf_counter()
     try:
@@ -152,10 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError) as err:
         print(f"sparsekd-data: {err}", file=sys.stderr)
         return 1
-    for summary in summaries:
-        for line in summary.lines():
-            print(line)
-    print(f"done in {time.perf_counter() - start:.1f} s")
+    _print_summaries(summaries, start)
     return 0
 
 

@@ -203,7 +203,7 @@ class GtDatabase:
         path = Path(root) / dbinfos_path
         if not path.is_file():
             raise FileNotFoundError(
-                f"gt database: no dbinfos at {path}; build it with `sparsekd-data kitti|waymo --root {root}`"
+                f"gt database: no dbinfos at {path}; build it with `sparsekd-data kitti|waymo|nuscenes --root {root}`"
             )
         with open(path, "rb") as f:
             dbinfos = pickle.load(f)

@@ -15,7 +15,11 @@ too (:func:`frame_info_from_dict`). In memory a frame is a :class:`FrameInfo`.
 
 Boxes are in the LiDAR frame, (x, y, z, dx, dy, dz, yaw) (docs/architecture.md). ``difficulty`` is KITTI's
 0 easy / 1 moderate / 2 hard / -1 none, or Waymo's level: 1 (LEVEL_1) or 2 (LEVEL_2: <= 5 points or
-labelled difficulty 2).
+labelled difficulty 2); nuScenes has none (0).
+
+nuScenes frames are stored in OpenPCDet's nuScenes info layout (``lidar_path``, ``token``, ``sweeps`` with
+``transform_matrix`` and ``time_lag``, ``gt_boxes`` (M, 9) with velocity, ``gt_names``, ``num_lidar_pts``), so
+OpenPCDet's nuScenes infos load too.
 """
 from __future__ import annotations
 
@@ -29,19 +33,20 @@ from typing import Callable, Iterator, Literal, Sequence, TypeVar
 import numpy as np
 from tqdm import tqdm
 
-from sparsekd_core.data import kitti_format, waymo_format
+from sparsekd_core.data import kitti_format, nuscenes_format, waymo_format
 from sparsekd_core.data.gt_database import DbFrame, build_gt_database
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 R = TypeVar("R")
 
-Dataset = Literal["kitti", "waymo"]
+Dataset = Literal["kitti", "waymo", "nuscenes"]
 INFOS_DIR = "sparsekd_infos"
 #: Columns of the points each layout's loader returns (after dropping Waymo's NLZ flag).
 POINT_FEATURES: dict[str, tuple[str, ...]] = {
     "kitti": ("x", "y", "z", "intensity"),
     "waymo": ("x", "y", "z", "intensity", "elongation"),
+    "nuscenes": ("x", "y", "z", "intensity", "time_lag"),
 }
 
 
@@ -69,6 +74,7 @@ class ObjectAnnos:
     difficulty: (M,) int64 (see the module docstring).
     KITTI only (None for Waymo): bbox (M, 4) float32 image_2 pixels left top right bottom,
     truncated (M,) float32, occluded (M,) int64, alpha (M,) float32.
+    velocity: (M, 2) float32 vx vy in m/s, LiDAR frame, where the dataset labels motion (nuScenes), else None.
     """
 
     names: np.ndarray
@@ -79,6 +85,7 @@ class ObjectAnnos:
     truncated: np.ndarray | None = None
     occluded: np.ndarray | None = None
     alpha: np.ndarray | None = None
+    velocity: np.ndarray | None = None
 
     def __post_init__(self):
         self.names = np.asarray(self.names, dtype=str).reshape(-1)
@@ -91,6 +98,8 @@ class ObjectAnnos:
             self.truncated = np.asarray(self.truncated, dtype=np.float32).reshape(m)
             self.occluded = np.asarray(self.occluded, dtype=np.int64).reshape(m)
             self.alpha = np.asarray(self.alpha, dtype=np.float32).reshape(m)
+        if self.velocity is not None:
+            self.velocity = np.asarray(self.velocity, dtype=np.float32).reshape(m, 2)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -106,6 +115,8 @@ class ObjectAnnos:
                "difficulty": self.difficulty}
         if self.bbox is not None:
             out.update(bbox=self.bbox, truncated=self.truncated, occluded=self.occluded, alpha=self.alpha)
+        if self.velocity is not None:
+            out["velocity"] = self.velocity
         return out
 
     def select(self, mask: np.ndarray) -> "ObjectAnnos":
@@ -113,18 +124,20 @@ class ObjectAnnos:
         pick = lambda a: None if a is None else a[mask]  # noqa: E731
         return ObjectAnnos(self.names[mask], self.boxes_lidar[mask], self.num_points_in_gt[mask],
                            self.difficulty[mask], pick(self.bbox), pick(self.truncated), pick(self.occluded),
-                           pick(self.alpha))
+                           pick(self.alpha), pick(self.velocity))
 
 
 @dataclass
 class FrameInfo:
     """One frame of a dataset.
 
-    dataset: "kitti" or "waymo". frame_id: KITTI '000008', Waymo '<segment>_%03d'.
-    lidar_path: the point file, relative to the dataset root. point_features: its columns as
+    dataset: "kitti", "waymo" or "nuscenes". frame_id: KITTI '000008', Waymo '<segment>_%03d', nuScenes the
+    sample token. lidar_path: the point file, relative to the dataset root. point_features: its columns as
     :func:`load_points` returns them. annos: labelled objects (empty for unlabelled frames).
     KITTI: calib (kitti_format.Calibration), image_shape (height, width).
     Waymo: sequence (segment name), sample_idx (frame index in it), pose (4, 4) vehicle -> world.
+    nuScenes: sequence (scene name), sample_idx (key frame index in it), pose (4, 4) LiDAR -> global,
+    sweeps (earlier sweeps, nearest first; nuscenes_format.Sweep), version (v1.0-mini, ...), timestamp (s).
     """
 
     dataset: Dataset
@@ -137,6 +150,9 @@ class FrameInfo:
     sequence: str | None = None
     sample_idx: int | None = None
     pose: np.ndarray | None = None
+    sweeps: tuple[nuscenes_format.Sweep, ...] = ()
+    version: str | None = None
+    timestamp: float | None = None
 
     def with_annos(self, annos: ObjectAnnos) -> "FrameInfo":
         return replace(self, annos=annos)
@@ -181,10 +197,41 @@ def frame_info_to_dict(info: FrameInfo) -> dict:
                          location=loc, rotation_y=ry, index=np.arange(len(a), dtype=np.int32))
         out["annos"] = annos
         return out
+    if info.dataset == "nuscenes":
+        return _nuscenes_to_dict(info, pc)
     pc.update(lidar_sequence=info.sequence, sample_idx=int(info.sample_idx or 0))
     annos.update(location=a.boxes_lidar[:, :3], dimensions=a.boxes_lidar[:, 3:6], heading_angles=a.boxes_lidar[:, 6])
     return {"point_cloud": pc, "frame_id": info.frame_id,
             "pose": np.eye(4, dtype=np.float32) if info.pose is None else info.pose, "annos": annos}
+
+
+def _nuscenes_to_dict(info: FrameInfo, pc: dict) -> dict:
+    """OpenPCDet's nuScenes info keys (gt_boxes x y z dx dy dz yaw vx vy), plus ours."""
+    a = info.annos
+    velocity = a.velocity if a.velocity is not None else np.zeros((len(a), 2), np.float32)
+    sweeps = [{"lidar_path": s.lidar_path, "transform_matrix": s.transform, "time_lag": s.time_lag}
+              for s in info.sweeps]
+    return {"point_cloud": pc, "lidar_path": info.lidar_path, "token": info.frame_id, "sweeps": sweeps,
+            "timestamp": info.timestamp, "version": info.version, "scene_name": info.sequence,
+            "sample_idx": int(info.sample_idx or 0), "pose": info.pose,
+            "gt_boxes": np.concatenate([a.boxes_lidar, velocity], axis=1), "gt_names": a.names,
+            "num_lidar_pts": a.num_points_in_gt}
+
+
+def _nuscenes_from_dict(d: dict, features: tuple[str, ...]) -> FrameInfo:
+    boxes = np.asarray(d.get("gt_boxes", np.zeros((0, 9))), np.float32)
+    boxes = boxes.reshape(len(boxes), -1)
+    m = len(boxes)
+    velocity = boxes[:, 7:9] if boxes.shape[1] >= 9 else np.zeros((m, 2), np.float32)
+    annos = ObjectAnnos(d.get("gt_names", np.zeros(0, str)), boxes[:, :7], d.get("num_lidar_pts", np.full(m, -1)),
+                        np.zeros(m), velocity=np.nan_to_num(velocity, nan=0.0))
+    # OpenPCDet pads missing sweeps with copies whose transform_matrix is None (the key frame itself): skipped.
+    sweeps = tuple(nuscenes_format.Sweep(str(s["lidar_path"]), float(s["time_lag"]),
+                                         np.asarray(s["transform_matrix"], np.float64))
+                   for s in d.get("sweeps", []) if s.get("transform_matrix") is not None)
+    return FrameInfo("nuscenes", str(d["token"]), str(d["lidar_path"]), features, annos,
+                     sequence=d.get("scene_name"), sample_idx=d.get("sample_idx"), pose=d.get("pose"),
+                     sweeps=sweeps, version=d.get("version"), timestamp=d.get("timestamp"))
 
 
 def _boxes_rows(annos: dict, m: int) -> np.ndarray:
@@ -200,9 +247,11 @@ def frame_info_from_dict(d: dict, dataset: Dataset | None = None) -> FrameInfo:
     """A pickled frame dict (ours or OpenPCDet's) -> FrameInfo. ``dataset`` None: inferred from the keys."""
     pc = d.get("point_cloud", {})
     if dataset is None:
-        dataset = "waymo" if "lidar_sequence" in pc else "kitti"
+        dataset = "nuscenes" if "sweeps" in d else "waymo" if "lidar_sequence" in pc else "kitti"
     annos_d = d.get("annos")
     features = tuple(pc.get("point_features", POINT_FEATURES[dataset]))
+    if dataset == "nuscenes":
+        return _nuscenes_from_dict(d, features)
     if dataset == "kitti":
         fid = str(pc.get("lidar_idx", d.get("image", {}).get("image_idx", "")))
         calib = _calib_from_dict(d["calib"]) if "calib" in d else None
@@ -240,7 +289,7 @@ def load_infos(path: str | Path, dataset: Dataset | None = None) -> list[FrameIn
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(
-            f"no dataset infos at {path}: build them with `sparsekd-data kitti|waymo --root DATASET_ROOT`")
+            f"no dataset infos at {path}: build them with `sparsekd-data kitti|waymo|nuscenes --root DATASET_ROOT`")
     with open(path, "rb") as f:
         raw = pickle.load(f)
     if not isinstance(raw, list):
@@ -254,10 +303,16 @@ def load_split(root: str | Path, dataset: Dataset, split: str) -> list[FrameInfo
 
 
 # ---------------------------------------------------------------------------------------------- points
-def load_points(info: FrameInfo, root: str | Path) -> np.ndarray:
+def load_points(info: FrameInfo, root: str | Path, sweeps: int = 1) -> np.ndarray:
     """(N, F) float32 points of a frame, columns ``info.point_features``, normalised as the loaders define:
     KITTI reflectance as stored (0..1); Waymo without no-label-zone points and with tanh(intensity)
-    (OpenPCDet's normalisation, what its models and gt databases expect)."""
+    (OpenPCDet's normalisation, what its models and gt databases expect); nuScenes intensity / 255 and the
+    key frame plus up to ``sweeps - 1`` earlier sweeps with their time lag (nuscenes_format.read_points).
+    ``sweeps`` > 1 needs a dataset with sweeps (nuScenes)."""
+    if info.dataset == "nuscenes":
+        return nuscenes_format.read_points(info.lidar_path, info.sweeps, root, sweeps)
+    if sweeps != 1:
+        raise ValueError(f"{info.dataset} frames have no sweeps to merge: use sweeps=1 (got {sweeps})")
     path = Path(root) / info.lidar_path
     if info.dataset == "kitti":
         if not path.is_file():

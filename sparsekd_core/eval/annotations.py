@@ -42,16 +42,22 @@ def predictions_from_gt(info: FrameInfo, classes: Sequence[str]) -> dict:
     keep = np.isin(a.names, list(classes))
     out = {"names": a.names[keep], "boxes_lidar": a.boxes_lidar[keep].astype(np.float64),
            "scores": np.ones(int(keep.sum()))}
+    if a.velocity is not None:
+        out["velocity"] = a.velocity[keep].astype(np.float64)
     if a.bbox is not None:
         out["bbox"] = a.bbox[keep].astype(np.float64)
         out["alpha"] = a.alpha[keep].astype(np.float64)
     return out
 
 
-def predictions_from_detections(info: FrameInfo, boxes: np.ndarray, scores: np.ndarray, names: Sequence[str]) -> dict:
-    """Detector output as a prediction dict; KITTI frames get 2D boxes and alpha from the calibration."""
+def predictions_from_detections(info: FrameInfo, boxes: np.ndarray, scores: np.ndarray, names: Sequence[str],
+                                velocities: np.ndarray | None = None) -> dict:
+    """Detector output as a prediction dict; KITTI frames get 2D boxes and alpha from the calibration;
+    ``velocities`` (M, 2), from models that regress them, are kept (the nuScenes metric scores them)."""
     out = {"names": np.asarray(names, dtype=str).reshape(-1), "boxes_lidar": np.asarray(boxes, np.float64).reshape(-1, 7),
            "scores": np.asarray(scores, np.float64).reshape(-1)}
+    if velocities is not None:
+        out["velocity"] = np.asarray(velocities, np.float64).reshape(-1, 2)
     if info.calib is not None:
         from sparsekd_core.data.kitti_format import boxes_to_image_bbox, lidar_boxes_to_camera, observation_angle
 
