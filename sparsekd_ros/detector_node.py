@@ -262,10 +262,10 @@ class DetectorNode(Node):
         }
         values.update(self.stats.summary(self.mailbox.put_count, self.mailbox.dropped))
         problems = self.stats.problems
-        if self.stats.processed == 0:
-            level, message = DiagnosticStatus.STALE, f"waiting for clouds on {self.cloud_sub.topic_name}"
-        elif problems > self._problems_seen:
+        if problems > self._problems_seen or (self.stats.processed == 0 and problems):
             level, message = DiagnosticStatus.WARN, f"skipped clouds: {self.stats.last_problem}"
+        elif self.stats.processed == 0:
+            level, message = DiagnosticStatus.STALE, f"waiting for clouds on {self.cloud_sub.topic_name}"
         else:
             latency = values.get("latency_ms_median", values.get("receive_to_publish_ms_median", float("nan")))
             level = DiagnosticStatus.OK

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
+from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 
@@ -87,6 +88,10 @@ def test_a_missing_transform_skips_the_cloud_and_never_mislabels(context):
         assert node.process_cloud(velodyne) is None
         assert node.stats.no_transform == 1 and node.stats.processed == 0 and not node.markers_pub.msgs
         assert "no transform from 'velodyne' to 'map'" in node.stats.last_problem
+        node.diagnostics_pub = Capture()
+        node._publish_diagnostics()  # says why nothing is published, not "waiting for clouds"
+        (status,) = node.diagnostics_pub.msgs[-1].status
+        assert status.level == DiagnosticStatus.WARN and "no transform from 'velodyne' to 'map'" in status.message
         # a cloud already in the target frame needs no transform: published, in that frame
         in_map = points_to_cloud(kitti_points()[:100], header=header(stamp(2), "map"))
         assert node.process_cloud(in_map) is not None
