@@ -48,7 +48,7 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            "detector_node = sparsekd_ros.detector_node:main",
+            "detector_node = sparsekd_ros.detector_node:run",
             "sparsekd-replay = sparsekd_ros.replay:main",
             "sparsekd-bag-detect = sparsekd_ros.bag_detect:main",
             "sparsekd-bench-node = sparsekd_ros.bench_node:main",

@@ -153,7 +153,7 @@ def test_rviz_config_matches_node_topics_and_replay_frame():
 
 def test_installed_files_are_the_ones_setup_py_ships():
     setup = (REPO / "setup.py").read_text()
-    assert '"detector_node = sparsekd_ros.detector_node:main"' in setup
+    assert '"detector_node = sparsekd_ros.detector_node:run"' in setup
     for pattern in ('glob("launch/*.py")', 'glob("config/*.yaml")', 'glob("rviz/*.rviz")'):
         assert pattern in setup
     assert LAUNCH.suffix == ".py" and CONFIG.suffix == ".yaml" and RVIZ.suffix == ".rviz"
