@@ -192,6 +192,20 @@ def test_gt_sampling_is_deterministic_and_respects_existing_counts(database):
     assert 1 < np.sum(a[2] == "Cyclist") <= 3
 
 
+def test_pasted_objects_get_zeros_in_the_columns_the_database_lacks(database):
+    """A multi-sweep scene has a time_lag column the database's objects lack: they are pasted with time lag 0 (the
+    current sweep); without fill_columns the mismatch is an error that says to rebuild the database."""
+    points, boxes, names = make_scene(np.random.default_rng(5))
+    lagged = np.column_stack([points, np.full(len(points), 0.3, np.float32)])
+    config = GtSamplingConfig("dbinfos.pkl", {"Cyclist": 3})
+    p1, b1, _ = GtSampler(database, config, fill_columns=1)(lagged, boxes, names, np.random.default_rng(1))
+    pasted = p1[:, 3] == PASTED_INTENSITY
+    assert len(b1) > len(boxes) and pasted.any()
+    assert np.all(p1[pasted, 4] == 0.0) and np.all(p1[~pasted, 4] == np.float32(0.3))
+    with pytest.raises(ValueError, match="rebuild the database"):
+        GtSampler(database, config)(lagged, boxes, names, np.random.default_rng(1))
+
+
 def test_bev_overlap_matches_polygons():
     rng = np.random.default_rng(6)
     a = np.concatenate([rng.uniform(-5, 5, (30, 2)), np.zeros((30, 1)), rng.uniform(0.5, 4, (30, 3)),

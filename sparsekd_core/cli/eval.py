@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_points, load_split
+from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_points, load_split, loaded_features
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
 from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections, predictions_from_gt
 from sparsekd_core.eval.kitti import N_SAMPLE_PTS, kitti_eval
@@ -150,8 +150,9 @@ def run_detector(args: argparse.Namespace, infos: Sequence[FrameInfo], root: Pat
         t = time.perf_counter()
         clouds = []
         for info in batch:
-            pts = load_points(info, root)
-            clouds.append(np.ascontiguousarray(pts[:, feature_columns(info.point_features, det.point_features)]))
+            pts = load_points(info, root, det.cfg.sweeps)  # a multi-sweep model: with its earlier sweeps
+            columns = loaded_features(info, det.cfg.sweeps)
+            clouds.append(np.ascontiguousarray(pts[:, feature_columns(columns, det.point_features)]))
         seconds["load"] += time.perf_counter() - t
         for info, d in zip(batch, det.detect_batch(clouds)):
             preds.append(predictions_from_detections(info, d.boxes, d.scores, d.names, d.velocities))

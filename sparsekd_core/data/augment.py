@@ -153,11 +153,16 @@ class GtSamplingConfig:
 
 
 class GtSampler:
-    """Pastes database objects into a scene without collisions and removes the scene points they cover."""
+    """Pastes database objects into a scene without collisions and removes the scene points they cover.
 
-    def __init__(self, database: GtDatabase, config: GtSamplingConfig):
+    ``fill_columns``: trailing scene columns the database's points may lack, set to 0 in pasted objects (the
+    time_lag of a multi-sweep scene: a pasted object belongs to the current sweep).
+    """
+
+    def __init__(self, database: GtDatabase, config: GtSamplingConfig, fill_columns: int = 0):
         self.database = database
         self.config = config
+        self.fill_columns = int(fill_columns)
         self.pools: dict[str, list[DbObject]] = {}
         for name in config.sample_groups:
             objs = database.objects.get(name, [])
@@ -201,6 +206,8 @@ class GtSampler:
         pasted_points = []
         for obj in chosen:
             pts = self.database.points(obj)
+            if 0 < num_features - pts.shape[1] <= self.fill_columns:
+                pts = np.pad(pts, ((0, 0), (0, num_features - pts.shape[1])))
             if pts.shape[1] < num_features:
                 raise ValueError(
                     f"gt sampling: database points have {pts.shape[1]} features, the scene {num_features}; "
@@ -270,9 +277,10 @@ class AugmentConfig:
 class AugmentPipeline:
     """Applies an AugmentConfig to one scene: ``pipeline(points, boxes, names, rng)``."""
 
-    def __init__(self, config: AugmentConfig, root: str | Path | None = None, database: GtDatabase | None = None):
+    def __init__(self, config: AugmentConfig, root: str | Path | None = None, database: GtDatabase | None = None,
+                 fill_columns: int = 0):
         """root: the dataset root (needed to find the gt database when gt-sampling is on and no
-        ``database`` is given)."""
+        ``database`` is given). fill_columns: see GtSampler."""
         self.config = config
         self.sampler: GtSampler | None = None
         if config.gt_sampling is not None:
@@ -280,7 +288,7 @@ class AugmentPipeline:
                 if root is None:
                     raise ValueError("AugmentPipeline: gt-sampling needs the dataset root (or a GtDatabase)")
                 database = GtDatabase.load(config.gt_sampling.dbinfos_path, root)
-            self.sampler = GtSampler(database, config.gt_sampling)
+            self.sampler = GtSampler(database, config.gt_sampling, fill_columns)
 
     def __call__(self, points: np.ndarray, boxes: np.ndarray, names: Sequence[str],
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,7 +16,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset, RandomSampler
 
 from sparsekd_core.data.augment import AugmentConfig, AugmentPipeline
-from sparsekd_core.data.infos import FrameInfo, load_infos, load_points
+from sparsekd_core.data.infos import FrameInfo, load_infos, load_points, loaded_features
+from sparsekd_core.data.sweeps import TIME_LAG
 
 
 @dataclass
@@ -101,11 +102,15 @@ class DetectionDataset(Dataset):
     training: augment and drop boxes with no LiDAR point (nothing to learn from them).
     seed: augmentation is drawn from numpy Generator(seed, epoch, index): reproducible, different per
         epoch once ``set_epoch`` is called, and independent of which worker loads the frame.
+    sweeps: sweeps merged per sample (the model's ``sweeps``): with more than one, each frame comes with its
+        earlier sweeps and a ``time_lag`` column (infos.load_points); gt-sampled objects get time lag 0. A
+        ``time_lag`` feature of a single-sweep model is 0 where the frames have none.
     """
 
     def __init__(self, infos: Sequence[FrameInfo] | str | Path, root: str | Path, class_names: Sequence[str],
                  point_features: Sequence[str], point_cloud_range: Sequence[float],
-                 augment_config: AugmentConfig | Mapping | None = None, training: bool = True, seed: int = 0):
+                 augment_config: AugmentConfig | Mapping | None = None, training: bool = True, seed: int = 0,
+                 sweeps: int = 1):
         self.infos = load_infos(infos) if isinstance(infos, (str, Path)) else list(infos)
         self.root = Path(root)
         self.class_names = tuple(class_names)
@@ -116,8 +121,9 @@ class DetectionDataset(Dataset):
                              f"got {point_cloud_range}")
         if self.point_features[:3] != ("x", "y", "z"):
             raise ValueError(f"point_features must start with x, y, z, got {self.point_features}")
+        self.sweeps = int(sweeps)
         for info in self.infos[:1]:
-            missing = [f for f in self.point_features if f not in info.point_features]
+            missing = [f for f in self.point_features if f not in loaded_features(info, self.sweeps) + (TIME_LAG,)]
             if missing:
                 raise ValueError(
                     f"point_features {missing} are not in the {info.dataset} frames (columns "
@@ -127,7 +133,9 @@ class DetectionDataset(Dataset):
         self.epoch = 0
         if isinstance(augment_config, Mapping):
             augment_config = AugmentConfig.from_dict(augment_config)
-        self.augment = AugmentPipeline(augment_config, self.root) if (training and augment_config) else None
+        extra = 1 if TIME_LAG in self.point_features else 0  # the time_lag column gt-sampled objects lack
+        self.augment = (AugmentPipeline(augment_config, self.root, fill_columns=extra)
+                        if (training and augment_config) else None)
 
     def __len__(self) -> int:
         return len(self.infos)
@@ -138,7 +146,9 @@ class DetectionDataset(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         info = self.infos[index]
-        points = load_points(info, self.root)
+        points, features = load_points(info, self.root, self.sweeps), loaded_features(info, self.sweeps)
+        if TIME_LAG in self.point_features and TIME_LAG not in features:
+            points, features = np.pad(points, ((0, 0), (0, 1))), features + (TIME_LAG,)
         annos = info.annos
         scene = annos.names != "DontCare"
         boxes, names = annos.boxes_lidar[scene], annos.names[scene]
@@ -158,7 +168,7 @@ class DetectionDataset(Dataset):
         for axis in range(3):
             column = points[:, axis]
             inside &= (column >= lo[axis]) & (column < hi[axis])
-        columns = [info.point_features.index(f) for f in self.point_features]
+        columns = [features.index(f) for f in self.point_features]
         points = np.take(points, np.flatnonzero(inside), axis=0)
         if columns != list(range(points.shape[1])):
             points = points[:, columns]

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from sparsekd_core.data import kitti_format, nuscenes_format, waymo_format
 from sparsekd_core.data.gt_database import DbFrame, build_gt_database
+from sparsekd_core.data.sweeps import TIME_LAG
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -308,11 +309,13 @@ def load_points(info: FrameInfo, root: str | Path, sweeps: int = 1) -> np.ndarra
     KITTI reflectance as stored (0..1); Waymo without no-label-zone points and with tanh(intensity)
     (OpenPCDet's normalisation, what its models and gt databases expect); nuScenes intensity / 255 and the
     key frame plus up to ``sweeps - 1`` earlier sweeps with their time lag (nuscenes_format.read_points).
-    ``sweeps`` > 1 needs a dataset with sweeps (nuScenes)."""
+    ``sweeps`` > 1 merges earlier sweeps (data/sweeps.py; columns: :func:`loaded_features`): nuScenes its listed
+    sweeps, Waymo the frames before it in its segment; KITTI object frames have none."""
     if info.dataset == "nuscenes":
         return nuscenes_format.read_points(info.lidar_path, info.sweeps, root, sweeps)
     if sweeps != 1:
-        raise ValueError(f"{info.dataset} frames have no sweeps to merge: use sweeps=1 (got {sweeps})")
+        loaded_features(info, sweeps)  # says why a KITTI frame cannot
+        return waymo_format.read_frame_with_sweeps(root, info.lidar_path, info.sequence, info.sample_idx, sweeps)
     path = Path(root) / info.lidar_path
     if info.dataset == "kitti":
         if not path.is_file():
@@ -321,6 +324,20 @@ def load_points(info: FrameInfo, root: str | Path, sweeps: int = 1) -> np.ndarra
             path = reduced if reduced.is_file() else path
         return kitti_format.read_points(path, num_features=len(info.point_features))
     return waymo_format.read_frame_points(path)
+
+
+def loaded_features(info: FrameInfo, sweeps: int = 1) -> tuple[str, ...]:
+    """The columns :func:`load_points` returns for ``info`` with ``sweeps``: the frame's, and time_lag after them
+    when earlier sweeps are merged in (nuScenes frames always have it). ValueError when the dataset has no
+    sweeps with poses to merge."""
+    features = tuple(info.point_features)
+    if sweeps <= 1 or TIME_LAG in features:
+        return features
+    if info.dataset != "waymo" or info.sequence is None or info.sample_idx is None:
+        raise ValueError(f"frame {info.frame_id} ({info.dataset}) has no earlier sweeps with poses: a model that "
+                         f"merges {sweeps} sweeps needs a dataset of sequences with poses (Waymo or nuScenes layout, "
+                         "e.g. sparsekd-sim --sequence --format waymo); KITTI object frames are single sweeps")
+    return features + (TIME_LAG,)
 
 
 # ---------------------------------------------------------------------------------------------- building

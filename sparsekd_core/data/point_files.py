@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from sparsekd_core.data.kitti_format import read_points as read_bin_rows
+from sparsekd_core.data.sweeps import TIME_LAG
 from sparsekd_core.data.waymo_format import read_frame_points as read_waymo_npy
 
 __all__ = [
@@ -47,7 +48,6 @@ KITTI_FIELDS = ("x", "y", "z", "intensity")
 NUSCENES_FIELDS = ("x", "y", "z", "intensity", "ring")
 _NPY_FIELDS = {3: ("x", "y", "z"), 4: KITTI_FIELDS, 5: ("x", "y", "z", "intensity", "elongation")}
 _BIN_FIELDS = {4: KITTI_FIELDS, 5: NUSCENES_FIELDS}
-TIME_LAG = "time_lag"  # a point's sweep age in seconds (multi-sweep models); 0 for the current sweep
 _INTENSITY_ALIASES = ("intensity", "i", "reflectance", "remission")
 _O3D_SKIP = ("positions", "colors", "normals")
 

@@ -26,6 +26,7 @@ Classes: Vehicle, Pedestrian, Cyclist. ``Sign`` and ``unknown`` are dropped when
 """
 from __future__ import annotations
 
+import functools
 import os
 import pickle
 from contextlib import contextmanager
@@ -34,6 +35,9 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+from sparsekd_core.data.sweeps import Sweep, merge_sweeps
+from sparsekd_core.geometry.transforms import RigidTransform
 
 PROCESSED_DATA_TAG = "waymo_processed_data_v0_5_0"
 WAYMO_CLASSES: tuple[str, ...] = ("Vehicle", "Pedestrian", "Cyclist")
@@ -283,3 +287,48 @@ def load_frame(layout: WaymoLayout, info: dict, **kwargs) -> np.ndarray:
     """The points of a frame info: :func:`read_frame_points` on its ``.npy`` (kwargs passed on)."""
     pc = info["point_cloud"]
     return read_frame_points(layout.frame_path(pc["lidar_sequence"], pc["sample_idx"]), **kwargs)
+
+
+SWEEP_PERIOD = 0.1  # seconds between two frames of a segment (10 Hz): OpenPCDet's time-lag step
+
+
+@functools.lru_cache(maxsize=64)
+def _segment_frames(root: str, segment: str) -> dict[int, tuple[np.ndarray, float]]:
+    """sample_idx -> (vehicle pose (4, 4), stamp in s) of every frame of a segment (its ``<segment>.pkl``)."""
+    frames = {}
+    for info in read_segment_infos(WaymoLayout(Path(root)), segment):
+        idx = int(info["point_cloud"]["sample_idx"])
+        stamp = info["timestamp_micros"] * 1e-6 if "timestamp_micros" in info else idx * SWEEP_PERIOD
+        frames[idx] = (np.asarray(info["pose"], np.float64), float(stamp))
+    return frames
+
+
+def _rigid(pose: np.ndarray) -> RigidTransform:
+    """A 4x4 pose (float32 poses re-orthonormalised) -> RigidTransform."""
+    u, _, vt = np.linalg.svd(pose[:3, :3])
+    return RigidTransform(u @ vt, pose[:3, 3])
+
+
+def read_frame_with_sweeps(root: str | Path, lidar_path: str, segment: str, sample_idx: int, count: int) -> np.ndarray:
+    """(N, 6) float32 x y z intensity elongation time_lag: a frame (``lidar_path`` under ``root``) and the up to
+    ``count - 1`` frames before it in its segment, moved into its vehicle frame with the segment's poses and aged
+    by their timestamps (``SWEEP_PERIOD`` per frame when the infos have none), as OpenPCDet's multi-frame Waymo
+    loader builds them; a segment's first frames use what there is before them."""
+    root = Path(root)
+    frames = _segment_frames(str(root), segment_name(segment))
+    idx = int(sample_idx)
+    if idx not in frames:
+        raise ValueError(f"frame {idx} of {segment} is not in its segment infos ({segment_name(segment)}.pkl)")
+
+    def with_lag(path: Path) -> np.ndarray:
+        pts = read_frame_points(path)
+        return np.column_stack([pts, np.zeros(len(pts), np.float32)])
+
+    pose, stamp = frames[idx]
+    current = Sweep(with_lag(root / lidar_path), stamp, _rigid(pose))
+    earlier = []
+    for j in range(idx - 1, max(idx - count, -1), -1):
+        path = root / Path(lidar_path).with_name(f"{j:04d}.npy")
+        if j in frames and path.is_file():
+            earlier.append(Sweep(with_lag(path), frames[j][1], _rigid(frames[j][0])))
+    return merge_sweeps(current, earlier, time_lag_column=5)[0]

@@ -109,7 +109,7 @@ def build_datasets(source: DataSource, cfg: ModelConfig, seed: int = 0,
     if augment == "default":
         augment = default_augment(source.layout, list(cfg.class_names), source.root)
     common = dict(root=source.root, class_names=cfg.class_names, point_features=cfg.point_features,
-                  point_cloud_range=cfg.voxelization.point_cloud_range)
+                  point_cloud_range=cfg.voxelization.point_cloud_range, sweeps=cfg.sweeps)
     train_infos = load_split(source.root, source.layout, source.train_split)
     if not train_infos:
         raise ValueError(f"{source.root}: split {source.train_split!r} has no frames")
