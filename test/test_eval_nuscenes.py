@@ -16,6 +16,7 @@ class and the 0-point car is never scored. The expected values follow from the d
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -24,7 +25,7 @@ from sparsekd_core.cli.data import main as data_main
 from sparsekd_core.cli.eval import main as eval_main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
-from sparsekd_core.data.nuscenes_infos import load_nuscenes
+from sparsekd_core.data.nuscenes_infos import dataset_version, load_nuscenes
 from sparsekd_core.eval.annotations import predictions_from_gt
 from sparsekd_core.eval.nuscenes import attribute_for, nuscenes_eval
 
@@ -110,3 +111,11 @@ def test_cli_scores_a_nuscenes_root(val_set, tmp_path, capsys):
     assert "nuScenes metric" in capsys.readouterr().err
     assert eval_main(["--dataset", str(root), "--gt-as-predictions", "--max-frames", "1"]) == 1
     assert "whole splits" in capsys.readouterr().err
+
+
+def test_version_of_infos_without_one(val_set, tmp_path):
+    root, _, infos = val_set
+    bare = [replace(i, version=None) for i in infos]  # as OpenPCDet's infos come
+    assert dataset_version(root, bare) == "v1.0-mini"  # the only labelled tables under the root
+    with pytest.raises(ValueError, match="--version"):
+        dataset_version(tmp_path, bare)

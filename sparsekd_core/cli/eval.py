@@ -114,16 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def detect_format(root: Path, split: str) -> str:
-    """'kitti' or 'waymo': the layout whose infos exist for ``split`` under ``root``."""
+    """'kitti', 'waymo' or 'nuscenes': the layout whose infos exist for ``split`` under ``root``."""
     found = [d for d in ("kitti", "waymo", "nuscenes") if infos_path(root, d, split).is_file()]
     if len(found) == 1:
         return found[0]
     if not found:
         raise FileNotFoundError(
             f"no infos for split '{split}' under {root / INFOS_DIR}: run `sparsekd-data kitti|waymo|nuscenes "
-            f"--root {root} "
-            f"--splits {split}` first (or pick another --split)")
-    raise ValueError(f"{root} has both KITTI and Waymo infos for split '{split}': choose one with --format")
+            f"--root {root} --splits {split}` first (or pick another --split)")
+    raise ValueError(f"{root} has infos of several layouts ({', '.join(found)}) for split '{split}': choose one "
+                     "with --format")
 
 
 def feature_columns(have: Sequence[str], want: Sequence[str]) -> list[int]:
@@ -235,10 +235,10 @@ def main(argv: list[str] | None = None) -> int:
                 tables.append("note: fewer than 41 valid ground truths, so AP R40 is capped below 100 by the "
                               "official recall sampling: " + ", ".join(small))
         if metric == "nuscenes":
-            from sparsekd_core.data.nuscenes_infos import load_nuscenes
+            from sparsekd_core.data.nuscenes_infos import dataset_version, load_nuscenes
             from sparsekd_core.eval.nuscenes import nuscenes_eval
 
-            nusc = load_nuscenes(root, infos[0].version or "")
+            nusc = load_nuscenes(root, dataset_version(root, infos))
             out_dir = Path(args.json).with_suffix("") if args.json else None
             r = nuscenes_eval(nusc, infos, dt_annos, args.split, out_dir)
             report["nuscenes"] = r

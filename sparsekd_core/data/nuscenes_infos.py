@@ -54,6 +54,19 @@ def load_nuscenes(root: str | Path, version: str, verbose: bool = False):
     return NuScenes(version=version, dataroot=str(root), verbose=verbose)
 
 
+def dataset_version(root: str | Path, infos: Sequence[FrameInfo]) -> str:
+    """The table version of ``infos``: as written by sparsekd-data, else (OpenPCDet's infos carry none) the one
+    labelled version folder under ``root``."""
+    if infos and infos[0].version:
+        return infos[0].version
+    found = [v for v in nf.VERSIONS if v != "v1.0-test" and (Path(root) / v).is_dir()]
+    if len(found) == 1:
+        return found[0]
+    raise ValueError(f"these nuScenes infos do not say their table version and {root} holds "
+                     f"{found or 'no labelled version'}: rebuild them with `sparsekd-data nuscenes --root {root} "
+                     "--version V`")
+
+
 def _transform(record: dict, inverse: bool) -> np.ndarray:
     from nuscenes.utils.geometry_utils import transform_matrix
     from pyquaternion import Quaternion
