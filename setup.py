@@ -29,11 +29,12 @@ setup(
         ("share/" + PACKAGE + "/rviz", glob("rviz/*.rviz")),
     ],
     install_requires=[
-        r for r in _requirements("requirements.txt") if not r.startswith(("torch", "spconv"))
+        r for r in _requirements("requirements.txt") if not r.startswith(("torch", "spconv", "onnxruntime"))
     ],
     extras_require={
-        # torch and spconv are left to the user's platform choice (CPU wheel here, CUDA builds on GPUs).
-        "cpu": ["torch==2.13.0", "spconv==2.3.8"],
+        # torch, spconv and onnxruntime are left to the user's platform choice (CPU wheels here, CUDA builds on
+        # GPUs: onnxruntime-gpu provides the same module with a CUDA provider).
+        "cpu": ["torch==2.13.0", "spconv==2.3.8", "onnxruntime==1.32.0"],
         "cu118": ["spconv-cu118==2.3.8"],
         "cu126": ["spconv-cu126==2.3.8"],
         "ros": _requirements("requirements-ros.txt"),
@@ -59,6 +60,7 @@ setup(
             "sparsekd-sim = sparsekd_core.cli.sim:main",
             "sparsekd-data = sparsekd_core.cli.data:main",
             "sparsekd-import = sparsekd_core.cli.import_weights:main",
+            "sparsekd-export = sparsekd_core.cli.export:main",
         ],
     },
 )

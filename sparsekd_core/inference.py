@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from .backends import check_backend, make_dense_runner
 from .checkpoint import CheckpointError, load_model
 from .config import list_models
 from .detections import Detections
@@ -70,13 +71,21 @@ class Detector:
     Boxes are kept by :attr:`thresholds` (a :class:`ScoreThresholds`: a default and per-class values that
     replace it). A call reads it once, so assigning a new value from another thread (a ROS parameter
     change) applies to whole frames: a frame never mixes old and new thresholds.
+
+    ``backend``: ``torch`` runs the model eagerly; ``onnxruntime`` (CPU, or its CUDA provider on a CUDA
+    device) and ``tensorrt`` (CUDA only) run its dense part, exported to ONNX when the Detector is made
+    (sparsekd_core/backends). Voxelisation, the sparse 3D backbone of voxel models, decoding and NMS are
+    torch's in every backend, so the same maps give the same boxes.
     """
 
-    def __init__(self, model, payload: dict, device: torch.device, fp16: bool = False, name: str | None = None):
+    def __init__(self, model, payload: dict, device: torch.device, fp16: bool = False, name: str | None = None,
+                 backend: str = "torch"):
         self.model = model
         self.cfg = model.cfg
         self.device = device
         self.fp16 = bool(fp16 and device.type == "cuda")
+        self.backend = check_backend(backend)
+        self.dense = make_dense_runner(model, backend, device, self.fp16)
         self.name = name or self.cfg.name
         self.meta = dict(payload.get("meta", {}))
         self.class_names: tuple[str, ...] = tuple(payload["class_names"])
@@ -86,10 +95,12 @@ class Detector:
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", fp16: bool = False) -> "Detector":
+    def from_checkpoint(cls, path: str | Path, device: str | torch.device = "auto", fp16: bool = False,
+                        backend: str = "torch") -> "Detector":
+        check_backend(backend)
         dev = resolve_device(device)
         model, payload = load_model(path, dev)
-        return cls(model, payload, dev, fp16)
+        return cls(model, payload, dev, fp16, backend=backend)
 
     # ------------------------------------------------------------------ input checks
     def _prepare(self, points) -> torch.Tensor:
@@ -176,12 +187,15 @@ class Detector:
         vb = self.model.voxelize([tensors[i] for i in live])
         self._sync()
         t1 = time.perf_counter()
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.fp16):
-            out = self.model.forward_voxels(vb)
+        if self.dense is None:
+            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.fp16):
+                head = self.model.forward_voxels(vb).head
+        else:
+            head = self.dense(vb)
         self._sync()
         t2 = time.perf_counter()
         per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)
-        preds = self.model.predict(out, thresholds.default, per_class)
+        preds = self.model.decode(head, thresholds.default, per_class)
         for i, p in zip(live, preds):
             results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
                                     p.labels.cpu().numpy(), self.class_names,
@@ -217,10 +231,12 @@ class Detector:
         return float(np.median(times))
 
 
-def load_detector(model: str | Path, device: str | torch.device = "auto", fp16: bool = False) -> Detector:
-    """A zoo name with bundled weights (e.g. ``cp_voxel_s``) or a checkpoint path -> Detector."""
+def load_detector(model: str | Path, device: str | torch.device = "auto", fp16: bool = False,
+                  backend: str = "torch") -> Detector:
+    """A zoo name with bundled weights (e.g. ``cp_voxel_s``) or a checkpoint path -> Detector (see Detector
+    for ``backend``)."""
     path = resolve_checkpoint(model)
-    det = Detector.from_checkpoint(path, device, fp16)
+    det = Detector.from_checkpoint(path, device, fp16, backend)
     if det.meta.get("untrained"):
         log.warning("%s holds untrained (random) weights: boxes will be meaningless", path)
     if Path(model).suffix not in (".pth", ".pt"):

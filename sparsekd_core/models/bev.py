@@ -29,7 +29,7 @@ class PointPillarScatter(nn.Module):
         self.nx, self.ny = int(grid_size_xyz[0]), int(grid_size_xyz[1])
 
     def forward(self, pillar_features: torch.Tensor, coords: torch.Tensor, batch_size: int) -> torch.Tensor:
-        c = pillar_features.shape[1]
+        c = self.out_channels  # a constant, not the tensor's shape: exported graphs keep static map shapes
         canvas = pillar_features.new_zeros(batch_size, self.ny * self.nx, c)
         cell = coords[:, 2].long() * self.nx + coords[:, 3].long()  # coords are (b, z, y, x)
         canvas[coords[:, 0].long(), cell] = pillar_features

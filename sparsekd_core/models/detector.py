@@ -6,6 +6,7 @@ points -> Voxelizer -> VFE (mean | pillar) -> [VoxelResBackBone8x | VoxelBackBon
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -81,12 +82,15 @@ class CenterPointDetector(nn.Module):
         voxelizer = self.voxelizer_train if self.training else self.voxelizer_test
         return voxelizer(points)
 
-    def forward_voxels(self, vb: VoxelBatch) -> DetectorOutput:
+    def bev_input(self, vb: VoxelBatch) -> torch.Tensor:
+        """Voxels -> the (B, C0, H0, W0) BEV map entering the 2D backbone (VFE, then 3D backbone or scatter)."""
         feats = self.vfe(vb)
         if self.backbone3d is not None:
-            bev_input = self.to_bev(self.backbone3d(feats, vb.coords, vb.batch_size))
-        else:
-            bev_input = self.to_bev(feats, vb.coords, vb.batch_size)
+            return self.to_bev(self.backbone3d(feats, vb.coords, vb.batch_size))
+        return self.to_bev(feats, vb.coords, vb.batch_size)
+
+    def forward_voxels(self, vb: VoxelBatch) -> DetectorOutput:
+        bev_input = self.bev_input(vb)
         bev = self.backbone2d(bev_input)
         return DetectorOutput(self.head(bev), bev, bev_input)
 
@@ -115,8 +119,13 @@ class CenterPointDetector(nn.Module):
 
     def predict(self, out: DetectorOutput, score_threshold: float | None = None,
                 class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
+        return self.decode(out.heads, score_threshold, class_thresholds)
+
+    def decode(self, heads: Sequence[HeadOutput], score_threshold: float | None = None,
+               class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
+        """Maps of every task head (from torch or another backend) -> boxes per sample: decode, threshold, NMS."""
         c = self.cfg
-        return postprocess(out.heads, c.class_groups(), c.head.post, c.voxelization.voxel_size,
+        return postprocess(heads, c.class_groups(), c.head.post, c.voxelization.voxel_size,
                            c.voxelization.point_cloud_range, c.head.feature_stride, score_threshold, class_thresholds)
 
 

@@ -36,12 +36,14 @@ class PFNLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (V, P, C_in) -> (V, 1, C_out) when last, else (V, P, C_out)."""
         x = self.linear(x)
-        v, p, c = x.shape
-        x = torch.relu(self.norm(x.reshape(v * p, c)).reshape(v, p, c))
+        if not isinstance(self.norm, nn.Identity):  # Identity once the norm is folded into the linear (export)
+            v, p, c = x.shape
+            x = self.norm(x.reshape(v * p, c)).reshape(v, p, c)
+        x = torch.relu(x)
         x_max = x.max(dim=1, keepdim=True).values
         if self.last:
             return x_max
-        return torch.cat([x, x_max.expand(-1, p, -1)], dim=2)
+        return torch.cat([x, x_max.expand_as(x)], dim=2)
 
 
 class PillarVFE(nn.Module):
@@ -62,9 +64,15 @@ class PillarVFE(nn.Module):
         self.register_buffer("voxel_size", torch.tensor(voxel_size, dtype=torch.float32), persistent=False)
         self.register_buffer("offset", torch.tensor(
             [voxel_size[i] / 2 + point_cloud_range[i] for i in range(3)], dtype=torch.float32), persistent=False)
+        self.in_channels = in_ch
         self.out_channels = filters[-1]
 
-    def forward(self, vb: VoxelBatch) -> torch.Tensor:
+    def decorate(self, vb: VoxelBatch) -> torch.Tensor:
+        """(V, P, F) voxels -> (V, P, in_channels) per-point inputs of the PFN layers, padded points zero.
+
+        Per point: its own features, its offset to the pillar's point mean (3), its offset to the pillar
+        centre (3) and, with ``with_distance``, its distance to the sensor.
+        """
         voxels, num = vb.voxels, vb.num_points
         p = voxels.shape[1]
         mask = (torch.arange(p, device=voxels.device)[None, :] < num[:, None]).unsqueeze(-1).to(voxels.dtype)
@@ -75,7 +83,13 @@ class PillarVFE(nn.Module):
         parts = [voxels, xyz - mean, xyz - centre[:, None, :]]
         if self.with_distance:
             parts.append(xyz.norm(dim=2, keepdim=True))
-        x = torch.cat(parts, dim=2) * mask  # padded points contribute zeros
+        return torch.cat(parts, dim=2) * mask  # padded points contribute zeros
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """(V, P, in_channels) decorated points -> (V, 1, filters[-1]): the PFN layers, max over each pillar."""
         for layer in self.pfn_layers:
             x = layer(x)
-        return x.squeeze(1)
+        return x
+
+    def forward(self, vb: VoxelBatch) -> torch.Tensor:
+        return self.encode(self.decorate(vb)).squeeze(1)

@@ -1,0 +1,131 @@
+"""The dense part of a detector as a torch module with plain tensor inputs and outputs, ready for ONNX.
+
+- Pillar models: ``voxels, num_points, coords`` of one cloud -> head maps. The graph holds the pillar
+  encoder, the scatter to the BEV canvas, the 2D backbone and the head: everything after voxelisation.
+- Voxel models: the BEV map -> head maps (2D backbone and head). The sparse 3D backbone before it stays
+  spconv (sparse convolutions have no ONNX operator).
+
+The head maps come out in :data:`HEAD_MAPS` order, the fields of ``HeadOutput``.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_linear_bn_eval
+
+from ..models.center_head import HeadOutput
+from ..models.vfe import PFNLayer, PillarVFE
+from ..ops.voxelize import VoxelBatch
+
+HEAD_MAPS = ("heatmap", "center", "center_z", "dim", "rot")
+PILLAR_INPUTS = ("voxels", "num_points", "coords")
+BEV_INPUT = "bev_features"
+
+
+def head_maps(out: HeadOutput) -> tuple[torch.Tensor, ...]:
+    return tuple(getattr(out, name) for name in HEAD_MAPS)
+
+
+def head_output(maps) -> HeadOutput:
+    """Maps in :data:`HEAD_MAPS` order (any backend's outputs) -> HeadOutput."""
+    return HeadOutput(*maps)
+
+
+def _fold_zero_pads(seq: nn.Sequential) -> None:
+    """ZeroPad2d(p) then Conv2d(padding=0) -> Conv2d(padding=p): the same sums, and one static-shaped op
+    instead of a Pad whose pads the TorchScript exporter computes at run time (unknown map shapes after it)."""
+    mods = list(seq)
+    for i in range(len(mods) - 1):
+        pad, conv = mods[i], mods[i + 1]
+        if (isinstance(pad, nn.ZeroPad2d) and isinstance(conv, nn.Conv2d) and conv.padding == (0, 0)
+                and conv.padding_mode == "zeros" and len(set(pad.padding)) == 1):
+            seq[i] = nn.Identity()
+            conv.padding = (pad.padding[0], pad.padding[0])
+
+
+def inference_copy(model: nn.Module) -> nn.Module:
+    """A frozen eval-mode copy of ``model`` simplified for export, with the same outputs.
+
+    Pillar-encoder BatchNorms are folded into their linears (exact in eval mode; one op fewer per point and
+    layer), and zero-padding layers into the convolutions after them. Conv + BatchNorm pairs are folded by
+    the ONNX exporter and by every runtime, so they are left alone.
+    """
+    model = copy.deepcopy(model).eval()
+    for layer in model.modules():
+        if isinstance(layer, PFNLayer) and isinstance(layer.norm, nn.BatchNorm1d):
+            layer.linear = fuse_linear_bn_eval(layer.linear, layer.norm)
+            layer.norm = nn.Identity()
+        elif isinstance(layer, nn.Sequential):
+            _fold_zero_pads(layer)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+class PillarDenseGraph(nn.Module):
+    """(voxels (V, P, F) float32, num_points (V,) int32, coords (V, 4) int32 (0, z, y, x)) of ONE cloud
+    -> head maps, each (1, n, H, W)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        model = inference_copy(model)
+        if not isinstance(model.vfe, PillarVFE):
+            raise TypeError("PillarDenseGraph needs a pillar model")
+        self.vfe, self.to_bev, self.backbone2d, self.head = model.vfe, model.to_bev, model.backbone2d, model.head
+
+    def forward(self, voxels: torch.Tensor, num_points: torch.Tensor, coords: torch.Tensor):
+        vb = VoxelBatch(voxels, num_points, coords, 1)
+        bev = self.to_bev(self.vfe(vb), coords, 1)
+        return head_maps(self.head(self.backbone2d(bev)))
+
+
+class BevDenseGraph(nn.Module):
+    """bev_features (B, C, H, W) float32 -> head maps, each (B, n, H', W')."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        model = inference_copy(model)
+        self.backbone2d, self.head = model.backbone2d, model.head
+
+    def forward(self, bev_features: torch.Tensor):
+        return head_maps(self.head(self.backbone2d(bev_features)))
+
+
+@dataclass
+class DenseGraph:
+    """A dense graph with its ONNX names, dynamic axes and example inputs (from a real voxelisation)."""
+
+    module: nn.Module
+    input_names: tuple[str, ...]
+    example_inputs: tuple[torch.Tensor, ...]
+    dynamic_axes: dict[str, dict[int, str]]
+    output_names: tuple[str, ...] = HEAD_MAPS
+
+    @property
+    def takes_voxels(self) -> bool:
+        return self.input_names == PILLAR_INPUTS
+
+
+def example_points(model: nn.Module, n: int = 64) -> torch.Tensor:
+    """A few points spread over the model's range (enough to give a non-empty voxelisation)."""
+    r = torch.tensor(model.cfg.voxelization.point_cloud_range, dtype=torch.float32)
+    g = torch.Generator().manual_seed(0)
+    pts = torch.zeros(n, len(model.cfg.point_features))
+    pts[:, :3] = r[:3] + (r[3:] - r[:3]) * (0.05 + 0.9 * torch.rand(n, 3, generator=g))
+    return pts
+
+
+def dense_graph(model: nn.Module) -> DenseGraph:
+    """The exportable dense part of a CenterPointDetector, on the CPU."""
+    model = model.cpu().eval()
+    with torch.no_grad():
+        vb = model.voxelizer_test([example_points(model)])
+        if model.cfg.is_pillar:
+            inputs = (vb.voxels, vb.num_points.int(), vb.coords.int())
+            axes = {"voxels": {0: "num_voxels"}, "num_points": {0: "num_voxels"}, "coords": {0: "num_voxels"}}
+            return DenseGraph(PillarDenseGraph(model), PILLAR_INPUTS, inputs, axes)
+        bev = model.bev_input(vb)
+    return DenseGraph(BevDenseGraph(model), (BEV_INPUT,), (bev,), {BEV_INPUT: {0: "batch"}})
