@@ -5,9 +5,9 @@ from typing import Iterable, Sequence
 
 import torch
 
-from ..export.graphs import head_output
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
+from .graphs import head_output
 
 
 def graph_inputs(model: torch.nn.Module, vb: VoxelBatch, takes_voxels: bool) -> list[tuple[torch.Tensor, ...]]:

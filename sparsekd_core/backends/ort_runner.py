@@ -6,12 +6,12 @@ import time
 import numpy as np
 import torch
 
-from ..export.graphs import BEV_INPUT, HEAD_MAPS, PILLAR_INPUTS
-from ..export.onnx_io import dense_onnx
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
 from . import BackendError
+from .graphs import BEV_INPUT, HEAD_MAPS, PILLAR_INPUTS
 from .inputs import graph_inputs, join_outputs
+from .onnx_io import dense_onnx
 
 _NP_TO_ORT = {torch.float32: np.float32, torch.int32: np.int32}
 

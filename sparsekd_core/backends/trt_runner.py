@@ -11,12 +11,12 @@ from pathlib import Path
 
 import torch
 
-from ..export.graphs import BEV_INPUT, HEAD_MAPS, PILLAR_INPUTS
-from ..export.onnx_io import dense_onnx
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
 from . import BackendError
+from .graphs import BEV_INPUT, HEAD_MAPS, PILLAR_INPUTS
 from .inputs import graph_inputs, join_outputs
+from .onnx_io import dense_onnx
 
 ENGINE_CACHE = Path(os.environ.get("SPARSEKD_TRT_CACHE", Path.home() / ".cache" / "sparsekd" / "tensorrt"))
 _WORKSPACE_BYTES = 4 << 30

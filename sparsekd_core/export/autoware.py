@@ -29,10 +29,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..backends.graphs import inference_copy
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
-from .graphs import inference_copy
-from .onnx_io import ExportError
+from .errors import ExportError
 
 AUTOWARE_REF = "autoware_universe 0.43.0 (commit b8ce82e3759e50f780a0941ca8698ff52aa57b97)"
 MAX_POINTS_PER_PILLAR = 32  # MAX_POINT_IN_VOXEL_SIZE, preprocess_kernel.cu

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import torch
 
+from ..backends.onnx_io import dense_onnx, save_onnx, to_onnx
 from ..checkpoint import load_model
 from ..config import load_model_config
 from ..data.point_files import model_points, read_point_file
+from ..inference import resolve_checkpoint
 from ..models.detector import build_detector
 from . import autoware as aw
 from .autoware_params import write_param_files
-from .onnx_io import ExportError, dense_onnx, save_onnx, to_onnx
+from .errors import ExportError
 from .verify import check_autoware_files, check_dense_file
 
 FORMATS = ("onnx", "autoware")
@@ -50,8 +52,6 @@ def load_source(source: str, untrained: bool = False, seed: int = 0):
         torch.manual_seed(seed)
         cfg = load_model_config(source)
         return build_detector(cfg).eval(), cfg.name
-    from ..inference import resolve_checkpoint
-
     path = resolve_checkpoint(source)
     model, _ = load_model(path, "cpu")
     name = model.cfg.name if Path(source).suffix in (".pth", ".pt") else str(source)

@@ -6,15 +6,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..backends.graphs import HEAD_MAPS, head_maps
+from ..backends.inputs import graph_inputs
+from ..backends.ort_runner import import_onnxruntime, session_options
 from ..ops.voxelize import VoxelBatch, Voxelizer
 from .autoware import (ENCODER_INPUT, ENCODER_OUTPUT, HEAD_INPUT, HEAD_OUTPUTS, MAX_POINTS_PER_PILLAR,
                        AutowareLayout, autoware_head_maps, encoder_input, scatter)
-from .graphs import HEAD_MAPS, head_maps
 
 
 def _session(path: str | Path):
-    from ..backends.ort_runner import import_onnxruntime, session_options
-
     return import_onnxruntime().InferenceSession(str(path), session_options(), providers=["CPUExecutionProvider"])
 
 
@@ -28,8 +28,6 @@ def _max_abs(a, b) -> float:
 @torch.no_grad()
 def check_dense_file(model: torch.nn.Module, path: str | Path, points: torch.Tensor) -> dict[str, float]:
     """Max |onnxruntime - torch| per head map for the dense ONNX at ``path`` on ``points`` (one cloud)."""
-    from ..backends.inputs import graph_inputs
-
     model = model.cpu().eval()
     vb = model.voxelizer_test([points])
     (inputs,) = graph_inputs(model, vb, model.cfg.is_pillar)

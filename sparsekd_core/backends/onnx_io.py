@@ -9,18 +9,17 @@ from typing import Mapping, Sequence
 
 import torch
 
+from . import BackendError
+from .graphs import dense_graph
+
 OPSET = 17  # TensorRT 8.6+ and onnxruntime 1.14+ read it; Autoware's TensorRT builds it
-
-
-class ExportError(ValueError):
-    """A model cannot be exported as asked; the message says why and what is supported."""
 
 
 def _onnx():
     try:
         import onnx
     except ImportError as e:  # pinned in requirements.txt; a slim install may lack it
-        raise ExportError("ONNX export needs the 'onnx' package: pip install -r requirements.txt") from e
+        raise BackendError("ONNX export needs the 'onnx' package: pip install -r requirements.txt") from e
     return onnx
 
 
@@ -68,8 +67,6 @@ def read_metadata(proto) -> dict[str, object]:
 
 def dense_onnx(model: torch.nn.Module, name: str | None = None):
     """The dense part of ``model`` (see graphs.py) as a checked ONNX ModelProto."""
-    from .graphs import dense_graph
-
     g = dense_graph(model)
     axes = dict(g.dynamic_axes)
     if not g.takes_voxels:  # batch flows through to every head map
