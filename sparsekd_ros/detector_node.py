@@ -70,7 +70,7 @@ class DetectorNode(Node):
         self.det.thresholds = self._thresholds(self.params)
         warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
         log.info(
-            f"model {self.det.name} on {self.det.device}: classes {list(self.det.class_names)}, "
+            f"model {self.det.name} on {self.det.device} ({getattr(self.det, 'backend', 'torch')}): classes {list(self.det.class_names)}, "
             f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
             f"(median of {self.params.warmup_runs} runs), score thresholds {self.det.thresholds.describe()}"
         )
@@ -140,8 +140,8 @@ class DetectorNode(Node):
         from sparsekd_core.inference import load_detector  # torch is heavy: import only when a model is needed
 
         p = self.params
-        self.get_logger().info(f"loading {p.model_source} on device={p.device} fp16={p.fp16}")
-        return load_detector(p.model_source, device=p.device, fp16=p.fp16)
+        self.get_logger().info(f"loading {p.model_source} on device={p.device} fp16={p.fp16} backend={p.backend}")
+        return load_detector(p.model_source, device=p.device, fp16=p.fp16, backend=p.backend)
 
     def _thresholds(self, params: NodeParams) -> ScoreThresholds:
         """The detector's thresholds for ``params``, without classes the model lacks (with a warning)."""
@@ -259,6 +259,7 @@ class DetectorNode(Node):
         values: dict[str, object] = {
             "model": self.det.name,
             "device": str(self.det.device),
+            "backend": getattr(self.det, "backend", "torch"),
             "input_topic": self.cloud_sub.topic_name,
         }
         values.update(self.stats.summary(self.mailbox.put_count, self.mailbox.dropped))

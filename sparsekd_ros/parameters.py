@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, make_dataclass, replace
 from typing import Any, Callable
 
+from sparsekd_core.backends import BACKENDS
 from sparsekd_core.thresholds import parse_class_thresholds
 
 __all__ = ["NODE_NAME", "ParamSpec", "PARAMETERS", "SPECS", "NodeParams"]
@@ -79,12 +80,21 @@ def _xyz_rpy(raw: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def _backend(raw: Any) -> str:
+    if raw not in BACKENDS:
+        raise ValueError(f"must be one of {', '.join(BACKENDS)}, got {raw!r}")
+    return str(raw)
+
+
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model", "cp_voxel_s", "Zoo model name (uses its bundled checkpoint, e.g. cp_voxel_s, "
               "cp_pillar_v0.64, kitti_cp_voxel_s) or a path to a .pth checkpoint."),
     ParamSpec("checkpoint", "", "Path to a .pth checkpoint; when not empty it is used instead of 'model'."),
     ParamSpec("device", "auto", "Inference device: auto (CUDA when available, else CPU), cuda, cuda:N or cpu."),
     ParamSpec("fp16", False, "Half-precision inference on CUDA (ignored on CPU)."),
+    ParamSpec("backend", "torch", "Inference backend of the model's dense part: torch, onnxruntime (CPU, or CUDA "
+              "with onnxruntime-gpu) or tensorrt (CUDA GPU with TensorRT). Non-torch backends export the model to "
+              "ONNX at start-up; boxes agree with torch's to float tolerance.", parse=_backend),
     ParamSpec("input_topic", "/points", "sensor_msgs/PointCloud2 input topic (subscribed best effort, depth 1)."),
     ParamSpec("score_threshold", 0.3, "Minimum score of a published box, for classes without their own "
               "threshold in class_score_thresholds. Can be changed at run time.", read_only=False,

@@ -116,6 +116,35 @@ def test_thresholds_from_parameters_and_at_run_time(context):
         node.destroy_node()
 
 
+def test_backend_parameter_runs_the_model_in_onnxruntime(context):
+    """backend:=onnxruntime: the node loads the bundled student on onnxruntime and publishes torch's boxes."""
+    from sparsekd_core.inference import load_detector
+
+    params = [Parameter(k, value=v) for k, v in
+              {"model": "cp_pillar_v0.64", "device": "cpu", "backend": "onnxruntime", "score_threshold": 0.3,
+               "warmup_runs": 1, "log_period": 0.0}.items()]
+    node = DetectorNode(context=context, parameter_overrides=params)
+    capture = Capture()
+    node.markers_pub = capture
+    try:
+        assert node.det.backend == "onnxruntime" and node.params.backend == "onnxruntime"
+        cloud = points_to_cloud(kitti_points(), ("x", "y", "z", "intensity"), header(stamp(7)))
+        node.process_cloud(cloud)
+        reference = load_detector("cp_pillar_v0.64", "cpu")
+        reference.thresholds = ScoreThresholds(0.3)
+        want = reference(kitti_points())
+        assert len(want) > 0
+        texts = sorted(m.text for m in capture.msgs[-1].markers if m.type == m.TEXT_VIEW_FACING)
+        assert texts == sorted(f"{name} {score:.2f}" for name, score in zip(want.names, want.scores))
+    finally:
+        node.destroy_node()
+
+
+def test_unknown_backend_is_refused_naming_the_choices(context):
+    with pytest.raises(ValueError, match="torch, onnxruntime, tensorrt"):
+        make_node(context, StandInDetector(), backend="openvino")
+
+
 def _labelled(markers) -> dict[str, float]:
     texts = [m.text.split() for m in markers.markers if m.type == m.TEXT_VIEW_FACING]
     return {name: float(score) for name, score in texts}

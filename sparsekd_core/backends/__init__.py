@@ -1,18 +1,21 @@
 """Inference backends for the dense part of a detector.
 
 ``torch`` (default) runs the whole model eagerly. ``onnxruntime`` and ``tensorrt`` export the dense part
-(export/graphs.py: pillar models from the voxels on, voxel models from the BEV map on) to ONNX at load
+(backends/graphs.py: pillar models from the voxels on, voxel models from the BEV map on) to ONNX at load
 time and run it there; voxelisation, the sparse 3D backbone of voxel models, decoding and NMS stay torch.
 A runner maps a VoxelBatch to the head maps (HeadOutput), so the Detector decodes every backend the same way.
+
+This module imports no torch, so that light tools (the ROS node's parameter table) can name the backends.
 """
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
-from ..models.center_head import HeadOutput
-from ..ops.voxelize import VoxelBatch
+    from ..models.center_head import HeadOutput
+    from ..ops.voxelize import VoxelBatch
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
 
@@ -25,6 +28,9 @@ class BackendError(RuntimeError):
 
 class DenseRunner(Protocol):
     name: str
+    takes_voxels: bool  # pillar graphs take voxels; voxel models' graphs take the BEV map
+
+    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> HeadOutput: ...
 
     def __call__(self, vb: VoxelBatch) -> HeadOutput: ...
 
