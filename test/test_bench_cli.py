@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from sparsekd_core.cli.bench import main
 from sparsekd_core.config import load_model_config
@@ -40,3 +41,26 @@ def test_skip_zoo_needs_no_frame(capsys):
     # --skip-zoo --train/--data on a machine without ../shared: the zoo's default frame is not needed
     assert main(["--skip-zoo", "--frame", "/nonexistent/frame.npy", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {}
+
+
+def test_backend_comparison_times_every_stage_on_each_backend(capsys):
+    code = main(["--models", "cp_pillar_v0.64_sim", "--frame", str(FRAME), "--device", "cpu", "--runs", "1",
+                 "--warmup", "0", "--backend", "onnxruntime,tensorrt", "--breakdown", "--json"])
+    assert code == 0
+    rows = json.loads(capsys.readouterr().out)["backends"]
+    assert [r["backend"] for r in rows] == ["torch", "onnxruntime", "tensorrt"]  # torch first, as the baseline
+    torch_row, ort_row, trt_row = rows
+    for r in (torch_row, ort_row):
+        assert set(r["stage_ms_median"]) == {"prepare", "voxelise", "sparse", "dense", "decode", "nms", "to_host"}
+        assert r["stage_ms_median"]["dense"] > 0 and r["total_ms_median"] > 0 and r["voxels"] > 0
+        assert set(r["dense_ms_by_module"]) >= {"vfe", "backbone2d", "head"}
+    assert torch_row["speedup_total"] == 1.0
+    assert ort_row["speedup_dense"] == torch_row["stage_ms_median"]["dense"] / ort_row["stage_ms_median"]["dense"]
+    if not torch.cuda.is_available():
+        assert "CUDA GPU" in trt_row["error"]  # a backend this machine cannot run: a row saying why
+
+
+def test_unknown_backend_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--backend", "openvino"])
+    assert e.value.code == 2 and "openvino" in capsys.readouterr().err

@@ -27,12 +27,14 @@ def import_onnxruntime():
 
 def session_options(threads: int | None = None):
     """All graph optimisations (constant folding, Conv+BN/activation fusion, NCHWc conv layout on x86),
-    and as many intra-op threads as torch uses unless told otherwise."""
+    as many intra-op threads as torch uses unless told otherwise, and no spinning: idle pool threads that
+    spin hold the cores that torch's voxelisation, decoding and NMS need next (and other nodes on a robot)."""
     ort = import_onnxruntime()
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.intra_op_num_threads = int(threads or torch.get_num_threads())
     so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     so.log_severity_level = 3  # errors only: the CPU provider warns about every unfused node otherwise
     return so
@@ -97,9 +99,13 @@ class OnnxRuntimeRunner:
         self.session.run_with_iobinding(binding)
         return outputs
 
-    def __call__(self, vb: VoxelBatch) -> HeadOutput:
+    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> HeadOutput:
+        """The graph on already prepared inputs (see backends/inputs.py), one run per tuple."""
         run = self._run_cuda if self.device.type == "cuda" else self._run_cpu
-        return join_outputs(run(inputs) for inputs in graph_inputs(self.model, vb, self.takes_voxels))
+        return join_outputs(run(inputs) for inputs in graph_inputs_list)
+
+    def __call__(self, vb: VoxelBatch) -> HeadOutput:
+        return self.run(graph_inputs(self.model, vb, self.takes_voxels))
 
     def end_profiling(self) -> str:
         """Path of onnxruntime's JSON profile (when made with profile=True)."""

@@ -133,5 +133,9 @@ class TensorRTRunner:
             raise BackendError("TensorRT execution failed (see its log)")
         return [o.float() for o in outputs]
 
+    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> HeadOutput:
+        """The engine on already prepared inputs (see backends/inputs.py), one run per tuple."""
+        return join_outputs(self._run(inputs) for inputs in graph_inputs_list)
+
     def __call__(self, vb: VoxelBatch) -> HeadOutput:
-        return join_outputs(self._run(inputs) for inputs in graph_inputs(self.model, vb, self.takes_voxels))
+        return self.run(graph_inputs(self.model, vb, self.takes_voxels))

@@ -12,8 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..config import PAPER_FIGURES, WAYMO_ZOO
+from ..backends import BACKENDS
 from ..bench.model_bench import DEFAULT_FRAME
+from ..bench.stage_bench import DENSE_MODULES, STAGES
+from ..config import PAPER_FIGURES, WAYMO_ZOO
 
 RATIO_TOLERANCE = 0.15  # student/teacher GFLOPs ratio must be within 15% of the paper's
 
@@ -25,23 +27,69 @@ EPILOG = """examples:
   sparsekd-bench --skip-zoo --train --device cuda --train-batch 4 \
       --train-pairs cp_voxel:cp_voxel_s,cp_pillar:cp_pillar_v0.64   # the zoo pairs at the paper's batch
   sparsekd-bench --data DIR               # data loading samples/s for a dataset root
+  sparsekd-bench --models cp_pillar_v0.64,cp_voxel_s --backend onnxruntime --breakdown
+                                          # onnxruntime vs torch, per stage, dense part split by module
 
 GFLOPs are multiply-accumulates counted as the SparseKD paper does (thop style; sparse convs from
 spconv's reported indice pair counts); "GMACs all" counts every submanifold pair (see bench/flops.py).
 Latency is numpy points in -> Detections out (voxelise, forward, decode + NMS), median over --runs after
 --warmup runs, random weights. Peak memory: the model's own process peak RSS on CPU, max allocated on CUDA.
 
+--backend times the Detector stage by stage on each backend (torch always included, as the baseline):
+prepare, voxelise, sparse (voxel models' 3D backbone, torch everywhere), dense (what the exported graph
+holds: pillar models VFE + scatter + 2D backbone + head, voxel models 2D backbone + head), decode, nms,
+to_host; "total" is whole Detector calls. Each model and backend runs in its own process, one after the
+other, so compare ratios from one run: CPU figures move with the machine's load.
+
 The ROS node (PointCloud2 codec, node overhead, end-to-end latency per student): sparsekd-bench-node.
 """
 
 
-def _bench_in_subprocess(model: str, frame: str, device: str, runs: int, warmup: int, fp16: bool = False) -> dict:
-    cmd = [sys.executable, "-m", "sparsekd_core.bench.model_bench", "--model", model, "--frame", frame,
-           "--device", device, "--runs", str(runs), "--warmup", str(warmup)] + (["--fp16"] if fp16 else [])
+def _bench_in_subprocess(model: str, frame: str, device: str, runs: int, warmup: int, fp16: bool = False,
+                         module: str = "model_bench", extra: tuple[str, ...] = ()) -> dict:
+    """One bench/<module>.py run in its own process (its own peak memory, no state shared between models)."""
+    cmd = [sys.executable, "-m", f"sparsekd_core.bench.{module}", "--model", model, "--frame", frame,
+           "--device", device, "--runs", str(runs), "--warmup", str(warmup), *extra] + (["--fp16"] if fp16 else [])
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
-        raise RuntimeError(f"benchmark of {model} failed:\n{res.stderr[-2000:]}")
+        raise RuntimeError(f"benchmark of {model} ({' '.join(extra) or module}) failed:\n{res.stderr[-2000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def add_speedups(rows: list[dict]) -> list[dict]:
+    """Each row's speed-up over the torch row of the same model: total and dense part (torch time / its time)."""
+    base = {r["model"]: r for r in rows if r["backend"] == "torch" and "error" not in r}
+    for r in rows:
+        t = base.get(r["model"])
+        if t is not None and "error" not in r:
+            r["speedup_total"] = t["total_ms_median"] / r["total_ms_median"]
+            r["speedup_dense"] = t["stage_ms_median"]["dense"] / max(r["stage_ms_median"]["dense"], 1e-9)
+    return rows
+
+
+def format_backend_table(rows: list[dict]) -> str:
+    head = ("| model | backend | total ms | " + " | ".join(STAGES) + " | total vs torch | dense vs torch |\n"
+            "| --- | --- | ---: | " + " | ".join("---:" for _ in STAGES) + " | ---: | ---: |")
+    lines = [head]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['model']} | {r['backend']} | not run: {r['error']} |")
+            continue
+        st = r["stage_ms_median"]
+        lines.append(f"| {r['model']} | {r['backend']} | {r['total_ms_median']:.0f} | "
+                     + " | ".join(f"{st[s]:.1f}" for s in STAGES)
+                     + f" | {r.get('speedup_total', float('nan')):.2f}x | {r.get('speedup_dense', float('nan')):.2f}x |")
+    by_module = [r for r in rows if "dense_ms_by_module" in r]
+    if by_module:
+        cols = DENSE_MODULES + ("other",)
+        lines += ["", "Dense part by module, ms (onnxruntime: its profiler; 'other': layout reorders and copies)", "",
+                  "| model | backend | " + " | ".join(cols) + " |", "| --- | --- | " + " | ".join("---:" for _ in cols)
+                  + " |"]
+        for r in by_module:
+            m = r["dense_ms_by_module"]
+            lines.append(f"| {r['model']} | {r['backend']} | "
+                         + " | ".join(f"{m[c]:.1f}" if c in m else "-" for c in cols) + " |")
+    return "\n".join(lines)
 
 
 def add_paper_columns(rows: list[dict]) -> list[dict]:
@@ -109,7 +157,20 @@ def main(argv=None) -> int:
                     help="samples per training step for --train (default %(default)s)")
     ap.add_argument("--data", metavar="DIR", help="also measure data loading samples/s on this dataset root")
     ap.add_argument("--skip-zoo", action="store_true", help="only the extra benchmarks")
+    ap.add_argument("--backend", metavar="B[,B...]",
+                    help=f"time these backends ({', '.join(BACKENDS)}) stage by stage, with torch as the baseline, "
+                         "instead of the zoo table")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="with --backend: split the dense part by module (vfe, to_bev, backbone2d, head)")
     args = ap.parse_args(argv)
+    backends = None
+    if args.backend is not None:
+        backends = ["torch"] + [b for b in args.backend.split(",") if b and b != "torch"]
+        unknown = [b for b in backends if b not in BACKENDS]
+        if unknown:
+            ap.error(f"--backend {args.backend!r}: unknown {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
+    elif args.breakdown:
+        ap.error("--breakdown applies to --backend")
 
     train_pairs = [tuple(p.split(":")) for p in args.train_pairs.split(",") if p]
     if not train_pairs or any(len(p) != 2 or not all(p) for p in train_pairs):
@@ -119,7 +180,24 @@ def main(argv=None) -> int:
         ap.error(f"frame {args.frame} not found (run from the repository root, or pass --frame)")
     report: dict = {}
     ok = True
-    if not args.skip_zoo:
+    if backends is not None and not args.skip_zoo:
+        models = [m for m in args.models.split(",") if m]
+        rows = []
+        for m in models:
+            for b in backends:
+                print(f"[{len(rows) + 1}/{len(models) * len(backends)}] timing {m} on {b} ...", file=sys.stderr,
+                      flush=True)
+                rows.append(_bench_in_subprocess(m, args.frame, args.device, args.runs, args.warmup, args.fp16,
+                                                 "stage_bench", ("--backend", b) + (("--breakdown",) if args.breakdown
+                                                                                     else ())))
+        report["backends"] = add_speedups(rows)
+        if not args.json:
+            r0 = next((r for r in rows if "error" not in r), rows[0])
+            print(f"\nBackends on {args.frame} ({r0.get('points', '?')} points), device {r0['device']}"
+                  f"{' fp16' if r0.get('fp16') else ''}, {r0.get('threads', '?')} threads, median of {args.runs} "
+                  "runs, ms\n")
+            print(format_backend_table(rows))
+    elif not args.skip_zoo:
         models = [m for m in args.models.split(",") if m]
         rows = []
         for i, m in enumerate(models, 1):
