@@ -189,13 +189,13 @@ class Detector:
         t1 = time.perf_counter()
         if self.dense is None:
             with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.fp16):
-                head = self.model.forward_voxels(vb).head
+                heads = self.model.forward_voxels(vb).heads
         else:
-            head = self.dense(vb)
+            heads = self.dense(vb)
         self._sync()
         t2 = time.perf_counter()
         per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)
-        preds = self.model.decode(head, thresholds.default, per_class)
+        preds = self.model.decode(heads, thresholds.default, per_class)
         for i, p in zip(live, preds):
             results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
                                     p.labels.cpu().numpy(), self.class_names,

@@ -71,3 +71,28 @@ def test_onnxruntime_cuda_without_its_provider_says_how_to_get_it():
         pytest.skip("this onnxruntime has its CUDA provider")
     with pytest.raises(BackendError, match="onnxruntime-gpu"):
         providers_for(torch.device("cuda"))
+
+
+def test_onnxruntime_runs_every_task_head_with_velocity(tmp_path):
+    """A two-head model with velocity: the runner gives back one HeadOutput per head, vel included, equal to torch's."""
+    from sparsekd_core.checkpoint import write_untrained_checkpoint
+    from sparsekd_core.inference import Detector
+
+    cfg = tmp_path / "two_heads.yaml"
+    cfg.write_text("base: cp_pillar_v0.64_sim\nhead: {class_groups: [[Car], [Pedestrian, Cyclist]], velocity: true, "
+                   "loss: {code_weights: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}}\n")
+    det = Detector.from_checkpoint(write_untrained_checkpoint(str(cfg), tmp_path / "m.pth"), "cpu",
+                                   backend="onnxruntime")
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(4000, 4, generator=g) * torch.tensor([30.0, 30.0, 3.0, 1.0]) + torch.tensor([0.0, -15.0, -2.5, 0.0])
+    with torch.no_grad():
+        vb = det.model.voxelize([pts])
+        want = det.model.forward_voxels(vb).heads
+    got = det.dense(vb)
+    assert len(got) == len(want) == 2
+    for g_head, w_head in zip(got, want):
+        assert g_head.heatmap.shape == w_head.heatmap.shape and g_head.vel is not None
+        for name in ("heatmap", "center", "center_z", "dim", "rot", "vel"):
+            assert (getattr(g_head, name) - getattr(w_head, name)).abs().max() < 1e-4, name
+    boxes = det(pts.numpy())
+    assert boxes.velocities is not None and boxes.velocities.shape == (len(boxes), 2)

@@ -12,6 +12,7 @@ import yaml
 
 from sparsekd_core.cli.export import main
 from sparsekd_core.export import autoware as aw
+from sparsekd_core.export.autoware_params import node_params
 from sparsekd_core.export.exporter import frame_points, load_source
 from sparsekd_core.export.verify import autoware_voxels, check_autoware_files
 from sparsekd_core.models.decode import decode_maps
@@ -78,7 +79,7 @@ def test_autoware_export_has_autoware_names_shapes_and_params(tmp_path):
     assert node["encoder_onnx_path"] == "$(var model_path)/pts_voxel_encoder_$(var model_name).onnx"
     assert node["head_onnx_path"] == "$(var model_path)/pts_backbone_neck_head_$(var model_name).onnx"
     assert node["post_process_params"]["yaw_norm_thresholds"] == [0.3, 0.0, 0.3]
-    assert node["densification_params"]["num_past_frames"] == 1
+    assert node["densification_params"]["num_past_frames"] == 0  # one sweep: the current one only
     remap = yaml.safe_load((out / "detection_class_remapper.param.yaml").read_text())["/**"]["ros__parameters"]
     assert {len(v) for v in remap.values()} == {64} and not any(any(v) for v in remap.values())
     report = json.loads((out / "export_report.json").read_text())
@@ -130,7 +131,7 @@ def test_encoder_input_is_autoware_feature_layout():
     # one pillar at column 2, row 1 of a 0.5 m grid from (-1, -1, -2); two real points, one padded slot
     pts = torch.tensor([[[0.1, -0.3, 0.5, 7.0], [0.3, -0.1, 1.5, 9.0], [0, 0, 0, 0]]])
     vb = VoxelBatch(pts, torch.tensor([2], dtype=torch.int32), torch.tensor([[0, 0, 1, 2]], dtype=torch.int32), 1)
-    feats = aw.encoder_input(vb, [0.5, 0.5, 6.0], [-1.0, -1.0, -2.0, 1.0, 1.0, 4.0], time_lag=0.0)
+    feats = aw.encoder_input(vb, [0.5, 0.5, 6.0], [-1.0, -1.0, -2.0, 1.0, 1.0, 4.0])
     centre_x, centre_y = -1.0 + 2 * 0.5 + 0.25, -1.0 + 1 * 0.5 + 0.25
     want = [[0.1, -0.3, 0.5, 0.0, -0.1, -0.1, -0.5, 0.1 - centre_x, -0.3 - centre_y],
             [0.3, -0.1, 1.5, 0.0, 0.1, 0.1, 0.5, 0.3 - centre_x, -0.1 - centre_y],
@@ -149,7 +150,7 @@ def test_autoware_decoding_of_exported_maps_gives_our_boxes(bundled_pillar, patc
     with torch.no_grad():
         head = model.forward_voxels(autoware_voxels(model, points)).head
     vox = model.cfg.voxelization
-    boxes, scores, _ = decode_maps(head, 20, vox.voxel_size, vox.point_cloud_range, model.cfg.head.feature_stride)
+    boxes, scores, _, _ = decode_maps(head, 20, vox.voxel_size, vox.point_cloud_range, model.cfg.head.feature_stride)
     h, w = head.heatmap.shape[-2:]
     cells = head.heatmap.sigmoid().reshape(1, -1).topk(20).indices[0] % (h * w)  # decode_maps' top 20, in order
     assert scores[0, 0] > 0.3  # a trained model: real objects
@@ -162,3 +163,43 @@ def test_autoware_decoding_of_exported_maps_gives_our_boxes(bundled_pillar, patc
         assert (theirs["length"], theirs["width"], theirs["height"]) == pytest.approx(tuple(ours[3:6]), rel=1e-3)
         dyaw = (theirs["yaw"] - ours[6] + math.pi) % (2 * math.pi) - math.pi
         assert abs(dyaw) < 1e-3
+
+
+def test_multi_sweep_model_gets_autoware_time_lag_and_past_frames(tmp_path):
+    """A time_lag model: Autoware's 4th feature reaches the model's time_lag input, and the node is told to merge
+    as many sweeps as the model was trained with."""
+    path = tmp_path / "sweeps_w32.yaml"
+    path.write_text("base: cp_pillar_v0.64_3sweeps_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n")
+    model, _ = load_source(str(path), untrained=True)
+    layout = aw.check_autoware(model)
+    assert layout.past_frames == 2 and not layout.has_twist
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(3000, 6, generator=g) * torch.tensor([50.0, 50.0, 5.0, 1.0, 1.0, 0.0]) - torch.tensor(
+        [25.0, 25.0, 1.5, 0.0, 0.0, 0.0])
+    pts[:, 5] = (torch.arange(3000) % 3) * 0.1  # three sweeps, 0.1 s apart
+    vb = autoware_voxels(model, pts)
+    assert vb.voxels[..., 5].max() == pytest.approx(0.2) and vb.voxels[..., 3:5].abs().max() == 0
+    feats = aw.encoder_input(vb, layout.voxel_size, layout.point_cloud_range, time_lag_column=5)
+    with torch.no_grad():
+        got = aw.AutowareEncoder(model)(feats)[:, 0]
+        want = model.vfe(vb)
+    assert torch.allclose(got, want, atol=1e-5)
+    with torch.no_grad():  # and the time lag matters: zeroing it changes the pillar features
+        assert not torch.allclose(aw.AutowareEncoder(model)(aw.encoder_input(vb, layout.voxel_size,
+                                                                             layout.point_cloud_range))[:, 0], want)
+    assert node_params(layout, 0.35, "fp16")["densification_params"]["num_past_frames"] == 2
+
+
+def test_multi_head_models_export_dense_but_not_to_autoware(tmp_path):
+    path = tmp_path / "two_heads.yaml"
+    path.write_text("base: cp_pillar_v0.64_sim\nhead: {class_groups: [[Car], [Pedestrian, Cyclist]], velocity: true, "
+                    "loss: {code_weights: [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]}}\n")
+    assert main([str(path), "--untrained", "--format", "onnx", "--out", str(tmp_path / "o"), "--name", "two"]) == 0
+    _, outs = _onnx_signature(tmp_path / "o/two.onnx")
+    assert [n for n, _, _ in outs] == [f"{m}_{i}" for i in (0, 1)
+                                       for m in ("heatmap", "center", "center_z", "dim", "rot", "vel")]
+    assert [d[1] for n, d, _ in outs if n.startswith("heatmap")] == [1, 2]
+    report = json.loads((tmp_path / "o/export_report.json").read_text())
+    assert len(report["max_abs_diff"]) == 12 and all(d < TOL for d in report["max_abs_diff"].values())
+    with pytest.raises(aw.ExportError, match="2 task heads"):
+        aw.check_autoware(load_source(str(path), untrained=True)[0], allow_patch=True)

@@ -3,7 +3,8 @@
 ``torch`` (default) runs the whole model eagerly. ``onnxruntime`` and ``tensorrt`` export the dense part
 (backends/graphs.py: pillar models from the voxels on, voxel models from the BEV map on) to ONNX at load
 time and run it there; voxelisation, the sparse 3D backbone of voxel models, decoding and NMS stay torch.
-A runner maps a VoxelBatch to the head maps (HeadOutput), so the Detector decodes every backend the same way.
+A runner maps a VoxelBatch to the head maps (one HeadOutput per task head), so the Detector decodes every
+backend the same way.
 
 This module imports no torch, so that light tools (the ROS node's parameter table) can name the backends.
 """
@@ -30,9 +31,9 @@ class DenseRunner(Protocol):
     name: str
     takes_voxels: bool  # pillar graphs take voxels; voxel models' graphs take the BEV map
 
-    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> HeadOutput: ...
+    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> list[HeadOutput]: ...
 
-    def __call__(self, vb: VoxelBatch) -> HeadOutput: ...
+    def __call__(self, vb: VoxelBatch) -> list[HeadOutput]: ...
 
 
 def check_backend(backend: str) -> str:

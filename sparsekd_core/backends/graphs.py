@@ -5,7 +5,8 @@
 - Voxel models: the BEV map -> head maps (2D backbone and head). The sparse 3D backbone before it stays
   spconv (sparse convolutions have no ONNX operator).
 
-The head maps come out in :data:`HEAD_MAPS` order, the fields of ``HeadOutput``.
+The head maps come out head by head (one task head per class group), each in :data:`HEAD_MAPS` order (the
+fields of ``HeadOutput``; ``vel`` only for models with velocity); :func:`output_names` names them.
 """
 from __future__ import annotations
 
@@ -16,22 +17,36 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_linear_bn_eval
 
+from ..config import ModelConfig
 from ..models.center_head import HeadOutput
 from ..models.vfe import PFNLayer, PillarVFE
 from ..ops.voxelize import VoxelBatch
 
-HEAD_MAPS = ("heatmap", "center", "center_z", "dim", "rot")
+HEAD_MAPS = ("heatmap", "center", "center_z", "dim", "rot", "vel")
 PILLAR_INPUTS = ("voxels", "num_points", "coords")
 BEV_INPUT = "bev_features"
 
 
-def head_maps(out: HeadOutput) -> tuple[torch.Tensor, ...]:
-    return tuple(getattr(out, name) for name in HEAD_MAPS)
+def map_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """The maps of one task head: HEAD_MAPS, without vel for a model that regresses no velocity."""
+    return HEAD_MAPS if cfg.head.velocity else HEAD_MAPS[:-1]
 
 
-def head_output(maps) -> HeadOutput:
-    """Maps in :data:`HEAD_MAPS` order (any backend's outputs) -> HeadOutput."""
-    return HeadOutput(*maps)
+def output_names(cfg: ModelConfig) -> tuple[str, ...]:
+    """Graph output names: the maps of each task head in order, suffixed _<head> when there are several."""
+    groups = len(cfg.class_groups())
+    return tuple(m if groups == 1 else f"{m}_{i}" for i in range(groups) for m in map_names(cfg))
+
+
+def head_maps(outs: list[HeadOutput], cfg: ModelConfig) -> tuple[torch.Tensor, ...]:
+    """Every task head's maps, flat, in :func:`output_names` order."""
+    return tuple(getattr(out, m) for out in outs for m in map_names(cfg))
+
+
+def head_outputs(maps, cfg: ModelConfig) -> list[HeadOutput]:
+    """Maps in :func:`output_names` order (any backend's outputs) -> one HeadOutput per task head."""
+    maps, n = list(maps), len(map_names(cfg))
+    return [HeadOutput(**dict(zip(map_names(cfg), maps[i:i + n]))) for i in range(0, len(maps), n)]
 
 
 def _fold_zero_pads(seq: nn.Sequential) -> None:
@@ -75,11 +90,12 @@ class PillarDenseGraph(nn.Module):
         if not isinstance(model.vfe, PillarVFE):
             raise TypeError("PillarDenseGraph needs a pillar model")
         self.vfe, self.to_bev, self.backbone2d, self.head = model.vfe, model.to_bev, model.backbone2d, model.head
+        self.cfg = model.cfg
 
     def forward(self, voxels: torch.Tensor, num_points: torch.Tensor, coords: torch.Tensor):
         vb = VoxelBatch(voxels, num_points, coords, 1)
         bev = self.to_bev(self.vfe(vb), coords, 1)
-        return head_maps(self.head(self.backbone2d(bev)))
+        return head_maps(self.head(self.backbone2d(bev)), self.cfg)
 
 
 class BevDenseGraph(nn.Module):
@@ -89,9 +105,10 @@ class BevDenseGraph(nn.Module):
         super().__init__()
         model = inference_copy(model)
         self.backbone2d, self.head = model.backbone2d, model.head
+        self.cfg = model.cfg
 
     def forward(self, bev_features: torch.Tensor):
-        return head_maps(self.head(self.backbone2d(bev_features)))
+        return head_maps(self.head(self.backbone2d(bev_features)), self.cfg)
 
 
 @dataclass
@@ -102,7 +119,7 @@ class DenseGraph:
     input_names: tuple[str, ...]
     example_inputs: tuple[torch.Tensor, ...]
     dynamic_axes: dict[str, dict[int, str]]
-    output_names: tuple[str, ...] = HEAD_MAPS
+    output_names: tuple[str, ...]
 
     @property
     def takes_voxels(self) -> bool:
@@ -126,6 +143,6 @@ def dense_graph(model: nn.Module) -> DenseGraph:
         if model.cfg.is_pillar:
             inputs = (vb.voxels, vb.num_points.int(), vb.coords.int())
             axes = {"voxels": {0: "num_voxels"}, "num_points": {0: "num_voxels"}, "coords": {0: "num_voxels"}}
-            return DenseGraph(PillarDenseGraph(model), PILLAR_INPUTS, inputs, axes)
+            return DenseGraph(PillarDenseGraph(model), PILLAR_INPUTS, inputs, axes, output_names(model.cfg))
         bev = model.bev_input(vb)
-    return DenseGraph(BevDenseGraph(model), (BEV_INPUT,), (bev,), {BEV_INPUT: {0: "batch"}})
+    return DenseGraph(BevDenseGraph(model), (BEV_INPUT,), (bev,), {BEV_INPUT: {0: "batch"}}, output_names(model.cfg))

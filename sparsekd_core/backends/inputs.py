@@ -1,13 +1,14 @@
-"""What a dense graph is fed for a VoxelBatch, and how its outputs become one HeadOutput."""
+"""What a dense graph is fed for a VoxelBatch, and how its outputs become HeadOutputs again."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
 
 import torch
 
+from ..config import ModelConfig
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
-from .graphs import head_output
+from .graphs import head_outputs
 
 
 def graph_inputs(model: torch.nn.Module, vb: VoxelBatch, takes_voxels: bool) -> list[tuple[torch.Tensor, ...]]:
@@ -29,9 +30,10 @@ def graph_inputs(model: torch.nn.Module, vb: VoxelBatch, takes_voxels: bool) -> 
     return parts
 
 
-def join_outputs(runs: Iterable[Sequence[torch.Tensor]]) -> HeadOutput:
-    """Head-map tuples of successive runs -> one HeadOutput, concatenated along the batch."""
+def join_outputs(runs: Iterable[Sequence[torch.Tensor]], cfg: ModelConfig) -> list[HeadOutput]:
+    """Output tuples of successive runs (graphs.output_names order) -> one HeadOutput per task head, the runs
+    concatenated along the batch."""
     runs = list(runs)
     if len(runs) == 1:
-        return head_output(runs[0])
-    return head_output([torch.cat(maps, dim=0) for maps in zip(*runs)])
+        return head_outputs(runs[0], cfg)
+    return head_outputs([torch.cat(maps, dim=0) for maps in zip(*runs)], cfg)

@@ -9,7 +9,7 @@ import torch
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
 from . import BackendError
-from .graphs import BEV_INPUT, HEAD_MAPS, PILLAR_INPUTS
+from .graphs import BEV_INPUT, PILLAR_INPUTS, output_names
 from .inputs import graph_inputs, join_outputs
 from .onnx_io import dense_onnx
 
@@ -74,7 +74,7 @@ class OnnxRuntimeRunner:
         self.session = ort.InferenceSession(proto.SerializeToString(), so, providers=providers_for(device))
         self.export_s, self.session_s = t1 - t0, time.perf_counter() - t1
         self.input_names = list(PILLAR_INPUTS if self.takes_voxels else (BEV_INPUT,))
-        self.output_names = list(HEAD_MAPS)
+        self.output_names = list(output_names(model.cfg))
 
     def _run_cpu(self, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
         feed = {n: t.detach().cpu().numpy() for n, t in zip(self.input_names, inputs)}
@@ -99,12 +99,12 @@ class OnnxRuntimeRunner:
         self.session.run_with_iobinding(binding)
         return outputs
 
-    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> HeadOutput:
+    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> list[HeadOutput]:
         """The graph on already prepared inputs (see backends/inputs.py), one run per tuple."""
         run = self._run_cuda if self.device.type == "cuda" else self._run_cpu
-        return join_outputs(run(inputs) for inputs in graph_inputs_list)
+        return join_outputs((run(inputs) for inputs in graph_inputs_list), self.model.cfg)
 
-    def __call__(self, vb: VoxelBatch) -> HeadOutput:
+    def __call__(self, vb: VoxelBatch) -> list[HeadOutput]:
         return self.run(graph_inputs(self.model, vb, self.takes_voxels))
 
     def end_profiling(self) -> str:

@@ -14,7 +14,7 @@ import torch
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
 from . import BackendError
-from .graphs import BEV_INPUT, HEAD_MAPS, PILLAR_INPUTS
+from .graphs import BEV_INPUT, PILLAR_INPUTS, output_names
 from .inputs import graph_inputs, join_outputs
 from .onnx_io import dense_onnx
 
@@ -112,7 +112,7 @@ class TensorRTRunner:
             self.context = self.engine.create_execution_context()
         self.trt = trt
         self.input_names = list(PILLAR_INPUTS if self.takes_voxels else (BEV_INPUT,))
-        self.output_names = list(HEAD_MAPS)
+        self.output_names = list(output_names(model.cfg))
         self.build_s = time.perf_counter() - t0
 
     def _run(self, inputs: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
@@ -133,9 +133,9 @@ class TensorRTRunner:
             raise BackendError("TensorRT execution failed (see its log)")
         return [o.float() for o in outputs]
 
-    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> HeadOutput:
+    def run(self, graph_inputs_list: list[tuple[torch.Tensor, ...]]) -> list[HeadOutput]:
         """The engine on already prepared inputs (see backends/inputs.py), one run per tuple."""
-        return join_outputs(self._run(inputs) for inputs in graph_inputs_list)
+        return join_outputs((self._run(inputs) for inputs in graph_inputs_list), self.model.cfg)
 
-    def __call__(self, vb: VoxelBatch) -> HeadOutput:
+    def __call__(self, vb: VoxelBatch) -> list[HeadOutput]:
         return self.run(graph_inputs(self.model, vb, self.takes_voxels))

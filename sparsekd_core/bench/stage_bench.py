@@ -59,16 +59,17 @@ def time_stages(det: Detector, points: np.ndarray) -> dict[str, float]:
     if det.dense is None:
         bev = model.bev_input(vb) if model.backbone3d is not None else None
         t3 = now()
-        head = model.head(model.backbone2d(model.bev_input(vb) if bev is None else bev))
+        heads = model.head(model.backbone2d(model.bev_input(vb) if bev is None else bev))
     else:
         inputs = graph_inputs(model, vb, det.dense.takes_voxels)
         t3 = now()
-        head = det.dense.run(inputs)
+        heads = det.dense.run(inputs)
     t4 = now()
     vox, post = model.cfg.voxelization, model.cfg.head.post
-    decode_maps(head, post.max_per_sample, vox.voxel_size, vox.point_cloud_range, model.cfg.head.feature_stride)
+    for head in heads:
+        decode_maps(head, post.max_per_sample, vox.voxel_size, vox.point_cloud_range, model.cfg.head.feature_stride)
     t5 = now()
-    preds = model.decode(head, det.score_threshold)
+    preds = model.decode(heads, det.score_threshold)
     t6 = now()
     for p in preds:
         p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy()

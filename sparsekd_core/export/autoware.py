@@ -8,18 +8,20 @@ include/autoware/lidar_centerpoint/centerpoint_config.hpp, launch/lidar_centerpo
 - The node loads two ONNX files (TensorRT builds engines from them): ``pts_voxel_encoder_<model_name>.onnx``
   (``input_features`` (V, 32, 9) -> ``pillar_features`` (V, 1, 32)) and ``pts_backbone_neck_head_<model_name>.onnx``
   (``spatial_features`` (1, 32, H, W) -> ``heatmap, reg, height, dim, rot, vel``, in that order).
-- Its CUDA preprocessing keeps at most 32 points per pillar and feeds the encoder 9 features per point:
-  x, y, z, time lag (not intensity: 0 for the newest sweep), the offsets to the pillar's point mean (3) and
-  to the pillar centre in x and y (2); padded points are all zero. Its scatter writes 32 channels per pillar.
-  These three numbers are compiled-in constants, not parameters.
+- Its CUDA preprocessing merges the current sweep with ``num_past_frames`` earlier ones, keeps at most 32
+  points per pillar and feeds the encoder 9 features per point: x, y, z, the sweep's time lag in seconds (not
+  intensity), the offsets to the pillar's point mean (3) and to the pillar centre in x and y (2); padded points
+  are all zero. Its scatter writes 32 channels per pillar. These three numbers are compiled-in constants.
 - Decoding: score = sigmoid(heatmap), the best class per cell; x = vx * downsample * (col + reg[0]) + x_min,
   y likewise; z = height; width = exp(dim[0]), length = exp(dim[1]), height = exp(dim[2]);
-  yaw_mmdet = atan2(rot[0], rot[1]) and the ROS yaw is -yaw_mmdet - pi/2; vel is read as (vx, vy).
+  yaw_mmdet = atan2(rot[0], rot[1]) and the ROS yaw is -yaw_mmdet - pi/2; vel is read as (vx, vy), used
+  with has_twist. One task head only.
 
 Our pillar encoder takes x y z + the model's point features, the offsets to the pillar mean (3) and to the
 pillar centre (3, z too). The exported encoder takes Autoware's 9 features and builds ours from them:
-z's centre offset from z, the model's extra point features (intensity, ...) as zeros (Autoware does not
-pass them), the time lag dropped. The exported head re-expresses our maps in Autoware's conventions.
+z's centre offset from z, the time lag as the model's ``time_lag`` feature (multi-sweep models), its other
+point features (intensity, ...) as zeros (Autoware does not pass them). The exported head re-expresses our
+maps in Autoware's conventions.
 """
 from __future__ import annotations
 
@@ -70,6 +72,8 @@ class AutowareLayout:
     downsample_factor: int
     encoder_out_features: int
     max_voxels: int
+    past_frames: int  # densification_params.num_past_frames: the sweeps the model merges, minus the current one
+    has_twist: bool
     notes: tuple[str, ...]  # differences from our torch pipeline that the user must know
 
 
@@ -104,6 +108,10 @@ def check_autoware(model: nn.Module, allow_patch: bool = False, class_names=None
     whose ``encoder_out_feature_size_`` is changed to it (``allow_patch``).
     """
     cfg = model.cfg
+    if len(cfg.class_groups()) != 1:
+        raise ExportError(f"{cfg.name} has {len(cfg.class_groups())} task heads (head.class_groups); Autoware's "
+                          "lidar_centerpoint reads one head (six output maps). Export it with --format onnx, or "
+                          "train a single-head model.")
     if not cfg.is_pillar:
         raise ExportError(
             f"{cfg.name} is a voxel model (sparse 3D backbone); Autoware's lidar_centerpoint runs pillar "
@@ -134,7 +142,7 @@ def check_autoware(model: nn.Module, allow_patch: bool = False, class_names=None
     if vox.max_points_per_voxel > MAX_POINTS_PER_PILLAR:
         notes.append(f"Autoware keeps at most {MAX_POINTS_PER_PILLAR} points per pillar (the model was trained "
                      f"with up to {vox.max_points_per_voxel}); fuller pillars see a random subset")
-    extra = [f for f in cfg.point_features[3:]]
+    extra = [f for f in cfg.point_features[3:] if f != "time_lag"]
     if extra:
         notes.append(f"Autoware feeds x, y, z and the sweep's time lag, not {', '.join(extra)}: the exported encoder "
                      f"sets {', '.join(extra)} to 0, so accuracy drops unless the model was trained without them")
@@ -145,7 +153,8 @@ def check_autoware(model: nn.Module, allow_patch: bool = False, class_names=None
         point_cloud_range=tuple(float(v) for v in vox.point_cloud_range),
         voxel_size=tuple(float(v) for v in vox.voxel_size),
         grid_xy=grid, downsample_factor=stride, encoder_out_features=width,
-        max_voxels=int(max_voxels or vox.max_voxels_test), notes=tuple(notes))
+        max_voxels=int(max_voxels or vox.max_voxels_test), past_frames=int(cfg.sweeps) - 1,
+        has_twist=bool(cfg.head.velocity), notes=tuple(notes))
 
 
 class AutowareEncoder(nn.Module):
@@ -156,7 +165,7 @@ class AutowareEncoder(nn.Module):
         model = inference_copy(model)
         self.vfe = model.vfe
         vox = model.cfg.voxelization
-        self.extra_features = len(model.cfg.point_features) - 3
+        self.extra_features = tuple(model.cfg.point_features[3:])  # fed Autoware's time lag, or zeros
         # pillar centre height: Autoware's pillars have z index 0
         self.register_buffer("z_centre", torch.tensor(vox.point_cloud_range[2] + vox.voxel_size[2] / 2,
                                                        dtype=torch.float32), persistent=False)
@@ -167,9 +176,8 @@ class AutowareEncoder(nn.Module):
         # at a pillar centre on the origin, with z, time lag and mean offset 0 too).
         valid = (f.abs().sum(dim=2, keepdim=True) > 0).to(f.dtype)
         xyz = f[:, :, 0:3]
-        parts = [xyz]
-        if self.extra_features:
-            parts.append(xyz.new_zeros(f.shape[0], f.shape[1], self.extra_features))
+        zeros = xyz.new_zeros(f.shape[0], f.shape[1], 1)
+        parts = [xyz] + [f[:, :, 3:4] if name == "time_lag" else zeros for name in self.extra_features]
         parts += [f[:, :, 4:7], f[:, :, 7:9], (f[:, :, 2:3] - self.z_centre) * valid]
         if self.vfe.with_distance:
             parts.append(xyz.norm(dim=2, keepdim=True))
@@ -182,11 +190,12 @@ def autoware_head_maps(out: HeadOutput) -> tuple[torch.Tensor, ...]:
     dim: Autoware reads channel 0 as the width (our y extent) and 1 as the length (our x extent).
     rot: ours is (cos t, sin t) of the ROS yaw t; Autoware takes yaw_mmdet = atan2(rot[0], rot[1]) and
     publishes -yaw_mmdet - pi/2, so it needs (sin, cos) of -t - pi/2 = (-cos t, -sin t). The norm, which
-    Autoware compares with yaw_norm_thresholds, is unchanged. vel: our models predict none (has_twist false).
+    Autoware compares with yaw_norm_thresholds, is unchanged. vel: (vx, vy) in the sensor frame as ours, or
+    zeros for a model without velocity (has_twist false: Autoware then ignores it).
     """
     dim = torch.cat([out.dim[:, 1:2], out.dim[:, 0:1], out.dim[:, 2:3]], dim=1)
     rot = -out.rot
-    vel = torch.zeros_like(out.center)
+    vel = out.vel if out.vel is not None else torch.zeros_like(out.center)
     return out.heatmap, out.center, out.center_z, dim, rot, vel
 
 
@@ -199,14 +208,16 @@ class AutowareHead(nn.Module):
         self.backbone2d, self.head = model.backbone2d, model.head
 
     def forward(self, spatial_features: torch.Tensor):
-        return autoware_head_maps(self.head(self.backbone2d(spatial_features)))
+        (out,) = self.head(self.backbone2d(spatial_features))  # one task head (check_autoware)
+        return autoware_head_maps(out)
 
 
-def encoder_input(vb: VoxelBatch, voxel_size, point_cloud_range, time_lag: float = 0.0) -> torch.Tensor:
+def encoder_input(vb: VoxelBatch, voxel_size, point_cloud_range, time_lag_column: int | None = None) -> torch.Tensor:
     """What Autoware's generateFeatures_kernel feeds the encoder for these voxels: (V, P, 9).
 
-    Hand-written from the kernel's definition (no library computes Autoware's layout); used to check the
-    exported encoder against the torch model on the same pillars. P should be <= 32, as in Autoware.
+    The time lag is the voxels' ``time_lag_column`` (a multi-sweep model's time_lag feature), else 0 (the
+    current sweep). Hand-written from the kernel's definition (no library computes Autoware's layout); used to
+    check the exported encoder against the torch model on the same pillars. P should be <= 32, as in Autoware.
     """
     v, p, _ = vb.voxels.shape
     n = vb.num_points.long().clamp(min=1)
@@ -216,7 +227,8 @@ def encoder_input(vb: VoxelBatch, voxel_size, point_cloud_range, time_lag: float
     xs, ys = vb.coords[:, 3].float(), vb.coords[:, 2].float()
     cx = voxel_size[0] / 2 + xs * voxel_size[0] + point_cloud_range[0]
     cy = voxel_size[1] / 2 + ys * voxel_size[1] + point_cloud_range[1]
-    feats = torch.cat([xyz, torch.full((v, p, 1), float(time_lag)), xyz - mean,
+    lag = vb.voxels[:, :, time_lag_column:time_lag_column + 1] if time_lag_column is not None else xyz[:, :, :1] * 0
+    feats = torch.cat([xyz, lag, xyz - mean,
                        (xyz[:, :, 0] - cx[:, None]).unsqueeze(-1), (xyz[:, :, 1] - cy[:, None]).unsqueeze(-1)], dim=2)
     return feats * valid
 

@@ -44,7 +44,7 @@ def ml_package_params(layout: AutowareLayout) -> dict:
         "downsample_factor": layout.downsample_factor,
         "encoder_in_feature_size": ENCODER_IN_FEATURES,
         "has_variance": False,
-        "has_twist": False,
+        "has_twist": layout.has_twist,
     }}
 
 
@@ -65,8 +65,9 @@ def node_params(layout: AutowareLayout, score_threshold: float, trt_precision: s
             "iou_nms_threshold": 0.1,
             "yaw_norm_thresholds": yaw_norm,
         },
-        # our models see one sweep: no multi-sweep densification
-        "densification_params": {"world_frame_id": "map", "num_past_frames": 1},
+        # the node merges num_past_frames earlier sweeps with the current one (its cache holds num_past_frames + 1):
+        # as many as the model was trained with, so 0 for single-sweep models (Autoware's own default is 1)
+        "densification_params": {"world_frame_id": "map", "num_past_frames": layout.past_frames},
     }
 
 

@@ -106,7 +106,7 @@ def export_autoware(model: torch.nn.Module, out_dir: Path, name: str, frame: str
     model = model.cpu().eval()
     with torch.no_grad():
         vb = model.voxelizer_test([frame_points(model, frame)])
-        feats = aw.encoder_input(vb, layout.voxel_size, layout.point_cloud_range)
+        feats = aw.encoder_input(vb, layout.voxel_size, layout.point_cloud_range)  # example input: shapes only
         spatial = model.bev_input(vb)
     meta = {"model": name, "class_names": list(model.cfg.class_names), "autoware": aw.AUTOWARE_REF}
     enc = to_onnx(aw.AutowareEncoder(model), (feats,), [aw.ENCODER_INPUT], [aw.ENCODER_OUTPUT],

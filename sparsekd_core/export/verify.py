@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..backends.graphs import HEAD_MAPS, head_maps
+from ..backends.graphs import head_maps, output_names
 from ..backends.inputs import graph_inputs
 from ..backends.ort_runner import import_onnxruntime, session_options
 from ..ops.voxelize import VoxelBatch, Voxelizer
@@ -32,19 +32,28 @@ def check_dense_file(model: torch.nn.Module, path: str | Path, points: torch.Ten
     vb = model.voxelizer_test([points])
     (inputs,) = graph_inputs(model, vb, model.cfg.is_pillar)
     sess = _session(path)
-    got = sess.run(list(HEAD_MAPS), {i.name: t.numpy() for i, t in zip(sess.get_inputs(), inputs)})
-    want = head_maps(model.forward_voxels(vb).head)
-    return {name: _max_abs(g, w.numpy()) for name, g, w in zip(HEAD_MAPS, got, want)}
+    names = output_names(model.cfg)
+    got = sess.run(list(names), {i.name: t.numpy() for i, t in zip(sess.get_inputs(), inputs)})
+    want = head_maps(model.forward_voxels(vb).heads, model.cfg)
+    return {name: _max_abs(g, w.numpy()) for name, g, w in zip(names, got, want)}
+
+
+def time_lag_column(model: torch.nn.Module) -> int | None:
+    features = list(model.cfg.point_features)
+    return features.index("time_lag") if "time_lag" in features else None
 
 
 def autoware_voxels(model: torch.nn.Module, points: torch.Tensor) -> VoxelBatch:
     """The pillars Autoware's preprocessing would give the encoder: at most 32 points per pillar, and only
-    x, y, z (the model's other point features zero, as the exported encoder sees them)."""
+    x, y, z and the time lag (the model's other point features zero, as the exported encoder sees them)."""
     vox = model.cfg.voxelization
     voxelizer = Voxelizer(vox.voxel_size, vox.point_cloud_range, min(vox.max_points_per_voxel, MAX_POINTS_PER_PILLAR),
                           vox.max_voxels_test, len(model.cfg.point_features))
     pts = points.clone()
-    pts[:, 3:] = 0
+    lag = time_lag_column(model)
+    for col in range(3, pts.shape[1]):
+        if col != lag:
+            pts[:, col] = 0
     return voxelizer([pts])
 
 
@@ -61,7 +70,7 @@ def check_autoware_files(model: torch.nn.Module, encoder_path: str | Path, head_
     vb = autoware_voxels(model, points)
     enc = _session(encoder_path)
     head = _session(head_path)
-    feats = encoder_input(vb, layout.voxel_size, layout.point_cloud_range)
+    feats = encoder_input(vb, layout.voxel_size, layout.point_cloud_range, time_lag_column(model))
     (pillars,) = enc.run([ENCODER_OUTPUT], {ENCODER_INPUT: feats.numpy()})
     spatial = scatter(torch.from_numpy(pillars), vb.coords, layout.grid_xy)
     got = dict(zip(HEAD_OUTPUTS, head.run(list(HEAD_OUTPUTS), {HEAD_INPUT: spatial.numpy()})))
