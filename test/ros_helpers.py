@@ -181,6 +181,16 @@ def header(t: Time, frame_id: str = "lidar") -> Header:
     return Header(stamp=t, frame_id=frame_id)
 
 
+class Capture:
+    """Takes a publisher's place in an in-process node and keeps what is published."""
+
+    def __init__(self):
+        self.msgs = []
+
+    def publish(self, msg):
+        self.msgs.append(msg)
+
+
 class StandInDetector:
     """The Detector API with a scripted result: one Car box at the mean of the points it was given.
     It ignores its thresholds; test/scripted_detector.py is a real Detector with scripted scores."""

@@ -17,6 +17,7 @@ from sensor_msgs.msg import PointField
 from visualization_msgs.msg import MarkerArray
 
 from ros_helpers import (
+    Capture,
     NodeProcess,
     RosClient,
     StandInDetector,
@@ -36,14 +37,6 @@ from sparsekd_ros.pointcloud2 import points_to_cloud
 
 
 # ----------------------------------------------------------------------------- in-process, stand-in detector
-class Capture:
-    def __init__(self):
-        self.msgs = []
-
-    def publish(self, msg):
-        self.msgs.append(msg)
-
-
 @pytest.fixture
 def context():
     ctx = Context()

@@ -15,7 +15,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from rclpy.context import Context
 from rclpy.parameter import Parameter
 
-from ros_helpers import StandInDetector, domain_id, header, kitti_points, stamp
+from ros_helpers import Capture, StandInDetector, domain_id, header, kitti_points, stamp
 from scripted_detector import BOX_SIZE, BOX_Z, cell_centre, scripted_detector, some_points
 from sparsekd_core.geometry.transforms import RigidTransform
 from sparsekd_ros.detector_node import DetectorNode
@@ -34,14 +34,6 @@ class KnownTransforms:
         if (target, source) not in self.known:
             raise TransformUnavailable(f"no transform from '{source}' to '{target}' (not in the test's tree)")
         return self.known[(target, source)]
-
-
-class Capture:
-    def __init__(self):
-        self.msgs = []
-
-    def publish(self, msg):
-        self.msgs.append(msg)
 
 
 @pytest.fixture
