@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sparsekd_core.config import ConfigError, load_model_config
-from sparsekd_core.kd.distiller import Distiller, DistillerError
+from sparsekd_core.kd.distiller import Distiller, DistillerError, decodable
 from sparsekd_core.kd.recipe import KDRecipe, list_kd_recipes, load_kd_recipe
 from sparsekd_core.models.detector import build_detector
 from sparsekd_core.models.losses import clamped_sigmoid
@@ -36,10 +36,16 @@ def scene(seed: int = 0, n: int = 300):
 
 # ----------------------------------------------------------------------------- recipes
 def test_shipped_recipes_and_reference_weights():
-    assert set(list_kd_recipes()) >= {"none", "logit", "pivotal", "feature", "mimic", "label", "tgi", "sparsekd"}
+    assert set(list_kd_recipes()) >= {"none", "logit", "pivotal", "feature", "mimic", "label", "tgi", "sparsekd",
+                                      "as_reference"}
     assert load_kd_recipe("none").enabled_methods() == []
     sk = load_kd_recipe("sparsekd")
     assert sk.enabled_methods() == ["logit", "label", "tgi"]
+    # the paper's recipe: teacher in train mode, label KD without NMS, ground truth first, outside centres dropped
+    assert (sk.teacher_mode, sk.label.nms, sk.label.teacher_first, sk.centres_outside_map) == ("train", False, False, "drop")
+    ref = load_kd_recipe("sparsekd,as_reference")  # the reference's two behaviours we do not default to
+    assert (ref.teacher_mode, ref.label.teacher_first, ref.centres_outside_map) == ("train", True, "clamp")
+    assert ref.enabled_methods() == ["logit", "label", "tgi"]
     voxel, pillar = sk.for_family("voxel"), sk.for_family("pillar")
     assert (voxel.logit.hm_weight, voxel.logit.reg_weight, voxel.label.score_thresholds) == (10.0, 0.2, [0.6])
     assert (pillar.logit.hm_weight, pillar.logit.reg_weight, pillar.label.score_thresholds) == (7.0, 0.0, [0.6, 0.5, 0.5])
@@ -133,7 +139,7 @@ def test_voxel_sparsekd_step_with_tgi():
 
 
 def test_kd_heatmap_term_is_the_masked_mse_of_the_two_models():
-    """Recompute the full-map logit term from the two models' own outputs."""
+    """Recompute the full-map logit term from the two models' own outputs, on the teacher's grid."""
     torch.manual_seed(1)
     teacher = build_detector(small("cp_pillar_sim"))
     student = build_detector(small("cp_pillar_v0.64_sim"))
@@ -142,13 +148,51 @@ def test_kd_heatmap_term_is_the_masked_mse_of_the_two_models():
     d.train()
     losses = d(points, boxes, labels)
     with torch.no_grad():
-        s = clamped_sigmoid(student(points).head.heatmap)
-        t = clamped_sigmoid(d.teacher_forward(points).head.heatmap)
-        t = torch.nn.functional.interpolate(t, size=s.shape[-2:], mode="bilinear", align_corners=True)
-        expected = 7.0 * ((s - t) ** 2).sum() / (s.shape[0] * s.shape[2] * s.shape[3])  # pillar weight 7
-    assert teacher.training is False  # eval-mode teacher by default
+        t = clamped_sigmoid(d.teacher_forward(points).head.heatmap)  # 32 x 32
+        s = clamped_sigmoid(student(points).head.heatmap)  # 16 x 16, resized up as the reference does
+        s = torch.nn.functional.interpolate(s, size=t.shape[-2:], mode="bilinear", align_corners=False)
+        expected = 7.0 * ((s - t) ** 2).sum() / (t.shape[0] * t.shape[2] * t.shape[3])  # pillar weight 7
+    assert teacher.training is False  # the logit recipe keeps the eval-mode teacher
     assert losses["kd_hm"].item() == pytest.approx(expected.item(), rel=1e-4)
     assert losses["kd_reg"].item() == 0.0  # reference pillar recipe: no regression KD across grids
+
+
+def test_label_kd_boxes_feed_the_detection_loss_and_the_kd_mask_keeps_to_the_ground_truth():
+    """sparsekd: the teacher's boxes join the student's detection targets; the KD mask and the regression-KD centres
+    come from the teacher's targets of the ground truth alone (the reference's target_dicts_tea)."""
+    torch.manual_seed(4)
+    teacher = build_detector(small("cp_voxel_sim"))  # 16 x 16 map here, as the student's
+    student = build_detector(small("cp_voxel_s_sim"))
+    with torch.no_grad():  # a teacher sure of everything: every one of its top-500 cells is a label-KD box
+        teacher.head.heads[0]["heatmap"][-1].bias.fill_(8.0)
+    d = Distiller(student, teacher, load_kd_recipe("sparsekd"))
+    points, boxes, labels = scene(4)
+    d.train()
+    losses = d(points, boxes, labels)
+    assert teacher.training is True  # the paper's recipe: the teacher's BN on batch statistics
+    # No NMS: hundreds of overlapping boxes per sample (NMS would leave a few), for the detection loss only.
+    assert d.last_stats["teacher_boxes"] > 400
+    with torch.no_grad():
+        s_head = student(points).head
+        t_head = d.teacher_forward(points).head
+        hw = tuple(t_head.heatmap.shape[-2:])
+        gt_only = teacher.assign_targets(boxes, labels, hw)[0]  # one task head
+        assert int(gt_only.mask.sum()) == 3  # the scene's three boxes
+        t_prob, s_prob = clamped_sigmoid(t_head.heatmap), clamped_sigmoid(s_head.heatmap)
+        mask = t_prob.max(dim=1).values * gt_only.heatmap.max(dim=1).values  # confidence x gaussian
+        expected_hm = 10.0 * (((s_prob - t_prob) ** 2) * mask.unsqueeze(1)).sum() / (mask.sum() + 1e-6)
+        s_reg, t_reg = s_head.regression(), t_head.regression()
+        expected_reg = 0.0
+        for b, k in gt_only.mask.nonzero().tolist():  # L1 over the 8 codes at each gt centre, mean over 3 objects
+            cell = gt_only.indices[b, k]
+            expected_reg += (s_reg[b].flatten(1)[:, cell] - t_reg[b].flatten(1)[:, cell]).abs().sum() / 3
+        # the detection targets: ground truth + label-KD boxes, far more cells and centres than the ground truth's
+        preds = d.label_kd.teacher_boxes(teacher, decodable(d.teacher_forward(points)))
+        merged = student.assign_targets(*d.label_kd(preds, boxes, labels)[:2], hw)[0]
+    assert losses["kd_hm"].item() == pytest.approx(expected_hm.item(), rel=1e-4)
+    assert losses["kd_reg"].item() == pytest.approx(0.2 * expected_reg.item(), rel=1e-4)
+    assert int(merged.mask.sum()) > 100
+    assert int((merged.heatmap.max(dim=1).values > 0).sum()) > 2 * int((mask > 0).sum())
 
 
 @pytest.mark.parametrize("recipe,keys", [

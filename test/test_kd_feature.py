@@ -23,8 +23,10 @@ def test_fitnet_same_channels_is_plain_mse():
 
 def test_fitnet_resizes_teacher_to_student():
     s = torch.zeros(1, 1, 2, 2)
-    t = torch.arange(9.0).view(1, 1, 3, 3)  # align_corners=True: the student sees the corners 0, 2, 6, 8
-    assert fitnet_loss(s, t).item() == pytest.approx((0 + 4 + 36 + 64) / 4)
+    t = torch.arange(9.0).view(1, 1, 3, 3)  # 3 * row + col
+    # align_corners=False: student cell i reads the teacher at (i + 0.5) * 1.5 - 0.5 = 0.25, 1.75 along each axis,
+    # so it sees 3 * 0.25 + 0.25 = 1, 2.5, 5.5 and 7
+    assert fitnet_loss(s, t).item() == pytest.approx((1 + 2.5 ** 2 + 5.5 ** 2 + 49) / 4)
 
 
 def test_fitnet_adapter_maps_student_channels_to_teacher():

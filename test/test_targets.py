@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from sparsekd_core.config import load_model_config
@@ -49,6 +50,19 @@ def test_assign_targets_encodes_offsets_logdims_and_heading():
     assert np.allclose(t.boxes[0, 0].numpy(), expected, atol=1e-5)
 
 
+def test_centres_outside_the_map_are_dropped_or_clamped_as_the_reference():
+    # x = 80 m lies past the map's 88 cells of 0.8 m (70.4 m). Ours drops the box; the reference's CenterHead clamps
+    # its cell coordinate 100 to 88 - 0.5 = 87.5: cell 87, offset target 0.5, its heatmap peak at the border cell.
+    boxes = torch.tensor([[[80.0, 0.4, -1.0, 4.0, 2.0, 1.5, 0.0]]])
+    labels = torch.tensor([[0]])
+    assert not assign_targets(boxes, labels, 3, (100, 88), VOX, PCR, 8).mask.any()
+    t = assign_targets(boxes, labels, 3, (100, 88), VOX, PCR, 8, outside="clamp")
+    iy = int((0.4 + 40) / 0.8)  # 50, offset 0.5
+    assert t.mask[0].tolist() == [True] + [False] * 499
+    assert int(t.indices[0, 0]) == iy * 88 + 87 and t.heatmap[0, 0, iy, 87] == 1.0
+    assert t.boxes[0, 0, :2].tolist() == pytest.approx([0.5, 0.5])
+
+
 def test_focal_loss_is_small_for_the_target_and_large_for_its_opposite():
     target = torch.zeros(1, 1, 8, 8)
     draw_gaussian(target[0, 0], 4, 4, 2)
@@ -67,8 +81,9 @@ def test_reg_l1_loss_counts_only_masked_objects():
     target = torch.zeros(1, 2, 8)
     target[0, 1] = 100.0  # masked out
     loss = reg_l1_loss(pred, idx, mask, target)
-    assert torch.allclose(loss, torch.full((8,), 1.0 / (1 + 1e-4)))
+    assert torch.equal(loss, torch.full((8,), 1.0))  # divided by max(1 object, 1), as the reference
     assert gather_at(pred, idx).shape == (1, 2, 8)
+    assert torch.equal(reg_l1_loss(pred, idx, torch.zeros_like(mask), target), torch.zeros(8))  # no object: 0
 
 
 def test_decoding_the_targets_gives_the_boxes_back():

@@ -11,7 +11,9 @@ touches the teacher; ``.to(device)`` still moves it. Call the distiller itself (
 DistributedDataParallel so gradients are synchronised.
 
 Each step the teacher voxelises the same points with its own grid and runs under torch.no_grad(), in eval mode
-(recipe ``teacher_mode: eval``) or on batch statistics (``train``; its BN running statistics stay frozen).
+(recipe ``teacher_mode: eval``) or on batch statistics (``train``, the paper's recipe; its BN running statistics
+stay frozen). The student's detection loss sees the ground truth plus the label-KD boxes; logit KD sees the
+teacher's targets from the ground truth alone, on the teacher's grid (kd/logit.py).
 """
 from __future__ import annotations
 
@@ -139,17 +141,23 @@ class Distiller(nn.Module):
         t_out = self.teacher_forward(points_list) if self.recipe.needs_teacher_forward else None
         stats: dict[str, float] = {}
 
+        outside = self.recipe.centres_outside_map
         boxes, labels = gt_boxes, gt_labels
         if self.label_kd is not None:
             preds = self.label_kd.teacher_boxes(self.teacher, decodable(t_out))
             boxes, labels, added = self.label_kd(preds, gt_boxes, gt_labels)
             stats["teacher_boxes"] = float(added.sum())
-        targets = student.assign_targets(boxes, labels, tuple(s_out.heads[0].heatmap.shape[-2:]))
+        hw = tuple(s_out.heads[0].heatmap.shape[-2:])
+        targets = student.assign_targets(boxes, labels, hw, outside)
         det = student.head.loss(s_out.heads, targets)
         losses: dict[str, torch.Tensor] = {"hm": det["hm"], "loc": det["loc"]}
 
         if self.logit_kd is not None:
-            losses.update(self.logit_kd.over_heads(s_out.heads, t_out.heads, targets))
+            # As the reference: the KD mask and the regression-KD centres come from the teacher's own targets (its
+            # grid, the ground truth alone); the label-KD boxes above feed only the detection loss.
+            kd_targets = self.teacher.assign_targets(gt_boxes, gt_labels, tuple(t_out.heads[0].heatmap.shape[-2:]),
+                                                     outside)
+            losses.update(self.logit_kd.over_heads(s_out.heads, t_out.heads, kd_targets))
         if self.fitnet is not None:
             losses["kd_feat"] = self.fitnet(s_out.bev_features, t_out.bev_features)
         if self.mimic is not None:

@@ -3,7 +3,8 @@
 The features are DetectorOutput.bev_features, the 2D backbone's output (B, C, H, W) that feeds the head.
 The adapter (a 1x1 or 3x3 conv, optionally followed by BatchNorm) maps the student's C_s channels to the
 teacher's C_t; it is trained with the student and thrown away after training. When the two maps differ in
-size (another voxel size), the teacher's map is resized to the student's (bilinear, align_corners=True).
+size (another voxel size), the teacher's map is resized to the student's (bilinear, align_corners=False, as
+logit KD's resize_map).
 """
 from __future__ import annotations
 

@@ -4,7 +4,8 @@ A recipe file (sparsekd_core/configs/kd/NAME.yaml or any path) is a mapping whos
 
     description: ...
     include: [pivotal, label, tgi]      # optional: recipes merged first, in order (names or paths)
-    teacher_mode: eval                  # eval | train (BN on batch statistics; running stats frozen)
+    teacher_mode: train                 # train (BN on batch statistics; running stats frozen) | eval (default)
+    centres_outside_map: drop           # drop | clamp (the reference's rule; see KDRecipe)
     logit: {enabled: true, hm_weight: 10.0, mask: {foreground: true, soft: true}, reg_weight: 0.2}
     fitnet: {...}  mimic: {...}  label: {...}  tgi: {...}
     family:                             # optional overrides for one model family, merged by for_student()
@@ -26,17 +27,22 @@ from ..config import (KD_DIR, ConfigError, ModelConfig, bundled_names, deep_merg
 FAMILIES = ("voxel", "pillar")
 TEACHER_MODES = ("eval", "train")
 TGI_MODES = ("first", "bn_scale", "l1")
+OUTSIDE_MAP = ("drop", "clamp")
 ROI_SOURCES = ("gt", "teacher", "student")
 
 
 @dataclass
 class PivotalMask:
-    """Which heatmap positions logit KD looks at (all off = the whole map).
+    """Which heatmap positions logit KD looks at, and how much each weighs (all off = the whole map, weight 1).
 
+    The mask lives on the teacher's grid; "targets" are the teacher's ground-truth-only targets (as the reference's
+    ``target_dicts_tea``), never the label-KD-augmented ones the student's detection loss uses.
     score_threshold: keep positions where the teacher's max class probability exceeds this (0 = off).
     rank: keep the teacher's top-``rank`` (class, position) scores per sample, as positions (-1 or 0 = off).
-    foreground: keep positions where the student's target heatmap is > 0 for any class.
-    soft: multiply the kept positions by the teacher's max class probability.
+    foreground: keep positions where the target heatmap is > 0 for any class.
+    soft: weight each position by the teacher's max class probability and, with ``foreground``, by the target
+        heatmap's value there (max over classes: the gaussian, 1 at a centre, falling off at its edge), i.e.
+        confidence x gaussian, as the reference's soft foreground mask.
     """
 
     score_threshold: float = 0.0
@@ -48,7 +54,7 @@ class PivotalMask:
 @dataclass
 class LogitKDConfig:
     """Logit KD. Reference SparseKD: hm_weight 10 (voxel) / 7 (pillar), foreground + soft mask, reg_weight 0.2
-    (0 for pillar students, whose maps differ in size from the teacher's)."""
+    (0 for pillar students: regression KD compares the maps cell by cell and needs maps of the same size)."""
 
     enabled: bool = False
     hm_weight: float = 10.0
@@ -84,15 +90,22 @@ class MimicConfig:
 
 @dataclass
 class LabelKDConfig:
-    """Label KD: teacher boxes above per-class thresholds join the ground truth for target assignment.
+    """Label KD: teacher boxes above per-class thresholds join the ground truth for the student's detection targets.
 
-    score_thresholds: one value for every class, or one per class in the model's class order.
+    score_thresholds: one value for every class, or one per class in the model's class order (score > threshold).
+    nms: run the teacher's NMS on its boxes first. The reference does not (KD.NMS_CONFIG.ENABLED: False): every one
+        of the teacher's top-K cells (K = its post.max_per_sample) above the thresholds becomes a box.
+    teacher_first: put the teacher's boxes before the ground truth (the reference's GT_FIRST: False). The order only
+        matters past the head's max_objects (500): the boxes after it get no target. False (ours) keeps the ground
+        truth first, so a teacher that fills the cap cannot push the real labels out.
     drop_overlap_iou: drop a teacher box whose BEV IoU with some gt box exceeds this (None = keep all,
         as the reference does).
     """
 
     enabled: bool = False
     score_thresholds: list[float] = field(default_factory=lambda: [0.6])
+    nms: bool = False
+    teacher_first: bool = False
     drop_overlap_iou: Optional[float] = None
 
 
@@ -106,11 +119,20 @@ class TGIConfig:
 
 @dataclass
 class KDRecipe:
-    """A complete distillation recipe; every method is off unless its section enables it."""
+    """A complete distillation recipe; every method is off unless its section enables it.
+
+    teacher_mode: train runs the teacher's BN on the batch's statistics (the reference's TEACHER_MODE: train; its
+        running statistics stay frozen here); eval on its stored ones.
+    centres_outside_map: what target assignment does with a box whose centre lies outside the BEV map (in practice
+        a label-KD teacher box: datasets already drop such ground truth). drop (ours): it gets no target, since no
+        cell holds its centre. clamp (the reference, center_head.py): its centre moves into the border cell, whose
+        heatmap peak and offset target (0.5) then describe a box that is not there.
+    """
 
     name: str = "none"
     description: str = ""
     teacher_mode: str = "eval"
+    centres_outside_map: str = "drop"
     logit: LogitKDConfig = field(default_factory=LogitKDConfig)
     fitnet: FitNetConfig = field(default_factory=FitNetConfig)
     mimic: MimicConfig = field(default_factory=MimicConfig)
@@ -136,6 +158,8 @@ class KDRecipe:
 
         if self.teacher_mode not in TEACHER_MODES:
             fail(f"teacher_mode must be one of {TEACHER_MODES} (got {self.teacher_mode!r})")
+        if self.centres_outside_map not in OUTSIDE_MAP:
+            fail(f"centres_outside_map must be one of {OUTSIDE_MAP} (got {self.centres_outside_map!r})")
         if self.tgi.mode not in TGI_MODES:
             fail(f"tgi.mode must be one of {TGI_MODES} (got {self.tgi.mode!r})")
         if self.mimic.roi_source not in ROI_SOURCES:

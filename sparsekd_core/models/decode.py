@@ -44,6 +44,8 @@ def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_
     x = (xs + center[..., 0]) * feature_stride * voxel_size[0] + point_cloud_range[0]
     y = (ys + center[..., 1]) * feature_stride * voxel_size[1] + point_cloud_range[1]
     yaw = torch.atan2(rot[..., 1], rot[..., 0])
+    # log extents capped at 10 (e^10 m = 22 km) only so exp() cannot overflow to inf; the reference has no cap,
+    # and no box a real head predicts comes near it
     boxes = torch.cat([x[..., None], y[..., None], cz, dim.clamp(max=10).exp(), yaw[..., None]], dim=-1)
     velocities = at(out.vel) if out.vel is not None else None
     return boxes, scores, labels, velocities
@@ -59,8 +61,9 @@ def _nms_boxes(boxes: torch.Tensor, nms_type: str) -> torch.Tensor:
 
 def postprocess(outs: Sequence[HeadOutput], class_groups: Sequence[Sequence[int]], post: PostProcessConfig,
                 voxel_size, point_cloud_range, feature_stride: int, score_threshold: float | None = None,
-                class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
-    """Decode each head, filter by score and centre range, NMS per head and sample, merge.
+                class_thresholds: torch.Tensor | None = None, nms: bool = True) -> list[BoxPredictions]:
+    """Decode each head, filter by score and centre range, NMS per head and sample, merge (``nms=False``: every
+    top-K cell that passes is a box, as the reference's label KD decodes its teacher).
 
     outs: one HeadOutput per head; class_groups: the model class indices of each head's heatmap channels.
     ``class_thresholds`` (C,): each class's minimum score; when given it replaces ``score_threshold`` (a
@@ -85,9 +88,12 @@ def postprocess(outs: Sequence[HeadOutput], class_groups: Sequence[Sequence[int]
             keep &= ((boxes[i, :, :3] >= lo) & (boxes[i, :, :3] <= hi)).all(dim=1)
             keep &= torch.isfinite(boxes[i]).all(dim=1)
             bx, sc, lb = boxes[i][keep], scores[i][keep], labels[i][keep]
-            sel = multiclass_nms(_nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
-                                 post.nms_pre_max_size, post.nms_post_max_size,
-                                 class_agnostic=post.class_agnostic_nms)
+            if nms:
+                sel = multiclass_nms(_nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
+                                     post.nms_pre_max_size, post.nms_post_max_size,
+                                     class_agnostic=post.class_agnostic_nms)
+            else:
+                sel = torch.arange(len(bx), device=bx.device)
             velocities = vel[i][keep][sel] if vel is not None else None
             per_sample[i].append(BoxPredictions(bx[sel], sc[sel], lb[sel], velocities))
     return [_merge(parts) for parts in per_sample]

@@ -98,10 +98,13 @@ class CenterPointDetector(nn.Module):
         return self.forward_voxels(self.voxelize(points))
 
     # ------------------------------------------------------------------ training / inference
-    def assign_targets(self, gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
-                       grid_hw: tuple[int, int]) -> list[CenterTargets]:
+    def assign_targets(self, gt_boxes: torch.Tensor, gt_labels: torch.Tensor, grid_hw: tuple[int, int],
+                       outside: str = "drop") -> list[CenterTargets]:
         """gt_boxes (B, M, 7), or (B, M, 9) with (vx, vy), and gt_labels (B, M) (0..C-1, -1 padding) -> targets on
-        the head's (H, W) grid, one CenterTargets per task head (its classes numbered in group order)."""
+        the head's (H, W) grid, one CenterTargets per task head (its classes numbered in group order).
+
+        outside: what to do with a box centred outside the map, "drop" or "clamp" (see targets.assign_targets).
+        """
         c, t = self.cfg, self.cfg.head.target
         if c.head.velocity and gt_boxes.shape[-1] < 9:
             raise ValueError(f"{c.name} regresses velocity, so its training boxes need (vx, vy) after the 7 box "
@@ -110,7 +113,7 @@ class CenterPointDetector(nn.Module):
             gt_boxes = gt_boxes[..., :7]
         return [assign_targets(gt_boxes, labels_of_group(gt_labels, group), len(group), grid_hw,
                                c.voxelization.voxel_size, c.voxelization.point_cloud_range, c.head.feature_stride,
-                               t.gaussian_overlap, t.min_radius, t.max_objects)
+                               t.gaussian_overlap, t.min_radius, t.max_objects, outside)
                 for group in c.class_groups()]
 
     def loss(self, out: DetectorOutput, gt_boxes: torch.Tensor, gt_labels: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -118,15 +121,17 @@ class CenterPointDetector(nn.Module):
         return self.head.loss(out.heads, targets)
 
     def predict(self, out: DetectorOutput, score_threshold: float | None = None,
-                class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
-        return self.decode(out.heads, score_threshold, class_thresholds)
+                class_thresholds: torch.Tensor | None = None, nms: bool = True) -> list[BoxPredictions]:
+        return self.decode(out.heads, score_threshold, class_thresholds, nms)
 
     def decode(self, heads: Sequence[HeadOutput], score_threshold: float | None = None,
-               class_thresholds: torch.Tensor | None = None) -> list[BoxPredictions]:
-        """Maps of every task head (from torch or another backend) -> boxes per sample: decode, threshold, NMS."""
+               class_thresholds: torch.Tensor | None = None, nms: bool = True) -> list[BoxPredictions]:
+        """Maps of every task head (from torch or another backend) -> boxes per sample: decode, threshold, NMS
+        (``nms=False``: none, as label KD decodes its teacher)."""
         c = self.cfg
         return postprocess(heads, c.class_groups(), c.head.post, c.voxelization.voxel_size,
-                           c.voxelization.point_cloud_range, c.head.feature_stride, score_threshold, class_thresholds)
+                           c.voxelization.point_cloud_range, c.head.feature_stride, score_threshold, class_thresholds,
+                           nms)
 
 
 def build_detector(cfg: ModelConfig) -> CenterPointDetector:

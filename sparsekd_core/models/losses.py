@@ -33,9 +33,10 @@ def reg_l1_loss(pred_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tenso
     """L1 between the regression map at object centres and the targets, per code dimension.
 
     pred_map: (B, 8, H, W); indices, mask: (B, K); target: (B, K, 8) -> (8,) mean loss per code.
+    Normalised by max(number of objects, 1), as the reference (no object: 0).
     """
     pred = gather_at(pred_map, indices)
     m = mask.unsqueeze(-1).float()
     num = mask.float().sum()
     loss = (torch.abs(pred - target) * m).sum(dim=(0, 1))
-    return loss / (num + 1e-4)
+    return loss / num.clamp(min=1.0)

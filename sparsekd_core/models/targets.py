@@ -48,14 +48,15 @@ def draw_gaussian(heatmap: torch.Tensor, cx: int, cy: int, radius: int) -> None:
     h, w = heatmap.shape
     d = 2 * radius + 1
     sigma = d / 6
-    r = torch.arange(-radius, radius + 1, dtype=heatmap.dtype, device=heatmap.device)
-    g = torch.exp(-(r[None, :] ** 2 + r[:, None] ** 2) / (2 * sigma * sigma))
     left, right = min(cx, radius), min(w - cx, radius + 1)
     top, bottom = min(cy, radius), min(h - cy, radius + 1)
     if left + right <= 0 or top + bottom <= 0:
         return
+    # only the part inside the map: a huge box (an untrained teacher's, in label KD) costs no more than the map
+    xs = torch.arange(-left, right, dtype=heatmap.dtype, device=heatmap.device)
+    ys = torch.arange(-top, bottom, dtype=heatmap.dtype, device=heatmap.device)
+    patch = torch.exp(-(xs[None, :] ** 2 + ys[:, None] ** 2) / (2 * sigma * sigma))
     region = heatmap[cy - top:cy + bottom, cx - left:cx + right]
-    patch = g[radius - top:radius + bottom, radius - left:radius + right]
     torch.maximum(region, patch, out=region)
 
 
@@ -70,9 +71,17 @@ def assign_targets(
     gaussian_overlap: float = 0.1,
     min_radius: int = 2,
     max_objects: int = 500,
+    outside: str = "drop",
 ) -> CenterTargets:
     """gt_boxes (B, M, 7) or (B, M, 9) with (vx, vy), and gt_labels (B, M) (0..C-1, -1 = padding) -> CenterTargets
-    on the (H, W) map (10 regression codes when the boxes carry velocities, else 8)."""
+    on the (H, W) map (10 regression codes when the boxes carry velocities, else 8).
+
+    The first ``max_objects`` boxes of a sample (in their order) get targets. A box whose centre lies outside
+    the map: ``outside="drop"`` gives it none (no cell holds its centre); ``"clamp"`` moves the centre into
+    the border cell (offset up to 0.5), as the reference's CenterHead does.
+    """
+    if outside not in ("drop", "clamp"):
+        raise ValueError(f"assign_targets: outside must be 'drop' or 'clamp' (got {outside!r})")
     bsz = gt_boxes.shape[0]
     with_velocity = gt_boxes.shape[-1] >= 9
     h, w = grid_hw
@@ -90,7 +99,9 @@ def assign_targets(
             continue
         cx = (bx[:, 0] - point_cloud_range[0]) / cell_x
         cy = (bx[:, 1] - point_cloud_range[1]) / cell_y
-        inside = (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h) & (bx[:, 3] > 0) & (bx[:, 4] > 0)
+        inside = (bx[:, 3] > 0) & (bx[:, 4] > 0)
+        if outside == "drop":
+            inside &= (cx >= 0) & (cx < w) & (cy >= 0) & (cy < h)
         cx, cy = cx.clamp(0, w - 0.5), cy.clamp(0, h - 0.5)
         ix, iy = cx.floor().long(), cy.floor().long()
         radius = gaussian_radius(bx[:, 3] / cell_x, bx[:, 4] / cell_y, gaussian_overlap)
