@@ -4,6 +4,8 @@
 #   scripts/sim_experiment.sh voxel     # cp_voxel_sim teacher -> cp_voxel_s_sim students
 #   scripts/sim_experiment.sh pillar    # cp_pillar_sim teacher -> cp_pillar_v0.64_sim students
 #   scripts/sim_experiment.sh pillar long   # then: 6-epoch students (SparseKD, no KD, TGI alone; seed 0)
+#   scripts/sim_experiment.sh pillar kd     # only the rows a change to the KD loss touches: the teacher, the
+#                                           # plain and SparseKD students (seeds 0, 1), the 6-epoch SparseKD one
 #
 # Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain student and the
 # SparseKD student (seeds 0 and 1); the ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet
@@ -19,8 +21,9 @@
 # and `sparsekd-data kitti --root data/sim/kitti`), RUNS (default runs/sim), THREADS (default 1).
 set -euo pipefail
 
-family=${1:?usage: scripts/sim_experiment.sh voxel|pillar [long]}
+family=${1:?usage: scripts/sim_experiment.sh voxel|pillar [main|long|kd]}
 stage=${2:-main}
+case "$stage" in main|long|kd) ;; *) echo "unknown stage '$stage': use main, long or kd" >&2; exit 2 ;; esac
 DATA=${DATA:-data/sim/kitti}
 RUNS=${RUNS:-runs/sim}
 export OMP_NUM_THREADS=${THREADS:-1}
@@ -63,6 +66,14 @@ if (( more_teacher_epochs > 0 )); then
     --epochs "$more_teacher_epochs" --lr 0.0015
 else
   train teacher --model "$teacher_model"
+fi
+if [[ "$stage" == kd ]]; then  # re-run the SparseKD rows (and what they are compared with), not the ablations
+  for seed in 0 1; do
+    train "student_s$seed" --model "$student_model" --seed "$seed"
+    train "sparsekd_s$seed" --model "$student_model" --seed "$seed" --teacher "$teacher" --kd sparsekd
+  done
+  train sparsekd_6ep_s0 --model "$student_model" --teacher "$teacher" --kd sparsekd --epochs 6
+  exit 0
 fi
 if [[ "$stage" == long ]]; then  # 3x the students' schedule: do the KD losses add to TGI when students train longer?
   train sparsekd_6ep_s0 --model "$student_model" --teacher "$teacher" --kd sparsekd --epochs 6
