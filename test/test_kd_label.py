@@ -77,7 +77,8 @@ def _teacher_and_maps():
     heat = torch.full((1, 3, 16, 16), -10.0)
     zeros = torch.zeros(1, 1, 16, 16)
     dim = torch.tensor([math.log(4.0), math.log(2.0), math.log(1.5)]).view(1, 3, 1, 1).expand(1, 3, 16, 16)
-    head = HeadOutput(heat, torch.zeros(1, 2, 16, 16), zeros, dim.clone(), torch.cat([torch.ones_like(zeros), zeros], 1))
+    rot = torch.cat([torch.ones_like(zeros), zeros], 1)  # yaw 0
+    head = HeadOutput(heat, torch.zeros(1, 2, 16, 16), zeros, dim.clone(), rot)
     return teacher, heat, DetectorOutput([head], torch.zeros(1, 384, 16, 16), torch.zeros(1, 64, 16, 16))
 
 
