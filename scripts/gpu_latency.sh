@@ -6,8 +6,9 @@
 #
 # prepare (on a development machine with network): downloads spconv-cu126 2.3.8 and cumm-cu126 for the GPU
 # image's Python (3.12) and the pure-Python packages they import (pccm, ccimport, lark) and packs them as an xz
-# tarball split into 30 MiB parts, .device/site.tar.xz.part-aa, -ab, ...: the two wheels are 98 MB and the
-# tarball about 55 MB, and a device run carries at most 64 MiB with the work tree (22 MB). .device/ is added to
+# tarball split into 30 MiB parts, .device/site.tar.xz.part-aa, -ab, ...: the two wheels are 98 MB (350 MB
+# unpacked), the tarball an estimated 55-60 MB (xz on samples of the two largest libraries; prepare has not
+# been run whole), and a device run carries at most 64 MiB with the work tree (22 MB). .device/ is added to
 # .git/info/exclude, so it never lands in a commit. The parts travel in consecutive calls while the machine is
 # warm (files a call carried stay there for the next): one call per part but the last, each carrying only that
 # part, with the command `true`; then the last part with `bash scripts/gpu_latency.sh run`.
