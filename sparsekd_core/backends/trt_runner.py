@@ -14,12 +14,13 @@ import torch
 from ..models.center_head import HeadOutput
 from ..ops.voxelize import VoxelBatch
 from . import BackendError
-from .graphs import BEV_INPUT, PILLAR_INPUTS, output_names
+from .graphs import BEV_INPUT, PILLAR_INPUTS, dense_graph, output_names
 from .inputs import graph_inputs, join_outputs
 from .onnx_io import dense_onnx
 
 ENGINE_CACHE = Path(os.environ.get("SPARSEKD_TRT_CACHE", Path.home() / ".cache" / "sparsekd" / "tensorrt"))
 _WORKSPACE_BYTES = 4 << 30
+MAX_BATCH = 8  # clouds per call a BEV-map engine accepts
 
 
 def _import_trt():
@@ -99,13 +100,15 @@ class TensorRTRunner:
         self.model, self.device = model, device
         self.takes_voxels = bool(model.cfg.is_pillar)
         proto = dense_onnx(model)
-        shapes = {}
         if self.takes_voxels:  # the voxel count is the one dynamic axis
             vox = model.cfg.voxelization
             p, f, hi = vox.max_points_per_voxel, len(model.cfg.point_features), vox.max_voxels_test
             opt = min(hi, 32000)  # a dense 360-degree sweep; kernels are tuned for this count
             shapes = {"voxels": ((1, p, f), (opt, p, f), (hi, p, f)), "num_points": ((1,), (opt,), (hi,)),
                       "coords": ((1, 4), (opt, 4), (hi, 4))}
+        else:  # the batch is the one dynamic axis of the BEV map: tuned for 1 cloud, up to MAX_BATCH
+            _, c, h, w = dense_graph(model).example_inputs[0].shape
+            shapes = {BEV_INPUT: ((1, c, h, w), (1, c, h, w), (MAX_BATCH, c, h, w))}
         with torch.cuda.device(device):
             engine_bytes = build_engine(proto.SerializeToString(), shapes, fp16, cache_dir)
             self.engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(engine_bytes)
