@@ -4,6 +4,7 @@
     ros2 launch sparsekd_ros detector.launch.py checkpoint:=/path/to/student.pth device:=cuda rviz:=true
     ros2 launch sparsekd_ros detector.launch.py use_sim_time:=true   # with ros2 bag play --clock
     ros2 launch sparsekd_ros detector.launch.py target_frame:=base_link   # boxes in base_link (tf2)
+    ros2 launch sparsekd_ros detector.launch.py checkpoint:=nus.pth odometry_topic:=/odom   # multi-sweep, no tf2
 
 Parameters come from params_file (default: the package's config/detector.yaml); the arguments
 below override the matching parameters. Imports only launch and launch_ros.
@@ -34,6 +35,8 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("score_threshold", default_value="0.3", description="Minimum score of a published box"),
         DeclareLaunchArgument("target_frame", default_value="",
                               description="Frame of the boxes (tf2), e.g. base_link; empty: the cloud's frame"),
+        DeclareLaunchArgument("odometry_topic", default_value="",
+                              description="nav_msgs/Odometry: sensor motion for multi-sweep models without tf2"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="true: use /clock (ros2 bag play --clock, sparsekd-replay --clock)"),
         DeclareLaunchArgument("rviz", default_value="false", description="true: also start RViz2 with rviz/sparsekd.rviz"),
@@ -56,6 +59,7 @@ def generate_launch_description() -> LaunchDescription:
                 "input_topic": ParameterValue(LaunchConfiguration("input_topic"), value_type=str),
                 "score_threshold": ParameterValue(LaunchConfiguration("score_threshold"), value_type=float),
                 "target_frame": ParameterValue(LaunchConfiguration("target_frame"), value_type=str),
+                "odometry_topic": ParameterValue(LaunchConfiguration("odometry_topic"), value_type=str),
                 "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),
             },
         ],

@@ -154,6 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--class-score-thresholds names {unknown}, not classes of {det.name} {list(det.class_names)}")
         det.thresholds = thresholds
         print(f"model {det.name} on {det.device}, classes {list(det.class_names)}", file=sys.stderr)
+        if det.cfg.sweeps > 1:
+            print(f"note: {det.name} merges {det.cfg.sweeps} sweeps; sparsekd-bag-detect gives it one cloud at a time "
+                  "(time lag 0). The node (detector_node) merges them with the sensor's motion.", file=sys.stderr)
         summary = detect_bag(args.in_bag, args.out_bag, det, args.topic, args.storage, args.intensity_field,
                              args.intensity_scale, args.max_range, sensor_to_model, args.copy_other_topics)
     except (BagError, ValueError, FileNotFoundError, RuntimeError) as exc:

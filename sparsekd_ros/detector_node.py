@@ -33,18 +33,20 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from sparsekd_core.data.sweeps import TIME_LAG, Sweep, SweepBuffer
 from sparsekd_core.geometry.transforms import RigidTransform
 from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.frames import NoTransforms, TransformUnavailable, make_transforms, output_transform
 from sparsekd_ros.ground_check import GroundCheck
 from sparsekd_ros.mailbox import LatestMailbox
-from sparsekd_ros.messages import (detections_to_markers, detections_to_vision, diagnostic_array, label_info,
-                                   load_vision_msgs)
+from sparsekd_ros.messages import (detections_to_markers, detections_to_velocity_cloud, detections_to_vision,
+                                   diagnostic_array, label_info, load_vision_msgs)
 from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, ParamSpec
 from sparsekd_ros.pipeline_stats import PipelineStats
 from sparsekd_ros.pointcloud2 import MalformedCloud
 from sparsekd_ros.qos import latched_qos, output_qos, sensor_qos
+from sparsekd_ros.sweep_motion import make_sweep_motion, stamp_seconds
 
 __all__ = ["DetectorNode", "main", "run"]
 
@@ -92,6 +94,10 @@ class DetectorNode(Node):
             if self._vision is not None and hasattr(self._vision, "LabelInfo") else None
         )
         self._publish_label_info()
+        # vision_msgs/Detection3D has no velocity field: a model that regresses velocity publishes it beside
+        self.velocities_pub = (self.create_publisher(PointCloud2, "~/velocities", output_qos())
+                               if getattr(getattr(self.det, "cfg", None), "head", None) is not None
+                               and self.det.cfg.head.velocity else None)
         self.diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", output_qos(10))
 
         self.stats = PipelineStats()
@@ -110,6 +116,7 @@ class DetectorNode(Node):
         log.info(
             f"listening on {self.cloud_sub.topic_name} (best effort, newest cloud wins); publishing "
             f"{self.markers_pub.topic_name}" + (f", {self.detections_pub.topic_name}" if self.detections_pub else "")
+            + (f", {self.velocities_pub.topic_name} (box velocities)" if self.velocities_pub else "")
             + (f", {self.label_info_pub.topic_name}" if self.label_info_pub else "")
         )
 
@@ -129,12 +136,43 @@ class DetectorNode(Node):
         log.info(f"model frame: ground at z {'unknown' if expected_z is None else f'{expected_z:+.2f} m'} "
                  f"({source}); sensor_to_model {list(p.sensor_to_model)}")
         self._ground = GroundCheck(expected_z, source, p.ground_tolerance, p.ground_check_period)
-        self._transforms = (transforms or make_transforms(self)) if p.target_frame else None
+        sweeps = int(getattr(getattr(self.det, "cfg", None), "sweeps", 1))
+        needs_tf = bool(p.target_frame) or sweeps > 1  # boxes in target_frame, or the motion between sweeps
+        self._transforms = (transforms or make_transforms(self)) if needs_tf else None
+        self._set_up_sweeps(log, sweeps)
+        if not p.target_frame:
+            return
         if isinstance(self._transforms, NoTransforms):
             log.warning(f"target_frame '{p.target_frame}': {NoTransforms.reason}. Only clouds whose frame is already "
                         f"'{p.target_frame}' are published; all others are skipped (never mislabelled).")
         elif p.target_frame:
             log.info(f"boxes are published in '{p.target_frame}' (tf2, at each cloud's stamp)")
+
+    def _set_up_sweeps(self, log: Any, count: int) -> None:
+        """A multi-sweep model: the buffer of earlier clouds and where the sensor's motion comes from."""
+        self._sweeps: SweepBuffer | None = None
+        self._last_sweeps = 1
+        if count <= 1:
+            return
+        p = self.params
+        features = list(self.det.point_features)
+        self._sweeps = SweepBuffer(count, features.index(TIME_LAG) if TIME_LAG in features else None, p.sweep_max_age)
+        self._motion, warning = make_sweep_motion(self, self._transforms, p.sweep_fixed_frame, p.odometry_topic,
+                                                  p.transform_timeout)
+        log.info(f"model {self.det.name} merges {count} sweeps (clouds older than {p.sweep_max_age:g} s are not "
+                 f"merged); sensor motion: {self._motion.description}")
+        if warning:
+            log.warning(warning)
+
+    def _merge_sweeps(self, msg: PointCloud2, points: np.ndarray, received_at: float) -> np.ndarray:
+        """``points`` merged with the earlier clouds, in the current sensor frame (models with sweeps > 1)."""
+        pose = self._motion.pose(msg.header.frame_id, msg.header.stamp)
+        if pose is None:
+            self.get_logger().warning(f"cloud detected without earlier sweeps: no sensor pose at its stamp "
+                                      f"({self._motion.last_problem})", throttle_duration_sec=_WARN_EVERY_S)
+        stamp = stamp_seconds(msg.header.stamp) or received_at  # an unstamped stream: its arrival times
+        merged, self._last_sweeps = self._sweeps.merge(Sweep(points, stamp, pose))
+        return merged
 
     def _load_detector(self) -> Any:
         from sparsekd_core.inference import load_detector  # torch is heavy: import only when a model is needed
@@ -211,6 +249,8 @@ class DetectorNode(Node):
         except MalformedCloud as exc:
             self._skip(str(exc))
             return None
+        if self._sweeps is not None:
+            points = self._merge_sweeps(msg, points, received_at)
         model_points = self._sensor_to_model.apply_points(points) if not self._sensor_to_model.is_identity else points
         t1 = time.perf_counter()
         dets = self.det(model_points)
@@ -227,6 +267,8 @@ class DetectorNode(Node):
         self.markers_pub.publish(detections_to_markers(dets, header))
         if self.detections_pub is not None:
             self.detections_pub.publish(detections_to_vision(dets, header, self._vision))
+        if self.velocities_pub is not None and dets.velocities is not None:
+            self.velocities_pub.publish(detections_to_velocity_cloud(dets, header))
         t3 = time.perf_counter()
         if self._ground.due():
             self._report_ground(model_points)
@@ -263,6 +305,8 @@ class DetectorNode(Node):
             "input_topic": self.cloud_sub.topic_name,
         }
         values.update(self.stats.summary(self.mailbox.put_count, self.mailbox.dropped))
+        if self._sweeps is not None:
+            values["sweeps_merged"] = self._last_sweeps
         problems = self.stats.problems
         if problems > self._problems_seen or (self.stats.processed == 0 and problems):
             level, message = DiagnosticStatus.WARN, f"skipped clouds: {self.stats.last_problem}"
@@ -313,8 +357,11 @@ def _help_text() -> str:
         "",
         "Topics: subscribes input_topic (sensor_msgs/PointCloud2); publishes ~/markers",
         "(visualization_msgs/MarkerArray), ~/detections (vision_msgs/Detection3DArray, when installed; class_id is",
-        "the class index), ~/label_info (vision_msgs/LabelInfo, transient local: index -> class name)",
-        "and /diagnostics (stage timings, drop counts).",
+        "the class index), ~/label_info (vision_msgs/LabelInfo, transient local: index -> class name),",
+        "~/velocities (sensor_msgs/PointCloud2, models with velocity: x y z vx vy class_id score per box of",
+        "~/detections, in its order; Detection3D has no velocity field) and /diagnostics (stage timings, drops).",
+        "Multi-sweep models (e.g. an imported nuScenes CenterPoint) merge the last clouds, moved with the sensor's",
+        "motion: tf2 (sweep_fixed_frame), else odometry_topic, else a static sensor (logged once).",
         "",
         "Example: python -m sparsekd_ros.detector_node --ros-args -p model:=cp_pillar_v0.64 -p device:=cuda",
     ]

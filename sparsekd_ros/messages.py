@@ -15,17 +15,21 @@ import numpy as np
 from builtin_interfaces.msg import Duration
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from geometry_msgs.msg import Point, Pose, Quaternion, Vector3
+from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from sparsekd_core.detections import Detections
 from sparsekd_core.geometry.boxes import BOX_EDGES, corners_3d
 from sparsekd_core.viz.colors import class_color as rgb_of_class
+from sparsekd_ros.pointcloud2 import create_cloud, make_fields
 
 __all__ = [
     "class_color",
     "yaw_to_quaternion",
     "detections_to_markers",
+    "VELOCITY_FIELDS",
+    "detections_to_velocity_cloud",
     "load_vision_msgs",
     "detections_to_vision",
     "label_info",
@@ -61,6 +65,7 @@ def detections_to_markers(
     text_size: float = 0.7,
     lifetime_s: float = 0.0,
     labels: bool = True,
+    min_speed: float = 0.2,
 ) -> MarkerArray:
     """One MarkerArray per frame for RViz.
 
@@ -68,7 +73,9 @@ def detections_to_markers(
     then per class present one LINE_LIST holding the 12 edges of each of its boxes (ns
     ``<namespace>/boxes``, id = class index, box after box in detection order, 24 points each) in
     the class colour and, with ``labels``, per box a TEXT_VIEW_FACING "Car 0.87" above it (ns
-    ``<namespace>/labels``, id = box index). All markers carry ``header`` (the cloud's frame and
+    ``<namespace>/labels``, id = box index). A model that regresses velocity adds per moving box (at least
+    ``min_speed`` m/s) an ARROW from the top of the box centre to where it will be in one second (ns
+    ``<namespace>/velocity``, id = box index, class colour). All markers carry ``header`` (the cloud's frame and
     stamp). ``lifetime_s`` 0 keeps markers until the next frame deletes them.
     """
     markers = [Marker(header=header, ns=namespace, id=0, action=Marker.DELETEALL)]
@@ -107,7 +114,47 @@ def detections_to_markers(
             text.pose = Pose(position=Point(x=box[0], y=box[1], z=box[2] + box[5] / 2 + text_size), orientation=identity)
             text.text = f"{names[i]} {score:.2f}"
             markers.append(text)
+    if dets.velocities is not None:
+        markers += _velocity_arrows(dets, header, f"{namespace}/velocity", line_width, lifetime, min_speed)
     return MarkerArray(markers=markers)
+
+
+def _velocity_arrows(dets: Detections, header: Header, namespace: str, width: float, lifetime: Duration,
+                     min_speed: float) -> list[Marker]:
+    """One ARROW per box moving at least ``min_speed`` m/s: from its top centre to there + v x 1 s."""
+    arrows = []
+    identity = Quaternion(x=0.0, y=0.0, z=0.0, w=1.0)
+    for i, (box, v) in enumerate(zip(dets.boxes.tolist(), dets.velocities.tolist())):
+        if math.hypot(v[0], v[1]) < min_speed:
+            continue
+        z = box[2] + box[5] / 2
+        arrows.append(Marker(
+            header=header, ns=namespace, id=i, type=Marker.ARROW, action=Marker.ADD,
+            pose=Pose(orientation=identity),
+            scale=Vector3(x=2 * width, y=4 * width, z=4 * width),  # shaft and head diameters, head length
+            color=class_color(int(dets.labels[i]), dets.names[i]), lifetime=lifetime,
+            points=[Point(x=box[0], y=box[1], z=z), Point(x=box[0] + v[0], y=box[1] + v[1], z=z)],
+        ))
+    return arrows
+
+
+#: Fields of the velocity cloud: box centre, velocity, and the box's class index and score.
+VELOCITY_FIELDS = ("x", "y", "z", "vx", "vy", "class_id", "score")
+
+
+def detections_to_velocity_cloud(dets: Detections, header: Header) -> PointCloud2 | None:
+    """The boxes' velocities as a sensor_msgs/PointCloud2, point i = box i of ``~/detections``; None for a
+    model without velocity.
+
+    vision_msgs/Detection3D (results, bbox, id) has no field for a velocity, so it travels beside it: same header,
+    same order, float32 fields :data:`VELOCITY_FIELDS` (box centre x y z, vx vy in m/s in the header's frame,
+    class index as in ``class_id`` of the detections, score); any PointCloud2 reader gets them by name and RViz
+    shows them as points.
+    """
+    if dets.velocities is None:
+        return None
+    columns = np.column_stack([dets.boxes[:, :3], dets.velocities, dets.labels.astype(np.float32), dets.scores])
+    return create_cloud(header, make_fields(VELOCITY_FIELDS), columns.astype(np.float32))
 
 
 def load_vision_msgs() -> ModuleType | None:

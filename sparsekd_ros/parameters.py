@@ -125,6 +125,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "x-y plane. So in a frame tilted against the model's (a tilted sensor's own frame) boxes stay "
               "upright instead of tilting with it: publish in a level frame (target_frame base_link) for exact "
               "boxes.", dynamic_typing=True, parse=_xyz_rpy),
+    ParamSpec("sweep_fixed_frame", "odom", "Multi-sweep models (checkpoint sweeps > 1): the fixed frame in which "
+              "tf2 gives the sensor's pose at each cloud's stamp, to bring the earlier clouds into the current "
+              "sensor frame."),
+    ParamSpec("odometry_topic", "", "Multi-sweep models without tf2_ros: a nav_msgs/Odometry topic for the "
+              "sensor's motion between clouds (its child frame is taken to move as the sensor does). With neither, "
+              "the node assumes a static sensor and says so once."),
+    ParamSpec("sweep_max_age", 1.0, "Multi-sweep models: seconds after which an earlier cloud is no longer merged "
+              "(a pause in the stream must not bring back stale clouds).", positive=True),
     ParamSpec("ground_check_period", 30.0, "Seconds between mounting checks: the ground height the sensor sees "
               "(a robust plane through the lowest points, in the model frame) logged beside the model's, with "
               "a warning naming sensor_to_model when they differ by more than ground_tolerance. The first cloud "

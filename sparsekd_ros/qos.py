@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
-__all__ = ["sensor_qos", "output_qos", "latched_qos"]
+__all__ = ["sensor_qos", "odometry_qos", "output_qos", "latched_qos"]
 
 
 def sensor_qos() -> QoSProfile:
@@ -16,6 +16,17 @@ def sensor_qos() -> QoSProfile:
         reliability=ReliabilityPolicy.BEST_EFFORT,
         history=HistoryPolicy.KEEP_LAST,
         depth=1,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+
+def odometry_qos() -> QoSProfile:
+    """Odometry (the sensor's motion for multi-sweep models): best effort, so it connects to any publisher, but
+    keeps 50 messages: every pose matters for interpolating between them, not only the newest."""
+    return QoSProfile(
+        reliability=ReliabilityPolicy.BEST_EFFORT,
+        history=HistoryPolicy.KEEP_LAST,
+        depth=50,
         durability=DurabilityPolicy.VOLATILE,
     )
 
