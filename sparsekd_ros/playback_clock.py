@@ -4,7 +4,10 @@ live in the recording's time.
 The clock reads the recorded time of the playback position: the timestamp of the message being
 played plus the wall time since, times the playback rate. It is published by a timer at ``hz``
 and, exactly, just before each replayed message, so a subscriber's clock is never behind the stamp
-of a message it receives.
+of a message it receives. It never runs backwards: when the replay falls behind its schedule, the
+extrapolated time can pass the next message's stamp, and a seek back to that stamp would make every
+node with sim time see time jump back (and, with two threads publishing, ticks arrive out of order).
+The clock then holds still until the recording catches up.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ class PlaybackClock:
         self.rate = rate
         self._lock = threading.Lock()
         self._origin: tuple[int, float] | None = None  # (recorded ns, time.monotonic() at that moment)
+        self._last_ns: int | None = None  # the last time published: /clock never goes back
         # Reliable, as ros2 bag play publishes /clock; rclpy's time source subscribes to it with depth 1.
         self._pub = node.create_publisher(ClockMsg, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         # The timer runs on a steady clock: wall time paces the publishing, whatever /clock says.
@@ -44,15 +48,15 @@ class PlaybackClock:
             self._origin = (int(recorded_ns), time.monotonic())
         self.publish()
 
-    def now_ns(self) -> int | None:
-        """The recorded time of the playback position; None before the first :meth:`seek`."""
+    def publish(self) -> None:
+        # One lock around reading, clamping and publishing: the timer thread and the replay thread
+        # publish in the order of the times they publish.
         with self._lock:
             if self._origin is None:
-                return None
+                return
             ns, wall = self._origin
-        return ns + int((time.monotonic() - wall) * 1e9 * self.rate)
-
-    def publish(self) -> None:
-        ns = self.now_ns()
-        if ns is not None:
+            ns += int((time.monotonic() - wall) * 1e9 * self.rate)
+            if self._last_ns is not None and ns < self._last_ns:
+                ns = self._last_ns
+            self._last_ns = ns
             self._pub.publish(ClockMsg(clock=_time_msg(ns)))

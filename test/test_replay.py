@@ -263,6 +263,34 @@ def test_bag_replay_with_simulated_time(tmp_path):
         rclpy.try_shutdown(context=ctx)
 
 
+def test_playback_clock_never_runs_backwards():
+    """A replay that falls behind schedule seeks back to the next message's stamp; /clock must hold still
+    until the recording catches up, not jump back (nodes with sim time would see time reverse)."""
+    from ros_helpers import Capture
+    from sparsekd_ros.playback_clock import PlaybackClock
+
+    ctx = Context()
+    rclpy.init(context=ctx, domain_id=domain_id() + 17)
+    node = Node("clock_under_test", context=ctx)
+    try:
+        clock = PlaybackClock(node, hz=100.0, rate=1.0)
+        clock._pub = Capture()
+        t0 = 1_580_000_000 * 10**9
+        clock.seek(t0)
+        time.sleep(0.05)
+        clock.publish()  # about t0 + 50 ms
+        ahead = clock._pub.msgs[-1].clock
+        clock.seek(t0 + 10_000_000)  # the next message was recorded at t0 + 10 ms: behind the clock
+        stamps = [m.clock.sec * 10**9 + m.clock.nanosec for m in clock._pub.msgs]
+        assert stamps == sorted(stamps) and stamps[-1] == ahead.sec * 10**9 + ahead.nanosec >= t0 + 50_000_000
+        clock.seek(t0 + 1_000_000_000)  # a message ahead of the clock moves it forward at once
+        last = clock._pub.msgs[-1].clock.sec * 10**9 + clock._pub.msgs[-1].clock.nanosec
+        assert t0 + 1_000_000_000 <= last < t0 + 1_010_000_000
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=ctx)
+
+
 def test_clock_needs_a_bag():
     res = subprocess.run([sys.executable, "-m", "sparsekd_ros.replay", "--frames", str(KITTI_BIN), "--clock"],
                          env=ros_env(domain_id() + 14), capture_output=True, text=True, timeout=60)
