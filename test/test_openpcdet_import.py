@@ -115,6 +115,7 @@ def test_nuscenes_import_with_prefix_kd_keys_and_intensity_scale(tmp_path):
     assert report.layout.layout == "1.x" and "0.4.0" in report.layout.reason
     imported, payload = load_model(tmp_path / "out.pth")
     assert payload["meta"]["imported_from"]["intensity_max"] == 255.0
+    assert payload["meta"]["ground_z"] == -1.84  # nuScenes' LIDAR_TOP, for the node's mounting check
     assert imported.cfg.sweeps == 10 and len(imported.cfg.class_groups()) == 6
     _same_maps(imported, model, _points(model.cfg, intensity_max=255.0))
     text = "\n".join(report.lines())

@@ -80,6 +80,9 @@ def import_checkpoint(checkpoint: str | Path, config: str | Path, out: str | Pat
         "folded_biases": converted.folded, "zero_biases": converted.zero_biases,
         "ignored_keys": [k for k, _ in converted.ignored], "notes": notes,
     }
-    path = save_checkpoint(out, model, meta={"imported_from": provenance}, fp16=fp16)
+    meta = {"imported_from": provenance}
+    if imported.ground_z is not None:  # the node's mounting check compares the ground it sees with this
+        meta["ground_z"] = imported.ground_z
+    path = save_checkpoint(out, model, meta=meta, fp16=fp16)
     return ImportReport(path, imported.model, ref.version, converted.layout, converted.ignored, converted.folded,
                         converted.zero_biases, notes)

@@ -39,6 +39,10 @@ DATASET_INTENSITY_MAX = {
     "WaymoDataset": 1.0,      # tanh(raw intensity), 0..1; our Waymo loader applies the same tanh
     "NuScenesDataset": 255.0,  # raw 0..255 from the .pcd.bin files
 }
+# The ground's height (m) in the frame each dataset class feeds its models, for the node's mounting check:
+# KITTI's HDL-64E sits 1.73 m above the road; Waymo's vehicle frame has its origin on the ground; nuScenes'
+# LIDAR_TOP sits about 1.84 m up.
+DATASET_GROUND_Z = {"KittiDataset": -1.73, "WaymoDataset": 0.0, "NuScenesDataset": -1.84}
 HEAD_ORDER = ["center", "center_z", "dim", "rot"]
 REG_OUT_CHANNELS = {"center": 2, "center_z": 1, "dim": 3, "rot": 2, "vel": 2}
 FEATURE_NAMES = {"timestamp": "time_lag"}  # OpenPCDet's name for a sweep's age in seconds -> ours
@@ -49,6 +53,7 @@ class ImportedConfig:
     """The config we build (``model``) and what the import had to know about the reference's model.
 
     intensity_max: the largest intensity the reference model was trained on (1 for 0..1, 255 for raw 8-bit).
+    ground_z: the ground's height in the model frame for its dataset class (DATASET_GROUND_Z), None if unknown.
     block_biases: the residual blocks' sparse convs carry biases (OpenPCDet's default, ``USE_BIAS`` unset).
     head_conv_bias: the head's shared and inner convs carry biases (``USE_BIAS_BEFORE_NORM``).
     notes: what was carried over or left out, for the import report and the checkpoint's meta.
@@ -59,6 +64,7 @@ class ImportedConfig:
     block_biases: bool
     head_conv_bias: bool
     notes: list[str] = field(default_factory=list)
+    ground_z: float | None = None
 
 
 class _Section:
@@ -388,7 +394,7 @@ def model_config_from_openpcdet(cfg: dict, name: str, source: str = "<config>",
         model_cfg = model_config_from_dict(d, source=f"{source} (imported)")
     except ConfigError as e:
         raise OpenPCDetConfigError(str(e)) from e
-    return ImportedConfig(model_cfg, intensity_max, block_biases, head_bias, notes)
+    return ImportedConfig(model_cfg, intensity_max, block_biases, head_bias, notes, DATASET_GROUND_Z.get(dataset))
 
 
 def model_name_for(config_path: str | Path) -> str:
