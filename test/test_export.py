@@ -97,16 +97,16 @@ def bundled_pillar():
 
 @pytest.fixture(scope="module")
 def patched_export(tmp_path_factory):
-    """The bundled cp_pillar_v0.64 (64 pillar channels) exported for a patched Autoware."""
+    """The bundled cp_pillar_v0.64 (64 pillar channels) exported for a patched Autoware, as the README's command."""
     out = tmp_path_factory.mktemp("aw_patched")
-    assert main(["cp_pillar_v0.64", "--format", "autoware", "--out", str(out), "--allow-autoware-patch"]) == 0
+    assert main(["cp_pillar_v0.64", "--format", "autoware", "--out", str(out)]) == 0
     return out
 
 
-def test_zoo_pillar_width_needs_the_patch_flag_and_then_exports(patched_export, tmp_path, capsys):
-    assert main(["cp_pillar_v0.64", "--format", "autoware", "--out", str(tmp_path)]) == 2
+def test_zoo_pillar_width_exports_with_a_warning_or_is_refused_for_stock(patched_export, tmp_path, capsys):
+    assert main(["cp_pillar_v0.64", "--format", "autoware", "--out", str(tmp_path), "--stock-autoware"]) == 2
     err = capsys.readouterr().err
-    assert "64 output channels" in err and "encoder_out_feature_size_" in err and "--allow-autoware-patch" in err
+    assert "64 output channels" in err and "encoder_out_feature_size_" in err and "--stock-autoware" in err
     assert not list(tmp_path.glob("*.onnx"))
     report = json.loads((patched_export / "export_report.json").read_text())
     assert all(d < TOL for d in report["max_abs_diff"].values()), report["max_abs_diff"]

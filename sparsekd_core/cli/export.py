@@ -9,7 +9,7 @@ from ..backends import BackendError
 from ..checkpoint import CheckpointError
 from ..config import ConfigError
 from ..export import FORMATS, ExportError, export
-from ..export.autoware import AUTOWARE_REF
+from ..export.autoware import AUTOWARE_REF, PATCH_MARK
 from ..export.exporter import DEFAULT_FRAME, DEFAULT_TOLERANCE
 
 EPILOG = f"""formats:
@@ -20,7 +20,8 @@ EPILOG = f"""formats:
   autoware  the files Autoware's lidar_centerpoint loads (pillar models; checked against {AUTOWARE_REF}):
             pts_voxel_encoder_<name>.onnx, pts_backbone_neck_head_<name>.onnx, <name>.param.yaml,
             <name>_ml_package.param.yaml, detection_class_remapper.param.yaml. Stock Autoware scatters 32
-            pillar channels; the zoo's pillar models have 64 (see --allow-autoware-patch).
+            pillar channels; the zoo's pillar models have 64, so their files need an Autoware build with
+            encoder_out_feature_size_ set to 64: the export warns and says where (--stock-autoware refuses).
 
 Every ONNX passes onnx's full checker and is run with onnxruntime against torch on --frame; the max abs
 difference per output map goes to <out>/export_report.json, and the command fails above --tolerance.
@@ -28,7 +29,7 @@ difference per output map goes to <out>/export_report.json, and the command fail
 examples:
   sparsekd-export cp_voxel_s --format onnx --out export/
   sparsekd-export runs/student/final.pth --format autoware --out aw/ --name my_student
-  sparsekd-export cp_pillar_v0.64 --format autoware --out aw/ --allow-autoware-patch
+  sparsekd-export cp_pillar_v0.64 --format autoware --out aw/      # warns: 64 channels need a patched Autoware
   sparsekd-export cp_pillar_v0.4 --untrained --format onnx --out /tmp/x    # a zoo config, random weights
   ros2 launch autoware_lidar_centerpoint lidar_centerpoint.launch.xml model_name:=<name> model_path:=$PWD/aw \\
       model_param_path:=$PWD/aw/<name>.param.yaml
@@ -50,9 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                     help="largest max-abs difference onnxruntime vs torch allowed per map (default %(default)g)")
     aw = ap.add_argument_group("autoware")
-    aw.add_argument("--allow-autoware-patch", action="store_true",
-                    help="write the files even though the pillar encoder is wider than the 32 channels stock "
-                         "Autoware scatters; the node must be rebuilt with encoder_out_feature_size_ set to it")
+    aw.add_argument("--stock-autoware", action="store_true",
+                    help="refuse a model that stock Autoware cannot load as it is (a pillar encoder wider than the "
+                         "32 channels it scatters) instead of writing its files with a warning that says which "
+                         "constant to rebuild Autoware with")
     aw.add_argument("--class-names", help="Autoware class names, one per model class, comma-separated "
                                           "(default: mapped from the model's, e.g. Vehicle -> CAR, Cyclist -> BICYCLE)")
     aw.add_argument("--max-voxels", type=int, help="model_params.max_voxel_size (default: the model's test maximum)")
@@ -68,11 +70,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     options = {"frame": args.frame, "tolerance": args.tolerance}
     if args.format == "autoware":
-        options.update(allow_patch=args.allow_autoware_patch, max_voxels=args.max_voxels,
+        options.update(allow_patch=not args.stock_autoware, max_voxels=args.max_voxels,
                        score_threshold=args.score_threshold, trt_precision=args.trt_precision,
                        class_names=[c.strip() for c in args.class_names.split(",")] if args.class_names else None)
-    elif args.allow_autoware_patch or args.class_names or args.max_voxels:
-        ap.error("--allow-autoware-patch, --class-names and --max-voxels apply to --format autoware only")
+    elif args.stock_autoware or args.class_names or args.max_voxels:
+        ap.error("--stock-autoware, --class-names and --max-voxels apply to --format autoware only")
     try:
         report = export(args.model, args.format, args.out, name=args.name, untrained=args.untrained, **options)
     except (ExportError, CheckpointError, ConfigError, BackendError) as e:
@@ -88,7 +90,10 @@ def main(argv=None) -> int:
     for name, diff in report.max_abs_diff.items():
         print(f"  {name}: {diff:.2e}{'' if diff <= report.tolerance else '  TOO LARGE'}")
     for note in report.notes:
-        print(f"note: {note}")
+        if PATCH_MARK in note:  # files that stock Autoware cannot load must not pass unnoticed
+            print(f"sparsekd-export: WARNING: {note}", file=sys.stderr)
+        else:
+            print(f"note: {note}")
     if args.format == "autoware":
         out = args.out.resolve()
         print(f"\nrun it ({report.autoware}):\n  ros2 launch autoware_lidar_centerpoint lidar_centerpoint.launch.xml "

@@ -40,6 +40,7 @@ AUTOWARE_REF = "autoware_universe 0.43.0 (commit b8ce82e3759e50f780a0941ca8698ff
 MAX_POINTS_PER_PILLAR = 32  # MAX_POINT_IN_VOXEL_SIZE, preprocess_kernel.cu
 ENCODER_IN_FEATURES = 9  # ENCODER_IN_FEATURE_SIZE, preprocess_kernel.cu
 ENCODER_OUT_FEATURES = 32  # encoder_out_feature_size_ (const), centerpoint_config.hpp
+PATCH_MARK = "rebuild autoware_lidar_centerpoint"  # in the note of files that need a patched Autoware build
 POINT_FEATURE_SIZE = 4  # x, y, z, time lag
 ENCODER_INPUT, ENCODER_OUTPUT = "input_features", "pillar_features"
 HEAD_INPUT = "spatial_features"
@@ -136,9 +137,9 @@ def check_autoware(model: nn.Module, allow_patch: bool = False, class_names=None
         if not allow_patch:
             raise ExportError(
                 msg + ". Either distil a student with vfe.filters [32, 32] and bev.num_features 32 (TGI narrows a "
-                "64-channel teacher to it), or pass --allow-autoware-patch to write the files for an Autoware "
+                "64-channel teacher to it), or leave out --stock-autoware to write the files for an Autoware "
                 f"build with that constant set to {width}.")
-        notes.append(msg + f": set it to {width} and rebuild autoware_lidar_centerpoint before loading these files")
+        notes.append(msg + f": set it to {width} and {PATCH_MARK} before loading these files")
     if vox.max_points_per_voxel > MAX_POINTS_PER_PILLAR:
         notes.append(f"Autoware keeps at most {MAX_POINTS_PER_PILLAR} points per pillar (the model was trained "
                      f"with up to {vox.max_points_per_voxel}); fuller pillars see a random subset")
