@@ -140,10 +140,12 @@ def test_sigint_finishes_the_step_checkpoints_and_resume_completes(toy, tmp_path
 
     monkeypatch.setattr(trainer_mod, "train_step", step_then_interrupt)
     out = tmp_path / "run"
+    # what was there before the run (default_int_handler, or SIG_IGN when the tests run as a background job)
+    before = signal.getsignal(signal.SIGINT)
     summary = Trainer(_options(toy, out, epochs=2)).run()
     assert summary["status"] == "interrupted" and summary["steps"] == 2
     assert summary["checkpoint"] == str(list_checkpoints(out)[-1].path)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert signal.getsignal(signal.SIGINT) is before  # handler restored
     monkeypatch.setattr(trainer_mod, "train_step", real_step)
     done = Trainer(_options(toy, out, epochs=2, resume=True)).run()
     assert done["status"] == "completed" and done["steps"] == 6 and done["steps_this_session"] == 4
