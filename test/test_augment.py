@@ -8,8 +8,8 @@ import pytest
 from shapely.geometry import Polygon
 
 from sparsekd_core.data.augment import (
-    AugmentConfig, AugmentPipeline, GtSampler, GtSamplingConfig, bev_overlap, flip, random_flip, random_rotation,
-    random_scaling, rotate, scale, shuffle_points,
+    SWEEP_AGE_TOLERANCE, AugmentConfig, AugmentPipeline, GtSampler, GtSamplingConfig, bev_overlap, flip, random_flip,
+    random_rotation, random_scaling, random_translation, rotate, scale, shuffle_points, translate,
 )
 from sparsekd_core.data.gt_database import DbFrame, GtDatabase, build_gt_database
 from sparsekd_core.geometry.boxes import bev_corners, points_in_boxes
@@ -120,6 +120,62 @@ def test_shuffle_is_a_permutation():
     np.testing.assert_array_equal(np.unique(shuffled, axis=0), np.unique(points, axis=0))
 
 
+# A box driving along its heading at SPEED m/s: its velocity is SPEED (cos yaw, sin yaw). Every transform must keep
+# it so (a mirrored or turned car still drives forwards), with the speed scaled as the scene is.
+MOVING = np.array([[10.0, 5.0, -1.0, 4.0, 2.0, 1.5, 0.3, 3 * math.cos(0.3), 3 * math.sin(0.3)],
+                   [-6.0, 2.0, -1.0, 0.8, 0.8, 1.7, -2.0, 1.2 * math.cos(-2.0), 1.2 * math.sin(-2.0)]], np.float32)
+
+
+def assert_drives_along_heading(boxes: np.ndarray, speeds) -> None:
+    heading = np.stack([np.cos(boxes[:, 6]), np.sin(boxes[:, 6])], axis=1)
+    np.testing.assert_allclose(boxes[:, 7:9], heading * np.asarray(speeds)[:, None], atol=1e-5)
+
+
+def test_velocities_flip_with_their_boxes():
+    points = np.zeros((1, 4), np.float32)
+    _, bx = flip(points, MOVING, "x")  # y -> -y: vy -> -vy
+    np.testing.assert_allclose(bx[0], [10, -5, -1, 4, 2, 1.5, -0.3, 3 * math.cos(0.3), -3 * math.sin(0.3)], atol=1e-6)
+    _, by = flip(points, MOVING, "y")  # x -> -x: vx -> -vx
+    np.testing.assert_allclose(by[0], [-10, 5, -1, 4, 2, 1.5, math.pi - 0.3, -3 * math.cos(0.3), 3 * math.sin(0.3)],
+                               atol=1e-6)
+    for flipped in (bx, by):
+        assert_drives_along_heading(flipped, [3.0, 1.2])
+    np.testing.assert_allclose(flip(points, bx, "x")[1][:, 7:], MOVING[:, 7:], atol=1e-6)  # an involution
+
+
+def test_velocities_turn_scale_and_stay_under_translation():
+    points = np.zeros((1, 4), np.float32)
+    _, turned = rotate(points, MOVING, math.pi / 2)  # a quarter turn: (vx, vy) -> (-vy, vx)
+    np.testing.assert_allclose(turned[0, :2], [-5, 10], atol=1e-5)
+    np.testing.assert_allclose(turned[:, 7:9], np.stack([-MOVING[:, 8], MOVING[:, 7]], 1), atol=1e-6)
+    assert_drives_along_heading(turned, [3.0, 1.2])
+    _, scaled = scale(points, MOVING, 1.1)  # the scene 10 % larger: 10 % more metres per second too
+    np.testing.assert_allclose(scaled[:, 7:9], MOVING[:, 7:9] * 1.1, rtol=1e-6)
+    np.testing.assert_allclose(scaled[:, 6], MOVING[:, 6])
+    moved_points, moved = translate(np.ones((1, 4), np.float32), MOVING, (0.5, -1.0, 0.25))
+    np.testing.assert_allclose(moved[:, :3], MOVING[:, :3] + [0.5, -1.0, 0.25], atol=1e-6)
+    np.testing.assert_array_equal(moved[:, 3:], MOVING[:, 3:])
+    np.testing.assert_allclose(moved_points[0], [1.5, 0.0, 1.25, 1.0])
+
+
+def test_velocities_follow_their_boxes_through_the_pipeline():
+    """Flips, rotation, scaling and translation drawn at random: every box still drives along its heading, at its
+    speed times the scale its extents got; points stay in their boxes."""
+    pipe = AugmentPipeline(AugmentConfig(flip_axes=("x", "y"), rotation_range=(-math.pi, math.pi),
+                                         scale_range=(0.9, 1.1), translation_std=(0.5, 0.5, 0.5)))
+    points = np.concatenate([np.column_stack([np.random.default_rng(0).uniform(-0.25, 0.25, (20, 3)) + b[:3],
+                                              np.zeros(20)]) for b in MOVING]).astype(np.float32)
+    for seed in range(12):
+        p, b, n = pipe(points, MOVING, ["car", "pedestrian"], np.random.default_rng(seed))
+        factor = b[0, 3] / MOVING[0, 3]
+        assert 0.9 - 1e-6 <= factor <= 1.1 + 1e-6
+        assert_drives_along_heading(b, [3.0 * factor, 1.2 * factor])
+        assert points_in_boxes(p, b[:, :7], margin=1e-4).any(axis=1).all()
+    shifts = [random_translation(points, MOVING, np.random.default_rng(s), (0.5, 0.0, 2.0))[1][0, :3] - MOVING[0, :3]
+              for s in range(300)]
+    assert np.std(shifts, axis=0) == pytest.approx([0.5, 0.0, 2.0], rel=0.15, abs=1e-6)
+
+
 def test_bad_shapes_are_named():
     with pytest.raises(ValueError, match=r"\(M, 7\)"):
         rotate(np.zeros((3, 4), np.float32), np.zeros((2, 6)), 0.1)
@@ -204,6 +260,56 @@ def test_pasted_objects_get_zeros_in_the_columns_the_database_lacks(database):
     assert np.all(p1[pasted, 4] == 0.0) and np.all(p1[~pasted, 4] == np.float32(0.3))
     with pytest.raises(ValueError, match="rebuild the database"):
         GtSampler(database, config)(lagged, boxes, names, np.random.default_rng(1))
+
+
+def test_gt_sampling_carries_the_database_velocities(tmp_path, database):
+    """Scene boxes with velocities (M, 9) get pasted boxes with their database objects' velocities; a database
+    without velocities is an error that says to rebuild it."""
+    rng = np.random.default_rng(11)
+    frames, speeds = [], {}
+    for i in range(10):
+        points, boxes, names = make_scene(rng, intensity=PASTED_INTENSITY, x0=-20.0)
+        velocity = np.stack([np.full(len(boxes), float(i)), np.arange(len(boxes), dtype=float)], 1)  # (frame, index)
+        frames.append(DbFrame(f"{i:06d}", points, boxes, names, np.zeros(len(boxes)), velocity))
+    build_gt_database(frames, tmp_path, "gt.bin", "dbinfos.pkl", progress=False)
+    db = GtDatabase.load("dbinfos.pkl", tmp_path)
+    sampler = GtSampler(db, GtSamplingConfig("dbinfos.pkl", {"Car": 6, "Pedestrian": 4}, filter_difficulty=()))
+    points, boxes, names = make_scene(np.random.default_rng(12))
+    moving = np.column_stack([boxes, np.full((len(boxes), 2), 7.0)]).astype(np.float32)
+    p1, b1, n1 = sampler(points, moving, names, np.random.default_rng(0))
+    assert b1.shape[1] == 9 and len(b1) > len(boxes)
+    np.testing.assert_array_equal(b1[: len(boxes)], moving)
+    for box, name in zip(b1[len(boxes):], n1[len(boxes):]):
+        frame_index, gt_idx = int(box[7]), int(box[8])  # the velocity names the object it came from
+        np.testing.assert_array_equal(box[:7], frames[frame_index].boxes[gt_idx])
+        assert frames[frame_index].names[gt_idx] == name
+    # The module's database was written without velocities: pasting from it into such a scene is refused.
+    with pytest.raises(ValueError, match=r"velocities .* rebuild the database"):
+        GtSampler(database, GtSamplingConfig("dbinfos.pkl", {"Car": 6}))(points, moving, names, np.random.default_rng(0))
+
+
+def test_pasted_objects_keep_only_the_sweeps_the_scene_has(tmp_path):
+    """A multi-sweep database (each point's time_lag in column 4: 0 for the key frame, 0.05 s per earlier sweep)
+    pasted into a scene of three sweeps (time lags up to 0.1 s): pasted points from older sweeps are left out."""
+    rng = np.random.default_rng(13)
+    frames = []
+    for i in range(6):
+        points, boxes, names = make_scene(rng, names=("Car", "Car"), intensity=PASTED_INTENSITY, x0=-20.0)
+        lag = 0.05 * rng.integers(0, 10, len(points)) + rng.uniform(-0.004, 0.004, len(points))
+        frames.append(DbFrame(f"{i:06d}", np.column_stack([points, lag.clip(0)]), boxes, names, np.zeros(2)))
+    build_gt_database(frames, tmp_path, "gt.bin", "dbinfos.pkl", progress=False)
+    db = GtDatabase.load("dbinfos.pkl", tmp_path)
+    config = GtSamplingConfig("dbinfos.pkl", {"Car": 6}, filter_difficulty=())
+    points, boxes, names = make_scene(np.random.default_rng(14), names=("Car",))
+    scene = np.column_stack([points, 0.05 * np.random.default_rng(15).integers(0, 3, len(points))]).astype(np.float32)
+    p1, b1, _ = GtSampler(db, config, time_lag_column=4)(scene, boxes, names, np.random.default_rng(0))
+    pasted = p1[:, 3] == PASTED_INTENSITY
+    assert len(b1) > 1 and pasted.any()
+    assert p1[pasted, 4].max() <= 0.1 + SWEEP_AGE_TOLERANCE
+    assert set(np.round(p1[pasted, 4] / 0.05).astype(int)) == {0, 1, 2}
+    # Without the column named, every sweep of the database is pasted.
+    p2, _, _ = GtSampler(db, config)(scene, boxes, names, np.random.default_rng(0))
+    assert p2[p2[:, 3] == PASTED_INTENSITY, 4].max() > 0.4
 
 
 def test_bev_overlap_matches_polygons():

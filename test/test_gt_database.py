@@ -74,8 +74,31 @@ def test_reads_openpcdet_per_object_files(tmp_path):
         pickle.dump({"Vehicle": [record]}, f)
     db = GtDatabase.load("db.pkl", tmp_path)
     obj = db.objects["Vehicle"][0]
-    assert obj.box.shape == (7,)  # velocity columns dropped
+    assert obj.box.shape == (7,)  # the velocity columns are kept apart
+    np.testing.assert_array_equal(obj.velocity, [0.0, 0.0])
     np.testing.assert_array_equal(db.points(obj), pts)
+
+
+def test_velocities_are_stored_after_the_box_and_read_back(tmp_path):
+    """With velocities a record's box3d_lidar is (9,), x y z dx dy dz yaw vx vy, as OpenPCDet's nuScenes
+    'withvelo' database; a NaN velocity there (the devkit could not estimate it) reads as 0."""
+    rng = np.random.default_rng(3)
+    frame = synthetic_frame("a", rng, names=("Car", "Pedestrian"))
+    frame.velocity = np.array([[4.0, -1.5], [0.5, 0.25]], np.float32)
+    dbinfos = build_gt_database([frame], tmp_path, "db.bin", "dbinfos.pkl", progress=False)
+    np.testing.assert_array_equal(dbinfos["Car"][0]["box3d_lidar"], [*frame.boxes[0], 4.0, -1.5])
+    db = GtDatabase.load("dbinfos.pkl", tmp_path)
+    np.testing.assert_array_equal(db.objects["Car"][0].box, frame.boxes[0])
+    np.testing.assert_array_equal(db.objects["Car"][0].velocity, [4.0, -1.5])
+    np.testing.assert_array_equal(db.objects["Pedestrian"][0].velocity, [0.5, 0.25])
+    record = {**dbinfos["Car"][0], "box3d_lidar": np.array([*frame.boxes[0], np.nan, np.nan], np.float32)}
+    with open(tmp_path / "nan.pkl", "wb") as f:
+        pickle.dump({"Car": [record]}, f)
+    np.testing.assert_array_equal(GtDatabase.load("nan.pkl", tmp_path).objects["Car"][0].velocity, [0.0, 0.0])
+    # Without velocities the records stay (7,) boxes and the objects have none.
+    plain = build_gt_database([synthetic_frame("b", rng)], tmp_path / "p", "db.bin", "dbinfos.pkl", progress=False)
+    assert plain["Car"][0]["box3d_lidar"].shape == (7,)
+    assert GtDatabase.load("dbinfos.pkl", tmp_path / "p").objects["Car"][0].velocity is None
 
 
 def test_clear_errors(tmp_path):
@@ -89,4 +112,8 @@ def test_clear_errors(tmp_path):
         bad = synthetic_frame("c", rng)
         bad.names = bad.names[:2]
         with pytest.raises(ValueError, match="must match"):
+            writer.add(bad)
+        bad = synthetic_frame("d", rng)
+        bad.velocity = np.zeros((2, 2))
+        with pytest.raises(ValueError, match="2 velocities; they must match"):
             writer.add(bad)

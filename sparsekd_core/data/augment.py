@@ -1,13 +1,15 @@
 """Training-time augmentation that moves points and boxes together.
 
 Every function takes ``points`` (N, F) float32 (x y z, then features, LiDAR frame) and ``boxes`` (M, 7)
-(x, y, z, dx, dy, dz, yaw; docs/architecture.md) and returns new arrays (inputs are never modified), so a
-point inside a box before a transform is inside the transformed box after it. Feature columns past xyz
-are carried unchanged. Randomness only comes from the ``numpy.random.Generator`` passed in, so a
-pipeline is reproducible from a seed.
+(x, y, z, dx, dy, dz, yaw; docs/architecture.md), or (M, 9) with the velocity (vx, vy) in m/s after them, and
+returns new arrays (inputs are never modified), so a point inside a box before a transform is inside the
+transformed box after it, and a velocity turns with its box: a flip mirrors it, a rotation turns it, a scaling
+scales it (the scene's distances, and so the distances covered per second), a translation leaves it. Feature
+columns past xyz are carried unchanged. Randomness only comes from the ``numpy.random.Generator`` passed in, so
+a pipeline is reproducible from a seed.
 
 Order of the pipeline (as in the reference, OpenPCDet/SparseKD): gt-sampling, flips, rotation, scaling,
-point shuffling.
+translation, point shuffling.
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ from sparsekd_core.geometry.iou import iou_bev
 log = logging.getLogger(__name__)
 
 FLIP_AXES = ("x", "y")
+BOX_WIDTHS = (7, 9)  # x y z dx dy dz yaw, and optionally vx vy
+#: Pasted database objects keep the sweeps no older than the scene's oldest one, give or take this much (s): half
+#: of nuScenes' 20 Hz sweep period, more than sweep ages vary between frames.
+SWEEP_AGE_TOLERANCE = 0.025
 
 
 # ----------------------------------------------------------------------------------------------- transforms
@@ -35,17 +41,22 @@ def _check(points: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarra
         raise ValueError(f"augment: points must be (N, >=3) x y z [features], got shape {points.shape}")
     boxes = np.asarray(boxes, dtype=np.float32)
     if boxes.size == 0:
-        boxes = boxes.reshape(0, 7)
-    if boxes.ndim != 2 or boxes.shape[1] != 7:
-        raise ValueError(f"augment: boxes must be (M, 7) x y z dx dy dz yaw, got shape {boxes.shape}")
+        boxes = boxes.reshape(0, boxes.shape[-1] if boxes.ndim == 2 and boxes.shape[-1] in BOX_WIDTHS else 7)
+    if boxes.ndim != 2 or boxes.shape[1] not in BOX_WIDTHS:
+        raise ValueError(f"augment: boxes must be (M, 7) x y z dx dy dz yaw, or (M, 9) with vx vy, got shape "
+                         f"{boxes.shape}")
     return points, boxes
+
+
+def _with_velocity(boxes: np.ndarray) -> bool:
+    return boxes.shape[1] == 9
 
 
 def flip(points: np.ndarray, boxes: np.ndarray, axis: str) -> tuple[np.ndarray, np.ndarray]:
     """Mirror the scene.
 
-    axis "x": mirror across the x axis (y -> -y, yaw -> -yaw), a left/right swap for a forward-facing sensor.
-    axis "y": mirror across the y axis (x -> -x, yaw -> pi - yaw), a front/back swap.
+    axis "x": mirror across the x axis (y -> -y, yaw -> -yaw, vy -> -vy), a left/right swap for a forward-facing
+    sensor. axis "y": mirror across the y axis (x -> -x, yaw -> pi - yaw, vx -> -vx), a front/back swap.
     Applying the same flip twice gives the input back (yaw up to a multiple of 2 pi, wrapped to [-pi, pi)).
     """
     points, boxes = _check(points, boxes)
@@ -56,23 +67,31 @@ def flip(points: np.ndarray, boxes: np.ndarray, axis: str) -> tuple[np.ndarray, 
     points[:, col] = -points[:, col]
     boxes = boxes.copy()
     boxes[:, col] = -boxes[:, col]
+    if _with_velocity(boxes):
+        boxes[:, 7 + col] = -boxes[:, 7 + col]
     boxes[:, 6] = -boxes[:, 6] if axis == "x" else np.pi - boxes[:, 6]
     boxes[:, 6] = limit_period(boxes[:, 6])
     return points, boxes
 
 
 def rotate(points: np.ndarray, boxes: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
-    """Rotate the whole scene about the sensor's +z axis by ``angle`` radians (counter-clockwise from above)."""
+    """Rotate the whole scene about the sensor's +z axis by ``angle`` radians (counter-clockwise from above);
+    velocities turn by the same angle."""
     points, boxes = _check(points, boxes)
     points = rotate_points_z(points, angle).astype(points.dtype, copy=False)
     boxes = boxes.copy()
     boxes[:, :3] = rotate_points_z(boxes[:, :3], angle)
+    if _with_velocity(boxes):
+        c, s = math.cos(angle), math.sin(angle)
+        vx, vy = boxes[:, 7].copy(), boxes[:, 8].copy()
+        boxes[:, 7], boxes[:, 8] = c * vx - s * vy, s * vx + c * vy
     boxes[:, 6] = limit_period(boxes[:, 6] + angle)
     return points, boxes
 
 
 def scale(points: np.ndarray, boxes: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    """Scale the scene about the sensor origin: point xyz, box centres and box extents all times ``factor``."""
+    """Scale the scene about the sensor origin: point xyz, box centres, box extents and velocities all times
+    ``factor`` (as the reference's global scaling)."""
     points, boxes = _check(points, boxes)
     if not factor > 0:
         raise ValueError(f"augment: scale factor must be > 0, got {factor}")
@@ -80,6 +99,19 @@ def scale(points: np.ndarray, boxes: np.ndarray, factor: float) -> tuple[np.ndar
     points[:, :3] *= factor
     boxes = boxes.copy()
     boxes[:, :6] *= factor
+    boxes[:, 7:] *= factor
+    return points, boxes
+
+
+def translate(points: np.ndarray, boxes: np.ndarray, offset: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Shift the whole scene by ``offset`` (3,) metres: point xyz and box centres; extents, yaw and velocities
+    stay."""
+    points, boxes = _check(points, boxes)
+    offset = np.asarray(offset, dtype=np.float64).reshape(3)
+    points = points.copy()
+    points[:, :3] += offset.astype(points.dtype)
+    boxes = boxes.copy()
+    boxes[:, :3] += offset.astype(np.float32)
     return points, boxes
 
 
@@ -102,6 +134,13 @@ def random_scaling(points: np.ndarray, boxes: np.ndarray, rng: np.random.Generat
                    scale_range: tuple[float, float] = (0.95, 1.05)) -> tuple[np.ndarray, np.ndarray]:
     """Scale by a factor drawn uniformly from ``scale_range``."""
     return scale(points, boxes, float(rng.uniform(scale_range[0], scale_range[1])))
+
+
+def random_translation(points: np.ndarray, boxes: np.ndarray, rng: np.random.Generator,
+                       std: Sequence[float] = (0.5, 0.5, 0.5)) -> tuple[np.ndarray, np.ndarray]:
+    """Shift by an offset drawn per axis from a normal distribution with standard deviation ``std`` (3,) metres
+    (the reference's random_world_translation)."""
+    return translate(points, boxes, rng.normal(0.0, np.asarray(std, dtype=np.float64).reshape(3)))
 
 
 def shuffle_points(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -155,14 +194,21 @@ class GtSamplingConfig:
 class GtSampler:
     """Pastes database objects into a scene without collisions and removes the scene points they cover.
 
+    Scene boxes with velocities (M, 9) get pasted boxes with the database objects' velocities (a database written
+    with them, as ``sparsekd-data nuscenes`` writes it).
     ``fill_columns``: trailing scene columns the database's points may lack, set to 0 in pasted objects (the
     time_lag of a multi-sweep scene: a pasted object belongs to the current sweep).
+    ``time_lag_column``: the scene's time_lag column, when the database's points carry one too (a multi-sweep
+    database, as nuScenes'): pasted points older than the scene's oldest sweep (plus SWEEP_AGE_TOLERANCE) are left
+    out, so a model that merges fewer sweeps than the database was cut from sees pasted objects as it sees its own.
     """
 
-    def __init__(self, database: GtDatabase, config: GtSamplingConfig, fill_columns: int = 0):
+    def __init__(self, database: GtDatabase, config: GtSamplingConfig, fill_columns: int = 0,
+                 time_lag_column: int | None = None):
         self.database = database
         self.config = config
         self.fill_columns = int(fill_columns)
+        self.time_lag_column = time_lag_column
         self.pools: dict[str, list[DbObject]] = {}
         for name in config.sample_groups:
             objs = database.objects.get(name, [])
@@ -178,7 +224,7 @@ class GtSampler:
         """Returns (points, boxes, names) with the pasted objects appended to boxes/names."""
         points, boxes = _check(points, boxes)
         names = np.asarray(names, dtype=str).reshape(-1)
-        occupied = boxes
+        occupied = boxes[:, :7]
         chosen: list[DbObject] = []
         for name, target in self.config.sample_groups.items():
             pool = self.pools[name]
@@ -202,24 +248,41 @@ class GtSampler:
         keep = np.ones(len(points), dtype=bool)
         near = np.flatnonzero(_near_any_box(points, pasted_boxes))
         keep[near[points_in_boxes(points[near, :3], pasted_boxes).any(axis=1)]] = False
-        num_features = points.shape[1]
-        pasted_points = []
-        for obj in chosen:
-            pts = self.database.points(obj)
-            if 0 < num_features - pts.shape[1] <= self.fill_columns:
-                pts = np.pad(pts, ((0, 0), (0, num_features - pts.shape[1])))
-            if pts.shape[1] < num_features:
-                raise ValueError(
-                    f"gt sampling: database points have {pts.shape[1]} features, the scene {num_features}; "
-                    "rebuild the database with the same point features as the dataset"
-                )
-            pts = pts[:, :num_features].astype(points.dtype, copy=True)
-            pts[:, :3] += obj.box[:3]
-            pasted_points.append(pts)
+        if _with_velocity(boxes):
+            pasted_boxes = np.concatenate([pasted_boxes, self._velocities(chosen)], axis=1)
+        pasted_points = [self._object_points(obj, points) for obj in chosen]
         points = np.concatenate([points[keep]] + pasted_points, axis=0)
         # A fresh array for the new names: np.concatenate widens the string dtype, so none is truncated.
         names = np.concatenate([names, np.array([o.name for o in chosen])])
         return points, np.concatenate([boxes, pasted_boxes], axis=0), names
+
+    @staticmethod
+    def _velocities(chosen: Sequence[DbObject]) -> np.ndarray:
+        lacking = sorted({o.name for o in chosen if o.velocity is None})
+        if lacking:
+            raise ValueError(f"gt sampling: the scene's boxes carry velocities (vx, vy) but the database's {lacking} "
+                             "objects have none; rebuild the database from infos with velocities "
+                             "(sparsekd-data nuscenes), or train without gt-sampling")
+        return np.stack([o.velocity for o in chosen]).astype(np.float32)
+
+    def _object_points(self, obj: DbObject, scene: np.ndarray) -> np.ndarray:
+        """The object's database points with the scene's columns, placed at its box."""
+        num_features = scene.shape[1]
+        pts = self.database.points(obj)
+        native = pts.shape[1]
+        if 0 < num_features - native <= self.fill_columns:
+            pts = np.pad(pts, ((0, 0), (0, num_features - native)))
+        if pts.shape[1] < num_features:
+            raise ValueError(
+                f"gt sampling: database points have {pts.shape[1]} features, the scene {num_features}; "
+                "rebuild the database with the same point features as the dataset"
+            )
+        pts = pts[:, :num_features].astype(scene.dtype, copy=True)
+        col = self.time_lag_column
+        if col is not None and col < native and len(scene):
+            pts = pts[pts[:, col] <= scene[:, col].max() + SWEEP_AGE_TOLERANCE]
+        pts[:, :3] += obj.box[:3]
+        return pts
 
 
 # ----------------------------------------------------------------------------------------------- pipeline
@@ -232,6 +295,8 @@ class AugmentConfig:
         (its labelled area is in front of the car; a front/back flip would leave it); Waymo: ("x", "y").
     rotation_range: uniform global rotation about z, radians (None = off).
     scale_range: uniform global scale factor (None = off).
+    translation_std: global shift, normal per axis with these standard deviations (3,) in metres (None = off;
+        OpenPCDet's nuScenes CenterPoint-Voxel 0.075 uses 0.5 m).
     shuffle_points: shuffle point order last.
     """
 
@@ -240,6 +305,7 @@ class AugmentConfig:
     flip_prob: float = 0.5
     rotation_range: tuple[float, float] | None = (-math.pi / 4, math.pi / 4)
     scale_range: tuple[float, float] | None = (0.95, 1.05)
+    translation_std: tuple[float, float, float] | None = None
     shuffle_points: bool = True
 
     @classmethod
@@ -266,6 +332,11 @@ class AugmentConfig:
                 if lo > hi:
                     raise ValueError(f"AugmentConfig.{key}: low {lo} is above high {hi}")
                 cfg[key] = (lo, hi)
+        if cfg.get("translation_std") is not None:
+            std = tuple(float(v) for v in cfg["translation_std"])
+            if len(std) != 3 or min(std) < 0:
+                raise ValueError(f"AugmentConfig.translation_std: three standard deviations >= 0 (x, y, z), got {std}")
+            cfg["translation_std"] = std
         if "flip_axes" in cfg:
             axes = tuple(cfg["flip_axes"] or ())
             if set(axes) - set(FLIP_AXES):
@@ -278,9 +349,9 @@ class AugmentPipeline:
     """Applies an AugmentConfig to one scene: ``pipeline(points, boxes, names, rng)``."""
 
     def __init__(self, config: AugmentConfig, root: str | Path | None = None, database: GtDatabase | None = None,
-                 fill_columns: int = 0):
+                 fill_columns: int = 0, time_lag_column: int | None = None):
         """root: the dataset root (needed to find the gt database when gt-sampling is on and no
-        ``database`` is given). fill_columns: see GtSampler."""
+        ``database`` is given). fill_columns, time_lag_column: see GtSampler."""
         self.config = config
         self.sampler: GtSampler | None = None
         if config.gt_sampling is not None:
@@ -288,11 +359,11 @@ class AugmentPipeline:
                 if root is None:
                     raise ValueError("AugmentPipeline: gt-sampling needs the dataset root (or a GtDatabase)")
                 database = GtDatabase.load(config.gt_sampling.dbinfos_path, root)
-            self.sampler = GtSampler(database, config.gt_sampling, fill_columns)
+            self.sampler = GtSampler(database, config.gt_sampling, fill_columns, time_lag_column)
 
     def __call__(self, points: np.ndarray, boxes: np.ndarray, names: Sequence[str],
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(N, F) points, (M, 7) boxes, (M,) names -> augmented (N', F), (M', 7) float32, (M',) str."""
+        """(N, F) points, (M, 7 or 9) boxes, (M,) names -> augmented (N', F), (M', 7 or 9) float32, (M',) str."""
         points, boxes = _check(points, boxes)
         names = np.asarray(names, dtype=str).reshape(-1)
         if len(names) != len(boxes):
@@ -305,6 +376,8 @@ class AugmentPipeline:
             points, boxes = random_rotation(points, boxes, rng, cfg.rotation_range)
         if cfg.scale_range is not None:
             points, boxes = random_scaling(points, boxes, rng, cfg.scale_range)
+        if cfg.translation_std is not None:
+            points, boxes = random_translation(points, boxes, rng, cfg.translation_std)
         if cfg.shuffle_points:
             points = shuffle_points(points, rng)
         return points, boxes, names

@@ -25,7 +25,8 @@ class Sample:
     """One frame, ready for the model.
 
     points: (N, F) float32, columns ``DetectionDataset.point_features``, inside the point cloud range.
-    gt_boxes: (M, 7) float32 (x, y, z, dx, dy, dz, yaw), LiDAR frame, centres inside the range.
+    gt_boxes: (M, 7) float32 (x, y, z, dx, dy, dz, yaw), LiDAR frame, centres inside the range; (M, 9) with the
+        velocity (vx, vy) in m/s after them for a dataset made with ``velocity`` (models that regress it).
     gt_labels: (M,) int64 in 0..C-1 (index into the dataset's class_names).
     frame_id: the frame's id in its dataset.
     """
@@ -41,7 +42,7 @@ class Batch:
     """B samples stacked.
 
     points: (sum N, 1 + F) float32; column 0 is the sample index in the batch, then the point columns.
-    gt_boxes: (B, Mmax, 7) float32, zero-padded. gt_labels: (B, Mmax) int64, padded with -1.
+    gt_boxes: (B, Mmax, 7 or 9) float32 (as the samples'), zero-padded. gt_labels: (B, Mmax) int64, padded with -1.
     num_boxes: (B,) int64 real boxes per sample. frame_ids: B ids.
     """
 
@@ -73,13 +74,17 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
     widths = {s.points.shape[1] for s in samples}
     if len(widths) != 1:
         raise ValueError(f"collate_samples: samples have different point widths {sorted(widths)}")
+    box_widths = {s.gt_boxes.shape[1] for s in samples}
+    if len(box_widths) != 1:
+        raise ValueError(f"collate_samples: samples have boxes of different widths {sorted(box_widths)} (with and "
+                         "without velocity)")
     points = np.concatenate([
         np.concatenate([np.full((len(s.points), 1), b, np.float32), s.points.astype(np.float32, copy=False)], 1)
         for b, s in enumerate(samples)
     ])
     num_boxes = np.array([len(s.gt_boxes) for s in samples], np.int64)
     m_max = int(num_boxes.max())
-    boxes = np.zeros((len(samples), m_max, 7), np.float32)
+    boxes = np.zeros((len(samples), m_max, box_widths.pop()), np.float32)
     labels = np.full((len(samples), m_max), -1, np.int64)
     for b, s in enumerate(samples):
         boxes[b, : len(s.gt_boxes)] = s.gt_boxes
@@ -103,14 +108,17 @@ class DetectionDataset(Dataset):
     seed: augmentation is drawn from numpy Generator(seed, epoch, index): reproducible, different per
         epoch once ``set_epoch`` is called, and independent of which worker loads the frame.
     sweeps: sweeps merged per sample (the model's ``sweeps``): with more than one, each frame comes with its
-        earlier sweeps and a ``time_lag`` column (infos.load_points); gt-sampled objects get time lag 0. A
-        ``time_lag`` feature of a single-sweep model is 0 where the frames have none.
+        earlier sweeps and a ``time_lag`` column (infos.load_points); gt-sampled objects get time lag 0, or keep
+        theirs from a multi-sweep database (nuScenes: those no older than the scene's sweeps). A ``time_lag``
+        feature of a single-sweep model is 0 where the frames have none.
+    velocity: boxes come with their velocity (vx, vy) labels, (M, 9) (the model's ``head.velocity``); the
+        frames must have them (nuScenes).
     """
 
     def __init__(self, infos: Sequence[FrameInfo] | str | Path, root: str | Path, class_names: Sequence[str],
                  point_features: Sequence[str], point_cloud_range: Sequence[float],
                  augment_config: AugmentConfig | Mapping | None = None, training: bool = True, seed: int = 0,
-                 sweeps: int = 1):
+                 sweeps: int = 1, velocity: bool = False):
         self.infos = load_infos(infos) if isinstance(infos, (str, Path)) else list(infos)
         self.root = Path(root)
         self.class_names = tuple(class_names)
@@ -122,19 +130,25 @@ class DetectionDataset(Dataset):
         if self.point_features[:3] != ("x", "y", "z"):
             raise ValueError(f"point_features must start with x, y, z, got {self.point_features}")
         self.sweeps = int(sweeps)
+        self.velocity = bool(velocity)
+        lag_column = None
         for info in self.infos[:1]:
-            missing = [f for f in self.point_features if f not in loaded_features(info, self.sweeps) + (TIME_LAG,)]
+            features = loaded_features(info, self.sweeps)
+            missing = [f for f in self.point_features if f not in features + (TIME_LAG,)]
             if missing:
                 raise ValueError(
                     f"point_features {missing} are not in the {info.dataset} frames (columns "
                     f"{info.point_features}); use a model whose point_features match the dataset")
+            if self.velocity:
+                _velocity_labels(info)
+            lag_column = features.index(TIME_LAG) if TIME_LAG in features else None
         self.training = training
         self.seed = int(seed)
         self.epoch = 0
         if isinstance(augment_config, Mapping):
             augment_config = AugmentConfig.from_dict(augment_config)
         extra = 1 if TIME_LAG in self.point_features else 0  # the time_lag column gt-sampled objects lack
-        self.augment = (AugmentPipeline(augment_config, self.root, fill_columns=extra)
+        self.augment = (AugmentPipeline(augment_config, self.root, fill_columns=extra, time_lag_column=lag_column)
                         if (training and augment_config) else None)
 
     def __len__(self) -> int:
@@ -152,6 +166,8 @@ class DetectionDataset(Dataset):
         annos = info.annos
         scene = annos.names != "DontCare"
         boxes, names = annos.boxes_lidar[scene], annos.names[scene]
+        if self.velocity:
+            boxes = np.concatenate([boxes, _velocity_labels(info)[scene]], axis=1)
         wanted = np.isin(names, self.class_names)
         if self.training:
             wanted &= annos.num_points_in_gt[scene] != 0
@@ -174,6 +190,17 @@ class DetectionDataset(Dataset):
             points = points[:, columns]
         return Sample(np.ascontiguousarray(points, dtype=np.float32), boxes[wanted].astype(np.float32), labels,
                       info.frame_id)
+
+
+def _velocity_labels(info: FrameInfo) -> np.ndarray:
+    """(M, 2) velocity labels of a frame (none needed where it has no objects); a clear error where it has none."""
+    a = info.annos
+    if a.velocity is not None:
+        return a.velocity
+    if len(a) == 0:
+        return np.zeros((0, 2), np.float32)
+    raise ValueError(f"the model regresses velocity but {info.dataset} frame {info.frame_id} has no velocity labels: "
+                     "train it on nuScenes data, or use a model without head.velocity")
 
 
 def make_dataloader(dataset: DetectionDataset, batch_size: int, workers: int = 2, shuffle: bool | None = None,

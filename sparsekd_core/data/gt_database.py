@@ -8,8 +8,9 @@ Layout (all paths relative to the dataset root, so a dataset directory can be mo
 - ``<dbinfos>.pkl``: ``dict[class name -> list[record]]``, OpenPCDet's dbinfos layout. A record is a dict:
   ``name`` str, ``path`` str (the packed file, or one ``.bin`` per object as OpenPCDet writes them),
   ``offset`` int (first row in the packed file; absent for per-object files), ``num_points_in_gt`` int
-  (rows stored), ``num_point_features`` int, ``box3d_lidar`` (7,) float32 (LiDAR frame, docs/architecture.md),
-  ``difficulty`` int, ``image_idx`` str (the frame id), ``gt_idx`` int (index of the object in its frame).
+  (rows stored), ``num_point_features`` int, ``box3d_lidar`` (7,) float32 (LiDAR frame, docs/architecture.md), or
+  (9,) with the velocity vx vy (m/s) after it where the dataset labels motion (OpenPCDet's nuScenes "withvelo"
+  database), ``difficulty`` int, ``image_idx`` str (the frame id), ``gt_idx`` int (index of the object in its frame).
 
 A database written by OpenPCDet (one ``.bin`` per object, no ``offset``) loads too: the feature count is
 taken from the file size.
@@ -44,6 +45,7 @@ class DbFrame:
     boxes:      (M, 7) boxes (x, y, z, dx, dy, dz, yaw), LiDAR frame.
     names:      (M,) class names.
     difficulty: (M,) int (KITTI 0/1/2 or -1; Waymo level 1/2).
+    velocity:   (M, 2) vx vy in m/s, LiDAR frame, where the dataset labels motion (nuScenes), else None.
     """
 
     frame_id: str
@@ -51,6 +53,7 @@ class DbFrame:
     boxes: np.ndarray
     names: Sequence[str]
     difficulty: np.ndarray
+    velocity: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -66,19 +69,24 @@ class DbObject:
     path: str
     offset: int  # first row in the packed file; -1 for a per-object file
     num_features: int  # -1 when unknown (per-object file: read from the file size)
+    velocity: np.ndarray | None = None  # (2,) float32 vx vy, when the record's box carries it
 
     @classmethod
     def from_record(cls, record: dict) -> "DbObject":
+        box = np.asarray(record["box3d_lidar"], dtype=np.float32).reshape(-1)
         return cls(
             name=str(record["name"]),
             frame_id=str(record.get("image_idx", record.get("frame_id", ""))),
             gt_idx=int(record.get("gt_idx", -1)),
-            box=np.asarray(record["box3d_lidar"], dtype=np.float32).reshape(-1)[:7],
+            box=box[:7],
             num_points=int(record["num_points_in_gt"]),
             difficulty=int(record.get("difficulty", 0)),
             path=str(record["path"]),
             offset=int(record.get("offset", -1)),
             num_features=int(record.get("num_point_features", -1)),
+            # OpenPCDet's nuScenes database stores NaN for a velocity the devkit cannot estimate; as its CenterPoint
+            # configs (SET_NAN_VELOCITY_TO_ZEROS) and our infos, that is 0.
+            velocity=np.nan_to_num(box[7:9], nan=0.0) if len(box) >= 9 else None,
         )
 
 
@@ -128,10 +136,12 @@ class GtDatabaseWriter:
         boxes = np.asarray(frame.boxes, dtype=np.float32).reshape(-1, 7)
         names = [str(n) for n in frame.names]
         difficulty = np.asarray(frame.difficulty).reshape(-1)
-        if not (len(boxes) == len(names) == len(difficulty)):
+        velocity = None if frame.velocity is None else np.asarray(frame.velocity, dtype=np.float32).reshape(-1, 2)
+        if not (len(boxes) == len(names) == len(difficulty) == (len(boxes) if velocity is None else len(velocity))):
             raise ValueError(
-                f"gt database: frame {frame.frame_id} has {len(boxes)} boxes, {len(names)} names and "
-                f"{len(difficulty)} difficulties; they must match"
+                f"gt database: frame {frame.frame_id} has {len(boxes)} boxes, {len(names)} names, "
+                f"{len(difficulty)} difficulties" + ("" if velocity is None else f" and {len(velocity)} velocities")
+                + "; they must match"
             )
         keep = [i for i, n in enumerate(names) if self._wanted(n)]
         if not keep:
@@ -147,7 +157,7 @@ class GtDatabaseWriter:
                 "offset": self._rows,
                 "num_points_in_gt": int(len(obj)),
                 "num_point_features": int(self.num_features),
-                "box3d_lidar": boxes[i].copy(),
+                "box3d_lidar": boxes[i].copy() if velocity is None else np.concatenate([boxes[i], velocity[i]]),
                 "difficulty": int(difficulty[i]),
                 "image_idx": str(frame.frame_id),
                 "gt_idx": int(i),

@@ -390,14 +390,20 @@ def build_gt_database_from_infos(infos: Sequence[FrameInfo], root: str | Path, s
                                  progress: bool = True) -> dict[str, list[dict]]:
     """Build a dataset's gt database from its infos, reading points with :func:`load_points` (so pasted
     points have exactly the columns and normalisation of scene points). Writes :func:`dbinfos_relpath`
-    and :func:`db_points_relpath` under ``root``; returns the dbinfos (class -> records)."""
+    and :func:`db_points_relpath` under ``root``; returns the dbinfos (class -> records).
+
+    nuScenes objects are cut from the key frame merged with every sweep its infos list (10 by default), with their
+    velocities, as OpenPCDet's ``nuscenes_dbinfos_10sweeps_withvelo``: a pasted object then looks like the objects
+    of a multi-sweep scene (gt-sampling leaves out the sweeps a model with fewer does not merge)."""
     if not infos:
         raise ValueError(f"gt database: split {split!r} has no frames to build it from")
     dataset = infos[0].dataset
 
     def frame(info: FrameInfo) -> DbFrame:
         a = info.annos
-        return DbFrame(info.frame_id, load_points(info, root), a.boxes_lidar, a.names, a.difficulty)
+        sweeps = 1 + len(info.sweeps) if info.dataset == "nuscenes" else 1
+        return DbFrame(info.frame_id, load_points(info, root, sweeps), a.boxes_lidar, a.names, a.difficulty,
+                       a.velocity)
 
     frames = map_frames(frame, list(infos), workers, f"{dataset} {split} gt database", progress)
     return build_gt_database(frames, root, db_points_relpath(dataset, split), dbinfos_relpath(dataset, split),
