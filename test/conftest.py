@@ -25,6 +25,18 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test: spconv's multi-threaded CPU convolution races (see test_train_resume), and
+    for the small training runs of the tests one thread is also faster."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def synthetic_cloud(n: int, features: int, seed: int = 0, xy: float = 20.0) -> np.ndarray:
     """n random points with x, y in [-xy, xy], z in [-1.5, 1.5] and features in [0, 1)."""
     rng = np.random.default_rng(seed)

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from sparsekd_core.checkpoint import read_checkpoint, write_untrained_checkpoint
 from sparsekd_core.cli.train import build_parser, main, options_from_args
@@ -24,13 +23,7 @@ PILLAR_STUDENT = f"base: cp_pillar_v0.64_sim\nvoxelization:\n  voxel_size: [0.64
 PILLAR_TEACHER = f"base: cp_pillar_sim\nvoxelization:\n  voxel_size: [0.32, 0.32, 4.0]\n  {RANGE}\n"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # spconv's multi-threaded CPU conv is racy (see test_train_resume); one thread is also faster here
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -34,12 +34,7 @@ voxelization:
 AUGMENT = {"flip_axes": ["x"], "rotation_range": [-0.5, 0.5], "scale_range": [0.95, 1.05], "shuffle_points": True}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
