@@ -123,6 +123,10 @@ class HeadConfig:
 
 @dataclass
 class TrainConfig:
+    """The training schedule, and ``augment``: overrides of the dataset layout's default augmentation
+    (train/data.default_augment; keys of data/augment.AugmentConfig, e.g. rotation_range, scale_range,
+    translation_std), for a model whose reference config augments differently; empty = the layout's default."""
+
     epochs: int = 30
     batch_size: int = 4
     lr: float = 0.003
@@ -131,6 +135,7 @@ class TrainConfig:
     pct_start: float = 0.4
     div_factor: float = 10.0
     grad_clip: float = 10.0
+    augment: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

@@ -13,9 +13,12 @@ from conftest import synthetic_cloud
 
 
 def _gt(cfg, batch=2):
-    """One box per class inside every zoo model's range (x 5..15 m ahead, |y| < 10 m)."""
+    """One box per class inside every zoo model's range (x 5..15 m ahead, |y| < 10 m), moving for models that
+    regress velocity."""
     boxes = torch.tensor([[8.0, 2.0, 0.0, 4.2, 1.8, 1.6, 0.4], [12.0, -3.0, 0.0, 0.7, 0.7, 1.8, 0.0],
                           [15.0, 6.0, 0.0, 1.8, 0.6, 1.7, 1.2]])
+    if cfg.head.velocity:
+        boxes = torch.cat([boxes, torch.tensor([[3.0, 1.0], [0.5, -0.5], [-2.0, 4.0]])], dim=1)
     labels = torch.tensor([0, 1, 2]) % len(cfg.class_names)
     return boxes.expand(batch, -1, -1).clone(), labels.expand(batch, -1).clone()
 
@@ -26,21 +29,24 @@ def test_training_step_runs_on_cpu(name):
     torch.manual_seed(0)
     cfg = load_model_config(name)
     model = build_detector(cfg).train()
-    pts = [torch.from_numpy(synthetic_cloud(600, len(cfg.point_features), seed=0, xy=18))]  # batch 1: 17 models
+    pts = [torch.from_numpy(synthetic_cloud(600, len(cfg.point_features), seed=0, xy=18))]  # batch 1: 22 models
     for p in pts:  # keep everything in front of the sensor so KITTI-range models see it too
         p[:, 0] = p[:, 0].abs() + 1
     out = model(pts)
-    h, w = out.head.heatmap.shape[-2:]
     gx, gy, _ = cfg.voxelization.grid_size()
-    assert (h, w) == (gy // cfg.head.feature_stride, gx // cfg.head.feature_stride)
-    assert out.head.heatmap.shape[:2] == (1, len(cfg.class_names))
-    assert out.head.regression().shape[1] == 8
+    groups = cfg.class_groups()
+    assert len(out.heads) == len(groups)
+    for head, group in zip(out.heads, groups):
+        assert head.heatmap.shape == (1, len(group), gy // cfg.head.feature_stride, gx // cfg.head.feature_stride)
+        assert head.regression().shape[1] == (10 if cfg.head.velocity else 8)
     loss = model.loss(out, *_gt(cfg, batch=1))
     assert set(loss) == {"hm", "loc", "total"} and torch.isfinite(loss["total"])
     loss["total"].backward()
     first = model.vfe.pfn_layers[0].linear.weight if cfg.is_pillar else model.backbone3d.conv_input[0].weight
     assert first.grad is not None and first.grad.abs().sum() > 0
-    assert model.head.heads[0]["heatmap"][-1].weight.grad.abs().sum() > 0
+    assert all(h["heatmap"][-1].weight.grad.abs().sum() > 0 for h in model.head.heads)
+    if cfg.head.velocity:
+        assert model.head.heads[0]["vel"][-1].weight.grad.abs().sum() > 0
 
 
 def test_sparse_backbone_gradient_matches_finite_differences():

@@ -11,16 +11,19 @@ EPILOG = """\
 what it does:
   Trains --model on the train split of --data with the reference optimiser (Adam, decoupled weight decay
   0.01, one-cycle lr 0.003 with beta1 0.95..0.85, gradient clip 10; fp16 AMP on CUDA), checkpoints every
-  epoch (and every --ckpt-every steps), evaluates on the val split (KITTI AP R40 or Waymo mAPH, plus
-  recall) every --eval-every epochs and at the end, and writes everything into --out:
+  epoch (and every --ckpt-every steps), evaluates on the val split (KITTI AP R40, Waymo mAPH or the nuScenes
+  devkit's mAP/NDS, plus recall) every --eval-every epochs and at the end, and writes everything into --out:
     ckpt_e<epoch>_s<step>.pth  resumable training checkpoints (the last --keep-last)
     final.pth                  the trained model (sparsekd-eval, sparsekd-detect and the ROS node load it)
     summary.json               settings, KD recipe, steps, wall/step time, final losses, metrics
     log.jsonl, tensorboard/    curves (tensorboard --logdir OUT)
 
 data:
-  --data is a KITTI root (training/velodyne, label_2, calib, ImageSets/) or a Waymo root in OpenPCDet's
-  processed layout. Cached infos from `sparsekd-data` are used; missing ones are built on the fly.
+  --data is a KITTI root (training/velodyne, label_2, calib, ImageSets/), a Waymo root in OpenPCDet's
+  processed layout, or a nuScenes root as downloaded (v1.0-mini/ or v1.0-trainval/, samples/, sweeps/).
+  Cached infos from `sparsekd-data` are used; missing ones are built on the fly. nuScenes models (nuscenes_*)
+  merge 10 sweeps and learn box velocities; augmentation follows OpenPCDet's nuScenes configs (gt-sampling
+  with velocities, flips along x and y, rotation, scaling), without its class-balanced resampling (CBGS).
 
 knowledge distillation (--teacher T.pth --kd RECIPE):
   none       the detector's own loss only (default)
@@ -39,7 +42,8 @@ examples:
   sparsekd-train ... --resume          # continue the run in --out exactly where it stopped
   torchrun --nproc_per_node=8 -m sparsekd_core.cli.train --recipe waymo_cp_voxel_s_sparsekd \\
                  --data /data/waymo --teacher cp_voxel.pth --out runs/s_kd --sync-bn
-  sparsekd-train --list-recipes        # paper-scale recipes (Waymo 30 epochs, KITTI 80 epochs)
+  sparsekd-train --recipe nuscenes_cp_voxel --data /data/sets/nuscenes --out runs/nus_teacher
+  sparsekd-train --list-recipes        # paper-scale recipes (Waymo 30, KITTI 80, nuScenes 20 epochs)
 
 stopping: Ctrl-C (or SIGTERM) finishes the current step, writes a checkpoint and exits; --resume continues.
 """
@@ -55,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--recipe", help="a bundled recipe name or recipe YAML that sets model, kd, epochs, "
                       "batch size (flags given here override it)")
     what.add_argument("--list-recipes", action="store_true", help="list the bundled recipes and exit")
-    what.add_argument("--data", help="dataset root (KITTI or Waymo layout)")
+    what.add_argument("--data", help="dataset root (KITTI, Waymo or nuScenes layout)")
     what.add_argument("--teacher", help="teacher checkpoint for distillation (.pth from sparsekd-train, or an "
                                         "OpenPCDet / SparseKD model converted by sparsekd-import)")
     what.add_argument("--kd", help="KD recipe: none|sparsekd|logit|pivotal|feature|mimic|label|tgi, "

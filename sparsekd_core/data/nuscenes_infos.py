@@ -54,12 +54,17 @@ def load_nuscenes(root: str | Path, version: str, verbose: bool = False):
     return NuScenes(version=version, dataroot=str(root), verbose=verbose)
 
 
+def labelled_versions(root: str | Path) -> list[str]:
+    """The labelled table versions (v1.0-mini, v1.0-trainval) whose folders are under ``root``."""
+    return [v for v in nf.VERSIONS if v != "v1.0-test" and (Path(root) / v).is_dir()]
+
+
 def dataset_version(root: str | Path, infos: Sequence[FrameInfo]) -> str:
     """The table version of ``infos``: as written by sparsekd-data, else (OpenPCDet's infos carry none) the one
     labelled version folder under ``root``."""
     if infos and infos[0].version:
         return infos[0].version
-    found = [v for v in nf.VERSIONS if v != "v1.0-test" and (Path(root) / v).is_dir()]
+    found = labelled_versions(root)
     if len(found) == 1:
         return found[0]
     raise ValueError(f"these nuScenes infos do not say their table version and {root} holds "

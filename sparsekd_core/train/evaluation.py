@@ -2,9 +2,12 @@
 
 KITTI layouts get KITTI AP R40 (3D and BEV, easy/moderate/hard; predictions get their 2D boxes by projecting
 the LiDAR boxes with the frame's calib, as the metric's 2D-height and DontCare rules need); Waymo layouts get
-mAP/mAPH at LEVEL_1/LEVEL_2. Both get recall at IoU 0.3/0.5/0.7. The metrics are eval/kitti.py, eval/waymo.py
-and eval/recall.py, and the per-frame dicts come from eval/annotations.py, as sparsekd-eval's, so a training run and
-``sparsekd-eval --checkpoint OUT/final.pth`` score the same way; this module runs the in-memory model.
+mAP/mAPH at LEVEL_1/LEVEL_2; nuScenes layouts the devkit's own detection evaluation (mAP, NDS, TP errors) on the
+whole validation split, which reads the ground truth from the dataset's tables (so, unlike the other two, it
+scores every object the leaderboard scores, whatever the model's range). All get recall at IoU 0.3/0.5/0.7. The
+metrics are eval/kitti.py, eval/waymo.py, eval/nuscenes.py and eval/recall.py, and the per-frame dicts come from
+eval/annotations.py, as sparsekd-eval's, so a training run and ``sparsekd-eval --checkpoint OUT/final.pth`` score
+the same way; this module runs the in-memory model.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from ..data.dataset import DetectionDataset, collate_samples
 from ..models.detector import CenterPointDetector
 from .batches import split_points
 
-Metric = Literal["kitti", "waymo"]
+Metric = Literal["kitti", "waymo", "nuscenes"]
 
 
 @torch.no_grad()
@@ -52,8 +55,9 @@ def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metri
                 index += 1
                 names = [class_names[int(i)] for i in p.labels.cpu().numpy()]
                 gt_annos.append(gt_annos_for(info, metric, model.cfg.voxelization.point_cloud_range))
+                velocities = None if p.velocities is None else p.velocities.float().cpu().numpy()
                 dt_annos.append(predictions_from_detections(info, p.boxes.float().cpu().numpy(),
-                                                            p.scores.float().cpu().numpy(), names))
+                                                            p.scores.float().cpu().numpy(), names, velocities))
     finally:
         model.train(was_training)
     return gt_annos, dt_annos
@@ -61,8 +65,10 @@ def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metri
 
 def headline(result: dict[str, Any], metric: Metric, class_names: list[str]) -> dict[str, float]:
     """The few numbers worth a TensorBoard curve: KITTI 3D/BEV moderate AP R40 per class and their mean;
-    Waymo LEVEL_2 mAP/mAPH (and per-class LEVEL_2 APH)."""
+    Waymo LEVEL_2 mAP/mAPH (and per-class LEVEL_2 APH); nuScenes mAP, NDS and the five TP errors."""
     out: dict[str, float] = {}
+    if metric == "nuscenes":
+        return {k: float(result[k]) for k in ("mAP", "NDS")} | {k: float(v) for k, v in result["tp_errors"].items()}
     if metric == "kitti":
         for m in ("3d", "bev"):
             vals = []
@@ -84,9 +90,10 @@ def headline(result: dict[str, Any], metric: Metric, class_names: list[str]) -> 
 
 
 def evaluate(model: CenterPointDetector, dataset: DetectionDataset, metric: Metric, batch_size: int = 2,
-             workers: int = 0, progress: bool = True, amp: bool = False) -> dict[str, Any]:
+             workers: int = 0, progress: bool = True, amp: bool = False, split: str = "val") -> dict[str, Any]:
     """Predict over ``dataset`` and score: {"metric", "num_frames", "headline", "result" (the metric's dict),
-    "recall" (recall_eval's dict), "table" (printable)}."""
+    "recall" (recall_eval's dict), "table" (printable)}. ``split``: the split ``dataset`` holds (the nuScenes
+    devkit scores named splits, and all of one)."""
     from ..eval.recall import recall_eval
     from ..eval.waymo import waymo_eval
 
@@ -99,6 +106,12 @@ def evaluate(model: CenterPointDetector, dataset: DetectionDataset, metric: Metr
         # The Waymo metric on the same predictions (LEVEL_2 from point counts), so runs on KITTI-format data
         # report both benchmarks' numbers.
         result["waymo"] = waymo_eval(gt, dt, classes=classes)
+    elif metric == "nuscenes":
+        from ..data.nuscenes_infos import dataset_version, load_nuscenes
+        from ..eval.nuscenes import nuscenes_eval
+
+        nusc = load_nuscenes(dataset.root, dataset_version(dataset.root, dataset.infos))
+        result = nuscenes_eval(nusc, dataset.infos, dt, split)
     else:
         result = waymo_eval(gt, dt, classes=classes)
     recall = recall_eval(gt, dt, classes=classes)

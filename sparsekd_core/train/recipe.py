@@ -1,7 +1,7 @@
 """Training recipes: a YAML that fixes what to train and how (model, teacher, KD, epochs, batch size, data),
 so a paper-scale run is one ``sparsekd-train --recipe NAME --data ROOT --teacher T.pth``.
 
-The zoo's recipes live in ``sparsekd_core/configs/recipes/`` (the reference Waymo and KITTI schedules);
+The zoo's recipes live in ``sparsekd_core/configs/recipes/`` (the reference Waymo, KITTI and nuScenes schedules);
 ``sparsekd-train --list-recipes`` lists them. Command-line flags override a recipe's values.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ class TrainRecipe:
     teacher_model: the zoo model the teacher checkpoint must be (checked when --teacher is given).
     teacher: teacher checkpoint path (usually given on the command line).
     kd: KD recipe spec for ``--kd`` (none, sparsekd, a comma list, or a YAML relative to the recipe file).
-    dataset: the layout the recipe is meant for ("kitti" or "waymo"), checked against --data.
+    dataset: the layout the recipe is meant for ("kitti", "waymo" or "nuscenes"), checked against --data.
     waymo_interval: keep every k-th Waymo frame (the paper trains on 20% of the frames: 5).
     epochs, batch_size (per GPU), lr: the schedule (None = the model config's ``train`` values).
     eval_every: evaluate every N epochs (0 = at the end only).
@@ -65,8 +65,8 @@ def load_recipe(name_or_path: str | Path) -> TrainRecipe:
     recipe = from_dict(TrainRecipe, read_yaml(path), source=str(path))
     recipe.model = _relative(recipe.model, path.parent)
     recipe.kd = _relative(recipe.kd, path.parent) or "none"
-    if recipe.dataset not in (None, "kitti", "waymo"):
-        raise ConfigError(f"{path}: dataset must be kitti or waymo (got {recipe.dataset!r})")
+    if recipe.dataset not in (None, "kitti", "waymo", "nuscenes"):
+        raise ConfigError(f"{path}: dataset must be kitti, waymo or nuscenes (got {recipe.dataset!r})")
     if recipe.waymo_interval < 1:
         raise ConfigError(f"{path}: waymo_interval must be >= 1")
     return recipe

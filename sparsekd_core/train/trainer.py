@@ -66,7 +66,7 @@ RESUME_KEYS = ("model_config", "teacher", "kd", "epochs", "batch_size", "seed", 
 class TrainOptions:
     """Everything a run needs. ``None`` for epochs/batch_size/lr means the model config's ``train`` values.
 
-    model: zoo name or YAML. data: dataset root (KITTI or Waymo layout). out: run directory.
+    model: zoo name or YAML. data: dataset root (KITTI, Waymo or nuScenes layout). out: run directory.
     teacher: teacher checkpoint (.pth) for KD. kd: KD recipe ("none", "sparsekd", "logit,label", path.yaml).
     batch_size: per process (per GPU). workers: DataLoader processes. resume: True = newest checkpoint in
     ``out`` (a fresh start when there is none), or a checkpoint path. eval_every: evaluate every N epochs
@@ -151,7 +151,7 @@ class Trainer:
     """Builds the run from TrainOptions and trains it; see the module docstring.
 
     train_dataset / val_dataset: inject datasets instead of reading ``options.data`` (tests, notebooks);
-    ``val_metric`` then says how to score val_dataset ("kitti" or "waymo").
+    ``val_metric`` then says how to score val_dataset ("kitti", "waymo" or "nuscenes").
     """
 
     def __init__(self, options: TrainOptions, train_dataset: DetectionDataset | None = None,
