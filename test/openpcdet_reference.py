@@ -154,7 +154,7 @@ def _head(groups, shared=64, head_bias=True, velocity=False, stride=8, loc_weigh
     order = ["center", "center_z", "dim", "rot"] + (["vel"] if velocity else [])
     outs = {"center": 2, "center_z": 1, "dim": 3, "rot": 2, "vel": 2}
     head_dict = ",\n".join(f"                '{n}': {{'out_channels': {outs[n]}, 'num_conv': 2}}" for n in order)
-    codes = [1.0] * 6 + [1.0, 1.0] + ([0.2, 0.2] if velocity else [])
+    codes = [1.0] * 6 + ([0.2, 0.2, 1.0, 1.0] if velocity else [1.0, 1.0])  # OpenPCDet's nuScenes configs: rot 0.2
     return _HEAD.format(groups=groups, shared=shared, head_bias=head_bias, order=order, head_dict=head_dict,
                         stride=stride, loc_weight=loc_weight, code_weights=codes,
                         center_range=center_range or [-80, -80, -10.0, 80, 80, 10.0], nms_thresh=nms[0],

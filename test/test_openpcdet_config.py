@@ -1,6 +1,7 @@
 """OpenPCDet YAML configs: _BASE_CONFIG_ resolution as OpenPCDet does it, and what an import carries over or refuses."""
 import pytest
 
+from sparsekd_core.config import load_model_config
 from sparsekd_core.openpcdet.model_config import model_config_from_openpcdet
 from sparsekd_core.openpcdet.yaml_config import OpenPCDetConfigError, load_openpcdet_config
 
@@ -86,6 +87,16 @@ def test_nuscenes_config_gives_six_heads_velocity_ten_sweeps_and_raw_intensity(t
     post = c.head.post
     assert (post.nms_iou_threshold, post.nms_pre_max_size, post.nms_post_max_size) == (0.2, 1000, 83)
     assert any("6 heads" in n for n in imp.notes) and any("0..255" in n for n in imp.notes)
+
+
+def test_openpcdets_nuscenes_voxel_config_is_the_zoo_teacher(tmp_path):
+    """cbgs_voxel0075_res3d_centerpoint imports as nuscenes_cp_voxel's architecture, so a checkpoint of it can teach
+    nuscenes_cp_voxel_s."""
+    imported = _imported(tmp_path, nuscenes_voxel(), rel="nuscenes_models/cbgs_voxel0075_res3d_centerpoint.yaml")
+    imported, zoo = imported.model.to_dict(), load_model_config("nuscenes_cp_voxel").to_dict()
+    for key in ("class_names", "point_features", "sweeps", "voxelization", "vfe", "backbone3d", "bev", "backbone2d",
+                "head"):
+        assert imported[key] == zoo[key], key
 
 
 def test_pillar_config(tmp_path):
