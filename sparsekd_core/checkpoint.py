@@ -64,7 +64,7 @@ def make_payload(cfg: ModelConfig, state_dict: dict, meta: dict | None = None, f
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict | None = None, fp16: bool = False,
                     training: dict | None = None) -> Path:
-    """Write a self-contained checkpoint of ``model`` (a CenterPointDetector). ``fp16`` halves the file size."""
+    """Write a self-contained checkpoint of ``model`` (a BEVDetector). ``fp16`` halves the file size."""
     model = getattr(model, "module", model)  # unwrap DDP
     payload = make_payload(model.cfg, model.state_dict(), meta, fp16)
     if training is not None:
@@ -135,7 +135,7 @@ def load_state_strict(model: torch.nn.Module, state_dict: dict, source: str = "<
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """Checkpoint file -> (CenterPointDetector in eval mode on ``device``, payload)."""
+    """Checkpoint file -> (BEVDetector in eval mode on ``device``, payload)."""
     from .models.detector import build_detector
 
     payload = read_checkpoint(path)

@@ -104,10 +104,57 @@ class PostProcessConfig:
 
 
 @dataclass
+class AnchorClassConfig:
+    """The anchors of one class (OpenPCDet's ANCHOR_GENERATOR_CONFIG entry) and its assignment thresholds.
+
+    sizes: one or more (dx, dy, dz) in metres; rotations: yaws in radians (OpenPCDet: 0 and 1.57);
+    bottom_height: z of the anchors' bottom face (the anchor centre is bottom_height + dz / 2);
+    align_center: anchors at cell centres (True) or spread from the range's first to its last edge (False,
+    OpenPCDet's default). An anchor whose nearest-axis BEV IoU with a box of this class reaches
+    matched_threshold is positive; below unmatched_threshold with every box, negative; in between, ignored.
+    """
+
+    class_name: str
+    sizes: list[list[float]]
+    bottom_height: float
+    matched_threshold: float
+    unmatched_threshold: float
+    rotations: list[float] = field(default_factory=lambda: [0.0, 1.57])
+    align_center: bool = False
+
+
+@dataclass
+class AnchorHeadConfig:
+    """AnchorHeadSingle (SECOND, PointPillars): 1x1 convs for class scores, box residuals and direction bins of
+    every anchor at every BEV cell. ``anchors`` lists one entry per class, in class_names order.
+
+    dir_classifier: predict which half-turn the heading lies in (num_dir_bins bins, starting at dir_offset;
+    decoded headings are wrapped into [dir_limit_offset, dir_limit_offset + period) first); dir_weight: its loss
+    weight (OpenPCDet's LOSS_WEIGHTS dir_weight). Box residuals use OpenPCDet's ResidualCoder (7 codes).
+    """
+
+    anchors: list[AnchorClassConfig] = field(default_factory=list)
+    dir_classifier: bool = True
+    num_dir_bins: int = 2
+    dir_offset: float = 0.78539
+    dir_limit_offset: float = 0.0
+    dir_weight: float = 0.2
+
+
+HEAD_TYPES = ("center", "anchor")
+
+
+@dataclass
 class HeadConfig:
-    """CenterHead. ``class_groups`` splits the classes into heads (OpenPCDet's CLASS_NAMES_EACH_HEAD): each group
+    """The dense head: ``type`` center (CenterHead) or anchor (AnchorHeadSingle, settings in ``anchor``).
+
+    CenterHead: ``class_groups`` splits the classes into heads (OpenPCDet's CLASS_NAMES_EACH_HEAD): each group
     gets its own heatmap and regression convs after the shared conv; empty = one head for all classes.
-    ``velocity`` adds the ``vel`` output (vx, vy in m/s), decoded into box velocities."""
+    ``velocity`` adds the ``vel`` output (vx, vy in m/s), decoded into box velocities. shared_channels,
+    num_hm_conv, num_reg_conv, class_groups, velocity and target are CenterHead's; feature_stride (the head map's
+    cell in voxels), loss and post are both heads'. post.max_per_sample is CenterHead's top-K before the score
+    threshold; an anchor head keeps the nms_pre_max_size best anchors above it (OpenPCDet's order).
+    """
 
     type: str = "center"
     shared_channels: int = 64
@@ -119,6 +166,7 @@ class HeadConfig:
     target: TargetConfig = field(default_factory=TargetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     post: PostProcessConfig = field(default_factory=PostProcessConfig)
+    anchor: Optional[AnchorHeadConfig] = None
 
 
 @dataclass
@@ -183,10 +231,15 @@ class ModelConfig:
             fail("a pillar vfe needs bev.type pillar_scatter")
         if self.vfe.type == "mean" and (self.backbone3d.type == "none" or self.bev.type != "height_compression"):
             fail("a mean vfe needs a sparse backbone3d (voxel_res8x or voxel8x) and bev height_compression")
-        codes = num_regression_codes(self.head.velocity)
-        if len(self.head.loss.code_weights) != codes:
-            fail(f"head.loss.code_weights needs {codes} values (center 2, center_z 1, dim 3, rot 2"
-                 f"{', vel 2' if self.head.velocity else ''})")
+        if self.head.type not in HEAD_TYPES:
+            fail(f"head.type must be one of {', '.join(HEAD_TYPES)} (got {self.head.type!r})")
+        if self.head.type == "anchor":
+            self._validate_anchor_head(fail)
+        else:
+            codes = num_regression_codes(self.head.velocity)
+            if len(self.head.loss.code_weights) != codes:
+                fail(f"head.loss.code_weights needs {codes} values (center 2, center_z 1, dim 3, rot 2"
+                     f"{', vel 2' if self.head.velocity else ''})")
         if self.head.class_groups:
             listed = [c for group in self.head.class_groups for c in group]
             if any(not group for group in self.head.class_groups) or sorted(listed) != sorted(self.class_names) \
@@ -199,6 +252,37 @@ class ModelConfig:
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self
 
+    def _validate_anchor_head(self, fail) -> None:
+        h, a = self.head, self.head.anchor
+        if a is None or not a.anchors:
+            fail("head.type anchor needs head.anchor.anchors: one entry per class (sizes, rotations, bottom_height, "
+                 "matched_threshold, unmatched_threshold), as OpenPCDet's ANCHOR_GENERATOR_CONFIG")
+        names = [c.class_name for c in a.anchors]
+        if names != list(self.class_names):
+            fail(f"head.anchor.anchors name the classes {names}; they must be class_names {list(self.class_names)}, "
+                 "in that order (one anchor set per class)")
+        for c in a.anchors:
+            where = f"head.anchor.anchors ({c.class_name})"
+            if not c.sizes or any(len(s) != 3 or min(s) <= 0 for s in c.sizes):
+                fail(f"{where}: sizes needs one or more [dx, dy, dz] with positive extents (got {c.sizes})")
+            if not c.rotations:
+                fail(f"{where}: rotations needs at least one yaw")
+            if not 0.0 <= c.unmatched_threshold <= c.matched_threshold <= 1.0:
+                fail(f"{where}: need 0 <= unmatched_threshold <= matched_threshold <= 1 (got "
+                     f"{c.unmatched_threshold}, {c.matched_threshold})")
+        if a.dir_classifier and a.num_dir_bins < 2:
+            fail(f"head.anchor.num_dir_bins must be at least 2 (got {a.num_dir_bins})")
+        if h.velocity or h.class_groups:
+            fail("head.velocity and head.class_groups are CenterHead settings; an anchor head has neither")
+        if len(h.loss.code_weights) != ANCHOR_CODES:
+            fail(f"head.loss.code_weights needs {ANCHOR_CODES} values for an anchor head (x, y, z, dx, dy, dz, yaw "
+                 "residuals)")
+
+    @property
+    def is_anchor(self) -> bool:
+        """The model has an anchor head (SECOND, PointPillars) rather than a CenterHead."""
+        return self.head.type == "anchor"
+
     def class_groups(self) -> list[list[int]]:
         """Class indices (into class_names) of each head, in head order; one group of all classes by default."""
         groups = self.head.class_groups or [list(self.class_names)]
@@ -207,6 +291,10 @@ class ModelConfig:
     @property
     def is_pillar(self) -> bool:
         return self.vfe.type == "pillar"
+
+
+#: Box residuals of an anchor head (OpenPCDet's ResidualCoder): x, y, z, log dx, log dy, log dz, yaw.
+ANCHOR_CODES = 7
 
 
 def num_regression_codes(velocity: bool) -> int:
@@ -370,3 +458,26 @@ PAPER_FIGURES = {
     "cp_pillar_v0.64": ("cp_pillar", 85.1, 54.5, 19.6, 52.81, 55.82),
 }
 WAYMO_ZOO = tuple(PAPER_FIGURES)
+
+# The anchor-head families (SECOND, PointPillars): each student's teacher. The paper gives no GFLOPs for them, so
+# the benchmark reports their measured student/teacher ratio without a paper ratio beside it.
+ANCHOR_TEACHERS = {"second_s": "second", "pointpillar_v0.64": "pointpillar", "pointpillar_v0.32": "pointpillar",
+                   "pointpillar_s": "pointpillar"}
+ANCHOR_ZOO = ("second", "second_s", "pointpillar", "pointpillar_v0.64")
+
+KITTI_PREFIX, SIM_SUFFIX = "kitti_", "_sim"
+
+
+def zoo_teacher(student: str) -> str | None:
+    """The zoo teacher a student is distilled from (cp_voxel_s -> cp_voxel, cp_pillar_v0.64_sim -> cp_pillar_sim,
+    kitti_second_s -> kitti_second, pointpillar_s_sim -> pointpillar_sim); None for a teacher or an unknown name."""
+    base, prefix, suffix = student, "", ""
+    if base.startswith(KITTI_PREFIX):
+        base, prefix = base[len(KITTI_PREFIX):], KITTI_PREFIX
+    if base.endswith(SIM_SUFFIX):
+        base, suffix = base[: -len(SIM_SUFFIX)], SIM_SUFFIX
+    teacher = PAPER_FIGURES[base][0] if base in PAPER_FIGURES else ANCHOR_TEACHERS.get(base)
+    if teacher is None:
+        return None
+    teacher = f"{prefix}{teacher}{suffix}"
+    return teacher if teacher in list_models() else None

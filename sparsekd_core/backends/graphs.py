@@ -136,7 +136,12 @@ def example_points(model: nn.Module, n: int = 64) -> torch.Tensor:
 
 
 def dense_graph(model: nn.Module) -> DenseGraph:
-    """The exportable dense part of a CenterPointDetector, on the CPU."""
+    """The exportable dense part of a CenterPoint model, on the CPU (anchor-head models are refused)."""
+    if model.cfg.is_anchor:
+        from . import BackendError
+
+        raise BackendError(f"{model.cfg.name} has an anchor head (SECOND / PointPillars): its dense graph cannot be "
+                           "exported yet, so it runs on backend torch only (and has no ONNX or Autoware export)")
     model = model.cpu().eval()
     with torch.no_grad():
         vb = model.voxelizer_test([example_points(model)])

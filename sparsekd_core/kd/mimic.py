@@ -25,7 +25,7 @@ from .recipe import MimicConfig
 class BEVGeometry:
     """Where a BEV map lies: cell (0, 0)'s lower corner (x_min, y_min) and the cell size, metres.
 
-    Row index grows with y, column index with x (the maps of CenterPointDetector).
+    Row index grows with y, column index with x (the maps of BEVDetector).
     """
 
     x_min: float

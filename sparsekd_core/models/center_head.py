@@ -37,6 +37,10 @@ class HeadOutput:
     rot: torch.Tensor
     vel: Optional[torch.Tensor] = None
 
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        return tuple(self.heatmap.shape[-2:])
+
     def regression(self) -> torch.Tensor:
         """(B, 8 or 10, H, W): center, center_z, dim, rot (, vel) stacked in code order."""
         maps = [self.center, self.center_z, self.dim, self.rot] + ([self.vel] if self.vel is not None else [])
@@ -99,7 +103,7 @@ class CenterHead(nn.Module):
 
     def loss(self, outs: Sequence[HeadOutput], targets: Sequence[CenterTargets]) -> dict[str, torch.Tensor]:
         """Loss terms (scalars) summed over the task heads, as the reference does: hm (focal), loc (weighted L1),
-        and their weighted sum 'total'. ``targets``: one CenterTargets per head (CenterPointDetector.assign_targets)."""
+        and their weighted sum 'total'. ``targets``: one CenterTargets per head (BEVDetector.assign_targets)."""
         if len(outs) != len(targets):
             raise ValueError(f"CenterHead.loss: {len(outs)} head outputs but {len(targets)} target sets")
         lc = self.cfg.loss

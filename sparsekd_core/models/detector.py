@@ -1,7 +1,12 @@
-"""CenterPoint detector: a fixed sequence of stages chosen by the config.
+"""A BEV detector: a fixed sequence of stages chosen by the config.
 
 points -> Voxelizer -> VFE (mean | pillar) -> [VoxelResBackBone8x | VoxelBackBone8x -> HeightCompression
-       | PointPillarScatter] -> BaseBEVBackbone -> CenterHead (one task head per class group) -> (loss | decode + NMS)
+       | PointPillarScatter] -> BaseBEVBackbone -> dense head -> (loss | decode + NMS)
+
+The dense head is CenterHead (CenterPoint: one task head per class group) or AnchorHeadSingle (SECOND,
+PointPillars), by ``head.type``. Both take the BEV features and return a list of raw maps (HeadOutput per task
+head, or one AnchorMaps), assign their own targets, compute their own loss and decode their own boxes; the
+detector and everything above it (training, distillation, inference) only pass these along.
 """
 from __future__ import annotations
 
@@ -16,6 +21,8 @@ from ..ops.voxelize import VoxelBatch, Voxelizer
 from .backbone2d import BaseBEVBackbone
 from .backbone3d import VoxelBackBone8x, VoxelResBackBone8x
 from .bev import HeightCompression, PointPillarScatter
+from .anchor_decode import postprocess_anchors
+from .anchor_head import AnchorHeadSingle, AnchorMaps
 from .center_head import CenterHead, HeadOutput
 from .decode import BoxPredictions, postprocess
 from .targets import CenterTargets, assign_targets, labels_of_group
@@ -26,14 +33,20 @@ from .vfe import MeanVFE, PillarVFE
 class DetectorOutput:
     """What one forward pass produces; KD reads the intermediate maps.
 
-    heads:        raw maps of each task head (one per class group) on the (H, W) grid.
+    heads:        the dense head's raw maps on the (H, W) grid: a CenterHead's HeadOutput per task head (one per
+                  class group), or an anchor head's one AnchorMaps.
     bev_features: (B, C, H, W) output of the 2D backbone (the head's input).
     bev_input:    (B, C0, H0, W0) BEV map entering the 2D backbone.
     """
 
-    heads: list[HeadOutput]
+    heads: list[HeadOutput] | list[AnchorMaps]
     bev_features: torch.Tensor
     bev_input: torch.Tensor
+
+    @property
+    def grid_hw(self) -> tuple[int, int]:
+        """(H, W) of the head's maps."""
+        return self.heads[0].grid_hw
 
     @property
     def head(self) -> HeadOutput:
@@ -49,7 +62,7 @@ class DetectorOutput:
         return DetectorOutput([h.contiguous() for h in self.heads], self.bev_features, self.bev_input)
 
 
-class CenterPointDetector(nn.Module):
+class BEVDetector(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
@@ -74,7 +87,12 @@ class CenterPointDetector(nn.Module):
         filters, up_filters = b2.widths()
         self.backbone2d = BaseBEVBackbone(cfg.bev.num_features, b2.layers, b2.strides, filters,
                                           b2.upsample_strides, up_filters)
-        self.head = CenterHead(self.backbone2d.out_channels, cfg.class_groups(), cfg.head)
+        if cfg.is_anchor:
+            s = cfg.head.feature_stride  # strided convs round up: a map of n cells becomes ceil(n / s)
+            self.head = AnchorHeadSingle(self.backbone2d.out_channels, cfg.head, cfg.class_names,
+                                         (-(-grid[1] // s), -(-grid[0] // s)), vox.point_cloud_range)
+        else:
+            self.head = CenterHead(self.backbone2d.out_channels, cfg.class_groups(), cfg.head)
 
     # ------------------------------------------------------------------ stages
     def voxelize(self, points: list[torch.Tensor]) -> VoxelBatch:
@@ -106,6 +124,8 @@ class CenterPointDetector(nn.Module):
         outside: what to do with a box centred outside the map, "drop" or "clamp" (see targets.assign_targets).
         """
         c, t = self.cfg, self.cfg.head.target
+        if c.is_anchor:  # anchors are fixed by the config; nothing lies outside them
+            return self.head.assign_targets(gt_boxes, gt_labels)
         if c.head.velocity and gt_boxes.shape[-1] < 9:
             raise ValueError(f"{c.name} regresses velocity, so its training boxes need (vx, vy) after the 7 box "
                              f"values (B, M, 9); got {tuple(gt_boxes.shape)}")
@@ -117,7 +137,7 @@ class CenterPointDetector(nn.Module):
                 for group in c.class_groups()]
 
     def loss(self, out: DetectorOutput, gt_boxes: torch.Tensor, gt_labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        targets = self.assign_targets(gt_boxes, gt_labels, tuple(out.heads[0].heatmap.shape[-2:]))
+        targets = self.assign_targets(gt_boxes, gt_labels, out.grid_hw)
         return self.head.loss(out.heads, targets)
 
     def predict(self, out: DetectorOutput, score_threshold: float | None = None,
@@ -129,11 +149,17 @@ class CenterPointDetector(nn.Module):
         """Maps of every task head (from torch or another backend) -> boxes per sample: decode, threshold, NMS
         (``nms=False``: none, as label KD decodes its teacher)."""
         c = self.cfg
+        if c.is_anchor:
+            return postprocess_anchors(self.head, heads, c.head.post, score_threshold, class_thresholds)
         return postprocess(heads, c.class_groups(), c.head.post, c.voxelization.voxel_size,
                            c.voxelization.point_cloud_range, c.head.feature_stride, score_threshold, class_thresholds,
                            nms)
 
 
-def build_detector(cfg: ModelConfig) -> CenterPointDetector:
+# The name from before the head became exchangeable, kept for code that imports it.
+CenterPointDetector = BEVDetector
+
+
+def build_detector(cfg: ModelConfig) -> BEVDetector:
     """Assemble the detector's stages from its config."""
-    return CenterPointDetector(cfg)
+    return BEVDetector(cfg)

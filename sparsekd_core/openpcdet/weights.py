@@ -117,7 +117,7 @@ def _intensity_weight(model: nn.Module) -> tuple[str, int]:
 
 def convert_state_dict(source: dict[str, torch.Tensor], model: nn.Module, *, pcdet_version=None,
                        spconv_layout: Optional[str] = None, intensity_max: float = 1.0) -> ConvertedWeights:
-    """Map an OpenPCDet ``model_state`` onto ``model`` (our CenterPointDetector built from the imported config)."""
+    """Map an OpenPCDet ``model_state`` onto ``model`` (our BEVDetector built from the imported config)."""
     own = model.state_dict()
     ignored, renamed, origin, problems = [], {}, {}, []
     for key, value in source.items():

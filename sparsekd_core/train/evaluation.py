@@ -20,14 +20,14 @@ from tqdm import tqdm
 
 from ..eval.annotations import gt_annos_for, predictions_from_detections
 from ..data.dataset import DetectionDataset, collate_samples
-from ..models.detector import CenterPointDetector
+from ..models.detector import BEVDetector
 from .batches import split_points
 
 Metric = Literal["kitti", "waymo", "nuscenes"]
 
 
 @torch.no_grad()
-def predict_dataset(model: CenterPointDetector, dataset: DetectionDataset, metric: Metric, batch_size: int = 2,
+def predict_dataset(model: BEVDetector, dataset: DetectionDataset, metric: Metric, batch_size: int = 2,
                     workers: int = 0, device: torch.device | None = None, progress: bool = True,
                     amp: bool = False) -> tuple[list[dict], list[dict]]:
     """(ground-truth annos, prediction annos), one dict per frame of ``dataset`` in order. Objects centred
@@ -89,7 +89,7 @@ def headline(result: dict[str, Any], metric: Metric, class_names: list[str]) -> 
     return out
 
 
-def evaluate(model: CenterPointDetector, dataset: DetectionDataset, metric: Metric, batch_size: int = 2,
+def evaluate(model: BEVDetector, dataset: DetectionDataset, metric: Metric, batch_size: int = 2,
              workers: int = 0, progress: bool = True, amp: bool = False, split: str = "val") -> dict[str, Any]:
     """Predict over ``dataset`` and score: {"metric", "num_frames", "headline", "result" (the metric's dict),
     "recall" (recall_eval's dict), "table" (printable)}. ``split``: the split ``dataset`` holds (the nuScenes

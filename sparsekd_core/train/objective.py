@@ -14,7 +14,7 @@ from typing import Any, Iterable
 import torch
 from torch import nn
 
-from ..models.detector import CenterPointDetector
+from ..models.detector import BEVDetector
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +24,7 @@ NO_KD = ("", "none")
 class DetectorObjective(nn.Module):
     """The plain detector loss: focal heatmap + L1 regression (``model.loss``)."""
 
-    def __init__(self, student: CenterPointDetector):
+    def __init__(self, student: BEVDetector):
         super().__init__()
         self.student = student
 
@@ -76,7 +76,7 @@ def recipe_uses_tgi(recipe: Any) -> bool:
     return bool(getattr(tgi, "enabled", True))
 
 
-def build_objective(student: CenterPointDetector, teacher: CenterPointDetector | None = None,
+def build_objective(student: BEVDetector, teacher: BEVDetector | None = None,
                     kd: str | None = None) -> tuple[nn.Module, Any]:
     """The training objective and the KD recipe it follows (None without KD).
 

@@ -38,12 +38,12 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from ..checkpoint import CheckpointError, load_model, load_state_strict, save_checkpoint
-from ..config import ModelConfig, load_model_config
+from ..config import ConfigError, ModelConfig, load_model_config, model_config_from_dict
 from ..data.dataset import DetectionDataset, collate_samples
 from ..data.ground import dataset_ground_z
 from ..eval.report import to_jsonable
 from ..inference import resolve_device
-from ..models.detector import CenterPointDetector, build_detector
+from ..models.detector import BEVDetector, build_detector
 from .batches import batch_inputs
 from .checkpointing import CheckpointManager, capture_rng_state, read_training_checkpoint, restore_rng_state
 from .data import DataSource, build_datasets, detect_layout, ensure_infos
@@ -162,7 +162,7 @@ class Trainer:
         self._val_metric = val_metric
         self.out = Path(options.out)
         #: The trained model after ``run()`` (this process's replica), for callers that continue in Python.
-        self.student: CenterPointDetector | None = None
+        self.student: BEVDetector | None = None
 
     # ------------------------------------------------------------------------------------------ setup
     def _model_config(self) -> ModelConfig:
@@ -193,7 +193,7 @@ class Trainer:
         train, val = build_datasets(source, cfg, seed=self.opts.seed, augment=self.opts.augment, need_val=need_val)
         return train, val, source.layout
 
-    def _teacher(self, device: torch.device) -> CenterPointDetector | None:
+    def _teacher(self, device: torch.device) -> BEVDetector | None:
         if not self.opts.teacher:
             return None
         teacher, _ = load_model(self.opts.teacher, device)
@@ -441,6 +441,14 @@ class Trainer:
     @staticmethod
     def _check_resume(saved: Mapping[str, Any], now: Mapping[str, Any], path: Path) -> None:
         now = to_jsonable(now)
+        saved = dict(saved)
+        if isinstance(saved.get("model_config"), dict):
+            # Through today's schema: a setting added since the run started (with its default, so the same model)
+            # is no difference; a config that no longer loads is compared as written and so differs.
+            try:
+                saved["model_config"] = to_jsonable(model_config_from_dict(saved["model_config"]).to_dict())
+            except ConfigError:
+                pass
         diffs = [k for k in RESUME_KEYS if k in saved and saved[k] != now.get(k)]
         if diffs:
             detail = "; ".join(f"{k}: checkpoint {_short(saved[k])} vs now {_short(now.get(k))}" for k in diffs)
@@ -480,8 +488,8 @@ class _Run:
     """Everything one run trains with (built by Trainer._build)."""
 
     cfg: ModelConfig
-    student: CenterPointDetector
-    teacher: CenterPointDetector | None
+    student: BEVDetector
+    teacher: BEVDetector | None
     objective: torch.nn.Module
     model: torch.nn.Module  # the objective, DDP-wrapped when distributed
     recipe: Any
