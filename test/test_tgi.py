@@ -12,7 +12,9 @@ from sparsekd_core.models.detector import build_detector
 
 from conftest import trained_looking
 
-PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim")]
+PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim"),
+         # anchor heads, and SECOND's VoxelBackBone8x (plain sparse conv stages, no residual blocks)
+         ("second_sim", "second_s_sim"), ("pointpillar_sim", "pointpillar_s_sim")]
 
 
 def small(name: str):
@@ -59,6 +61,33 @@ def test_full_width_student_reproduces_teacher_in_every_mode(name):
             out = student(pts)
         torch.testing.assert_close(out.head.heatmap, ref.head.heatmap, atol=1e-5, rtol=0)
         torch.testing.assert_close(out.head.regression(), ref.head.regression(), atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["second_sim", "pointpillar_sim"])
+def test_full_width_anchor_student_reproduces_teacher(name):
+    """Through VoxelBackBone8x / PillarVFE, the BEV backbone and the anchor head's three convs."""
+    t = teacher(name)
+    pts = [cloud(t.cfg, 0)]
+    with torch.no_grad():
+        ref = t(pts).head
+    for mode in MODES:
+        student = build_detector(small(name)).eval()
+        apply_tgi(t, student, mode, keep_order=False)
+        with torch.no_grad():
+            out = student(pts).head
+        for m in ("cls", "box", "dir"):
+            torch.testing.assert_close(getattr(out, m), getattr(ref, m), atol=1e-4, rtol=1e-5)
+
+
+def test_narrow_anchor_head_keeps_every_anchor_output_and_the_kept_features():
+    t = teacher("pointpillar_sim")
+    result = teacher_guided_init(t, build_detector(small("pointpillar_s_sim")), "first")
+    ts, sd = t.state_dict(), result.state_dict
+    # the half-width BEV backbone keeps the first 64 of each 128-channel deblock, concatenated at 0, 128, 256
+    kept = torch.cat([torch.arange(64), torch.arange(128, 192), torch.arange(256, 320)])
+    for conv in ("conv_cls", "conv_box", "conv_dir_cls"):
+        assert torch.equal(sd[f"head.{conv}.weight"], ts[f"head.{conv}.weight"][:, kept])
+        assert torch.equal(sd[f"head.{conv}.bias"], ts[f"head.{conv}.bias"])
 
 
 # ----------------------------------------------------------------------------- narrowing by index

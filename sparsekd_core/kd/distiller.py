@@ -17,18 +17,24 @@ teacher's targets from the ground truth alone, on the teacher's grid (kd/logit.p
 """
 from __future__ import annotations
 
+import dataclasses
+import logging
 from typing import Optional
 
 import torch
 from torch import nn
 
-from ..models.detector import CenterPointDetector, DetectorOutput
+from ..models.detector import BEVDetector, DetectorOutput
+from .anchor_logit import AnchorLogitKD
 from .feature import FitNetKD
 from .label import LabelKD
 from .logit import LogitKD
 from .mimic import MimicKD
 from .recipe import KDRecipe
 from .tgi import TGIResult, apply_tgi
+
+
+log = logging.getLogger(__name__)
 
 
 class DistillerError(ValueError):
@@ -52,14 +58,41 @@ def decodable(out: DetectorOutput) -> DetectorOutput:
     return out.contiguous()
 
 
+def _anchor_kinds(cfg) -> list:
+    """What an anchor head's anchors are, cell by cell (sizes, rotations, heights), whatever the grid."""
+    return [(a.class_name, a.sizes, a.rotations, a.bottom_height) for a in cfg.head.anchor.anchors]
+
+
+def _anchor_pair(recipe: KDRecipe, student: BEVDetector, teacher: BEVDetector) -> KDRecipe:
+    """Check that an anchor-head teacher and student predict for the same anchors per cell, and turn regression KD
+    off when their anchors lie on different grids (the authors' rule: regression KD unless there is an input
+    resolution gap; it compares residuals anchor by anchor)."""
+    if _anchor_kinds(student.cfg) != _anchor_kinds(teacher.cfg):
+        raise DistillerError("the teacher's and the student's anchor heads use different anchors (head.anchor.anchors "
+                             "sizes, rotations, bottom heights): logit KD compares the same anchors, so give the "
+                             "student the teacher's anchors")
+    if recipe.logit.enabled and recipe.logit.reg_weight != 0 and student.head.map_hw != teacher.head.map_hw:
+        log.info("regression KD off: the student's anchors lie on a %s map, the teacher's on %s (a resolution gap)",
+                 student.head.map_hw, teacher.head.map_hw)
+        recipe = dataclasses.replace(recipe, logit=dataclasses.replace(recipe.logit, reg_weight=0.0))
+    return recipe
+
+
+def _logit_kd(recipe: KDRecipe, student: BEVDetector):
+    """The logit KD of the student's kind of head."""
+    if student.cfg.is_anchor:
+        return AnchorLogitKD(recipe.logit, student.head.num_anchors, student.cfg.head.loss.code_weights)
+    return LogitKD(recipe.logit, student.cfg.head.loss.code_weights)
+
+
 class Distiller(nn.Module):
     """student (+ frozen teacher) + KD recipe -> loss terms per training step.
 
-    student, teacher: CenterPointDetector (teacher may be None when the recipe needs none).
+    student, teacher: BEVDetector (teacher may be None when the recipe needs none).
     recipe: KDRecipe; family overrides (voxel / pillar) are resolved for the student here.
     """
 
-    def __init__(self, student: CenterPointDetector, teacher: Optional[CenterPointDetector] = None,
+    def __init__(self, student: BEVDetector, teacher: Optional[BEVDetector] = None,
                  recipe: Optional[KDRecipe] = None):
         super().__init__()
         recipe = (recipe or KDRecipe()).for_student(student.cfg)
@@ -78,6 +111,11 @@ class Distiller(nn.Module):
             if list(s.point_features) != list(t.point_features):
                 raise DistillerError(f"teacher point features {t.point_features} differ from the student's "
                                      f"{s.point_features}: both must read the same point columns")
+            if s.head.type != t.head.type:
+                raise DistillerError(f"the teacher has a {t.head.type} head, the student a {s.head.type} head: logit "
+                                     "KD compares their maps, so distil between models with the same kind of head")
+            if s.is_anchor:
+                recipe = _anchor_pair(recipe, student, teacher)
             teacher.requires_grad_(False)
             if recipe.teacher_mode == "train":
                 _freeze_bn_statistics(teacher)
@@ -87,7 +125,7 @@ class Distiller(nn.Module):
         self.last_stats: dict[str, float] = {}
 
         num_classes = len(student.cfg.class_names)
-        self.logit_kd = LogitKD(recipe.logit, student.cfg.head.loss.code_weights) if recipe.logit.enabled else None
+        self.logit_kd = _logit_kd(recipe, student) if recipe.logit.enabled else None
         self.label_kd = LabelKD(recipe.label, num_classes) if recipe.label.enabled else None
         s_ch = student.backbone2d.out_channels
         t_ch = teacher.backbone2d.out_channels if teacher is not None else s_ch
@@ -96,7 +134,7 @@ class Distiller(nn.Module):
                       if recipe.mimic.enabled else None)
 
     @property
-    def teacher(self) -> Optional[CenterPointDetector]:
+    def teacher(self) -> Optional[BEVDetector]:
         return self._teacher_box[0]
 
     def _apply(self, fn, recurse: bool = True):
@@ -133,7 +171,8 @@ class Distiller(nn.Module):
                       gt_labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """points_list: B tensors (N_i, F) on the student's device; gt_boxes (B, M, 7); gt_labels (B, M), -1 padding.
 
-        Returns scalar loss terms: hm, loc (detection), the enabled KD terms (kd_hm, kd_reg, kd_feat, kd_mimic),
+        Returns scalar loss terms: the head's detection terms (CenterHead: hm, loc; anchor head: cls, loc, dir), the
+        enabled KD terms (kd_hm, kd_reg, kd_feat, kd_mimic),
         and total (their sum; weights are already applied). Counts go to ``self.last_stats``.
         """
         student = self.student
@@ -147,16 +186,14 @@ class Distiller(nn.Module):
             preds = self.label_kd.teacher_boxes(self.teacher, decodable(t_out))
             boxes, labels, added = self.label_kd(preds, gt_boxes, gt_labels)
             stats["teacher_boxes"] = float(added.sum())
-        hw = tuple(s_out.heads[0].heatmap.shape[-2:])
-        targets = student.assign_targets(boxes, labels, hw, outside)
+        targets = student.assign_targets(boxes, labels, s_out.grid_hw, outside)
         det = student.head.loss(s_out.heads, targets)
-        losses: dict[str, torch.Tensor] = {"hm": det["hm"], "loc": det["loc"]}
+        losses: dict[str, torch.Tensor] = {k: v for k, v in det.items() if k != "total"}
 
         if self.logit_kd is not None:
             # As the reference: the KD mask and the regression-KD centres come from the teacher's own targets (its
             # grid, the ground truth alone); the label-KD boxes above feed only the detection loss.
-            kd_targets = self.teacher.assign_targets(gt_boxes, gt_labels, tuple(t_out.heads[0].heatmap.shape[-2:]),
-                                                     outside)
+            kd_targets = self.teacher.assign_targets(gt_boxes, gt_labels, t_out.grid_hw, outside)
             losses.update(self.logit_kd.over_heads(s_out.heads, t_out.heads, kd_targets))
         if self.fitnet is not None:
             losses["kd_feat"] = self.fitnet(s_out.bev_features, t_out.bev_features)

@@ -87,7 +87,7 @@ class LabelKD:
         # decides, and the next float32 above it turns the decoder's "score >= minimum" into "score > threshold".
         floor = teacher.cfg.head.post.score_threshold
         larger = self.thresholds.clamp(min=floor)
-        thresholds = torch.nextafter(larger, torch.full_like(larger, 2.0)).to(teacher_out.heads[0].heatmap.device)
+        thresholds = torch.nextafter(larger, torch.full_like(larger, 2.0)).to(teacher_out.bev_features.device)
         with torch.no_grad():
             return teacher.predict(teacher_out, class_thresholds=thresholds, nms=self.cfg.nms)
 

@@ -10,6 +10,7 @@ A recipe file (sparsekd_core/configs/kd/NAME.yaml or any path) is a mapping whos
     fitnet: {...}  mimic: {...}  label: {...}  tgi: {...}
     family:                             # optional overrides for one model family, merged by for_student()
       pillar: {logit: {hm_weight: 7.0}}
+      anchor: {logit: {hm_weight: 15.0}}  # anchor-head students, merged after voxel / pillar
 
 ``load_kd_recipe("logit,label,tgi")`` merges several recipes left to right (later keys win), so methods
 compose. Loading is strict (sparsekd_core.config.from_dict): an unknown key or a wrong type is an error
@@ -24,7 +25,8 @@ from typing import Any, Optional
 from ..config import (KD_DIR, ConfigError, ModelConfig, bundled_names, deep_merge, from_dict, read_yaml,
                       resolve_bundled_yaml)
 
-FAMILIES = ("voxel", "pillar")
+# Backbone families (every model is one) and the head family "anchor" (anchor-head models), merged in that order.
+FAMILIES = ("voxel", "pillar", "anchor")
 TEACHER_MODES = ("eval", "train")
 TGI_MODES = ("first", "bn_scale", "l1")
 OUTSIDE_MAP = ("drop", "clamp")
@@ -182,24 +184,36 @@ class KDRecipe:
         return self
 
     def for_family(self, family: str) -> "KDRecipe":
-        """This recipe with the overrides of ``family`` (voxel | pillar) merged in."""
-        if family not in FAMILIES:
-            raise ConfigError(f"unknown model family {family!r} (use {', '.join(FAMILIES)})")
-        override = self.family.get(family)
-        if not override:
+        """This recipe with the overrides of ``family`` (voxel | pillar | anchor) merged in."""
+        return self.for_families([family])
+
+    def for_families(self, families: list[str]) -> "KDRecipe":
+        """This recipe with the overrides of each of ``families`` merged in, in order (later ones win)."""
+        data = _to_dict(self)
+        for family in families:
+            if family not in FAMILIES:
+                raise ConfigError(f"unknown model family {family!r} (use {', '.join(FAMILIES)})")
+            override = self.family.get(family)
+            if override is not None and not isinstance(override, dict):
+                raise ConfigError(f"recipe {self.name}: family.{family} must be a mapping")
+            data = deep_merge(data, override or {})
+        if not any(self.family.get(f) for f in families):
             return self
-        if not isinstance(override, dict):
-            raise ConfigError(f"recipe {self.name}: family.{family} must be a mapping")
-        data = deep_merge(_to_dict(self), override)
         data["family"] = {}
-        return _build(data, f"recipe {self.name} (family {family})")
+        return _build(data, f"recipe {self.name} (family {', '.join(families)})")
 
     def for_student(self, cfg: ModelConfig) -> "KDRecipe":
-        """Resolve the family overrides for a student model config."""
-        return self.for_family("pillar" if cfg.is_pillar else "voxel")
+        """Resolve the family overrides for a student model config: its backbone family (voxel | pillar), then
+        ``anchor`` for an anchor-head student."""
+        return self.for_families(model_families(cfg))
 
     def to_dict(self) -> dict:
         return _to_dict(self)
+
+
+def model_families(cfg: ModelConfig) -> list[str]:
+    """The recipe families a model belongs to, in the order their overrides apply."""
+    return ["pillar" if cfg.is_pillar else "voxel"] + (["anchor"] if cfg.is_anchor else [])
 
 
 def _to_dict(recipe: KDRecipe) -> dict:

@@ -21,6 +21,8 @@ How the choice propagates, derived from the detector's module tree (no parameter
     of the branches before it.
   * CenterHead: the shared conv feeds every task head and every tower in it; each tower's final conv keeps
     all its outputs. Teacher and student must group their classes into the same heads.
+  * AnchorHeadSingle: its class, box and direction convs all read the BEV features and keep all their outputs
+    (one per anchor, class, code or bin); teacher and student must have the same anchors per cell.
   * PillarVFE: a non-final PFN layer outputs [per-point, pillar max] (twice its units); the next layer's
     kept inputs are the kept units in both halves.
 Anything else with parameters, or a shape that does not fit, raises TGIError naming the layer.
@@ -33,11 +35,12 @@ from typing import Callable, Optional
 import torch
 from torch import nn
 
+from ..models.anchor_head import AnchorHeadSingle
 from ..models.backbone2d import BaseBEVBackbone
 from ..models.backbone3d import SparseBasicBlock, VoxelResBackBone8x
 from ..models.bev import HeightCompression, PointPillarScatter
 from ..models.center_head import CenterHead
-from ..models.detector import CenterPointDetector
+from ..models.detector import BEVDetector
 from ..models.vfe import MeanVFE, PFNLayer, PillarVFE
 from ..ops.spconv_compat import spconv
 
@@ -141,7 +144,7 @@ class _Planner:
         self.student_modules = dict(student.named_modules())
         self.layers: dict[str, LayerMap] = {}
         self.handlers: list[tuple[type, Callable]] = [
-            (CenterPointDetector, self._detector),
+            (BEVDetector, self._detector),
             (MeanVFE, self._mean_vfe),
             (PillarVFE, self._pillar_vfe),
             (VoxelResBackBone8x, self._children_chain),
@@ -150,6 +153,7 @@ class _Planner:
             (PointPillarScatter, self._pillar_scatter),
             (BaseBEVBackbone, self._bev_backbone),
             (CenterHead, self._center_head),
+            (AnchorHeadSingle, self._anchor_head),
             (nn.modules.batchnorm._BatchNorm, self._norm),
             (spconv.SparseSequential, self._children_chain),
             (nn.Sequential, self._children_chain),
@@ -259,7 +263,7 @@ class _Planner:
         return sel
 
     # -- structures whose data flow is not a plain chain
-    def _detector(self, name, m: CenterPointDetector, sel):
+    def _detector(self, name, m: BEVDetector, sel):
         return self._children_chain(name, m, Selection.full(len(m.cfg.point_features)))
 
     def _mean_vfe(self, name, m: MeanVFE, sel):
@@ -328,6 +332,17 @@ class _Planner:
         return None
 
 
+    def _anchor_head(self, name, m: AnchorHeadSingle, sel):
+        student = self._student(name, m)
+        if student.num_anchors != m.num_anchors or student.num_classes != m.num_classes:
+            raise TGIError(f"{name}: the teacher predicts {m.num_anchors} anchors x {m.num_classes} classes per cell, "
+                           f"the student {student.num_anchors} x {student.num_classes}: TGI needs the same anchors")
+        for child, conv in m.named_children():
+            keep_all = Selection.full(_io_channels(conv)[1])
+            self._conv(self._join(name, child), conv, sel, None, keep_all)
+        return None
+
+
 # ----------------------------------------------------------------------------- narrowing
 def _narrow(key: str, tensor: torch.Tensor, lm: LayerMap) -> torch.Tensor:
     leaf = key.rsplit(".", 1)[-1]
@@ -349,7 +364,7 @@ def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "fir
                         keep_order: bool = True) -> TGIResult:
     """Build the student's initial state_dict from the teacher by channel selection.
 
-    teacher, student: CenterPointDetector of the same structure (the student may be narrower anywhere; stride,
+    teacher, student: BEVDetector of the same structure (the student may be narrower anywhere; stride,
         voxel size and range may differ, they carry no weights).
     mode: first | bn_scale | l1 (see the module docstring).
     keep_order: keep the chosen channels in the teacher's order (True) or in order of importance (False; the
