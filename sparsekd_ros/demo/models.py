@@ -12,14 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsekd_core.checkpoint import CheckpointError, read_checkpoint, write_untrained_checkpoint
-from sparsekd_core.config import PAPER_FIGURES, list_models
+from sparsekd_core.config import SIM_SUFFIX, list_models, zoo_teacher
 from sparsekd_core import inference
 
 __all__ = ["DemoModel", "stand_in_architecture", "teacher_of", "resolve_student", "resolve_teacher",
            "recorded_teacher_scores", "untrained_banner"]
-
-SIM_SUFFIX = "_sim"
-KITTI_PREFIX = "kitti_"
 
 
 @dataclass(frozen=True)
@@ -55,17 +52,8 @@ def stand_in_architecture(name: str) -> str:
 
 
 def teacher_of(student: str) -> str | None:
-    """The zoo teacher a student is distilled from (cp_voxel_s -> cp_voxel, cp_pillar_v0.64_sim -> cp_pillar_sim,
-    kitti_cp_voxel_s -> kitti_cp_voxel); None for a teacher or an unknown name."""
-    base, prefix, suffix = student, "", ""
-    if base.startswith(KITTI_PREFIX):
-        base, prefix = base[len(KITTI_PREFIX):], KITTI_PREFIX
-    if base.endswith(SIM_SUFFIX):
-        base, suffix = base[: -len(SIM_SUFFIX)], SIM_SUFFIX
-    if base not in PAPER_FIGURES or PAPER_FIGURES[base][0] is None:
-        return None
-    teacher = f"{prefix}{PAPER_FIGURES[base][0]}{suffix}"
-    return teacher if teacher in list_models() else None
+    """The zoo teacher a student is distilled from (config.zoo_teacher); None for a teacher or an unknown name."""
+    return zoo_teacher(student)
 
 
 def _described(name: str, path: Path, source: str) -> DemoModel:
