@@ -103,10 +103,11 @@ def test_sparsekd_recipe_resolves_to_the_authors_anchor_settings():
     anchor = r.for_student(small("pointpillar_s_sim"))
     assert anchor.logit.hm_weight == 15.0 and anchor.logit.reg_weight == 0.2
     assert anchor.logit.mask.foreground and not anchor.logit.mask.soft
-    assert anchor.label.enabled and anchor.tgi.enabled
+    assert anchor.label.enabled and anchor.label.nms and anchor.tgi.enabled  # the teacher's own detections
     # CenterPoint students keep theirs
     centre = r.for_student(small("cp_pillar_v0.64_sim"))
     assert centre.logit.hm_weight == 7.0 and centre.logit.reg_weight == 0.0 and centre.logit.mask.soft
+    assert not centre.label.nms
 
 
 def _pair(teacher_name, student_name):

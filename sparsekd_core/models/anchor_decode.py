@@ -14,7 +14,7 @@ import torch
 from ..config import PostProcessConfig
 from ..geometry.nms import multiclass_nms
 from .anchor_head import AnchorHeadSingle, AnchorMaps
-from .decode import BoxPredictions, _nms_boxes as nms_boxes
+from .decode import BoxPredictions, nms_boxes
 
 
 def postprocess_anchors(head: AnchorHeadSingle, outs: Sequence[AnchorMaps], post: PostProcessConfig,

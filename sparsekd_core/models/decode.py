@@ -51,7 +51,7 @@ def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_
     return boxes, scores, labels, velocities
 
 
-def _nms_boxes(boxes: torch.Tensor, nms_type: str) -> torch.Tensor:
+def nms_boxes(boxes: torch.Tensor, nms_type: str) -> torch.Tensor:
     """The boxes NMS compares: as they are, or with the heading dropped (OpenPCDet's nms_normal)."""
     if nms_type == "axis_aligned":
         boxes = boxes.clone()
@@ -89,7 +89,7 @@ def postprocess(outs: Sequence[HeadOutput], class_groups: Sequence[Sequence[int]
             keep &= torch.isfinite(boxes[i]).all(dim=1)
             bx, sc, lb = boxes[i][keep], scores[i][keep], labels[i][keep]
             if nms:
-                sel = multiclass_nms(_nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
+                sel = multiclass_nms(nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
                                      post.nms_pre_max_size, post.nms_post_max_size,
                                      class_agnostic=post.class_agnostic_nms)
             else:

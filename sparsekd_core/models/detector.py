@@ -150,7 +150,7 @@ class BEVDetector(nn.Module):
         (``nms=False``: none, as label KD decodes its teacher)."""
         c = self.cfg
         if c.is_anchor:
-            return postprocess_anchors(self.head, heads, c.head.post, score_threshold, class_thresholds)
+            return postprocess_anchors(self.head, heads, c.head.post, score_threshold, class_thresholds, nms)
         return postprocess(heads, c.class_groups(), c.head.post, c.voxelization.voxel_size,
                            c.voxelization.point_cloud_range, c.head.feature_stride, score_threshold, class_thresholds,
                            nms)
