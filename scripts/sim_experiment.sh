@@ -6,10 +6,11 @@
 #   scripts/sim_experiment.sh pillar long   # then: 6-epoch students (SparseKD, no KD, TGI alone; seed 0)
 #   scripts/sim_experiment.sh pillar kd     # only the rows a change to the KD loss touches: the teacher, the
 #                                           # plain and SparseKD students (seeds 0, 1), the 6-epoch SparseKD one
+#   scripts/sim_experiment.sh anchor        # anchor heads: pointpillar_sim teacher -> pointpillar_s_sim students
 #
-# Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain student and the
-# SparseKD student (seeds 0 and 1); the ablations (pivotal logit KD, pivotal + label KD, full-map logit KD, FitNet
-# feature KD, TGI alone; seed 0). Each run writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI
+# Runs, in this order: the teacher (see below for the voxel teacher's extra epochs); the plain students (seeds 0 and
+# 1); the SparseKD students (seeds 0 and 1); the ablations (TGI alone, pivotal logit KD, pivotal + label KD,
+# full-map logit KD, FitNet feature KD; seed 0). Each run writes RUNS/<family>_<name>/ (final.pth, summary.json with the KITTI
 # AP, log.jsonl) and its console log beside it; a finished run (final.pth present) is skipped and an interrupted one
 # resumes from its newest checkpoint, so the script can be stopped and started again at any time. The two families
 # are independent: run them side by side on a 2-core machine (each uses one thread; spconv's CPU path is
@@ -18,10 +19,11 @@
 # trains), so a core that finished its own family can help the other.
 #
 # Environment: DATA (default data/sim/kitti; make it with `sparsekd-sim --out data/sim --frames 600 --seed 0`
-# and `sparsekd-data kitti --root data/sim/kitti`), RUNS (default runs/sim), THREADS (default 1).
+# and `sparsekd-data kitti --root data/sim/kitti`), RUNS (default runs/sim), THREADS (default 1), CKPT_EVERY
+# (default 0: a checkpoint per epoch; N: also every N steps, for long epochs).
 set -euo pipefail
 
-family=${1:?usage: scripts/sim_experiment.sh voxel|pillar [main|long|kd]}
+family=${1:?usage: scripts/sim_experiment.sh voxel|pillar|anchor [main|long|kd]}
 stage=${2:-main}
 case "$stage" in main|long|kd) ;; *) echo "unknown stage '$stage': use main, long or kd" >&2; exit 2 ;; esac
 DATA=${DATA:-data/sim/kitti}
@@ -33,7 +35,8 @@ export OMP_NUM_THREADS=${THREADS:-1}
 case "$family" in
   voxel)  teacher_model=cp_voxel_sim;  student_model=cp_voxel_s_sim; more_teacher_epochs=2 ;;
   pillar) teacher_model=cp_pillar_sim; student_model=cp_pillar_v0.64_sim; more_teacher_epochs=0 ;;
-  *) echo "unknown family '$family': use voxel or pillar" >&2; exit 2 ;;
+  anchor) teacher_model=pointpillar_sim; student_model=pointpillar_s_sim; more_teacher_epochs=0 ;;
+  *) echo "unknown family '$family': use voxel, pillar or anchor" >&2; exit 2 ;;
 esac
 teacher="$RUNS/${family}_teacher/final.pth"
 
@@ -55,7 +58,8 @@ train() {  # train NAME ARGS...: one resumable run
     done
   fi
   echo "[$family] $name: sparsekd-train $* --data $DATA --out $out"
-  sparsekd-train "$@" --data "$DATA" --out "$out" --resume --workers 0 --quiet >>"$out/console.log" 2>&1
+  sparsekd-train "$@" --data "$DATA" --out "$out" --resume --workers 0 --ckpt-every "${CKPT_EVERY:-0}" --quiet \
+    >>"$out/console.log" 2>&1
   rm -rf "$out/.lock"
   echo "[$family] $name: finished"
 }
@@ -67,26 +71,25 @@ if (( more_teacher_epochs > 0 )); then
 else
   train teacher --model "$teacher_model"
 fi
-if [[ "$stage" == kd ]]; then  # re-run the SparseKD rows (and what they are compared with), not the ablations
-  for seed in 0 1; do
-    train "student_s$seed" --model "$student_model" --seed "$seed"
-    train "sparsekd_s$seed" --model "$student_model" --seed "$seed" --teacher "$teacher" --kd sparsekd
-  done
-  train sparsekd_6ep_s0 --model "$student_model" --teacher "$teacher" --kd sparsekd --epochs 6
-  exit 0
-fi
 if [[ "$stage" == long ]]; then  # 3x the students' schedule: do the KD losses add to TGI when students train longer?
   train sparsekd_6ep_s0 --model "$student_model" --teacher "$teacher" --kd sparsekd --epochs 6
   train student_6ep_s0 --model "$student_model" --epochs 6
   train tgi_6ep_s0 --model "$student_model" --teacher "$teacher" --kd tgi --epochs 6
   exit 0
 fi
+# the plain students first: they need no teacher, so a second and third call train them while the teacher trains
 for seed in 0 1; do
   train "student_s$seed" --model "$student_model" --seed "$seed"
+done
+for seed in 0 1; do
   train "sparsekd_s$seed" --model "$student_model" --seed "$seed" --teacher "$teacher" --kd sparsekd
 done
+if [[ "$stage" == kd ]]; then  # re-run the SparseKD rows (and what they are compared with), not the ablations
+  train sparsekd_6ep_s0 --model "$student_model" --teacher "$teacher" --kd sparsekd --epochs 6
+  exit 0
+fi
+train tgi_s0 --model "$student_model" --teacher "$teacher" --kd tgi
 train pivotal_s0 --model "$student_model" --teacher "$teacher" --kd pivotal
 train pivotal_label_s0 --model "$student_model" --teacher "$teacher" --kd pivotal,label
 train logit_s0 --model "$student_model" --teacher "$teacher" --kd logit
 train feature_s0 --model "$student_model" --teacher "$teacher" --kd feature
-train tgi_s0 --model "$student_model" --teacher "$teacher" --kd tgi

@@ -42,11 +42,18 @@ def anchor_layout(classes: list[AnchorClassConfig]) -> AnchorLayout:
 
 
 def _positions(lo: float, hi: float, n: int, align_center: bool) -> torch.Tensor:
+    """n anchor positions from lo to hi, as OpenPCDet computes them (a float32 arange, whose rounding moves the
+    last ones by up to ~1e-5 m on a 150 m range): the same anchors, so the same near-ties in assignment."""
     if align_center:
         step = (hi - lo) / n
-        return lo + step / 2 + step * torch.arange(n, dtype=torch.float64)
-    step = (hi - lo) / max(n - 1, 1)
-    return lo + step * torch.arange(n, dtype=torch.float64)
+        start = lo + step / 2
+    else:
+        step = (hi - lo) / max(n - 1, 1)
+        start = lo
+    out = torch.arange(start, hi + 1e-5, step=step, dtype=torch.float32)[:n]
+    if len(out) != n:  # float steps can fall a position short; then exact multiples
+        out = (start + step * torch.arange(n, dtype=torch.float64)).float()
+    return out
 
 
 def class_anchors(cfg: AnchorClassConfig, map_hw: tuple[int, int], point_cloud_range) -> torch.Tensor:
@@ -55,16 +62,17 @@ def class_anchors(cfg: AnchorClassConfig, map_hw: tuple[int, int], point_cloud_r
     r = point_cloud_range
     xs = _positions(r[0], r[3], w, cfg.align_center)
     ys = _positions(r[1], r[4], h, cfg.align_center)
-    sizes = torch.tensor(cfg.sizes, dtype=torch.float64)  # (S, 3)
-    rots = torch.tensor(cfg.rotations, dtype=torch.float64)  # (R,)
+    sizes = torch.tensor(cfg.sizes, dtype=torch.float32)  # (S, 3)
+    rots = torch.tensor(cfg.rotations, dtype=torch.float32)  # (R,)
     s, n_rot = len(sizes), len(rots)
-    out = torch.zeros(h, w, s, n_rot, 7, dtype=torch.float64)
+    out = torch.zeros(h, w, s, n_rot, 7, dtype=torch.float32)
     out[..., 0] = xs.view(1, w, 1, 1)
     out[..., 1] = ys.view(h, 1, 1, 1)
+    out[..., 2] = cfg.bottom_height
     out[..., 3:6] = sizes.view(1, 1, s, 1, 3)
-    out[..., 2] = cfg.bottom_height + sizes[:, 2].view(1, 1, s, 1) / 2  # bottom face -> gravity centre
+    out[..., 2] += out[..., 5] / 2  # bottom face -> gravity centre
     out[..., 6] = rots.view(1, 1, 1, n_rot)
-    return out.reshape(h, w, s * n_rot, 7).float()
+    return out.reshape(h, w, s * n_rot, 7)
 
 
 def generate_anchors(classes: list[AnchorClassConfig], map_hw: tuple[int, int], point_cloud_range) -> torch.Tensor:
