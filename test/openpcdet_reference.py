@@ -2,14 +2,16 @@
 
 Facts taken from the reference code (open-mmlab/OpenPCDet 0.6, CVMI-Lab/SparseKD 0.5.2), not from our importer:
   * configs: the YAML fields of tools/cfgs/dataset_configs/{waymo,kitti,nuscenes}_dataset.yaml and of
-    waymo_models/centerpoint.yaml, centerpoint_pillar_1x.yaml, nuscenes_models/cbgs_voxel0075_res3d_centerpoint.yaml
-    and SparseKD's cp-voxel-s.yaml, cut to what a model needs and with ranges cropped for CPU time;
+    waymo_models/centerpoint.yaml, centerpoint_pillar_1x.yaml, nuscenes_models/cbgs_voxel0075_res3d_centerpoint.yaml,
+    kitti_models/pointpillar.yaml, second.yaml and SparseKD's cp-voxel-s.yaml, cut to what a model needs and with
+    ranges cropped for CPU time;
   * checkpoints: tools/train_utils/train_utils.py checkpoint_state (model_state, optimizer_state, epoch, it,
     version 'pcdet+<version>'), saved with _use_new_zipfile_serialization=False; OpenPCDet's one-cycle schedule puts
     numpy floats in the optimiser's param groups;
   * state_dict names: the Detector3DTemplate module names (vfe, backbone_3d, map_to_bev_module, backbone_2d,
     dense_head), SparseBasicBlock's conv1/bn1/conv2/bn2 with conv biases, CenterHead's shared_conv and
-    heads_list.<i>.<hm|center|center_z|dim|rot|vel>, a global_step buffer; REFERENCE_KEYS below lists names and
+    heads_list.<i>.<hm|center|center_z|dim|rot|vel>, AnchorHeadSingle's conv_cls/conv_box/conv_dir_cls, a
+    global_step buffer; REFERENCE_KEYS below lists names and
     shapes read from a SparseKD cp-voxel-s model built by the reference code;
   * spconv weight layouts: 1.x (k, k, k, C_in, C_out), 2.0/2.1 native (k, k, k, C_out, C_in),
     2.2+ (C_out, k, k, k, C_in).
@@ -251,6 +253,116 @@ MODEL:
 """ + VOXEL_BEV + _head("[['Car', 'Pedestrian', 'Cyclist']]", head_bias=False)
 
 
+# DENSE_HEAD and POST_PROCESSING of OpenPCDet's kitti_models/pointpillar.yaml and second.yaml (they differ only in
+# feature_map_stride: 2 for PointPillars, 8 for SECOND)
+_ANCHOR_HEAD = """\
+    DENSE_HEAD:
+        NAME: AnchorHeadSingle
+        CLASS_AGNOSTIC: False
+        USE_DIRECTION_CLASSIFIER: True
+        DIR_OFFSET: 0.78539
+        DIR_LIMIT_OFFSET: 0.0
+        NUM_DIR_BINS: 2
+        ANCHOR_GENERATOR_CONFIG: [
+            {{'class_name': 'Car', 'anchor_sizes': [[3.9, 1.6, 1.56]], 'anchor_rotations': [0, 1.57],
+              'anchor_bottom_heights': [-1.78], 'align_center': False, 'feature_map_stride': {stride},
+              'matched_threshold': 0.6, 'unmatched_threshold': 0.45}},
+            {{'class_name': 'Pedestrian', 'anchor_sizes': [[0.8, 0.6, 1.73]], 'anchor_rotations': [0, 1.57],
+              'anchor_bottom_heights': [-0.6], 'align_center': False, 'feature_map_stride': {stride},
+              'matched_threshold': 0.5, 'unmatched_threshold': 0.35}},
+            {{'class_name': 'Cyclist', 'anchor_sizes': [[1.76, 0.6, 1.73]], 'anchor_rotations': [0, 1.57],
+              'anchor_bottom_heights': [-0.6], 'align_center': False, 'feature_map_stride': {stride},
+              'matched_threshold': 0.5, 'unmatched_threshold': 0.35}}
+        ]
+        TARGET_ASSIGNER_CONFIG:
+            NAME: AxisAlignedTargetAssigner
+            POS_FRACTION: -1.0
+            SAMPLE_SIZE: 512
+            NORM_BY_NUM_EXAMPLES: False
+            MATCH_HEIGHT: False
+            BOX_CODER: ResidualCoder
+        LOSS_CONFIG:
+            LOSS_WEIGHTS: {{
+                'cls_weight': 1.0,
+                'loc_weight': 2.0,
+                'dir_weight': 0.2,
+                'code_weights': [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0]
+            }}
+    POST_PROCESSING:
+        RECALL_THRESH_LIST: [0.3, 0.5, 0.7]
+        SCORE_THRESH: 0.1
+        OUTPUT_RAW_SCORE: False
+        EVAL_METRIC: kitti
+        NMS_CONFIG:
+            MULTI_CLASSES_NMS: False
+            NMS_TYPE: nms_gpu
+            NMS_THRESH: 0.01
+            NMS_PRE_MAXSIZE: 4096
+            NMS_POST_MAXSIZE: 500
+OPTIMIZATION:
+    BATCH_SIZE_PER_GPU: 4
+    NUM_EPOCHS: 80
+    OPTIMIZER: adam_onecycle
+    LR: 0.003
+    WEIGHT_DECAY: 0.01
+    MOMENTUM: 0.9
+    MOMS: [0.95, 0.85]
+    PCT_START: 0.4
+    DIV_FACTOR: 10
+    DECAY_STEP_LIST: [35, 45]
+    LR_DECAY: 0.1
+    LR_CLIP: 0.0000001
+    LR_WARMUP: False
+    WARMUP_EPOCH: 1
+    GRAD_NORM_CLIP: 10
+"""
+
+
+def kitti_pointpillar(crop_x=20.48, crop_y=10.24) -> str:
+    """kitti_models/pointpillar.yaml (PointPillars, AnchorHeadSingle), cropped to x 0..crop_x, y +-crop_y."""
+    return f"""\
+CLASS_NAMES: ['Car', 'Pedestrian', 'Cyclist']
+DATA_CONFIG:
+    _BASE_CONFIG_: cfgs/dataset_configs/kitti_dataset.yaml
+    POINT_CLOUD_RANGE: [0, -{crop_y}, -3, {crop_x}, {crop_y}, 1]
+""" + _data_processor([0.16, 0.16, 4], 32, (16000, 40000), "    ") + """\
+MODEL:
+    NAME: PointPillar
+    VFE:
+        NAME: PillarVFE
+        WITH_DISTANCE: False
+        USE_ABSLOTE_XYZ: True
+        USE_NORM: True
+        NUM_FILTERS: [64]
+    MAP_TO_BEV:
+        NAME: PointPillarScatter
+        NUM_BEV_FEATURES: 64
+    BACKBONE_2D:
+        NAME: BaseBEVBackbone
+        LAYER_NUMS: [3, 5, 5]
+        LAYER_STRIDES: [2, 2, 2]
+        NUM_FILTERS: [64, 128, 256]
+        UPSAMPLE_STRIDES: [1, 2, 4]
+        NUM_UPSAMPLE_FILTERS: [128, 128, 128]
+""" + _ANCHOR_HEAD.format(stride=2)
+
+
+def kitti_second(crop_x=12.8, crop_y=6.4) -> str:
+    """kitti_models/second.yaml (SECOND: VoxelBackBone8x, AnchorHeadSingle), cropped to x 0..crop_x, y +-crop_y."""
+    return f"""\
+CLASS_NAMES: ['Car', 'Pedestrian', 'Cyclist']
+DATA_CONFIG:
+    _BASE_CONFIG_: cfgs/dataset_configs/kitti_dataset.yaml
+    POINT_CLOUD_RANGE: [0, -{crop_y}, -3, {crop_x}, {crop_y}, 1]
+MODEL:
+    NAME: SECONDNet
+    VFE:
+        NAME: MeanVFE
+    BACKBONE_3D:
+        NAME: VoxelBackBone8x
+""" + VOXEL_BEV + _ANCHOR_HEAD.format(stride=8)
+
+
 NUSCENES_GROUPS = ("[['car'], ['truck', 'construction_vehicle'], ['bus', 'trailer'], ['barrier'], "
                    "['motorcycle', 'bicycle'], ['pedestrian', 'traffic_cone']]")
 
@@ -310,7 +422,8 @@ def _reference_name(key: str) -> str:
         i, out, rest = m.groups()
         return f"dense_head.heads_list.{i}.{'hm' if out == 'heatmap' else out}.{rest}"
     for ours, theirs in (("backbone3d.", "backbone_3d."), ("backbone2d.", "backbone_2d."),
-                         ("head.shared_conv.", "dense_head.shared_conv."), ("vfe.", "vfe.")):
+                         ("head.shared_conv.", "dense_head.shared_conv."), ("vfe.", "vfe."),
+                         ("head.conv_", "dense_head.conv_")):  # AnchorHeadSingle: conv_cls, conv_box, conv_dir_cls
         if key.startswith(ours):
             return theirs + key[len(ours):]
     raise KeyError(key)

@@ -5,7 +5,8 @@ from sparsekd_core.config import load_model_config
 from sparsekd_core.openpcdet.model_config import model_config_from_openpcdet
 from sparsekd_core.openpcdet.yaml_config import OpenPCDetConfigError, load_openpcdet_config
 
-from openpcdet_reference import nuscenes_voxel, waymo_pillar, waymo_voxel, write_openpcdet_tree
+from openpcdet_reference import (kitti_pointpillar, kitti_second, nuscenes_voxel, waymo_pillar, waymo_voxel,
+                                 write_openpcdet_tree)
 
 
 def _imported(tmp_path, text, rel="waymo_models/m.yaml", **kw):
@@ -121,8 +122,8 @@ def test_a_sparsekd_config_imports_its_student(tmp_path):
     ("NAME: VoxelResBackBone8x", "NAME: VoxelResBackBone8xVoxelNeXt",
      r"MODEL.BACKBONE_3D.NAME is VoxelResBackBone8xVoxelNeXt, which sparsekd_ros does not have. Supported "
      r"BACKBONE_3D: VoxelResBackBone8x, VoxelBackBone8x"),
-    ("NAME: CenterHead", "NAME: AnchorHeadSingle",
-     r"MODEL.DENSE_HEAD.NAME is AnchorHeadSingle.*Supported DENSE_HEAD: CenterHead"),
+    ("NAME: CenterHead", "NAME: AnchorHeadMulti",
+     r"MODEL.DENSE_HEAD.NAME is AnchorHeadMulti.*Supported DENSE_HEAD: CenterHead, AnchorHeadSingle"),
     ("    MAP_TO_BEV:", "    ROI_HEAD:\n        NAME: VoxelRCNNHead\n    MAP_TO_BEV:",
      r"MODEL.ROI_HEAD \(VoxelRCNNHead\) is a module sparsekd_ros does not have"),
     ("        NAME: VoxelResBackBone8x\n", "        NAME: VoxelResBackBone8x\n        ACT_FN: Swish\n",
@@ -162,3 +163,31 @@ def test_an_unknown_dataset_needs_the_intensity_scale(tmp_path):
     with pytest.raises(OpenPCDetConfigError, match="CustomDataset.*--intensity-max 1.*255"):
         _imported(tmp_path, text)
     assert _imported(tmp_path, text, intensity_max=255).intensity_max == 255.0
+
+
+# ----------------------------------------------------------------------------- anchor heads
+@pytest.mark.parametrize("text, zoo", [(kitti_pointpillar, "kitti_pointpillar"), (kitti_second, "kitti_second")])
+def test_kitti_anchor_configs_import_as_the_zoo_models(tmp_path, text, zoo):
+    """OpenPCDet's kitti_models/pointpillar.yaml and second.yaml import as our zoo's kitti_pointpillar and
+    kitti_second: the same network, anchors, thresholds, losses, NMS and schedule (the cropped range and the centre
+    filter, which OpenPCDet's anchor post-processing does not have, aside)."""
+    imp = _imported(tmp_path, text(), rel=f"kitti_models/{zoo}.yaml").model.to_dict()
+    ours = load_model_config(zoo).to_dict()
+    for d in (imp, ours):
+        d["voxelization"].pop("point_cloud_range")
+        d["head"]["post"].pop("center_range")
+        d.pop("description"), d.pop("name")
+    assert imp == ours
+
+
+def test_anchor_head_options_we_do_not_reproduce_are_refused(tmp_path):
+    sincos = kitti_pointpillar().replace("BOX_CODER: ResidualCoder",
+                                         "BOX_CODER: ResidualCoder\n            BOX_CODER_CONFIG: {encode_angle_by_sincos: True}")
+    with pytest.raises(OpenPCDetConfigError, match="BOX_CODER_CONFIG"):
+        _imported(tmp_path, sincos, rel="kitti_models/a.yaml")
+    multi = kitti_pointpillar().replace("MULTI_CLASSES_NMS: False", "MULTI_CLASSES_NMS: True")
+    with pytest.raises(OpenPCDetConfigError, match="MULTI_CLASSES_NMS"):
+        _imported(tmp_path, multi, rel="kitti_models/b.yaml")
+    reordered = kitti_pointpillar().replace("'class_name': 'Car'", "'class_name': 'Van'")
+    with pytest.raises(OpenPCDetConfigError, match="CLASS_NAMES order"):
+        _imported(tmp_path, reordered, rel="kitti_models/c.yaml")

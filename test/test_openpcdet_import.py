@@ -21,9 +21,9 @@ from sparsekd_core.openpcdet.weights import WeightsError
 from sparsekd_core.openpcdet.yaml_config import load_openpcdet_config
 
 from conftest import REPO, trained_looking
-from openpcdet_reference import (REFERENCE_KEYS, REFERENCE_PILLAR_KEYS, kitti_voxel8x, nuscenes_voxel,
-                                 save_reference_checkpoint, to_reference_state, waymo_pillar, waymo_voxel,
-                                 write_openpcdet_tree)
+from openpcdet_reference import (REFERENCE_KEYS, REFERENCE_PILLAR_KEYS, kitti_pointpillar, kitti_second,
+                                 kitti_voxel8x, nuscenes_voxel, save_reference_checkpoint, to_reference_state,
+                                 waymo_pillar, waymo_voxel, write_openpcdet_tree)
 
 
 def _model_for(path, **kw):
@@ -49,8 +49,8 @@ def _same_maps(a, b, pts, atol=2e-5):
         oa, ob = a([pts]), b([pts])
     assert len(oa.heads) == len(ob.heads)
     for ha, hb in zip(oa.heads, ob.heads):
-        torch.testing.assert_close(ha.heatmap, hb.heatmap, atol=atol, rtol=1e-5)
-        torch.testing.assert_close(ha.regression(), hb.regression(), atol=atol, rtol=1e-5)
+        for name in (("cls", "box", "dir") if a.cfg.is_anchor else ("heatmap", "center", "center_z", "dim", "rot")):
+            torch.testing.assert_close(getattr(ha, name), getattr(hb, name), atol=atol, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- the reference's names
@@ -73,10 +73,13 @@ def test_reference_state_has_the_reference_names_and_shapes(tmp_path):
     ("waymo_voxel", "1.x", "pcdet+0.3.0+0000000"),
     ("kitti_voxel8x", "2.x-native", None),
     ("waymo_pillar", "2.x", "pcdet+0.6.0+8caccce"),
+    ("kitti_pointpillar", "2.x", "pcdet+0.6.0+8caccce"),
+    ("kitti_second", "2.x", "pcdet+0.6.0+8caccce"),
 ])
 def test_import_round_trips_to_identical_outputs(tmp_path, kind, layout, version):
     text = {"waymo_voxel": waymo_voxel(crop=12.8), "kitti_voxel8x": kitti_voxel8x(),
-            "waymo_pillar": waymo_pillar()}[kind]
+            "waymo_pillar": waymo_pillar(), "kitti_pointpillar": kitti_pointpillar(),
+            "kitti_second": kitti_second()}[kind]
     cfg_path = write_openpcdet_tree(tmp_path / "OpenPCDet", {f"models/{kind}.yaml": text})[f"models/{kind}.yaml"]
     model, imp = _model_for(cfg_path)
     if not imp.head_conv_bias:  # USE_BIAS_BEFORE_NORM False: the reference's head convs have no bias
@@ -198,7 +201,7 @@ def test_missing_extra_and_foreign_keys_are_named(tmp_path, waymo):
     state["roi_head.shared_fc_layer.0.weight"] = torch.zeros(4, 4)
     state["backbone_2d.blocks.5.1.weight"] = torch.zeros(4, 4, 3, 3)
     msg = _import_error(tmp_path, cfg_path, state)
-    assert "roi_head.shared_fc_layer.0.weight: module 'roi_head' is not part of a CenterPoint" in msg
+    assert "roi_head.shared_fc_layer.0.weight: module 'roi_head' is not part of a model that sparsekd_ros runs" in msg
     assert "needs backbone3d.conv2.1.bn1.running_var (module 'backbone_3d')" in msg
     assert "backbone_2d.blocks.5.1.weight (module 'backbone_2d') has no place" in msg
 

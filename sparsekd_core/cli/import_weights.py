@@ -8,18 +8,21 @@ from pathlib import Path
 from sparsekd_core.openpcdet.spconv_layout import LAYOUTS
 
 DESCRIPTION = """\
-Convert a CenterPoint trained with OpenPCDet (>= 0.5, or earlier with spconv 1.x) or SparseKD into one
-self-contained sparsekd checkpoint. The result runs in the ROS node (-p checkpoint:=OUT.pth), sparsekd-detect,
+Convert a CenterPoint, SECOND or PointPillars trained with OpenPCDet (>= 0.5, or earlier with spconv 1.x) or
+SparseKD into one self-contained sparsekd checkpoint. The result runs in the ROS node (-p checkpoint:=OUT.pth), sparsekd-detect,
 sparsekd-eval, and serves as a teacher for sparsekd-train --teacher OUT.pth (KD and TGI).
 
-Supported: CenterPoint voxel models (MeanVFE + VoxelResBackBone8x or VoxelBackBone8x + HeightCompression) and
-pillar models (PillarVFE + PointPillarScatter), each with BaseBEVBackbone and a CenterHead of one or more class
-groups, with or without velocity, as OpenPCDet's Waymo, KITTI and nuScenes configs and SparseKD's cp-voxel /
-cp-pillar configs define them. Anything else is refused by name.
+Supported: voxel models (MeanVFE + VoxelResBackBone8x or VoxelBackBone8x + HeightCompression) and pillar models
+(PillarVFE + PointPillarScatter), each with BaseBEVBackbone and either a CenterHead of one or more class groups,
+with or without velocity (CenterPoint), or an AnchorHeadSingle (SECOND, PointPillars: OpenPCDet's
+kitti_models/second.yaml, pointpillar.yaml, waymo_models/second.yaml, pointpillar_1x.yaml), as OpenPCDet's
+Waymo, KITTI and nuScenes configs and SparseKD's cp-voxel / cp-pillar configs define them. Anything else is
+refused by name.
 
 Carried over from the config: class names and their grouping into heads, point features (and the dataset's
 intensity scale), voxel size, range, points per voxel, voxel caps, sweeps, target, loss and post-processing
-settings (score threshold, centre range, NMS type and settings) and the training schedule."""
+settings (score threshold, centre range, NMS type and settings; for anchor heads the anchors, assignment
+thresholds and direction classifier) and the training schedule."""
 
 EPILOG = f"""\
 the config:

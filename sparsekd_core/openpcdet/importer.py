@@ -38,7 +38,8 @@ class ImportReport:
 
     def lines(self) -> list[str]:
         c = self.config
-        out = [f"wrote {self.output}: {c.name}, {'pillar' if c.is_pillar else c.backbone3d.type} CenterPoint, "
+        kind = "anchor-head" if c.is_anchor else "CenterPoint"
+        out = [f"wrote {self.output}: {c.name}, {'pillar' if c.is_pillar else c.backbone3d.type} {kind} model, "
                f"classes {', '.join(c.class_names)}, point features {' '.join(c.point_features)}",
                f"  checkpoint: {self.version or 'no version recorded'}; spconv layout {self.layout.layout} "
                f"({self.layout.reason})"]

@@ -1,9 +1,10 @@
 """An OpenPCDet / SparseKD model config (YAML, includes resolved) -> our ModelConfig.
 
-Supported: CenterPoint with MeanVFE + VoxelResBackBone8x or VoxelBackBone8x + HeightCompression, or PillarVFE +
-PointPillarScatter; then BaseBEVBackbone and CenterHead (one or more class groups, with or without ``vel``), as
-OpenPCDet's Waymo, KITTI and nuScenes configs and SparseKD's width-scaled ones (``WIDTH``, ``NUM_FILTERS``,
-``LAYER_NUMS``) define them. A SparseKD ``*_sparsekd.yaml`` describes a student (``MODEL``) and its teacher
+Supported: MeanVFE + VoxelResBackBone8x or VoxelBackBone8x + HeightCompression, or PillarVFE + PointPillarScatter;
+then BaseBEVBackbone and a CenterHead (CenterPoint: one or more class groups, with or without ``vel``) or an
+AnchorHeadSingle (SECOND, PointPillars: per-class anchors, the axis-aligned assigner, ResidualCoder, a direction
+classifier), as OpenPCDet's Waymo, KITTI and nuScenes configs and SparseKD's width-scaled ones (``WIDTH``,
+``NUM_FILTERS``, ``LAYER_NUMS``) define them. A SparseKD ``*_sparsekd.yaml`` describes a student (``MODEL``) and its teacher
 (``MODEL_TEACHER``) and KD settings: the student is imported.
 
 Carried over: class names and their grouping into heads, point features (OpenPCDet's ``timestamp`` is our
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, ModelConfig, model_config_from_dict, num_regression_codes
+from ..config import ANCHOR_CODES, ConfigError, ModelConfig, model_config_from_dict, num_regression_codes
 from .yaml_config import OpenPCDetConfigError
 
 SUPPORTED = {
@@ -26,7 +27,7 @@ SUPPORTED = {
     "BACKBONE_3D": ("VoxelResBackBone8x", "VoxelBackBone8x"),
     "MAP_TO_BEV": ("HeightCompression", "PointPillarScatter"),
     "BACKBONE_2D": ("BaseBEVBackbone",),
-    "DENSE_HEAD": ("CenterHead",),
+    "DENSE_HEAD": ("CenterHead", "AnchorHeadSingle"),
 }
 # Sections of MODEL that only training or distillation uses: their weights, if any, are listed and left out.
 KD_ONLY_SECTIONS = ("KD_ADAPT_BLOCK", "DENSE_HEAD_AUX")
@@ -113,7 +114,7 @@ def _module(model: _Section, key: str) -> _Section:
     if name not in SUPPORTED[key]:
         raise OpenPCDetConfigError(
             f"MODEL.{key}.NAME is {name}, which sparsekd_ros does not have. Supported {key}: "
-            f"{', '.join(SUPPORTED[key])} (CenterPoint voxel and pillar models)")
+            f"{', '.join(SUPPORTED[key])} (CenterPoint, SECOND and PointPillars voxel and pillar models)")
     return sec
 
 
@@ -265,6 +266,89 @@ def _head(model: _Section, class_names: list[str], notes: list) -> tuple[dict, b
     return head, sec.get("USE_BIAS_BEFORE_NORM", False) is True
 
 
+def _anchor_head(model: _Section, class_names: list[str], point_cloud_range: list[float]) -> dict:
+    """AnchorHeadSingle (SECOND, PointPillars) -> our head section. Its post-processing is MODEL.POST_PROCESSING."""
+    sec = _module(model, "DENSE_HEAD")
+    sec.only(("NAME", "CLASS_AGNOSTIC", "USE_DIRECTION_CLASSIFIER", "DIR_OFFSET", "DIR_LIMIT_OFFSET", "NUM_DIR_BINS",
+              "ANCHOR_GENERATOR_CONFIG", "TARGET_ASSIGNER_CONFIG", "LOSS_CONFIG"))
+    sec.expect("CLASS_AGNOSTIC", (False, None), False)
+    direction = sec.get("USE_DIRECTION_CLASSIFIER", None) is not None  # OpenPCDet tests for presence, not truth
+    generators = sec.require("ANCHOR_GENERATOR_CONFIG")
+    if [g.get("class_name") for g in generators] != class_names:
+        raise OpenPCDetConfigError(
+            f"{sec.path}.ANCHOR_GENERATOR_CONFIG lists the classes {[g.get('class_name') for g in generators]}; "
+            f"sparsekd-import needs one anchor set per class in CLASS_NAMES order {class_names}")
+    anchors, strides = [], set()
+    for i, g in enumerate(generators):
+        gen = _Section(g, f"{sec.path}.ANCHOR_GENERATOR_CONFIG[{i}]")
+        gen.only(("class_name", "anchor_sizes", "anchor_rotations", "anchor_bottom_heights", "align_center",
+                  "feature_map_stride", "matched_threshold", "unmatched_threshold"))
+        heights = list(gen.require("anchor_bottom_heights"))
+        if len(heights) != 1:
+            raise OpenPCDetConfigError(f"{gen.path}.anchor_bottom_heights {heights}: one bottom height per class is "
+                                       "supported (AnchorHeadSingle's layout with several is not)")
+        strides.add(int(gen.require("feature_map_stride")))
+        anchors.append({"class_name": g["class_name"], "sizes": [[float(v) for v in size] for size in gen.require("anchor_sizes")],
+                        "rotations": [float(r) for r in gen.require("anchor_rotations")],
+                        "bottom_height": float(heights[0]), "align_center": bool(gen.get("align_center", False)),
+                        "matched_threshold": float(gen.require("matched_threshold")),
+                        "unmatched_threshold": float(gen.require("unmatched_threshold"))})
+    if len(strides) != 1:
+        raise OpenPCDetConfigError(f"{sec.path}.ANCHOR_GENERATOR_CONFIG: feature_map_stride {sorted(strides)} differ "
+                                   "between classes; AnchorHeadSingle has one map")
+    target = sec.sub("TARGET_ASSIGNER_CONFIG")
+    target.only(("NAME", "POS_FRACTION", "SAMPLE_SIZE", "NORM_BY_NUM_EXAMPLES", "MATCH_HEIGHT", "BOX_CODER",
+                 "BOX_CODER_CONFIG"))
+    target.expect("NAME", ("AxisAlignedTargetAssigner",))
+    target.expect("NORM_BY_NUM_EXAMPLES", (False,), False)
+    target.expect("MATCH_HEIGHT", (False,), False)
+    target.expect("BOX_CODER", ("ResidualCoder",))
+    coder = target.get("BOX_CODER_CONFIG", None) or {}
+    if coder.get("encode_angle_by_sincos", False) or coder.get("code_size", ANCHOR_CODES) != ANCHOR_CODES:
+        raise OpenPCDetConfigError(f"{target.path}.BOX_CODER_CONFIG {coder}: ResidualCoder's 7 codes with a plain "
+                                   "angle residual are supported (no sin/cos encoding, no extra codes)")
+    if float(target.get("POS_FRACTION", -1.0)) >= 0:
+        raise OpenPCDetConfigError(f"{target.path}.POS_FRACTION {target.data['POS_FRACTION']}: anchor sampling is "
+                                   "not supported (OpenPCDet's SECOND and PointPillars configs use -1: every anchor)")
+    loss = sec.sub("LOSS_CONFIG")
+    loss.only(("LOSS_WEIGHTS", "REG_LOSS_TYPE"))
+    loss.expect("REG_LOSS_TYPE", (None, "WeightedSmoothL1Loss"), None)
+    weights = loss.sub("LOSS_WEIGHTS")
+    code_weights = [float(w) for w in weights.require("code_weights")]
+    if len(code_weights) != ANCHOR_CODES:
+        raise OpenPCDetConfigError(f"{weights.path}.code_weights has {len(code_weights)} values for the "
+                                   f"{ANCHOR_CODES} residual codes")
+    post = model.sub("POST_PROCESSING")
+    post.expect("OUTPUT_RAW_SCORE", (False, None), False)
+    nms = post.sub("NMS_CONFIG")
+    nms.expect("MULTI_CLASSES_NMS", (False,))  # each anchor's best class, then one NMS (per class: not reproduced)
+    nms_type = nms.expect("NMS_TYPE", ("nms_gpu", "nms_normal"))
+    threshold = nms.require("NMS_THRESH")
+    if not isinstance(threshold, (int, float)):
+        raise OpenPCDetConfigError(f"{nms.path}.NMS_THRESH {threshold!r}: one IoU threshold for all classes is "
+                                   "supported, not one per class")
+    r = point_cloud_range
+    margin = 10.0  # no centre filter in OpenPCDet's anchor post-processing: anchors and residuals stay near the range
+    return {
+        "type": "anchor",
+        "feature_stride": strides.pop(),
+        "anchor": {"anchors": anchors, "dir_classifier": direction,
+                   "num_dir_bins": int(sec.get("NUM_DIR_BINS", 2)), "dir_offset": float(sec.get("DIR_OFFSET", 0.0)),
+                   "dir_limit_offset": float(sec.get("DIR_LIMIT_OFFSET", 0.0)),
+                   "dir_weight": float(weights.get("dir_weight", 0.2))},
+        "loss": {"cls_weight": float(weights.require("cls_weight")), "loc_weight": float(weights.require("loc_weight")),
+                 "code_weights": code_weights},
+        "post": {"score_threshold": float(post.require("SCORE_THRESH")),
+                 "center_range": [r[0] - margin, r[1] - margin, r[2] - margin, r[3] + margin, r[4] + margin,
+                                  r[5] + margin],
+                 "nms_iou_threshold": float(threshold),
+                 "nms_pre_max_size": int(nms.require("NMS_PRE_MAXSIZE")),
+                 "nms_post_max_size": int(nms.require("NMS_POST_MAXSIZE")),
+                 "class_agnostic_nms": True,
+                 "nms_type": "axis_aligned" if nms_type == "nms_normal" else "rotated"},
+    }
+
+
 def _voxelization(data: _Section, notes: list) -> dict:
     procs = data.require("DATA_PROCESSOR")
     names = [p.get("NAME") for p in procs if isinstance(p, dict)]
@@ -345,13 +429,14 @@ def model_config_from_openpcdet(cfg: dict, name: str, source: str = "<config>",
         value = model.data[extra[0]]
         what = f" ({value.get('NAME')})" if isinstance(value, dict) and "NAME" in value else ""
         raise OpenPCDetConfigError(
-            f"MODEL.{extra[0]}{what} is a module sparsekd_ros does not have; supported: a CenterPoint of "
+            f"MODEL.{extra[0]}{what} is a module sparsekd_ros does not have; supported: a single-stage model of "
             + "; ".join(f"{k} {' or '.join(v)}" for k, v in SUPPORTED.items()))
     class_names = [str(c) for c in root.require("CLASS_NAMES")]
     data = _Section(cfg.get("DATA_CONFIG"), "DATA_CONFIG")
     pillar = model.sub("VFE").get("NAME") == "PillarVFE"
     if pillar and "BACKBONE_3D" in model.data:
-        raise OpenPCDetConfigError("MODEL.BACKBONE_3D with a PillarVFE is not a CenterPoint-Pillar layout")
+        raise OpenPCDetConfigError("MODEL.BACKBONE_3D with a PillarVFE is not a pillar layout (CenterPoint-Pillar, "
+                                   "PointPillars) that sparsekd_ros has")
     if not pillar and "BACKBONE_3D" not in model.data:
         raise OpenPCDetConfigError("MODEL.BACKBONE_3D is missing: a MeanVFE model needs VoxelResBackBone8x or "
                                    "VoxelBackBone8x")
@@ -365,13 +450,17 @@ def model_config_from_openpcdet(cfg: dict, name: str, source: str = "<config>",
                 "model was trained on 0..1 intensity, 255 if on raw 8-bit values")
         intensity_max = DATASET_INTENSITY_MAX[dataset]
     intensity_max = float(intensity_max or 1.0)
-    head, head_bias = _head(model, class_names, notes)
+    voxelization = _voxelization(data, notes)
+    if model.sub("DENSE_HEAD").get("NAME") == "AnchorHeadSingle":
+        head, head_bias = _anchor_head(model, class_names, voxelization["point_cloud_range"]), False
+    else:
+        head, head_bias = _head(model, class_names, notes)
     d = {
         "name": name,
         "description": f"imported from OpenPCDet config {source}",
         "class_names": class_names,
         "point_features": features,
-        "voxelization": _voxelization(data, notes),
+        "voxelization": voxelization,
         "vfe": _vfe(model, notes),
         "bev": _bev(model),
         "backbone2d": _backbone2d(model),

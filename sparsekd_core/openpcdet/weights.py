@@ -1,7 +1,8 @@
 """An OpenPCDet state_dict -> ours, for the model its config describes.
 
 Module names differ only at the top (``backbone_3d`` -> ``backbone3d``, ``backbone_2d`` -> ``backbone2d``,
-``dense_head`` -> ``head``, ``heads_list.<i>.hm`` -> ``heads.<i>.heatmap``); below that the layers are the same.
+``dense_head`` -> ``head``, ``heads_list.<i>.hm`` -> ``heads.<i>.heatmap``; an anchor head's ``conv_cls``,
+``conv_box`` and ``conv_dir_cls`` keep their names); below that the layers are the same.
 Then, exactly (nothing is approximated):
   * sparse-conv weights are brought from the checkpoint's spconv layout to ours (spconv_layout.py);
   * a sparse conv's bias that our layer does not have (OpenPCDet's SparseBasicBlock convs) is folded into the
@@ -33,7 +34,9 @@ IGNORED_PREFIXES = {
 IGNORED_KEYS = {"global_step": "OpenPCDet's training step counter"}
 IGNORED_SUFFIXES = {".max_num_voxels_during_training": "spconv's record of voxel counts"}
 TOP_RENAMES = (("vfe.", "vfe."), ("backbone_3d.", "backbone3d."), ("backbone_2d.", "backbone2d."),
-               ("dense_head.shared_conv.", "head.shared_conv."))
+               ("dense_head.shared_conv.", "head.shared_conv."),
+               ("dense_head.conv_cls.", "head.conv_cls."), ("dense_head.conv_box.", "head.conv_box."),
+               ("dense_head.conv_dir_cls.", "head.conv_dir_cls."))  # AnchorHeadSingle's 1x1 convs
 THEIR_MODULE = {"vfe": "vfe", "backbone3d": "backbone_3d", "backbone2d": "backbone_2d", "head": "dense_head"}
 HEAD_KEY = re.compile(r"^dense_head\.heads_list\.(\d+)\.(\w+)\.(.+)$")
 # What decides the shapes of each module's weights in an OpenPCDet config (for errors).
@@ -42,8 +45,9 @@ SETTINGS = {
     "backbone_3d": "MODEL.BACKBONE_3D (NAME, NUM_FILTERS, LAYER_NUMS, WIDTH) and the point features",
     "backbone_2d": "MODEL.BACKBONE_2D (LAYER_NUMS, NUM_FILTERS, NUM_UPSAMPLE_FILTERS, WIDTH) and "
                    "MODEL.MAP_TO_BEV.NUM_BEV_FEATURES",
-    "dense_head": "CLASS_NAMES, MODEL.DENSE_HEAD (CLASS_NAMES_EACH_HEAD, SHARED_CONV_CHANNEL, NUM_HM_CONV, "
-                  "SEPARATE_HEAD_CFG)",
+    "dense_head": "CLASS_NAMES, MODEL.DENSE_HEAD (CenterHead: CLASS_NAMES_EACH_HEAD, SHARED_CONV_CHANNEL, "
+                  "NUM_HM_CONV, SEPARATE_HEAD_CFG; AnchorHeadSingle: ANCHOR_GENERATOR_CONFIG sizes and rotations, "
+                  "NUM_DIR_BINS)",
 }
 
 
@@ -127,7 +131,7 @@ def convert_state_dict(source: dict[str, torch.Tensor], model: nn.Module, *, pcd
             continue
         ours = our_key(key)
         if ours is None:
-            problems.append(f"{key}: module '{_module_of(key)}' is not part of a CenterPoint that sparsekd_ros runs "
+            problems.append(f"{key}: module '{_module_of(key)}' is not part of a model that sparsekd_ros runs "
                             "(vfe, backbone_3d, backbone_2d, dense_head); the config describes another model")
             continue
         renamed[ours], origin[ours] = value, key
