@@ -58,6 +58,7 @@ setup(
             "sparsekd-bench = sparsekd_core.cli.bench:main",
             "sparsekd-detect = sparsekd_core.cli.detect:main",
             "sparsekd-sim = sparsekd_core.cli.sim:main",
+            "sparsekd-gap = sparsekd_core.cli.gap:main",
             "sparsekd-data = sparsekd_core.cli.data:main",
             "sparsekd-import = sparsekd_core.cli.import_weights:main",
             "sparsekd-export = sparsekd_core.cli.export:main",

@@ -1,0 +1,86 @@
+"""``sparsekd-gap``: put real and simulated LiDAR frames side by side (eval/domain_gap.py)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+DESCRIPTION = """\
+Measure the gap between real and simulated LiDAR frames in the figures a detector is sensitive to:
+points per frame, ground height, intensity (percentiles, zeros, by range), box sizes per class, points
+per fully visible object by distance, and, with --checkpoint, boxes and false boxes per frame at the
+model's score threshold (false: in the front camera's view, near no labelled object and outside every
+DontCare region). Each side is a KITTI-format split prepared by sparsekd-data.
+"""
+
+EPILOG = """\
+examples:
+  cp -r ../shared/data/kitti_real /tmp/kitti_real && sparsekd-data kitti --root /tmp/kitti_real --splits val
+  sparsekd-gap --side real=/tmp/kitti_real:val --side sim=data/sim/kitti:val
+  sparsekd-gap --side real=/tmp/kitti_real:val --side sim=data/sim/kitti:val --checkpoint cp_pillar_v0.64 \
+      --score-threshold 0.3
+  sparsekd-gap ... --json gap.json
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sparsekd-gap", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--side", action="append", required=True, metavar="NAME=ROOT[:SPLIT]",
+                        help="a column of the report: a KITTI-format dataset root and split (default val); "
+                             "give it twice or more")
+    parser.add_argument("--checkpoint", default=None, metavar="C",
+                        help="also run this checkpoint (or bundled model name) and count its boxes per frame")
+    parser.add_argument("--score-threshold", type=float, default=None, metavar="S",
+                        help="score threshold for --checkpoint (default: the model's own; the ROS node publishes "
+                             "at 0.3 unless told otherwise, so use 0.3 to count what a robot sees)")
+    parser.add_argument("--max-frames", type=int, default=200, metavar="N",
+                        help="frames per side (default 200; 0 = all)")
+    parser.add_argument("--device", default="cpu", help="device for --checkpoint (default cpu)")
+    parser.add_argument("--json", default=None, metavar="OUT", help="also write the figures as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def parse_side(text: str) -> tuple[str, Path, str]:
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise ValueError(f"--side {text!r}: expected NAME=ROOT[:SPLIT], e.g. real=/tmp/kitti_real:val")
+    root, _, split = rest.partition(":")
+    return name, Path(root), split or "val"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from sparsekd_core.data.infos import load_split
+    from sparsekd_core.eval.domain_gap import format_report, measure
+
+    try:
+        sides = [parse_side(s) for s in args.side]
+        detector = None
+        if args.checkpoint:
+            from sparsekd_core.inference import load_detector
+
+            detector = load_detector(args.checkpoint, args.device)
+            if args.score_threshold is not None:
+                detector.score_threshold = args.score_threshold
+        results = []
+        for name, root, split in sides:
+            infos = load_split(root, "kitti", split)
+            stats = measure(name, infos, root, detector, max_frames=args.max_frames or None,
+                            progress=not args.quiet)
+            results.append(stats.summary())
+    except (ValueError, FileNotFoundError) as err:
+        print(f"sparsekd-gap: error: {err}", file=sys.stderr)
+        return 2
+    if detector is not None:
+        print(f"detector: {args.checkpoint} (score threshold {detector.score_threshold:g})")
+    print(format_report(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "sides": results}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

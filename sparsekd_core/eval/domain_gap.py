@@ -1,0 +1,207 @@
+"""How far simulated frames are from real ones, in the numbers a LiDAR detector is sensitive to.
+
+Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`` output). For each side:
+
+- frames: points per frame; ground height (geometry/ground.py: where the road is in the points' frame, which
+  a model expects at a fixed height);
+- intensity: percentiles, the share of exact zeros, the median by range band;
+- objects: per class, box size mean and spread (length, width, height) and the median number of points per
+  fully visible object (occlusion level 0) in range bands (how well the simulated sensor sees each class);
+- with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
+  front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
+  any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image.
+
+``sparsekd-gap`` prints the two sides next to each other (and writes JSON), so a change to the simulator can
+be judged by the gap it closes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from sparsekd_core.data.infos import FrameInfo, load_points
+from sparsekd_core.data.kitti_format import boxes_to_image_bbox
+from sparsekd_core.geometry.ground import estimate_ground
+
+CLASSES = ("Car", "Pedestrian", "Cyclist")
+RANGE_BANDS = ((0.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 40.0), (40.0, 60.0))
+INTENSITY_BANDS = ((0.0, 20.0), (20.0, 40.0), (40.0, 80.0))
+#: A prediction is false when its centre lies farther than this beyond every labelled object's half-diagonal.
+FALSE_BOX_REACH = 1.0
+
+
+@dataclass
+class SideStats:
+    """The figures of one side (see the module docstring); every list is over frames or objects."""
+
+    name: str
+    frames: int = 0
+    points_per_frame: list[float] = field(default_factory=list)
+    ground: list[float] = field(default_factory=list)
+    intensity: list[np.ndarray] = field(default_factory=list, repr=False)
+    intensity_range: list[np.ndarray] = field(default_factory=list, repr=False)
+    sizes: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+    points_at: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
+    boxes_per_frame: list[int] = field(default_factory=list)
+    false_per_frame: list[int] = field(default_factory=list)
+
+    def add_frame(self, info: FrameInfo, points: np.ndarray, rng: np.random.Generator) -> None:
+        self.frames += 1
+        self.points_per_frame.append(len(points))
+        ground = estimate_ground(points)
+        self.ground.append(float("nan") if ground is None else ground.height)
+        if points.shape[1] > 3:
+            pick = rng.choice(len(points), size=min(len(points), 20000), replace=False)
+            self.intensity.append(points[pick, 3])
+            self.intensity_range.append(np.hypot(points[pick, 0], points[pick, 1]))
+        a = info.annos
+        occluded = a.occluded if a.occluded is not None else np.zeros(len(a), np.int64)
+        for name, box, n, occ in zip(a.names, a.boxes_lidar, a.num_points_in_gt, occluded):
+            if name not in CLASSES:
+                continue
+            self.sizes.setdefault(name, []).append(np.asarray(box[3:6], np.float64))
+            if occ == 0 and n >= 0:
+                self.points_at.setdefault(name, []).append((float(np.hypot(box[0], box[1])), int(n)))
+
+    def add_detections(self, info: FrameInfo, boxes: np.ndarray) -> None:
+        """Count the boxes a detector put in this frame, and the false ones (module docstring)."""
+        self.boxes_per_frame.append(len(boxes))
+        self.false_per_frame.append(int(false_boxes(info, boxes).sum()))
+
+    def summary(self) -> dict:
+        out: dict = {"name": self.name, "frames": self.frames,
+                     "points_per_frame": _mean(self.points_per_frame), "ground_z": _median(self.ground)}
+        if self.intensity:
+            inten = np.concatenate(self.intensity)
+            rng = np.concatenate(self.intensity_range)
+            out["intensity_percentiles"] = {str(q): float(np.percentile(inten, q)) for q in (10, 25, 50, 75, 90)}
+            out["intensity_zero_share"] = float(np.mean(inten == 0))
+            out["intensity_median_by_range"] = {f"{lo:g}-{hi:g}": _median(inten[(rng >= lo) & (rng < hi)])
+                                                for lo, hi in INTENSITY_BANDS}
+        out["sizes"] = {c: {"count": len(v), "mean": np.mean(v, 0).round(3).tolist(), "std": np.std(v, 0).round(3).tolist()}
+                        for c, v in sorted(self.sizes.items())}
+        out["points_per_visible_object"] = {}
+        for c, pairs in sorted(self.points_at.items()):
+            d, n = np.array(pairs, np.float64).T
+            out["points_per_visible_object"][c] = {
+                f"{lo:g}-{hi:g}": {"count": int(((d >= lo) & (d < hi)).sum()),
+                                   "median": _median(n[(d >= lo) & (d < hi)])} for lo, hi in RANGE_BANDS}
+        if self.boxes_per_frame:
+            out["boxes_per_frame"] = _mean(self.boxes_per_frame)
+            out["false_boxes_per_frame"] = _mean(self.false_per_frame)
+        return out
+
+
+def _mean(x) -> float:
+    return float(np.mean(x)) if len(x) else float("nan")
+
+
+def _median(x) -> float:
+    x = np.asarray(x, np.float64)
+    x = x[np.isfinite(x)]
+    return float(np.median(x)) if len(x) else float("nan")
+
+
+def false_boxes(info: FrameInfo, boxes: np.ndarray) -> np.ndarray:
+    """(K,) bool: which predicted LiDAR-frame boxes (K, 7) are false (see the module docstring).
+
+    Only boxes the camera sees are judged (KITTI labels nothing else); a box whose centre falls inside a
+    DontCare region's 2D box is not false either (KITTI's metric ignores those too). Without a calibration
+    (non-KITTI data), every box is judged.
+    """
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
+    if len(boxes) == 0:
+        return np.zeros(0, bool)
+    a = info.annos
+    judged = np.ones(len(boxes), bool)
+    centre_px = None
+    if info.calib is not None:
+        size = None if info.image_shape is None else (int(info.image_shape[1]), int(info.image_shape[0]))
+        bbox, valid = boxes_to_image_bbox(boxes, info.calib, **({} if size is None else {"image_size": size}))
+        judged = valid & ((bbox[:, 3] - bbox[:, 1]) > 0)
+        centre_px = np.column_stack([(bbox[:, 0] + bbox[:, 2]) / 2, (bbox[:, 1] + bbox[:, 3]) / 2])
+    labelled = np.array([n != "DontCare" for n in a.names], bool)
+    objects = a.boxes_lidar[labelled].astype(np.float64)
+    near_any = np.zeros(len(boxes), bool)
+    if len(objects):
+        dist = np.hypot(boxes[:, None, 0] - objects[None, :, 0], boxes[:, None, 1] - objects[None, :, 1])
+        reach = np.hypot(objects[:, 3], objects[:, 4]) / 2 + FALSE_BOX_REACH
+        near_any = (dist <= reach[None, :]).any(axis=1)
+    in_dontcare = np.zeros(len(boxes), bool)
+    if centre_px is not None and a.bbox is not None:
+        for box2d in a.bbox[~labelled]:
+            in_dontcare |= ((centre_px[:, 0] >= box2d[0]) & (centre_px[:, 0] <= box2d[2])
+                            & (centre_px[:, 1] >= box2d[1]) & (centre_px[:, 1] <= box2d[3]))
+    return judged & ~near_any & ~in_dontcare
+
+
+def measure(name: str, infos: Sequence[FrameInfo], root: str | Path, detector=None, max_frames: int | None = None,
+            progress: bool = True) -> SideStats:
+    """The figures of one dataset split; with ``detector`` (an inference.Detector) also boxes per frame."""
+    stats = SideStats(name)
+    rng = np.random.default_rng(0)
+    chosen = list(infos)[: max_frames or None]
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(chosen), desc=f"gap: {name}", unit="frame")
+    for info in chosen:
+        points = load_points(info, root)
+        stats.add_frame(info, points, rng)
+        if detector is not None:
+            cols = [list(info.point_features).index(f) for f in detector.point_features]
+            det = detector(points[:, cols])
+            stats.add_detections(info, det.boxes)
+        if bar is not None:
+            bar.update()
+    if bar is not None:
+        bar.close()
+    return stats
+
+
+def format_report(sides: Sequence[dict]) -> str:
+    """A plain-text table with one column per side."""
+    rows: list[tuple[str, list[str]]] = []
+
+    def row(label, fn):
+        rows.append((label, [fn(s) for s in sides]))
+
+    def num(v, fmt="{:.2f}"):
+        return "-" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
+
+    row("frames", lambda s: str(s["frames"]))
+    row("points per frame", lambda s: num(s["points_per_frame"], "{:,.0f}"))
+    row("ground z (m)", lambda s: num(s["ground_z"]))
+    if all("intensity_percentiles" in s for s in sides):
+        row("intensity p25 / p50 / p75", lambda s: " / ".join(num(s["intensity_percentiles"][q]) for q in
+                                                                  ("25", "50", "75")))
+        row("intensity = 0 share", lambda s: num(s["intensity_zero_share"]))
+        for band in (f"{lo:g}-{hi:g}" for lo, hi in INTENSITY_BANDS):
+            row(f"intensity median {band} m", lambda s, b=band: num(s["intensity_median_by_range"][b]))
+    for c in CLASSES:
+        row(f"{c} boxes", lambda s, c=c: str(s["sizes"].get(c, {}).get("count", 0)))
+        row(f"{c} size l/w/h mean", lambda s, c=c: "/".join(num(v) for v in s["sizes"][c]["mean"])
+            if c in s["sizes"] else "-")
+        row(f"{c} size l/w/h std", lambda s, c=c: "/".join(num(v) for v in s["sizes"][c]["std"])
+            if c in s["sizes"] else "-")
+        for lo, hi in RANGE_BANDS:
+            band = f"{lo:g}-{hi:g}"
+
+            def cell(s, c=c, band=band):
+                entry = s["points_per_visible_object"].get(c, {}).get(band)
+                return "-" if not entry or not entry["count"] else f"{num(entry['median'], '{:.0f}')} (n={entry['count']})"
+
+            row(f"{c} points, visible, {band} m", cell)
+    if any("boxes_per_frame" in s for s in sides):
+        row("detector boxes per frame", lambda s: num(s.get("boxes_per_frame")))
+        row("false boxes per frame (camera view)", lambda s: num(s.get("false_boxes_per_frame")))
+    width = max(len(label) for label, _ in rows) + 2
+    cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
+    lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
+    lines += [label.ljust(width) + "".join(v.rjust(w) for v, w in zip(values, cols)) for label, values in rows]
+    return "\n".join(lines)
+

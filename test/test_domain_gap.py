@@ -1,0 +1,92 @@
+"""sparsekd-gap (eval/domain_gap.py): the figures of the real KITTI sweeps in ../shared/data/kitti_real, false
+boxes judged on hand-made predictions, and the command line."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sparsekd_core.cli.gap import main
+from sparsekd_core.data.infos import load_split
+from sparsekd_core.data.kitti_infos import create_kitti_infos
+from sparsekd_core.eval.domain_gap import false_boxes, measure
+
+
+@pytest.fixture(scope="module")
+def kitti_real(shared_data, tmp_path_factory):
+    """A writable copy of the nine real frames with val infos, as README tells users to make it."""
+    root = tmp_path_factory.mktemp("gap") / "kitti_real"
+    shutil.copytree(shared_data / "kitti_real", root)
+    create_kitti_infos(root, ["val"], workers=1, db_split=None, progress=False)
+    return root
+
+
+def test_real_frames_give_their_known_figures(kitti_real):
+    s = measure("real", load_split(kitti_real, "kitti", "val"), kitti_real, progress=False).summary()
+    assert s["frames"] == 9
+    # the README of kitti_real lists 115,384 .. 126,891 points per sweep
+    assert 113_000 < s["points_per_frame"] < 127_000
+    # KITTI's HDL-64E sits 1.73 m above the road
+    assert -1.9 < s["ground_z"] < -1.6
+    # the labels of the nine frames (kitti_real/README.md): 14 cars, 10 pedestrians, 3 cyclists
+    assert {c: v["count"] for c, v in s["sizes"].items()} == {"Car": 14, "Pedestrian": 10, "Cyclist": 3}
+    car_l, car_w, car_h = s["sizes"]["Car"]["mean"]
+    assert 3.0 < car_l < 4.5 and 1.4 < car_w < 1.9 and 1.3 < car_h < 1.8
+    # KITTI intensity is reflectance on 0..1 with many exact zeros (dark and far surfaces)
+    p = s["intensity_percentiles"]
+    assert 0.0 <= p["10"] <= p["50"] <= p["90"] <= 1.0 and 0.15 < p["50"] < 0.45
+    assert 0.02 < s["intensity_zero_share"] < 0.3
+    # nearer objects get more points
+    near = s["points_per_visible_object"]["Car"]
+    assert near["10-20"]["median"] > near["20-30"]["median"] > near["40-60"]["median"] > 0
+    assert "boxes_per_frame" not in s  # no detector given
+
+
+def test_false_boxes_are_the_ones_near_no_label_in_the_camera_view(kitti_real):
+    info = next(i for i in load_split(kitti_real, "kitti", "val") if i.frame_id.endswith("000008"))
+    cars = info.annos.boxes_lidar[np.asarray(info.annos.names) == "Car"]
+    assert len(cars) == 6
+    on_a_car = cars[0].copy()
+    beside_a_car = cars[0].copy()
+    beside_a_car[1] += cars[0][4] / 2 + 0.5  # half a metre off its side: still within reach
+    nowhere = np.array([45.0, 0.0, -1.0, 4.0, 1.7, 1.5, 0.0])  # ahead, in view, far from every label
+    behind = np.array([-20.0, 0.0, -1.0, 4.0, 1.7, 1.5, 0.0])  # the camera does not see it: not judged
+    if np.hypot(cars[:, 0] - 45.0, cars[:, 1]).min() < 5:
+        nowhere[1] = 10.0
+    flags = false_boxes(info, np.stack([on_a_car, beside_a_car, nowhere, behind]))
+    assert flags.tolist() == [False, False, True, False]
+    assert false_boxes(info, np.zeros((0, 7))).shape == (0,)
+
+
+def test_command_line_puts_sides_next_to_each_other_and_writes_json(kitti_real, tmp_path, capsys):
+    out = tmp_path / "gap.json"
+    side = f"{kitti_real}:val"
+    assert main(["--side", f"a={side}", "--side", f"b={side}", "--max-frames", "2", "--quiet", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    header = text.splitlines()[0]
+    assert header.split() == ["a", "b"]
+    report = json.loads(out.read_text())
+    assert [s["name"] for s in report["sides"]] == ["a", "b"] and report["sides"][0]["frames"] == 2
+    assert report["sides"][0] == {**report["sides"][1], "name": "a"}  # the same frames give the same figures
+
+
+def test_command_line_names_a_bad_side(capsys):
+    assert main(["--side", "no_equals_sign"]) == 2
+    assert "NAME=ROOT[:SPLIT]" in capsys.readouterr().err
+    assert main(["--side", "real=/nonexistent/kitti:val"]) == 2
+    assert "sparsekd-gap: error" in capsys.readouterr().err
+
+
+def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, capsys):
+    """The bundled pillar student on two real frames: a higher threshold never gives more boxes, and false boxes
+    are a subset of the boxes."""
+    counts = {}
+    for threshold in (0.3, 0.9):
+        out = tmp_path / f"gap_{threshold}.json"
+        assert main(["--side", f"real={kitti_real}:val", "--checkpoint", "cp_pillar_v0.64", "--score-threshold",
+                     str(threshold), "--max-frames", "2", "--quiet", "--json", str(out)]) == 0
+        assert f"(score threshold {threshold:g})" in capsys.readouterr().out
+        side = json.loads(out.read_text())["sides"][0]
+        assert 0 <= side["false_boxes_per_frame"] <= side["boxes_per_frame"]
+        counts[threshold] = side["boxes_per_frame"]
+    assert counts[0.9] <= counts[0.3]
