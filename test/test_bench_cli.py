@@ -16,15 +16,16 @@ REPO = Path(__file__).resolve().parents[1]
 FRAME = REPO / "sparsekd_core/assets/sample_data/kitti/training/velodyne_reduced/000008.bin"
 
 
-def test_one_model_gives_params_macs_and_latency(capsys):
-    code = main(["--models", "cp_pillar_v0.64_sim", "--frame", str(FRAME), "--device", "cpu", "--runs", "1",
+@pytest.mark.parametrize("name", ["cp_pillar_v0.64_sim", "pointpillar_s_sim"])  # CenterPoint and anchor heads
+def test_one_model_gives_params_macs_and_latency(capsys, name):
+    code = main(["--models", name, "--frame", str(FRAME), "--device", "cpu", "--runs", "1",
                  "--warmup", "0", "--fp16", "--json"])
     assert code == 0
     (row,) = json.loads(capsys.readouterr().out)["zoo"]
-    assert row["model"] == "cp_pillar_v0.64_sim" and row["device"] == "cpu"
+    assert row["model"] == name and row["device"] == "cpu"
     assert row["fp16"] is False  # fp16 is a CUDA-only setting: ignored on a CPU, and the row says so
     assert row["points"] == len(np.fromfile(FRAME, np.float32)) // 4
-    model = build_detector(load_model_config("cp_pillar_v0.64_sim"))
+    model = build_detector(load_model_config(name))
     assert row["params"] == sum(p.numel() for p in model.parameters())
     assert 0.5 < row["gflops"] < 20 and row["latency_ms_median"] > 0
 

@@ -117,3 +117,18 @@ def test_help_teaches(capsys):
     text = capsys.readouterr().out
     for phrase in (".pcd and .ply", "--fields", "divides by 255", "examples:", "gravity centre"):
         assert phrase in text
+
+
+def test_an_anchor_head_checkpoint_gives_the_detectors_rows(tmp_path, capsys):
+    """A PointPillars student through sparsekd-detect: the same rows as its Detector called directly."""
+    ckpt = write_untrained_checkpoint("pointpillar_s_sim", tmp_path / "pp.pth", seed=3)
+    rc = main([str(KITTI_BIN), "--model", str(ckpt), "--score-threshold", "0.0", "--device", "cpu"])
+    out, _ = capsys.readouterr()
+    assert rc == 0
+    det = Detector.from_checkpoint(ckpt, "cpu")
+    det.score_threshold = 0.0
+    expected = _direct(det, KITTI_BIN, 4)
+    rows = [line.split() for line in out.strip().splitlines()[2:]]
+    assert len(expected) > 0 and len(rows) == len(expected)
+    assert [r[1] for r in rows] == expected.names
+    np.testing.assert_allclose(np.array([[float(v) for v in r[3:]] for r in rows]), expected.boxes, atol=0.006)

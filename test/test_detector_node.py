@@ -133,6 +133,30 @@ def test_backend_parameter_runs_the_model_in_onnxruntime(context):
         node.destroy_node()
 
 
+def test_an_anchor_head_checkpoint_runs_in_the_node(context, tmp_path):
+    """model:=<a PointPillars student checkpoint>: the node loads it itself and publishes the Detector's boxes."""
+    from sparsekd_core.checkpoint import write_untrained_checkpoint
+    from sparsekd_core.inference import load_detector
+
+    ckpt = str(write_untrained_checkpoint("pointpillar_s_sim", tmp_path / "pp.pth", seed=4))
+    params = [Parameter(k, value=v) for k, v in
+              {"model": ckpt, "device": "cpu", "score_threshold": 0.0, "warmup_runs": 1, "log_period": 0.0}.items()]
+    node = DetectorNode(context=context, parameter_overrides=params)
+    capture = Capture()
+    node.markers_pub = capture
+    try:
+        assert node.det.cfg.is_anchor
+        node.process_cloud(points_to_cloud(kitti_points(), ("x", "y", "z", "intensity"), header(stamp(9))))
+        reference = load_detector(ckpt, "cpu")
+        reference.thresholds = ScoreThresholds(0.0)
+        want = reference(kitti_points())
+        assert len(want) > 0
+        texts = sorted(m.text for m in capture.msgs[-1].markers if m.type == m.TEXT_VIEW_FACING)
+        assert texts == sorted(f"{name} {score:.2f}" for name, score in zip(want.names, want.scores))
+    finally:
+        node.destroy_node()
+
+
 def test_unknown_backend_is_refused_naming_the_choices(context):
     with pytest.raises(ValueError, match="torch, onnxruntime, tensorrt"):
         make_node(context, StandInDetector(), backend="openvino")

@@ -431,17 +431,18 @@ def test_objects_outside_the_models_range_are_dontcare(kitti_root):
     assert everything["summary"]["Cyclist/3d/moderate"] == pytest.approx(0.0)  # scored on all: every cyclist missed
 
 
-def test_cli_runs_a_checkpoint_and_reports_every_metric(kitti_root, tmp_path):
+@pytest.mark.parametrize("model", ["cp_pillar_v0.64_sim", "pointpillar_s_sim"])  # CenterPoint and anchor heads
+def test_cli_runs_a_checkpoint_and_reports_every_metric(kitti_root, tmp_path, model):
     from sparsekd_core.checkpoint import write_untrained_checkpoint
 
-    ckpt = write_untrained_checkpoint("cp_pillar_v0.64_sim", tmp_path / "untrained.pth")
+    ckpt = write_untrained_checkpoint(model, tmp_path / "untrained.pth")
     out = tmp_path / "eval.json"
     assert eval_main(["--dataset", str(kitti_root), "--checkpoint", str(ckpt), "--device", "cpu",
                       "--max-frames", "1", "--score-threshold", "0.0", "--json", str(out), "--quiet"]) == 0
     report = json.loads(out.read_text())
     assert report["model"]["class_names"] == ["Car", "Pedestrian", "Cyclist"]
     assert report["num_frames"] == 1 and report["timing_s"]["inference"] > 0
-    assert "x 0..30.72 m" in report["scored_area"]  # cp_pillar_v0.64_sim's range
+    assert "x 0..30.72 m" in report["scored_area"]  # both models cover x 0..30.72 m, y +-15.36 m
     assert set(report) >= {"kitti", "recall"} and "waymo" not in report  # default metric: the dataset's own
     ap_values = [v for v in report["kitti"]["summary"].values()]
     assert all(0.0 <= v <= 100.0 for v in ap_values)

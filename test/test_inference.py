@@ -1,6 +1,7 @@
 """Detector: numpy points in, Detections out; bad input handled as documented."""
 import numpy as np
 import pytest
+import torch
 
 from sparsekd_core.checkpoint import CheckpointError, write_untrained_checkpoint
 from sparsekd_core.inference import Detector, load_detector, resolve_checkpoint, resolve_device
@@ -96,3 +97,27 @@ def test_load_detector_by_path(tmp_path):
     assert det.name == "cp_voxel_xxs_sim" and det.meta["untrained"]
     assert det.point_features == ("x", "y", "z", "intensity")
     assert det.warmup(runs=1) > 0
+
+
+@pytest.mark.parametrize("name", ["pointpillar_s_sim", "second_s_sim"])
+def test_anchor_head_models_detect_through_the_same_detector(name, tmp_path, shared_data):
+    """SECOND and PointPillars checkpoints load and run like CenterPoint ones. With the residual and direction
+    convs zeroed every decoded box is one of the head's anchors: centre, size and bottom height unchanged, heading
+    one of the anchor rotations up to a half turn (the direction bin may flip it)."""
+    det = load_detector(str(write_untrained_checkpoint(name, tmp_path / f"{name}.pth", seed=2)), device="cpu")
+    assert det.cfg.is_anchor and det.class_names == ("Car", "Pedestrian", "Cyclist")
+    head = det.model.head
+    for conv in (head.conv_box, head.conv_dir_cls):
+        torch.nn.init.zeros_(conv.weight), torch.nn.init.zeros_(conv.bias)
+    det.score_threshold = 0.0
+    pts = np.fromfile(shared_data / "kitti/training/velodyne_reduced/000008.bin", dtype=np.float32).reshape(-1, 4)
+    out = det(pts)
+    assert 0 < len(out) <= det.cfg.head.post.nms_post_max_size and np.all(np.diff(out.scores) <= 0)
+    anchors = head.flat_anchors().numpy()
+    dist = np.zeros((len(out), len(anchors)), np.float32)
+    for k in range(6):  # x y z dx dy dz: the anchors at yaw 0 and pi/2 of a cell share them
+        dist = np.maximum(dist, np.abs(out.boxes[:, None, k] - anchors[None, :, k]))
+    half_turns = (out.boxes[:, None, 6] - anchors[None, :, 6]) / np.pi
+    on_anchor = (dist < 1e-4) & (np.abs(half_turns - np.round(half_turns)) < 1e-4)
+    assert on_anchor.any(axis=1).all()  # every box is one of the anchors
+    assert set(out.names) <= set(det.class_names)
