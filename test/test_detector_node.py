@@ -109,6 +109,15 @@ def test_thresholds_from_parameters_and_at_run_time(context):
         node.destroy_node()
 
 
+def _assert_published_the_detectors_boxes(capture, reference, threshold: float):
+    """The node's last markers label the boxes ``reference`` finds on kitti_points() at ``threshold``."""
+    reference.thresholds = ScoreThresholds(threshold)
+    want = reference(kitti_points())
+    assert len(want) > 0
+    texts = sorted(m.text for m in capture.msgs[-1].markers if m.type == m.TEXT_VIEW_FACING)
+    assert texts == sorted(f"{name} {score:.2f}" for name, score in zip(want.names, want.scores))
+
+
 def test_backend_parameter_runs_the_model_in_onnxruntime(context):
     """backend:=onnxruntime: the node loads the bundled student on onnxruntime and publishes torch's boxes."""
     from sparsekd_core.inference import load_detector
@@ -123,12 +132,7 @@ def test_backend_parameter_runs_the_model_in_onnxruntime(context):
         assert node.det.backend == "onnxruntime" and node.params.backend == "onnxruntime"
         cloud = points_to_cloud(kitti_points(), ("x", "y", "z", "intensity"), header(stamp(7)))
         node.process_cloud(cloud)
-        reference = load_detector("cp_pillar_v0.64", "cpu")
-        reference.thresholds = ScoreThresholds(0.3)
-        want = reference(kitti_points())
-        assert len(want) > 0
-        texts = sorted(m.text for m in capture.msgs[-1].markers if m.type == m.TEXT_VIEW_FACING)
-        assert texts == sorted(f"{name} {score:.2f}" for name, score in zip(want.names, want.scores))
+        _assert_published_the_detectors_boxes(capture, load_detector("cp_pillar_v0.64", "cpu"), 0.3)
     finally:
         node.destroy_node()
 
@@ -147,12 +151,7 @@ def test_an_anchor_head_checkpoint_runs_in_the_node(context, tmp_path):
     try:
         assert node.det.cfg.is_anchor
         node.process_cloud(points_to_cloud(kitti_points(), ("x", "y", "z", "intensity"), header(stamp(9))))
-        reference = load_detector(ckpt, "cpu")
-        reference.thresholds = ScoreThresholds(0.0)
-        want = reference(kitti_points())
-        assert len(want) > 0
-        texts = sorted(m.text for m in capture.msgs[-1].markers if m.type == m.TEXT_VIEW_FACING)
-        assert texts == sorted(f"{name} {score:.2f}" for name, score in zip(want.names, want.scores))
+        _assert_published_the_detectors_boxes(capture, load_detector(ckpt, "cpu"), 0.0)
     finally:
         node.destroy_node()
 
