@@ -12,9 +12,8 @@ from typing import Sequence
 import torch
 
 from ..config import PostProcessConfig
-from ..geometry.nms import multiclass_nms
 from .anchor_head import AnchorHeadSingle, AnchorMaps
-from .decode import BoxPredictions, nms_boxes
+from .decode import BoxPredictions, kept, suppress
 
 
 def postprocess_anchors(head: AnchorHeadSingle, outs: Sequence[AnchorMaps], post: PostProcessConfig,
@@ -29,20 +28,12 @@ def postprocess_anchors(head: AnchorHeadSingle, outs: Sequence[AnchorMaps], post
     thr = post.score_threshold if score_threshold is None else score_threshold
     boxes, probs = head.decode_boxes(out)
     scores, labels = probs.max(dim=-1)
-    lo, hi = boxes.new_tensor(post.center_range[:3]), boxes.new_tensor(post.center_range[3:])
     results = []
     for i in range(boxes.shape[0]):
-        if class_thresholds is not None:
-            keep = scores[i] >= class_thresholds.to(scores.device)[labels[i]]
-        else:
-            keep = scores[i] >= thr
-        keep &= ((boxes[i, :, :3] >= lo) & (boxes[i, :, :3] <= hi)).all(dim=1)
-        keep &= torch.isfinite(boxes[i]).all(dim=1)
+        keep = kept(boxes[i], scores[i], labels[i], post, thr, class_thresholds)
         bx, sc, lb = boxes[i][keep], scores[i][keep], labels[i][keep]
         if nms:
-            sel = multiclass_nms(nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
-                                 post.nms_pre_max_size, post.nms_post_max_size,
-                                 class_agnostic=post.class_agnostic_nms)
+            sel = suppress(bx, sc, lb, post)
         else:
             sel = torch.sort(sc, descending=True, stable=True).indices[:post.nms_pre_max_size]
         results.append(BoxPredictions(bx[sel], sc[sel], lb[sel]))

@@ -59,6 +59,26 @@ def nms_boxes(boxes: torch.Tensor, nms_type: str) -> torch.Tensor:
     return boxes
 
 
+def kept(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, post: PostProcessConfig,
+         score_threshold: float, class_thresholds: torch.Tensor | None) -> torch.Tensor:
+    """Mask of one sample's boxes (N, 7+) worth keeping: score at or above the threshold (each class's own
+    when ``class_thresholds`` is given), centre inside ``post.center_range``, every value finite."""
+    if class_thresholds is not None:
+        keep = scores >= class_thresholds.to(scores.device)[labels]
+    else:
+        keep = scores >= score_threshold
+    lo, hi = boxes.new_tensor(post.center_range[:3]), boxes.new_tensor(post.center_range[3:])
+    keep &= ((boxes[:, :3] >= lo) & (boxes[:, :3] <= hi)).all(dim=1)
+    return keep & torch.isfinite(boxes).all(dim=1)
+
+
+def suppress(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor, post: PostProcessConfig) -> torch.Tensor:
+    """Indices of the boxes NMS keeps, by descending score, with the config's NMS type, IoU, pre/post sizes and
+    class-agnostic setting."""
+    return multiclass_nms(nms_boxes(boxes, post.nms_type), scores, labels, post.nms_iou_threshold,
+                          post.nms_pre_max_size, post.nms_post_max_size, class_agnostic=post.class_agnostic_nms)
+
+
 def postprocess(outs: Sequence[HeadOutput], class_groups: Sequence[Sequence[int]], post: PostProcessConfig,
                 voxel_size, point_cloud_range, feature_stride: int, score_threshold: float | None = None,
                 class_thresholds: torch.Tensor | None = None, nms: bool = True) -> list[BoxPredictions]:
@@ -78,20 +98,11 @@ def postprocess(outs: Sequence[HeadOutput], class_groups: Sequence[Sequence[int]
         boxes, scores, local, vel = decode_maps(out, post.max_per_sample, voxel_size, point_cloud_range,
                                                 feature_stride)
         labels = torch.as_tensor(list(group), dtype=torch.long, device=local.device)[local]
-        lo = boxes.new_tensor(post.center_range[:3])
-        hi = boxes.new_tensor(post.center_range[3:])
         for i in range(boxes.shape[0]):
-            if class_thresholds is not None:
-                keep = scores[i] >= class_thresholds.to(scores.device)[labels[i]]
-            else:
-                keep = scores[i] >= thr
-            keep &= ((boxes[i, :, :3] >= lo) & (boxes[i, :, :3] <= hi)).all(dim=1)
-            keep &= torch.isfinite(boxes[i]).all(dim=1)
+            keep = kept(boxes[i], scores[i], labels[i], post, thr, class_thresholds)
             bx, sc, lb = boxes[i][keep], scores[i][keep], labels[i][keep]
             if nms:
-                sel = multiclass_nms(nms_boxes(bx, post.nms_type), sc, lb, post.nms_iou_threshold,
-                                     post.nms_pre_max_size, post.nms_post_max_size,
-                                     class_agnostic=post.class_agnostic_nms)
+                sel = suppress(bx, sc, lb, post)
             else:
                 sel = torch.arange(len(bx), device=bx.device)
             velocities = vel[i][keep][sel] if vel is not None else None
