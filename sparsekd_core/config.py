@@ -7,6 +7,7 @@ an unknown key or a value of the wrong type raises ConfigError naming the key an
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -231,6 +232,7 @@ class ModelConfig:
             fail("a pillar vfe needs bev.type pillar_scatter")
         if self.vfe.type == "mean" and (self.backbone3d.type == "none" or self.bev.type != "height_compression"):
             fail("a mean vfe needs a sparse backbone3d (voxel_res8x or voxel8x) and bev height_compression")
+        self._validate_bev_levels(fail)
         if self.head.type not in HEAD_TYPES:
             fail(f"head.type must be one of {', '.join(HEAD_TYPES)} (got {self.head.type!r})")
         if self.head.type == "anchor":
@@ -251,6 +253,25 @@ class ModelConfig:
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self
+
+    def _validate_bev_levels(self, fail) -> None:
+        """The 2D backbone concatenates its levels, so each must come back to the same map size: a grid that a
+        stride does not divide rounds up at one level and not another (torch.cat would fail at the first frame)."""
+        b2 = self.backbone2d
+        gx, gy, _ = self.voxelization.grid_size()
+        for axis, n in (("x", gx), ("y", gy)):
+            if self.vfe.type == "mean":  # the sparse 3D backbone's three stride-2 convs, each rounding up
+                for _ in range(3):
+                    n = -(-n // 2)
+            sizes, m = [], n
+            for stride, up in zip(b2.strides, b2.upsample_strides):
+                m = -(-m // int(stride))
+                sizes.append(m * int(up) if up >= 1 else m // int(round(1 / up)))
+            if len(set(sizes)) > 1:
+                step = math.prod(int(s) for s in b2.strides) * (1 if self.vfe.type == "pillar" else 8)
+                fail(f"the BEV map is {n} cells along {axis} (voxelization.point_cloud_range / voxel_size), and "
+                     f"backbone2d's levels bring it back to {sizes} cells, which cannot be concatenated: make the "
+                     f"range along {axis} a multiple of {step} voxels")
 
     def _validate_anchor_head(self, fail) -> None:
         h, a = self.head, self.head.anchor

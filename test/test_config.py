@@ -92,3 +92,33 @@ def test_config_dict_round_trip():
         c = load_model_config(name)
         assert model_config_from_dict(c.to_dict()) == c
         assert isinstance(c, ModelConfig)
+
+
+def test_a_bev_grid_the_2d_levels_cannot_concatenate_is_refused_as_the_backbone_would_fail():
+    """The check agrees with the real BaseBEVBackbone on every map size from 20 to 40 cells (pointpillar_v0.64_sim's
+    levels: strides 2, 2, 2, brought back by 1, 2, 4), and its error names a multiple of cells that always fits."""
+    import torch
+
+    from sparsekd_core.models.backbone2d import BaseBEVBackbone
+
+    base = load_model_config("pointpillar_v0.64_sim").to_dict()
+    b2 = base["backbone2d"]
+    net = BaseBEVBackbone(2, [0] * len(b2["strides"]), b2["strides"], [2] * len(b2["strides"]),
+                          b2["upsample_strides"], [2] * len(b2["strides"])).eval()
+    size = base["voxelization"]["voxel_size"][0]
+    refused = []
+    for n in range(20, 41):
+        d = yaml.safe_load(yaml.safe_dump(base))
+        d["voxelization"]["point_cloud_range"][3] = d["voxelization"]["point_cloud_range"][0] + n * size
+        try:
+            model_config_from_dict(d)
+        except ConfigError as e:
+            refused.append(n)
+            assert f"BEV map is {n} cells along x" in str(e) and "a multiple of 8 voxels" in str(e)
+        try:
+            with torch.no_grad():
+                net(torch.zeros(1, 2, 8, n))
+            assert n not in refused, f"{n} cells were refused but the backbone runs them"
+        except RuntimeError:
+            assert n in refused, f"{n} cells pass the check but the backbone fails on them"
+    assert refused and all(n % 8 for n in refused)
