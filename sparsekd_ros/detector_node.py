@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 import threading
 import time
@@ -46,6 +45,7 @@ from sparsekd_ros.parameters import NODE_NAME, PARAMETERS, NodeParams, ParamSpec
 from sparsekd_ros.pipeline_stats import PipelineStats
 from sparsekd_ros.pointcloud2 import MalformedCloud
 from sparsekd_ros.qos import latched_qos, output_qos, sensor_qos
+from sparsekd_ros.stop_signal import StopOnSignal
 from sparsekd_ros.sweep_motion import make_sweep_motion, stamp_seconds
 
 __all__ = ["DetectorNode", "main", "run"]
@@ -382,8 +382,8 @@ def main(args: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.parse_known_args(rclpy.utilities.remove_ros_args(argv)[1:])
-    # rclpy's own signal handlers shut the context down at once, under a worker that may be publishing;
-    # here a signal only asks the spin loop to end, and the node stops its worker before the context goes.
+    # rclpy's own signal handlers shut the context down at once, under a worker that may be publishing; here a
+    # signal only asks the spin loop to end (stop_signal.py), and the node stops its worker before the context goes.
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)
     log = rclpy.logging.get_logger(NODE_NAME)
     try:
@@ -396,7 +396,7 @@ def main(args: Sequence[str] | None = None) -> int:
         log.fatal(f"cannot start: {type(exc).__name__}: {exc}")
         rclpy.try_shutdown()
         return 1
-    stop = _StopOnSignal()
+    stop = StopOnSignal()
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
@@ -414,25 +414,6 @@ def main(args: Sequence[str] | None = None) -> int:
         executor.shutdown(timeout_sec=5.0)
         node.destroy_node()  # the worker finishes its frame and stops while the context is still valid
         rclpy.try_shutdown()
-
-
-class _StopOnSignal:
-    """SIGINT/SIGTERM set ``requested``; a second signal interrupts at once (KeyboardInterrupt)."""
-
-    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = {s: signal.signal(s, self._handle) for s in self._SIGNALS}
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def restore(self) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
 
 
 def run() -> NoReturn:

@@ -18,6 +18,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.signals import SignalHandlerOptions
 from rclpy.time import Time
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
@@ -27,6 +28,7 @@ from sparsekd_ros.frame_files import list_frames, read_frame
 from sparsekd_ros.playback_clock import PlaybackClock
 from sparsekd_ros.pointcloud2 import points_to_cloud
 from sparsekd_ros.spin import BackgroundSpin, SpinFailed
+from sparsekd_ros.stop_signal import StopOnSignal
 
 __all__ = ["DEFAULT_FRAME_ID", "DEFAULT_TOPIC", "replay_bag", "replay_frames", "main"]
 
@@ -228,10 +230,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--clock publishes a bag's recorded time: give a BAG (frames are stamped with the current time)")
     if args.clock_hz <= 0:
         parser.error(f"--clock-hz must be > 0, got {args.clock_hz}")
-    rclpy.init(args=["sparsekd-replay", *argv])
+    # A signal stops the publishing loop, then the node and context go in order (stop_signal.py): rclpy's own
+    # handlers would shut the context down under a publish.
+    rclpy.init(args=["sparsekd-replay", *argv], signal_handler_options=SignalHandlerOptions.NO)
     node = Node("sparsekd_replay")
     stop = threading.Event()
-    rclpy.get_default_context().on_shutdown(stop.set)  # Ctrl-C shuts the context down: stop publishing
+    signals = StopOnSignal(on_stop=stop.set)
+    rclpy.get_default_context().on_shutdown(stop.set)  # an external shutdown stops publishing too
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     # Serves discovery and parameter services while the main thread publishes; if it dies, publishing stops.
@@ -265,6 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
     finally:
         stop.set()
+        signals.restore()
         spin.stop()  # the node must not be destroyed under a running spin
         node.destroy_node()
         rclpy.try_shutdown()
