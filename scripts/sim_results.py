@@ -108,7 +108,9 @@ def main() -> int:
     p.add_argument("--runs", type=Path, default=Path("runs/sim"))
     p.add_argument("--bench", type=Path, default=None, help="sparsekd-bench --json output for the sim models")
     args = p.parse_args()
-    for family in ("voxel", "pillar"):
+    for family in ("voxel", "pillar", "anchor"):
+        if not any(args.runs.glob(f"{family}_*")):
+            continue  # a family nobody has run here (scripts/sim_experiment.sh FAMILY)
         print(f"### {family}\n")
         print("\n".join(family_table(args.runs, family)) + "\n")
     if args.bench:
