@@ -65,3 +65,20 @@ def test_unknown_backend_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--backend", "openvino"])
     assert e.value.code == 2 and "openvino" in capsys.readouterr().err
+
+
+def test_frames_are_read_as_the_other_tools_read_them(shared_data):
+    """A nuScenes sweep (5 float32 columns, intensity 0..255) and a KITTI .bin give the model's point features
+    by name, intensity on the models' 0..1 scale, one row per point."""
+    from sparsekd_core.bench.model_bench import load_frame
+
+    nus = shared_data / "nuscenes" / "lidar_top.bin"
+    raw = np.fromfile(nus, np.float32).reshape(-1, 5)
+    pts = load_frame(nus, ["x", "y", "z", "intensity", "time_lag"])
+    assert pts.shape == (len(raw), 5)
+    np.testing.assert_array_equal(pts[:, :3], raw[:, :3])
+    assert raw[:, 3].max() > 1 and 0 < pts[:, 3].max() <= 1  # 8-bit intensity scaled, as sparsekd-detect does
+    assert not pts[:, 4].any()  # one sweep: time lag 0
+    kitti = load_frame(FRAME, ["x", "y", "z", "intensity", "elongation"])  # a Waymo model on a KITTI frame
+    np.testing.assert_array_equal(kitti[:, :4], np.fromfile(FRAME, np.float32).reshape(-1, 4))
+    assert not kitti[:, 4].any()  # the file has no elongation: zeros, as the node does

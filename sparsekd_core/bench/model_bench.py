@@ -11,11 +11,13 @@ import resource
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
 from ..config import load_model_config
+from ..data.point_files import model_points, read_point_file
 from ..inference import Detector, resolve_device
 from ..models.detector import build_detector
 from .flops import count_macs
@@ -23,17 +25,12 @@ from .flops import count_macs
 DEFAULT_FRAME = Path("../shared/data/waymo_like/benchmark_pc.npy")
 
 
-def load_frame(path: str | Path, features: int) -> np.ndarray:
-    """A .npy or KITTI-style .bin (float32 x y z [i]) frame, padded with zero feature columns to ``features``."""
-    path = Path(path)
-    if path.suffix == ".npy":
-        pts = np.load(path).astype(np.float32)
-    else:
-        pts = np.fromfile(path, dtype=np.float32).reshape(-1, 4)
-    out = np.zeros((len(pts), features), np.float32)
-    k = min(features, pts.shape[1])
-    out[:, :k] = pts[:, :k]
-    return out
+def load_frame(path: str | Path, features: Sequence[str]) -> np.ndarray:
+    """A point file (any format data/point_files.py reads: .npy, KITTI or nuScenes .bin, .pcd, .ply) as the
+    model's ``features`` columns; features the file lacks are zeros, intensity scaled to 0..1 (model_points)."""
+    cloud = read_point_file(path)
+    points, _, _ = model_points(cloud.points, cloud.fields, features)
+    return points
 
 
 def _rss_mb() -> float:
@@ -47,7 +44,7 @@ def bench_model(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "aut
     torch.manual_seed(seed)
     cfg = load_model_config(name)
     dev = resolve_device(device)
-    points = load_frame(frame, len(cfg.point_features))
+    points = load_frame(frame, cfg.point_features)
     model = build_detector(cfg).eval()
     params = sum(p.numel() for p in model.parameters())
 

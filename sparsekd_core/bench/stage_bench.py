@@ -132,7 +132,7 @@ def bench_stages(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "au
     torch.manual_seed(seed)
     cfg = load_model_config(name)
     dev = resolve_device(device)
-    points = load_frame(frame, len(cfg.point_features))
+    points = load_frame(frame, cfg.point_features)
     model = build_detector(cfg).eval().to(dev)
     t = time.perf_counter()
     det = Detector(model, {"class_names": cfg.class_names, "point_features": cfg.point_features}, dev, fp16,

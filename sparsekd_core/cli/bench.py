@@ -147,7 +147,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sparsekd-bench", description=__doc__, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default=",".join(WAYMO_ZOO), help="comma-separated zoo names (default: the Waymo CenterPoint zoo)")
-    ap.add_argument("--frame", default=str(DEFAULT_FRAME), help="point cloud (.npy or KITTI .bin); default %(default)s")
+    ap.add_argument("--frame", default=str(DEFAULT_FRAME), help="point file (.npy, KITTI or nuScenes .bin, .pcd, .ply; read as sparsekd-detect reads it); default %(default)s")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
     ap.add_argument("--fp16", action="store_true",
                     help="fp16 autocast inference, as the node's fp16 parameter (CUDA only)")
