@@ -3,6 +3,7 @@ scores, then the real node in a subprocess with a real (untrained) model, real f
 20 Hz stream."""
 from __future__ import annotations
 
+import math
 import signal
 import subprocess
 import sys
@@ -327,7 +328,10 @@ def test_stream_at_20hz_into_a_slow_model(node_and_client):
     node, client = node_and_client
     pub = client.publisher()
     pts = kitti_points()
-    start = client.latest_diagnostics()
+    until = time.monotonic() + 10.0  # the node publishes diagnostics at 1 Hz: wait for the first
+    while (start := client.latest_diagnostics()) is None and time.monotonic() < until:
+        time.sleep(0.1)
+    assert start is not None, "no diagnostics from the node within 10 s"
     rss, sent = [], 0
     t_start = time.monotonic()
     while (elapsed := time.monotonic() - t_start) < 10.0:
@@ -340,9 +344,12 @@ def test_stream_at_20hz_into_a_slow_model(node_and_client):
     time.sleep(5.0)
     d = client.latest_diagnostics()
     processed, dropped, received = (int(d[k]) for k in ("frames_processed", "dropped_stale", "clouds_received"))
-    # Nothing queues: after the stream, at most the cloud in progress, the one in the mailbox and
-    # the one in the depth-1 reader queue (plus up to 1 s of diagnostics age) are still processed.
-    assert processed - int(at_end["frames_processed"]) <= 4, (at_end, d)
+    # Nothing queues: after the stream, at most the cloud in progress, the one in the mailbox and the one in
+    # the depth-1 reader queue are still processed, plus what the node processed in the up to 1 s by which the
+    # at_end diagnostics may be old (a fast model on an idle CPU, or slow one on a busy CPU, changes that part;
+    # a queue would leave most of the ~200 clouds sent).
+    per_second = 1000.0 / max(float(d["detector_ms_median"]), 1.0)
+    assert processed - int(at_end["frames_processed"]) <= 3 + math.ceil(per_second) + 1, (at_end, d)
     assert processed - int(start["frames_processed"]) >= 2, d
     assert dropped - int(start["dropped_stale"]) >= 10, d
     assert received == processed + dropped + int(d["skipped_malformed"]) + int(d["detector_errors"])
