@@ -95,13 +95,13 @@ def test_config_dict_round_trip():
 
 
 def test_a_bev_grid_the_2d_levels_cannot_concatenate_is_refused_as_the_backbone_would_fail():
-    """The check agrees with the real BaseBEVBackbone on every map size from 20 to 40 cells (pointpillar_v0.64_sim's
+    """The check agrees with the real BaseBEVBackbone on every map size from 20 to 40 cells (kitti_pointpillar's
     levels: strides 2, 2, 2, brought back by 1, 2, 4), and its error names a multiple of cells that always fits."""
     import torch
 
     from sparsekd_core.models.backbone2d import BaseBEVBackbone
 
-    base = load_model_config("pointpillar_v0.64_sim").to_dict()
+    base = load_model_config("kitti_pointpillar").to_dict()
     b2 = base["backbone2d"]
     net = BaseBEVBackbone(2, [0] * len(b2["strides"]), b2["strides"], [2] * len(b2["strides"]),
                           b2["upsample_strides"], [2] * len(b2["strides"])).eval()
