@@ -4,14 +4,10 @@
 #   scripts/gpu_latency.sh prepare     # here, once: pack what the GPU machine's image lacks into .device/
 #   bash scripts/gpu_latency.sh run    # on the GPU machine: device `run` with carry [".device"], timeout 600
 #
-# prepare (on a development machine with network): downloads spconv-cu126 2.3.8 and cumm-cu126 for the GPU
-# image's Python (3.12) and the pure-Python packages they import (pccm, ccimport, lark) and packs them as an xz
-# tarball split into 30 MiB parts, .device/site.tar.xz.part-aa, -ab, ...: the two wheels are 98 MB (350 MB
-# unpacked), the tarball an estimated 55-60 MB (xz on samples of the two largest libraries; prepare has not
-# been run whole), and a device run carries at most 64 MiB with the work tree (22 MB). .device/ is added to
-# .git/info/exclude, so it never lands in a commit. The parts travel in consecutive calls while the machine is
-# warm (files a call carried stay there for the next): one call per part but the last, each carrying only that
-# part, with the command `true`; then the last part with `bash scripts/gpu_latency.sh run`.
+# prepare (on a development machine with network): packs spconv-cu126 2.3.8 and cumm-cu126 into .device/ as xz
+# parts (scripts/device_site.sh says how and why). The parts travel in consecutive calls while the machine is
+# warm: one call per part but the last, each carrying only that part, with the command `true`; then the last part
+# with `bash scripts/gpu_latency.sh run`.
 #
 # run (on the GPU machine; its image has torch, onnx and onnxruntime, no spconv and no TensorRT): unpacks
 # the parts, then times the zoo on the 198k-point Waymo-like frame with `sparsekd-bench --backend`,
@@ -36,34 +32,18 @@ BACKENDS=${BACKENDS:-torch,onnxruntime,tensorrt}
 FP16_BACKENDS=${FP16_BACKENDS:-torch,tensorrt}  # onnxruntime runs fp32 only
 DEVICE=${DEVICE:-cuda}
 FRAME=sparsekd_core/assets/sample_data/waymo_like/benchmark_pc.npy
-DEVDIR=.device
+# shellcheck source=scripts/device_site.sh
+source scripts/device_site.sh
 
 prepare() {
-    local py=${PYTHON:-.venv/bin/python} tmp
-    tmp=$(mktemp -d)
-    local exclude
-    exclude=$(git rev-parse --git-path info/exclude)
-    grep -qx "/$DEVDIR/" "$exclude" 2>/dev/null || echo "/$DEVDIR/" >> "$exclude"
-    mkdir -p "$DEVDIR" "$tmp/wheels" "$tmp/site"
-    "$py" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d "$tmp/wheels" \
-        spconv-cu126==2.3.8 cumm-cu126 pccm ccimport lark
-    for w in "$tmp"/wheels/*.whl; do "$py" -m zipfile -e "$w" "$tmp/site"; done
-    rm -f "$DEVDIR"/site.tar.xz.part-*
-    tar -C "$tmp/site" -cf - . | xz -9 -T0 | split -b 30M - "$DEVDIR/site.tar.xz.part-"
-    rm -rf "$tmp"
-    ls -l "$DEVDIR"/site.tar.xz.part-*
+    device_site_prepare
     echo "carry each part in its own device call, in order; the last one with: bash scripts/gpu_latency.sh run"
 }
 
 run() {
-    local out=${OUT:-gpu_latency_out} site=/tmp/sparsekd_site
+    local out=${OUT:-gpu_latency_out}
     mkdir -p "$out"
-    if compgen -G "$DEVDIR/site.tar.xz.part-*" > /dev/null; then
-        mkdir -p "$site" && cat "$DEVDIR"/site.tar.xz.part-* | xz -dc | tar -C "$site" -xf -
-        export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
-    else
-        export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
-    fi
+    device_site_activate
     export PYTHONUNBUFFERED=1 SPARSEKD_TRT_CACHE="$out/../trt-cache"
     local py=${PYTHON:-python3}
     {
