@@ -2,8 +2,10 @@
 #
 # The GPU machine's image has torch, numpy, onnx and onnxruntime but no spconv, and a device call carries at most
 # 64 MiB with the work tree. spconv-cu126 2.3.8 and cumm-cu126 (98 MB of wheels, 350 MB unpacked) therefore travel
-# as an xz tarball in 30 MiB parts under .device/ (excluded from git), one part per device call while the machine
-# stays warm (what a call carried stays there for the next one).
+# as an xz tarball in 30 MiB parts under .device/ (excluded from git). Measured on 2026-12-01: 38.7 MiB in two
+# parts (prepare: 9 min of one core for xz -9), which with the 22.9 MB work tree fit one call (63.5 of 67.1 MB).
+# Should the tree grow past that, carry the parts in consecutive calls while the machine stays warm (what a call
+# carried stays there for the next one).
 #
 #   device_site_prepare   # here, on a machine with network: download, unpack and pack the wheels into .device/
 #   device_site_activate  # there: unpack the parts (once per machine) and put them on PYTHONPATH

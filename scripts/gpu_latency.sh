@@ -5,9 +5,7 @@
 #   bash scripts/gpu_latency.sh run    # on the GPU machine: device `run` with carry [".device"], timeout 600
 #
 # prepare (on a development machine with network): packs spconv-cu126 2.3.8 and cumm-cu126 into .device/ as xz
-# parts (scripts/device_site.sh says how and why). The parts travel in consecutive calls while the machine is
-# warm: one call per part but the last, each carrying only that part, with the command `true`; then the last part
-# with `bash scripts/gpu_latency.sh run`.
+# parts (scripts/device_site.sh says how and why; today they and the work tree fit one call, carry [".device"]).
 #
 # run (on the GPU machine; its image has torch, onnx and onnxruntime, no spconv and no TensorRT): unpacks
 # the parts, then times the zoo on the 198k-point Waymo-like frame with `sparsekd-bench --backend`,
