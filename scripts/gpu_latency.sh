@@ -35,7 +35,7 @@ source scripts/device_site.sh
 
 prepare() {
     device_site_prepare
-    echo "carry each part in its own device call, in order; the last one with: bash scripts/gpu_latency.sh run"
+    echo "device call: carry [\".device\"], command: bash scripts/gpu_latency.sh run (scripts/device_site.sh: sizes)"
 }
 
 run() {
