@@ -12,7 +12,8 @@ from sparsekd_core.checkpoint import CheckpointError, load_model, read_checkpoin
 from sparsekd_ros.demo import bundle as bundle_mod
 from sparsekd_ros.demo.bundle import bundle, drive_key
 from sparsekd_ros.demo.models import recorded_teacher_scores
-from sparsekd_core.inference import load_detector
+from sparsekd_core.data.sim.version import STREETS_VERSION
+from sparsekd_core.inference import load_detector, resolve_checkpoint
 
 STUDENT, TEACHER = "cp_voxel_xxs_sim", "cp_voxel_sim"
 
@@ -69,6 +70,18 @@ def test_bundle_records_the_teacher_on_the_demo_drive_for_matching_runs_only(run
     assert scores is not None and scores.model == f"{TEACHER} (recorded)" and scores.frames == 2
     assert lookup(drive_key(100, 0, 1, threshold)) is None  # another drive: not comparable, not shown
     assert lookup(drive_key(2, 0, 1, 0.5)) is None  # another threshold: not comparable either
+    assert lookup(drive_key(2, 0, 1, threshold, streets_version=STREETS_VERSION + 1)) is None  # another simulator
+
+
+def test_the_shipped_students_recorded_teacher_drive_counts_as_simulator_version_1():
+    """The bundled checkpoints recorded their teacher's demo drive before drive keys had a simulator version."""
+    meta = read_checkpoint(resolve_checkpoint("cp_voxel_s"))["meta"]
+    drive = meta["demo_teacher"]["drive"]
+    assert "streets_version" not in drive
+    key = [drive["frames"], drive["seed"], drive["eval_stride"], drive["score_threshold"]]
+    lookup = recorded_teacher_scores(meta)
+    assert lookup(drive_key(*key, streets_version=1)) is not None
+    assert lookup(drive_key(*key, streets_version=2)) is None
 
 
 def test_bundle_refuses_unknown_names_and_unfinished_runs(run_dir, tmp_path):

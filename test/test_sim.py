@@ -12,6 +12,7 @@ from sparsekd_core.data import waymo_format as wf
 from sparsekd_core.data.sim.generate import generate, iterate_frames, plan_frames
 from sparsekd_core.data.sim.placement import rects_overlap
 from sparsekd_core.data.sim.scene import SnapshotScene
+from sparsekd_core.data.sim.version import STREETS_VERSION
 from sparsekd_core.data.sim.sensor import PRESETS
 from sparsekd_core.data.sim.sequence import DriveScene
 from sparsekd_core.geometry.boxes import bev_corners, points_in_boxes, points_to_box_frame
@@ -179,7 +180,7 @@ def test_waymo_layout_reads_back(written):
         assert np.all(inside.sum(axis=0) >= annos["num_points_in_gt"]) and np.all(annos["num_points_in_gt"] >= 1)
         assert info["pose"].shape == (4, 4)
     meta = json.loads((out / "sim_meta.json").read_text())
-    assert meta["preset"] == "hdl64" and len(meta["frames_list"]) == 3
+    assert meta["preset"] == "hdl64" and len(meta["frames_list"]) == 3 and meta["streets_version"] == STREETS_VERSION
     assert len(list((out / "preview").glob("*.png"))) == 1
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sparsekd_core.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from sparsekd_core.data.sim.version import STREETS_VERSION
 
 __all__ = ["DEMO_DRIVE", "provenance_text", "drive_key", "deflate_checkpoint", "bundle", "main"]
 
@@ -44,10 +45,12 @@ def provenance_text(model: str, kd: str, teacher: str | None, frames: int) -> st
             "Waymo (README: 'Train and distil your own student').")
 
 
-def drive_key(frames: int, seed: int, eval_stride: int, score_threshold: float) -> dict:
-    """What makes two demo scores comparable: the same drive, the same frames scored, the same threshold."""
+def drive_key(frames: int, seed: int, eval_stride: int, score_threshold: float,
+              streets_version: int = STREETS_VERSION) -> dict:
+    """What makes two demo scores comparable: the same drive from the same simulator, the same frames scored, the
+    same threshold."""
     return {"frames": int(frames), "seed": int(seed), "eval_stride": int(eval_stride),
-            "score_threshold": round(float(score_threshold), 6)}
+            "score_threshold": round(float(score_threshold), 6), "streets_version": int(streets_version)}
 
 
 def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str) -> dict:

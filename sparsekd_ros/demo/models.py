@@ -104,8 +104,9 @@ def resolve_teacher(name: str | None, student: DemoModel) -> tuple[DemoModel | N
 def recorded_teacher_scores(meta: dict):
     """For a bundled student whose teacher is not shipped, from its checkpoint's ``meta``: a function of the
     demo's drive key that returns the teacher's DriveScores recorded at bundling time
-    (sparsekd_ros/demo/bundle.py) when they were measured on that same drive and threshold, else None.
-    None when the checkpoint recorded nothing."""
+    (sparsekd_ros/demo/bundle.py) when they were measured on that same drive, simulator and threshold, else None.
+    None when the checkpoint recorded nothing. Drives recorded before the key had a simulator version were made by
+    version 1 (sparsekd_core/data/sim/version.py)."""
     from sparsekd_ros.demo.evaluate import DriveScores
 
     recorded = (meta or {}).get("demo_teacher")
@@ -113,7 +114,7 @@ def recorded_teacher_scores(meta: dict):
         return None
 
     def lookup(key: dict):
-        if recorded.get("drive") != key:
+        if {"streets_version": 1, **recorded.get("drive", {})} != key:
             return None
         return DriveScores.from_dict({**recorded["scores"], "model": f"{recorded.get('model', 'teacher')} (recorded)"})
     return lookup

@@ -5,7 +5,8 @@ Output layout (``--format both``)::
     OUT/kitti/   training/{velodyne,label_2,calib}, ImageSets/{train,val}.txt     (kitti_format.py)
     OUT/waymo/   waymo_processed_data_v0_5_0/<segment>/..., waymo_infos_{train,val}.pkl, ImageSets
     OUT/preview/ bird's-eye-view PNGs (``--preview N``)
-    OUT/sim_meta.json  what was generated: preset, seed, mode, splits, and per frame its KITTI id,
+    OUT/sim_meta.json  what was generated: the simulator's streets version (sim/version.py), preset,
+                       seed, mode, splits, and per frame its KITTI id,
                        Waymo segment/sample index, split, scene and timestamp
 
 Splits: snapshot scenes hold up to 10 frames each; whole scenes go to val (the last
@@ -28,6 +29,7 @@ import numpy as np
 from sparsekd_core.data.kitti_format import frame_id as kitti_frame_id
 from sparsekd_core.data.sim.scene import SimFrame, SnapshotScene
 from sparsekd_core.data.sim.sensor import get_preset
+from sparsekd_core.data.sim.version import STREETS_VERSION
 
 FRAMES_PER_SCENE = 10
 FORMATS = ("kitti", "waymo", "both")
@@ -261,7 +263,8 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
     if bar is not None:
         bar.close()
     meta = {
-        "generator": "sparsekd-sim", "preset": preset, "seed": seed, "sequence": sequence,
+        "generator": "sparsekd-sim", "streets_version": STREETS_VERSION, "preset": preset, "seed": seed,
+        "sequence": sequence,
         "rate_hz": sensor.rate_hz if sequence else None, "format": fmt, "frames": frames,
         "val_fraction": val_fraction, "points_frame": "sensor" if sensor.frame_z_offset == 0 else "vehicle",
         "splits": summary.splits, "frames_list": records,
