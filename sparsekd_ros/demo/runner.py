@@ -286,6 +286,10 @@ def _main(run: Run, args: argparse.Namespace) -> int:
             teacher_note = ""
             print(f"teacher {teacher_scores.model}: AP recorded on this same drive when the student was bundled "
                   "(the teacher's weights are not shipped)")
+        else:
+            teacher_note = ("the teacher's AP recorded when the student was bundled is from another drive (other "
+                            "frames, seed, threshold or simulator streets version), so it is not shown; pass "
+                            "--teacher PATH to compare")
     print(f"scored on {len(scored)} of {n_drive} drive frames" + (f" (one in {stride})" if stride > 1 else ""))
     pairs = [(r.detections, (lib + lib_samples)[r.index]) for r in records if r.answered]
     agree = agreement(pairs) if pairs else None
