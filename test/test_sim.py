@@ -9,6 +9,7 @@ from shapely.geometry import Polygon
 
 from sparsekd_core.data import kitti_format as kf
 from sparsekd_core.data import waymo_format as wf
+from sparsekd_core.data.sim.actors import CAR_KINDS, MIRROR_REACH, VEHICLE_KINDS, reach_boxes
 from sparsekd_core.data.sim.generate import generate, iterate_frames, plan_frames
 from sparsekd_core.data.sim.placement import rects_overlap
 from sparsekd_core.data.sim.scene import SnapshotScene
@@ -44,8 +45,12 @@ def test_frames_look_like_a_street_scan(hdl64_frames):
         assert 90_000 < len(frame.points) < 136_000  # 64 x 2118 rays, minus sky and dropouts
         assert frame.points.dtype == np.float32 and frame.points.shape[1] == 5
         kinds = set(frame.kinds.tolist())
-        assert {"car", "pedestrian"} <= kinds
+        assert kinds & set(CAR_KINDS) and "pedestrian" in kinds
         assert np.all((frame.points[:, 3] >= 0) & (frame.points[:, 3] <= 1))
+        # KITTI's intensity: steps of 0.01, weak and dark returns read exactly 0, nothing in (0, 0.03).
+        np.testing.assert_allclose(frame.points[:, 3], np.round(frame.points[:, 3], 2), atol=1e-6)
+        assert 0.01 < np.mean(frame.points[:, 3] == 0) < 0.3
+        assert np.mean((frame.points[:, 3] > 0) & (frame.points[:, 3] < 0.03)) < 0.001
         # The road is 1.73 m below an hdl64: the lowest tenth of the points sits near z = -1.73.
         assert abs(np.percentile(frame.points[:, 2], 10) + 1.73) < 0.6
 
@@ -55,12 +60,18 @@ def test_labels_carry_their_true_point_counts(which, hdl64_frames, waymo_frame):
     frame = hdl64_frames[0] if which == "hdl64" else waymo_frame
     assert len(frame) > 10
     inside = points_in_boxes(frame.points, frame.boxes)
+    within_reach = points_in_boxes(frame.points, reach_boxes(frame.boxes, frame.kinds))
     for i in range(len(frame)):
         own = frame.point_label == i
-        assert frame.num_points[i] >= 1
-        assert own.sum() == frame.num_points[i]
-        assert inside[own, i].all(), "every return off an object lies inside its box"
-        assert inside[:, i].sum() >= frame.num_points[i]
+        assert own.sum() >= 1
+        assert (own & inside[:, i]).sum() == frame.num_points[i]  # the returns inside the box
+        # every return off an object lies inside its box, but for a vehicle's wing mirrors just beside it
+        assert within_reach[own, i].all()
+        if frame.kinds[i] not in VEHICLE_KINDS:
+            assert inside[own, i].all(), "every return off a pedestrian or cyclist lies inside its box"
+        else:
+            local = points_to_box_frame(frame.points[own & ~inside[:, i]], frame.boxes[i])
+            assert np.all(np.abs(local[:, 1]) <= frame.boxes[i, 4] / 2 + MIRROR_REACH + 0.05)
     # The only world points inside boxes are ground returns by wheels and feet (the road's slope
     # lifts the ground a few cm above a box's flat bottom): nothing higher than 12 cm.
     world = frame.point_label < 0
@@ -148,7 +159,8 @@ def test_kitti_files_read_back_to_the_simulated_boxes(written):
         objects = kf.read_label(layout.label_path(fid))
         assert objects and {o.type for o in objects} <= {"Car", "Van", "Truck", "Pedestrian", "Cyclist"}
         boxes = kf.objects_to_lidar_boxes(objects, calib)
-        # Each label matches one simulated box (the labels are the ones the camera sees).
+        # Each label matches one simulated box; every object around the sensor is labelled.
+        assert len(objects) == len(frame)
         for obj, box in zip(objects, boxes):
             err = np.abs(frame.boxes - box)
             err[:, 6] = np.abs(np.angle(np.exp(1j * (frame.boxes[:, 6] - box[6]))))
@@ -156,11 +168,16 @@ def test_kitti_files_read_back_to_the_simulated_boxes(written):
             assert err[best].max() < 1e-3, (obj.to_line(), frame.boxes[best])
             assert kf.KITTI_CLASSES.index(obj.type) >= 0
             checked += 1
-        # Labelled objects project into the image and are in front of the camera.
+        # Objects the camera sees carry their projected 2D box; the others a zero box, truncation 1 and
+        # difficulty -1, so the KITTI metric ignores them.
         bbox, valid = kf.boxes_to_image_bbox(boxes, calib)
-        assert valid.all()
-        np.testing.assert_allclose(bbox, np.stack([o.bbox for o in objects]), atol=0.006)
-        assert set(kf.object_difficulty(objects).tolist()) <= {-1, 0, 1, 2}
+        in_view = valid & (calib.lidar_to_rect(boxes[:, :3])[:, 2] > 0)
+        assert 0 < in_view.sum() < len(objects)
+        written = np.stack([o.bbox for o in objects])
+        np.testing.assert_allclose(written[in_view], bbox[in_view], atol=0.006)
+        assert np.all(written[~in_view] == 0) and all(o.truncated == 1.0 for o, v in zip(objects, in_view) if not v)
+        difficulty = kf.object_difficulty(objects)
+        assert set(difficulty.tolist()) <= {-1, 0, 1, 2} and np.all(difficulty[~in_view] == -1)
     assert checked > 10
 
 
@@ -231,11 +248,14 @@ def test_ray_culling_keeps_every_ray_that_hits_an_actor():
     from sparsekd_core.data.sim.sensor import Lidar, _BoxFrames
 
     lidar = Lidar(PRESETS["hdl64"])
-    library = MeshLibrary(np.random.default_rng(0), variants=1)
-    sizes = {"truck": [10.0, 2.5, 3.8], "car": [4.5, 1.8, 1.5], "pedestrian": [0.6, 0.6, 1.75]}
-    placed = [("truck", [1.0, 2.6, -1.73 + 1.9, 0.1]), ("car", [-3.0, -2.2, -1.73 + 0.75, 1.4]),
-              ("pedestrian", [0.0, -1.2, -1.73 + 0.875, 0.0]), ("car", [30.0, 5.0, -1.73 + 0.75, 3.0])]
+    from sparsekd_core.data.sim.sizes import SizeSampler
+
+    library = MeshLibrary(np.random.default_rng(0), SizeSampler(np.random.default_rng(0)), variants=1)
+    sizes = {"truck": [10.0, 2.5, 3.8], "sedan": [4.5, 1.8, 1.5], "pedestrian": [0.6, 0.6, 1.75]}
+    placed = [("truck", [1.0, 2.6, -1.73 + 1.9, 0.1]), ("sedan", [-3.0, -2.2, -1.73 + 0.75, 1.4]),
+              ("pedestrian", [0.0, -1.2, -1.73 + 0.875, 0.0]), ("sedan", [30.0, 5.0, -1.73 + 0.75, 3.0])]
     boxes = np.array([[x, y, z, *sizes[k], yaw] for k, (x, y, z, yaw) in placed])
+    reach = reach_boxes(boxes, [k for k, _ in placed])  # what the scan covers (mirrors included)
     meshes = [library.mesh(k, np.array(sizes[k]), True, np.random.default_rng(1)) for k, _ in placed]
     for subset, max_share in ((slice(None), 1.0), (slice(3, 4), 0.01)):  # all around / one far car
         mesh, _ = pose_meshes(meshes[subset], boxes[subset])
@@ -248,7 +268,7 @@ def test_ray_culling_keeps_every_ray_that_hits_an_actor():
                                      local[:, 2]])
             rays = np.hstack([np.zeros_like(world), world]).astype(np.float32)
             hits = np.isfinite(scene.cast_rays(o3d.core.Tensor(rays))["t_hit"].numpy())
-            coverage = lidar._coverage(_BoxFrames(boxes[subset]), np.zeros(3), yaw, offset)
+            coverage = lidar._coverage(_BoxFrames(reach[subset]), np.zeros(3), yaw, offset)
             assert hits.sum() > 50
             assert not np.any(hits & (coverage == 0))
             assert coverage.astype(bool).mean() <= max_share  # and it does cull

@@ -7,19 +7,31 @@ import sys
 DESCRIPTION = """\
 Simulate a spinning LiDAR driving through generated streets and write a labelled dataset.
 
-Each scene is a street with a gentle slope, kerbs, sidewalks, buildings, lots, poles, signs,
-trees and bushes; road users (cars, vans, trucks, pedestrians, cyclists) are placed without
-overlap and the LiDAR's rays are cast against everything with open3d, so occlusion is real.
+Each scene is a city, residential or rural street with a gentle slope, kerbs, sidewalks,
+buildings with windows, gardens, fences, lots, poles, signs, bollards, trees, bushes and rough
+verges; road users (hatchbacks, sedans, SUVs, pickups, vans, trucks, buses, pedestrians of every
+size with and without bags, cyclists riding or standing beside their bicycles) and the things
+nobody labels (parked bicycles, prams) are placed without overlap, and the LiDAR's rays are cast
+against everything with open3d, so occlusion is real; windows return few pulses.
 Labels hold every object with at least one LiDAR return, with its true number of points
-(returns off its mesh). KITTI labels: Car, Van, Truck, Pedestrian, Cyclist, for objects the
-front camera sees (fixed KITTI-like calibration; 2D boxes, truncation, occlusion and difficulty
-are real projections); the velodyne files keep the full 360-degree scan. Waymo labels:
-Vehicle, Pedestrian, Cyclist, all around.
+(returns off its mesh), and box sizes drawn from a real dataset's published statistics
+(--label-style). KITTI labels: Car, Van, Truck, Pedestrian, Cyclist, all around the sensor by
+default (out-of-view objects get a zero 2D box, which the KITTI metric ignores; --labels camera
+writes only what the front camera sees, as KITTI does); fixed KITTI-like calibration, so 2D boxes,
+truncation, occlusion and difficulty are real projections. Waymo labels: Vehicle, Pedestrian,
+Cyclist, all around. Intensity follows KITTI's 0..1 scale.
 
 Presets: hdl64     Velodyne HDL-64E as on KITTI (64 beams, +2..-24.8 deg, 120 m, 1.73 m up;
                    points in the LiDAR frame)
+         hdl32     Velodyne HDL-32E (32 beams, +10.7..-30.7 deg, 100 m), as on nuScenes
+         vlp16     Velodyne VLP-16 (16 beams, +-15 deg, 100 m), common on small robots
+         os1_64    Ouster OS1-64 (64 beams, +-22.5 deg, 1024 columns, 120 m)
+         os1_128   Ouster OS1-128 (128 beams, +-22.5 deg, 1024 columns, 120 m)
          waymo_top Waymo's top LiDAR (64 beams, +2.4..-17.6 deg, 75 m; points in the vehicle
                    frame, z = 0 on the ground, with an elongation column)
+A mix draws each scene's sensor: --preset hdl64:0.7,os1_64:0.1,vlp16:0.1,hdl32:0.1. All of a
+dataset's frames are written in one frame (the main preset's, or --frame-height metres above the
+road), whatever each sensor's mounting: that is what a model trained on them expects.
 
 The same seed gives the same dataset (point and label files byte for byte), whatever --workers.
 """
@@ -45,8 +57,20 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="data/sim", help="output folder (created if missing; default data/sim)")
     parser.add_argument("--frames", type=int, default=200, help="number of frames to generate (default 200)")
-    parser.add_argument("--preset", default="hdl64", choices=("hdl64", "waymo_top"),
-                        help="sensor preset (default hdl64)")
+    parser.add_argument("--preset", default="hdl64", metavar="PRESET[:W,...]",
+                        help="sensor preset, or a weighted mix of presets drawn per scene (default hdl64)")
+    parser.add_argument("--label-style", default="kitti", choices=("kitti", "waymo", "nuscenes"),
+                        help="whose box sizes road users have: that dataset's published class statistics "
+                             "(default kitti)")
+    parser.add_argument("--random-mount", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes whose sensor sits at a random height (0.5-2.3 m) and tilt; "
+                             "points stay in the dataset's frame (default 0)")
+    parser.add_argument("--frame-height", type=float, default=None, metavar="M",
+                        help="write points and boxes in a level frame this high above the road (default: "
+                             "the main preset's own frame, 1.73 for hdl64)")
+    parser.add_argument("--labels", default="all", choices=("all", "camera"),
+                        help="KITTI labels for every object around the sensor (default) or only for those "
+                             "the front camera sees")
     parser.add_argument("--format", dest="fmt", default="both", choices=("kitti", "waymo", "both"),
                         help="dataset layout(s) to write (default both)")
     parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, same data (default 0)")
@@ -67,11 +91,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sparsekd_core.data.sim.generate import generate
+    from sparsekd_core.data.sim.scene import SimOptions
 
     try:
+        options = SimOptions(label_style=args.label_style, random_mount=args.random_mount,
+                             frame_height=args.frame_height)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
-                           progress=not args.quiet, workers=args.workers)
+                           progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)
     except ValueError as err:
         print(f"sparsekd-sim: error: {err}", file=sys.stderr)
         return 2

@@ -1,8 +1,16 @@
-"""Road users of the simulated world: their size distributions, their meshes and their class names.
+"""Road users of the simulated world: their kinds, their meshes and the class names they are labelled as.
 
-An actor's box is the project's box: (x, y, z, dx, dy, dz, yaw), gravity centre, full extents. Its mesh
-is built in the box's own frame (x forward) and stays inside the box: a thin margin on the sides, top,
-front and back, and none at the bottom so wheels and feet stand on the ground.
+An actor's box is the project's box: (x, y, z, dx, dy, dz, yaw), gravity centre, full extents. Its mesh is
+built in the box's own frame (x forward) and stays inside the box (a thin margin on the sides, top, front and
+back, none at the bottom so wheels and feet stand on the ground), except for what annotators leave out of a
+box: a car's wing mirrors stick out of its sides, as they do out of KITTI's tight car labels.
+
+Kinds (sizes.py draws their boxes): vehicle body types ``hatchback``, ``sedan``, ``suv``, ``pickup``, ``van``,
+``truck``, ``bus``; ``pedestrian`` (adults and children, walking or standing, some with a bag); ``cyclist``
+(riding, or standing beside the bicycle). Vehicle bodies are lofted cross-sections along the car, so they are
+rounded the way a LiDAR sees them: bonnet, windscreen, roof and boot at their heights, a narrower glasshouse
+above the beltline, rounded corners, wheel arches. Windows are glass: they return few pulses
+(``Mesh.returns``), which is why real cars show a hole between the beltline and the roof.
 """
 from __future__ import annotations
 
@@ -11,43 +19,26 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsekd_core.data.sim.meshes import Mesh, MeshBuilder
+from sparsekd_core.data.sim.sizes import KINDS, VEHICLE_TYPES
 
-#: The kinds of road user and the dataset class each one is written as.
-KINDS: tuple[str, ...] = ("car", "van", "truck", "pedestrian", "cyclist")
-KITTI_NAMES = {"car": "Car", "van": "Van", "truck": "Truck", "pedestrian": "Pedestrian", "cyclist": "Cyclist"}
-WAYMO_NAMES = {"car": "Vehicle", "van": "Vehicle", "truck": "Vehicle", "pedestrian": "Pedestrian",
-               "cyclist": "Cyclist"}
-VEHICLE_KINDS = ("car", "van", "truck")
+#: The dataset class each kind is written as. KITTI has no bus class: buses are labelled Truck.
+KITTI_NAMES = {"hatchback": "Car", "sedan": "Car", "suv": "Car", "pickup": "Car", "van": "Van", "truck": "Truck",
+               "bus": "Truck", "pedestrian": "Pedestrian", "cyclist": "Cyclist"}
+WAYMO_NAMES = {**{t: "Vehicle" for t in VEHICLE_TYPES}, "pedestrian": "Pedestrian", "cyclist": "Cyclist"}
+VEHICLE_KINDS = VEHICLE_TYPES
+#: Kinds whose KITTI class is Car (tests and the demo count these as cars).
+CAR_KINDS = tuple(k for k, v in KITTI_NAMES.items() if v == "Car")
+#: Things placed like road users that no dataset labels: parked bicycles (nobody riding them) and prams.
+UNLABELLED_KINDS = ("bicycle", "pram")
+#: Extra width of a cyclist's box when the person stands beside the bicycle instead of riding it.
+BESIDE_BIKE_WIDTH = 0.45
 
-#: Size distributions (length dx, width dy, height dz): mean, standard deviation, clip low, clip high (metres).
-SIZE_STATS: dict[str, tuple[tuple[float, float, float, float], ...]] = {
-    "car": ((4.5, 0.35, 3.6, 5.4), (1.8, 0.08, 1.6, 2.05), (1.5, 0.08, 1.35, 1.75)),
-    "van": ((5.2, 0.35, 4.5, 6.2), (2.0, 0.08, 1.85, 2.2), (2.2, 0.15, 1.9, 2.6)),
-    "truck": ((8.0, 1.2, 6.0, 11.0), (2.5, 0.1, 2.3, 2.6), (3.2, 0.3, 2.7, 3.8)),
-    "pedestrian": ((0.62, 0.08, 0.45, 0.9), (0.62, 0.07, 0.45, 0.85), (1.74, 0.09, 1.45, 1.98)),
-    "cyclist": ((1.8, 0.1, 1.55, 2.05), (0.62, 0.06, 0.5, 0.8), (1.72, 0.08, 1.5, 1.95)),
-}
-_SIZE_ARRAYS = {kind: tuple(np.array(col) for col in zip(*stats)) for kind, stats in SIZE_STATS.items()}
-
-
-class SizeSampler:
-    """:func:`sample_size` drawn in batches (numpy's per-call cost dominates for 3 numbers)."""
-
-    BATCH = 64
-
-    def __init__(self, rng: np.random.Generator):
-        self._rng = rng
-        self._pool: dict[str, list[np.ndarray]] = {}
-
-    def __call__(self, kind: str) -> np.ndarray:
-        pool = self._pool.get(kind)
-        if not pool:
-            mean, std, lo, hi = _SIZE_ARRAYS[kind]
-            batch = np.round(np.clip(self._rng.normal(mean, std, size=(self.BATCH, 3)), lo, hi), 2)
-            pool = self._pool[kind] = list(batch[::-1])
-        return pool.pop()
 #: Gap left between the mesh and its box on every face but the bottom (keeps range noise inside the box).
 MESH_MARGIN = 0.03
+#: Glass: a LiDAR pulse mostly passes through a window or glances off it; this share comes back.
+GLASS_RETURNS = 0.12
+#: How far a wing mirror reaches beyond the body's side (outside the label box, as in KITTI).
+MIRROR_REACH = 0.16
 
 
 @dataclass
@@ -72,121 +63,252 @@ class Actor:
         return box
 
 
-def sample_size(kind: str, rng: np.random.Generator) -> np.ndarray:
-    """(3,) dx dy dz drawn from the kind's clipped normal size distribution, in whole centimetres
-    (what a KITTI label holds)."""
-    mean, std, lo, hi = _SIZE_ARRAYS[kind]
-    return np.round(np.clip(rng.normal(mean, std), lo, hi), 2)
+def reach_boxes(boxes: np.ndarray, kinds) -> np.ndarray:
+    """(K, 7) boxes grown to hold everything of their actors' meshes: vehicles' wing mirrors stick out of the
+    sides of their label boxes by MIRROR_REACH."""
+    out = np.asarray(boxes, np.float64).reshape(-1, 7).copy()
+    out[np.isin(np.asarray(kinds, dtype=str), VEHICLE_KINDS), 4] += 2 * MIRROR_REACH
+    return out
 
 
 def _paint(rng: np.random.Generator) -> float:
-    # Car paints: many dark/grey cars with low returns, some white/silver with high ones.
-    return float(rng.choice([rng.uniform(0.05, 0.2), rng.uniform(0.2, 0.45), rng.uniform(0.45, 0.75)],
-                            p=[0.35, 0.4, 0.25]))
+    """A car paint on KITTI's intensity scale: dark paints return weakly (their returns often read 0, as a
+    third of real KITTI car points do), light ones about as bright as concrete."""
+    return float(rng.choice([rng.uniform(0.02, 0.08), rng.uniform(0.1, 0.25), rng.uniform(0.25, 0.45)],
+                            p=[0.38, 0.32, 0.3]))
+
+
+# Side profiles of the body types: (x as a fraction of the length from the back -0.5 to the front +0.5, top z
+# as a fraction of the height), the beltline (fraction of the height) and the x range of the side windows.
+_PROFILES: dict[str, tuple[tuple[tuple[float, float], ...], float, tuple[float, float]]] = {
+    "sedan": (((-0.5, 0.5), (-0.47, 0.62), (-0.31, 0.65), (-0.17, 0.97), (0.08, 1.0), (0.24, 0.67),
+               (0.46, 0.59), (0.5, 0.46)), 0.6, (-0.22, 0.2)),
+    "hatchback": (((-0.5, 0.55), (-0.47, 0.9), (-0.4, 1.0), (0.07, 1.0), (0.24, 0.67), (0.46, 0.6),
+                   (0.5, 0.48)), 0.6, (-0.38, 0.2)),
+    "suv": (((-0.5, 0.6), (-0.48, 0.96), (-0.44, 1.0), (0.14, 1.0), (0.28, 0.71), (0.47, 0.65), (0.5, 0.52)),
+            0.63, (-0.42, 0.24)),
+    "pickup": (((-0.5, 0.63), (-0.11, 0.63), (-0.09, 1.0), (0.12, 1.0), (0.26, 0.71), (0.47, 0.65),
+                (0.5, 0.52)), 0.63, (-0.08, 0.22)),
+    "van": (((-0.5, 0.96), (-0.48, 1.0), (0.27, 1.0), (0.37, 0.62), (0.48, 0.55), (0.5, 0.45)), 0.5,
+            (-0.1, 0.33)),
+    "bus": (((-0.5, 0.98), (-0.49, 1.0), (0.49, 1.0), (0.5, 0.96)), 0.42, (-0.44, 0.47)),
+}
+_WHEEL_RADIUS = {"hatchback": 0.3, "sedan": 0.32, "suv": 0.37, "pickup": 0.38, "van": 0.34, "bus": 0.5,
+                 "truck": 0.5}
+_CLEARANCE = {"hatchback": 0.14, "sedan": 0.14, "suv": 0.22, "pickup": 0.24, "van": 0.17, "bus": 0.3}
+
+
+def _plan_half_width(x: np.ndarray, length: float, half_width: float, corner: float) -> np.ndarray:
+    """Half width of the body in plan at x (m from the centre): full width, rounded corners at both ends."""
+    into = np.clip((np.abs(x) - (length / 2 - corner)) / corner, 0.0, 1.0)
+    return half_width * (0.55 + 0.45 * np.sqrt(1.0 - into ** 2))
+
+
+def lofted_body(kind: str, size: np.ndarray, paint: float, rng: np.random.Generator) -> tuple[MeshBuilder, dict]:
+    """The body of a car-like vehicle as a loft of 12-vertex cross-sections, wheels in their arches.
+
+    Returns the builder and the geometry that mirrors and plates need (beltline z, windscreen base x, half
+    width). Frame: box frame, x forward, ground at z = -height / 2.
+    """
+    length, width, height = (float(s) for s in size)
+    m = MESH_MARGIN
+    profile, belt_frac, window_x = _PROFILES[kind]
+    L, hw = length - 2 * m, width / 2 - m
+    z0 = -height / 2
+    top = height / 2 - m
+    radius = _WHEEL_RADIUS[kind] * rng.uniform(0.93, 1.07)
+    radius = min(radius, 0.3 * (height - m))
+    clearance = z0 + _CLEARANCE[kind] * rng.uniform(0.85, 1.15)
+    belt = z0 + belt_frac * (top - z0) * rng.uniform(0.97, 1.03)
+    axles = ([L / 2 - 0.17 * L, -L / 2 + 0.19 * L] if kind != "bus" else [L / 2 - 0.2 * L, -L / 2 + 0.25 * L])
+    px = np.array([p[0] for p in profile]) * L
+    pz = z0 + np.array([p[1] for p in profile]) * (top - z0)
+    # Stations: the profile's corners plus a regular spacing, more of them across the wheel arches.
+    xs = np.concatenate([px, np.linspace(-L / 2, L / 2, 18),
+                         *[ax + np.linspace(-radius - 0.06, radius + 0.06, 7) for ax in axles]])
+    xs = np.unique(np.round(np.clip(xs, -L / 2, L / 2), 4))
+    ztop = np.interp(xs, px, pz)
+    w = _plan_half_width(xs, L, hw, corner=min(0.45, 0.12 * L))
+    zb = np.full_like(xs, clearance)
+    for ax in axles:  # the arch: the body's lower edge follows a circle a little larger than the wheel
+        arch = z0 + radius + np.sqrt(np.maximum((radius + 0.05) ** 2 - (xs - ax) ** 2, 0.0))
+        zb = np.maximum(zb, np.where(np.abs(xs - ax) < radius + 0.05, arch, clearance))
+    zbelt = np.minimum(belt, ztop - 0.04)
+    tumble = np.where(ztop > zbelt + 0.12, 0.8, 0.93)  # the glasshouse is narrower than the body
+    wt = w * tumble
+    # 12 vertices around each cross-section, counter-clockwise seen from the front.
+    ys = np.stack([0.9 * w, w, w, 0.97 * w, wt, 0.85 * wt, -0.85 * wt, -wt, -0.97 * w, -w, -w, -0.9 * w], 1)
+    zlow = zb + 0.3 * (zbelt - zb)
+    zs = np.stack([zb, zlow, zbelt - 0.05, zbelt, ztop - 0.06, ztop, ztop, ztop - 0.06, zbelt, zbelt - 0.05,
+                   zlow, zb], 1)
+    rings = np.stack([np.broadcast_to(xs[:, None], ys.shape), ys, zs], -1)
+    # Materials per band (station pair, ring edge k -> k+1): paint, glass on the sides between the window
+    # posts and on the slanted windscreen / rear window, dark underbody.
+    xm = (xs[:-1] + xs[1:]) / 2
+    refl = np.full((len(xs) - 1, 12), paint, np.float32)
+    ret = np.ones((len(xs) - 1, 12), np.float32)
+    side_glass = (xm > window_x[0] * L) & (xm < window_x[1] * L) & (np.interp(xm, xs, ztop) > belt + 0.15)
+    slope = np.abs(np.diff(ztop) / np.maximum(np.diff(xs), 1e-6))
+    slanted = (slope > 0.5) & (np.minimum(ztop[:-1], ztop[1:]) > belt - 0.02)
+    for k in (3, 7):  # glasshouse sides (belt -> roof edge)
+        ret[side_glass, k] = GLASS_RETURNS
+        refl[side_glass, k] = 0.05
+    for k in (4, 5, 6):  # the top: windscreen and rear window where it slants
+        ret[slanted, k] = GLASS_RETURNS
+        refl[slanted, k] = 0.05
+    refl[:, 11] = 0.05  # underbody
+    b = MeshBuilder().loft(rings, refl, ret, cap_reflectivity=paint)
+    tyre = 0.2 if kind != "bus" else 0.3
+    for ax in axles:
+        for side in (-1, 1):
+            wy = side * (float(_plan_half_width(np.array([ax]), L, hw, min(0.45, 0.12 * L))[0]) - tyre / 2 - 0.01)
+            b.cylinder((ax, wy, z0 + radius), radius, tyre, 0.04, axis="y", segments=10)
+    windscreen_x = float(px[np.argmax(pz)] if kind == "bus" else window_x[1] * L)
+    return b, {"belt": belt, "windscreen_x": windscreen_x, "half_width": hw, "clearance": clearance}
 
 
 def vehicle_mesh(kind: str, size: np.ndarray, rng: np.random.Generator) -> Mesh:
-    """Body, cabin or cargo box, wheels, licence plates; in the box frame (x forward)."""
+    """The mesh of a vehicle of body type ``kind`` in a (dx, dy, dz) box: the lofted body for cars, vans and
+    buses, a cab and cargo box for trucks; licence plates (retro-reflective) and wing mirrors."""
+    length, width, height = (float(s) for s in size)
+    paint = _paint(rng)
+    z0 = -height / 2
+    if kind == "truck":
+        b, geo = _truck(size, paint, rng)
+    else:
+        b, geo = lofted_body(kind, size, paint, rng)
+    plate_z = geo["clearance"] + 0.22
+    for end in (-1, 1):  # licence plates on both ends, just proud of the body
+        x = end * (length / 2 - MESH_MARGIN - 0.005)
+        b.quad([(x, -0.26, plate_z - 0.06), (x, 0.26, plate_z - 0.06), (x, 0.26, plate_z + 0.06),
+                (x, -0.26, plate_z + 0.06)][:: end], 0.9)
+    body = _fit_inside(b.build(), size)
+    if kind in ("bus",):
+        return body
+    mirrors = MeshBuilder()
+    mx = geo["windscreen_x"] - 0.05
+    mz = min(geo["belt"] + 0.1, height / 2 - 0.1)
+    span = MIRROR_REACH - 0.03  # from inside the body to 5 cm short of the reach (room for range noise)
+    for side in (-1, 1):
+        mirrors.box((mx, side * (geo["half_width"] - 0.02 + span / 2), mz), (0.08, span, 0.12), paint)
+    out = MeshBuilder().add_mesh(body).add_mesh(mirrors.build()).build()
+    out.vertices[:, 2] = np.maximum(out.vertices[:, 2], z0 + GROUND_GAP)
+    return out
+
+
+def _truck(size: np.ndarray, paint: float, rng: np.random.Generator) -> tuple[MeshBuilder, dict]:
+    """A box truck: cab (windscreen glass) and a cargo box on a high chassis, three axles."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     L, W, top = length - 2 * m, width - 2 * m, height / 2 - m
-    z0 = -height / 2  # the ground
-    paint, glass, rubber, plate = _paint(rng), 0.04, 0.05, 0.9
+    z0 = -height / 2
     b = MeshBuilder()
-    radius = {"car": 0.32, "van": 0.36, "truck": 0.5}[kind] * rng.uniform(0.92, 1.08)
-    tyre = 0.22 if kind != "truck" else 0.3
-    wheel_y = W / 2 - tyre / 2
-    if kind == "truck":
-        cab_len = min(2.3, 0.3 * L)
-        axles = [L / 2 - 1.3, -L / 2 + 1.5, -L / 2 + 2.9]
-        clearance = z0 + 0.55
-        cab_x = L / 2 - cab_len / 2
-        b.box((cab_x, 0, (clearance + z0 + 0.92 * height) / 2), (cab_len, W, 0.92 * height - 0.55), paint)
-        b.box((L / 2 - 0.02, 0, z0 + 0.85 * height - 0.4), (0.05, W - 0.3, 0.7), glass)  # windscreen
-        cargo_len = L - cab_len - 0.25
-        b.box((-L / 2 + cargo_len / 2, 0, (clearance + z0 + height - m) / 2), (cargo_len, W, top - clearance),
-              float(rng.uniform(0.3, 0.8)))
-    else:
-        clearance = z0 + radius * 0.75
-        if kind == "car":
-            body_top = z0 + 0.56 * height
-            b.box((0, 0, (clearance + body_top) / 2), (L, W, body_top - clearance), paint)
-            cab_len = 0.52 * L
-            b.tapered_box((-0.05 * L, 0, (body_top + top) / 2), (cab_len, W - 0.08, top - body_top),
-                          top_scale=(0.62, 0.85), top_shift_x=-0.07 * L, reflectivity=glass)
-            b.box((-0.05 * L - 0.06 * L, 0, top - 0.02), (0.3 * L, W * 0.78, 0.04), paint)  # roof
-        else:  # van: short bonnet, tall box
-            body_top = z0 + 0.45 * height
-            b.box((0, 0, (clearance + body_top) / 2), (L, W, body_top - clearance), paint)
-            b.tapered_box((-0.1 * L, 0, (body_top + top) / 2), (0.8 * L, W, top - body_top),
-                          top_scale=(0.96, 0.97), top_shift_x=-0.01 * L, reflectivity=paint)
-            b.box((0.3 * L - 0.02, 0, (body_top + top) / 2 + 0.1), (0.06, W - 0.2, 0.45 * (top - body_top)), glass)
-        axles = [L / 2 - 0.2 * L, -L / 2 + 0.2 * L]
-    for ax in axles:
+    radius, tyre = 0.5 * rng.uniform(0.92, 1.08), 0.3
+    cab_len = min(2.3, 0.3 * L)
+    clearance = z0 + 0.55
+    cab_top = z0 + 0.92 * height
+    b.box((L / 2 - cab_len / 2, 0, (clearance + cab_top) / 2), (cab_len, W, cab_top - clearance), paint)
+    b.add(*_box_arrays((L / 2 - 0.02, 0, cab_top - 0.55), (0.05, W - 0.3, 0.7)), 0.05, GLASS_RETURNS)
+    cargo_len = L - cab_len - 0.25
+    b.box((-L / 2 + cargo_len / 2, 0, (clearance + top) / 2), (cargo_len, W, top - clearance),
+          float(rng.uniform(0.2, 0.45)))
+    for ax in (L / 2 - 1.3, -L / 2 + 1.5, -L / 2 + 2.9):
         for side in (-1, 1):
-            b.cylinder((ax, side * wheel_y, z0 + radius), radius, tyre, rubber, axis="y", segments=8)
-    for end in (-1, 1):  # licence plates: one quad on each end face
-        x, z = end * L / 2, clearance + 0.2
-        b.quad([(x, -0.26, z - 0.06), (x, 0.26, z - 0.06), (x, 0.26, z + 0.06), (x, -0.26, z + 0.06)], plate)
-    return b.build()
+            b.cylinder((ax, side * (W / 2 - tyre / 2), z0 + radius), radius, tyre, 0.04, axis="y", segments=10)
+    return b, {"belt": cab_top - 0.9, "windscreen_x": L / 2 - 0.3, "half_width": W / 2, "clearance": clearance}
+
+
+def _box_arrays(centre, size) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices and triangles of an axis-aligned box (for parts that need their own ``returns``)."""
+    from sparsekd_core.data.sim.meshes import _unit_box
+
+    v, t = _unit_box()
+    return v * np.asarray(size, np.float32) + np.asarray(centre, np.float32), t
 
 
 def pedestrian_mesh(size: np.ndarray, rng: np.random.Generator, walking: bool) -> Mesh:
-    """Legs, torso, arms and head inside a (dx, dy, dz) box; a walking stride spreads legs along x."""
+    """Legs, torso, arms and head inside a (dx, dy, dz) box; a walking stride spreads the legs along x and
+    swings the arms; some people carry a bag at the side or on the back."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     z0 = -height / 2
-    cloth_top, cloth_low, skin = rng.uniform(0.1, 0.6), rng.uniform(0.08, 0.5), rng.uniform(0.25, 0.4)
+    cloth_top, cloth_low, skin = rng.uniform(0.1, 0.55), rng.uniform(0.05, 0.45), rng.uniform(0.25, 0.4)
     b = MeshBuilder()
     hip = z0 + 0.48 * height
     shoulder = z0 + 0.81 * height
-    head_r = min(0.11, (height / 2 - m - shoulder) / 2.2)
-    leg_w = min(0.14, (width - 2 * m) / 3.2)
-    stride = min(0.22, max(0.0, (length - 2 * m - leg_w) / 2)) if walking else 0.0
+    head_r = min(0.11 * height / 1.75, (height / 2 - m - shoulder) / 2.2)
+    leg_w = min(0.17 * height / 1.75, (width - 2 * m) / 3.0)
+    stride = min(0.3, max(0.0, (length - 2 * m - leg_w) / 2)) if walking else rng.uniform(0.0, 0.05)
     for side, fwd in ((-1, 1), (1, -1)):
-        b.box((fwd * stride, side * leg_w * 0.8, (z0 + hip) / 2), (leg_w, leg_w, hip - z0), cloth_low)
-    torso_w = min(0.42, width - 2 * m - 0.16)
-    b.box((0, 0, (hip + shoulder) / 2), (min(0.24, length - 2 * m), torso_w, shoulder - hip), cloth_top)
-    arm = 0.08
+        b.box((fwd * stride * 0.5, side * leg_w * 0.75, (z0 + hip) / 2), (leg_w, leg_w, hip - z0), cloth_low)
+        b.box((fwd * stride * 0.5 + 0.05, side * leg_w * 0.75, z0 + 0.04), (0.26, leg_w, 0.08), 0.1)  # shoe
+    # Clothed bodies fill most of a labelled box: real KITTI pedestrians return 1.5x the points of bare limbs.
+    torso_w = min(0.5 * height / 1.75, width - 2 * m - 0.16)
+    depth = min(0.34 * height / 1.75, 0.5 * length)
+    b.ellipsoid((0, 0, (hip + shoulder) / 2), (depth / 2, torso_w / 2, (shoulder - hip) / 2 + 0.04), cloth_top,
+                subdivisions=1)
+    arm = 0.1 * height / 1.75
     arm_y = torso_w / 2 + arm / 2 + 0.005
     arm_len = shoulder - hip + 0.05
-    swing = stride * 0.6
+    swing = stride * 0.7
     for side, fwd in ((-1, -1), (1, 1)):
         b.box((fwd * swing * 0.5, side * arm_y, shoulder - arm_len / 2), (arm, arm, arm_len), cloth_top)
     b.ellipsoid((0, 0, shoulder + 0.04 + head_r), (head_r * 0.9, head_r * 0.8, head_r), skin, subdivisions=0)
-    mesh = b.build()
-    return _fit_inside(mesh, size)
+    bag = rng.random()
+    if bag < 0.15:  # backpack
+        b.box((-depth / 2 - 0.08, 0, (hip + shoulder) / 2 + 0.08), (0.16, 0.3, 0.4), rng.uniform(0.05, 0.4))
+    elif bag < 0.3:  # a bag hanging at one side
+        side = 1 if rng.random() < 0.5 else -1
+        b.box((0, side * (arm_y + 0.09), hip - 0.05), (0.3, 0.1, 0.3), rng.uniform(0.05, 0.5))
+    return _fit_inside(b.build(), size)
 
 
-def cyclist_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
-    """A bicycle (two wheels, frame, handlebar) and a rider leaning forward, inside a (dx, dy, dz) box."""
+def cyclist_mesh(size: np.ndarray, rng: np.random.Generator, riding: bool = True) -> Mesh:
+    """A bicycle (two wheels, frame, handlebar) with its rider leaning forward, or (``riding`` False) with a
+    person standing beside it, inside a (dx, dy, dz) box."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     z0 = -height / 2
     L = length - 2 * m
+    b = bicycle_builder(L, z0, rng, y=0.0 if riding else -(width / 2 - m - 0.3))
+    cloth, skin = rng.uniform(0.1, 0.55), 0.3
     r = min(0.34, L / 5.0)
-    metal, tyre, cloth, skin = rng.uniform(0.3, 0.7), 0.06, rng.uniform(0.1, 0.6), 0.3
-    b = MeshBuilder()
     wx = L / 2 - r
-    for x in (-wx, wx):
-        b.cylinder((x, 0, z0 + r), r, 0.04, tyre, axis="y", segments=10)
     frame_z = z0 + r + 0.25
-    b.box((0, 0, frame_z), (2 * wx * 0.75, 0.04, 0.05), metal)  # top tube
-    b.box((-wx * 0.35, 0, (z0 + r + frame_z) / 2 + 0.05), (0.05, 0.04, frame_z - z0 - r + 0.1), metal)  # seat tube
-    bar_w = min(0.58, width - 2 * m)
-    b.box((wx * 0.8, 0, frame_z + 0.22), (0.04, bar_w, 0.04), metal)  # handlebar
-    hip = frame_z + 0.2
-    shoulder = min(z0 + 0.82 * height, height / 2 - m - 0.25)
-    torso_len = shoulder - hip
-    b.tapered_box((-wx * 0.1, 0, (hip + shoulder) / 2), (0.28, min(0.4, width - 2 * m - 0.05), torso_len),
-                  top_scale=(1.0, 1.0), top_shift_x=0.3 * torso_len, reflectivity=cloth)
-    for side in (-1, 1):
-        b.box((-wx * 0.2, side * 0.1, (z0 + r + hip) / 2), (0.12, 0.11, hip - z0 - r), cloth)
-        b.box((wx * 0.45, side * bar_w * 0.4, (shoulder + frame_z + 0.22) / 2), (0.5 * wx, 0.07, 0.07), cloth)
-    head_r = 0.11
-    b.ellipsoid((0.3 * torso_len - wx * 0.05, 0, shoulder + 0.04 + head_r), (head_r, head_r * 0.85, head_r), skin,
-                subdivisions=0)
+    if riding:
+        bar_w = min(0.58, width - 2 * m)
+        hip = frame_z + 0.2
+        shoulder = min(z0 + 0.82 * height, height / 2 - m - 0.25)
+        torso_len = shoulder - hip
+        b.tapered_box((-wx * 0.1, 0, (hip + shoulder) / 2), (0.28, min(0.4, width - 2 * m - 0.05), torso_len),
+                      top_scale=(1.0, 1.0), top_shift_x=0.3 * torso_len, reflectivity=cloth)
+        for side in (-1, 1):
+            b.box((-wx * 0.2, side * 0.1, (z0 + r + hip) / 2), (0.12, 0.11, hip - z0 - r), cloth)
+            b.box((wx * 0.45, side * bar_w * 0.4, (shoulder + frame_z + 0.22) / 2), (0.5 * wx, 0.07, 0.07), cloth)
+        head_r = 0.11
+        b.ellipsoid((0.3 * torso_len - wx * 0.05, 0, shoulder + 0.04 + head_r), (head_r, head_r * 0.85, head_r),
+                    skin, subdivisions=0)
+        return _fit_inside(b.build(), size)
+    person = pedestrian_mesh(np.array([0.5, 0.5, height]), rng, walking=False)
+    shift = np.array([0.1 * L, width / 2 - m - 0.27, 0.0], np.float32)
+    b.add_mesh(person.with_vertices(person.vertices + shift))
     return _fit_inside(b.build(), size)
+
+
+def bicycle_builder(length: float, z0: float, rng: np.random.Generator, y: float = 0.0) -> MeshBuilder:
+    """A bicycle of ``length`` along x standing on z = z0 at lateral offset ``y``: two wheels, frame, bar."""
+    r = min(0.34, length / 5.0)
+    metal, tyre = rng.uniform(0.2, 0.5), 0.05
+    b = MeshBuilder()
+    wx = length / 2 - r
+    for x in (-wx, wx):
+        b.cylinder((x, y, z0 + r), r, 0.04, tyre, axis="y", segments=10)
+    frame_z = z0 + r + 0.25
+    b.box((0, y, frame_z), (2 * wx * 0.75, 0.04, 0.05), metal)  # top tube
+    b.box((-wx * 0.35, y, (z0 + r + frame_z) / 2 + 0.05), (0.05, 0.04, frame_z - z0 - r + 0.1), metal)  # seat tube
+    b.box((wx * 0.8, y, frame_z + 0.22), (0.04, 0.56, 0.04), metal)  # handlebar
+    b.box((-wx * 0.4, y, frame_z + 0.12), (0.22, 0.1, 0.05), 0.08)  # saddle
+    return b
 
 
 #: Wheels and feet stand this far above the box's bottom face, so returns off them are strictly inside.
@@ -208,45 +330,70 @@ def _fit_inside(mesh: Mesh, size: np.ndarray) -> Mesh:
     top = v[:, 2].max()
     if top > top_lim:
         v[:, 2] = bottom + (v[:, 2] - bottom) * (top_lim - bottom) / (top - bottom)
-    return Mesh(v.astype(np.float32), mesh.triangles, mesh.reflectivity)
+    return mesh.with_vertices(v)
+
+
+def pram_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
+    """A pram or shopping trolley: a basket on four small wheels with a handle at the back."""
+    length, width, height = (float(s) for s in size)
+    z0 = -height / 2
+    b = MeshBuilder()
+    colour = rng.uniform(0.05, 0.5)
+    b.box((0.05 * length, 0, z0 + 0.62 * height), (0.75 * length, width * 0.9, 0.45 * height), colour)
+    b.box((-0.42 * length, 0, z0 + 0.9 * height), (0.04, width * 0.8, 0.04), 0.3)  # handle
+    for x in (-0.3 * length, 0.35 * length):
+        for y in (-0.4 * width, 0.4 * width):
+            b.cylinder((x, y, z0 + 0.09), 0.09, 0.03, 0.05, axis="y", segments=8)
+    return _fit_inside(b.build(), size)
 
 
 def actor_mesh(kind: str, size: np.ndarray, rng: np.random.Generator, moving: bool = True) -> Mesh:
-    """The local-frame mesh of a road user of ``kind`` with box extents ``size``."""
+    """The local-frame mesh of a road user of ``kind`` with box extents ``size``.
+
+    moving: pedestrians walk (else stand); cyclists ride (else stand beside the bicycle).
+    """
     if kind in VEHICLE_KINDS:
-        return _fit_inside(vehicle_mesh(kind, size, rng), size)
+        return vehicle_mesh(kind, size, rng)
     if kind == "pedestrian":
         return pedestrian_mesh(size, rng, walking=moving)
     if kind == "cyclist":
-        return cyclist_mesh(size, rng)
-    raise ValueError(f"unknown actor kind {kind!r}; expected one of {KINDS}")
+        return cyclist_mesh(size, rng, riding=moving)
+    if kind == "bicycle":
+        return _fit_inside(bicycle_builder(float(size[0]) - 2 * MESH_MARGIN, -float(size[2]) / 2, rng).build(), size)
+    if kind == "pram":
+        return pram_mesh(size, rng)
+    raise ValueError(f"unknown actor kind {kind!r}; expected one of {KINDS + UNLABELLED_KINDS}")
 
 
 class MeshLibrary:
-    """A few mesh variants per kind (and pose: walking or standing), built once per scene.
+    """A few mesh variants per kind and pose (moving or not), built once per scene.
 
-    Building a mesh part by part costs about a millisecond in Python; a street frame holds 100-200
-    road users. Each user instead takes a variant (its shape details and paint) and stretches it to
-    its own box, which keeps shapes varied while a frame's meshes cost one multiply each. All
-    variants are built up front, in a fixed order, so a scene's meshes depend only on its seed.
+    Building a mesh part by part costs a few milliseconds in Python; a street frame holds 50-150 road users.
+    Each user instead takes a variant (its shape details and paint) and stretches it to its own box, which
+    keeps shapes varied while a frame's meshes cost one multiply each. All variants are built up front, in a
+    fixed order, so a scene's meshes depend only on its seed.
     """
 
-    KEYS: tuple[tuple[str, bool], ...] = (("car", True), ("van", True), ("truck", True), ("pedestrian", True),
-                                          ("pedestrian", False), ("cyclist", True))
+    #: Unlabelled kinds' base boxes (their meshes are stretched to the placed box).
+    UNLABELLED_BASE = {"bicycle": np.array([1.75, 0.5, 1.05]), "pram": np.array([0.8, 0.55, 1.0])}
 
-    def __init__(self, rng: np.random.Generator, variants: int = 12):
+    def __init__(self, rng: np.random.Generator, sizes, variants: int = 8):
+        """sizes: callable kind -> (3,) box extents (a sizes.SizeSampler) for the labelled kinds."""
         self._variants = variants
         self._cache: dict[tuple[str, bool], list[tuple[Mesh, np.ndarray]]] = {}
-        for kind, moving in self.KEYS:
-            built = []
-            for _ in range(variants):
-                base = sample_size(kind, rng)
-                built.append((actor_mesh(kind, base, rng, moving=moving), base))
-            self._cache[(kind, moving)] = built
+        for kind in KINDS + UNLABELLED_KINDS:
+            for moving in ((True, False) if kind in ("pedestrian", "cyclist") else (True,)):
+                built = []
+                for _ in range(variants):
+                    base = self.UNLABELLED_BASE[kind] if kind in UNLABELLED_KINDS else sizes(kind)
+                    if kind == "cyclist" and not moving:
+                        base = base + np.array([0.0, BESIDE_BIKE_WIDTH, 0.0])
+                    built.append((actor_mesh(kind, base, rng, moving=moving), base))
+                self._cache[(kind, moving)] = built
 
     def mesh(self, kind: str, size: np.ndarray, moving: bool, rng: np.random.Generator) -> Mesh:
         """A local-frame mesh that fills a box of extents ``size`` (3,); ``rng`` picks the variant."""
-        key = (kind, bool(moving) if kind == "pedestrian" else True)
+        key = (kind, bool(moving) if kind in ("pedestrian", "cyclist") else True)
         mesh, base = self._cache[key][int(rng.integers(self._variants))]
         scale = (np.asarray(size, np.float64) / base).astype(np.float32)
-        return Mesh(mesh.vertices * scale, mesh.triangles, mesh.reflectivity)
+        return mesh.with_vertices(mesh.vertices * scale)

@@ -20,15 +20,15 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from sparsekd_core.data.kitti_format import frame_id as kitti_frame_id
-from sparsekd_core.data.sim.scene import SimFrame, SnapshotScene
-from sparsekd_core.data.sim.sensor import get_preset
+from sparsekd_core.data.sim.scene import SimFrame, SimOptions, SnapshotScene, frame_rng
+from sparsekd_core.data.sim.sensor import SensorMix
 from sparsekd_core.data.sim.version import STREETS_VERSION
 
 FRAMES_PER_SCENE = 10
@@ -80,21 +80,34 @@ def plan_frames(frames: int, seed: int, val_fraction: float, sequence: bool,
     return plans
 
 
-def iterate_frames(preset_name: str, plans: list[FramePlan], seed: int, sequence: bool,
-                   drive_frames: int | None = None) -> Iterator[tuple[FramePlan, SimFrame]]:
+def with_frame_height(options: SimOptions, sensors: SensorMix) -> SimOptions:
+    """``options`` with its frame height fixed: a dataset's frames share one frame (and one KITTI calib), so
+    a mix of sensors is written in the nominal frame of its main preset unless a height is given."""
+    if options.frame_height is not None:
+        return options
+    p = sensors.primary
+    return replace(options, frame_height=p.mount_height - p.frame_z_offset)
+
+
+def iterate_frames(sensors: str | SensorMix, plans: list[FramePlan], seed: int, sequence: bool,
+                   drive_frames: int | None = None, options: SimOptions = SimOptions()
+                   ) -> Iterator[tuple[FramePlan, SimFrame]]:
     """Simulate the planned frames in order, building each scene's static world once.
 
-    ``drive_frames``: length of the whole drive in sequence mode (when ``plans`` is only part of it).
+    sensors: a preset name or mix (each scene draws its sensor from it); ``drive_frames``: length of the whole
+    drive in sequence mode (when ``plans`` is only part of it).
     """
     from sparsekd_core.data.sim.sequence import DriveScene
 
-    preset = get_preset(preset_name)
+    mix = sensors if isinstance(sensors, SensorMix) else SensorMix.parse(sensors)
+    options = with_frame_height(options, mix)
     for plan in plans:
-        key = (preset_name, seed, sequence, plan.scene, drive_frames or len(plans))
+        key = (str(mix), seed, sequence, plan.scene, drive_frames or len(plans), options)
         if _SCENE_CACHE.get("key") != key:
             _SCENE_CACHE["key"] = key
-            _SCENE_CACHE["scene"] = (DriveScene(preset, seed, plan.scene, drive_frames or len(plans)) if sequence
-                                     else SnapshotScene(preset, seed, plan.scene))
+            preset = mix.pick(frame_rng(seed, plan.scene, 0, 5))
+            _SCENE_CACHE["scene"] = (DriveScene(preset, seed, plan.scene, drive_frames or len(plans), options=options)
+                                     if sequence else SnapshotScene(preset, seed, plan.scene, options=options))
         yield plan, _SCENE_CACHE["scene"].frame(plan.frame)
 
 
@@ -114,6 +127,8 @@ class _Job:
     drive_frames: int
     plans: tuple[FramePlan, ...]
     preview: frozenset
+    options: SimOptions
+    labels: str
 
 
 def _run_chunk(job: _Job) -> list[dict]:
@@ -122,15 +137,18 @@ def _run_chunk(job: _Job) -> list[dict]:
     from sparsekd_core.data.sim.writer import KittiWriter, WaymoWriter
 
     out = Path(job.out)
-    sensor = get_preset(job.preset)
-    kitti = KittiWriter(out / "kitti", sensor) if job.fmt in ("kitti", "both") else None
+    mix = SensorMix.parse(job.preset)
+    kitti = (KittiWriter(out / "kitti", mix.primary, job.options.frame_height, job.labels)
+             if job.fmt in ("kitti", "both") else None)
     waymo = WaymoWriter(out / "waymo") if job.fmt in ("waymo", "both") else None
     records = []
-    for plan, frame in iterate_frames(job.preset, list(job.plans), job.seed, job.sequence, job.drive_frames):
+    for plan, frame in iterate_frames(mix, list(job.plans), job.seed, job.sequence, job.drive_frames,
+                                      job.options):
         fid = kitti_frame_id(plan.index)
         record = {"kitti_id": fid, "segment": plan.segment, "sample_idx": plan.sample_idx, "split": plan.split,
                   "scene": plan.scene, "timestamp": frame.timestamp, "points": len(frame.points),
-                  "kinds": [str(k) for k in frame.kinds]}
+                  "kinds": [str(k) for k in frame.kinds], "sensor": frame.preset,
+                  "mount_height": round(frame.meta["mount_height"], 3)}
         if kitti is not None:
             record["kitti_labels"] = kitti.write(fid, frame)
         if waymo is not None:
@@ -196,17 +214,25 @@ def default_workers(frames: int) -> int:
 
 def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str = "both", seed: int = 0,
              val_fraction: float = 0.2, sequence: bool = False, preview: int = 0,
-             progress: bool = True, workers: int | None = None) -> Summary:
+             progress: bool = True, workers: int | None = None, options: SimOptions = SimOptions(),
+             labels: str = "all") -> Summary:
     """Simulate ``frames`` frames and write them under ``out``; returns counts and the achieved rate.
 
+    preset: a sensor preset or a mix (``"hdl64:0.7,vlp16:0.3"``: each scene draws its sensor).
+    options: label style, random mounting, frame height (scene.SimOptions). labels: KITTI label region
+    ("all" around the sensor, or "camera": writer.py).
     ``workers`` processes simulate chunks of frames in parallel (default: :func:`default_workers`); every frame
     depends only on (seed, scene, frame), so the output is the same for any number of workers.
     """
-    from sparsekd_core.data.sim.writer import KittiWriter, WaymoWriter
+    from sparsekd_core.data.sim.writer import LABEL_REGIONS, KittiWriter, WaymoWriter
 
     if fmt not in FORMATS:
         raise ValueError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-    sensor = get_preset(preset)
+    if labels not in LABEL_REGIONS:
+        raise ValueError(f"--labels must be one of {', '.join(LABEL_REGIONS)}, got {labels!r}")
+    mix = SensorMix.parse(preset)
+    sensor = mix.primary
+    options = with_frame_height(options, mix)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plans = plan_frames(frames, seed, val_fraction, sequence)
@@ -214,7 +240,8 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         else frozenset()
     workers = default_workers(frames) if workers is None else max(1, int(workers))
     chunk = 10 if sequence else FRAMES_PER_SCENE
-    jobs = [_Job(str(out), preset, fmt, seed, sequence, frames, tuple(c), preview_at) for c in _chunks(plans, chunk)]
+    jobs = [_Job(str(out), str(mix), fmt, seed, sequence, frames, tuple(c), preview_at, options, labels)
+            for c in _chunks(plans, chunk)]
     workers = min(workers, len(jobs))
 
     summary = Summary()
@@ -223,7 +250,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=frames, unit="frame", desc=f"sparsekd-sim {preset}")
+        bar = tqdm(total=frames, unit="frame", desc=f"sparsekd-sim {mix}")
     start, cpu_start = time.perf_counter(), _cpu_seconds()
     if workers == 1:
         results = map(_run_chunk, jobs)
@@ -243,7 +270,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
             pool.close()
             pool.join()
 
-    kitti = KittiWriter(out / "kitti", sensor) if fmt in ("kitti", "both") else None
+    kitti = KittiWriter(out / "kitti", sensor, options.frame_height, labels) if fmt in ("kitti", "both") else None
     waymo = WaymoWriter(out / "waymo") if fmt in ("waymo", "both") else None
     for record in records:
         summary.frames += 1
@@ -263,10 +290,12 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
     if bar is not None:
         bar.close()
     meta = {
-        "generator": "sparsekd-sim", "streets_version": STREETS_VERSION, "preset": preset, "seed": seed,
+        "generator": "sparsekd-sim", "streets_version": STREETS_VERSION, "preset": str(mix), "seed": seed,
         "sequence": sequence,
         "rate_hz": sensor.rate_hz if sequence else None, "format": fmt, "frames": frames,
-        "val_fraction": val_fraction, "points_frame": "sensor" if sensor.frame_z_offset == 0 else "vehicle",
+        "val_fraction": val_fraction, "label_style": options.label_style, "random_mount": options.random_mount,
+        "frame_height": options.frame_height, "labels": labels,
+        "points_frame": "sensor" if sensor.frame_z_offset == 0 else "vehicle",
         "splits": summary.splits, "frames_list": records,
     }
     (out / "sim_meta.json").write_text(json.dumps(meta, indent=1))

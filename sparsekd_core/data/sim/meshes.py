@@ -1,7 +1,9 @@
 """Triangle meshes for the simulated world, built with numpy from a few unit templates.
 
-A :class:`Mesh` carries one reflectivity per triangle (0..1, the material's diffuse reflectance at the
-LiDAR's wavelength), so a ray hit's primitive id gives its material. Parts are added to a
+A :class:`Mesh` carries two material values per triangle, so a ray hit's primitive id gives its material:
+``reflectivity`` (0..1, the diffuse reflectance at the LiDAR's wavelength on KITTI's intensity scale) and
+``returns`` (the chance that the surface sends a pulse back at all: 1 for opaque surfaces, low for glass,
+which mostly lets the pulse through or mirrors it away). Parts are added to a
 :class:`MeshBuilder` by scaling, rotating (about z) and translating unit templates: a whole road user
 is a dozen array operations, which keeps per-frame actor meshes cheap.
 """
@@ -15,11 +17,17 @@ import numpy as np
 
 @dataclass
 class Mesh:
-    """vertices (V, 3) float32 metres; triangles (T, 3) int32 vertex indices; reflectivity (T,) float32 0..1."""
+    """vertices (V, 3) float32 metres; triangles (T, 3) int32 vertex indices; reflectivity (T,) float32 0..1;
+    returns (T,) float32 0..1, the chance of a return off each triangle (None: all 1, opaque)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
     reflectivity: np.ndarray
+    returns: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.returns is None:
+            self.returns = np.ones(len(self.triangles), np.float32)
 
     @property
     def num_triangles(self) -> int:
@@ -28,6 +36,10 @@ class Mesh:
     @staticmethod
     def empty() -> "Mesh":
         return Mesh(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), np.zeros(0, np.float32))
+
+    def with_vertices(self, vertices: np.ndarray) -> "Mesh":
+        """The same triangles and materials on other vertex positions."""
+        return Mesh(np.asarray(vertices, np.float32), self.triangles, self.reflectivity, self.returns)
 
 
 def merge(meshes: list[Mesh]) -> tuple[Mesh, np.ndarray]:
@@ -38,7 +50,8 @@ def merge(meshes: list[Mesh]) -> tuple[Mesh, np.ndarray]:
     tris = np.concatenate([m.triangles + off for m, off in zip(meshes, offsets)])
     owner = np.repeat(np.arange(len(meshes), dtype=np.int32), [m.num_triangles for m in meshes])
     return Mesh(np.concatenate([m.vertices for m in meshes]).astype(np.float32), tris.astype(np.int32),
-                np.concatenate([m.reflectivity for m in meshes]).astype(np.float32)), owner
+                np.concatenate([m.reflectivity for m in meshes]).astype(np.float32),
+                np.concatenate([m.returns for m in meshes]).astype(np.float32)), owner
 
 
 def pose_meshes(meshes: list[Mesh], boxes: np.ndarray) -> tuple[Mesh, np.ndarray]:
@@ -59,7 +72,7 @@ def pose_meshes(meshes: list[Mesh], boxes: np.ndarray) -> tuple[Mesh, np.ndarray
     out[:, 1] = s * v[:, 0] + c * v[:, 1]
     out[:, 2] = v[:, 2]
     out += boxes[per_vertex, :3].astype(np.float32)
-    return Mesh(out, merged.triangles, merged.reflectivity), owner
+    return merged.with_vertices(out), owner
 
 
 # --------------------------------------------------------------------------------------------- templates
@@ -116,16 +129,23 @@ class MeshBuilder:
         self._verts: list[np.ndarray] = []
         self._tris: list[np.ndarray] = []
         self._refl: list[np.ndarray] = []
+        self._returns: list[np.ndarray] = []
         self._count = 0
 
-    def add(self, vertices: np.ndarray, triangles: np.ndarray, reflectivity: float | np.ndarray) -> "MeshBuilder":
+    def add(self, vertices: np.ndarray, triangles: np.ndarray, reflectivity: float | np.ndarray,
+            returns: float | np.ndarray = 1.0) -> "MeshBuilder":
         vertices = np.asarray(vertices, np.float32)
         triangles = np.asarray(triangles, np.int32)
         self._verts.append(vertices)
         self._tris.append(triangles + self._count)
         self._refl.append(np.broadcast_to(np.asarray(reflectivity, np.float32), (len(triangles),)))
+        self._returns.append(np.broadcast_to(np.asarray(returns, np.float32), (len(triangles),)))
         self._count += len(vertices)
         return self
+
+    def add_mesh(self, mesh: Mesh) -> "MeshBuilder":
+        """Append a whole mesh (same frame)."""
+        return self.add(mesh.vertices, mesh.triangles, mesh.reflectivity, mesh.returns)
 
     def _place(self, v: np.ndarray, t: np.ndarray, scale, centre, yaw: float, reflectivity, axis: str = "z"):
         v = (v * np.asarray(scale, np.float32)) @ _AXES[axis]
@@ -166,6 +186,36 @@ class MeshBuilder:
             v = v * (1.0 + roughness * rng.uniform(-1, 1, size=(len(v), 1))).astype(np.float32)
         return self._place(v, t, radii, centre, yaw, reflectivity)
 
+    def loft(self, rings: np.ndarray, reflectivity: np.ndarray, returns: np.ndarray | float = 1.0,
+             cap_reflectivity: float | None = None) -> "MeshBuilder":
+        """A closed tube through S cross-section rings of K vertices each (S, K, 3), capped at both ends.
+
+        reflectivity / returns: per band between ring k and k+1 of each pair of stations, shape (S-1, K)
+        (or scalars); each band is two triangles. The end caps are fans around each end ring's centroid,
+        with ``cap_reflectivity`` (default: the first band's).
+        """
+        rings = np.asarray(rings, np.float32)
+        s, k = rings.shape[:2]
+        refl = np.broadcast_to(np.asarray(reflectivity, np.float32), (s - 1, k))
+        ret = np.broadcast_to(np.asarray(returns, np.float32), (s - 1, k))
+        idx = np.arange(s * k).reshape(s, k)
+        a, b = idx[:-1], np.roll(idx[:-1], -1, axis=1)
+        c, d = idx[1:], np.roll(idx[1:], -1, axis=1)
+        tris = np.concatenate([np.stack([a, c, b], -1), np.stack([b, c, d], -1)], axis=1).reshape(-1, 3)
+        # triangles run (station pair, [k first halves, k second halves]): materials follow that order
+        self.add(rings.reshape(-1, 3), tris, np.concatenate([refl, refl], axis=1).reshape(-1),
+                 np.concatenate([ret, ret], axis=1).reshape(-1))
+        cap = float(refl[0, 0] if cap_reflectivity is None else cap_reflectivity)
+        for end in (0, s - 1):
+            ring = rings[end]
+            centre = ring.mean(axis=0, keepdims=True)
+            i = np.arange(k)
+            fan = np.stack([np.full(k, k), i, (i + 1) % k], 1)
+            if end:
+                fan = fan[:, [0, 2, 1]]
+            self.add(np.concatenate([ring, centre]), fan, cap)
+        return self
+
     def quad(self, corners, reflectivity) -> "MeshBuilder":
         """Planar quad from 4 corners (4, 3) in order."""
         return self.add(np.asarray(corners, np.float32), np.array([[0, 1, 2], [0, 2, 3]], np.int32), reflectivity)
@@ -173,4 +223,5 @@ class MeshBuilder:
     def build(self) -> Mesh:
         if not self._verts:
             return Mesh.empty()
-        return Mesh(np.concatenate(self._verts), np.concatenate(self._tris), np.concatenate(self._refl))
+        return Mesh(np.concatenate(self._verts), np.concatenate(self._tris), np.concatenate(self._refl),
+                    np.concatenate(self._returns))

@@ -13,13 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparsekd_core.data.sim.actors import Actor, MeshLibrary, SizeSampler
+from sparsekd_core.data.sim.actors import BESIDE_BIKE_WIDTH, Actor, MeshLibrary
+from sparsekd_core.data.sim.sizes import SizeSampler
 from sparsekd_core.data.sim.world import Lane, StaticWorld
 
 #: Clearance kept between any two placed footprints (metres).
 CLEARANCE = 0.25
-VEHICLE_MIX = (("car", 0.8), ("van", 0.13), ("truck", 0.07))
-PARKED_MIX = (("car", 0.86), ("van", 0.14))
+#: Parked vehicles: no trucks or buses at the kerb.
+PARKED_TYPES = ("hatchback", "sedan", "suv", "pickup", "van")
 
 
 @dataclass
@@ -130,16 +131,6 @@ class Placer:
         return True
 
 
-def _choose(rng: np.random.Generator, mix) -> str:
-    """A kind from ((kind, probability), ...)."""
-    u = rng.random() * sum(p for _, p in mix)
-    for kind, p in mix:
-        u -= p
-        if u <= 0:
-            return kind
-    return mix[-1][0]
-
-
 def _lateral(rng: np.random.Generator, lane: Lane, half_extent: float, sigma: float) -> float:
     """Lateral offset within a lane, clipped so the user stays inside the strip."""
     room = max(0.0, lane.width / 2 - half_extent - 0.05)
@@ -156,49 +147,85 @@ def _fill(rng: np.random.Generator, x_range, gap_range, density: float, sizes):
         x += size[0] + rng.uniform(*gap_range) / density
 
 
+@dataclass(frozen=True)
+class Densities:
+    """How busy a street is, per kind of road user (1 = a busy city street, 0 = none of that kind).
+
+    Real streets range from empty country roads to crowded centres: KITTI's front camera sees on average
+    about 4 cars, 0.6 pedestrians and 0.2 cyclists per frame, and many frames show none of the latter two.
+    """
+
+    moving: float = 1.0
+    parked: float = 1.0
+    pedestrians: float = 1.0
+    cyclists: float = 1.0
+
+    @staticmethod
+    def sample(rng: np.random.Generator) -> "Densities":
+        """A street's mix: each kind drawn on its own, heavy towards quiet streets."""
+        return Densities(moving=float(rng.uniform(0.15, 1.2)), parked=float(rng.uniform(0.0, 1.2)),
+                         pedestrians=float(rng.choice([rng.uniform(0.02, 0.2), rng.uniform(0.2, 1.2)], p=[0.5, 0.5])),
+                         cyclists=float(rng.choice([rng.uniform(0.02, 0.2), rng.uniform(0.2, 1.0)], p=[0.5, 0.5])))
+
+
 def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float, float], ego: EgoState,
-             sequence: bool, library: MeshLibrary, density: float = 1.0) -> list[Actor]:
-    """Road users over ``x_range`` of the street around the ego vehicle.
+             sequence: bool, library: MeshLibrary, sizes: SizeSampler, density: Densities = Densities()
+             ) -> list[Actor]:
+    """Road users over ``x_range`` of the street around the ego vehicle, and the unlabelled things people
+    leave on sidewalks (parked bicycles, prams).
 
     Users of a lane strip are spaced along it and kept inside it laterally, so they cannot overlap
     each other or other strips; only the ego's footprint is checked for them. Users that stand
     where obstacles are (lots, furniture and frontage strips) or cross the road go through the full
     overlap test. ``sequence`` leaves out road crossers, so a drive stays collision-free.
-    ``density`` scales how many users of every kind appear.
+    ``density`` scales how many users of each kind appear; ``sizes`` draws their boxes and body types.
     """
     layout = world.layout
     placer = Placer(world, rng, library)
-    sample_size = SizeSampler(rng)
     placer.reserve([ego.x, ego.y, EgoState.FOOTPRINT[0] + 2 * EgoState.GAP, EgoState.FOOTPRINT[1], ego.yaw])
 
     def vehicle():
-        kind = _choose(rng, VEHICLE_MIX)
-        return kind, sample_size(kind)
+        kind = sizes.vehicle_type()
+        return kind, sizes(kind)
 
     def parked():
-        kind = _choose(rng, PARKED_MIX)
-        return kind, sample_size(kind)
+        kind = sizes.vehicle_type()
+        while kind not in PARKED_TYPES:
+            kind = sizes.vehicle_type()
+        return kind, sizes(kind)
+
+    def person():
+        return "pedestrian", sizes("pedestrian", child=rng.random() < sizes.style.child_fraction)
+
+    def gap(base, d):
+        return base if d <= 0 else (base[0] / max(d, 1e-3), base[1] / max(d, 1e-3))
 
     # Travel lanes: one speed per lane (the ego's own lane goes at the ego's speed).
     for lane in layout.lanes_of("travel"):
+        if density.moving <= 0:
+            break
         heading = 0.0 if lane.direction > 0 else np.pi
         speed = ego.speed if lane == ego.lane else float(rng.uniform(5.0, 15.0))
-        for kind, x, size in _fill(rng, x_range, (6.0, 45.0), density, vehicle):
+        for kind, x, size in _fill(rng, x_range, (6.0, 45.0), density.moving, vehicle):
             y = lane.y_centre + _lateral(rng, lane, size[1] / 2 + 0.1, 0.2)
             yaw = heading + (0.0 if sequence else rng.normal(0, 0.015))
             placer.place(kind, x, y, yaw, size, speed, heading, check="ego")
 
     for lane in layout.lanes_of("bike"):
+        if density.cyclists <= 0:
+            break
         heading = 0.0 if lane.direction > 0 else np.pi
         speed = float(rng.uniform(3.0, 7.0))
-        for kind, x, size in _fill(rng, x_range, (4.0, 30.0), density, lambda: ("cyclist", sample_size("cyclist"))):
+        for kind, x, size in _fill(rng, x_range, (4.0, 30.0), density.cyclists, lambda: ("cyclist", sizes("cyclist"))):
             y = lane.y_centre + _lateral(rng, lane, size[1] / 2 + 0.1, 0.15)
             yaw = heading + (0.0 if sequence else rng.normal(0, 0.03))
             placer.place(kind, x, y, yaw, size, speed, heading, check="ego")
 
     for lane in layout.lanes_of("parking"):
+        if density.parked <= 0:
+            break
         along = 0.0 if lane.side < 0 else np.pi
-        for kind, x, size in _fill(rng, x_range, (0.6, 4.0), density, parked):
+        for kind, x, size in _fill(rng, x_range, (0.6, 4.0), density.parked, parked):
             if rng.random() < 0.2:  # an empty stretch of kerb
                 continue
             yaw = along + (np.pi if rng.random() < 0.1 else 0.0) + rng.normal(0, 0.03)
@@ -210,41 +237,72 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
             continue
         for row_y in (y0 + 2.8, y1 - 2.8):
             for x in np.arange(x0 + 1.4, x1 - 1.2, 2.7):
-                if rng.random() > 0.6 * min(1.0, density):
+                if rng.random() > 0.7 * min(1.0, density.parked):
                     continue
                 kind, size = parked()
                 yaw = (rng.uniform(-np.pi, np.pi) if rng.random() < 0.15
                        else (np.pi / 2 if rng.random() < 0.5 else -np.pi / 2) + rng.normal(0, 0.08))
                 placer.place(kind, x, row_y, yaw, size, 0.0, 0.0, check="all")
 
-    # Walkers: each sub-lane of a sidewalk has one walking direction and speed.
+    # Walkers: each sub-lane of a sidewalk has one walking direction and speed; a few push a pram.
     for lane in layout.lanes_of("walk"):
+        if density.pedestrians <= 0:
+            break
         heading = 0.0 if rng.random() < 0.5 else np.pi
         speed = float(rng.uniform(0.9, 1.7))
-        for kind, x, size in _fill(rng, x_range, (3.0, 50.0), density,
-                                   lambda: ("pedestrian", sample_size("pedestrian"))):
+        for kind, x, size in _fill(rng, x_range, (3.0, 50.0), density.pedestrians, person):
             y = lane.y_centre + _lateral(rng, lane, max(size[:2]) / 2 + 0.05, 0.1)
             yaw = heading + (0.0 if sequence else rng.normal(0, 0.08))
-            placer.place(kind, x, y, yaw, size, speed, heading, check="none")
+            if placer.place(kind, x, y, yaw, size, speed, heading, check="none") and rng.random() < 0.06:
+                ahead = x + np.cos(heading) * (size[0] / 2 + 0.55)
+                placer.place("pram", ahead, y, yaw, np.array([0.8, 0.55, 1.0]), speed, heading, check="all")
 
-    # People standing in the frontage and furniture strips (near shops, at bus stops), sometimes in pairs.
+    # People standing in the frontage and furniture strips (near shops, at bus stops), alone or in groups;
+    # cyclists waiting beside their bicycles; bicycles parked alone or in racks (nobody on them: not labelled).
     for lane in layout.lanes_of("frontage") + layout.lanes_of("furniture"):
-        for _, x, _ in _fill(rng, x_range, (12.0, 80.0), density, lambda: ("pedestrian", np.zeros(3))):
-            for k in range(1 + int(rng.random() < 0.3)):
-                size = sample_size("pedestrian")
-                y = lane.y_centre + rng.uniform(-0.15, 0.15) * lane.width
-                placer.place("pedestrian", x + 0.9 * k, y, rng.uniform(-np.pi, np.pi), size, 0.0, 0.0, check="all")
+        for _, x, _ in _fill(rng, x_range, gap((12.0, 80.0), density.pedestrians), 1.0, lambda: ("", np.zeros(3))):
+            if density.pedestrians <= 0:
+                break
+            group = 1 + (int(rng.integers(1, 5)) if rng.random() < 0.3 else 0)
+            for k in range(group):
+                kind, size = person()
+                y = lane.y_centre + rng.uniform(-0.3, 0.3) * lane.width + (k % 2) * rng.uniform(-0.6, 0.6)
+                placer.place(kind, x + 0.8 * k + rng.normal(0, 0.15), y, rng.uniform(-np.pi, np.pi), size, 0.0,
+                             0.0, check="all")
+        if lane.kind != "furniture":
+            continue
+        for _, x, _ in _fill(rng, x_range, (15.0, 90.0), 1.0, lambda: ("", np.zeros(3))):
+            along = 0.0 if rng.random() < 0.5 else np.pi
+            if rng.random() < 0.2 * min(1.0, 3 * density.cyclists):
+                size = sizes("cyclist") + np.array([0.0, BESIDE_BIKE_WIDTH, 0.0])
+                placer.place("cyclist", x, lane.y_centre, along + rng.normal(0, 0.1), size, 0.0, 0.0, check="all")
+                continue
+            rack = int(rng.integers(1, 7)) if rng.random() < 0.5 else 1
+            across = rng.random() < 0.6  # bicycles stand across the strip in a rack
+            for k in range(rack):
+                size = np.array([rng.uniform(1.6, 1.85), 0.5, rng.uniform(0.95, 1.1)])
+                yaw = (lane.side * np.pi / 2 if across else along) + rng.normal(0, 0.08)
+                placer.place("bicycle", x + k * 0.75, lane.y_centre + rng.normal(0, 0.1), yaw, size, 0.0, 0.0,
+                             check="all")
 
     if not sequence:
-        # Crosswalk users: pedestrians (and now and then a cyclist) crossing the road near the ego.
         kerb = (layout.kerb_y(-1), layout.kerb_y(1))
-        for _ in range(rng.poisson(0.8 * density)):
-            xc = ego.x + rng.uniform(-35, 45)
+        # Crosswalk users: pedestrians (and now and then a cyclist) crossing the road near the ego.
+        for _ in range(rng.poisson(0.8 * max(density.pedestrians, density.cyclists))):
+            xc = ego.x + rng.uniform(-45, 45)
             for _ in range(int(rng.integers(1, 5))):
                 kind = "cyclist" if rng.random() < 0.35 else "pedestrian"
-                size = sample_size(kind)
+                size = sizes(kind) if kind == "cyclist" else person()[1]
                 heading = np.pi / 2 if rng.random() < 0.5 else -np.pi / 2
                 y = rng.uniform(-kerb[0] + 1, kerb[1] - 1)
                 placer.place(kind, xc + rng.normal(0, 1.2), y, heading + rng.normal(0, 0.1), size, 1.3, heading,
                              check="all")
+        # Cyclists in the traffic lanes, at any heading (turning, changing lanes, riding against the flow).
+        for _ in range(rng.poisson(2.0 * density.cyclists)):
+            lanes = layout.lanes_of("travel")
+            lane = lanes[int(rng.integers(len(lanes)))]
+            size = sizes("cyclist")
+            heading = rng.uniform(-np.pi, np.pi) if rng.random() < 0.4 else (0.0 if lane.direction > 0 else np.pi)
+            placer.place("cyclist", ego.x + rng.uniform(-50, 50), lane.y_centre + rng.normal(0, 0.6),
+                         heading, size, 4.0, heading, check="all")
     return placer.actors

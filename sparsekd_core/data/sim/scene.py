@@ -5,10 +5,12 @@ Two modes share everything but time:
   draws a fresh set of road users; the static world is built once per scene and reused.
 - a drive (:class:`sequence.DriveScene`): the ego and the road users move at 10 Hz.
 
-Labels: a road user is labelled when at least one LiDAR return comes from its mesh; users with no
-return are left out (not written as DontCare). ``num_points`` is the true number of returns off the
-user's mesh (the ray's primitive id tells which mesh it hit); all of them lie inside its box, and
-the box may also hold a few ground returns near wheels and feet, as real boxes do.
+Labels: a road user is labelled when at least one LiDAR return off its mesh lies inside its box; users
+with none are left out (not written as DontCare), and so are the things no dataset labels (parked
+bicycles, prams): their returns are world points. ``num_points`` is the true number of returns off the
+user's mesh inside its box (the ray's primitive id tells which mesh it hit; a vehicle's wing mirrors are
+off its mesh but outside its box, as in KITTI's labels); the box may also hold a few ground returns near
+wheels and feet, as real boxes do.
 """
 from __future__ import annotations
 
@@ -16,10 +18,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sparsekd_core.data.sim.actors import Actor, MeshLibrary
+from sparsekd_core.data.sim.actors import UNLABELLED_KINDS, Actor, MeshLibrary, reach_boxes
 from sparsekd_core.data.sim.meshes import pose_meshes
-from sparsekd_core.data.sim.placement import EgoState, populate
-from sparsekd_core.data.sim.sensor import Lidar, SensorPreset
+from sparsekd_core.data.sim.placement import Densities, EgoState, populate
+from sparsekd_core.data.sim.sensor import Lidar, Mounting, SensorPreset
+from sparsekd_core.data.sim.sizes import SizeSampler, get_label_style
 from sparsekd_core.data.sim.world import StaticWorld, StreetLayout, build_world
 from sparsekd_core.geometry.boxes import limit_period
 
@@ -103,6 +106,42 @@ class SimFrame:
         return len(self.boxes)
 
 
+def _box_local_y(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(N,) lateral coordinate of each point in its own box's frame (points (N, >=2), boxes (N, 7))."""
+    dx, dy = points[:, 0] - boxes[:, 0], points[:, 1] - boxes[:, 1]
+    return -np.sin(boxes[:, 6]) * dx + np.cos(boxes[:, 6]) * dy
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """What a generated dataset looks like beyond its sensor.
+
+    label_style: whose box sizes the road users have (sizes.LABEL_STYLES: kitti, waymo, nuscenes).
+    random_mount: share of scenes whose sensor sits at a random height (0.5-2.3 m) and tilt (pitch sd 1.2 deg,
+        roll sd 0.8 deg) instead of the preset's nominal mounting; points are still written in the nominal
+        frame (see sensor.py), so a model learns to expect its own frame whatever the sensor's mounting.
+    frame_height: height above the road of the frame points and boxes are written in (None: the preset's
+        nominal frame: 1.73 m for hdl64, the sensor frame; 0 for waymo_top, the vehicle frame).
+    """
+
+    label_style: str = "kitti"
+    random_mount: float = 0.0
+    frame_height: float | None = None
+
+    def __post_init__(self):
+        get_label_style(self.label_style)
+        if not 0.0 <= self.random_mount <= 1.0:
+            raise ValueError(f"random_mount must be a share within [0, 1], got {self.random_mount}")
+
+
+def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Generator) -> Mounting:
+    """The preset's nominal mounting, or (for a share ``options.random_mount`` of draws) a random one."""
+    if rng.random() >= options.random_mount:
+        return Mounting(preset.mount_height)
+    return Mounting(float(rng.uniform(0.5, 2.3)), roll=float(np.clip(rng.normal(0, np.radians(0.8)), -0.04, 0.04)),
+                    pitch=float(np.clip(rng.normal(0, np.radians(1.2)), -0.06, 0.06)))
+
+
 def frame_rng(seed: int, scene_index: int, frame_index: int, stream: int) -> np.random.Generator:
     """The Generator of one frame: depends only on (seed, scene, frame, stream), not on what ran before."""
     return np.random.default_rng([int(seed), int(scene_index), int(frame_index), int(stream)])
@@ -112,14 +151,20 @@ class SceneBase:
     """Shared machinery: the static world, the LiDAR and turning actors into a labelled frame."""
 
     def __init__(self, preset: SensorPreset, seed: int, scene_index: int, x_range: tuple[float, float],
-                 needs_bike_lane: bool = False):
+                 needs_bike_lane: bool = False, options: SimOptions = SimOptions()):
         self.preset = preset
         self.seed = seed
         self.scene_index = scene_index
+        self.options = options
+        self.frame_height = (preset.mount_height - preset.frame_z_offset if options.frame_height is None
+                             else float(options.frame_height))
         rng = frame_rng(seed, scene_index, 0, 0)  # stream 0: the static world
         self.layout = StreetLayout.sample(rng, x_range, needs_bike_lane=needs_bike_lane)
         self.world: StaticWorld = build_world(self.layout, rng)
-        self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3))
+        style = get_label_style(options.label_style)
+        self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
+                                                                                   style))
+        self.style = style
         self.lidar = Lidar(preset)
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
@@ -129,24 +174,36 @@ class SceneBase:
         return EgoState(x, lane.y_centre + rng.normal(0, 0.2), yaw, float(rng.uniform(6, 14)), lane)
 
     def render(self, frame_index: int, timestamp: float, ego: EgoState, actors: list[Actor],
-               boxes_world: np.ndarray, rng: np.random.Generator, ego_yaw_noise: float = 0.0) -> SimFrame:
-        """Scan the world plus ``actors`` (at ``boxes_world``) from the ego and label the result."""
+               boxes_world: np.ndarray, rng: np.random.Generator, ego_yaw_noise: float = 0.0,
+               mounting: Mounting | None = None) -> SimFrame:
+        """Scan the world plus ``actors`` (at ``boxes_world``) from the ego and label the result.
+
+        mounting: the sensor's height and tilt on the ego (default: the preset's nominal mounting).
+        """
         p = self.preset
+        mounting = mounting or Mounting(p.mount_height)
         ground = float(self.layout.ground_z(ego.x, ego.y))
         yaw = ego.yaw + ego_yaw_noise
-        sensor = np.array([ego.x, ego.y, ground + p.mount_height])
+        sensor = np.array([ego.x, ego.y, ground + mounting.height])
         near = np.hypot(boxes_world[:, 0] - ego.x, boxes_world[:, 1] - ego.y) <= p.max_range + RANGE_MARGIN \
             if len(boxes_world) else np.zeros(0, bool)
         chosen = np.flatnonzero(near)
-        # The output frame: at the sensor, turned by the ego's yaw, lifted by the preset's frame offset.
-        origin = sensor - np.array([0.0, 0.0, p.frame_z_offset])
+        # The output frame: level, at the sensor's x, y, turned by the ego's yaw, frame_height above the road.
+        origin = np.array([ego.x, ego.y, ground + self.frame_height])
         frame_boxes = snap_to_label_grid(world_to_frame(boxes_world[chosen], origin, yaw))
         placed = frame_to_world(frame_boxes, origin, yaw)
         mesh, owner = pose_meshes([actors[i].mesh for i in chosen], placed)
-        scan = self.lidar.scan(self.world.raycasting_scene, self.world.mesh.reflectivity, mesh, owner,
-                               placed, sensor, yaw, rng)
-        counts = np.bincount(scan.actor[scan.actor >= 0], minlength=len(chosen))[: len(chosen)]
-        labelled = np.flatnonzero(counts > 0)
+        reach = reach_boxes(placed, [actors[i].kind for i in chosen])  # wing mirrors stick out of vehicle boxes
+        scan = self.lidar.scan(self.world.raycasting_scene, self.world.mesh, mesh, owner, placed, sensor, yaw, rng,
+                               mounting=mounting, frame_height=self.frame_height, reach_boxes=reach)
+        # Points per object: its returns inside its box (a wing mirror's lie just outside); an object is
+        # labelled when at least one is, and when anybody labels its kind.
+        hit = np.flatnonzero(scan.actor >= 0)
+        inside = np.abs(_box_local_y(scan.points[hit], frame_boxes[scan.actor[hit]])) <= \
+            frame_boxes[scan.actor[hit], 4] / 2
+        counts = np.bincount(scan.actor[hit][inside], minlength=len(chosen))[: len(chosen)]
+        labelled_kind = ~np.isin([actors[i].kind for i in chosen], UNLABELLED_KINDS)
+        labelled = np.flatnonzero((counts > 0) & labelled_kind)
         remap = np.full(len(chosen) + 1, -1, np.int32)
         remap[labelled] = np.arange(len(labelled), dtype=np.int32)
         point_label = remap[scan.actor]  # -1 stays -1 through the extra last slot
@@ -170,7 +227,9 @@ class SceneBase:
             track_ids=np.array([actors[i].track_id for i in src], dtype=np.int64),
             num_points=counts[labelled].astype(np.int64), occlusion=occlusion.astype(np.float64),
             velocity=velocity, pose=pose, preset=p.name,
-            meta={"ego_speed": ego.speed, "ego_velocity_world": ego_v.tolist()},
+            meta={"ego_speed": ego.speed, "ego_velocity_world": ego_v.tolist(),
+                  "mount_height": mounting.height, "mount_roll": mounting.roll, "mount_pitch": mounting.pitch,
+                  "frame_height": self.frame_height},
         )
 
 
@@ -179,15 +238,20 @@ class SnapshotScene(SceneBase):
 
     STREET_HALF_LENGTH = 60.0  # the ego is placed within this much of the street's middle
 
-    def __init__(self, preset: SensorPreset, seed: int, scene_index: int):
+    def __init__(self, preset: SensorPreset, seed: int, scene_index: int, options: SimOptions = SimOptions()):
         reach = self.STREET_HALF_LENGTH + preset.max_range + 40.0
-        super().__init__(preset, seed, scene_index, (-reach, reach))
+        super().__init__(preset, seed, scene_index, (-reach, reach), options=options)
+        self.densities = Densities.sample(frame_rng(seed, scene_index, 0, 7))
 
     def frame(self, frame_index: int) -> SimFrame:
         rng = frame_rng(self.seed, self.scene_index, frame_index, 1)
         ego = self._sample_ego(rng, float(rng.uniform(-self.STREET_HALF_LENGTH, self.STREET_HALF_LENGTH)))
         reach = self.preset.max_range + RANGE_MARGIN
+        d, busy = self.densities, float(rng.uniform(0.7, 1.3))  # the street's mix, busier or quieter frame by frame
+        density = Densities(d.moving * busy, d.parked, d.pedestrians * busy, d.cyclists * busy)
         actors = populate(self.world, rng, (ego.x - reach, ego.x + reach), ego, sequence=False,
-                          library=self.library, density=float(rng.uniform(0.7, 1.3)))
+                          library=self.library, sizes=SizeSampler(rng, self.style), density=density)
         boxes = np.array([a.box for a in actors]).reshape(-1, 7)
-        return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)))
+        mounting = sample_mounting(self.preset, self.options, rng)
+        return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)),
+                           mounting=mounting)

@@ -1,19 +1,28 @@
-"""Spinning LiDAR presets and the scan: rays cast with open3d's RaycastingScene, then the sensor's
-physics (range limits, return probability, range noise, intensity, elongation).
+"""Spinning LiDAR presets, how a sensor is mounted, and the scan: rays cast with open3d's RaycastingScene,
+then the sensor's physics (range limits, return probability, range noise, intensity, elongation).
 
-Presets follow the real sensors' geometry:
-- ``hdl64``: Velodyne HDL-64E as on KITTI's car: 64 beams from +2.0 to -24.8 deg (upper block of 32
-  at ~1/3 deg spacing down to -8.33 deg, lower block of 32 at ~1/2 deg), 0.17 deg azimuth steps
-  (about 2120 columns), 120 m, mounted 1.73 m above the road. Points are written in the LiDAR frame
-  (origin at the sensor), as KITTI's velodyne files are.
-- ``waymo_top``: Waymo's top LiDAR: 64 beams from +2.4 to -17.6 deg, denser near the horizon, 2650
-  columns, 75 m, mounted about 2.2 m up. Points are written in the vehicle frame (origin on the
-  ground below the sensor), as Waymo's are; an elongation column is filled.
+Presets follow the real sensors' published geometry (beam elevations, columns per revolution at 10 Hz, range):
+- ``hdl64``: Velodyne HDL-64E as on KITTI's car: 64 beams from +2.0 to -24.8 deg (upper block of 32 at ~1/3 deg
+  down to -8.33 deg, lower block of 32 at ~1/2 deg), 0.17 deg azimuth steps, 120 m, 1.73 m above the road.
+- ``hdl32``: Velodyne HDL-32E (nuScenes): 32 beams from +10.67 to -30.67 deg (4/3 deg apart), 0.16 deg, 100 m.
+- ``vlp16``: Velodyne VLP-16 (Puck), common on small robots: 16 beams from +15 to -15 deg (2 deg), 0.2 deg, 100 m.
+- ``os1_64`` / ``os1_128``: Ouster OS1 (rev 6), 64 / 128 beams evenly over +-22.5 deg, 1024 columns, 120 m.
+- ``waymo_top``: Waymo's top LiDAR: 64 beams from +2.4 to -17.6 deg, denser near the horizon, 2650 columns, 75 m,
+  mounted about 2.2 m up. Its points are written in the vehicle frame (origin on the ground below the sensor), as
+  Waymo's are; an elongation column is filled.
+Every other preset writes points in its sensor frame (origin at the sensor), as KITTI's velodyne files are.
 
-Intensity is a 0..1 reflectance (KITTI's scale): the hit material's reflectivity times a Lambertian-like
-incidence term, with a little multiplicative noise. A return is kept with a probability that falls
-with range, darkness and grazing incidence (the received power against the detector's threshold)
-times a random dropout; range noise is Gaussian, clipped at 3 sigma.
+Mounting (:class:`Mounting`): the height of the sensor above the road and its tilt (roll, pitch). The scan is
+cast from where the sensor really is; its points are then written in the preset's nominal frame (level, at the
+nominal height), which is what the detector node's ``sensor_to_model`` transform does on a robot. So a VLP-16
+mounted 0.6 m up and tilted 2 degrees still gives points whose road lies at z = -1.73 when written for a KITTI
+model: only the view (occlusion, beam spacing, what is seen) changes, not the frame.
+
+Materials carry a reflectivity on KITTI's intensity scale and a chance of returning at all (glass rarely does).
+A return is kept with a probability that falls with range, darkness and grazing incidence (the received power
+against the detector's threshold) times a random dropout; range noise is Gaussian, clipped at 3 sigma. Intensity
+follows KITTI's HDL-64E: about the material's reflectivity, a little lower at grazing incidence, and 0 for weak
+returns (dark paint, far ground), as a third of real KITTI car points and most points beyond 40 m read 0.
 """
 from __future__ import annotations
 
@@ -22,6 +31,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsekd_core.data.sim.meshes import Mesh
+
+
+#: Intensity below which a return reads 0 (dark paint, tyres, dark clothes), on KITTI's scale.
+DARK_INTENSITY = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,6 +57,8 @@ class SensorPreset:
     dropout: float
     rate_hz: float = 10.0
     detection_threshold: float = 0.04
+    #: Received power below which a return's intensity reads 0 (weak returns; see the module docstring).
+    zero_intensity_power: float = 1.0
 
     @property
     def num_beams(self) -> int:
@@ -69,12 +84,45 @@ def _waymo_elevations() -> tuple[float, ...]:
     return tuple((2.4 - 20.0 * u ** 1.35).round(4))  # +2.4 .. -17.6, finer spacing near the horizon
 
 
+def _even(top: float, bottom: float, beams: int) -> tuple[float, ...]:
+    return tuple(np.linspace(top, bottom, beams).round(4))
+
+
 PRESETS: dict[str, SensorPreset] = {
     "hdl64": SensorPreset("hdl64", _hdl64_elevations(), columns=2118, max_range=120.0, min_range=2.0,
                           mount_height=1.73, frame_z_offset=0.0, range_noise=0.015, dropout=0.02),
+    "hdl32": SensorPreset("hdl32", _even(10.67, -30.67, 32), columns=2250, max_range=100.0, min_range=1.0,
+                          mount_height=1.84, frame_z_offset=0.0, range_noise=0.02, dropout=0.02),
+    "vlp16": SensorPreset("vlp16", _even(15.0, -15.0, 16), columns=1800, max_range=100.0, min_range=0.5,
+                          mount_height=0.7, frame_z_offset=0.0, range_noise=0.02, dropout=0.02),
+    "os1_64": SensorPreset("os1_64", _even(22.5, -22.5, 64), columns=1024, max_range=120.0, min_range=0.5,
+                           mount_height=1.2, frame_z_offset=0.0, range_noise=0.02, dropout=0.015),
+    "os1_128": SensorPreset("os1_128", _even(22.5, -22.5, 128), columns=1024, max_range=120.0, min_range=0.5,
+                            mount_height=1.2, frame_z_offset=0.0, range_noise=0.02, dropout=0.015),
     "waymo_top": SensorPreset("waymo_top", _waymo_elevations(), columns=2650, max_range=75.0, min_range=2.0,
                               mount_height=2.18, frame_z_offset=2.18, range_noise=0.015, dropout=0.01),
 }
+
+
+@dataclass(frozen=True)
+class Mounting:
+    """Where the sensor sits on the ego vehicle: height of its origin above the road (m), roll and pitch
+    (radians, about its x and y axes; pitch > 0 looks down at the front)."""
+
+    height: float
+    roll: float = 0.0
+    pitch: float = 0.0
+
+    def rotation(self) -> np.ndarray:
+        """(3, 3) sensor -> level frame (the ego's heading, z up)."""
+        cr, sr, cp, sp = np.cos(self.roll), np.sin(self.roll), np.cos(self.pitch), np.sin(self.pitch)
+        rx = np.array([[1, 0, 0], [0, cr, -sr], [0, sr, cr]])
+        ry = np.array([[cp, 0, sp], [0, 1, 0], [-sp, 0, cp]])
+        return ry @ rx
+
+    @property
+    def level(self) -> bool:
+        return self.roll == 0.0 and self.pitch == 0.0
 
 
 def get_preset(name: str) -> SensorPreset:
@@ -121,35 +169,46 @@ class Lidar:
         ring = np.broadcast_to(np.arange(len(self._cos_el), dtype=np.uint8), (len(az), len(self._cos_el)))
         return d.reshape(-1, 3), ring.reshape(-1)
 
-    def scan(self, static_scene, static_reflectivity: np.ndarray, actor_mesh: Mesh, actor_owner: np.ndarray,
+    def scan(self, static_scene, static_mesh: Mesh, actor_mesh: Mesh, actor_owner: np.ndarray,
              actor_boxes: np.ndarray, sensor_position: np.ndarray, sensor_yaw: float,
-             rng: np.random.Generator) -> Scan:
+             rng: np.random.Generator, mounting: Mounting | None = None, frame_height: float | None = None,
+             reach_boxes: np.ndarray | None = None) -> Scan:
         """Cast one revolution from ``sensor_position`` (world, (3,)) turned by ``sensor_yaw``.
 
-        static_scene: RaycastingScene of the world; static_reflectivity: (T_s,) per static triangle.
+        static_scene: RaycastingScene of the world; static_mesh: its Mesh (materials per triangle).
         actor_mesh: all actors of the frame in world coordinates; actor_owner: (T_a,) actor index of each
-        of its triangles; actor_boxes: (A, 7) world boxes of the actors (their meshes lie inside them).
+        of its triangles; actor_boxes: (A, 7) world boxes of the actors (their meshes lie inside them, but for
+        parts that stick out, which ``reach_boxes`` (A, 7), when given, enclose).
+        mounting: the sensor's height and tilt (default: the preset's height, level); sensor_position is where
+        the sensor is. frame_height: height above the road of the origin of the frame the points are written
+        in (level, at the sensor's x, y; default: the preset's nominal frame, mount_height - frame_z_offset).
         """
         import open3d as o3d
 
         p = self.preset
+        mounting = mounting or Mounting(p.mount_height)
+        frame_height = p.mount_height - p.frame_z_offset if frame_height is None else frame_height
         num_actors = len(actor_boxes)
         actor_boxes = np.asarray(actor_boxes, np.float64).reshape(-1, 7)
         offset = float(rng.uniform(0, 2 * np.pi / p.columns))  # where this revolution's first firing points
         local, ring = self.local_directions(offset)
+        tilt = mounting.rotation().astype(np.float32)
+        level = local if mounting.level else local @ tilt.T  # sensor -> level frame
         c, s = np.float32(np.cos(sensor_yaw)), np.float32(np.sin(sensor_yaw))
         rays = np.empty((len(local), 6), np.float32)
         rays[:, :3] = np.asarray(sensor_position, np.float32)
-        rays[:, 3] = c * local[:, 0] - s * local[:, 1]
-        rays[:, 4] = s * local[:, 0] + c * local[:, 1]
-        rays[:, 5] = local[:, 2]
+        rays[:, 3] = c * level[:, 0] - s * level[:, 1]
+        rays[:, 4] = s * level[:, 0] + c * level[:, 1]
+        rays[:, 5] = level[:, 2]
 
         hit_s = static_scene.cast_rays(o3d.core.Tensor(rays))
         t_s = hit_s["t_hit"].numpy()
         d = rays[:, 3:]
         n = hit_s["primitive_normals"].numpy()
         cos_inc = np.abs(n[:, 0] * d[:, 0] + n[:, 1] * d[:, 1] + n[:, 2] * d[:, 2])
-        refl = static_reflectivity[np.minimum(hit_s["primitive_ids"].numpy(), len(static_reflectivity) - 1)]
+        prim = np.minimum(hit_s["primitive_ids"].numpy(), static_mesh.num_triangles - 1)
+        refl = static_mesh.reflectivity[prim]
+        returns = static_mesh.returns[prim]
         actor = np.full(len(t_s), -1, np.int32)
         t = t_s.copy()
         frames = _BoxFrames(actor_boxes)
@@ -158,29 +217,36 @@ class Lidar:
             dyn = o3d.t.geometry.RaycastingScene()
             dyn.add_triangles(o3d.core.Tensor(actor_mesh.vertices),
                               o3d.core.Tensor(actor_mesh.triangles.astype(np.uint32)))
-            # Only rays whose direction falls within some actor's angular extent can hit an actor.
-            coverage = self._coverage(frames, np.asarray(sensor_position, np.float64), sensor_yaw, offset)
+            reach = frames if reach_boxes is None else _BoxFrames(reach_boxes)
+            if mounting.level:
+                # Only rays whose direction falls within some actor's angular extent can hit an actor.
+                coverage = self._coverage(reach, np.asarray(sensor_position, np.float64), sensor_yaw, offset)
+            else:  # a tilted sensor's beams leave the level beam table: cast every ray
+                coverage = np.full(len(rays), 2, np.uint8)
             cand = np.flatnonzero(coverage)
             hit_d = dyn.cast_rays(o3d.core.Tensor(rays[cand]))
             t_c = hit_d["t_hit"].numpy()
             prim_c = hit_d["primitive_ids"].numpy()
-            expected = self._expected_hits(dyn, rays[cand], t_c, prim_c, coverage[cand], actor_owner, frames)
+            expected = self._expected_hits(dyn, rays[cand], t_c, prim_c, coverage[cand], actor_owner, reach)
             closer = np.flatnonzero(t_c < t_s[cand])
             w, pc = cand[closer], prim_c[closer]
             t[w] = t_c[closer]
             refl[w] = actor_mesh.reflectivity[pc]
+            returns[w] = actor_mesh.returns[pc]
             actor[w] = actor_owner[pc]
             nc, dw = hit_d["primitive_normals"].numpy()[closer], d[w]
             cos_inc[w] = np.abs(nc[:, 0] * dw[:, 0] + nc[:, 1] * dw[:, 1] + nc[:, 2] * dw[:, 2])
         valid = (t >= p.min_range) & (t <= p.max_range)
         visible = np.bincount(actor[valid & (actor >= 0)], minlength=num_actors)[:num_actors]
 
-        # Return probability: received power ~ reflectivity x incidence / range^2 against a threshold.
+        # Return probability: received power ~ reflectivity x incidence / range^2 against a threshold, times
+        # the surface's own chance of sending the pulse back (glass) and a random dropout.
         with np.errstate(over="ignore", invalid="ignore"):
             power = refl * (0.2 + 0.8 * cos_inc) / np.maximum(t / p.max_range, 1e-3) ** 2
-            keep_prob = (1.0 - p.dropout) / (1.0 + np.exp(-(power - p.detection_threshold) / 0.01))
+            keep_prob = returns * (1.0 - p.dropout) / (1.0 + np.exp(-(power - p.detection_threshold) / 0.01))
         idx = np.flatnonzero(valid & (rng.random(len(t), dtype=np.float32) < keep_prob))
         t, refl, cos_inc, actor, local_hit = t[idx], refl[idx], cos_inc[idx], actor[idx], local[idx]
+        power = power[idx]
 
         sigma = p.range_noise
         t_noisy = t + np.clip(rng.standard_normal(len(t), dtype=np.float32) * sigma, -3 * sigma, 3 * sigma)
@@ -189,10 +255,15 @@ class Lidar:
 
         n = len(t)
         points = np.empty((n, 5), np.float32)
-        points[:, :3] = local_hit * t_noisy[:, None]
-        points[:, 2] += p.frame_z_offset
-        points[:, 3] = np.clip(refl * (0.35 + 0.65 * cos_inc) * (1.0 + 0.05 * rng.standard_normal(n, dtype=np.float32)),
-                               0.0, 1.0)
+        xyz = local_hit * t_noisy[:, None]
+        points[:, :3] = xyz if mounting.level else xyz @ tilt.T
+        points[:, 2] += mounting.height - frame_height
+        intensity = refl * (0.8 + 0.2 * cos_inc) * (1.0 + 0.15 * rng.standard_normal(n, dtype=np.float32))
+        # KITTI's HDL-64E reports intensity in steps of 0.01 and reads 0, not a small value, for weak returns
+        # (far, grazing) and dark surfaces (below about 0.05): 11% of a real KITTI sweep is exactly 0, and
+        # almost nothing lies between 0 and 0.03.
+        weak = (power < p.zero_intensity_power) | (intensity < DARK_INTENSITY)
+        points[:, 3] = np.round(np.where(weak, 0.0, np.clip(intensity, 0.0, 1.0)), 2)
         points[:, 4] = np.clip(0.03 + 0.6 * (1.0 - cos_inc) ** 3
                                + 0.02 * np.abs(rng.standard_normal(n, dtype=np.float32)), 0.0, 1.5)
         return Scan(points, ring[idx], actor, expected, visible)
@@ -340,3 +411,47 @@ class _BoxFrames:
             far = np.maximum((half - o) / d, (-half - o) / d)
         far = np.where(np.abs(d) < 1e-12, np.inf, far)
         return np.maximum(far.min(axis=1), 0.0)
+
+
+@dataclass(frozen=True)
+class SensorMix:
+    """Which sensor each scene of a dataset uses: one preset, or presets with weights.
+
+    Parsed from ``"hdl64"`` or ``"hdl64:0.7,vlp16:0.1,os1_64:0.2"`` (weights need not sum to 1).
+    """
+
+    names: tuple[str, ...]
+    weights: tuple[float, ...]
+
+    @staticmethod
+    def parse(spec: str) -> "SensorMix":
+        names, weights = [], []
+        for part in str(spec).split(","):
+            name, _, weight = part.strip().partition(":")
+            get_preset(name)
+            try:
+                w = float(weight) if weight else 1.0
+            except ValueError:
+                raise ValueError(f"sensor mix {spec!r}: weight {weight!r} of {name} is not a number") from None
+            if w <= 0:
+                raise ValueError(f"sensor mix {spec!r}: weight of {name} must be > 0")
+            names.append(name)
+            weights.append(w)
+        if not names:
+            raise ValueError("empty sensor mix: give a preset name, e.g. hdl64")
+        return SensorMix(tuple(names), tuple(weights))
+
+    def pick(self, rng: np.random.Generator) -> SensorPreset:
+        if len(self.names) == 1:
+            return get_preset(self.names[0])
+        p = np.asarray(self.weights) / sum(self.weights)
+        return get_preset(self.names[int(rng.choice(len(self.names), p=p))])
+
+    @property
+    def primary(self) -> SensorPreset:
+        """The preset with the largest weight (its nominal frame is the dataset's default frame)."""
+        return get_preset(self.names[int(np.argmax(self.weights))])
+
+    def __str__(self) -> str:
+        return self.names[0] if len(self.names) == 1 else ",".join(f"{n}:{w:g}" for n, w in zip(self.names,
+                                                                                              self.weights))

@@ -1,5 +1,9 @@
 """The static street world: its layout (lanes, kerbs, sidewalks) and its meshes (ground, buildings, poles,
-trees, bushes, street furniture), built once per scene and cast against for every frame.
+trees, bushes, fences, bollards, street furniture), built once per scene and cast against for every frame.
+
+Three kinds of street, as KITTI drives through them: ``city`` (buildings along the sidewalks, shops with
+windows), ``residential`` (houses set back behind hedges, fences and gardens, more trees) and ``rural``
+(no buildings: verges, fields of uneven ground, vegetation and fences, few people).
 
 World frame: x along the street, y to the left, z up; the road surface is ``z = slope * x``.
 Cross-section of the right side (y < 0; the left side mirrors it and carries the -x traffic), from the
@@ -19,16 +23,19 @@ import numpy as np
 
 from sparsekd_core.data.sim.meshes import Mesh, MeshBuilder
 
-# Reflectivity (0..1) of the world's materials at the LiDAR's near-infrared wavelength.
-ASPHALT = (0.08, 0.16)
-CONCRETE = (0.22, 0.35)
+# Reflectivity (0..1) of the world's materials on KITTI's HDL-64E intensity scale (sensor.py): asphalt reads
+# about 0.2-0.33 there, concrete and foliage a little more, retro-reflective signs near 1.
+ASPHALT = (0.24, 0.4)
+CONCRETE = (0.24, 0.42)
 MARKING = 0.6
-GRASS = (0.35, 0.5)
-FOLIAGE = (0.35, 0.55)
-BARK = 0.18
-FACADE = (0.15, 0.5)
-METAL = 0.35
+GRASS = (0.28, 0.48)
+FOLIAGE = (0.3, 0.55)
+BARK = 0.2
+FACADE = (0.15, 0.45)
+METAL = 0.3
 SIGN_FACE = 0.95  # retro-reflective sheeting
+GLASS_RETURNS = 0.12  # share of pulses a window sends back (actors.py uses the same figure)
+STREET_KINDS = ("city", "residential", "rural")
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class StreetLayout:
     """Parameters of one street. Lengths in metres; ``x_range`` is the street's extent along x."""
 
     x_range: tuple[float, float]
+    kind: str = "city"
     slope: float = 0.0
     kerb_height: float = 0.13
     lane_width: float = 3.4
@@ -73,8 +81,10 @@ class StreetLayout:
     def sample(cls, rng: np.random.Generator, x_range: tuple[float, float], needs_bike_lane: bool = False
                ) -> "StreetLayout":
         bike = tuple(bool(rng.random() < 0.75) or needs_bike_lane for _ in range(2))
+        kind = str(rng.choice(STREET_KINDS, p=[0.45, 0.35, 0.2]))
         return cls(
             x_range=x_range,
+            kind=kind,
             slope=float(rng.uniform(-0.02, 0.02)),
             kerb_height=float(rng.uniform(0.1, 0.16)),
             lane_width=float(rng.uniform(3.2, 3.7)),
@@ -82,7 +92,8 @@ class StreetLayout:
             parking=tuple(bool(rng.random() < 0.7) for _ in range(2)),
             bike_lane=bike,
             sidewalk_width=float(rng.uniform(3.7, 5.5)),
-            setback=tuple(float(rng.uniform(0.0, 5.0)) for _ in range(2)),
+            setback=tuple(float(rng.uniform(*{"city": (0.0, 5.0), "residential": (3.0, 10.0),
+                                             "rural": (2.0, 12.0)}[kind])) for _ in range(2)),
         )
 
     def _cross_section(self) -> list[Lane]:
@@ -193,9 +204,94 @@ def _tree(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Generator
     rz = r * rng.uniform(0.8, 1.3)
     trunk_h = max(rng.uniform(2.6, 4.0), min_crown_bottom + 0.4 * rz)  # crown bottom: trunk_h - 0.38 rz at most
     b.cylinder((x, y, z + trunk_h / 2), trunk_r, trunk_h, BARK, segments=8)
-    b.ellipsoid((x, y, z + trunk_h + rz * 0.8), (r, r * rng.uniform(0.85, 1.15), rz), rng.uniform(*FOLIAGE),
-                yaw=rng.uniform(0, np.pi), rng=rng, roughness=0.18)
+    foliage = rng.uniform(*FOLIAGE)
+    # An irregular crown: a main rough blob and up to two smaller ones beside it; none reaches lower.
+    b.ellipsoid((x, y, z + trunk_h + rz * 0.8), (r, r * rng.uniform(0.85, 1.15), rz), foliage,
+                yaw=rng.uniform(0, np.pi), rng=rng, roughness=0.25)
+    for _ in range(int(rng.integers(0, 3))):
+        a, d = rng.uniform(0, 2 * np.pi), rng.uniform(0.3, 0.6) * r
+        rb = r * rng.uniform(0.4, 0.7)
+        b.ellipsoid((x + d * np.cos(a), y + d * np.sin(a), z + trunk_h + rz * rng.uniform(0.8, 1.3)),
+                    (rb, rb, rb * rng.uniform(0.7, 1.0)), foliage, rng=rng, roughness=0.3, subdivisions=0)
     return trunk_r
+
+
+def _uneven_strip(b: MeshBuilder, x0: float, x1: float, y0: float, y1: float, slope: float, dz: float,
+                  refl: float, rng: np.random.Generator, bumps: float = 0.05, cell: float = 1.0):
+    """Rough ground (grass, verges, fields) between x0..x1, y0..y1: a height field on a ``cell`` grid whose
+    heights wander by about ``bumps`` metres, never below the flat ground (kerb-level strips stay flush)."""
+    nx = max(2, int(np.ceil((x1 - x0) / cell)) + 1)
+    ny = max(2, int(np.ceil(abs(y1 - y0) / cell)) + 1)
+    xs, ys = np.linspace(x0, x1, nx), np.linspace(y0, y1, ny)
+    gx, gy = np.meshgrid(xs, ys, indexing="ij")
+    h = np.abs(rng.normal(0.0, bumps, size=gx.shape))
+    h[:, 0] = 0.0  # meet the neighbouring strip without a step
+    v = np.stack([gx, gy, slope * gx + dz + h], -1).reshape(-1, 3)
+    i, j = np.meshgrid(np.arange(nx - 1), np.arange(ny - 1), indexing="ij")
+    a = (i * ny + j).ravel()
+    tris = np.concatenate([np.stack([a, a + ny, a + 1], 1), np.stack([a + 1, a + ny, a + ny + 1], 1)])
+    b.add(v, tris, rng.uniform(refl * 0.85, refl * 1.15, size=len(tris)).clip(0, 1))
+
+
+def _building(b: MeshBuilder, x0: float, width: float, side: int, line: float, zg: float,
+              rng: np.random.Generator, shop: bool):
+    """A building along the building line: a block whose street face has piers and floor bands standing
+    0.2 m proud of windows (glass: few returns), doors at street level, now and then a shop awning."""
+    depth, height = rng.uniform(8, 20), rng.uniform(4, 24)
+    xc = x0 + width / 2
+    refl = rng.uniform(*FACADE)
+    recess = 0.2
+    b.box((xc, side * (line + recess + depth / 2), zg + height / 2 - 0.3), (width, depth, height + 0.6), refl)
+    face = side * (line + recess)  # the recessed plane the windows sit in
+    storey = rng.uniform(2.8, 3.5)
+    bay = rng.uniform(2.2, 3.6)
+    pier = rng.uniform(0.4, 0.9)
+    y_mid = side * (line + recess / 2)
+    for xp in np.arange(x0, x0 + width + 1e-6, bay):  # piers
+        b.box((xp, y_mid, zg + height / 2), (pier, recess, height), refl)
+    for zf in np.arange(0.0, height, storey):  # floor bands
+        b.box((xc, y_mid, zg + zf + 0.3), (width, recess, 0.6), refl)
+    # Window panes just in front of the recessed face, between piers and bands, above the ground floor
+    # for houses, from the ground for shops.
+    glass_y = face - side * 0.01
+    first = 0.0 if shop else storey
+    for xp in np.arange(x0, x0 + width - bay + 1e-6, bay):
+        for zf in np.arange(first, height - 0.8, storey):
+            xa, xb = xp + pier / 2, xp + bay - pier / 2
+            za, zb = zg + zf + 0.6, zg + min(zf + storey, height) - 0.1
+            if xb - xa > 0.3 and zb - za > 0.3:
+                b.add(np.array([(xa, glass_y, za), (xb, glass_y, za), (xb, glass_y, zb), (xa, glass_y, zb)],
+                               np.float32), np.array([[0, 1, 2], [0, 2, 3]], np.int32), 0.05, GLASS_RETURNS)
+    if shop and rng.random() < 0.5:  # an awning over the frontage
+        b.box((xc, side * (line - 0.6), zg + rng.uniform(2.6, 3.5)), (width * 0.8, 1.2, 0.15), rng.uniform(*FACADE))
+
+
+def _fence(b: MeshBuilder, x0: float, x1: float, y: float, slope: float, zg: float, rng: np.random.Generator):
+    """A fence along x at y: posts every 2-3 m and two or three rails (wood or metal), or palings."""
+    h = rng.uniform(0.9, 1.8)
+    refl = rng.uniform(0.15, 0.45)
+    spacing = rng.uniform(2.0, 3.0)
+    for xp in np.arange(x0, x1, spacing):
+        b.box((xp, y, slope * xp + zg + h / 2), (0.1, 0.1, h), refl)
+    if rng.random() < 0.4:  # palings: vertical slats with gaps
+        for xp in np.arange(x0, x1, 0.2):
+            b.box((xp, y, slope * xp + zg + h / 2 - 0.05), (0.09, 0.03, h - 0.1), refl)
+    else:
+        for zr in np.linspace(0.3, h - 0.1, int(rng.integers(2, 4))):
+            xm = (x0 + x1) / 2
+            b.box((xm, y, slope * xm + zg + zr), (x1 - x0, 0.05, 0.1), refl)
+
+
+def _bollards(b: MeshBuilder, x0: float, count: int, y: float, slope: float, zg: float, rng: np.random.Generator):
+    """A row of bollards (about a person's width and half their height: what fires as a pedestrian)."""
+    r, h = rng.uniform(0.06, 0.14), rng.uniform(0.7, 1.1)
+    step = rng.uniform(1.2, 2.0)
+    refl = rng.uniform(0.2, 0.6)
+    for k in range(count):
+        xp = x0 + k * step
+        b.cylinder((xp, y, slope * xp + zg + h / 2), r, h, refl, segments=10)
+        if rng.random() < 0.3:  # reflective band
+            b.cylinder((xp, y, slope * xp + zg + h - 0.1), r + 0.005, 0.08, SIGN_FACE, segments=10)
 
 
 def _lamp(b: MeshBuilder, x: float, y: float, z: float, side: int, rng: np.random.Generator):
@@ -232,39 +328,66 @@ def build_world(layout: StreetLayout, rng: np.random.Generator) -> StaticWorld:
         kh = layout.kerb_height
         b.quad([(x0, y, s * x0), (x1, y, s * x1), (x1, y, s * x1 + kh), (x0, y, s * x0 + kh)],
                rng.uniform(*CONCRETE))
-        # Sidewalk then grass/paving to the building line, then ground beyond.
+        # Sidewalk then grass/paving to the building line, then ground beyond (rough fields on rural roads).
         sw_out = k + layout.sidewalk_width
         _strip(b, x0, x1, min(side * k, side * sw_out), max(side * k, side * sw_out), s, kh, rng.uniform(*CONCRETE))
         line = layout.building_line(side)
         if line > sw_out:
-            _strip(b, x0, x1, min(side * sw_out, side * line), max(side * sw_out, side * line), s, kh,
-                   rng.uniform(*GRASS))
-        _strip(b, x0, x1, min(side * line, side * far), max(side * line, side * far), s, kh, rng.uniform(*CONCRETE))
+            if layout.kind == "city":
+                _strip(b, x0, x1, min(side * sw_out, side * line), max(side * sw_out, side * line), s, kh,
+                       rng.uniform(*GRASS))
+            else:
+                _uneven_strip(b, x0, x1, side * sw_out, side * line, s, kh, rng.uniform(*GRASS), rng)
+        if layout.kind == "rural":
+            _uneven_strip(b, x0, x1, side * line, side * far, s, kh, rng.uniform(*GRASS), rng, bumps=0.12, cell=2.5)
+        else:
+            _strip(b, x0, x1, min(side * line, side * far), max(side * line, side * far), s, kh,
+                   rng.uniform(*CONCRETE))
     _markings(b, layout, rng)
 
     for side in (-1, 1):
         kh = layout.kerb_height
         k = layout.kerb_y(side)
         line = layout.building_line(side)
-        # Buildings, lots and hedges along the building line.
+        # Along the building line: buildings, lots and hedges (city); gardens with hedges or fences and houses
+        # set back (residential); fences, hedges, trees and open fields (rural).
         x = x0 - rng.uniform(0, 10)
+        mix = {"city": [0.72, 0.14, 0.14, 0.0, 0.0], "residential": [0.15, 0.1, 0.3, 0.3, 0.15],
+               "rural": [0.0, 0.0, 0.3, 0.3, 0.4]}[layout.kind]
         while x < x1:
             width = rng.uniform(8, 35)
-            kind = rng.choice(["building", "lot", "hedge"], p=[0.72, 0.14, 0.14])
+            kind = rng.choice(["building", "lot", "hedge", "garden", "open"], p=mix)
             xc = x + width / 2
             zg = s * xc + kh
             if kind == "building":
-                depth, height = rng.uniform(8, 20), rng.uniform(4, 24)
-                yc = side * (line + depth / 2)
-                b.box((xc, yc, zg + height / 2 - 0.3), (width, depth, height + 0.6), rng.uniform(*FACADE))
-                if rng.random() < 0.35:  # a shop awning or balcony row sticking out over the frontage
-                    b.box((xc, side * (line - 0.6), zg + rng.uniform(2.6, 3.5)), (width * 0.8, 1.2, 0.15),
-                          rng.uniform(*FACADE))
+                _building(b, x, width, side, line, zg, rng, shop=rng.random() < 0.5)
             elif kind == "lot" and width > 14:
                 depth = rng.uniform(14, 22)
                 lots.append((x + 1.0, x + width - 1.0, side * line if side > 0 else -(line + depth),
                              side * (line + depth) if side > 0 else -line))
                 b.box((xc, side * (line + depth + 0.5), zg + 1.0), (width, 0.3, 2.0), rng.uniform(*CONCRETE))
+            elif kind == "garden":  # a fence or hedge at the line, a house behind a front garden
+                if rng.random() < 0.5:
+                    _fence(b, x, x + width, side * (line + 0.3), s, kh, rng)
+                else:
+                    hh = rng.uniform(0.8, 1.8)
+                    b.box((xc, side * (line + 0.5), zg + hh / 2), (width, 0.8, hh), rng.uniform(*FOLIAGE))
+                garden = rng.uniform(3.0, 9.0)
+                if layout.kind == "residential" and width > 10:
+                    _building(b, x + 1.5, width - 3.0, side, line + garden, zg, rng, shop=False)
+                for tx in np.arange(x + rng.uniform(1, 5), x + width, rng.uniform(5, 12)):
+                    _tree(b, tx, side * (line + rng.uniform(1.5, garden)), zg, rng, 2.5)
+            elif kind == "open":  # an open verge or field: a few bushes and trees, sometimes a fence
+                if rng.random() < 0.4:
+                    _fence(b, x, x + width, side * (line + rng.uniform(0.3, 3.0)), s, kh, rng)
+                for tx in rng.uniform(x, x + width, size=int(rng.integers(0, 4))):
+                    if rng.random() < 0.5:
+                        _tree(b, tx, side * (line + rng.uniform(2, 15)), zg, rng, 3.0)
+                    else:
+                        r = rng.uniform(0.5, 1.5)
+                        b.ellipsoid((tx, side * (line + rng.uniform(1, 10)), zg + r * 0.6),
+                                    (r, r * rng.uniform(0.6, 1.4), r * rng.uniform(0.6, 1.0)),
+                                    rng.uniform(*FOLIAGE), rng=rng, roughness=0.3)
             else:
                 hh = rng.uniform(0.8, 2.0)
                 b.box((xc, side * (line + 0.6), zg + hh / 2), (width, 1.0, hh), rng.uniform(*FOLIAGE))
@@ -279,7 +402,8 @@ def build_world(layout: StreetLayout, rng: np.random.Generator) -> StaticWorld:
         def free(xp: float, r: float) -> bool:
             return all(abs(xp - t) > r + 1.5 for t in taken)
 
-        for xp in np.arange(x0 + rng.uniform(0, 25), x1, rng.uniform(22, 36)):
+        lamp_gap = (22, 36) if layout.kind != "rural" else (40, 90)
+        for xp in np.arange(x0 + rng.uniform(0, 25), x1, rng.uniform(*lamp_gap)):
             _lamp(b, xp, fy, s * xp + kh, side, rng)
             taken.append(xp)
             obstacles.append((xp, fy, 0.3, 0.3, 0.0))
@@ -303,6 +427,13 @@ def build_world(layout: StreetLayout, rng: np.random.Generator) -> StaticWorld:
                 b.box((xp, fy, s * xp + kh + size[2] / 2), size, rng.uniform(0.1, 0.4))
                 taken.append(xp)
                 obstacles.append((xp, fy, size[0] + 0.2, size[1] + 0.2, 0.0))
+        for xp in rng.uniform(x0, x1, size=int(rng.poisson((x1 - x0) / 60))):  # rows of bollards
+            count = int(rng.integers(1, 7))
+            if all(free(xp + 1.6 * c, 0.3) for c in range(count)):
+                _bollards(b, xp, count, fy, s, kh, rng)
+                for c in range(count):
+                    taken.append(xp + 1.6 * c)
+                obstacles.append((xp + 0.8 * (count - 1), fy, 2.0 * count + 0.4, 0.5, 0.0))
         # Bushes in the frontage strip and the setback (vegetation clutter next to the people).
         front_y = side * (k + layout.sidewalk_width - layout.FRONTAGE_WIDTH / 2)
         for xp in rng.uniform(x0, x1, size=int((x1 - x0) / 12)):

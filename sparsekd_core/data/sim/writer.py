@@ -1,10 +1,13 @@
 """Writing simulated frames as KITTI and Waymo datasets (the layouts of kitti_format.py / waymo_format.py).
 
 KITTI: one fixed, KITTI-like calibration: the colour camera (image_2, 1242 x 375, f = 721.5 px) looks
-forward from 0.27 m ahead of and 0.08 m below the LiDAR, axis-aligned (R0_rect = I), so 2D boxes,
-truncation and difficulty come from real projections. Labels are written for objects with at least
-one LiDAR return whose box projects into the image (KITTI annotates what the camera sees; the
-velodyne file keeps the full 360 degree scan). Class names: Car, Van, Truck, Pedestrian, Cyclist.
+forward from 0.27 m ahead of and 0.08 m below the origin of the points' frame, axis-aligned (R0_rect = I),
+so 2D boxes, truncation and difficulty come from real projections. Labels are written for objects with at
+least one LiDAR return: by default (``labels="all"``) every one around the sensor, the ones the camera does
+not see with a zero-size 2D box and truncation 1, which the KITTI metric ignores (so the metric still scores
+the camera's view) while a 360-degree model trains on all of them; ``labels="camera"`` writes only what the
+camera sees, as KITTI's annotators did. The velodyne file keeps the full 360 degree scan.
+Class names: Car, Van, Truck, Pedestrian, Cyclist (actors.KITTI_NAMES).
 Occlusion level from the fraction of the object's LiDAR rays blocked by something in front:
 0 (<= 20 %), 1 (<= 60 %), 2 (more). No DontCare regions are written.
 
@@ -30,9 +33,16 @@ _P_TX = (0.0, -387.5744, 44.85728, -339.5242)  # f * baseline offsets of cameras
 OCCLUSION_LEVELS = (0.2, 0.6)  # blocked-ray fractions separating KITTI occlusion levels 0 / 1 / 2
 
 
-def sim_calibration(preset: SensorPreset) -> kf.Calibration:
-    """The fixed calibration of simulated KITTI data for a preset (its points' frame sets the offset)."""
-    cam_in_frame = np.array([0.27, 0.0, preset.frame_z_offset - 0.08])  # camera position, output frame
+LABEL_REGIONS = ("all", "camera")
+
+
+def sim_calibration(preset: SensorPreset, frame_height: float | None = None) -> kf.Calibration:
+    """The fixed calibration of simulated KITTI data: the camera sits 0.08 m below the LiDAR at its nominal
+    height, expressed in the frame the points are written in (``frame_height`` above the road; default: the
+    preset's nominal frame)."""
+    if frame_height is None:
+        frame_height = preset.mount_height - preset.frame_z_offset
+    cam_in_frame = np.array([0.27, 0.0, preset.mount_height - frame_height - 0.08])  # camera position, output frame
     rot = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])  # LiDAR axes -> camera axes
     tr = np.column_stack([rot, -rot @ cam_in_frame])
     proj = [np.array([[_FOCAL, 0.0, _CX, tx], [0.0, _FOCAL, _CY, 0.0], [0.0, 0.0, 1.0, 0.0]]) for tx in _P_TX]
@@ -45,15 +55,23 @@ def occlusion_level(blocked_fraction: np.ndarray) -> np.ndarray:
     return np.digitize(np.asarray(blocked_fraction, np.float64), OCCLUSION_LEVELS, right=True).astype(np.int64)
 
 
-def kitti_objects(frame: SimFrame, calib: kf.Calibration,
-                  image_size: tuple[int, int] = kf.KITTI_IMAGE_SIZE) -> tuple[list[kf.KittiObject], np.ndarray]:
-    """Label objects of a frame as the camera sees them -> (objects, (K,) index of each into the frame's labels)."""
+def kitti_objects(frame: SimFrame, calib: kf.Calibration, image_size: tuple[int, int] = kf.KITTI_IMAGE_SIZE,
+                  labels: str = "all") -> tuple[list[kf.KittiObject], np.ndarray]:
+    """Label objects of a frame -> (objects, (K,) index of each into the frame's labels).
+
+    labels: "camera" keeps what the camera sees; "all" keeps every object with a return, out-of-view ones
+    with a zero 2D box and truncation 1 (see the module docstring).
+    """
+    if labels not in LABEL_REGIONS:
+        raise ValueError(f"labels must be one of {LABEL_REGIONS}, got {labels!r}")
     if len(frame) == 0:
         return [], np.zeros(0, np.int64)
     bbox, valid = kf.boxes_to_image_bbox(frame.boxes, calib, image_size)
     centre_depth = calib.lidar_to_rect(frame.boxes[:, :3])[:, 2]
-    keep = np.flatnonzero(valid & (centre_depth > 0) & (frame.num_points > 0))
-    trunc = kf.truncation(frame.boxes[keep], calib, image_size)
+    in_view = valid & (centre_depth > 0)
+    keep = np.flatnonzero((in_view if labels == "camera" else True) & (frame.num_points > 0))
+    trunc = np.where(in_view[keep], kf.truncation(frame.boxes[keep], calib, image_size), 1.0)
+    bbox = np.where(in_view[:, None], bbox, 0.0)
     occ = occlusion_level(frame.occlusion[keep])
     loc, dims, ry = kf.lidar_boxes_to_camera(frame.boxes[keep], calib)
     alpha = kf.observation_angle(loc, ry)
@@ -68,15 +86,17 @@ def kitti_objects(frame: SimFrame, calib: kf.Calibration,
 class KittiWriter:
     """Writes frames into ROOT/training/{velodyne,label_2,calib} and the ImageSets lists."""
 
-    def __init__(self, root: str | Path, preset: SensorPreset):
+    def __init__(self, root: str | Path, preset: SensorPreset, frame_height: float | None = None,
+                 labels: str = "all"):
         self.layout = kf.KittiLayout(Path(root))
-        self.calib = sim_calibration(preset)
+        self.calib = sim_calibration(preset, frame_height)
+        self.labels = labels
         self._calib_text: str | None = None
 
     def write(self, frame_id: str, frame: SimFrame) -> int:
         """Write one frame; returns the number of labelled objects."""
         kf.write_points(self.layout.points_path(frame_id, reduced=False), frame.points[:, :4])
-        objects, _ = kitti_objects(frame, self.calib)
+        objects, _ = kitti_objects(frame, self.calib, labels=self.labels)
         kf.write_label(self.layout.label_path(frame_id), objects)
         path = self.layout.calib_path(frame_id)
         if self._calib_text is None:  # the same file for every frame: format it once
