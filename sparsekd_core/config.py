@@ -185,6 +185,8 @@ class TrainConfig:
     div_factor: float = 10.0
     grad_clip: float = 10.0
     augment: dict[str, Any] = field(default_factory=dict)
+    #: Train on BEV windows of this (x, y) size in metres (data/window.py); None: on the whole range.
+    bev_window: Optional[list[float]] = None
 
 
 @dataclass

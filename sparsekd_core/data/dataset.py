@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from sparsekd_core.data.augment import AugmentConfig, AugmentPipeline
 from sparsekd_core.data.infos import FrameInfo, load_infos, load_points, loaded_features
 from sparsekd_core.data.sweeps import TIME_LAG
+from sparsekd_core.data.window import BevWindow
 
 
 @dataclass
@@ -29,12 +30,15 @@ class Sample:
         velocity (vx, vy) in m/s after them for a dataset made with ``velocity`` (models that regress it).
     gt_labels: (M,) int64 in 0..C-1 (index into the dataset's class_names).
     frame_id: the frame's id in its dataset.
+    window_offset: (2,) float32 metres, when training on BEV windows (data/window.py): the window's offset from
+        the range's corner; gt_boxes are then in window coordinates. None: the whole range.
     """
 
     points: np.ndarray
     gt_boxes: np.ndarray
     gt_labels: np.ndarray
     frame_id: str
+    window_offset: np.ndarray | None = None
 
 
 @dataclass
@@ -44,6 +48,7 @@ class Batch:
     points: (sum N, 1 + F) float32; column 0 is the sample index in the batch, then the point columns.
     gt_boxes: (B, Mmax, 7 or 9) float32 (as the samples'), zero-padded. gt_labels: (B, Mmax) int64, padded with -1.
     num_boxes: (B,) int64 real boxes per sample. frame_ids: B ids.
+    window_offset: (B, 2) float32 metres (BEV windows, see Sample) or None.
     """
 
     points: torch.Tensor
@@ -51,6 +56,7 @@ class Batch:
     gt_labels: torch.Tensor
     num_boxes: torch.Tensor
     frame_ids: list[str]
+    window_offset: torch.Tensor | None = None
 
     @property
     def batch_size(self) -> int:
@@ -59,12 +65,12 @@ class Batch:
     def to(self, device: torch.device | str, non_blocking: bool = False) -> "Batch":
         move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
         return Batch(move(self.points), move(self.gt_boxes), move(self.gt_labels), move(self.num_boxes),
-                     list(self.frame_ids))
+                     list(self.frame_ids), self.window_offset)
 
     def pin_memory(self) -> "Batch":
         """Called by DataLoader(pin_memory=True) so host-to-GPU copies can overlap compute."""
         return Batch(self.points.pin_memory(), self.gt_boxes.pin_memory(), self.gt_labels.pin_memory(),
-                     self.num_boxes.pin_memory(), self.frame_ids)
+                     self.num_boxes.pin_memory(), self.frame_ids, self.window_offset)
 
 
 def collate_samples(samples: Sequence[Sample]) -> Batch:
@@ -89,8 +95,12 @@ def collate_samples(samples: Sequence[Sample]) -> Batch:
     for b, s in enumerate(samples):
         boxes[b, : len(s.gt_boxes)] = s.gt_boxes
         labels[b, : len(s.gt_labels)] = s.gt_labels
+    windows = [s.window_offset for s in samples]
+    if any(w is None for w in windows) and not all(w is None for w in windows):
+        raise ValueError("collate_samples: some samples have a BEV window and some do not")
+    window = None if windows[0] is None else torch.from_numpy(np.stack(windows).astype(np.float32))
     return Batch(torch.from_numpy(points), torch.from_numpy(boxes), torch.from_numpy(labels),
-                 torch.from_numpy(num_boxes), [s.frame_id for s in samples])
+                 torch.from_numpy(num_boxes), [s.frame_id for s in samples], window)
 
 
 class DetectionDataset(Dataset):
@@ -113,12 +123,13 @@ class DetectionDataset(Dataset):
         feature of a single-sweep model is 0 where the frames have none.
     velocity: boxes come with their velocity (vx, vy) labels, (M, 9) (the model's ``head.velocity``); the
         frames must have them (nuScenes).
+    window: train on BEV windows (data/window.py), drawn with the augmentation's Generator; training only.
     """
 
     def __init__(self, infos: Sequence[FrameInfo] | str | Path, root: str | Path, class_names: Sequence[str],
                  point_features: Sequence[str], point_cloud_range: Sequence[float],
                  augment_config: AugmentConfig | Mapping | None = None, training: bool = True, seed: int = 0,
-                 sweeps: int = 1, velocity: bool = False):
+                 sweeps: int = 1, velocity: bool = False, window: BevWindow | None = None):
         self.infos = load_infos(infos) if isinstance(infos, (str, Path)) else list(infos)
         self.root = Path(root)
         self.class_names = tuple(class_names)
@@ -150,6 +161,7 @@ class DetectionDataset(Dataset):
         extra = 1 if TIME_LAG in self.point_features else 0  # the time_lag column gt-sampled objects lack
         self.augment = (AugmentPipeline(augment_config, self.root, fill_columns=extra, time_lag_column=lag_column)
                         if (training and augment_config) else None)
+        self.window = window if training else None
 
     def __len__(self) -> int:
         return len(self.infos)
@@ -171,12 +183,16 @@ class DetectionDataset(Dataset):
         wanted = np.isin(names, self.class_names)
         if self.training:
             wanted &= annos.num_points_in_gt[scene] != 0
+        rng = np.random.default_rng((self.seed, self.epoch, index))
         if self.augment is not None:
-            rng = np.random.default_rng((self.seed, self.epoch, index))
             points, boxes, names = self.augment(points, boxes, names, rng)
             wanted = np.concatenate([wanted, np.isin(names[len(wanted):], self.class_names)])
         lo, hi = self.point_cloud_range[:3], self.point_cloud_range[3:]
         wanted &= np.all((boxes[:, :2] >= lo[:2]) & (boxes[:, :2] < hi[:2]), axis=1)
+        offset = None
+        if self.window is not None:
+            offset = self.window.draw(rng)
+            points, boxes, wanted = self.window.apply(points, boxes, wanted, offset)
         labels = np.array([self.class_names.index(n) for n in names[wanted]], dtype=np.int64)
         # One gather for range crop and column selection (per-column tests: reductions along a short
         # axis are slow in numpy, and these frames have up to ~200k points).
@@ -189,7 +205,7 @@ class DetectionDataset(Dataset):
         if columns != list(range(points.shape[1])):
             points = points[:, columns]
         return Sample(np.ascontiguousarray(points, dtype=np.float32), boxes[wanted].astype(np.float32), labels,
-                      info.frame_id)
+                      info.frame_id, offset)
 
 
 def _velocity_labels(info: FrameInfo) -> np.ndarray:

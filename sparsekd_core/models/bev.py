@@ -34,3 +34,17 @@ class PointPillarScatter(nn.Module):
         cell = coords[:, 2].long() * self.nx + coords[:, 3].long()  # coords are (b, z, y, x)
         canvas[coords[:, 0].long(), cell] = pillar_features
         return canvas.permute(0, 2, 1).reshape(batch_size, c, self.ny, self.nx).contiguous()
+
+
+def crop_windows(bev: torch.Tensor, offsets: torch.Tensor, size_hw: tuple[int, int]) -> torch.Tensor:
+    """(B, C, H, W) map -> (B, C, h, w): per sample the window whose corner is at ``offsets`` (B, 2) cells
+    (x, y), for training on BEV windows (data/window.py)."""
+    h, w = size_hw
+    crops = []
+    for b in range(bev.shape[0]):
+        ox, oy = int(offsets[b, 0]), int(offsets[b, 1])
+        if ox < 0 or oy < 0 or oy + h > bev.shape[2] or ox + w > bev.shape[3]:
+            raise ValueError(f"BEV window at cells ({ox}, {oy}) of size {w} x {h} leaves the {bev.shape[3]} x "
+                             f"{bev.shape[2]} map")
+        crops.append(bev[b, :, oy:oy + h, ox:ox + w])
+    return torch.stack(crops)

@@ -10,6 +10,8 @@ detector and everything above it (training, distillation, inference) only pass t
 """
 from __future__ import annotations
 
+import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -20,9 +22,9 @@ from ..config import ModelConfig
 from ..ops.voxelize import VoxelBatch, Voxelizer
 from .backbone2d import BaseBEVBackbone
 from .backbone3d import VoxelBackBone8x, VoxelResBackBone8x
-from .bev import HeightCompression, PointPillarScatter
 from .anchor_decode import postprocess_anchors
 from .anchor_head import AnchorHeadSingle, AnchorMaps
+from .bev import HeightCompression, PointPillarScatter, crop_windows
 from .center_head import CenterHead, HeadOutput
 from .decode import BoxPredictions, postprocess
 from .targets import CenterTargets, assign_targets, labels_of_group
@@ -93,6 +95,18 @@ class BEVDetector(nn.Module):
                                          (-(-grid[1] // s), -(-grid[0] // s)), vox.point_cloud_range)
         else:
             self.head = CenterHead(self.backbone2d.out_channels, cfg.class_groups(), cfg.head)
+        #: Training on BEV windows (data/window.py): ((B, 2) offsets in metres, (x, y) size in metres) or None.
+        self.bev_window: tuple[torch.Tensor, tuple[float, float]] | None = None
+
+    @property
+    def bev_cell(self) -> float:
+        """Metres per cell of the BEV map entering the 2D backbone (pillars: one pillar; voxels: 8 voxels)."""
+        return float(self.cfg.voxelization.voxel_size[0]) * (1 if self.cfg.is_pillar else 8)
+
+    @property
+    def bev_alignment(self) -> float:
+        """Metres that a BEV window's offset and size must be multiples of: the coarsest cell of the 2D backbone."""
+        return self.bev_cell * math.prod(int(s) for s in self.cfg.backbone2d.strides)
 
     # ------------------------------------------------------------------ stages
     def voxelize(self, points: list[torch.Tensor]) -> VoxelBatch:
@@ -109,6 +123,11 @@ class BEVDetector(nn.Module):
 
     def forward_voxels(self, vb: VoxelBatch) -> DetectorOutput:
         bev_input = self.bev_input(vb)
+        if self.bev_window is not None:
+            offsets, size = self.bev_window
+            cell = self.bev_cell
+            bev_input = crop_windows(bev_input, torch.round(offsets / cell).long(),
+                                     (int(round(size[1] / cell)), int(round(size[0] / cell))))
         bev = self.backbone2d(bev_input)
         return DetectorOutput(self.head(bev), bev, bev_input)
 
@@ -158,6 +177,20 @@ class BEVDetector(nn.Module):
 
 # The name from before the head became exchangeable, kept for code that imports it.
 CenterPointDetector = BEVDetector
+
+
+@contextmanager
+def bev_windows(models, offsets: torch.Tensor | None, size: tuple[float, float] | None):
+    """Run the ``models`` (BEVDetectors) on BEV windows for the duration of the block: each crops its
+    BEV map to the windows at ``offsets`` (B, 2) metres of ``size`` (x, y) metres. ``offsets`` None: whole maps."""
+    models = [m for m in models if m is not None]
+    for m in models:
+        m.bev_window = None if offsets is None else (offsets, tuple(size))
+    try:
+        yield
+    finally:
+        for m in models:
+            m.bev_window = None
 
 
 def build_detector(cfg: ModelConfig) -> BEVDetector:

@@ -41,9 +41,10 @@ from ..checkpoint import CheckpointError, load_model, load_state_strict, save_ch
 from ..config import ConfigError, ModelConfig, load_model_config, model_config_from_dict
 from ..data.dataset import DetectionDataset, collate_samples
 from ..data.ground import dataset_ground_z
+from ..data.window import BevWindow
 from ..eval.report import to_jsonable
 from ..inference import resolve_device
-from ..models.detector import BEVDetector, build_detector
+from ..models.detector import BEVDetector, bev_windows, build_detector
 from .batches import batch_inputs
 from .checkpointing import CheckpointManager, capture_rng_state, read_training_checkpoint, restore_rng_state
 from .data import DataSource, build_datasets, detect_layout, ensure_infos
@@ -193,6 +194,23 @@ class Trainer:
         train, val = build_datasets(source, cfg, seed=self.opts.seed, augment=self.opts.augment, need_val=need_val)
         return train, val, source.layout
 
+    @staticmethod
+    def _bev_window(cfg: ModelConfig, student: BEVDetector, teacher: BEVDetector | None) -> BevWindow:
+        """The BEV window the run trains on: aligned to the coarsest cell of the student and the teacher (whose
+        maps must cover the same ground), with that much context kept around it."""
+        if any(m is not None and m.cfg.is_anchor for m in (student, teacher)):
+            raise ValueError("train.bev_window works with CenterPoint heads only: an anchor head's anchors are laid "
+                             "on the whole map; train anchor models on whole frames (no bev_window)")
+        aligns = [m.bev_alignment for m in (student, teacher) if m is not None]
+        align = max(aligns)
+        if any(abs(align / a - round(align / a)) > 1e-6 for a in aligns):
+            raise ValueError(f"train.bev_window: the student's and the teacher's BEV cells ({aligns} m) do not nest; "
+                             "train on whole frames (no bev_window)")
+        size = tuple(float(v) for v in cfg.train.bev_window)
+        if len(size) != 2:
+            raise ValueError(f"train.bev_window must be [x, y] metres, got {cfg.train.bev_window}")
+        return BevWindow(size, align, tuple(cfg.voxelization.point_cloud_range), margin=align)
+
     def _teacher(self, device: torch.device) -> BEVDetector | None:
         if not self.opts.teacher:
             return None
@@ -268,6 +286,8 @@ class Trainer:
         objective, recipe = build_objective(student, teacher, opts.kd)
         objective.to(device)
         train_ds, val_ds, layout = self._datasets(cfg, ctx)
+        if cfg.train.bev_window:
+            train_ds.window = self._bev_window(cfg, student, teacher)
         sampler = EpochSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=opts.seed)
         iters_per_epoch = math.ceil(sampler.num_samples / cfg.train.batch_size)
         total_steps = cfg.train.epochs * iters_per_epoch
@@ -346,8 +366,10 @@ class Trainer:
             for batch in self._loader(run, epoch):
                 points, gt_boxes, gt_labels = batch_inputs(batch, device)
                 t0 = time.perf_counter()
-                result = train_step(run.model, points, gt_boxes, gt_labels, run.optimizer, run.scheduler, run.scaler,
-                                    run.params, run.cfg.train.grad_clip, run.amp)
+                window = None if batch.window_offset is None else batch.window_offset.to(device)
+                with bev_windows([run.student, run.teacher], window, run.cfg.train.bev_window):
+                    result = train_step(run.model, points, gt_boxes, gt_labels, run.optimizer, run.scheduler,
+                                        run.scaler, run.params, run.cfg.train.grad_clip, run.amp)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 t1 = time.perf_counter()
