@@ -187,6 +187,9 @@ class TrainConfig:
     augment: dict[str, Any] = field(default_factory=dict)
     #: Train on BEV windows of this (x, y) size in metres (data/window.py); None: on the whole range.
     bev_window: Optional[list[float]] = None
+    #: Changes to the dataset's default augmentation (data/augment.py AugmentConfig keys; gt_sampling's
+    #: keys are merged into the default's), e.g. {flip_axes: [x, y]} for a model that sees all around.
+    augment: Optional[dict[str, Any]] = None
 
 
 @dataclass

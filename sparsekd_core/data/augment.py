@@ -158,6 +158,15 @@ def bev_overlap(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     return np.asarray(iou_bev(boxes_a, boxes_b)) > 0
 
 
+def random_intensity_gain(points: np.ndarray, rng: np.random.Generator, gain_range) -> np.ndarray:
+    """Multiply the intensity column (3) by one uniform factor from ``gain_range``, clipped to [0, 1]."""
+    if points.shape[1] < 4:
+        return points
+    out = points.copy()
+    out[:, 3] = np.clip(out[:, 3] * rng.uniform(*gain_range), 0.0, 1.0)
+    return out
+
+
 def _near_any_box(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """(N,) bool: the point lies in the axis-aligned square around some box's bounding circle.
 
@@ -297,6 +306,9 @@ class AugmentConfig:
     scale_range: uniform global scale factor (None = off).
     translation_std: global shift, normal per axis with these standard deviations (3,) in metres (None = off;
         OpenPCDet's nuScenes CenterPoint-Voxel 0.075 uses 0.5 m).
+    intensity_gain_range: uniform per-frame factor on the intensity column (column 3), clipped to [0, 1]
+        (None = off): sensors and datasets calibrate intensity differently, so a model should not rely on
+        its exact scale.
     shuffle_points: shuffle point order last.
     """
 
@@ -306,6 +318,7 @@ class AugmentConfig:
     rotation_range: tuple[float, float] | None = (-math.pi / 4, math.pi / 4)
     scale_range: tuple[float, float] | None = (0.95, 1.05)
     translation_std: tuple[float, float, float] | None = None
+    intensity_gain_range: tuple[float, float] | None = None
     shuffle_points: bool = True
 
     @classmethod
@@ -326,7 +339,7 @@ class AugmentConfig:
             if "filter_difficulty" in gt:
                 gt["filter_difficulty"] = tuple(int(d) for d in gt["filter_difficulty"])
             cfg["gt_sampling"] = GtSamplingConfig(**gt)
-        for key in ("rotation_range", "scale_range"):
+        for key in ("rotation_range", "scale_range", "intensity_gain_range"):
             if cfg.get(key) is not None:
                 lo, hi = (float(v) for v in cfg[key])
                 if lo > hi:
@@ -378,6 +391,8 @@ class AugmentPipeline:
             points, boxes = random_scaling(points, boxes, rng, cfg.scale_range)
         if cfg.translation_std is not None:
             points, boxes = random_translation(points, boxes, rng, cfg.translation_std)
+        if cfg.intensity_gain_range is not None:
+            points = random_intensity_gain(points, rng, cfg.intensity_gain_range)
         if cfg.shuffle_points:
             points = shuffle_points(points, rng)
         return points, boxes, names

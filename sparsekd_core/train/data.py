@@ -127,6 +127,17 @@ def default_augment(layout: Layout, class_names: list[str], root: Path, gt_sampl
     return aug
 
 
+def with_overrides(augment: dict[str, Any], overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A default augmentation with a model config's ``train.augment`` changes applied (gt_sampling keys merge
+    into the default's; without a gt database there is no gt-sampling to change)."""
+    if not overrides:
+        return augment
+    out = {**augment, **{k: v for k, v in overrides.items() if k != "gt_sampling"}}
+    if "gt_sampling" in overrides and "gt_sampling" in augment:
+        out["gt_sampling"] = {**augment["gt_sampling"], **overrides["gt_sampling"]}
+    return out
+
+
 def build_datasets(source: DataSource, cfg: ModelConfig, seed: int = 0,
                    augment: Mapping[str, Any] | None | Literal["default"] = "default",
                    need_val: bool = True) -> tuple[DetectionDataset, DetectionDataset | None]:
@@ -136,7 +147,7 @@ def build_datasets(source: DataSource, cfg: ModelConfig, seed: int = 0,
     overrides), a dict (AugmentConfig fields) or None (no augmentation).
     """
     if augment == "default":
-        augment = {**default_augment(source.layout, list(cfg.class_names), source.root), **cfg.train.augment}
+        augment = with_overrides(default_augment(source.layout, list(cfg.class_names), source.root), cfg.train.augment)
     common = dict(root=source.root, class_names=cfg.class_names, point_features=cfg.point_features,
                   point_cloud_range=cfg.voxelization.point_cloud_range, sweeps=cfg.sweeps)
     train_infos = load_split(source.root, source.layout, source.train_split)

@@ -1,0 +1,160 @@
+"""What makes simulated scans look like real ones: published size statistics, body types, clutter nobody
+labels, the common sensors' beam layouts, mounting height and tilt, KITTI's intensity, and determinism."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsekd_core.data.sim.actors import CAR_KINDS, GLASS_RETURNS, UNLABELLED_KINDS, vehicle_mesh
+from sparsekd_core.data.sim.generate import generate
+from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
+from sparsekd_core.data.sim.sensor import PRESETS, SensorMix
+from sparsekd_core.data.sim.sizes import CAR_TYPE_OFFSETS, LABEL_STYLES, SizeSampler, type_size_distributions
+from sparsekd_core.eval.domain_gap import ground_height
+
+
+@pytest.mark.parametrize("style", sorted(LABEL_STYLES))
+def test_car_body_types_mix_to_the_published_class_statistics(style):
+    """Sampling body types at the style's weights and their sizes gives the dataset's Car mean and spread."""
+    s = LABEL_STYLES[style]
+    dists = type_size_distributions(s)
+    cars = [t for t in CAR_TYPE_OFFSETS if s.type_class[t] == "Car"]
+    w = np.array([s.type_weights[t] for t in cars])
+    w = w / w.sum()
+    means = np.array([dists[t][0] for t in cars])
+    var = np.array([dists[t][1] ** 2 for t in cars])
+    mix_mean = w @ means
+    mix_var = w @ var + w @ (means - mix_mean) ** 2  # law of total variance
+    np.testing.assert_allclose(mix_mean, s.classes["Car"].mean, atol=1e-9)
+    np.testing.assert_allclose(np.sqrt(mix_var), s.classes["Car"].std, atol=1e-9)
+    # and the sampler draws them (clipped at 3 sigma, rounded to centimetres)
+    sampler = SizeSampler(np.random.default_rng(0), s)
+    drawn = []
+    while len(drawn) < 3000:
+        kind = sampler.vehicle_type()
+        if kind in cars:
+            drawn.append(sampler(kind))
+    drawn = np.array(drawn)
+    np.testing.assert_allclose(drawn.mean(0), s.classes["Car"].mean, atol=0.04)
+    np.testing.assert_allclose(drawn.std(0), s.classes["Car"].std, rtol=0.1)
+
+
+def test_kitti_sizes_are_kittis():
+    """The published KITTI means (OpenPCDet's KITTI anchors; Wang et al. 2020) in the default style."""
+    k = LABEL_STYLES["kitti"].classes
+    assert k["Car"].mean == pytest.approx((3.88, 1.63, 1.53))
+    assert k["Pedestrian"].mean == pytest.approx((0.84, 0.66, 1.76))
+    assert k["Cyclist"].mean == pytest.approx((1.76, 0.60, 1.74))
+    assert LABEL_STYLES["waymo"].classes["Car"].mean == pytest.approx((4.80, 2.11, 1.78))
+    sampler = SizeSampler(np.random.default_rng(1))
+    peds = np.array([sampler("pedestrian") for _ in range(2000)])
+    np.testing.assert_allclose(peds.mean(0), k["Pedestrian"].mean, atol=0.03)
+    kids = np.array([sampler("pedestrian", child=True) for _ in range(200)])
+    assert kids[:, 2].mean() < 1.4
+
+
+def test_windows_return_few_pulses():
+    """A car's glass band (above the beltline) returns a small share of what its paint does."""
+    mesh = vehicle_mesh("sedan", np.array([4.4, 1.75, 1.45]), np.random.default_rng(0))
+    glass = mesh.returns < 1
+    assert glass.any() and np.allclose(mesh.returns[glass], GLASS_RETURNS)
+    # glass triangles sit above the beltline, in the upper part of the body
+    centres = mesh.vertices[mesh.triangles].mean(axis=1)
+    assert np.all(centres[glass, 2] > -1.45 / 2 + 0.55 * 1.45)
+    # the mirrors stick out of the 1.75 m label box; nothing else does
+    outside = np.abs(mesh.vertices[:, 1]) > 1.75 / 2 + 1e-4
+    assert outside.any() and np.all(np.abs(mesh.vertices[outside, 1]) < 1.75 / 2 + 0.16)
+
+
+@pytest.fixture(scope="module")
+def busy_frames():
+    """A few frames of different streets, hdl64 at KITTI's mounting."""
+    frames = []
+    for scene in range(4):
+        frames.append(SnapshotScene(PRESETS["hdl64"], seed=21, scene_index=scene).frame(0))
+    return frames
+
+
+def test_clutter_that_nobody_labels_returns_points(busy_frames):
+    """Parked bicycles and prams are placed, hit by the LiDAR and not labelled; streets of all kinds occur."""
+    scene = SnapshotScene(PRESETS["hdl64"], seed=21, scene_index=0)
+    from sparsekd_core.data.sim.placement import Densities, populate
+    from sparsekd_core.data.sim.sizes import SizeSampler as Sizes
+
+    kinds = set()
+    for k in range(10):
+        rng = np.random.default_rng(k)
+        ego = scene._sample_ego(rng, 0.0)
+        actors = populate(scene.world, rng, (-60, 60), ego, False, scene.library, Sizes(rng),
+                          Densities(1.0, 1.0, 1.0, 1.0))
+        kinds |= {a.kind for a in actors}
+    assert set(UNLABELLED_KINDS) <= kinds
+    for frame in busy_frames:
+        assert not set(frame.kinds) & set(UNLABELLED_KINDS)
+    assert {SnapshotScene(PRESETS["hdl64"], seed=21, scene_index=s).layout.kind for s in range(12)} == \
+        {"city", "residential", "rural"}
+
+
+@pytest.mark.parametrize("name", ["hdl32", "vlp16", "os1_64", "os1_128"])
+def test_sensor_presets_scan_with_their_beam_layout(name):
+    preset = PRESETS[name]
+    frame = SnapshotScene(preset, seed=2, scene_index=1).frame(0)
+    xyz = frame.points[:, :3].astype(np.float64) - [0.0, 0.0, preset.frame_z_offset]
+    rng = np.linalg.norm(xyz, axis=1)
+    elevation = np.degrees(np.arcsin(xyz[:, 2] / rng))
+    np.testing.assert_allclose(elevation, np.asarray(preset.elevations)[frame.ring], atol=0.01)
+    assert len(np.unique(frame.ring)) > 0.8 * preset.num_beams
+    # Each column of a revolution fires every beam: point counts follow beams x columns
+    assert len(frame.points) < preset.num_rays
+    assert abs(ground_height(frame.points) + preset.mount_height) < 0.25
+
+
+def test_a_raised_and_tilted_sensor_is_written_in_the_nominal_frame():
+    """With random mounting the sensor sits 0.5-2.3 m up and tilted, but its points land in the dataset's frame:
+    the road stays at -1.73 m and labelled boxes sit on it."""
+    options = SimOptions(random_mount=1.0, frame_height=1.73)
+    scene = SnapshotScene(PRESETS["vlp16"], seed=4, scene_index=0, options=options)
+    seen = []
+    for k in range(3):
+        frame = scene.frame(k)
+        m = frame.meta
+        seen.append((m["mount_height"], m["mount_pitch"], m["mount_roll"]))
+        assert abs(ground_height(frame.points) + 1.73) < 0.15
+        bottoms = frame.boxes[:, 2] - frame.boxes[:, 5] / 2
+        assert abs(np.median(bottoms) + 1.73) < 0.2
+    heights = [s[0] for s in seen]
+    assert len(set(heights)) == 3 and all(0.5 <= h <= 2.3 for h in heights)
+    assert any(abs(s[1]) > 1e-4 for s in seen)
+
+
+def test_sensor_mix_and_workers_do_not_change_the_data(tmp_path):
+    """A mixed-sensor dataset is the same whatever the number of worker processes, frame by frame."""
+    mix = "hdl64:0.5,vlp16:0.5"
+    assert SensorMix.parse(mix).names == ("hdl64", "vlp16")
+    with pytest.raises(ValueError, match="unknown sensor preset"):
+        SensorMix.parse("hdl64,lidar9000")
+    kw = dict(frames=4, preset=mix, fmt="kitti", seed=5, val_fraction=0.5, progress=False,
+              options=SimOptions(frame_height=1.73))
+    generate(tmp_path / "a", workers=1, **kw)
+    generate(tmp_path / "b", workers=2, **kw)
+    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a" / "kitti").rglob("*") if p.is_file())
+    assert len(files) >= 12
+    for rel in files:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+    import json
+
+    meta = json.loads((tmp_path / "a" / "sim_meta.json").read_text())
+    assert meta["preset"] == mix and meta["frame_height"] == 1.73
+    assert {f["sensor"] for f in meta["frames_list"]} <= {"hdl64", "vlp16"}
+
+
+def test_kitti_like_intensity(busy_frames):
+    """KITTI's scale: asphalt around 0.2-0.4, dark paint and far returns read 0."""
+    frame = busy_frames[0]
+    r = np.hypot(frame.points[:, 0], frame.points[:, 1])
+    ground = (frame.points[:, 2] < -1.6) & (r < 15) & (frame.point_label < 0)
+    assert 0.2 < np.median(frame.points[ground, 3]) < 0.4
+    far = r > 45
+    assert np.mean(frame.points[far, 3] == 0) > 0.3
+    cars = np.isin(frame.point_label, np.flatnonzero(np.isin(frame.kinds, CAR_KINDS)))
+    assert 0.02 < np.mean(frame.points[cars, 3] == 0) < 0.8
