@@ -190,6 +190,9 @@ class TrainConfig:
     #: Changes to the dataset's default augmentation (data/augment.py AugmentConfig keys; gt_sampling's
     #: keys are merged into the default's), e.g. {flip_axes: [x, y]} for a model that sees all around.
     augment: Optional[dict[str, Any]] = None
+    #: After the last step, recompute BatchNorm statistics over this many batches of whole training frames
+    #: (train/precise_bn.py); 0 keeps the training run's running averages.
+    precise_bn_batches: int = 0
 
 
 @dataclass

@@ -81,11 +81,11 @@ def test_targets_in_window_coordinates_land_on_the_cropped_map():
     model = build_detector(small("cp_pillar_v0.64_sim360", 10.24))
     box = torch.tensor([[[3.3, -2.1, -0.9, 3.9, 1.6, 1.5, 0.3]]])
     labels = torch.tensor([[0]])
-    full = model.assign_targets(box, labels, (32, 32))
+    full = model.assign_targets(box, labels, (32, 32))[0]  # one task head
     offset = torch.tensor([[5.12, 2.56]])
     moved = box.clone()
     moved[..., :2] -= offset
-    win = model.assign_targets(moved, labels, (16, 16))
+    win = model.assign_targets(moved, labels, (16, 16))[0]
     ox, oy = 8, 4  # 5.12 / 0.64, 2.56 / 0.64
     torch.testing.assert_close(win.heatmap, full.heatmap[..., oy:oy + 16, ox:ox + 16])
     torch.testing.assert_close(win.boxes[0, 0], full.boxes[0, 0])  # same offsets, z, size, heading codes
@@ -96,7 +96,7 @@ TINY_PAIR = {"student": """\
 base: cp_pillar_v0.64_sim360
 voxelization:
   point_cloud_range: [-10.24, -10.24, -3.0, 10.24, 10.24, 1.0]
-train: {epochs: 1, batch_size: 2, bev_window: [5.12, 5.12]}
+train: {epochs: 1, batch_size: 2, bev_window: [5.12, 5.12], precise_bn_batches: 1}
 """, "teacher": """\
 base: cp_pillar_sim360
 voxelization:
@@ -140,9 +140,18 @@ def test_distilling_on_windows(tmp_path, monkeypatch):
                         evaluate=False, progress=False, augment=None, seed=3)
     summary = Trainer(opts).run()
     assert summary["status"] == "completed"
+    # precise BN: the final weights' BatchNorm statistics come from a batch of whole frames, not the windows
+    from sparsekd_core.checkpoint import read_checkpoint
+
+    last = read_checkpoint(sorted((tmp_path / "run").glob("ckpt_*.pth"))[-1])["state_dict"]
+    final = read_checkpoint(tmp_path / "run" / "final.pth")["state_dict"]
+    bn = [k for k in final if k.endswith("running_var")]
+    assert bn and any(not torch.equal(final[k], last[k]) for k in bn)
+    assert all(torch.equal(final[k], last[k]) for k in final if k.endswith("weight"))
     # 2 steps; each: the student's 8 x 8 window map (5.12 m / 0.64 m) and the teacher's 16 x 16 (/ 0.32 m)
-    assert sorted(set(maps)) == [(0.32, (16, 16)), (0.64, (8, 8))]
-    assert len(maps) == 4
+    # (precise BN then runs the student on whole 32 x 32 maps, in training mode)
+    assert sorted(set(maps)) == [(0.32, (16, 16)), (0.64, (8, 8)), (0.64, (32, 32))]
+    assert maps.count((0.64, (8, 8))) == 2 and maps.count((0.32, (16, 16))) == 2
 
     train_ds, _ = build_datasets(DataSource(tmp_path / "kitti", "kitti"), student_cfg, augment=None, need_val=False)
     train_ds.window = window

@@ -10,7 +10,7 @@ from sparsekd_core.data.sim.generate import generate
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS, SensorMix
 from sparsekd_core.data.sim.sizes import CAR_TYPE_OFFSETS, LABEL_STYLES, SizeSampler, type_size_distributions
-from sparsekd_core.eval.domain_gap import ground_height
+from sparsekd_core.geometry.ground import estimate_ground
 
 
 @pytest.mark.parametrize("style", sorted(LABEL_STYLES))
@@ -105,7 +105,7 @@ def test_sensor_presets_scan_with_their_beam_layout(name):
     assert len(np.unique(frame.ring)) > 0.8 * preset.num_beams
     # Each column of a revolution fires every beam: point counts follow beams x columns
     assert len(frame.points) < preset.num_rays
-    assert abs(ground_height(frame.points) + preset.mount_height) < 0.25
+    assert abs(estimate_ground(frame.points).height + preset.mount_height) < 0.25
 
 
 def test_a_raised_and_tilted_sensor_is_written_in_the_nominal_frame():
@@ -118,7 +118,7 @@ def test_a_raised_and_tilted_sensor_is_written_in_the_nominal_frame():
         frame = scene.frame(k)
         m = frame.meta
         seen.append((m["mount_height"], m["mount_pitch"], m["mount_roll"]))
-        assert abs(ground_height(frame.points) + 1.73) < 0.15
+        assert abs(estimate_ground(frame.points).height + 1.73) < 0.15
         bottoms = frame.boxes[:, 2] - frame.boxes[:, 5] / 2
         assert abs(np.median(bottoms) + 1.73) < 0.2
     heights = [s[0] for s in seen]

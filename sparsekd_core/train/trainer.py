@@ -20,6 +20,7 @@ else one epoch).
 """
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
@@ -55,6 +56,7 @@ from .distributed import (
 from .monitor import TrainMonitor
 from .objective import build_objective, extra_state, freeze, load_extra_state, recipe_to_dict, recipe_uses_tgi
 from .optim import build_optimizer, build_scheduler, current_lr_and_beta1, trainable_parameters
+from .precise_bn import recompute_batchnorm_statistics
 from .step import train_step
 
 log = logging.getLogger(__name__)
@@ -261,6 +263,8 @@ class Trainer:
             status = "stopped_at_max_steps"
         else:
             status = "completed"
+        if status == "completed" and run.cfg.train.precise_bn_batches > 0:
+            self._precise_bn(run, ctx)
         broadcast_buffers(run.student, ctx)
         final_metrics = None
         if status == "completed" and self.opts.evaluate:
@@ -343,6 +347,20 @@ class Trainer:
         meta = {"trained_by": "sparsekd-train", "tag": tag, "kd": self.opts.kd, "teacher": self.opts.teacher,
                 "epoch": st.epoch, "global_step": st.global_step, **self._ground_meta(run), **self.opts.extra_meta}
         return run.ckpts.save(run.student, training, meta)
+
+    def _precise_bn(self, run: "_Run", ctx: DistContext) -> None:
+        """BatchNorm statistics of the final weights over whole training frames (train/precise_bn.py)."""
+        n = run.cfg.train.precise_bn_batches
+        window, run.train_ds.window = run.train_ds.window, None
+        loader = DataLoader(run.train_ds, batch_size=run.cfg.train.batch_size, shuffle=True, num_workers=self.opts.workers,
+                            collate_fn=collate_samples, generator=torch.Generator().manual_seed(self.opts.seed + 17))
+        try:
+            used = recompute_batchnorm_statistics(
+                run.student, itertools.islice(loader, n),
+                lambda batch: run.student(batch_inputs(batch, ctx.device)[0]))
+        finally:
+            run.train_ds.window = window
+        log.info("BatchNorm statistics recomputed over %d batches of whole frames (precise BN)", used)
 
     def _loader(self, run: "_Run", epoch: int) -> DataLoader:
         """This rank's batches of ``epoch``, from the position the run stands at (exact after a resume)."""
