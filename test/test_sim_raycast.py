@@ -8,7 +8,7 @@ import pytest
 from sparsekd_core.data.sim.meshes import _unit_sphere, merge, pose_meshes
 from sparsekd_core.data.sim.placement import populate
 from sparsekd_core.data.sim.raycast import MISS, RayCasterChoice
-from sparsekd_core.data.sim.scene import SnapshotScene
+from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS, Lidar
 from sparsekd_core.data.sim.sizes import SizeSampler
 
@@ -142,3 +142,31 @@ def test_torch_casts_as_open3d_does_on_a_street_with_road_users():
         np.testing.assert_allclose(np.abs(np.sum(a.primitive_normals[same] * b.primitive_normals[same], 1)), 1.0,
                                    atol=1e-5)
         assert (b.primitive_ids[~hit_b] == MISS).all() and (b.primitive_normals[~hit_b] == 0).all()
+
+
+def test_a_frame_is_the_same_with_either_caster():
+    """The same seed gives the same frame with open3d and with torch: the same labelled road users, point counts
+    and points (up to float32 rounding of the ranges; an intensity right at KITTI's zero threshold may flip)."""
+    frames = {b: SnapshotScene(PRESETS["hdl64"], seed=3, scene_index=0,
+                               options=SimOptions(raycaster=RayCasterChoice(b, "cpu"))).frame(0)
+              for b in BACKENDS}
+    a, b = frames["open3d"], frames["torch"]
+    assert len(a.boxes) > 20
+    np.testing.assert_array_equal(a.boxes, b.boxes)
+    assert abs(len(a.points) - len(b.points)) <= 0.005 * len(a.points)
+    assert np.abs(a.num_points - b.num_points).sum() <= max(3, 0.01 * a.num_points.sum())
+    np.testing.assert_allclose(a.occlusion, b.occlusion, atol=0.02)
+    if len(a.points) == len(b.points):  # the same rays returned: the same points
+        assert np.mean(np.abs(a.points[:, :3] - b.points[:, :3]).max(1) <= 1e-3) > 0.999
+        assert np.mean(a.point_label == b.point_label) > 0.999
+
+
+@pytest.mark.parametrize("subdivisions, triangles", [(0, 20), (1, 80), (2, 320)])
+def test_sphere_template_is_a_closed_outward_unit_polyhedron(subdivisions, triangles):
+    v, t = _unit_sphere(subdivisions)
+    assert len(t) == triangles and len(v) == 2 + triangles // 2  # Euler: V - E + F = 2 with E = 3F/2
+    np.testing.assert_allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-6)
+    edges = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
+    assert (np.unique(edges, axis=0, return_counts=True)[1] == 2).all()  # closed: every edge in two faces
+    normals = np.cross(v[t[:, 1]] - v[t[:, 0]], v[t[:, 2]] - v[t[:, 0]])
+    assert (np.einsum("ij,ij->i", normals, v[t].mean(1)) > 0).all()  # wound outwards

@@ -219,7 +219,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
     """Simulate ``frames`` frames and write them under ``out``; returns counts and the achieved rate.
 
     preset: a sensor preset or a mix (``"hdl64:0.7,vlp16:0.3"``: each scene draws its sensor).
-    options: label style, random mounting, frame height (scene.SimOptions). labels: KITTI label region
+    options: label style, random mounting, frame height, ray caster (scene.SimOptions). labels: KITTI label region
     ("all" around the sensor, or "camera": writer.py).
     ``workers`` processes simulate chunks of frames in parallel (default: :func:`default_workers`); every frame
     depends only on (seed, scene, frame), so the output is the same for any number of workers.
@@ -232,6 +232,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         raise ValueError(f"--labels must be one of {', '.join(LABEL_REGIONS)}, got {labels!r}")
     mix = SensorMix.parse(preset)
     sensor = mix.primary
+    options.raycaster.check()
     options = with_frame_height(options, mix)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,7 +258,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
     else:
         import multiprocessing as mp
 
-        # spawn: open3d's thread pools do not survive a fork.
+        # spawn: open3d's thread pools and CUDA do not survive a fork.
         pool = mp.get_context("spawn").Pool(workers)
         results = pool.imap(_run_chunk, jobs)
     try:
@@ -294,7 +295,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "sequence": sequence,
         "rate_hz": sensor.rate_hz if sequence else None, "format": fmt, "frames": frames,
         "val_fraction": val_fraction, "label_style": options.label_style, "random_mount": options.random_mount,
-        "frame_height": options.frame_height, "labels": labels,
+        "frame_height": options.frame_height, "labels": labels, "raycaster": str(options.raycaster),
         "points_frame": "sensor" if sensor.frame_z_offset == 0 else "vehicle",
         "splits": summary.splits, "frames_list": records,
     }

@@ -103,16 +103,42 @@ def _unit_cylinder(segments: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @lru_cache(maxsize=None)
-def _unit_sphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
-    """Sphere of radius 1 from open3d's icosahedron (20 triangles), each subdivision x4 triangles."""
-    import open3d as o3d
+def _icosahedron() -> tuple[np.ndarray, np.ndarray]:
+    """Regular icosahedron: its 12 vertices are the cyclic permutations of (0, +-1, +-phi); its 20 faces are
+    the vertex triples 2 apart from each other (its edge length), wound counter-clockwise seen from outside."""
+    phi = (1.0 + np.sqrt(5.0)) / 2.0
+    base = np.array([[0, s1, s2 * phi] for s1 in (-1, 1) for s2 in (-1, 1)], np.float64)
+    v = np.concatenate([np.roll(base, k, axis=1) for k in range(3)])
+    edge = np.isclose(np.linalg.norm(v[:, None] - v[None], axis=2), 2.0)
+    faces = np.array([(i, j, k) for i in range(12) for j in range(i + 1, 12) for k in range(j + 1, 12)
+                      if edge[i, j] and edge[j, k] and edge[i, k]])
+    outward = np.einsum("ij,ij->i", np.cross(v[faces[:, 1]] - v[faces[:, 0]], v[faces[:, 2]] - v[faces[:, 0]]),
+                        v[faces].sum(1)) > 0
+    faces[~outward] = faces[~outward][:, [0, 2, 1]]
+    return v, faces
 
-    m = o3d.geometry.TriangleMesh.create_icosahedron(1.0)
-    if subdivisions:
-        m = m.subdivide_midpoint(subdivisions)
-    v = np.asarray(m.vertices, np.float64)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    return v.astype(np.float32), np.asarray(m.triangles, np.int32)
+
+def _subdivide_midpoint(v: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split every triangle into 4 at its edge midpoints (one new vertex per edge, shared by both triangles)."""
+    edges = np.sort(np.concatenate([t[:, [0, 1]], t[:, [1, 2]], t[:, [2, 0]]]), axis=1)
+    unique, index = np.unique(edges, axis=0, return_inverse=True)
+    mid = len(v) + index.reshape(3, -1)  # midpoint of edges ab, bc, ca of every triangle
+    ab, bc, ca = mid
+    a, b, c = t.T
+    v = np.concatenate([v, v[unique].mean(axis=1)])
+    t = np.concatenate([np.stack(f, 1) for f in ((a, ab, ca), (ab, b, bc), (ca, bc, c), (ab, bc, ca))])
+    return v, t
+
+
+@lru_cache(maxsize=None)
+def _unit_sphere(subdivisions: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sphere of radius 1: an icosahedron (20 triangles), each subdivision x4 triangles, vertices pushed out
+    onto the sphere."""
+    v, t = _icosahedron()
+    for _ in range(subdivisions):
+        v, t = _subdivide_midpoint(v, t)
+    v = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return v.astype(np.float32), t.astype(np.int32)
 
 
 _AXES = {  # maps a template's z axis onto the wanted axis

@@ -21,6 +21,7 @@ import numpy as np
 from sparsekd_core.data.sim.actors import UNLABELLED_KINDS, Actor, MeshLibrary, reach_boxes
 from sparsekd_core.data.sim.meshes import pose_meshes
 from sparsekd_core.data.sim.placement import Densities, EgoState, populate
+from sparsekd_core.data.sim.raycast import RayCasterChoice
 from sparsekd_core.data.sim.sensor import Lidar, Mounting, SensorPreset
 from sparsekd_core.data.sim.sizes import SizeSampler, get_label_style
 from sparsekd_core.data.sim.world import StaticWorld, StreetLayout, build_world
@@ -122,11 +123,14 @@ class SimOptions:
         frame (see sensor.py), so a model learns to expect its own frame whatever the sensor's mounting.
     frame_height: height above the road of the frame points and boxes are written in (None: the preset's
         nominal frame: 1.73 m for hdl64, the sensor frame; 0 for waymo_top, the vehicle frame).
+    raycaster: which backend casts the rays, and on which device (raycast.py); the frames are the same with
+        either, but for the rare ray that grazes an edge.
     """
 
     label_style: str = "kitti"
     random_mount: float = 0.0
     frame_height: float | None = None
+    raycaster: RayCasterChoice = RayCasterChoice()
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -165,7 +169,7 @@ class SceneBase:
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style))
         self.style = style
-        self.lidar = Lidar(preset)
+        self.lidar = Lidar(preset, options.raycaster)
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -194,8 +198,8 @@ class SceneBase:
         placed = frame_to_world(frame_boxes, origin, yaw)
         mesh, owner = pose_meshes([actors[i].mesh for i in chosen], placed)
         reach = reach_boxes(placed, [actors[i].kind for i in chosen])  # wing mirrors stick out of vehicle boxes
-        scan = self.lidar.scan(self.world.raycasting_scene, self.world.mesh, mesh, owner, placed, sensor, yaw, rng,
-                               mounting=mounting, frame_height=self.frame_height, reach_boxes=reach)
+        scan = self.lidar.scan(self.world.ray_caster(self.options.raycaster), self.world.mesh, mesh, owner, placed,
+                               sensor, yaw, rng, mounting=mounting, frame_height=self.frame_height, reach_boxes=reach)
         # Points per object: its returns inside its box (a wing mirror's lie just outside); an object is
         # labelled when at least one is, and when anybody labels its kind.
         hit = np.flatnonzero(scan.actor >= 0)

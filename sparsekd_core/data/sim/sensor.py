@@ -1,5 +1,5 @@
-"""Spinning LiDAR presets, how a sensor is mounted, and the scan: rays cast with open3d's RaycastingScene,
-then the sensor's physics (range limits, return probability, range noise, intensity, elongation).
+"""Spinning LiDAR presets, how a sensor is mounted, and the scan: rays cast with a ray caster (raycast.py: open3d or
+torch), then the sensor's physics (range limits, return probability, range noise, intensity, elongation).
 
 Presets follow the real sensors' published geometry (beam elevations, columns per revolution at 10 Hz, range):
 - ``hdl64``: Velodyne HDL-64E as on KITTI's car: 64 beams from +2.0 to -24.8 deg (upper block of 32 at ~1/3 deg
@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsekd_core.data.sim.meshes import Mesh
+from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
 
 
 #: Intensity below which a return reads 0 (dark paint, tyres, dark clothes), on KITTI's scale.
@@ -149,10 +150,11 @@ class Scan:
 
 
 class Lidar:
-    """Casts a preset's rays into a static scene plus this frame's actors."""
+    """Casts a preset's rays into a static scene plus this frame's actors (with ``caster``'s backend)."""
 
-    def __init__(self, preset: SensorPreset):
+    def __init__(self, preset: SensorPreset, caster: RayCasterChoice = RayCasterChoice()):
         self.preset = preset
+        self.caster = caster
         el = np.deg2rad(np.asarray(preset.elevations, np.float64))
         self._cos_el, self._sin_el = np.cos(el), np.sin(el)
         self._base_az = np.arange(preset.columns) * (2 * np.pi / preset.columns)
@@ -169,22 +171,21 @@ class Lidar:
         ring = np.broadcast_to(np.arange(len(self._cos_el), dtype=np.uint8), (len(az), len(self._cos_el)))
         return d.reshape(-1, 3), ring.reshape(-1)
 
-    def scan(self, static_scene, static_mesh: Mesh, actor_mesh: Mesh, actor_owner: np.ndarray,
+    def scan(self, static_caster: RayCaster, static_mesh: Mesh, actor_mesh: Mesh, actor_owner: np.ndarray,
              actor_boxes: np.ndarray, sensor_position: np.ndarray, sensor_yaw: float,
              rng: np.random.Generator, mounting: Mounting | None = None, frame_height: float | None = None,
              reach_boxes: np.ndarray | None = None) -> Scan:
         """Cast one revolution from ``sensor_position`` (world, (3,)) turned by ``sensor_yaw``.
 
-        static_scene: RaycastingScene of the world; static_mesh: its Mesh (materials per triangle).
+        static_caster: the world's ray caster; static_mesh: its Mesh (materials per triangle).
         actor_mesh: all actors of the frame in world coordinates; actor_owner: (T_a,) actor index of each
         of its triangles; actor_boxes: (A, 7) world boxes of the actors (their meshes lie inside them, but for
         parts that stick out, which ``reach_boxes`` (A, 7), when given, enclose).
         mounting: the sensor's height and tilt (default: the preset's height, level); sensor_position is where
         the sensor is. frame_height: height above the road of the origin of the frame the points are written
         in (level, at the sensor's x, y; default: the preset's nominal frame, mount_height - frame_z_offset).
+        Hits beyond the sensor's range are not needed exactly (they give no point), so the casts may skip them.
         """
-        import open3d as o3d
-
         p = self.preset
         mounting = mounting or Mounting(p.mount_height)
         frame_height = p.mount_height - p.frame_z_offset if frame_height is None else frame_height
@@ -201,12 +202,12 @@ class Lidar:
         rays[:, 4] = s * level[:, 0] + c * level[:, 1]
         rays[:, 5] = level[:, 2]
 
-        hit_s = static_scene.cast_rays(o3d.core.Tensor(rays))
-        t_s = hit_s["t_hit"].numpy()
+        hit_s = static_caster.cast_rays(rays, max_distance=p.max_range)
+        t_s = hit_s.t_hit
         d = rays[:, 3:]
-        n = hit_s["primitive_normals"].numpy()
+        n = hit_s.primitive_normals
         cos_inc = np.abs(n[:, 0] * d[:, 0] + n[:, 1] * d[:, 1] + n[:, 2] * d[:, 2])
-        prim = np.minimum(hit_s["primitive_ids"].numpy(), static_mesh.num_triangles - 1)
+        prim = np.minimum(hit_s.primitive_ids, static_mesh.num_triangles - 1)
         refl = static_mesh.reflectivity[prim]
         returns = static_mesh.returns[prim]
         actor = np.full(len(t_s), -1, np.int32)
@@ -214,9 +215,7 @@ class Lidar:
         frames = _BoxFrames(actor_boxes)
         expected = np.zeros(num_actors, np.int64)
         if actor_mesh.num_triangles:
-            dyn = o3d.t.geometry.RaycastingScene()
-            dyn.add_triangles(o3d.core.Tensor(actor_mesh.vertices),
-                              o3d.core.Tensor(actor_mesh.triangles.astype(np.uint32)))
+            dyn = self.caster.build(actor_mesh.vertices, actor_mesh.triangles)
             reach = frames if reach_boxes is None else _BoxFrames(reach_boxes)
             if mounting.level:
                 # Only rays whose direction falls within some actor's angular extent can hit an actor.
@@ -224,9 +223,9 @@ class Lidar:
             else:  # a tilted sensor's beams leave the level beam table: cast every ray
                 coverage = np.full(len(rays), 2, np.uint8)
             cand = np.flatnonzero(coverage)
-            hit_d = dyn.cast_rays(o3d.core.Tensor(rays[cand]))
-            t_c = hit_d["t_hit"].numpy()
-            prim_c = hit_d["primitive_ids"].numpy()
+            hit_d = dyn.cast_rays(rays[cand], max_distance=p.max_range)
+            t_c = hit_d.t_hit
+            prim_c = hit_d.primitive_ids
             expected = self._expected_hits(dyn, rays[cand], t_c, prim_c, coverage[cand], actor_owner, reach)
             closer = np.flatnonzero(t_c < t_s[cand])
             w, pc = cand[closer], prim_c[closer]
@@ -234,7 +233,7 @@ class Lidar:
             refl[w] = actor_mesh.reflectivity[pc]
             returns[w] = actor_mesh.returns[pc]
             actor[w] = actor_owner[pc]
-            nc, dw = hit_d["primitive_normals"].numpy()[closer], d[w]
+            nc, dw = hit_d.primitive_normals[closer], d[w]
             cos_inc[w] = np.abs(nc[:, 0] * dw[:, 0] + nc[:, 1] * dw[:, 1] + nc[:, 2] * dw[:, 2])
         valid = (t >= p.min_range) & (t <= p.max_range)
         visible = np.bincount(actor[valid & (actor >= 0)], minlength=num_actors)[:num_actors]
@@ -347,7 +346,7 @@ class Lidar:
         out = hit[~inside]
         t_noisy[out] = t[out]
 
-    def _expected_hits(self, dyn, rays: np.ndarray, t_d: np.ndarray, prim_d: np.ndarray, coverage: np.ndarray,
+    def _expected_hits(self, dyn: RayCaster, rays: np.ndarray, t_d: np.ndarray, prim_d: np.ndarray, coverage: np.ndarray,
                        owner: np.ndarray, frames: "_BoxFrames", layers: int = 3) -> np.ndarray:
         """(A,) rays that meet each actor within range, whatever stands in front of it.
 
@@ -358,8 +357,6 @@ class Lidar:
         actor (hand-written: open3d's list_intersections does the same but costs several times
         more on these machines).
         """
-        import open3d as o3d
-
         num = frames.count
         hit = np.flatnonzero(t_d <= self.preset.max_range)
         counts = np.bincount(owner[prim_d[hit]], minlength=num)[:num].astype(np.int64)
@@ -373,11 +370,11 @@ class Lidar:
             exit_t = frames.exit_distance(origin, direction, who) + 1e-3
             origin = origin + direction * exit_t[:, None]
             travelled = travelled + exit_t
-            nxt = dyn.cast_rays(o3d.core.Tensor(np.hstack([origin, direction]).astype(np.float32)))
-            t_next = nxt["t_hit"].numpy()
+            nxt = dyn.cast_rays(np.hstack([origin, direction]).astype(np.float32))
+            t_next = nxt.t_hit
             ok = np.flatnonzero(travelled + t_next <= self.preset.max_range)
             origin, direction, travelled = origin[ok], direction[ok], travelled[ok]
-            who = owner[nxt["primitive_ids"].numpy()[ok]]
+            who = owner[nxt.primitive_ids[ok]]
             counts += np.bincount(who, minlength=num)[:num]
         return counts
 

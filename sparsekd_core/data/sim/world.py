@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparsekd_core.data.sim.meshes import Mesh, MeshBuilder
+from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
 
 # Reflectivity (0..1) of the world's materials on KITTI's HDL-64E intensity scale (sensor.py): asphalt reads
 # about 0.2-0.33 there, concrete and foliage a little more, retro-reflective signs near 1.
@@ -155,18 +156,13 @@ class StaticWorld:
     mesh: Mesh
     obstacles: np.ndarray
     lots: np.ndarray
-    _scene: object = None
+    _casters: dict = field(default_factory=dict, repr=False)
 
-    @property
-    def raycasting_scene(self):
-        """open3d RaycastingScene of the static mesh, built on first use and reused for every frame."""
-        if self._scene is None:
-            import open3d as o3d
-
-            scene = o3d.t.geometry.RaycastingScene()
-            scene.add_triangles(o3d.core.Tensor(self.mesh.vertices), o3d.core.Tensor(self.mesh.triangles.astype(np.uint32)))
-            self._scene = scene
-        return self._scene
+    def ray_caster(self, choice: RayCasterChoice = RayCasterChoice()) -> RayCaster:
+        """The static mesh's ray caster of ``choice``'s backend, built on first use and reused for every frame."""
+        if choice not in self._casters:
+            self._casters[choice] = choice.build(self.mesh.vertices, self.mesh.triangles)
+        return self._casters[choice]
 
 
 def _strip(b: MeshBuilder, x0: float, x1: float, y0: float, y1: float, slope: float, dz: float, refl: float):
