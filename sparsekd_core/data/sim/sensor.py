@@ -346,8 +346,8 @@ class Lidar:
         out = hit[~inside]
         t_noisy[out] = t[out]
 
-    def _expected_hits(self, dyn: RayCaster, rays: np.ndarray, t_d: np.ndarray, prim_d: np.ndarray, coverage: np.ndarray,
-                       owner: np.ndarray, frames: "_BoxFrames", layers: int = 3) -> np.ndarray:
+    def _expected_hits(self, dyn: RayCaster, rays: np.ndarray, t_d: np.ndarray, prim_d: np.ndarray,
+                       coverage: np.ndarray, owner: np.ndarray, frames: "_BoxFrames", layers: int = 3) -> np.ndarray:
         """(A,) rays that meet each actor within range, whatever stands in front of it.
 
         rays, t_d, prim_d, coverage: the rays cast against the actors and their first hits.
@@ -355,7 +355,7 @@ class Lidar:
         ``layers`` actors deep, if it lies in another actor's angular extent (``coverage`` >= 2).
         Meshes lie inside their boxes and boxes do not overlap, so the next hit is always another
         actor (hand-written: open3d's list_intersections does the same but costs several times
-        more on these machines).
+        more on these machines, and the torch caster has no such call).
         """
         num = frames.count
         hit = np.flatnonzero(t_d <= self.preset.max_range)
