@@ -2,6 +2,10 @@
 users, whole frames from both, and generation with torch alone (no open3d)."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 
@@ -159,6 +163,40 @@ def test_a_frame_is_the_same_with_either_caster():
     if len(a.points) == len(b.points):  # the same rays returned: the same points
         assert np.mean(np.abs(a.points[:, :3] - b.points[:, :3]).max(1) <= 1e-3) > 0.999
         assert np.mean(a.point_label == b.point_label) > 0.999
+
+
+def test_generation_with_torch_never_imports_open3d(tmp_path):
+    """A dataset generated with --raycaster torch in a Python where open3d cannot be imported (as on a GPU
+    machine without it); choosing open3d there fails with an error that names the fix."""
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["open3d"] = None  # any `import open3d` now raises ImportError
+        from sparsekd_core.cli.sim import main
+        assert main(["--out", r"{tmp_path / 'sim'}", "--frames", "1", "--preset", "vlp16", "--format", "kitti",
+                     "--raycaster", "torch", "--device", "cpu", "--quiet"]) == 0
+        assert main(["--out", r"{tmp_path / 'o3d'}", "--frames", "1", "--preset", "vlp16", "--quiet"]) == 2
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    points = np.fromfile(tmp_path / "sim" / "kitti" / "training" / "velodyne" / "000000.bin", np.float32)
+    assert len(points) // 4 > 5000
+    assert "pip install open3d" in run.stderr and "--raycaster torch" in run.stderr
+
+
+def test_cli_explains_the_casters_and_refuses_a_missing_gpu(capsys):
+    import torch
+
+    from sparsekd_core.cli.sim import main
+
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--raycaster torch" in text and "without open3d" in text and "fastest on CPU" in text
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(["--out", "unused", "--frames", "1", "--raycaster", "torch", "--device", "cuda", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no CUDA GPU" in err and "--device cpu" in err
 
 
 @pytest.mark.parametrize("subdivisions, triangles", [(0, 20), (1, 80), (2, 320)])
