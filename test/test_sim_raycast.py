@@ -12,6 +12,7 @@ import pytest
 from sparsekd_core.data.sim.meshes import _unit_sphere, merge, pose_meshes
 from sparsekd_core.data.sim.placement import populate
 from sparsekd_core.data.sim.raycast import MISS, RayCasterChoice
+from sparsekd_core.data.sim.raycast_torch import TorchRayCaster
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS, Lidar
 from sparsekd_core.data.sim.sizes import SizeSampler
@@ -146,6 +147,13 @@ def test_torch_casts_as_open3d_does_on_a_street_with_road_users():
         np.testing.assert_allclose(np.abs(np.sum(a.primitive_normals[same] * b.primitive_normals[same], 1)), 1.0,
                                    atol=1e-5)
         assert (b.primitive_ids[~hit_b] == MISS).all() and (b.primitive_normals[~hit_b] == 0).all()
+    # GPU batching (looser batches) and small chunks (bins cut into slices) give exactly the same hits
+    small = TorchRayCaster(mesh.vertices, mesh.triangles, device="cpu", chunk=2 ** 16, similar=0.5)
+    for rays in (revolution, continued):
+        a, b = torch_caster.cast_rays(rays), small.cast_rays(rays)
+        assert small.stats["batches"] > 30
+        np.testing.assert_array_equal(a.t_hit, b.t_hit)
+        np.testing.assert_array_equal(a.primitive_ids, b.primitive_ids)
 
 
 def test_a_frame_is_the_same_with_either_caster():
