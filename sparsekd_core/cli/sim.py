@@ -122,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     splits = ", ".join(f"{k} {v}" for k, v in summary.splits.items())
     print(f"wrote {summary.frames} frames ({splits}) to {args.out}: "
           f"{summary.points / max(summary.frames, 1):,.0f} points/frame; labelled objects: {objects}")
-    print(f"rate: {summary.rate:.1f} frames/s ({args.preset}, format {args.fmt}, rays: {options.raycaster}, "
-          f"{summary.seconds:.1f} s; "
+    print(f"rate: {summary.rate:.1f} frames/s ({args.preset}, format {args.fmt}, "
+          f"rays: {options.raycaster.resolved()}, {summary.seconds:.1f} s; "
           f"{summary.cpu_ms_per_frame:.0f} ms CPU per frame)")
     return 0
 

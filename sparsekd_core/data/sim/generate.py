@@ -232,8 +232,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         raise ValueError(f"--labels must be one of {', '.join(LABEL_REGIONS)}, got {labels!r}")
     mix = SensorMix.parse(preset)
     sensor = mix.primary
-    options.raycaster.check()
-    options = with_frame_height(options, mix)
+    options = with_frame_height(replace(options, raycaster=options.raycaster.resolved()), mix)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     plans = plan_frames(frames, seed, val_fraction, sequence)

@@ -93,12 +93,13 @@ class RayCasterChoice:
         if self.device not in DEVICES:
             raise ValueError(f"unknown ray casting device {self.device!r}; choose one of {', '.join(DEVICES)}")
 
-    def check(self) -> None:
-        """Raise ValueError now (naming the fix) if this choice cannot run here."""
+    def resolved(self) -> "RayCasterChoice":
+        """This choice as it runs here (torch: "auto" becomes "cuda" or "cpu"); ValueError naming the fix
+        if it cannot run here (no open3d, no GPU)."""
         if self.backend == "torch":
-            resolve_device(self.device)
-        else:
-            Open3dRayCaster(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]]))
+            return RayCasterChoice(self.backend, resolve_device(self.device))
+        Open3dRayCaster(np.zeros((3, 3), np.float32), np.array([[0, 1, 2]]))
+        return self
 
     def build(self, vertices: np.ndarray, triangles: np.ndarray) -> RayCaster:
         if self.backend == "torch":
