@@ -41,8 +41,8 @@ The same seed gives the same dataset (point and label files byte for byte), what
 Ray casting: --raycaster open3d (the default) uses open3d's RaycastingScene, the fastest on CPU.
 --raycaster torch casts with plain torch, on a CUDA GPU when there is one (--device auto): use it on
 machines without open3d, e.g. GPU training machines, to generate data where the training runs. Both
-give the same frames (same labels; the same points but for the rare ray that grazes an edge); on CPU
-torch is about 9 times slower (hdl64: 1.1 s against 0.13 s of CPU per frame).
+give the same frames (same labels; the same points to within a millimetre, but for the rare ray that
+grazes an edge); on CPU torch is about 10 times slower (hdl64: 1.3 s against 0.13 s of CPU per frame).
 """
 
 EPILOG = """\
