@@ -9,8 +9,8 @@
 #   bash scripts/device_sim360.sh student    # there: STUDENT distilled from it (--kd sparsekd); to $OUT/student
 #   bash scripts/device_sim360.sh all        # data, teacher, student in one call (small FRAMES / epochs only)
 #
-# Device calls: carry [".device"]; the .device parts travel first, one per call (scripts/gpu_latency.sh's header
-# says how). The data and the runs live in WORK (default /tmp/sim360) on the machine and survive between calls
+# Device calls: carry [".device"] (scripts/device_site.sh: with the work tree it fits one call; later calls on the
+# same warm machine find it unpacked). The data and the runs live in WORK (default /tmp/sim360) on the machine and survive between calls
 # while it stays warm; a stage cut by the call's time limit continues from its newest checkpoint when called
 # again (sparsekd-train --resume; CKPT_EVERY steps apart). What comes back is $OUT: final.pth, summary.json and
 # console.log of each run (an fp32 pillar teacher is about 20 MB), and the data stage's sim_meta.json.
