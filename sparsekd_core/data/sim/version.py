@@ -6,5 +6,8 @@ drive's key that bundled checkpoints record), so that a score measured on one si
 beside a score measured on another's.
 
 1: the simulator until issue 11's realism work (box-like vehicles, KITTI-like street furniture).
+2: issue 11's realism work: vehicle body types with glass and mirrors, box sizes from KITTI/Waymo/nuScenes
+   statistics, varied pedestrians and cyclists, clutter nobody labels, rural and residential streets, more sensor
+   presets with random mounting, KITTI's intensity scale, labels all around the sensor.
 """
-STREETS_VERSION = 1
+STREETS_VERSION = 2
