@@ -66,6 +66,23 @@ def test_windows_return_few_pulses():
     assert outside.any() and np.all(np.abs(mesh.vertices[outside, 1]) < 1.75 / 2 + 0.16)
 
 
+@pytest.mark.parametrize("kind", ["hatchback", "sedan", "van", "truck"])
+def test_licence_plates_face_the_sensor_at_both_ends(kind):
+    """A ray aimed at a plate meets the plate (retro-reflective, 0.9), not the body paint behind it."""
+    from sparsekd_core.data.sim.raycast import RayCasterChoice
+
+    size = np.array([4.6, 1.8, 1.6] if kind != "truck" else [7.0, 2.4, 3.0])
+    mesh = vehicle_mesh(kind, size, np.random.default_rng(3))
+    plates = np.flatnonzero(mesh.reflectivity == 0.9)
+    centres = mesh.vertices[mesh.triangles[plates]].mean(axis=1)
+    assert len(plates) == 4 and set(np.sign(centres[:, 0])) == {-1.0, 1.0}
+    origins = centres * [0, 1, 1] + [[np.sign(x) * 10.0, 0, 0] for x in centres[:, 0]]
+    rays = np.c_[origins, centres - origins].astype(np.float32)
+    rays[:, 3:] /= np.linalg.norm(rays[:, 3:], axis=1, keepdims=True)
+    hits = RayCasterChoice("torch", "cpu").build(mesh.vertices, mesh.triangles).cast_rays(rays)
+    assert np.all(mesh.reflectivity[hits.primitive_ids] == 0.9)
+
+
 @pytest.fixture(scope="module")
 def busy_frames():
     """Frames of two streets, hdl64 at KITTI's mounting."""

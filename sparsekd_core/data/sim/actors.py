@@ -178,8 +178,8 @@ def vehicle_mesh(kind: str, size: np.ndarray, rng: np.random.Generator) -> Mesh:
     else:
         b, geo = lofted_body(kind, size, paint, rng)
     plate_z = geo["clearance"] + 0.22
-    for end in (-1, 1):  # licence plates on both ends, just proud of the body
-        x = end * (length / 2 - MESH_MARGIN - 0.005)
+    for end in (-1, 1):  # licence plates on both ends, 5 mm proud of the body's end caps (still in the label box)
+        x = end * (length / 2 - MESH_MARGIN + 0.005)
         b.quad([(x, -0.26, plate_z - 0.06), (x, 0.26, plate_z - 0.06), (x, 0.26, plate_z + 0.06),
                 (x, -0.26, plate_z + 0.06)][:: end], 0.9)
     body = _fit_inside(b.build(), size)
