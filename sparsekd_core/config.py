@@ -184,12 +184,11 @@ class TrainConfig:
     pct_start: float = 0.4
     div_factor: float = 10.0
     grad_clip: float = 10.0
+    #: Changes to the dataset's default augmentation (data/augment.py AugmentConfig keys; gt_sampling's
+    #: keys are merged into the default's), e.g. {flip_axes: [x, y]} for a model that sees all around.
     augment: dict[str, Any] = field(default_factory=dict)
     #: Train on BEV windows of this (x, y) size in metres (data/window.py); None: on the whole range.
     bev_window: Optional[list[float]] = None
-    #: Changes to the dataset's default augmentation (data/augment.py AugmentConfig keys; gt_sampling's
-    #: keys are merged into the default's), e.g. {flip_axes: [x, y]} for a model that sees all around.
-    augment: Optional[dict[str, Any]] = None
     #: After the last step, recompute BatchNorm statistics over this many batches of whole training frames
     #: (train/precise_bn.py); 0 keeps the training run's running averages.
     precise_bn_batches: int = 0
