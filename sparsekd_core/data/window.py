@@ -2,10 +2,14 @@
 
 A CenterPoint detector is convolutional from its BEV map on, so a model that will look at 80 x 80 m can
 learn from 40 x 40 m windows of its training frames at a quarter of the cost of each step: the expensive
-dense 2D backbone and head then run on the window only. The window is exact, not an approximation: its
-origin sits on the model's coarsest BEV cell boundary (``align``), points keep their absolute coordinates
-(the VFEs see x, y, z as they are), and the map cells inside the window hold what the full map would hold,
-apart from the zero padding at the window's edges (the same as at the range's edges).
+dense 2D backbone and head then run on the window only. For pillar models the window is exact, not an
+approximation: its origin sits on the model's coarsest BEV cell boundary (``align``), points keep their
+absolute coordinates (the VFEs see x, y, z as they are), and the map cells inside the window hold what the
+full map would hold, apart from the zero padding at the window's edges (the same as at the range's edges).
+For voxel models it is close but not exact: their sparse 3D convolutions reach further than the ``margin``
+of points kept around the window (the trainer keeps one coarsest cell, e.g. 1.6 m, where the 3D receptive
+field is over 3 m), so cells near the window's edges differ slightly from the whole map's, as cells near
+the range's edges do.
 
 The dataset draws one window per sample (:meth:`BevWindow.draw`), keeps the points in it plus a ``margin``
 (context for the sparse 3D convolutions of voxel models), keeps the boxes whose centre lies inside, and
