@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 11 on a lent GPU machine: generate the realistic simulated set there (the torch ray caster: the machine has
 # no open3d, and a call carries at most 64 MiB, far less than a dataset) and train the 360-degree teacher and its
-# SparseKD student on it, each stage resumable and within one 10-minute device call.
+# SparseKD student on it, each stage within one 10-minute device call; the training stages resume (the data stage
+# starts over if it was cut off, so give it FRAMES it can finish).
 #
 #   scripts/device_sim360.sh prepare         # here, once: spconv for the GPU image into .device/ (device_site.sh)
 #   bash scripts/device_sim360.sh data       # there: FRAMES frames (torch caster on DEVICE), infos, gt database
@@ -10,8 +11,8 @@
 #   bash scripts/device_sim360.sh all        # data, teacher, student in one call (small FRAMES / epochs only)
 #
 # Device calls: carry [".device"] (scripts/device_site.sh: with the work tree it fits one call; later calls on the
-# same warm machine find it unpacked). The data and the runs live in WORK (default /tmp/sim360) on the machine and survive between calls
-# while it stays warm; a stage cut by the call's time limit continues from its newest checkpoint when called
+# same warm machine find it unpacked). The data and the runs live in WORK (default /tmp/sim360) on the machine and
+# survive between calls while it stays warm; a stage cut by the call's time limit continues from its newest checkpoint when called
 # again (sparsekd-train --resume; CKPT_EVERY steps apart). What comes back is $OUT: final.pth, summary.json and
 # console.log of each run (an fp32 pillar teacher is about 20 MB), and the data stage's sim_meta.json.
 # Measure the returned weights here, on the real frames, as docs/results.md does: never tune on them.

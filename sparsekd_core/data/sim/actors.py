@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sparsekd_core.data.sim.meshes import Mesh, MeshBuilder
+from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh, MeshBuilder
 from sparsekd_core.data.sim.sizes import KINDS, VEHICLE_TYPES
 
 #: The dataset class each kind is written as. KITTI has no bus class: buses are labelled Truck.
@@ -35,8 +35,6 @@ BESIDE_BIKE_WIDTH = 0.45
 
 #: Gap left between the mesh and its box on every face but the bottom (keeps range noise inside the box).
 MESH_MARGIN = 0.03
-#: Glass: a LiDAR pulse mostly passes through a window or glances off it; this share comes back.
-GLASS_RETURNS = 0.12
 #: How far a wing mirror reaches beyond the body's side (outside the label box, as in KITTI).
 MIRROR_REACH = 0.16
 

@@ -15,6 +15,11 @@ from functools import lru_cache
 import numpy as np
 
 
+#: The share of LiDAR pulses a window sends back (glass mostly transmits or mirrors them away): the ``returns``
+#: of glass triangles, on vehicles and on facades alike.
+GLASS_RETURNS = 0.12
+
+
 @dataclass
 class Mesh:
     """vertices (V, 3) float32 metres; triangles (T, 3) int32 vertex indices; reflectivity (T,) float32 0..1;

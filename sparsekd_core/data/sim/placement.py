@@ -255,7 +255,8 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
             yaw = heading + (0.0 if sequence else rng.normal(0, 0.08))
             if placer.place(kind, x, y, yaw, size, speed, heading, check="none") and rng.random() < 0.06:
                 ahead = x + np.cos(heading) * (size[0] / 2 + 0.4 + CLEARANCE + 0.05)
-                placer.place("pram", ahead, y, yaw, np.array([0.8, 0.55, 1.0]), speed, heading, check="all")
+                placer.place("pram", ahead, y, yaw, MeshLibrary.UNLABELLED_BASE["pram"].copy(), speed, heading,
+                             check="all")
 
     # People standing in the frontage and furniture strips (near shops, at bus stops), alone or in groups;
     # cyclists waiting beside their bicycles; bicycles parked alone or in racks (nobody on them: not labelled).

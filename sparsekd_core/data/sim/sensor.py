@@ -13,8 +13,9 @@ Presets follow the real sensors' published geometry (beam elevations, columns pe
 Every other preset writes points in its sensor frame (origin at the sensor), as KITTI's velodyne files are.
 
 Mounting (:class:`Mounting`): the height of the sensor above the road and its tilt (roll, pitch). The scan is
-cast from where the sensor really is; its points are then written in the preset's nominal frame (level, at the
-nominal height), which is what the detector node's ``sensor_to_model`` transform does on a robot. So a VLP-16
+cast from where the sensor really is; its points are then written in the dataset's frame (level, at the sensor's
+x, y, at the main preset's nominal height or ``--frame-height``), which is what the detector node's
+``sensor_to_model`` transform does on a robot. So a VLP-16
 mounted 0.6 m up and tilted 2 degrees still gives points whose road lies at z = -1.73 when written for a KITTI
 model: only the view (occlusion, beam spacing, what is seen) changes, not the frame.
 

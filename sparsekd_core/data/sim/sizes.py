@@ -7,10 +7,13 @@ The simulator draws every road user's box from the style chosen for a dataset, s
 learns the box sizes that dataset's labels have.
 
 Sources (facts, rounded to centimetres):
-- Means: the per-class anchor sizes OpenPCDet uses for each dataset, which are the datasets' class means
-  (``kitti_models/pointpillar.yaml``: Car 3.9 x 1.6 x 1.56, Pedestrian 0.8 x 0.6 x 1.73, Cyclist 1.76 x 0.6 x
-  1.73; ``waymo_models/second.yaml``: Vehicle 4.7 x 2.1 x 1.7, Pedestrian 0.91 x 0.86 x 1.73, Cyclist 1.78 x
-  0.84 x 1.78; ``nuscenes_models/cbgs_pp_multihead.yaml``: car 4.63 x 1.97 x 1.74, truck 6.93 x 2.51 x 2.84,
+- KITTI means: the class mean sizes of KITTI's training labels as PointRCNN's config lists them
+  (``CLS_MEAN_SIZE``: Car 3.88 x 1.63 x 1.53, Pedestrian 0.84 x 0.66 x 1.76, Cyclist 1.76 x 0.60 x 1.74);
+  OpenPCDet's KITTI anchors round them (``kitti_models/pointpillar.yaml``: Car 3.9 x 1.6 x 1.56).
+- Waymo and nuScenes means: the per-class anchor sizes OpenPCDet uses for each dataset, which are the
+  datasets' class means (``waymo_models/second.yaml``: Vehicle 4.7 x 2.1 x 1.7, Pedestrian 0.91 x 0.86 x 1.73,
+  Cyclist 1.78 x 0.84 x 1.78; ``nuscenes_models/cbgs_pp_multihead.yaml``: car 4.63 x 1.97 x 1.74, truck 6.93 x
+  2.51 x 2.84,
   bus 10.5 x 2.94 x 3.47, pedestrian 0.73 x 0.67 x 1.77, bicycle 1.70 x 0.60 x 1.28).
 - Car spreads and the KITTI car mean: Wang et al., "Train in Germany, Test in the USA: Making 3D Object
   Detectors Generalize", CVPR 2020, Table 2 (KITTI 3.88 +- 0.43 x 1.63 +- 0.10 x 1.53 +- 0.14; Waymo
@@ -202,5 +205,3 @@ class SizeSampler:
         p = np.array([self.style.type_weights[t] for t in types], np.float64)
         return types[int(self._rng.choice(len(types), p=p / p.sum()))]
 
-    def class_of(self, kind: str) -> str:
-        return self.style.type_class[kind]

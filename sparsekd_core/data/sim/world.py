@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sparsekd_core.data.sim.meshes import Mesh, MeshBuilder
+from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh, MeshBuilder
 from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
 
 # Reflectivity (0..1) of the world's materials on KITTI's HDL-64E intensity scale (sensor.py): asphalt reads
@@ -35,7 +35,6 @@ BARK = 0.2
 FACADE = (0.15, 0.45)
 METAL = 0.3
 SIGN_FACE = 0.95  # retro-reflective sheeting
-GLASS_RETURNS = 0.12  # share of pulses a window sends back (actors.py uses the same figure)
 STREET_KINDS = ("city", "residential", "rural")
 
 
@@ -278,10 +277,11 @@ def _fence(b: MeshBuilder, x0: float, x1: float, y: float, slope: float, zg: flo
             b.box((xm, y, slope * xm + zg + zr), (x1 - x0, 0.05, 0.1), refl)
 
 
-def _bollards(b: MeshBuilder, x0: float, count: int, y: float, slope: float, zg: float, rng: np.random.Generator):
-    """A row of bollards (about a person's width and half their height: what fires as a pedestrian)."""
+def _bollards(b: MeshBuilder, x0: float, count: int, step: float, y: float, slope: float, zg: float,
+              rng: np.random.Generator):
+    """A row of ``count`` bollards ``step`` metres apart from ``x0`` (about a person's width and half their
+    height: what fires as a pedestrian)."""
     r, h = rng.uniform(0.06, 0.14), rng.uniform(0.7, 1.1)
-    step = rng.uniform(1.2, 2.0)
     refl = rng.uniform(0.2, 0.6)
     for k in range(count):
         xp = x0 + k * step
@@ -424,12 +424,12 @@ def build_world(layout: StreetLayout, rng: np.random.Generator) -> StaticWorld:
                 taken.append(xp)
                 obstacles.append((xp, fy, size[0] + 0.2, size[1] + 0.2, 0.0))
         for xp in rng.uniform(x0, x1, size=int(rng.poisson((x1 - x0) / 60))):  # rows of bollards
-            count = int(rng.integers(1, 7))
-            if all(free(xp + 1.6 * c, 0.3) for c in range(count)):
-                _bollards(b, xp, count, fy, s, kh, rng)
+            count, step = int(rng.integers(1, 7)), rng.uniform(1.2, 2.0)
+            if all(free(xp + step * c, 0.3) for c in range(count)):
+                _bollards(b, xp, count, step, fy, s, kh, rng)
                 for c in range(count):
-                    taken.append(xp + 1.6 * c)
-                obstacles.append((xp + 0.8 * (count - 1), fy, 2.0 * count + 0.4, 0.5, 0.0))
+                    taken.append(xp + step * c)
+                obstacles.append((xp + step * (count - 1) / 2, fy, step * (count - 1) + 0.4, 0.5, 0.0))
         # Bushes in the frontage strip and the setback (vegetation clutter next to the people).
         front_y = side * (k + layout.sidewalk_width - layout.FRONTAGE_WIDTH / 2)
         for xp in rng.uniform(x0, x1, size=int((x1 - x0) / 12)):
