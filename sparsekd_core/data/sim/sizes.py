@@ -13,8 +13,7 @@ Sources (facts, rounded to centimetres):
 - Waymo and nuScenes means: the per-class anchor sizes OpenPCDet uses for each dataset, which are the
   datasets' class means (``waymo_models/second.yaml``: Vehicle 4.7 x 2.1 x 1.7, Pedestrian 0.91 x 0.86 x 1.73,
   Cyclist 1.78 x 0.84 x 1.78; ``nuscenes_models/cbgs_pp_multihead.yaml``: car 4.63 x 1.97 x 1.74, truck 6.93 x
-  2.51 x 2.84,
-  bus 10.5 x 2.94 x 3.47, pedestrian 0.73 x 0.67 x 1.77, bicycle 1.70 x 0.60 x 1.28).
+  2.51 x 2.84, bus 10.5 x 2.94 x 3.47, pedestrian 0.73 x 0.67 x 1.77, bicycle 1.70 x 0.60 x 1.28).
 - Car spreads and the KITTI car mean: Wang et al., "Train in Germany, Test in the USA: Making 3D Object
   Detectors Generalize", CVPR 2020, Table 2 (KITTI 3.88 +- 0.43 x 1.63 +- 0.10 x 1.53 +- 0.14; Waymo
   4.80 +- 0.79 x 2.11 +- 0.18 x 1.78 +- 0.25; nuScenes 4.64 +- 0.46 x 1.96 +- 0.19 x 1.71 +- 0.25).
