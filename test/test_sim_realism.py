@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsekd_core.data.sim.actors import CAR_KINDS, UNLABELLED_KINDS, vehicle_mesh
+from sparsekd_core.data.sim.actors import CAR_KINDS, UNLABELLED_KINDS, MeshLibrary, vehicle_mesh
 from sparsekd_core.data.sim.generate import generate
 from sparsekd_core.data.sim.meshes import GLASS_RETURNS
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
@@ -107,6 +107,17 @@ def test_clutter_that_nobody_labels_returns_points(busy_frames):
     assert set(UNLABELLED_KINDS) <= kinds
     for frame in busy_frames:
         assert not set(frame.kinds) & set(UNLABELLED_KINDS)
+    # and a LiDAR sees them: a fan of level rays from 8 m to the side hits each one's mesh
+    from sparsekd_core.data.sim.raycast import RayCasterChoice
+
+    for kind in UNLABELLED_KINDS:
+        mesh = scene.library.mesh(kind, MeshLibrary.UNLABELLED_BASE[kind], False, np.random.default_rng(0))
+        heights = np.linspace(-0.3, 0.3, 7) * MeshLibrary.UNLABELLED_BASE[kind][2]
+        along = np.linspace(-0.4, 0.4, 9) * MeshLibrary.UNLABELLED_BASE[kind][0]
+        origins = np.array([(x, 8.0, z) for x in along for z in heights], np.float32)
+        rays = np.c_[origins, np.tile([0.0, -1.0, 0.0], (len(origins), 1))].astype(np.float32)
+        hits = RayCasterChoice("torch", "cpu").build(mesh.vertices, mesh.triangles).cast_rays(rays)
+        assert np.isfinite(hits.t_hit).mean() > 0.2, kind
     from sparsekd_core.data.sim.world import StreetLayout
 
     rng = np.random.default_rng(0)
