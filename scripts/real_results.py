@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""The real-LiDAR table of README and docs/results.md: how models trained on simulated scenes do on real KITTI.
+
+For each checkpoint it runs, with the project's own commands (their JSON output is kept beside the table):
+
+    sparsekd-eval --checkpoint C --dataset REAL --json ...                 # scored on the model's own range
+    sparsekd-eval --checkpoint C --dataset REAL --all-objects --json ...   # every labelled object
+    sparsekd-gap --side real=REAL:val --side sim=SIM:val --checkpoint C --json ...   # boxes, false boxes/frame
+
+and prints a markdown table: Car / Pedestrian / Cyclist KITTI AP R40 moderate (BEV / 3D) on both areas, boxes and
+false boxes per frame at --score-threshold (the node's 0.3) on the real frames and on simulated val frames, and the
+same APs on the simulated val frames.
+
+    cp -r ../shared/data/kitti_real /tmp/kitti_real && sparsekd-data kitti --root /tmp/kitti_real --splits val
+    python scripts/real_results.py --real /tmp/kitti_real --sim data/sim360/kitti --out runs/real \\
+        cp_voxel_s cp_pillar_v0.64 runs/sim360/voxel_teacher/final.pth runs/sim360/pillar_teacher/final.pth
+
+The real frames are for measuring only: nothing is trained or tuned on them.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+CLASSES = ("Car", "Pedestrian", "Cyclist")
+
+
+def run(cmd: list[str]) -> None:
+    print("$", " ".join(cmd), file=sys.stderr)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def moderate(path: Path) -> dict[str, tuple[float, float]]:
+    """Class -> (BEV, 3D) KITTI AP R40 moderate from a sparsekd-eval JSON."""
+    summary = json.loads(path.read_text())["kitti"]["summary"]
+    return {c: (summary.get(f"{c}/bev/moderate", float("nan")), summary.get(f"{c}/3d/moderate", float("nan")))
+            for c in CLASSES}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkpoints", nargs="+", help="checkpoint paths or bundled model names")
+    parser.add_argument("--real", required=True, help="real KITTI-format root with val infos (kitti_real)")
+    parser.add_argument("--sim", required=True, help="simulated KITTI-format root with val infos")
+    parser.add_argument("--sim-frames", type=int, default=150, help="simulated val frames scored (default 150)")
+    parser.add_argument("--out", default="runs/real", help="folder for the JSON outputs (default runs/real)")
+    parser.add_argument("--score-threshold", type=float, default=0.3,
+                        help="threshold the boxes per frame are counted at (default 0.3, the node's default)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    def tool(name: str) -> list[str]:  # sparsekd-eval, sparsekd-gap: their modules, in this interpreter
+        return [sys.executable, "-m", f"sparsekd_core.cli.{name.removeprefix('sparsekd-')}"]
+    rows = []
+    for ckpt in args.checkpoints:
+        tag = Path(ckpt).parent.name if ckpt.endswith(".pth") else ckpt
+        own, every, sim, gap = (out / f"{tag}_{k}.json" for k in ("real", "real_all", "sim", "gap"))
+        run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.real, "--device", "cpu", "--quiet",
+             "--json", str(own)])
+        run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.real, "--device", "cpu", "--quiet",
+             "--all-objects", "--json", str(every)])
+        run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.sim, "--device", "cpu", "--quiet",
+             "--max-frames", str(args.sim_frames), "--json", str(sim)])
+        run([*tool("sparsekd-gap"), "--side", f"real={args.real}:val", "--side", f"sim={args.sim}:val",
+             "--checkpoint", ckpt, "--score-threshold", str(args.score_threshold), "--max-frames",
+             str(args.sim_frames), "--quiet", "--json", str(gap)])
+        sides = {s["name"]: s for s in json.loads(gap.read_text())["sides"]}
+        rows.append((tag, moderate(own), moderate(every), moderate(sim), sides["real"], sides["sim"]))
+
+    def cells(ap):
+        return " | ".join(f"{ap[c][0]:.1f} / {ap[c][1]:.1f}" for c in CLASSES)
+
+    head = " | ".join(f"{c} BEV / 3D" for c in CLASSES)
+    print("KITTI AP R40 moderate, BEV / 3D. Real: the real KITTI frames, objects in the model's range; "
+          "real, all objects: every labelled object; sim: simulated val frames.\n")
+    print(f"| model | area | {head} | boxes / frame at {args.score_threshold:g} | false boxes / frame |")
+    print("| --- | --- | " + " | ".join("---:" for _ in CLASSES) + " | ---: | ---: |")
+    for tag, own, every, sim, real_side, sim_side in rows:
+        print(f"| {tag} | real | {cells(own)} | {real_side['boxes_per_frame']:.1f} | "
+              f"{real_side['false_boxes_per_frame']:.1f} |")
+        print(f"| | real, all objects | {cells(every)} | | |")
+        print(f"| | sim | {cells(sim)} | {sim_side['boxes_per_frame']:.1f} | {sim_side['false_boxes_per_frame']:.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
