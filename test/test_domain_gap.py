@@ -9,7 +9,7 @@ import pytest
 from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
-from sparsekd_core.eval.domain_gap import false_boxes, measure
+from sparsekd_core.eval.domain_gap import ERROR_FIELDS, false_boxes, matched_errors, measure
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +90,42 @@ def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, ca
         assert 0 <= side["false_boxes_per_frame"] <= side["boxes_per_frame"]
         counts[threshold] = side["boxes_per_frame"]
     assert counts[0.9] <= counts[0.3]
+
+
+def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
+    truth = np.array([[10.0, 0.0, -1.0, 3.9, 1.6, 1.5, 0.0],
+                      [20.0, 5.0, -1.0, 3.9, 1.6, 1.5, 0.5],
+                      [30.0, -5.0, -1.0, 3.9, 1.6, 1.5, 0.0]])  # nothing predicted near it
+    predicted = np.array([[10.3, 0.4, -1.2, 4.5, 1.7, 1.4, np.pi + 0.1],  # 0.5 m off, a half turn + 0.1 rad
+                          [20.0, 5.0, -1.0, 3.9, 1.6, 1.5, 0.5 - np.pi / 2],  # exact but for a quarter turn
+                          [30.0, -3.0, -1.0, 3.9, 1.6, 1.5, 0.0]])  # 2 m off: beyond MATCH_REACH
+    rows = matched_errors(truth, predicted)
+    assert rows.shape == (2, len(ERROR_FIELDS))
+    np.testing.assert_allclose(rows[0], [0.5, -0.2, 0.6, 0.1, -0.1, np.degrees(0.1)], atol=1e-9)
+    np.testing.assert_allclose(rows[1], [0, 0, 0, 0, 0, 90.0], atol=1e-9)
+    assert matched_errors(truth, predicted[:0]).shape == (0, len(ERROR_FIELDS))
+
+
+def test_checkpoint_reports_matched_box_errors_on_real_frames(kitti_real, tmp_path, capsys):
+    """The bundled pillar student's boxes on the real cars in its range: counted and their errors reported."""
+    out = tmp_path / "gap.json"
+    assert main(["--side", f"real={kitti_real}:val", "--checkpoint", "cp_pillar_v0.64", "--score-threshold", "0.0",
+                 "--quiet", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "Car with a box within 1.5 m" in text and "Car median size error l/w/h (m)" in text
+    cars = json.loads(out.read_text())["sides"][0]["matched"]["Car"]
+    # the pillar student sees 30.72 m ahead, +-15.36 m: some of the 14 labelled cars are in that range
+    assert 0 < cars["in_range"] < 14 and 0 < cars["count"] <= cars["in_range"]
+    err = cars["median_error"]
+    assert 0 <= err["centre"] < 1.5 and 0 <= err["yaw_deg"] <= 90
+
+
+def test_a_detector_reading_a_column_the_frames_lack_is_refused(kitti_real):
+    class ReadsElongation:  # a Waymo model's features; KITTI sweeps have no elongation
+        point_features = ("x", "y", "z", "intensity", "elongation")
+
+        def __call__(self, points):
+            raise AssertionError("never run on made-up columns")
+
+    with pytest.raises(ValueError, match="no elongation column"):
+        measure("real", load_split(kitti_real, "kitti", "val"), kitti_real, ReadsElongation(), progress=False)
