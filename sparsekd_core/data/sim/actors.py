@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh, MeshBuilder
-from sparsekd_core.data.sim.sizes import KINDS, VEHICLE_TYPES
+from sparsekd_core.data.sim.sizes import KINDS, KITTI_CLASSES, VEHICLE_TYPES
 
 #: The dataset class each kind is written as. KITTI has no bus class: buses are labelled Truck.
-KITTI_NAMES = {"hatchback": "Car", "sedan": "Car", "suv": "Car", "pickup": "Car", "van": "Van", "truck": "Truck",
-               "bus": "Truck", "pedestrian": "Pedestrian", "cyclist": "Cyclist"}
+KITTI_NAMES = KITTI_CLASSES
 WAYMO_NAMES = {**{t: "Vehicle" for t in VEHICLE_TYPES}, "pedestrian": "Pedestrian", "cyclist": "Cyclist"}
 VEHICLE_KINDS = VEHICLE_TYPES
 #: Kinds whose KITTI class is Car (tests and the demo count these as cars).

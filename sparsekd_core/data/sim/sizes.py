@@ -79,6 +79,11 @@ class LabelStyle:
     child_fraction: float
 
 
+#: The KITTI class of each kind (KITTI has no bus class: buses are labelled Truck); the KITTI and Waymo styles
+#: keep their statistics under these names, and the KITTI writer labels with them (actors.KITTI_NAMES).
+KITTI_CLASSES = {"hatchback": "Car", "sedan": "Car", "suv": "Car", "pickup": "Car", "van": "Van", "truck": "Truck",
+                 "bus": "Truck", "pedestrian": "Pedestrian", "cyclist": "Cyclist"}
+
 KITTI = LabelStyle(
     name="kitti",
     classes={
@@ -88,8 +93,7 @@ KITTI = LabelStyle(
         "Pedestrian": SizeStat((0.84, 0.66, 1.76), (0.23, 0.14, 0.11)),
         "Cyclist": SizeStat((1.76, 0.60, 1.74), (0.18, 0.12, 0.09)),
     },
-    type_class={"hatchback": "Car", "sedan": "Car", "suv": "Car", "pickup": "Car", "van": "Van",
-                "truck": "Truck", "bus": "Truck", "pedestrian": "Pedestrian", "cyclist": "Cyclist"},
+    type_class=KITTI_CLASSES,
     type_weights={"hatchback": 0.42, "sedan": 0.33, "suv": 0.1, "pickup": 0.02, "van": 0.09, "truck": 0.03,
                   "bus": 0.01},
     child=SizeStat((0.55, 0.45, 1.25), (0.1, 0.06, 0.12)),
@@ -105,8 +109,7 @@ WAYMO = LabelStyle(
         "Pedestrian": SizeStat((0.91, 0.86, 1.73), (0.2, 0.15, 0.16)),
         "Cyclist": SizeStat((1.78, 0.84, 1.78), (0.2, 0.15, 0.12)),
     },
-    type_class={"hatchback": "Car", "sedan": "Car", "suv": "Car", "pickup": "Car", "van": "Van",
-                "truck": "Truck", "bus": "Truck", "pedestrian": "Pedestrian", "cyclist": "Cyclist"},
+    type_class=KITTI_CLASSES,
     type_weights={"hatchback": 0.12, "sedan": 0.38, "suv": 0.3, "pickup": 0.1, "van": 0.06, "truck": 0.03,
                   "bus": 0.01},
     child=SizeStat((0.6, 0.55, 1.25), (0.1, 0.08, 0.12)),
@@ -123,8 +126,7 @@ NUSCENES = LabelStyle(
         "Pedestrian": SizeStat((0.73, 0.67, 1.77), (0.19, 0.14, 0.18)),
         "Cyclist": SizeStat((1.70, 0.60, 1.28), (0.2, 0.12, 0.15)),
     },
-    type_class={"hatchback": "Car", "sedan": "Car", "suv": "Car", "pickup": "Car", "van": "Van",
-                "truck": "Truck", "bus": "Bus", "pedestrian": "Pedestrian", "cyclist": "Cyclist"},
+    type_class={**KITTI_CLASSES, "bus": "Bus"},
     type_weights={"hatchback": 0.2, "sedan": 0.4, "suv": 0.25, "pickup": 0.03, "van": 0.06, "truck": 0.05,
                   "bus": 0.01},
     child=SizeStat((0.55, 0.5, 1.25), (0.1, 0.07, 0.12)),
