@@ -275,7 +275,7 @@ class ModelConfig:
                 m = -(-m // int(stride))
                 sizes.append(m * int(up) if up >= 1 else m // int(round(1 / up)))
             if len(set(sizes)) > 1:
-                step = math.prod(int(s) for s in b2.strides) * (1 if self.vfe.type == "pillar" else 8)
+                step = self.coarsest_bev_cell_voxels
                 fail(f"the BEV map is {n} cells along {axis} (voxelization.point_cloud_range / voxel_size), and "
                      f"backbone2d's levels bring it back to {sizes} cells, which cannot be concatenated: make the "
                      f"range along {axis} a multiple of {step} voxels")
@@ -319,6 +319,17 @@ class ModelConfig:
     @property
     def is_pillar(self) -> bool:
         return self.vfe.type == "pillar"
+
+    @property
+    def bev_voxels_per_cell(self) -> int:
+        """Voxels along x (or y) per cell of the BEV map entering the 2D backbone: 1 for pillars, 8 after the
+        sparse 3D backbone's three stride-2 convolutions."""
+        return 1 if self.is_pillar else 8
+
+    @property
+    def coarsest_bev_cell_voxels(self) -> int:
+        """Voxels along x (or y) per cell of the 2D backbone's coarsest level."""
+        return self.bev_voxels_per_cell * math.prod(int(s) for s in self.backbone2d.strides)
 
 
 #: Box residuals of an anchor head (OpenPCDet's ResidualCoder): x, y, z, log dx, log dy, log dz, yaw.

@@ -10,7 +10,6 @@ detector and everything above it (training, distillation, inference) only pass t
 """
 from __future__ import annotations
 
-import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
@@ -101,12 +100,12 @@ class BEVDetector(nn.Module):
     @property
     def bev_cell(self) -> float:
         """Metres per cell of the BEV map entering the 2D backbone (pillars: one pillar; voxels: 8 voxels)."""
-        return float(self.cfg.voxelization.voxel_size[0]) * (1 if self.cfg.is_pillar else 8)
+        return float(self.cfg.voxelization.voxel_size[0]) * self.cfg.bev_voxels_per_cell
 
     @property
     def bev_alignment(self) -> float:
         """Metres that a BEV window's offset and size must be multiples of: the coarsest cell of the 2D backbone."""
-        return self.bev_cell * math.prod(int(s) for s in self.cfg.backbone2d.strides)
+        return float(self.cfg.voxelization.voxel_size[0]) * self.cfg.coarsest_bev_cell_voxels
 
     # ------------------------------------------------------------------ stages
     def voxelize(self, points: list[torch.Tensor]) -> VoxelBatch:
