@@ -85,8 +85,7 @@ def with_frame_height(options: SimOptions, sensors: SensorMix) -> SimOptions:
     a mix of sensors is written in the nominal frame of its main preset unless a height is given."""
     if options.frame_height is not None:
         return options
-    p = sensors.primary
-    return replace(options, frame_height=p.mount_height - p.frame_z_offset)
+    return replace(options, frame_height=sensors.primary.nominal_frame_height)
 
 
 def iterate_frames(sensors: str | SensorMix, plans: list[FramePlan], seed: int, sequence: bool,

@@ -160,7 +160,7 @@ class SceneBase:
         self.seed = seed
         self.scene_index = scene_index
         self.options = options
-        self.frame_height = (preset.mount_height - preset.frame_z_offset if options.frame_height is None
+        self.frame_height = (preset.nominal_frame_height if options.frame_height is None
                              else float(options.frame_height))
         rng = frame_rng(seed, scene_index, 0, 0)  # stream 0: the static world
         self.layout = StreetLayout.sample(rng, x_range, needs_bike_lane=needs_bike_lane)

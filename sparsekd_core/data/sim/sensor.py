@@ -74,6 +74,12 @@ class SensorPreset:
     def num_rays(self) -> int:
         return self.num_beams * self.columns
 
+    @property
+    def nominal_frame_height(self) -> float:
+        """Height above the road of the frame this preset's points are written in by default (hdl64: 1.73 m,
+        its sensor frame; waymo_top: 0, the vehicle frame)."""
+        return self.mount_height - self.frame_z_offset
+
 
 def _hdl64_elevations() -> tuple[float, ...]:
     upper = np.linspace(2.0, -8.33, 32)
@@ -184,12 +190,12 @@ class Lidar:
         parts that stick out, which ``reach_boxes`` (A, 7), when given, enclose).
         mounting: the sensor's height and tilt (default: the preset's height, level); sensor_position is where
         the sensor is. frame_height: height above the road of the origin of the frame the points are written
-        in (level, at the sensor's x, y; default: the preset's nominal frame, mount_height - frame_z_offset).
+        in (level, at the sensor's x, y; default: the preset's nominal_frame_height).
         Hits beyond the sensor's range are not needed exactly (they give no point), so the casts may skip them.
         """
         p = self.preset
         mounting = mounting or Mounting(p.mount_height)
-        frame_height = p.mount_height - p.frame_z_offset if frame_height is None else frame_height
+        frame_height = p.nominal_frame_height if frame_height is None else frame_height
         num_actors = len(actor_boxes)
         actor_boxes = np.asarray(actor_boxes, np.float64).reshape(-1, 7)
         offset = float(rng.uniform(0, 2 * np.pi / p.columns))  # where this revolution's first firing points

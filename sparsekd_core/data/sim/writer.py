@@ -41,7 +41,7 @@ def sim_calibration(preset: SensorPreset, frame_height: float | None = None) -> 
     height, expressed in the frame the points are written in (``frame_height`` above the road; default: the
     preset's nominal frame)."""
     if frame_height is None:
-        frame_height = preset.mount_height - preset.frame_z_offset
+        frame_height = preset.nominal_frame_height
     cam_in_frame = np.array([0.27, 0.0, preset.mount_height - frame_height - 0.08])  # camera position, output frame
     rot = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])  # LiDAR axes -> camera axes
     tr = np.column_stack([rot, -rot @ cam_in_frame])
