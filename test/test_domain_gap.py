@@ -9,7 +9,7 @@ import pytest
 from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
-from sparsekd_core.eval.domain_gap import ERROR_FIELDS, false_boxes, matched_errors, measure
+from sparsekd_core.eval.domain_gap import ERROR_FIELDS, SideStats, false_boxes, matched_errors, measure
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +104,11 @@ def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
     np.testing.assert_allclose(rows[0], [0.5, -0.2, 0.6, 0.1, -0.1, np.degrees(0.1)], atol=1e-9)
     np.testing.assert_allclose(rows[1], [0, 0, 0, 0, 0, 90.0], atol=1e-9)
     assert matched_errors(truth, predicted[:0]).shape == (0, len(ERROR_FIELDS))
+    # the summary: 2 of the 3 cars paired, one of the two turned by under YAW_WITHIN_DEG (5.7 degrees), one by 90
+    side = SideStats("sim", boxes_per_frame=[3], false_per_frame=[0], in_range={"Car": 3}, errors={"Car": [rows]})
+    car = side.summary()["matched"]["Car"]
+    assert (car["in_range"], car["count"], car["yaw_within"]) == (3, 2, 0.5)
+    assert car["median_error"]["yaw_deg"] == pytest.approx((np.degrees(0.1) + 90) / 2)
 
 
 def test_checkpoint_reports_matched_box_errors_on_real_frames(kitti_real, tmp_path, capsys):
@@ -113,11 +118,12 @@ def test_checkpoint_reports_matched_box_errors_on_real_frames(kitti_real, tmp_pa
                  "--quiet", "--json", str(out)]) == 0
     text = capsys.readouterr().out
     assert "Car with a box within 1.5 m" in text and "Car median size error l/w/h (m)" in text
+    assert "Car yaw within 10 deg" in text
     cars = json.loads(out.read_text())["sides"][0]["matched"]["Car"]
     # the pillar student sees 30.72 m ahead, +-15.36 m: some of the 14 labelled cars are in that range
     assert 0 < cars["in_range"] < 14 and 0 < cars["count"] <= cars["in_range"]
     err = cars["median_error"]
-    assert 0 <= err["centre"] < 1.5 and 0 <= err["yaw_deg"] <= 90
+    assert 0 <= err["centre"] < 1.5 and 0 <= err["yaw_deg"] <= 90 and 0 <= cars["yaw_within"] <= 1
 
 
 def test_a_detector_reading_a_column_the_frames_lack_is_refused(kitti_real):

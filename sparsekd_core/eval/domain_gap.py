@@ -13,7 +13,8 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   and, per class, how the boxes it puts on labelled objects are wrong: each labelled object centred in the
   detector's range is matched to the nearest box of its class whose BEV centre is within ``MATCH_REACH`` m,
   and the medians of the matched pairs' errors are reported (centre distance in BEV; predicted minus true
-  z, length, width and height; yaw difference folded to 0..90 degrees, as a box's IoU does not see a half turn).
+  z, length, width and height; yaw difference folded to 0..90 degrees, as a box's IoU does not see a half turn),
+  with the share of pairs whose yaw is within ``YAW_WITHIN_DEG`` degrees.
   A systematic size or height error shows there, where AP only says that IoU fell short.
 
 ``sparsekd-gap`` prints the two sides next to each other (and writes JSON), so a change to the simulator can
@@ -39,6 +40,9 @@ INTENSITY_BANDS = ((0.0, 20.0), (20.0, 40.0), (40.0, 80.0))
 FALSE_BOX_REACH = 1.0
 #: A labelled object and a prediction of its class are a pair when their BEV centres are this close (metres).
 MATCH_REACH = 1.5
+#: A matched box turned by less than this (degrees, folded) counts as well aligned: a 3.9 x 1.6 m car box turned
+#: by 10 degrees keeps a BEV IoU of 0.80 with itself, by 24 degrees only 0.62, under KITTI's 0.7.
+YAW_WITHIN_DEG = 10.0
 #: The matched-pair errors, in the order of SideStats.errors' rows.
 ERROR_FIELDS = ("centre", "dz", "dl", "dw", "dh", "yaw_deg")
 
@@ -120,8 +124,10 @@ class SideStats:
             out["matched"] = {}
             for c in CLASSES:
                 rows = np.concatenate(self.errors[c]) if c in self.errors else np.zeros((0, len(ERROR_FIELDS)))
+                yaw = rows[:, ERROR_FIELDS.index("yaw_deg")]
                 out["matched"][c] = {"in_range": self.in_range.get(c, 0), "count": len(rows),
-                                     "median_error": {f: _median(rows[:, i]) for i, f in enumerate(ERROR_FIELDS)}}
+                                     "median_error": {f: _median(rows[:, i]) for i, f in enumerate(ERROR_FIELDS)},
+                                     "yaw_within": float(np.mean(yaw < YAW_WITHIN_DEG)) if len(rows) else float("nan")}
         return out
 
 
@@ -260,6 +266,8 @@ def format_report(sides: Sequence[dict]) -> str:
             row(f"{c} median centre error / dz (m)", lambda s, e=errors: e(s, ("centre", "dz")))
             row(f"{c} median size error l/w/h (m)", lambda s, e=errors: e(s, ("dl", "dw", "dh")))
             row(f"{c} median yaw error (deg)", lambda s, e=errors: e(s, ("yaw_deg",), fmt="{:.1f}"))
+            row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, c=c: "-" if not s.get("matched", {}).get(c, {}).get(
+                "count") else f"{100 * s['matched'][c]['yaw_within']:.0f}%")
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
     lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
