@@ -90,6 +90,8 @@ class LossConfig:
     cls_weight: float = 1.0
     loc_weight: float = 2.0
     code_weights: list[float] = field(default_factory=lambda: [1.0] * 8)
+    #: CenterHead with heading axis_dir: weight of the front-end cross-entropy (SECOND's direction loss weight)
+    dir_weight: float = 0.2
 
 
 @dataclass
@@ -143,6 +145,7 @@ class AnchorHeadConfig:
 
 
 HEAD_TYPES = ("center", "anchor")
+HEADINGS = ("sin_cos", "axis_dir")  # CenterHead heading encodings (models/heading.py)
 
 
 @dataclass
@@ -152,7 +155,7 @@ class HeadConfig:
     CenterHead: ``class_groups`` splits the classes into heads (OpenPCDet's CLASS_NAMES_EACH_HEAD): each group
     gets its own heatmap and regression convs after the shared conv; empty = one head for all classes.
     ``velocity`` adds the ``vel`` output (vx, vy in m/s), decoded into box velocities. shared_channels,
-    num_hm_conv, num_reg_conv, class_groups, velocity and target are CenterHead's; feature_stride (the head map's
+    num_hm_conv, num_reg_conv, class_groups, velocity, heading and target are CenterHead's; feature_stride (the head map's
     cell in voxels), loss and post are both heads'. post.max_per_sample is CenterHead's top-K before the score
     threshold; an anchor head keeps the nms_pre_max_size best anchors above it (OpenPCDet's order).
     """
@@ -164,6 +167,9 @@ class HeadConfig:
     feature_stride: int = 8
     class_groups: list[list[str]] = field(default_factory=list)
     velocity: bool = False
+    #: sin_cos: rot regresses (cos t, sin t) as CenterPoint; axis_dir: (cos 2t, sin 2t) plus a front-end logit
+    #: (models/heading.py), for data where front and back are hard to tell apart
+    heading: str = "sin_cos"
     target: TargetConfig = field(default_factory=TargetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     post: PostProcessConfig = field(default_factory=PostProcessConfig)
@@ -249,6 +255,11 @@ class ModelConfig:
             if len(self.head.loss.code_weights) != codes:
                 fail(f"head.loss.code_weights needs {codes} values (center 2, center_z 1, dim 3, rot 2"
                      f"{', vel 2' if self.head.velocity else ''})")
+        if self.head.heading not in HEADINGS:
+            fail(f"head.heading must be one of {', '.join(HEADINGS)} (got {self.head.heading!r})")
+        if self.head.heading != "sin_cos" and self.head.type == "anchor":
+            fail("head.heading is a CenterHead setting; an anchor head has its own direction classifier "
+                 "(head.anchor.dir_classifier)")
         if self.head.class_groups:
             listed = [c for group in self.head.class_groups for c in group]
             if any(not group for group in self.head.class_groups) or sorted(listed) != sorted(self.class_names) \

@@ -6,7 +6,8 @@
   spconv (sparse convolutions have no ONNX operator).
 
 The head maps come out head by head (one task head per class group), each in :data:`HEAD_MAPS` order (the
-fields of ``HeadOutput``; ``vel`` only for models with velocity); :func:`output_names` names them.
+fields of ``HeadOutput``; ``vel`` only for models with velocity, ``direction`` only for ``heading: axis_dir``);
+:func:`output_names` names them.
 """
 from __future__ import annotations
 
@@ -22,14 +23,16 @@ from ..models.center_head import HeadOutput
 from ..models.vfe import PFNLayer, PillarVFE
 from ..ops.voxelize import VoxelBatch
 
-HEAD_MAPS = ("heatmap", "center", "center_z", "dim", "rot", "vel")
+HEAD_MAPS = ("heatmap", "center", "center_z", "dim", "rot", "vel", "direction")
 PILLAR_INPUTS = ("voxels", "num_points", "coords")
 BEV_INPUT = "bev_features"
 
 
 def map_names(cfg: ModelConfig) -> tuple[str, ...]:
-    """The maps of one task head: HEAD_MAPS, without vel for a model that regresses no velocity."""
-    return HEAD_MAPS if cfg.head.velocity else HEAD_MAPS[:-1]
+    """The maps of one task head: HEAD_MAPS, without vel for a model that regresses no velocity and without
+    direction for a model with the reference's (cos t, sin t) heading."""
+    return tuple(m for m in HEAD_MAPS if (m != "vel" or cfg.head.velocity)
+                 and (m != "direction" or cfg.head.heading == "axis_dir"))
 
 
 def output_names(cfg: ModelConfig) -> tuple[str, ...]:

@@ -33,6 +33,7 @@ from torch import nn
 
 from ..backends.graphs import inference_copy
 from ..models.center_head import HeadOutput
+from ..models.heading import to_cos_sin
 from ..ops.voxelize import VoxelBatch
 from .errors import ExportError
 
@@ -191,11 +192,17 @@ def autoware_head_maps(out: HeadOutput) -> tuple[torch.Tensor, ...]:
     dim: Autoware reads channel 0 as the width (our y extent) and 1 as the length (our x extent).
     rot: ours is (cos t, sin t) of the ROS yaw t; Autoware takes yaw_mmdet = atan2(rot[0], rot[1]) and
     publishes -yaw_mmdet - pi/2, so it needs (sin, cos) of -t - pi/2 = (-cos t, -sin t). The norm, which
-    Autoware compares with yaw_norm_thresholds, is unchanged. vel: (vx, vy) in the sensor frame as ours, or
-    zeros for a model without velocity (has_twist false: Autoware then ignores it).
+    Autoware compares with yaw_norm_thresholds, is unchanged. A ``heading: axis_dir`` model's axis and direction
+    maps are first decoded to (cos t, sin t) inside the graph (models/heading.to_cos_sin: norm sqrt of the axis
+    code's). vel: (vx, vy) in the sensor frame as ours, or zeros for a model without velocity (has_twist false:
+    Autoware then ignores it).
     """
     dim = torch.cat([out.dim[:, 1:2], out.dim[:, 0:1], out.dim[:, 2:3]], dim=1)
-    rot = -out.rot
+    if out.direction is None:
+        rot = -out.rot
+    else:
+        cos_t, sin_t = to_cos_sin(out.rot.movedim(1, -1), out.direction.movedim(1, -1))
+        rot = -torch.stack([cos_t, sin_t], dim=1)
     vel = out.vel if out.vel is not None else torch.zeros_like(out.center)
     return out.heatmap, out.center, out.center_z, dim, rot, vel
 

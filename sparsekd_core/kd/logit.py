@@ -118,6 +118,10 @@ class LogitKD:
         else:
             out["kd_hm"] = student.heatmap.sum() * 0.0
         if self.cfg.reg_weight != 0:
+            if (student.direction is None) != (teacher.direction is None):
+                raise ValueError("regression KD compares the rot maps code by code, but the student and the teacher "
+                                 "encode the heading differently (head.heading sin_cos vs axis_dir): give both the "
+                                 "same head.heading, or set logit.reg_weight: 0")
             out["kd_reg"] = self.cfg.reg_weight * regression_kd_loss(
                 student.regression(), teacher.regression(), targets.indices, targets.mask, self.code_weights)
         else:

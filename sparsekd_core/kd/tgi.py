@@ -20,7 +20,10 @@ How the choice propagates, derived from the detector's module tree (no parameter
   * BaseBEVBackbone concatenates its deblocks: branch i's selection is offset by the teacher's width
     of the branches before it.
   * CenterHead: the shared conv feeds every task head and every tower in it; each tower's final conv keeps
-    all its outputs. Teacher and student must group their classes into the same heads.
+    all its outputs. Teacher and student must group their classes into the same heads. A tower only the student
+    has (the ``direction`` tower of a ``heading: axis_dir`` student under a ``sin_cos`` teacher) keeps the
+    student's own initialisation; the rot tower is copied even when the two encode the heading differently (its
+    hidden layers still see the heading; its last conv then learns the student's code).
   * AnchorHeadSingle: its class, box and direction convs all read the BEV features and keep all their outputs
     (one per anchor, class, code or bin); teacher and student must have the same anchors per cell.
   * PillarVFE: a non-final PFN layer outputs [per-point, pillar max] (twice its units); the next layer's
@@ -29,7 +32,7 @@ Anything else with parameters, or a shape that does not fit, raises TGIError nam
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 import torch
@@ -92,10 +95,12 @@ class LayerMap:
 
 @dataclass
 class TGIResult:
-    """state_dict: a complete student state_dict (loads with strict=True); layers: the map per module name."""
+    """state_dict: a complete student state_dict (loads with strict=True); layers: the map per module name;
+    fresh: the student modules the teacher has no counterpart for, which keep the student's initialisation."""
 
     state_dict: dict[str, torch.Tensor]
     layers: dict[str, LayerMap]
+    fresh: list[str] = field(default_factory=list)
 
 
 # ----------------------------------------------------------------------------- channel choice
@@ -143,6 +148,7 @@ class _Planner:
         self.mode, self.keep_order = mode, keep_order
         self.student_modules = dict(student.named_modules())
         self.layers: dict[str, LayerMap] = {}
+        self.fresh: list[str] = []
         self.handlers: list[tuple[type, Callable]] = [
             (BEVDetector, self._detector),
             (MeanVFE, self._mean_vfe),
@@ -325,10 +331,11 @@ class _Planner:
             raise TGIError(f"{name}: the teacher's heads hold the classes {m.class_groups}, the student's "
                            f"{student.class_groups}: TGI needs the same class groups")
         for i, task in enumerate(m.heads):
-            self._student(self._join(name, f"heads.{i}"), task)
+            student_task = self._student(self._join(name, f"heads.{i}"), task)
             for tower_name, tower in task.items():
                 keep_all = Selection.full(_io_channels(tower[-1])[1])
                 self._children_chain(self._join(name, f"heads.{i}.{tower_name}"), tower, shared, force_last=keep_all)
+            self.fresh += [self._join(name, f"heads.{i}.{t}") for t in student_task.keys() if t not in task]
         return None
 
 
@@ -384,6 +391,9 @@ def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "fir
             key = f"{name}.{leaf}"
             state[key] = _narrow(key, tensor.detach(), lm)
     expected = student.state_dict()
+    for key, tensor in expected.items():
+        if any(key.startswith(prefix + ".") for prefix in planner.fresh):
+            state[key] = tensor.detach().clone()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [f"{k}: {tuple(state[k].shape)} vs student {tuple(expected[k].shape)}"
@@ -393,7 +403,7 @@ def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "fir
                        + "; ".join(p for p in (f"not produced: {missing[:5]}" if missing else "",
                                                f"not in the student: {unexpected[:5]}" if unexpected else "",
                                                f"wrong shape: {wrong[:5]}" if wrong else "") if p))
-    return TGIResult(state, planner.layers)
+    return TGIResult(state, planner.layers, planner.fresh)
 
 
 def apply_tgi(teacher: nn.Module, student: nn.Module, mode: str = "first", keep_order: bool = True) -> TGIResult:

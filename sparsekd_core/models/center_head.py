@@ -2,7 +2,9 @@
 
 One shared conv, then one task head per class group (OpenPCDet's CLASS_NAMES_EACH_HEAD; a single group of all
 classes by default). Each task head has a small conv tower per output: the heatmap of its classes and the
-regression maps (centre offset, z, log dims, yaw as cos/sin, and velocity when the config asks for it).
+regression maps (centre offset, z, log dims, yaw as cos/sin, and velocity when the config asks for it); with
+``heading: axis_dir`` the rot map holds the box axis (cos 2t, sin 2t) and a ``direction`` tower its front end
+(models/heading.py).
 """
 from __future__ import annotations
 
@@ -13,12 +15,14 @@ import torch
 from torch import nn
 
 from ..config import HeadConfig
-from .losses import clamped_sigmoid, focal_loss, reg_l1_loss
+from . import heading
+from .losses import clamped_sigmoid, direction_loss, focal_loss, reg_l1_loss
 from .targets import CenterTargets
 
 # Regression outputs in the order of the regression codes (and of code_weights); "vel" only with velocity.
 REG_HEADS = (("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2))
 VELOCITY_HEAD = ("vel", 2)
+DIRECTION_HEAD = ("direction", 1)  # heading axis_dir only: logit > 0 = the other end of the axis
 
 
 @dataclass
@@ -27,7 +31,9 @@ class HeadOutput:
 
     heatmap: (B, C_task, H, W) logits of the task's classes; center: (B, 2, H, W) sub-cell offset;
     center_z: (B, 1, H, W) metres; dim: (B, 3, H, W) log extents; rot: (B, 2, H, W) (cos yaw, sin yaw);
-    vel: (B, 2, H, W) (vx, vy) in m/s, or None for a model without velocity.
+    vel: (B, 2, H, W) (vx, vy) in m/s, or None for a model without velocity;
+    direction: (B, 1, H, W) front-end logit of a ``heading: axis_dir`` model, whose rot is then (cos 2t, sin 2t);
+    None for ``sin_cos``.
     """
 
     heatmap: torch.Tensor
@@ -36,6 +42,7 @@ class HeadOutput:
     dim: torch.Tensor
     rot: torch.Tensor
     vel: Optional[torch.Tensor] = None
+    direction: Optional[torch.Tensor] = None
 
     @property
     def grid_hw(self) -> tuple[int, int]:
@@ -66,7 +73,8 @@ class TaskHead(nn.ModuleDict):
 
     def __init__(self, channels: int, num_classes: int, cfg: HeadConfig):
         outputs = (("heatmap", num_classes, cfg.num_hm_conv),) + tuple(
-            (n, c, cfg.num_reg_conv) for n, c in REG_HEADS + ((VELOCITY_HEAD,) if cfg.velocity else ()))
+            (n, c, cfg.num_reg_conv) for n, c in REG_HEADS + ((VELOCITY_HEAD,) if cfg.velocity else ())
+            + ((DIRECTION_HEAD,) if cfg.heading == "axis_dir" else ()))
         towers = {}
         for name, out_ch, num_conv in outputs:
             layers = [_conv_bn_relu(channels, channels) for _ in range(num_conv - 1)]
@@ -103,17 +111,24 @@ class CenterHead(nn.Module):
 
     def loss(self, outs: Sequence[HeadOutput], targets: Sequence[CenterTargets]) -> dict[str, torch.Tensor]:
         """Loss terms (scalars) summed over the task heads, as the reference does: hm (focal), loc (weighted L1),
-        and their weighted sum 'total'. ``targets``: one CenterTargets per head (BEVDetector.assign_targets)."""
+        with ``heading: axis_dir`` dir (binary cross-entropy of the front end at object centres, times
+        loss.dir_weight), and their sum 'total'. ``targets``: one CenterTargets per head
+        (BEVDetector.assign_targets)."""
         if len(outs) != len(targets):
             raise ValueError(f"CenterHead.loss: {len(outs)} head outputs but {len(targets)} target sets")
         lc = self.cfg.loss
-        hm = loc = None
+        terms: dict[str, torch.Tensor] = {}
         for out, tg in zip(outs, targets):
-            h = focal_loss(clamped_sigmoid(out.heatmap), tg.heatmap) * lc.cls_weight
-            per_code = reg_l1_loss(out.regression().float(), tg.indices, tg.mask, tg.boxes)
-            lo = (per_code * per_code.new_tensor(lc.code_weights)).sum() * lc.loc_weight
-            hm, loc = (h, lo) if hm is None else (hm + h, loc + lo)
-        return {"hm": hm, "loc": loc, "total": hm + loc}
+            per_code = reg_l1_loss(out.regression().float(), tg.indices, tg.mask,
+                                   heading.regression_targets(tg.boxes, self.cfg.heading))
+            head_terms = {"hm": focal_loss(clamped_sigmoid(out.heatmap), tg.heatmap) * lc.cls_weight,
+                          "loc": (per_code * per_code.new_tensor(lc.code_weights)).sum() * lc.loc_weight}
+            if out.direction is not None:
+                target = heading.direction_targets(tg.boxes[..., 6], tg.boxes[..., 7])
+                head_terms["dir"] = direction_loss(out.direction, tg.indices, tg.mask, target) * lc.dir_weight
+            terms = {k: v + terms[k] if k in terms else v for k, v in head_terms.items()}
+        terms["total"] = sum(terms.values())
+        return terms
 
 
 def upgrade_single_head_state_dict(state_dict: dict, prefix: str = "head.") -> dict:
@@ -121,7 +136,7 @@ def upgrade_single_head_state_dict(state_dict: dict, prefix: str = "head.") -> d
     ``head.heads.<output>``) with today's names (``head.heads.0.<output>``). The parameter order is unchanged,
     so optimiser states saved with it still line up."""
     old = prefix + "heads."
-    outputs = {name for name, _ in REG_HEADS} | {"heatmap", VELOCITY_HEAD[0]}
+    outputs = {name for name, _ in REG_HEADS} | {"heatmap", VELOCITY_HEAD[0], DIRECTION_HEAD[0]}
 
     def rename(key: str) -> str:
         if key.startswith(old) and key[len(old):].split(".", 1)[0] in outputs:

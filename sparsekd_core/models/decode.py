@@ -13,6 +13,7 @@ import torch
 from ..config import PostProcessConfig
 from ..geometry.nms import multiclass_nms
 from .center_head import HeadOutput
+from .heading import to_cos_sin
 
 
 @dataclass
@@ -43,7 +44,8 @@ def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_
     center, cz, dim, rot = at(out.center), at(out.center_z), at(out.dim), at(out.rot)
     x = (xs + center[..., 0]) * feature_stride * voxel_size[0] + point_cloud_range[0]
     y = (ys + center[..., 1]) * feature_stride * voxel_size[1] + point_cloud_range[1]
-    yaw = torch.atan2(rot[..., 1], rot[..., 0])
+    cos_t, sin_t = to_cos_sin(rot, at(out.direction) if out.direction is not None else None)
+    yaw = torch.atan2(sin_t, cos_t)
     # log extents capped at 10 (e^10 m = 22 km) only so exp() cannot overflow to inf; the reference has no cap,
     # and no box a real head predicts comes near it
     boxes = torch.cat([x[..., None], y[..., None], cz, dim.clamp(max=10).exp(), yaw[..., None]], dim=-1)

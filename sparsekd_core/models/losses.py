@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 
 def clamped_sigmoid(logits: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
@@ -40,3 +41,11 @@ def reg_l1_loss(pred_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tenso
     num = mask.float().sum()
     loss = (torch.abs(pred - target) * m).sum(dim=(0, 1))
     return loss / num.clamp(min=1.0)
+
+
+def direction_loss(logit_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of a (B, 1, H, W) logit map at object centres against (B, K) 0/1 targets, averaged
+    over max(number of objects, 1) like :func:`reg_l1_loss`."""
+    logits = gather_at(logit_map.float().contiguous(), indices)[..., 0]
+    per_object = F.binary_cross_entropy_with_logits(logits, target.float(), reduction="none")
+    return (per_object * mask.float()).sum() / mask.float().sum().clamp(min=1.0)

@@ -303,8 +303,9 @@ class Trainer:
             self._check_resume(payload["training"].get("run", {}), settings, resume_path)
             load_state_strict(student, payload["state_dict"], str(resume_path))
         elif recipe is not None and recipe_uses_tgi(recipe):
-            objective.init_student_from_teacher()
-            log.info("student initialised from the teacher (TGI)")
+            tgi = objective.init_student_from_teacher()
+            log.info("student initialised from the teacher (TGI)"
+                     + (f"; the teacher has nothing for {', '.join(tgi.fresh)}, left as initialised" if tgi.fresh else ""))
 
         maybe_sync_batchnorm(student, ctx, opts.sync_bn)
         params = trainable_parameters(objective)
