@@ -205,7 +205,7 @@ def _truck(size: np.ndarray, paint: float, rng: np.random.Generator) -> tuple[Me
     clearance = z0 + 0.55
     cab_top = z0 + 0.92 * height
     b.box((L / 2 - cab_len / 2, 0, (clearance + cab_top) / 2), (cab_len, W, cab_top - clearance), paint)
-    b.add(*_box_arrays((L / 2 - 0.02, 0, cab_top - 0.55), (0.05, W - 0.3, 0.7)), 0.05, GLASS_RETURNS)
+    b.box((L / 2 - 0.02, 0, cab_top - 0.55), (0.05, W - 0.3, 0.7), 0.05, returns=GLASS_RETURNS)
     cargo_len = L - cab_len - 0.25
     b.box((-L / 2 + cargo_len / 2, 0, (clearance + top) / 2), (cargo_len, W, top - clearance),
           float(rng.uniform(0.2, 0.45)))
@@ -213,14 +213,6 @@ def _truck(size: np.ndarray, paint: float, rng: np.random.Generator) -> tuple[Me
         for side in (-1, 1):
             b.cylinder((ax, side * (W / 2 - tyre / 2), z0 + radius), radius, tyre, 0.04, axis="y", segments=10)
     return b, {"belt": cab_top - 0.9, "windscreen_x": L / 2 - 0.3, "half_width": W / 2, "clearance": clearance}
-
-
-def _box_arrays(centre, size) -> tuple[np.ndarray, np.ndarray]:
-    """Vertices and triangles of an axis-aligned box (for parts that need their own ``returns``)."""
-    from sparsekd_core.data.sim.meshes import _unit_box
-
-    v, t = _unit_box()
-    return v * np.asarray(size, np.float32) + np.asarray(centre, np.float32), t
 
 
 def pedestrian_mesh(size: np.ndarray, rng: np.random.Generator, walking: bool) -> Mesh:

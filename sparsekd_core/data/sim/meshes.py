@@ -178,17 +178,19 @@ class MeshBuilder:
         """Append a whole mesh (same frame)."""
         return self.add(mesh.vertices, mesh.triangles, mesh.reflectivity, mesh.returns)
 
-    def _place(self, v: np.ndarray, t: np.ndarray, scale, centre, yaw: float, reflectivity, axis: str = "z"):
+    def _place(self, v: np.ndarray, t: np.ndarray, scale, centre, yaw: float, reflectivity, axis: str = "z",
+               returns: float = 1.0):
         v = (v * np.asarray(scale, np.float32)) @ _AXES[axis]
         if yaw:
             c, s = np.cos(yaw), np.sin(yaw)
             v = v @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], np.float32)
-        return self.add(v + np.asarray(centre, np.float32), t, reflectivity)
+        return self.add(v + np.asarray(centre, np.float32), t, reflectivity, returns)
 
-    def box(self, centre, size, reflectivity, yaw: float = 0.0) -> "MeshBuilder":
-        """Box with full extents ``size`` (3,), turned by ``yaw`` about z around its centre."""
+    def box(self, centre, size, reflectivity, yaw: float = 0.0, returns: float = 1.0) -> "MeshBuilder":
+        """Box with full extents ``size`` (3,), turned by ``yaw`` about z around its centre; ``returns``: the
+        share of rays it sends back (GLASS_RETURNS for a window)."""
         v, t = _unit_box()
-        return self._place(v, t, size, centre, yaw, reflectivity)
+        return self._place(v, t, size, centre, yaw, reflectivity, returns=returns)
 
     def tapered_box(self, centre, size, top_scale=(1.0, 1.0), top_shift_x: float = 0.0,
                     reflectivity: float = 0.3, yaw: float = 0.0) -> "MeshBuilder":
