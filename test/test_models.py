@@ -43,13 +43,16 @@ def test_training_step_runs_on_cpu(name):
         assert head.heatmap.shape == (1, len(group), gy // cfg.head.feature_stride, gx // cfg.head.feature_stride)
         assert head.regression().shape[1] == (10 if cfg.head.velocity else 8)
     loss = model.loss(out, *_gt(cfg, batch=1))
-    assert set(loss) == {"hm", "loc", "total"} and torch.isfinite(loss["total"])
+    axis = cfg.head.heading == "axis_dir"
+    assert set(loss) == {"hm", "loc", "total"} | ({"dir"} if axis else set()) and torch.isfinite(loss["total"])
     loss["total"].backward()
     first = model.vfe.pfn_layers[0].linear.weight if cfg.is_pillar else model.backbone3d.conv_input[0].weight
     assert first.grad is not None and first.grad.abs().sum() > 0
     assert all(h["heatmap"][-1].weight.grad.abs().sum() > 0 for h in model.head.heads)
     if cfg.head.velocity:
         assert model.head.heads[0]["vel"][-1].weight.grad.abs().sum() > 0
+    if axis:  # the sim360 models: the front-end logit learns too
+        assert model.head.heads[0]["direction"][-1].weight.grad.abs().sum() > 0
 
 
 def test_sparse_backbone_gradient_matches_finite_differences():
