@@ -88,6 +88,8 @@ def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, ca
         assert f"(score threshold {threshold:g})" in capsys.readouterr().out
         side = json.loads(out.read_text())["sides"][0]
         assert 0 <= side["false_boxes_per_frame"] <= side["boxes_per_frame"]
+        # every box of the KITTI students is a Car, Pedestrian or Cyclist: the classes' false boxes add up
+        assert sum(side["false_boxes_per_frame_by_class"].values()) == pytest.approx(side["false_boxes_per_frame"])
         counts[threshold] = side["boxes_per_frame"]
     assert counts[0.9] <= counts[0.3]
 
@@ -101,14 +103,31 @@ def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
                           [30.0, -3.0, -1.0, 3.9, 1.6, 1.5, 0.0]])  # 2 m off: beyond MATCH_REACH
     rows = matched_errors(truth, predicted)
     assert rows.shape == (2, len(ERROR_FIELDS))
-    np.testing.assert_allclose(rows[0], [0.5, -0.2, 0.6, 0.1, -0.1, np.degrees(0.1)], atol=1e-9)
-    np.testing.assert_allclose(rows[1], [0, 0, 0, 0, 0, 90.0], atol=1e-9)
+    # the first box is 0.3 m farther along the ray from the sensor (+x) and 0.4 m to its side
+    np.testing.assert_allclose(rows[0], [0.5, 0.3, -0.2, 0.6, 0.1, -0.1, np.degrees(0.1)], atol=1e-9)
+    np.testing.assert_allclose(rows[1], [0, 0, 0, 0, 0, 0, 90.0], atol=1e-9)
     assert matched_errors(truth, predicted[:0]).shape == (0, len(ERROR_FIELDS))
     # the summary: 2 of the 3 cars paired, one of the two turned by under YAW_WITHIN_DEG (5.7 degrees), one by 90
     side = SideStats("sim", boxes_per_frame=[3], false_per_frame=[0], in_range={"Car": 3}, errors={"Car": [rows]})
     car = side.summary()["matched"]["Car"]
     assert (car["in_range"], car["count"], car["yaw_within"]) == (3, 2, 0.5)
     assert car["median_error"]["yaw_deg"] == pytest.approx((np.degrees(0.1) + 90) / 2)
+
+
+def test_the_centre_error_along_the_ray_says_which_way_a_box_is_off():
+    """A box placed nearer the sensor than the object (as when a model sees only an object's near face) has a
+    negative error along the ray, one behind it a positive one, wherever the object lies around the sensor."""
+    for angle in np.radians([0, 60, 135, 200, 300]):
+        ray = np.array([np.cos(angle), np.sin(angle)])
+        truth = np.array([[*(15 * ray), -1.0, 3.9, 1.6, 1.5, 0.0]])
+        for shift in (-0.4, 0.4):
+            predicted = truth.copy()
+            predicted[0, :2] += shift * ray
+            rows = matched_errors(truth, predicted)
+            np.testing.assert_allclose(rows[0, :2], [0.4, shift], atol=1e-9)
+        sideways = truth.copy()
+        sideways[0, :2] += 0.4 * np.array([-ray[1], ray[0]])
+        np.testing.assert_allclose(matched_errors(truth, sideways)[0, :2], [0.4, 0.0], atol=1e-9)
 
 
 def test_checkpoint_reports_matched_box_errors_on_real_frames(kitti_real, tmp_path, capsys):

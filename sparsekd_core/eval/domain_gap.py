@@ -9,10 +9,12 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   fully visible object (occlusion level 0) in range bands (how well the simulated sensor sees each class);
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
-  any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image;
+  any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
+  in all and by the class the detector gave them (which clutter fires as what);
   and, per class, how the boxes it puts on labelled objects are wrong: each labelled object centred in the
   detector's range is matched to the nearest box of its class whose BEV centre is within ``MATCH_REACH`` m,
-  and the medians of the matched pairs' errors are reported (centre distance in BEV; predicted minus true
+  and the medians of the matched pairs' errors are reported (centre distance in BEV; its signed part along
+  the sensor's ray, positive when the box sits farther from the sensor than the object; predicted minus true
   z, length, width and height; yaw difference folded to 0..90 degrees, as a box's IoU does not see a half turn),
   with the share of pairs whose yaw is within ``YAW_WITHIN_DEG`` degrees.
   A systematic size or height error shows there, where AP only says that IoU fell short.
@@ -44,7 +46,7 @@ MATCH_REACH = 1.5
 #: by 10 degrees keeps a BEV IoU of 0.80 with itself, by 24 degrees only 0.62, under KITTI's 0.7.
 YAW_WITHIN_DEG = 10.0
 #: The matched-pair errors, in the order of SideStats.errors' rows.
-ERROR_FIELDS = ("centre", "dz", "dl", "dw", "dh", "yaw_deg")
+ERROR_FIELDS = ("centre", "radial", "dz", "dl", "dw", "dh", "yaw_deg")
 
 
 @dataclass
@@ -61,6 +63,8 @@ class SideStats:
     points_at: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
     boxes_per_frame: list[int] = field(default_factory=list)
     false_per_frame: list[int] = field(default_factory=list)
+    #: per class the detector gave: its false boxes in each frame
+    false_by_class: dict[str, list[int]] = field(default_factory=dict)
     #: per class: labelled objects in the detector's range, and the error rows (ERROR_FIELDS) of the matched ones
     in_range: dict[str, int] = field(default_factory=dict)
     errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
@@ -88,9 +92,12 @@ class SideStats:
         """Count the boxes a detector put in this frame and the false ones, and pair its boxes (K, 7) of class
         ``names`` (K,) with the labelled objects centred in its ``point_cloud_range`` (module docstring)."""
         self.boxes_per_frame.append(len(boxes))
-        self.false_per_frame.append(int(false_boxes(info, boxes).sum()))
+        false = false_boxes(info, boxes)
+        self.false_per_frame.append(int(false.sum()))
         r = point_cloud_range
         names = np.asarray(names)
+        for c in CLASSES:
+            self.false_by_class.setdefault(c, []).append(int((false & (names == c)).sum()))
         a = info.annos
         for c in CLASSES:
             truth = a.boxes_lidar[np.asarray(a.names) == c]
@@ -121,6 +128,7 @@ class SideStats:
         if self.boxes_per_frame:
             out["boxes_per_frame"] = _mean(self.boxes_per_frame)
             out["false_boxes_per_frame"] = _mean(self.false_per_frame)
+            out["false_boxes_per_frame_by_class"] = {c: _mean(v) for c, v in self.false_by_class.items()}
             out["matched"] = {}
             for c in CLASSES:
                 rows = np.concatenate(self.errors[c]) if c in self.errors else np.zeros((0, len(ERROR_FIELDS)))
@@ -151,7 +159,9 @@ def matched_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     hit = dist[np.arange(len(truth)), nearest] < MATCH_REACH
     t, p = np.asarray(truth[hit], np.float64), np.asarray(predicted[nearest[hit]], np.float64)
     yaw = np.abs((p[:, 6] - t[:, 6] + np.pi / 2) % np.pi - np.pi / 2)  # 0..pi/2: a half turn is the same box
-    return np.column_stack([np.hypot(p[:, 0] - t[:, 0], p[:, 1] - t[:, 1]), p[:, 2] - t[:, 2],
+    ray = t[:, :2] / np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-6)[:, None]  # unit vector sensor -> object
+    radial = ((p[:, :2] - t[:, :2]) * ray).sum(axis=1)
+    return np.column_stack([np.hypot(p[:, 0] - t[:, 0], p[:, 1] - t[:, 1]), radial, p[:, 2] - t[:, 2],
                             p[:, 3] - t[:, 3], p[:, 4] - t[:, 4], p[:, 5] - t[:, 5], np.degrees(yaw)])
 
 
@@ -254,6 +264,8 @@ def format_report(sides: Sequence[dict]) -> str:
         row("detector boxes per frame", lambda s: num(s.get("boxes_per_frame")))
         row("false boxes per frame (camera view)", lambda s: num(s.get("false_boxes_per_frame")))
         for c in CLASSES:
+            row(f"  of them {c}", lambda s, c=c: num(s.get("false_boxes_per_frame_by_class", {}).get(c)))
+        for c in CLASSES:
             def matched(s, c=c):
                 m = s.get("matched", {}).get(c)
                 return "-" if m is None else f"{m['count']}/{m['in_range']}"
@@ -263,7 +275,7 @@ def format_report(sides: Sequence[dict]) -> str:
                 return "-" if not m or not m["count"] else "/".join(num(m["median_error"][f], fmt) for f in fields)
 
             row(f"{c} with a box within {MATCH_REACH:g} m", matched)
-            row(f"{c} median centre error / dz (m)", lambda s, e=errors: e(s, ("centre", "dz")))
+            row(f"{c} median centre error / along ray / dz (m)", lambda s, e=errors: e(s, ("centre", "radial", "dz")))
             row(f"{c} median size error l/w/h (m)", lambda s, e=errors: e(s, ("dl", "dw", "dh")))
             row(f"{c} median yaw error (deg)", lambda s, e=errors: e(s, ("yaw_deg",), fmt="{:.1f}"))
             row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, c=c: "-" if not s.get("matched", {}).get(c, {}).get(
