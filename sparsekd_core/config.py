@@ -104,6 +104,8 @@ class PostProcessConfig:
     nms_post_max_size: int = 500
     class_agnostic_nms: bool = True  # within each head; boxes of different heads never suppress each other
     nms_type: str = "rotated"  # rotated BEV IoU | axis_aligned (heading ignored, OpenPCDet's nms_normal)
+    #: the Detector drops boxes holding fewer LiDAR returns (geometry/box_support.py); 0 keeps all, as the reference does
+    min_points: int = 0
 
 
 @dataclass
@@ -268,6 +270,9 @@ class ModelConfig:
                      "non-empty groups, each class in exactly one group")
         if self.sweeps < 1:
             fail(f"sweeps must be at least 1 (the current sweep), got {self.sweeps}")
+        if isinstance(self.head.post.min_points, bool) or not isinstance(self.head.post.min_points, int) \
+                or self.head.post.min_points < 0:
+            fail(f"head.post.min_points must be an integer >= 0 (got {self.head.post.min_points!r})")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .backends import check_backend, make_dense_runner
+from .geometry.box_support import check_min_points, points_per_box
 from .checkpoint import CheckpointError, load_model
 from .config import list_models
 from .detections import Detections
@@ -69,8 +70,10 @@ class Detector:
     are cropped, an empty cloud gives no boxes.
 
     Boxes are kept by :attr:`thresholds` (a :class:`ScoreThresholds`: a default and per-class values that
-    replace it). A call reads it once, so assigning a new value from another thread (a ROS parameter
-    change) applies to whole frames: a frame never mixes old and new thresholds.
+    replace it) and by :attr:`min_points` (a box holding fewer returns of the cloud is dropped; geometry/box_support.py;
+    from the checkpoint's ``head.post.min_points``, 0 keeps every box). A call reads both once, so assigning a
+    new value from another thread (a ROS parameter change) applies to whole frames: a frame never mixes old and
+    new settings.
 
     ``backend``: ``torch`` runs the model eagerly; ``onnxruntime`` (CPU, or its CUDA provider on a CUDA
     device) and ``tensorrt`` (CUDA only) run its dense part, exported to ONNX when the Detector is made
@@ -92,6 +95,7 @@ class Detector:
         self.point_features: tuple[str, ...] = tuple(payload["point_features"])
         self.point_cloud_range = np.asarray(self.cfg.voxelization.point_cloud_range, dtype=np.float32)
         self._thresholds = ScoreThresholds(float(self.cfg.head.post.score_threshold))
+        self._min_points = check_min_points(self.cfg.head.post.min_points)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -167,6 +171,15 @@ class Detector:
     def class_score_thresholds(self, value: dict[str, float]) -> None:
         self.thresholds = self._thresholds.with_per_class(value)
 
+    @property
+    def min_points(self) -> int:
+        """Boxes holding fewer LiDAR returns than this are dropped (0: none is)."""
+        return self._min_points
+
+    @min_points.setter
+    def min_points(self, value: int) -> None:
+        self._min_points = check_min_points(value)
+
     def _sync(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -174,7 +187,7 @@ class Detector:
     # ------------------------------------------------------------------ running
     @torch.no_grad()
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
-        thresholds = self._thresholds  # read once: the whole batch uses one setting
+        thresholds, min_points = self._thresholds, self._min_points  # read once: the whole batch uses one setting
         t0 = time.perf_counter()
         tensors = [self._prepare(c) for c in clouds]
         results: list[Detections | None] = [None] * len(tensors)
@@ -197,6 +210,8 @@ class Detector:
         per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)
         preds = self.model.decode(heads, thresholds.default, per_class)
         for i, p in zip(live, preds):
+            if min_points and len(p.boxes):
+                p = p.select(points_per_box(tensors[i], p.boxes) >= min_points)
             results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
                                     p.labels.cpu().numpy(), self.class_names,
                                     None if p.velocities is None else p.velocities.float().cpu().numpy())

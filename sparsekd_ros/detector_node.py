@@ -70,11 +70,14 @@ class DetectorNode(Node):
         log = self.get_logger()
         self.det = detector if detector is not None else self._load_detector()
         self.det.thresholds = self._thresholds(self.params)
+        if self.params.min_points >= 0:
+            self.det.min_points = self.params.min_points
         warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
         log.info(
             f"model {self.det.name} on {self.det.device} ({getattr(self.det, 'backend', 'torch')}): classes {list(self.det.class_names)}, "
             f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
             f"(median of {self.params.warmup_runs} runs), score thresholds {self.det.thresholds.describe()}"
+            + (f", boxes need {self.det.min_points} returns" if hasattr(self.det, "min_points") else "")
         )
         provenance = getattr(self.det, "meta", {}).get("provenance")
         if provenance:
@@ -204,6 +207,10 @@ class DetectorNode(Node):
             self.det.thresholds = thresholds
             self.get_logger().info(f"score thresholds now {thresholds.describe()}")
             self._publish_label_info()  # LabelInfo carries the threshold
+        if new.min_points != self.params.min_points:
+            own = self.det.cfg.head.post.min_points  # -1: back to the checkpoint's own
+            self.det.min_points = new.min_points if new.min_points >= 0 else own
+            self.get_logger().info(f"boxes now need {self.det.min_points} returns")
         self.params = new
         return SetParametersResult(successful=True)
 

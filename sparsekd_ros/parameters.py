@@ -104,6 +104,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "threshold instead of score_threshold, lower or higher; classes the model lacks are ignored "
               "with a warning. Can be changed at run time.", read_only=False, dynamic_typing=True,
               parse=_class_thresholds),
+    ParamSpec("min_points", -1, "Drop boxes holding fewer than this many returns of the cloud (a confident box on "
+              "a patch with one return is clutter, not a road user); -1 uses the checkpoint's own "
+              "head.post.min_points (0 for CenterPoint and imported OpenPCDet models), 0 keeps every box. "
+              "Can be changed at run time.", read_only=False, minimum=-1),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
               "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),
     ParamSpec("intensity_field", "intensity", "Cloud field fed to the model's 'intensity' feature "

@@ -189,6 +189,32 @@ def test_class_thresholds_lower_and_raise_through_the_node(context, tmp_path):
         node.destroy_node()
 
 
+def test_min_points_drops_unsupported_boxes_through_the_node(context, tmp_path):
+    """The real Detector with scripted scores behind the node: only Car's box holds returns (8); min_points keeps
+    it alone, 0 keeps all, and -1 goes back to the checkpoint's own (0: CenterPoint keeps every box)."""
+    from test_box_support import points_in_scripted_box
+
+    det = scripted_detector(tmp_path, {"Car": 0.35, "Pedestrian": 0.5, "Cyclist": 0.6})
+    node, capture = make_node(context, det, score_threshold=0.3, min_points=5, warmup_runs=0)
+    try:
+        assert det.min_points == 5
+        cloud = points_to_cloud(np.concatenate([points_in_scripted_box(det, 8, 10, 8),
+                                                np.array([[29.0, 14.0, -1.5, 0.1]], np.float32)]),
+                                header=header(stamp(1)))
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Car": 0.35}
+        assert node.set_parameters([Parameter("min_points", value=9)])[0].successful
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {}
+        assert node.set_parameters([Parameter("min_points", value=-1)])[0].successful
+        node.process_cloud(cloud)
+        assert det.min_points == 0 and _labelled(capture.msgs[-1]) == {"Car": 0.35, "Pedestrian": 0.5, "Cyclist": 0.6}
+        assert not node.set_parameters([Parameter("min_points", value=-2)])[0].successful
+        assert det.min_points == 0
+    finally:
+        node.destroy_node()
+
+
 def test_newest_cloud_wins_and_drops_are_counted(context):
     det = StandInDetector(delay=0.3)
     node, capture = make_node(context, det)

@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="factor for the intensity column (default auto: see above)")
     p.add_argument("--score-threshold", type=float, default=None, metavar="T",
                    help="keep boxes scoring at least T (default: the checkpoint's own threshold)")
+    p.add_argument("--min-points", type=int, default=None, metavar="N",
+                   help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
+                        "head.post.min_points; 0 keeps every box)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--png", type=Path, default=None, metavar="DIR",
@@ -187,8 +190,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as exc:
         err(f"error: {exc}")
         return 2
-    if args.score_threshold is not None:
-        det.score_threshold = float(args.score_threshold)
+    try:
+        if args.score_threshold is not None:
+            det.score_threshold = float(args.score_threshold)
+        if args.min_points is not None:
+            det.min_points = args.min_points
+    except ValueError as exc:
+        err(f"error: {exc}")
+        return 2
     untrained = bool(det.meta.get("untrained"))
     if untrained:
         print(untrained_banner(det.name), file=sys.stderr)
@@ -221,7 +230,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {"model": det.name, "device": str(det.device), "untrained": untrained,
                "class_names": list(det.class_names), "point_features": list(det.point_features),
-               "score_threshold": det.score_threshold, "box_convention": BOX_CONVENTION,
+               "score_threshold": det.score_threshold, "min_points": det.min_points,
+               "box_convention": BOX_CONVENTION,
                "files": [r.to_json() for r in results]}
         print(json.dumps(doc, indent=1))
     if args.png is not None and results:

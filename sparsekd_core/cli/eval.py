@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="frames per detector call (default: 1)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="override the checkpoint's score threshold (lower keeps more boxes for the PR curve)")
+    p.add_argument("--min-points", type=int, default=None, metavar="N",
+                   help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
+                        "head.post.min_points; 0 keeps every box)")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate only the first N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -142,6 +145,8 @@ def run_detector(args: argparse.Namespace, infos: Sequence[FrameInfo], root: Pat
     det = load_detector(args.checkpoint, device=args.device, fp16=args.fp16)
     if args.score_threshold is not None:
         det.score_threshold = float(args.score_threshold)
+    if args.min_points is not None:
+        det.min_points = args.min_points
     preds: list[dict] = []
     seconds = {"load": 0.0, "preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
     bar = tqdm(total=len(infos), desc=f"detect {det.name}", unit="frame", disable=args.quiet)
@@ -202,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
             classes = tuple(args.classes or det.class_names)
             model_info = {"name": det.name, "class_names": list(det.class_names),
                           "point_features": list(det.point_features), "score_threshold": det.score_threshold,
+                          "min_points": det.min_points,
                           "device": str(det.device)}
         bev_range = None if args.gt_as_predictions or args.all_objects else det.point_cloud_range
         gt_annos = [gt_annos_for(i, dataset, bev_range) for i in infos]

@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--score-threshold", type=float, default=None, metavar="S",
                         help="score threshold for --checkpoint (default: the model's own; the ROS node publishes "
                              "at 0.3 unless told otherwise, so use 0.3 to count what a robot sees)")
+    parser.add_argument("--min-points", type=int, default=None, metavar="N",
+                        help="for --checkpoint: drop boxes holding fewer than N LiDAR returns (default: the "
+                             "checkpoint's head.post.min_points; 0 keeps every box)")
     parser.add_argument("--max-frames", type=int, default=200, metavar="N",
                         help="frames per side (default 200; 0 = all)")
     parser.add_argument("--device", default="cpu", help="device for --checkpoint (default cpu)")
@@ -65,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             detector = load_detector(args.checkpoint, args.device)
             if args.score_threshold is not None:
                 detector.score_threshold = args.score_threshold
+            if args.min_points is not None:
+                detector.min_points = args.min_points
         results = []
         for name, root, split in sides:
             infos = load_split(root, "kitti", split)
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sparsekd-gap: error: {err}", file=sys.stderr)
         return 2
     if detector is not None:
-        print(f"detector: {args.checkpoint} (score threshold {detector.score_threshold:g})")
+        print(f"detector: {args.checkpoint} (score threshold {detector.score_threshold:g}, min points "
+              f"{detector.min_points})")
     print(format_report(results))
     if args.json:
         Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "sides": results}, indent=1))

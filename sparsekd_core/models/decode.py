@@ -26,6 +26,11 @@ class BoxPredictions:
     labels: torch.Tensor
     velocities: Optional[torch.Tensor] = None
 
+    def select(self, keep: torch.Tensor) -> "BoxPredictions":
+        """The boxes that ``keep`` (a (M,) bool mask or indices) picks, every field alike."""
+        return BoxPredictions(self.boxes[keep], self.scores[keep], self.labels[keep],
+                              None if self.velocities is None else self.velocities[keep])
+
 
 def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_stride: int):
     """Top-K cells of every sample's heatmap (over the head's classes) -> boxes (B, K, 7), scores (B, K),
