@@ -49,7 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="runs/real", help="folder for the JSON outputs (default runs/real)")
     parser.add_argument("--score-threshold", type=float, default=0.3,
                         help="threshold the boxes per frame are counted at (default 0.3, the node's default)")
+    parser.add_argument("--min-points", type=int, default=None, metavar="N",
+                        help="boxes need N returns inside (default: each checkpoint's own head.post.min_points)")
     args = parser.parse_args(argv)
+    support = [] if args.min_points is None else ["--min-points", str(args.min_points)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     def tool(name: str) -> list[str]:  # sparsekd-eval, sparsekd-gap: their modules, in this interpreter
@@ -59,14 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         tag = Path(ckpt).parent.name if ckpt.endswith(".pth") else ckpt
         own, every, sim, gap = (out / f"{tag}_{k}.json" for k in ("real", "real_all", "sim", "gap"))
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.real, "--device", "cpu", "--quiet",
-             "--json", str(own)])
+             *support, "--json", str(own)])
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.real, "--device", "cpu", "--quiet",
-             "--all-objects", "--json", str(every)])
+             *support, "--all-objects", "--json", str(every)])
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.sim, "--device", "cpu", "--quiet",
-             "--max-frames", str(args.sim_frames), "--json", str(sim)])
+             "--max-frames", str(args.sim_frames), *support, "--json", str(sim)])
         run([*tool("sparsekd-gap"), "--side", f"real={args.real}:val", "--side", f"sim={args.sim}:val",
              "--checkpoint", ckpt, "--score-threshold", str(args.score_threshold), "--max-frames",
-             str(args.sim_frames), "--quiet", "--json", str(gap)])
+             str(args.sim_frames), *support, "--quiet", "--json", str(gap)])
         sides = {s["name"]: s for s in json.loads(gap.read_text())["sides"]}
         rows.append((tag, moderate(own), moderate(every), moderate(sim), sides["real"], sides["sim"]))
 
