@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from .backends import check_backend, make_dense_runner
-from .geometry.box_support import check_min_points, points_per_box
 from .checkpoint import CheckpointError, load_model
 from .config import list_models
 from .detections import Detections
+from .geometry.box_support import check_min_points, points_per_box
 from .thresholds import ScoreThresholds
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,8 @@ class Detector:
     are cropped, an empty cloud gives no boxes.
 
     Boxes are kept by :attr:`thresholds` (a :class:`ScoreThresholds`: a default and per-class values that
-    replace it) and by :attr:`min_points` (a box holding fewer returns of the cloud is dropped; geometry/box_support.py;
-    from the checkpoint's ``head.post.min_points``, 0 keeps every box). A call reads both once, so assigning a
+    replace it) and by :attr:`min_points` (a box holding fewer returns of the cloud is dropped:
+    geometry/box_support.py; from the checkpoint's ``head.post.min_points``, 0 keeps every box). A call reads both once, so assigning a
     new value from another thread (a ROS parameter change) applies to whole frames: a frame never mixes old and
     new settings.
 

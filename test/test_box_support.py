@@ -1,4 +1,5 @@
-"""A box's support (geometry/box_support.py): returns counted inside boxes, and the Detector dropping boxes with too few."""
+"""A box's support (geometry/box_support.py): returns counted inside boxes, and the Detector dropping the boxes
+that hold too few."""
 from __future__ import annotations
 
 import numpy as np
