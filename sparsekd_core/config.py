@@ -104,7 +104,7 @@ class PostProcessConfig:
     nms_post_max_size: int = 500
     class_agnostic_nms: bool = True  # within each head; boxes of different heads never suppress each other
     nms_type: str = "rotated"  # rotated BEV IoU | axis_aligned (heading ignored, OpenPCDet's nms_normal)
-    #: the Detector drops boxes holding fewer LiDAR returns (geometry/box_support.py); 0 keeps all (the reference)
+    #: the Detector drops boxes holding fewer LiDAR returns than this; 0 keeps all (the reference's behaviour)
     min_points: int = 0
 
 

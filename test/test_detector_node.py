@@ -192,7 +192,7 @@ def test_class_thresholds_lower_and_raise_through_the_node(context, tmp_path):
 def test_min_points_drops_unsupported_boxes_through_the_node(context, tmp_path):
     """The real Detector with scripted scores behind the node: only Car's box holds returns (8); min_points keeps
     it alone, 0 keeps all, and -1 goes back to the checkpoint's own (0: CenterPoint keeps every box)."""
-    from test_box_support import points_in_scripted_box
+    from test_min_points import points_in_scripted_box
 
     det = scripted_detector(tmp_path, {"Car": 0.35, "Pedestrian": 0.5, "Cyclist": 0.6})
     node, capture = make_node(context, det, score_threshold=0.3, min_points=5, warmup_runs=0)

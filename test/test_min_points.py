@@ -1,45 +1,19 @@
-"""A box's support (geometry/box_support.py): returns counted inside boxes, and the Detector dropping the boxes
-that hold too few."""
+"""Detector.min_points: boxes holding fewer returns of the cloud than asked are dropped."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from scripted_detector import BOX_SIZE, BOX_Z, cell_centre, scripted_detector
-from sparsekd_core.geometry.box_support import check_min_points, points_per_box
 from sparsekd_core.config import ConfigError, load_model_config
-from sparsekd_core.geometry.boxes import points_in_boxes
-
-
-def test_counts_match_the_numpy_points_in_boxes_for_turned_boxes():
-    rng = np.random.default_rng(3)
-    points = np.column_stack([rng.uniform(-20, 20, 20000), rng.uniform(-20, 20, 20000), rng.uniform(-3, 1, 20000)])
-    boxes = np.column_stack([rng.uniform(-18, 18, 40), rng.uniform(-18, 18, 40), rng.uniform(-2, 0, 40),
-                             rng.uniform(0.5, 5, 40), rng.uniform(0.5, 2, 40), rng.uniform(1, 2, 40),
-                             rng.uniform(-np.pi, np.pi, 40)])
-    want = points_in_boxes(points, boxes).sum(axis=0)
-    got = points_per_box(torch.from_numpy(points).float(), torch.from_numpy(boxes).float()).numpy()
-    assert want.sum() > 300 and (want > 0).all()  # the boxes hold points: the comparison is not between zeros
-    np.testing.assert_array_equal(got, want)
-
-
-def test_a_turned_box_counts_only_what_lies_inside_its_own_axes():
-    box = torch.tensor([[10.0, 0.0, 0.0, 4.0, 1.0, 2.0, np.pi / 2]])  # 4 m long along y after the quarter turn
-    points = torch.tensor([[10.0, 1.9, 0.0], [10.0, -1.9, 0.5], [11.9, 0.0, 0.0], [10.4, 0.0, 0.0],
-                           [10.0, 0.0, 1.1]])
-    assert points_per_box(points, box).tolist() == [3]  # along y: in; 1.9 m along x: out; z 1.1: above the top
-
-
-def test_no_boxes_or_no_points_count_nothing():
-    assert points_per_box(torch.zeros(5, 3), torch.zeros(0, 7)).shape == (0,)
-    assert points_per_box(torch.zeros(0, 3), torch.tensor([[0, 0, 0, 1, 1, 1, 0.0]])).tolist() == [0]
 
 
 @pytest.mark.parametrize("bad", [-1, 2.5, "5", True])
-def test_a_bad_minimum_is_refused_naming_the_rule(bad):
+def test_a_bad_minimum_is_refused_naming_the_rule(bad, tmp_path):
+    det = scripted_detector(tmp_path, {"Car": 0.5})
     with pytest.raises(ValueError, match="integer >= 0"):
-        check_min_points(bad)
+        det.min_points = bad
+    assert det.min_points == 0
 
 
 def test_a_config_with_a_bad_minimum_is_refused(tmp_path):
