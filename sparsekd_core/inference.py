@@ -73,9 +73,9 @@ class Detector:
     replace it) and by :attr:`min_points`: a box holding fewer returns of the cloud is dropped (from the
     checkpoint's ``head.post.min_points``; 0 keeps every box, CenterPoint's and OpenPCDet's behaviour). A model
     trained on simulated streets can put a confident pedestrian on a patch of a real sweep with one return: the
-    heatmap reads context over metres (docs/results.md, "Boxes on empty ground"). A call reads both once, so assigning a
-    new value from another thread (a ROS parameter change) applies to whole frames: a frame never mixes old and
-    new settings.
+    heatmap reads context over metres (docs/results.md, "Boxes on empty ground"). A call reads both once, so
+    assigning a new value from another thread (a ROS parameter change) applies to whole frames: a frame never
+    mixes old and new settings.
 
     ``backend``: ``torch`` runs the model eagerly; ``onnxruntime`` (CPU, or its CUDA provider on a CUDA
     device) and ``tensorrt`` (CUDA only) run its dense part, exported to ONNX when the Detector is made
