@@ -94,6 +94,15 @@ class LossConfig:
     dir_weight: float = 0.2
 
 
+def check_min_points(value) -> int:
+    """``value`` as a minimum number of returns per box (an int >= 0), or ValueError naming the rule: the one check
+    of ``head.post.min_points`` in a config and of ``Detector.min_points`` set at run time."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"min_points must be an integer >= 0 (returns a box must hold; 0 keeps every box), "
+                         f"got {value!r}")
+    return value
+
+
 @dataclass
 class PostProcessConfig:
     score_threshold: float = 0.1
@@ -270,9 +279,10 @@ class ModelConfig:
                      "non-empty groups, each class in exactly one group")
         if self.sweeps < 1:
             fail(f"sweeps must be at least 1 (the current sweep), got {self.sweeps}")
-        if isinstance(self.head.post.min_points, bool) or not isinstance(self.head.post.min_points, int) \
-                or self.head.post.min_points < 0:
-            fail(f"head.post.min_points must be an integer >= 0 (got {self.head.post.min_points!r})")
+        try:
+            check_min_points(self.head.post.min_points)
+        except ValueError as exc:
+            fail(f"head.post.{exc}")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self

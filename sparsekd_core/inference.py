@@ -11,7 +11,7 @@ import torch
 
 from .backends import check_backend, make_dense_runner
 from .checkpoint import CheckpointError, load_model
-from .config import list_models
+from .config import check_min_points, list_models
 from .detections import Detections
 from .geometry.boxes import points_in_boxes
 from .thresholds import ScoreThresholds
@@ -97,7 +97,7 @@ class Detector:
         self.point_features: tuple[str, ...] = tuple(payload["point_features"])
         self.point_cloud_range = np.asarray(self.cfg.voxelization.point_cloud_range, dtype=np.float32)
         self._thresholds = ScoreThresholds(float(self.cfg.head.post.score_threshold))
-        self._min_points = _check_min_points(self.cfg.head.post.min_points)
+        self._min_points = check_min_points(self.cfg.head.post.min_points)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -180,7 +180,7 @@ class Detector:
 
     @min_points.setter
     def min_points(self, value: int) -> None:
-        self._min_points = _check_min_points(value)
+        self._min_points = check_min_points(value)
 
     def _sync(self):
         if self.device.type == "cuda":
@@ -247,14 +247,6 @@ class Detector:
             self(points)
             times.append(time.perf_counter() - t)
         return float(np.median(times))
-
-
-def _check_min_points(value) -> int:
-    """``value`` as a minimum number of returns per box (an int >= 0), or ValueError naming the rule."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"min_points must be an integer >= 0 (returns a box must hold; 0 keeps every box), "
-                         f"got {value!r}")
-    return value
 
 
 def load_detector(model: str | Path, device: str | torch.device = "auto", fp16: bool = False,

@@ -96,10 +96,9 @@ class SideStats:
         self.false_per_frame.append(int(false.sum()))
         r = point_cloud_range
         names = np.asarray(names)
-        for c in CLASSES:
-            self.false_by_class.setdefault(c, []).append(int((false & (names == c)).sum()))
         a = info.annos
         for c in CLASSES:
+            self.false_by_class.setdefault(c, []).append(int((false & (names == c)).sum()))
             truth = a.boxes_lidar[np.asarray(a.names) == c]
             truth = truth[(truth[:, 0] >= r[0]) & (truth[:, 0] < r[3]) & (truth[:, 1] >= r[1]) & (truth[:, 1] < r[4])]
             self.in_range[c] = self.in_range.get(c, 0) + len(truth)
