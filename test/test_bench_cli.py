@@ -82,3 +82,24 @@ def test_frames_are_read_as_the_other_tools_read_them(shared_data):
     kitti = load_frame(FRAME, ["x", "y", "z", "intensity", "elongation"])  # a Waymo model on a KITTI frame
     np.testing.assert_array_equal(kitti[:, :4], np.fromfile(FRAME, np.float32).reshape(-1, 4))
     assert not kitti[:, 4].any()  # the file has no elongation: zeros, as the node does
+
+
+def test_train_precision_both_times_each_step_in_fp32_and_amp(tmp_path, capsys):
+    from sparsekd_core.train.precision import cpu_has_native_bf16
+
+    tiny = tmp_path / "tiny.yaml"  # a small voxel model, so the six timed configurations take seconds
+    tiny.write_text("base: cp_voxel_xxs_sim\nvoxelization:\n  voxel_size: [0.2, 0.2, 0.1]\n"
+                    "  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]\n")
+    pair = f"{tiny}->{tiny}"
+    code = main(["--skip-zoo", "--train", "--train-pairs", f"{tiny}:{tiny}", "--train-steps", "1",
+                 "--train-precision", "both", "--device", "cpu", "--json"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["train"]) == {f"{pair} fp32", f"{pair} amp"}
+    fp32, amp = report["train"][f"{pair} fp32"], report["train"][f"{pair} amp"]
+    assert {fp32[k]["precision"] for k in ("teacher", "student", "student_kd")} == {"fp32"}
+    assert {amp[k]["precision"] for k in ("teacher", "student", "student_kd")} == {
+        "bf16" if cpu_has_native_bf16() else "fp32"}
+    speedup = report["train_precision_speedup"][pair]
+    for k in ("teacher", "student", "student_kd"):
+        assert speedup[k] == pytest.approx(fp32[k]["step_s_median"] / amp[k]["step_s_median"])

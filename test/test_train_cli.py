@@ -12,6 +12,7 @@ from sparsekd_core.cli.train import build_parser, main, options_from_args
 from sparsekd_core.config import load_model_config
 from sparsekd_core.data.infos import dbinfos_relpath, infos_path
 from sparsekd_core.data.kitti_format import read_label
+from sparsekd_core.train.precision import cpu_has_native_bf16
 from sparsekd_core.train.recipe import list_recipes, load_recipe
 from sparsekd_core.train.synthetic import GROUND_Z, write_toy_kitti
 
@@ -69,6 +70,9 @@ def test_train_evaluate_and_load_the_model(toy, tmp_path):
     assert (summary["train_frames"], summary["val_frames"], summary["steps"], summary["epochs_completed"]) == (4, 2, 4, 2)
     assert set(summary["final_losses"]) == {"hm", "loc", "total"}
     assert summary["step_time_s"]["median"] > 0
+    # mixed precision by default: bf16 where this CPU multiplies it natively, else fp32 (train/precision.py)
+    assert summary["precision"] == ("bf16" if cpu_has_native_bf16() else "fp32")
+    assert summary["amp"] is (summary["precision"] != "fp32")
     # evaluated with the KITTI metric and recall on every val ground truth
     val_labels = [o.type for fid in ("000004", "000005") for o in read_label(data / "training/label_2" / f"{fid}.txt")]
     recall = summary["final_metrics"]["recall"]
@@ -99,10 +103,11 @@ def test_distillation_with_tgi(toy, tmp_path):
     teacher = write_untrained_checkpoint(str(toy / "teacher.yaml"), tmp_path / "teacher.pth", seed=5)
     out = tmp_path / "kd"
     rc = main(["--model", str(toy / "student.yaml"), "--teacher", str(teacher), "--kd", "sparsekd",
-               "--epochs", "2", "--max-steps", "2", "--no-eval", *_common(toy, out)])
+               "--epochs", "2", "--max-steps", "2", "--no-eval", "--no-amp", *_common(toy, out)])
     assert rc == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "stopped_at_max_steps" and summary["steps"] == 2
+    assert summary["precision"] == "fp32" and summary["amp"] is False  # --no-amp
     assert summary["kd_recipe"]["name"] == "sparsekd" and summary["kd_recipe"]["tgi"]["enabled"]
     assert {"kd_hm", "kd_reg"} <= set(summary["final_losses"])
     # TGI: the student started from the teacher's first channels; two small steps later it is still close to

@@ -28,6 +28,8 @@ EPILOG = """examples:
   sparsekd-bench --train                  # training step time: teacher, student, student + SparseKD
   sparsekd-bench --skip-zoo --train --device cuda --train-batch 4 \
       --train-pairs cp_voxel:cp_voxel_s,cp_pillar:cp_pillar_v0.64   # the zoo pairs at the paper's batch
+  sparsekd-bench --skip-zoo --train --train-precision both \
+      --train-pairs cp_pillar_sim360:cp_pillar_v0.64_sim360          # mixed precision against fp32, one run
   sparsekd-bench --data DIR               # data loading samples/s for a dataset root
   sparsekd-bench --models cp_pillar_v0.64,cp_voxel_s --backend onnxruntime --breakdown
                                           # onnxruntime vs torch, per stage, dense part split by module
@@ -133,14 +135,24 @@ def format_zoo_table(rows: list[dict]) -> str:
 TRAIN_PAIRS = (("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim"))
 
 
+TRAIN_STEPS = ("teacher", "student", "student_kd")
+
+
 def format_train_table(train: dict, batch_size: int = 2) -> str:
-    lines = ["| teacher -> student | teacher step s | student step s | student + SparseKD s | KD / plain |"
-             " peak MB (teacher / student / KD) |", "| --- | ---: | ---: | ---: | ---: | --- |"]
+    """train: {pair: compare_kd_cost result}; a pair timed both ways is two entries, "PAIR fp32" and "PAIR amp"."""
+    lines = ["| teacher -> student | precision | teacher step s | student step s | student + SparseKD s | KD / plain |"
+             " peak MB (teacher / student / KD) |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
     for pair, r in train.items():
-        mb = " / ".join(f"{r[k]['peak_memory_bytes'] / 2**20:.0f}" for k in ("teacher", "student", "student_kd"))
-        lines.append(f"| {pair} | {r['teacher']['step_s_median']:.2f} | {r['student']['step_s_median']:.2f} | "
-                     f"{r['student_kd']['step_s_median']:.2f} | {r['kd_over_plain']:.2f} | {mb} |")
+        mb = " / ".join(f"{r[k]['peak_memory_bytes'] / 2**20:.0f}" for k in TRAIN_STEPS)
+        lines.append(f"| {pair.split(' ')[0]} | {r['teacher']['precision']} | {r['teacher']['step_s_median']:.2f} | "
+                     f"{r['student']['step_s_median']:.2f} | {r['student_kd']['step_s_median']:.2f} | "
+                     f"{r['kd_over_plain']:.2f} | {mb} |")
     return f"Training steps (batch {batch_size}, median; one run of each, back to back)\n\n" + "\n".join(lines)
+
+
+def precision_speedups(fp32: dict, mixed: dict) -> dict[str, float]:
+    """fp32 step time / mixed-precision step time of each configuration of one pair (compare_kd_cost results)."""
+    return {k: fp32[k]["step_s_median"] / mixed[k]["step_s_median"] for k in TRAIN_STEPS}
 
 
 def main(argv=None) -> int:
@@ -160,6 +172,10 @@ def main(argv=None) -> int:
                     help="teacher:student pairs for --train (default: the CPU-sized sim pairs %(default)s)")
     ap.add_argument("--train-batch", type=int, default=2,
                     help="samples per training step for --train (default %(default)s)")
+    ap.add_argument("--train-precision", choices=("amp", "fp32", "both"), default="amp",
+                    help="--train's precision: amp = what sparsekd-train uses by default (fp16 on CUDA, bf16 on a CPU "
+                         "with native bf16, else fp32), fp32 = as --no-amp, both = each configuration in fp32 and "
+                         "in amp, back to back, with the speed-up (default %(default)s)")
     ap.add_argument("--data", metavar="DIR", help="also measure data loading samples/s on this dataset root")
     ap.add_argument("--skip-zoo", action="store_true", help="only the extra benchmarks")
     ap.add_argument("--backend", metavar="B[,B...]",
@@ -221,13 +237,27 @@ def main(argv=None) -> int:
         from ..train.bench import compare_kd_cost
 
         report["train"] = {}
+        speedups = {}
+        amps = {"amp": (True,), "fp32": (False,), "both": (False, True)}[args.train_precision]
         for teacher, student in train_pairs:
-            print(f"timing training steps: {teacher} / {student} / {student} + SparseKD ...", file=sys.stderr,
-                  flush=True)
-            report["train"][f"{teacher}->{student}"] = compare_kd_cost(
-                teacher, student, "sparsekd", batch_size=args.train_batch, steps=args.train_steps, device=args.device)
+            pair = f"{teacher}->{student}"
+            timed = {}
+            for amp in amps:
+                print(f"timing training steps ({'amp' if amp else 'fp32'}): {teacher} / {student} / {student} + "
+                      "SparseKD ...", file=sys.stderr, flush=True)
+                timed[amp] = compare_kd_cost(teacher, student, "sparsekd", batch_size=args.train_batch,
+                                             steps=args.train_steps, device=args.device, amp=amp)
+                key = pair if len(amps) == 1 else f"{pair} {'amp' if amp else 'fp32'}"
+                report["train"][key] = timed[amp]
+            if len(amps) == 2:
+                speedups[pair] = precision_speedups(timed[False], timed[True])
+        if speedups:
+            report["train_precision_speedup"] = speedups
         if not args.json:
             print("\n" + format_train_table(report["train"], args.train_batch))
+            for pair, sp in speedups.items():
+                print(f"\n{pair}: fp32 step / mixed-precision step = " + ", ".join(
+                    f"{k} {v:.2f}x" for k, v in sp.items()))
     if args.data:
         from ..bench.loader_rate import measure_loader_rate_for_root
 

@@ -22,6 +22,7 @@ from ..inference import resolve_device
 from ..models.detector import build_detector
 from .objective import build_objective, freeze, kd_requested, recipe_uses_tgi
 from .optim import build_optimizer, build_scheduler, trainable_parameters
+from .precision import autocast_dtype, needs_grad_scaler, precision_name
 from .step import train_step
 from .synthetic import synthetic_scene
 
@@ -75,8 +76,8 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     params = trainable_parameters(objective)
     optimizer = build_optimizer(params, cfg.train)
     scheduler = build_scheduler(optimizer, cfg.train, total_steps=warmup + steps + 1)
-    use_amp = bool(amp and dev.type == "cuda")
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    amp_dtype = autocast_dtype(dev, amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(amp_dtype))
     points, boxes, labels = _synthetic_batch(cfg, batch_size, n_points, dev, seed)
 
     def sync():
@@ -85,7 +86,7 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
 
     for _ in range(warmup):
         train_step(objective, points, boxes, labels, optimizer, scheduler, scaler, params, cfg.train.grad_clip,
-                   use_amp)
+                   amp_dtype)
     sync()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
@@ -93,7 +94,7 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     for _ in range(steps):
         t0 = time.perf_counter()
         train_step(objective, points, boxes, labels, optimizer, scheduler, scaler, params, cfg.train.grad_clip,
-                   use_amp)
+                   amp_dtype)
         sync()
         times.append(time.perf_counter() - t0)
     if dev.type == "cuda":
@@ -103,7 +104,8 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     result = {
         "model": model_name, "teacher": teacher_name if use_kd else None, "kd": kd if use_kd else None,
         "batch_size": batch_size, "points_per_sample": int(np.mean([len(p) for p in points])),
-        "device": str(dev), "amp": use_amp, "steps": steps,
+        "device": str(dev), "amp": amp_dtype is not None,
+        "precision": precision_name(amp_dtype), "steps": steps,
         "step_s_median": statistics.median(times), "step_s_all": times,
         "peak_memory_bytes": peak, "memory_kind": kind,
     }

@@ -1,5 +1,5 @@
-"""One optimiser step: forward (fp16 autocast on CUDA when AMP is on), backward through the GradScaler,
-gradient clipping on the unscaled gradients, optimiser and schedule step."""
+"""One optimiser step: forward (under autocast when mixed precision is on: train/precision.py), backward through
+the GradScaler (enabled for fp16 only), gradient clipping on the unscaled gradients, optimiser and schedule step."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .optim import clip_gradients
+from .precision import autocast
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -28,11 +29,11 @@ class StepResult:
 def train_step(objective: nn.Module, points: list[torch.Tensor], gt_boxes: torch.Tensor, gt_labels: torch.Tensor,
                optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None,
                scaler: torch.amp.GradScaler, params: list[nn.Parameter], grad_clip: float,
-               amp: bool = False) -> StepResult:
-    """Run one training step of ``objective`` (a module returning a dict of losses with "total")."""
-    device_type = gt_boxes.device.type
+               amp_dtype: torch.dtype | None = None) -> StepResult:
+    """Run one training step of ``objective`` (a module returning a dict of losses with "total"); ``amp_dtype``:
+    the autocast dtype (precision.autocast_dtype), None for fp32."""
     optimizer.zero_grad(set_to_none=True)
-    with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device_type == "cuda"):
+    with autocast(gt_boxes.device.type, amp_dtype):
         losses = objective(points, gt_boxes, gt_labels)
     if "total" not in losses:
         raise KeyError(f"the training objective returned {sorted(losses)} without a 'total' loss")

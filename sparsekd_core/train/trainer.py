@@ -56,6 +56,7 @@ from .distributed import (
 from .monitor import TrainMonitor
 from .objective import build_objective, extra_state, freeze, load_extra_state, recipe_to_dict, recipe_uses_tgi
 from .optim import build_optimizer, build_scheduler, current_lr_and_beta1, trainable_parameters
+from .precision import autocast_dtype, needs_grad_scaler, precision_name
 from .precise_bn import recompute_batchnorm_statistics
 from .step import train_step
 
@@ -76,7 +77,8 @@ class TrainOptions:
     (0 = only at the end); evaluate: evaluate at the end at all. keep_last: training checkpoints kept.
     ckpt_every_steps: also checkpoint every N steps (0 = per epoch only). max_steps: stop after this many
     steps in total (smoke runs; the schedule still spans all epochs). device: auto | cpu | cuda.
-    sync_bn: SyncBatchNorm across GPUs. amp: fp16 autocast + GradScaler (CUDA only).
+    sync_bn: SyncBatchNorm across GPUs. amp: mixed precision (train/precision.py): fp16 autocast + GradScaler on
+    CUDA, bf16 autocast on a CPU with native bf16, fp32 elsewhere.
     augment: "default" (the reference pipeline), None (none) or an AugmentConfig dict.
     waymo_interval: keep every k-th Waymo frame when infos are built here (the paper trains on 20%: 5).
     """
@@ -311,8 +313,10 @@ class Trainer:
         params = trainable_parameters(objective)
         optimizer = build_optimizer(params, cfg.train)
         scheduler = build_scheduler(optimizer, cfg.train, total_steps)
-        amp = bool(opts.amp and device.type == "cuda")
-        scaler = torch.amp.GradScaler("cuda", enabled=amp)
+        amp_dtype = autocast_dtype(device, opts.amp)
+        scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(amp_dtype))
+        log.info("training precision: %s%s", precision_name(amp_dtype),
+                 " (mixed: autocast, fp32 weights)" if amp_dtype is not None else "")
         state = RunState()
         if payload is not None:
             tr = payload["training"]
@@ -330,7 +334,7 @@ class Trainer:
         model = wrap_ddp(objective, ctx, opts.find_unused_parameters or has_adapters)
         last_step = total_steps if opts.max_steps is None else min(total_steps, int(opts.max_steps))
         return _Run(cfg, student, teacher, objective, model, recipe, train_ds, val_ds, layout, sampler, params,
-                    optimizer, scheduler, scaler, amp, iters_per_epoch, total_steps, last_step, settings,
+                    optimizer, scheduler, scaler, amp_dtype, iters_per_epoch, total_steps, last_step, settings,
                     resume_path, state, CheckpointManager(self.out, opts.keep_last))
 
     def _save(self, run: "_Run", ctx: DistContext, tag: str) -> Path | None:
@@ -341,7 +345,7 @@ class Trainer:
         training = {
             "epoch": st.epoch, "batch_in_epoch": st.batch_in_epoch, "global_step": st.global_step,
             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-            "grad_scaler": run.scaler.state_dict() if run.amp else {},
+            "grad_scaler": run.scaler.state_dict() if run.scaler.is_enabled() else {},
             "extra_state": extra_state(run.objective, run.student, run.teacher), "rng": capture_rng_state(),
             "run": to_jsonable(run.settings),
         }
@@ -388,7 +392,7 @@ class Trainer:
                 window = None if batch.window_offset is None else batch.window_offset.to(device)
                 with bev_windows([run.student, run.teacher], window, run.cfg.train.bev_window):
                     result = train_step(run.model, points, gt_boxes, gt_labels, run.optimizer, run.scheduler,
-                                        run.scaler, run.params, run.cfg.train.grad_clip, run.amp)
+                                        run.scaler, run.params, run.cfg.train.grad_clip, run.amp_dtype)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 t1 = time.perf_counter()
@@ -432,7 +436,8 @@ class Trainer:
             "world_size": ctx.world_size, "global_batch_size": run.cfg.train.batch_size * ctx.world_size,
             "iters_per_epoch": run.iters_per_epoch, "total_steps": run.total_steps, "steps": state.global_step,
             "steps_this_session": len(times), "resumed_from": str(run.resume_path) if run.resume_path else None,
-            "device": str(ctx.device), "amp": run.amp, "seed": opts.seed,
+            "device": str(ctx.device), "amp": run.amp_dtype is not None,
+            "precision": precision_name(run.amp_dtype), "seed": opts.seed,
             "wall_time_s": time.time() - start_wall, "train_time_s": train_time,
             "step_time_s": {"median": statistics.median(times) if times else None,
                             "mean": statistics.fmean(times) if times else None},
@@ -516,7 +521,7 @@ class Trainer:
 
             bs = self.opts.eval_batch_size or run.cfg.train.batch_size
             result = evaluate(run.student, run.val_ds, run.layout, batch_size=bs, workers=min(self.opts.workers, 2),
-                              progress=self.opts.progress, amp=run.amp)
+                              progress=self.opts.progress, amp=run.amp_dtype == torch.float16)
             result.update(epoch=run.state.epoch, step=run.state.global_step)
             monitor.evaluation(run.state.global_step, run.state.epoch, result["headline"])
             monitor.write_line(result["table"])
@@ -542,7 +547,7 @@ class _Run:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     scaler: torch.amp.GradScaler
-    amp: bool
+    amp_dtype: torch.dtype | None  # the autocast dtype (precision.autocast_dtype); None = fp32
     iters_per_epoch: int
     total_steps: int
     last_step: int

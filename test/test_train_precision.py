@@ -1,0 +1,90 @@
+"""Mixed-precision training (train/precision.py): which autocast dtype each device gets, and that a bf16 step on the
+CPU runs the dense layers in bf16, keeps the weights and the sparse 3D backbone in fp32, and still learns."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import sparsekd_core.train.precision as precision
+from sparsekd_core.config import load_model_config
+from sparsekd_core.models.detector import build_detector
+from sparsekd_core.train.objective import DetectorObjective
+from sparsekd_core.train.optim import build_optimizer, build_scheduler, trainable_parameters
+from sparsekd_core.train.step import train_step
+from sparsekd_core.train.synthetic import synthetic_scene
+
+# a small voxel model, so that the step goes through spconv (which has no bf16 kernels) and the dense 2D part
+TINY_VOXEL = """\
+base: cp_voxel_xxs_sim
+voxelization:
+  voxel_size: [0.2, 0.2, 0.1]
+  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]
+"""
+
+
+def test_each_device_gets_its_autocast_dtype(monkeypatch):
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert precision.autocast_dtype(cuda, amp=True) == torch.float16
+    assert precision.autocast_dtype(cuda, amp=False) is None
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert precision.autocast_dtype(cpu, amp=True) == torch.bfloat16
+    assert precision.autocast_dtype(cpu, amp=False) is None
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)  # emulated bf16 is slower than fp32
+    assert precision.autocast_dtype(cpu, amp=True) is None
+    assert precision.needs_grad_scaler(torch.float16)
+    assert not precision.needs_grad_scaler(torch.bfloat16) and not precision.needs_grad_scaler(None)
+    assert [precision.precision_name(d) for d in (torch.float16, torch.bfloat16, None)] == ["fp16", "bf16", "fp32"]
+
+
+def _tiny_setup(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY_VOXEL)
+    cfg = load_model_config(tmp_path / "tiny.yaml")
+    torch.manual_seed(0)
+    model = build_detector(cfg).train()
+    rng = np.random.default_rng(1)
+    scenes = [synthetic_scene(rng, cfg.voxelization.point_cloud_range, cfg.class_names, n_boxes=2) for _ in range(2)]
+    points = [torch.from_numpy(s[0]) for s in scenes]
+    m = max(len(s[1]) for s in scenes)
+    boxes = torch.zeros((2, m, 7))
+    labels = torch.full((2, m), -1, dtype=torch.long)
+    for b, s in enumerate(scenes):
+        boxes[b, :len(s[1])] = torch.from_numpy(s[1])
+        labels[b, :len(s[2])] = torch.from_numpy(s[2])
+    return cfg, model, points, boxes, labels
+
+
+def _train(tmp_path, amp_dtype, steps):
+    """``steps`` steps of the tiny voxel model from the same weights and data; returns the total losses and the
+    dtypes seen at the sparse backbone's output, the first 2D convolution's output and the parameters."""
+    torch.set_num_threads(1)  # spconv's multi-threaded CPU sparse conv is racy (test_train_resume)
+    cfg, model, points, boxes, labels = _tiny_setup(tmp_path)
+    seen = {}
+
+    def record(key, dtype):  # a forward hook that returns None leaves the output as it is
+        seen.setdefault(key, dtype)
+
+    model.backbone3d.register_forward_hook(lambda m, i, o: record("sparse", o.features.dtype))
+    first_conv = next(m for m in model.backbone2d.modules() if isinstance(m, torch.nn.Conv2d))
+    first_conv.register_forward_hook(lambda m, i, o: record("conv2d", o.dtype))
+    objective = DetectorObjective(model)
+    params = trainable_parameters(objective)
+    opt = build_optimizer(params, cfg.train)
+    sched = build_scheduler(opt, cfg.train, steps)
+    scaler = torch.amp.GradScaler("cuda", enabled=precision.needs_grad_scaler(amp_dtype))
+    totals = [train_step(objective, points, boxes, labels, opt, sched, scaler, params, cfg.train.grad_clip,
+                         amp_dtype).losses["total"] for _ in range(steps)]
+    seen["params"] = {p.dtype for p in params}
+    return totals, seen
+
+
+def test_bf16_step_on_cpu_runs_dense_layers_in_bf16_and_still_learns(tmp_path):
+    fp32, seen32 = _train(tmp_path, None, 25)
+    bf16, seen16 = _train(tmp_path, torch.bfloat16, 25)
+    assert seen32 == {"sparse": torch.float32, "conv2d": torch.float32, "params": {torch.float32}}
+    # the 2D backbone runs in bf16; spconv's part and every weight stay fp32
+    assert seen16 == {"sparse": torch.float32, "conv2d": torch.bfloat16, "params": {torch.float32}}
+    # same weights, same batch: the first losses agree to bf16's precision, not bit for bit
+    assert bf16[0] == pytest.approx(fp32[0], rel=0.05) and bf16[0] != fp32[0]
+    assert np.mean(bf16[-5:]) < 0.6 * np.mean(bf16[:3]), bf16
+    assert all(np.isfinite(bf16))
