@@ -1,5 +1,6 @@
 """Mixed-precision training (train/precision.py): which autocast dtype each device gets, and that a bf16 step on the
-CPU runs the dense layers in bf16, keeps the weights and the sparse 3D backbone in fp32, and still learns."""
+CPU runs the 2D layers in bf16, keeps the weights and the point encoders (spconv, pillar PointNet:
+models/fp32_islands.py) in fp32, and still learns."""
 from __future__ import annotations
 
 import numpy as np
@@ -14,13 +15,13 @@ from sparsekd_core.train.optim import build_optimizer, build_scheduler, trainabl
 from sparsekd_core.train.step import train_step
 from sparsekd_core.train.synthetic import synthetic_scene
 
-# a small voxel model, so that the step goes through spconv (which has no bf16 kernels) and the dense 2D part
-TINY_VOXEL = """\
-base: cp_voxel_xxs_sim
-voxelization:
-  voxel_size: [0.2, 0.2, 0.1]
-  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]
-"""
+# small voxel and pillar models: the step goes through spconv (no bf16 kernels) or the pillar encoder (a new
+# shape every step), then the 2D backbone and head
+TINY = {
+    "voxel": "base: cp_voxel_xxs_sim\nvoxelization:\n  voxel_size: [0.2, 0.2, 0.1]\n"
+             "  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]\n",
+    "pillar": "base: cp_pillar_v0.64_sim\nvoxelization:\n  point_cloud_range: [0.0, -10.24, -3.0, 20.48, 10.24, 1.0]\n",
+}
 
 
 def test_each_device_gets_its_autocast_dtype(monkeypatch):
@@ -37,8 +38,8 @@ def test_each_device_gets_its_autocast_dtype(monkeypatch):
     assert [precision.precision_name(d) for d in (torch.float16, torch.bfloat16, None)] == ["fp16", "bf16", "fp32"]
 
 
-def _tiny_setup(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY_VOXEL)
+def _tiny_setup(tmp_path, kind):
+    (tmp_path / "tiny.yaml").write_text(TINY[kind])
     cfg = load_model_config(tmp_path / "tiny.yaml")
     torch.manual_seed(0)
     model = build_detector(cfg).train()
@@ -54,17 +55,21 @@ def _tiny_setup(tmp_path):
     return cfg, model, points, boxes, labels
 
 
-def _train(tmp_path, amp_dtype, steps):
-    """``steps`` steps of the tiny voxel model from the same weights and data; returns the total losses and the
-    dtypes seen at the sparse backbone's output, the first 2D convolution's output and the parameters."""
+def _train(tmp_path, kind, amp_dtype, steps):
+    """``steps`` steps of a tiny model from the same weights and data; returns the total losses and the dtypes
+    seen at the point encoder's output (spconv or the pillar PointNet), the first 2D convolution's output and the
+    parameters."""
     torch.set_num_threads(1)  # spconv's multi-threaded CPU sparse conv is racy (test_train_resume)
-    cfg, model, points, boxes, labels = _tiny_setup(tmp_path)
+    cfg, model, points, boxes, labels = _tiny_setup(tmp_path, kind)
     seen = {}
 
     def record(key, dtype):  # a forward hook that returns None leaves the output as it is
         seen.setdefault(key, dtype)
 
-    model.backbone3d.register_forward_hook(lambda m, i, o: record("sparse", o.features.dtype))
+    if kind == "voxel":
+        model.backbone3d.register_forward_hook(lambda m, i, o: record("encoder", o.features.dtype))
+    else:
+        model.vfe.register_forward_hook(lambda m, i, o: record("encoder", o.dtype))
     first_conv = next(m for m in model.backbone2d.modules() if isinstance(m, torch.nn.Conv2d))
     first_conv.register_forward_hook(lambda m, i, o: record("conv2d", o.dtype))
     objective = DetectorObjective(model)
@@ -78,12 +83,13 @@ def _train(tmp_path, amp_dtype, steps):
     return totals, seen
 
 
-def test_bf16_step_on_cpu_runs_dense_layers_in_bf16_and_still_learns(tmp_path):
-    fp32, seen32 = _train(tmp_path, None, 25)
-    bf16, seen16 = _train(tmp_path, torch.bfloat16, 25)
-    assert seen32 == {"sparse": torch.float32, "conv2d": torch.float32, "params": {torch.float32}}
-    # the 2D backbone runs in bf16; spconv's part and every weight stay fp32
-    assert seen16 == {"sparse": torch.float32, "conv2d": torch.bfloat16, "params": {torch.float32}}
+@pytest.mark.parametrize("kind", ["voxel", "pillar"])
+def test_bf16_step_on_cpu_runs_2d_layers_in_bf16_and_still_learns(tmp_path, kind):
+    fp32, seen32 = _train(tmp_path, kind, None, 25)
+    bf16, seen16 = _train(tmp_path, kind, torch.bfloat16, 25)
+    assert seen32 == {"encoder": torch.float32, "conv2d": torch.float32, "params": {torch.float32}}
+    # the 2D backbone runs in bf16; the point encoder and every weight stay fp32
+    assert seen16 == {"encoder": torch.float32, "conv2d": torch.bfloat16, "params": {torch.float32}}
     # same weights, same batch: the first losses agree to bf16's precision, not bit for bit
     assert bf16[0] == pytest.approx(fp32[0], rel=0.05) and bf16[0] != fp32[0]
     assert np.mean(bf16[-5:]) < 0.6 * np.mean(bf16[:3]), bf16

@@ -8,10 +8,10 @@ VoxelBackBone8x: the same stages with plain SubM conv + BN + ReLU blocks instead
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..ops.spconv_compat import spconv
+from .fp32_islands import in_fp32_under_cpu_autocast
 
 
 def _bn(channels: int) -> nn.BatchNorm1d:
@@ -79,11 +79,7 @@ class VoxelResBackBone8x(nn.Module):
 
     def forward(self, features, coords, batch_size: int):
         """features (V, C_in), coords (V, 4) int32 (b, z, y, x) -> SparseConvTensor (stride 8 in x/y)."""
-        if torch.is_autocast_enabled("cpu"):
-            # spconv has no bf16 kernels (training's CPU mixed precision, train/precision.py): this part stays fp32
-            with torch.autocast("cpu", enabled=False):
-                return self._forward(features.float(), coords, batch_size)
-        return self._forward(features, coords, batch_size)
+        return in_fp32_under_cpu_autocast(self._forward, features, coords, batch_size=batch_size)
 
     def _forward(self, features, coords, batch_size: int):
         x = spconv.SparseConvTensor(features, coords.int(), self.sparse_shape, batch_size)

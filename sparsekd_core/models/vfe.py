@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from ..ops.voxelize import VoxelBatch
+from .fp32_islands import in_fp32_under_cpu_autocast
 
 
 class MeanVFE(nn.Module):
@@ -92,4 +93,4 @@ class PillarVFE(nn.Module):
         return x
 
     def forward(self, vb: VoxelBatch) -> torch.Tensor:
-        return self.encode(self.decorate(vb)).squeeze(1)
+        return in_fp32_under_cpu_autocast(self.encode, self.decorate(vb)).squeeze(1)
