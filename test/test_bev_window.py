@@ -112,14 +112,14 @@ def test_distilling_on_windows(tmp_path, monkeypatch):
     from sparsekd_core.models.detector import CenterPointDetector
     from sparsekd_core.train.data import DataSource, build_datasets
     from sparsekd_core.train.synthetic import write_toy_kitti
-    from sparsekd_core.train.trainer import Trainer, TrainOptions
+    from sparsekd_core.train.trainer import Trainer, TrainOptions, training_window
 
     torch.set_num_threads(1)
     for name, text in TINY_PAIR.items():
         (tmp_path / f"{name}.yaml").write_text(text)
     student_cfg = load_model_config(tmp_path / "student.yaml")
     teacher = build_detector(load_model_config(tmp_path / "teacher.yaml"))
-    window = Trainer._bev_window(student_cfg, build_detector(student_cfg), teacher)
+    window = training_window(student_cfg, build_detector(student_cfg), teacher)
     assert window.align == pytest.approx(2.56) and window.size == (5.12, 5.12)  # the student's 4 x 0.64 m
     save_checkpoint(tmp_path / "teacher.pth", teacher)
     write_toy_kitti(tmp_path / "kitti", student_cfg.voxelization.point_cloud_range, student_cfg.class_names,
@@ -166,3 +166,29 @@ def test_distilling_on_windows(tmp_path, monkeypatch):
     assert batch.window_offset.shape == (2, 2)
     with pytest.raises(ValueError, match="some samples have a BEV window"):
         collate_samples([first, type(first)(first.points, first.gt_boxes, first.gt_labels, "x")])
+
+
+def test_training_step_benchmark_times_a_window_as_training_does(tmp_path, monkeypatch):
+    """sparsekd-bench --train on a model that trains on windows: the step is timed on one window (the maps the
+    student and the teacher compute are the window's), with the synthetic scene laid out inside it."""
+    from sparsekd_core.models.detector import CenterPointDetector
+    from sparsekd_core.train.bench import measure_train_step
+
+    torch.set_num_threads(1)
+    for name, text in TINY_PAIR.items():
+        (tmp_path / f"{name}.yaml").write_text(text)
+    seen = []
+    forward_voxels = CenterPointDetector.forward_voxels
+
+    def spy(self, vb):  # the BEV map each model computes
+        out = forward_voxels(self, vb)
+        seen.append((self.cfg.name, tuple(out.bev_input.shape[-2:])))
+        return out
+
+    monkeypatch.setattr(CenterPointDetector, "forward_voxels", spy)
+    r = measure_train_step(str(tmp_path / "student.yaml"), str(tmp_path / "teacher.yaml"), "sparsekd", batch_size=2,
+                           steps=1, warmup=0, n_points=500, device="cpu", amp=False)
+    assert r["bev_window_m"] == [5.12, 5.12] and r["step_s_median"] > 0
+    assert 500 <= r["points_per_sample"] <= 500 + 4 * 60
+    # 5.12 m windows: 8 x 8 student cells of 0.64 m, 16 x 16 teacher cells of 0.32 m (the whole range: 32 and 64)
+    assert sorted(set(seen)) == [("student", (8, 8)), ("teacher", (16, 16))]

@@ -3,6 +3,8 @@ alone and for a student distilled from a teacher, measured the same way in one p
 
 Inputs are synthetic scenes (train/synthetic.py) sized to each model's range, so no dataset is needed; the
 figure is the model's cost, not the data loader's (``measure_loader_rate`` in bench/loader_rate.py measures that).
+A model that trains on BEV windows (``train.bev_window``, the 360-degree ones) is timed as it trains: on one such
+window, the synthetic scene laid out inside it.
 Teachers get random weights: KD's cost does not depend on what the teacher has learnt.
 """
 from __future__ import annotations
@@ -19,25 +21,39 @@ import torch
 
 from ..config import load_model_config
 from ..inference import resolve_device
-from ..models.detector import build_detector
+from ..data.window import BevWindow
+from ..models.detector import bev_windows, build_detector
 from .objective import build_objective, freeze, kd_requested, recipe_uses_tgi
 from .optim import build_optimizer, build_scheduler, trainable_parameters
 from .precision import autocast_dtype, needs_grad_scaler, precision_name
 from .step import train_step
 from .synthetic import synthetic_scene
+from .trainer import training_window
 
 
-def _synthetic_batch(cfg, batch_size: int, n_points: int, device: torch.device, seed: int):
+def _synthetic_batch(cfg, batch_size: int, n_points: int, device: torch.device, seed: int,
+                     window: BevWindow | None = None):
+    """Synthetic samples over the model's range or, with ``window``, inside one window (drawn as training draws
+    them): points in the sensor frame, boxes in the window's (as data/window.py crops). Returns (points, boxes,
+    labels, window offsets (B, 2) or None)."""
     rng = np.random.default_rng(seed)
-    scenes = [synthetic_scene(rng, cfg.voxelization.point_cloud_range, cfg.class_names, len(cfg.point_features),
-                              n_ground=n_points, n_boxes=4) for _ in range(batch_size)]
+    area, offset = list(cfg.voxelization.point_cloud_range), None
+    if window is not None:
+        offset = window.draw(rng)
+        area[:2] = [area[0] + offset[0], area[1] + offset[1]]
+        area[3:5] = [area[0] + window.size[0], area[1] + window.size[1]]
+    scenes = [synthetic_scene(rng, area, cfg.class_names, len(cfg.point_features), n_ground=n_points, n_boxes=4)
+              for _ in range(batch_size)]
     m = max(len(s[1]) for s in scenes)
     boxes = torch.zeros((batch_size, m, 7))
     labels = torch.full((batch_size, m), -1, dtype=torch.long)
     for b, (_, bx, lb) in enumerate(scenes):
         boxes[b, :len(bx)] = torch.from_numpy(bx)
+        if offset is not None:
+            boxes[b, :len(bx), :2] -= torch.from_numpy(offset)
         labels[b, :len(lb)] = torch.from_numpy(lb)
-    return [torch.from_numpy(s[0]).to(device) for s in scenes], boxes.to(device), labels.to(device)
+    offsets = None if offset is None else torch.from_numpy(np.tile(offset, (batch_size, 1))).to(device)
+    return [torch.from_numpy(s[0]).to(device) for s in scenes], boxes.to(device), labels.to(device), offsets
 
 
 def _peak_rss_bytes() -> int:
@@ -54,8 +70,8 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     given, after ``warmup`` untimed steps. n_points: ground points per synthetic sample (60k is about what a
     simulated HDL-64 frame leaves inside the KITTI range).
 
-    Returns {model, teacher, kd, batch_size, points_per_sample, device, amp, steps, step_s_median,
-    step_s_all, peak_memory_bytes, memory_kind}. memory_kind is "cuda_max_allocated" (peak tensor memory
+    Returns {model, teacher, kd, batch_size, points_per_sample, bev_window_m, device, amp, precision, steps,
+    step_s_median, step_s_all, peak_memory_bytes, memory_kind}. bev_window_m: the (x, y) window trained on, or None. memory_kind is "cuda_max_allocated" (peak tensor memory
     of these steps) or, on CPU, "process_peak_rss" (the process's peak resident memory so far: it only
     grows, so measure the largest configuration last or in its own process).
     """
@@ -78,23 +94,27 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     scheduler = build_scheduler(optimizer, cfg.train, total_steps=warmup + steps + 1)
     amp_dtype = autocast_dtype(dev, amp)
     scaler = torch.amp.GradScaler("cuda", enabled=needs_grad_scaler(amp_dtype))
-    points, boxes, labels = _synthetic_batch(cfg, batch_size, n_points, dev, seed)
+    window = training_window(cfg, student, teacher) if cfg.train.bev_window else None
+    points, boxes, labels, offsets = _synthetic_batch(cfg, batch_size, n_points, dev, seed, window)
+
+    def step():
+        with bev_windows([student, teacher], offsets, window.size if window else None):
+            train_step(objective, points, boxes, labels, optimizer, scheduler, scaler, params, cfg.train.grad_clip,
+                       amp_dtype)
 
     def sync():
         if dev.type == "cuda":
             torch.cuda.synchronize(dev)
 
     for _ in range(warmup):
-        train_step(objective, points, boxes, labels, optimizer, scheduler, scaler, params, cfg.train.grad_clip,
-                   amp_dtype)
+        step()
     sync()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        train_step(objective, points, boxes, labels, optimizer, scheduler, scaler, params, cfg.train.grad_clip,
-                   amp_dtype)
+        step()
         sync()
         times.append(time.perf_counter() - t0)
     if dev.type == "cuda":
@@ -104,6 +124,7 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     result = {
         "model": model_name, "teacher": teacher_name if use_kd else None, "kd": kd if use_kd else None,
         "batch_size": batch_size, "points_per_sample": int(np.mean([len(p) for p in points])),
+        "bev_window_m": list(window.size) if window else None,
         "device": str(dev), "amp": amp_dtype is not None,
         "precision": precision_name(amp_dtype), "steps": steps,
         "step_s_median": statistics.median(times), "step_s_all": times,

@@ -152,6 +152,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def training_window(cfg: ModelConfig, student: BEVDetector, teacher: BEVDetector | None) -> BevWindow:
+    """The BEV window a run of ``cfg`` trains on (``train.bev_window``): aligned to the coarsest cell of the
+    student and the teacher (whose maps must cover the same ground), with that much context kept around it."""
+    if any(m is not None and m.cfg.is_anchor for m in (student, teacher)):
+        raise ValueError("train.bev_window works with CenterPoint heads only: an anchor head's anchors are laid "
+                         "on the whole map; train anchor models on whole frames (no bev_window)")
+    aligns = [m.bev_alignment for m in (student, teacher) if m is not None]
+    align = max(aligns)
+    if any(abs(align / a - round(align / a)) > 1e-6 for a in aligns):
+        raise ValueError(f"train.bev_window: the student's and the teacher's BEV cells ({aligns} m) do not nest; "
+                         "train on whole frames (no bev_window)")
+    size = tuple(float(v) for v in cfg.train.bev_window)
+    if len(size) != 2:
+        raise ValueError(f"train.bev_window must be [x, y] metres, got {cfg.train.bev_window}")
+    return BevWindow(size, align, tuple(cfg.voxelization.point_cloud_range), margin=align)
+
+
 class Trainer:
     """Builds the run from TrainOptions and trains it; see the module docstring.
 
@@ -197,23 +214,6 @@ class Trainer:
         need_val = self.opts.evaluate or self.opts.eval_every > 0
         train, val = build_datasets(source, cfg, seed=self.opts.seed, augment=self.opts.augment, need_val=need_val)
         return train, val, source.layout
-
-    @staticmethod
-    def _bev_window(cfg: ModelConfig, student: BEVDetector, teacher: BEVDetector | None) -> BevWindow:
-        """The BEV window the run trains on: aligned to the coarsest cell of the student and the teacher (whose
-        maps must cover the same ground), with that much context kept around it."""
-        if any(m is not None and m.cfg.is_anchor for m in (student, teacher)):
-            raise ValueError("train.bev_window works with CenterPoint heads only: an anchor head's anchors are laid "
-                             "on the whole map; train anchor models on whole frames (no bev_window)")
-        aligns = [m.bev_alignment for m in (student, teacher) if m is not None]
-        align = max(aligns)
-        if any(abs(align / a - round(align / a)) > 1e-6 for a in aligns):
-            raise ValueError(f"train.bev_window: the student's and the teacher's BEV cells ({aligns} m) do not nest; "
-                             "train on whole frames (no bev_window)")
-        size = tuple(float(v) for v in cfg.train.bev_window)
-        if len(size) != 2:
-            raise ValueError(f"train.bev_window must be [x, y] metres, got {cfg.train.bev_window}")
-        return BevWindow(size, align, tuple(cfg.voxelization.point_cloud_range), margin=align)
 
     def _teacher(self, device: torch.device) -> BEVDetector | None:
         if not self.opts.teacher:
@@ -293,7 +293,7 @@ class Trainer:
         objective.to(device)
         train_ds, val_ds, layout = self._datasets(cfg, ctx)
         if cfg.train.bev_window:
-            train_ds.window = self._bev_window(cfg, student, teacher)
+            train_ds.window = training_window(cfg, student, teacher)
         sampler = EpochSampler(train_ds, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True, seed=opts.seed)
         iters_per_epoch = math.ceil(sampler.num_samples / cfg.train.batch_size)
         total_steps = cfg.train.epochs * iters_per_epoch
