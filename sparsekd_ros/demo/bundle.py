@@ -40,7 +40,7 @@ MAX_BYTES = 10_000_000
 def provenance_text(model: str, kd: str, teacher: str | None, frames: int) -> str:
     """One plain sentence on what the weights are and are not for."""
     how = f"distilled with {kd} from a {teacher} teacher" if teacher else "trained without a teacher"
-    return (f"{model} weights trained on {frames} simulated HDL-64 frames (sparsekd-sim street scenes), {how}: "
+    return (f"{model} weights trained on {frames} simulated LiDAR frames (sparsekd-sim street scenes), {how}: "
             "for the demo and for trying the pipeline on a robot; real roads need a model trained on KITTI or "
             "Waymo (README: 'Train and distil your own student').")
 

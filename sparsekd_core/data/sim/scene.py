@@ -80,7 +80,8 @@ class SimFrame:
 
     points: (N, 5) float32 x y z intensity elongation; ring: (N,) uint8 beam index.
     point_label: (N,) int32 index into the labels of the object a point came from, -1 for the world.
-    boxes: (M, 7) float64 labelled boxes; kinds: (M,) str ('car', 'van', 'truck', 'pedestrian', 'cyclist');
+    boxes: (M, 7) float64 labelled boxes; kinds: (M,) str, a vehicle body type ('hatchback', 'sedan', 'suv', 'pickup',
+    'van', 'truck', 'bus'), 'pedestrian' or 'cyclist' (sizes.KITTI_CLASSES maps them to KITTI's classes);
     track_ids: (M,) int64, stable through a drive; num_points: (M,) int64 returns off each object;
     occlusion: (M,) float64 fraction of the object's rays blocked by something in front of it;
     velocity: (M, 2) float64 m/s in the output frame.
