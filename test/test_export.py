@@ -44,12 +44,13 @@ def test_onnx_export_runs_to_the_torch_maps(model, inputs, tmp_path, capsys):
     assert main([model, "--format", "onnx", "--out", str(tmp_path)]) == 0
     ins, outs = _onnx_signature(tmp_path / f"{model}.onnx")
     assert ins == inputs
-    batch = 1 if model.startswith("cp_pillar") else "batch"
-    hw = [48, 48] if model.startswith("cp_pillar") else [50, 50]
-    assert outs == [(n, [batch, c] + hw, np.float32) for n, c in
-                    (("heatmap", 3), ("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2))]
+    pillar = model.startswith("cp_pillar")  # the 360-degree student: BEV 128 x 128, heading axis_dir
+    batch, hw = (1, [128, 128]) if pillar else ("batch", [50, 50])
+    maps = (("heatmap", 3), ("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2)) + ((("direction", 1),) if pillar
+                                                                                       else ())
+    assert outs == [(n, [batch, c] + hw, np.float32) for n, c in maps]
     report = json.loads((tmp_path / "export_report.json").read_text())
-    assert set(report["max_abs_diff"]) == {"heatmap", "center", "center_z", "dim", "rot"}
+    assert set(report["max_abs_diff"]) == {n for n, _ in maps}
     assert all(0 <= d < TOL for d in report["max_abs_diff"].values()), report["max_abs_diff"]
     assert "heatmap:" in capsys.readouterr().out
 
