@@ -183,6 +183,11 @@ def test_cli_builds_and_summarises(tmp_path, capsys):
     assert "kitti train: 1 frames, objects: Car 6, DontCare 4" in out
     assert "kitti train gt database: Car 6" in out and "kitti val: 1 frames" in out
     assert infos_path(root, "kitti", "val").is_file() and (root / dbinfos_relpath("kitti")).is_file()
+    # frames kept for measuring: val infos alone, no gt database (README's kitti_real copy)
+    val_only = copy_real_frame(tmp_path / "val_only")
+    assert main(["kitti", "--root", str(val_only), "--splits", "val", "--quiet"]) == 0
+    assert infos_path(val_only, "kitti", "val").is_file() and not (val_only / dbinfos_relpath("kitti")).exists()
+    assert "no gt database" in capsys.readouterr().err
     assert main(["kitti", "--root", str(tmp_path / "nowhere"), "--quiet"]) == 1
     assert "--root" in capsys.readouterr().err
     assert main(["kitti", "--root", str(root), "--interval", "5"]) == 2

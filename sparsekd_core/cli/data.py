@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 
-from sparsekd_core.data.infos import INFOS_DIR
+from sparsekd_core.data.infos import INFOS_DIR, infos_path
 from sparsekd_core.data.nuscenes_format import VERSIONS
 
 EPILOG = f"""\
@@ -198,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset == "nuscenes":
         return nuscenes_infos(args)
     db_split = None if args.no_db else args.db_split
+    if (db_split is not None and db_split not in args.splits
+            and not infos_path(args.root, args.dataset, db_split).is_file()):
+        # e.g. `--splits val` on frames kept for measuring: the database is built from a split's infos
+        print(f"sparsekd-data: no gt database: its split '{db_split}' has no infos here and is not in --splits "
+              f"(add it to --splits to build one)", file=sys.stderr)
+        db_split = None
     start = time.perf_counter()
     try:
         if args.dataset == "kitti":
