@@ -15,7 +15,7 @@ from sparsekd_core.train.optim import (
     ADAM_BETA2, build_optimizer, build_scheduler, clip_gradients, current_lr_and_beta1, trainable_parameters,
 )
 from sparsekd_core.train.step import train_step
-from sparsekd_core.train.synthetic import synthetic_scene
+from sparsekd_core.train.synthetic import synthetic_batch
 
 TINY_MODEL = """\
 base: cp_voxel_xxs_sim
@@ -120,15 +120,8 @@ def test_detector_loss_goes_down_under_the_reference_optimiser(tmp_path):
     torch.manual_seed(0)
     model = build_detector(cfg).train()
     objective = DetectorObjective(model)
-    rng = np.random.default_rng(1)
-    scenes = [synthetic_scene(rng, cfg.voxelization.point_cloud_range, cfg.class_names, n_boxes=2) for _ in range(2)]
-    points = [torch.from_numpy(s[0]) for s in scenes]
-    m = max(len(s[1]) for s in scenes)
-    boxes = torch.zeros((2, m, 7))
-    labels = torch.full((2, m), -1, dtype=torch.long)
-    for b, s in enumerate(scenes):
-        boxes[b, :len(s[1])] = torch.from_numpy(s[1])
-        labels[b, :len(s[2])] = torch.from_numpy(s[2])
+    points, boxes, labels = synthetic_batch(np.random.default_rng(1), cfg.voxelization.point_cloud_range,
+                                            cfg.class_names)
     params = trainable_parameters(objective)
     opt = build_optimizer(params, cfg.train)
     steps = 25

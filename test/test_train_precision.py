@@ -13,7 +13,7 @@ from sparsekd_core.models.detector import build_detector
 from sparsekd_core.train.objective import DetectorObjective
 from sparsekd_core.train.optim import build_optimizer, build_scheduler, trainable_parameters
 from sparsekd_core.train.step import train_step
-from sparsekd_core.train.synthetic import synthetic_scene
+from sparsekd_core.train.synthetic import synthetic_batch
 
 # small voxel and pillar models: the step goes through spconv (no bf16 kernels) or the pillar encoder (a new
 # shape every step), then the 2D backbone and head
@@ -43,15 +43,8 @@ def _tiny_setup(tmp_path, kind):
     cfg = load_model_config(tmp_path / "tiny.yaml")
     torch.manual_seed(0)
     model = build_detector(cfg).train()
-    rng = np.random.default_rng(1)
-    scenes = [synthetic_scene(rng, cfg.voxelization.point_cloud_range, cfg.class_names, n_boxes=2) for _ in range(2)]
-    points = [torch.from_numpy(s[0]) for s in scenes]
-    m = max(len(s[1]) for s in scenes)
-    boxes = torch.zeros((2, m, 7))
-    labels = torch.full((2, m), -1, dtype=torch.long)
-    for b, s in enumerate(scenes):
-        boxes[b, :len(s[1])] = torch.from_numpy(s[1])
-        labels[b, :len(s[2])] = torch.from_numpy(s[2])
+    points, boxes, labels = synthetic_batch(np.random.default_rng(1), cfg.voxelization.point_cloud_range,
+                                            cfg.class_names)
     return cfg, model, points, boxes, labels
 
 

@@ -27,7 +27,7 @@ from .objective import build_objective, freeze, kd_requested, recipe_uses_tgi
 from .optim import build_optimizer, build_scheduler, trainable_parameters
 from .precision import autocast_dtype, needs_grad_scaler, precision_name
 from .step import train_step
-from .synthetic import synthetic_scene
+from .synthetic import synthetic_batch
 from .trainer import training_window
 
 
@@ -42,18 +42,13 @@ def _synthetic_batch(cfg, batch_size: int, n_points: int, device: torch.device, 
         offset = window.draw(rng)
         area[:2] = [area[0] + offset[0], area[1] + offset[1]]
         area[3:5] = [area[0] + window.size[0], area[1] + window.size[1]]
-    scenes = [synthetic_scene(rng, area, cfg.class_names, len(cfg.point_features), n_ground=n_points, n_boxes=4)
-              for _ in range(batch_size)]
-    m = max(len(s[1]) for s in scenes)
-    boxes = torch.zeros((batch_size, m, 7))
-    labels = torch.full((batch_size, m), -1, dtype=torch.long)
-    for b, (_, bx, lb) in enumerate(scenes):
-        boxes[b, :len(bx)] = torch.from_numpy(bx)
-        if offset is not None:
-            boxes[b, :len(bx), :2] -= torch.from_numpy(offset)
-        labels[b, :len(lb)] = torch.from_numpy(lb)
-    offsets = None if offset is None else torch.from_numpy(np.tile(offset, (batch_size, 1))).to(device)
-    return [torch.from_numpy(s[0]).to(device) for s in scenes], boxes.to(device), labels.to(device), offsets
+    points, boxes, labels = synthetic_batch(rng, area, cfg.class_names, batch_size, len(cfg.point_features),
+                                            n_ground=n_points, n_boxes=4)
+    offsets = None
+    if offset is not None:
+        boxes[labels >= 0, :2] -= torch.from_numpy(offset)  # into the window's coordinates (padding stays zero)
+        offsets = torch.from_numpy(np.tile(offset, (batch_size, 1))).to(device)
+    return [p.to(device) for p in points], boxes.to(device), labels.to(device), offsets
 
 
 def _peak_rss_bytes() -> int:

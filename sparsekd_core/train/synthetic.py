@@ -52,6 +52,23 @@ def synthetic_scene(rng: np.random.Generator, point_cloud_range, class_names, nu
     return (points, np.asarray(boxes, np.float32).reshape(-1, 7), np.asarray(labels, np.int64))
 
 
+def synthetic_batch(rng: np.random.Generator, point_cloud_range, class_names, batch_size: int = 2,
+                    num_features: int = 4, n_ground: int = 300, n_boxes: int = 2):
+    """``batch_size`` synthetic scenes as a detector's training inputs: a list of (N_i, F) float32 point tensors,
+    boxes (B, M, 7) and labels (B, M) padded with -1."""
+    import torch
+
+    scenes = [synthetic_scene(rng, point_cloud_range, class_names, num_features, n_ground=n_ground, n_boxes=n_boxes)
+              for _ in range(batch_size)]
+    m = max(len(s[1]) for s in scenes)
+    boxes = torch.zeros((batch_size, m, 7))
+    labels = torch.full((batch_size, m), -1, dtype=torch.long)
+    for b, (_, bx, lb) in enumerate(scenes):
+        boxes[b, :len(bx)] = torch.from_numpy(bx)
+        labels[b, :len(lb)] = torch.from_numpy(lb)
+    return [torch.from_numpy(s[0]) for s in scenes], boxes, labels
+
+
 def toy_calibration():
     """A KITTI-like calibration: LiDAR at the camera's origin (x forward -> camera z, y left -> -x, z up -> -y),
     KITTI's P2 intrinsics (f 721.5 px, centre 609.6, 172.9), no rectification."""
