@@ -66,9 +66,10 @@ def measure_train_step(model_name: str, teacher_name: str | None = None, kd: str
     simulated HDL-64 frame leaves inside the KITTI range).
 
     Returns {model, teacher, kd, batch_size, points_per_sample, bev_window_m, device, amp, precision, steps,
-    step_s_median, step_s_all, peak_memory_bytes, memory_kind}. bev_window_m: the (x, y) window trained on, or None. memory_kind is "cuda_max_allocated" (peak tensor memory
-    of these steps) or, on CPU, "process_peak_rss" (the process's peak resident memory so far: it only
-    grows, so measure the largest configuration last or in its own process).
+    step_s_median, step_s_all, peak_memory_bytes, memory_kind}. bev_window_m: the (x, y) window trained on, or
+    None. memory_kind is "cuda_max_allocated" (peak tensor memory of these steps) or, on CPU, "process_peak_rss"
+    (the process's peak resident memory so far: it only grows, so measure the largest configuration last or in
+    its own process).
     """
     dev = resolve_device(device)
     torch.manual_seed(seed)
