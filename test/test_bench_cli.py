@@ -11,6 +11,7 @@ import torch
 from sparsekd_core.cli.bench import main
 from sparsekd_core.config import load_model_config
 from sparsekd_core.models.detector import build_detector
+from tiny_models import TINY_VOXEL
 
 REPO = Path(__file__).resolve().parents[1]
 FRAME = REPO / "sparsekd_core/assets/sample_data/kitti/training/velodyne_reduced/000008.bin"
@@ -88,8 +89,7 @@ def test_train_precision_both_times_each_step_in_fp32_and_amp(tmp_path, capsys):
     from sparsekd_core.train.precision import cpu_has_native_bf16
 
     tiny = tmp_path / "tiny.yaml"  # a small voxel model, so the six timed configurations take seconds
-    tiny.write_text("base: cp_voxel_xxs_sim\nvoxelization:\n  voxel_size: [0.2, 0.2, 0.1]\n"
-                    "  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]\n")
+    tiny.write_text(TINY_VOXEL)
     pair = f"{tiny}->{tiny}"
     code = main(["--skip-zoo", "--train", "--train-pairs", f"{tiny}:{tiny}", "--train-steps", "1",
                  "--train-precision", "both", "--device", "cpu", "--json"])

@@ -16,13 +16,7 @@ from sparsekd_core.train.optim import (
 )
 from sparsekd_core.train.step import train_step
 from sparsekd_core.train.synthetic import synthetic_batch
-
-TINY_MODEL = """\
-base: cp_voxel_xxs_sim
-voxelization:
-  voxel_size: [0.2, 0.2, 0.1]
-  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]
-"""
+from tiny_models import TINY_VOXEL
 
 
 def _schedule(total: int, cfg: TrainConfig | None = None) -> tuple[list[float], list[float]]:
@@ -115,7 +109,7 @@ def test_bad_schedules_are_refused_with_the_fix():
 def test_detector_loss_goes_down_under_the_reference_optimiser(tmp_path):
     # spconv's multi-threaded CPU sparse conv is racy (see test_train_resume); one thread keeps this exact.
     torch.set_num_threads(1)
-    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
+    (tmp_path / "tiny.yaml").write_text(TINY_VOXEL)
     cfg = load_model_config(tmp_path / "tiny.yaml")
     torch.manual_seed(0)
     model = build_detector(cfg).train()
@@ -139,7 +133,7 @@ def test_measure_train_step_reports_time_and_memory(tmp_path):
     from sparsekd_core.train.bench import measure_train_step
 
     torch.set_num_threads(1)
-    (tmp_path / "tiny.yaml").write_text(TINY_MODEL)
+    (tmp_path / "tiny.yaml").write_text(TINY_VOXEL)
     r = measure_train_step(str(tmp_path / "tiny.yaml"), batch_size=2, steps=2, warmup=1, n_points=500,
                            device="cpu")
     assert len(r["step_s_all"]) == 2 and all(t > 0 for t in r["step_s_all"])

@@ -14,12 +14,12 @@ from sparsekd_core.train.objective import DetectorObjective
 from sparsekd_core.train.optim import build_optimizer, build_scheduler, trainable_parameters
 from sparsekd_core.train.step import train_step
 from sparsekd_core.train.synthetic import synthetic_batch
+from tiny_models import TINY_VOXEL
 
 # small voxel and pillar models: the step goes through spconv (no bf16 kernels) or the pillar encoder (a new
 # shape every step), then the 2D backbone and head
 TINY = {
-    "voxel": "base: cp_voxel_xxs_sim\nvoxelization:\n  voxel_size: [0.2, 0.2, 0.1]\n"
-             "  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]\n",
+    "voxel": TINY_VOXEL,
     "pillar": "base: cp_pillar_v0.64_sim\nvoxelization:\n  point_cloud_range: [0.0, -10.24, -3.0, 20.48, 10.24, 1.0]\n",
 }
 
