@@ -6,8 +6,9 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
-from sparsekd_core.checkpoint import read_checkpoint, write_untrained_checkpoint
+from sparsekd_core.checkpoint import load_model, read_checkpoint, save_checkpoint, write_untrained_checkpoint
 from sparsekd_core.cli.train import build_parser, main, options_from_args
 from sparsekd_core.config import load_model_config
 from sparsekd_core.data.infos import dbinfos_relpath, infos_path
@@ -116,6 +117,41 @@ def test_distillation_with_tgi(toy, tmp_path):
     s = read_checkpoint(sorted(out.glob("ckpt_*.pth"))[-1])["state_dict"]["backbone3d.conv_input.0.weight"]
     narrowed = t[: s.shape[0], ..., : s.shape[-1]]
     assert (s - narrowed).abs().max() < 0.2 * narrowed.abs().max()
+
+
+def test_pretrained_weights_replace_tgi_and_mismatches_are_refused(toy, tmp_path, capsys):
+    # an earlier student, stored in fp16 as the bundled ones are
+    earlier, _ = load_model(write_untrained_checkpoint(str(toy / "student.yaml"), tmp_path / "s.pth", seed=11))
+    pretrained = save_checkpoint(tmp_path / "s16.pth", earlier, fp16=True)
+    teacher = write_untrained_checkpoint(str(toy / "teacher.yaml"), tmp_path / "teacher.pth", seed=5)
+    out = tmp_path / "more"
+    # sparsekd's recipe asks for TGI; --pretrained replaces it. A tiny lr keeps the one step from moving the weights
+    rc = main(["--model", str(toy / "student.yaml"), "--teacher", str(teacher), "--kd", "sparsekd",
+               "--pretrained", str(pretrained), "--lr", "1e-12", "--epochs", "2", "--max-steps", "1", "--no-eval",
+               *_common(toy, out)])
+    assert rc == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pretrained"] == str(pretrained) and summary["config"]["pretrained"] == str(pretrained)
+    assert summary["kd_recipe"]["tgi"]["enabled"] and summary["steps"] == 1
+    key = "backbone3d.conv_input.0.weight"
+    started = read_checkpoint(sorted(out.glob("ckpt_*.pth"))[-1])["state_dict"][key]
+    stored = read_checkpoint(pretrained)["state_dict"][key]
+    assert stored.dtype == torch.float16 and started.dtype == torch.float32
+    assert (started - stored.float()).abs().max() < 1e-6
+    narrowed = read_checkpoint(teacher)["state_dict"][key][: started.shape[0], ..., : started.shape[-1]]
+    assert (started - narrowed).abs().max() > 0.1 * narrowed.abs().max()  # not the teacher's channels (TGI)
+
+    # weights of another architecture, or of other classes, are refused with the reason
+    rc = main(["--model", str(toy / "student.yaml"), "--pretrained", str(teacher), "--max-steps", "1",
+               *_common(toy, tmp_path / "wrong")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--pretrained" in err and "with another shape" in err
+    (tmp_path / "reordered.yaml").write_text(TINY_STUDENT + "class_names: [Pedestrian, Car, Cyclist]\n")
+    other = write_untrained_checkpoint(str(tmp_path / "reordered.yaml"), tmp_path / "reordered.pth")
+    rc = main(["--model", str(toy / "student.yaml"), "--pretrained", str(other), "--max-steps", "1",
+               *_common(toy, tmp_path / "classes")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "same classes in the same order" in err and "['Pedestrian', 'Car', 'Cyclist']" in err
 
 
 def test_pillar_student_distils_from_a_finer_grid_and_evaluates(toy, tmp_path):

@@ -31,7 +31,8 @@ knowledge distillation (--teacher T.pth --kd RECIPE):
              label KD (teacher boxes above 0.6 join the ground truth) and TGI for narrower students
   logit, pivotal, feature, mimic, label, tgi   single methods, composable: --kd logit,label,tgi
   path.yaml  your own KD recipe
-  TGI initialises the student from the teacher's channels at the start of a new run (not on resume).
+  TGI initialises the student from the teacher's channels at the start of a new run (not on resume, and not
+  with --pretrained, whose weights the student starts from instead).
 
 examples:
   sparsekd-sim --out data/sim_kitti && sparsekd-data kitti --root data/sim_kitti
@@ -40,6 +41,8 @@ examples:
                  --kd sparsekd --out runs/xxs_sparsekd
   sparsekd-train --model cp_voxel_sim --data data/sim_kitti --max-steps 20 --out runs/smoke   # smoke run
   sparsekd-train ... --resume          # continue the run in --out exactly where it stopped
+  sparsekd-train --model cp_pillar_v0.64_sim360 --pretrained cp_pillar_v0.64 --teacher T.pth --kd sparsekd \\
+                 --data data/sim_kitti --epochs 1 --lr 0.001   # distil the bundled student further
   torchrun --nproc_per_node=8 -m sparsekd_core.cli.train --recipe waymo_cp_voxel_s_sparsekd \\
                  --data /data/waymo --teacher cp_voxel.pth --out runs/s_kd --sync-bn
   sparsekd-train --recipe nuscenes_cp_voxel --data /data/sets/nuscenes --out runs/nus_teacher
@@ -60,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
                       "batch size (flags given here override it)")
     what.add_argument("--list-recipes", action="store_true", help="list the bundled recipes and exit")
     what.add_argument("--data", help="dataset root (KITTI, Waymo or nuScenes layout)")
-    what.add_argument("--teacher", help="teacher checkpoint for distillation (.pth from sparsekd-train, or an "
-                                        "OpenPCDet / SparseKD model converted by sparsekd-import)")
+    what.add_argument("--teacher", help="teacher checkpoint for distillation (.pth from sparsekd-train, a bundled "
+                                        "model name, or an OpenPCDet / SparseKD model converted by sparsekd-import)")
+    what.add_argument("--pretrained", metavar="CKPT",
+                      help="start a new run from these weights (.pth or a bundled model name; same classes and "
+                           "architecture as --model) instead of random ones or TGI: fine-tune, or train a model of an "
+                           "earlier run further under a fresh schedule. A --resume'd run uses its own checkpoint")
     what.add_argument("--kd", help="KD recipe: none|sparsekd|logit|pivotal|feature|mimic|label|tgi, "
                       "a comma list of those, or a YAML path (default: none)")
     sched = p.add_argument_group("schedule")
@@ -125,6 +132,7 @@ def options_from_args(args: argparse.Namespace):
                                  f"is a {layout} root")
     return TrainOptions(
         model=model, data=args.data, out=args.out or _default_out(model, kd), teacher=teacher, kd=kd,
+        pretrained=args.pretrained,
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
         workers=args.workers, seed=args.seed, resume=args.resume or False,
         eval_every=pick(args.eval_every, "eval_every", 0), evaluate=not args.no_eval, keep_last=args.keep_last,

@@ -38,13 +38,13 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..checkpoint import CheckpointError, load_model, load_state_strict, save_checkpoint
+from ..checkpoint import CheckpointError, load_model, load_state_strict, read_checkpoint, save_checkpoint
 from ..config import ConfigError, ModelConfig, load_model_config, model_config_from_dict
 from ..data.dataset import DetectionDataset, collate_samples
 from ..data.ground import dataset_ground_z
 from ..data.window import BevWindow
 from ..eval.report import to_jsonable
-from ..inference import resolve_device
+from ..inference import resolve_checkpoint, resolve_device
 from ..models.detector import BEVDetector, bev_windows, build_detector
 from .batches import batch_inputs
 from .checkpointing import CheckpointManager, capture_rng_state, read_training_checkpoint, restore_rng_state
@@ -71,7 +71,10 @@ class TrainOptions:
     """Everything a run needs. ``None`` for epochs/batch_size/lr means the model config's ``train`` values.
 
     model: zoo name or YAML. data: dataset root (KITTI, Waymo or nuScenes layout). out: run directory.
-    teacher: teacher checkpoint (.pth) for KD. kd: KD recipe ("none", "sparsekd", "logit,label", path.yaml).
+    teacher: teacher checkpoint (.pth or a bundled model name) for KD. kd: KD recipe ("none", "sparsekd",
+    "logit,label", path.yaml). pretrained: weights (.pth or a bundled model name) a new run starts from instead of
+    a random or TGI initialisation: fine-tuning, or more training for a model of an earlier run under a fresh
+    schedule; a resumed run takes its weights from its checkpoint instead.
     batch_size: per process (per GPU). workers: DataLoader processes. resume: True = newest checkpoint in
     ``out`` (a fresh start when there is none), or a checkpoint path. eval_every: evaluate every N epochs
     (0 = only at the end); evaluate: evaluate at the end at all. keep_last: training checkpoints kept.
@@ -88,6 +91,7 @@ class TrainOptions:
     out: str = "runs/train"
     teacher: str | None = None
     kd: str = "none"
+    pretrained: str | None = None
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -169,6 +173,19 @@ def training_window(cfg: ModelConfig, student: BEVDetector, teacher: BEVDetector
     return BevWindow(size, align, tuple(cfg.voxelization.point_cloud_range), margin=align)
 
 
+def load_pretrained(model: BEVDetector, cfg: ModelConfig, source: str) -> None:
+    """Weights of ``source`` (a .pth file or a bundled model name) into ``model`` of config ``cfg``: the same
+    classes in the same order and tensors of the same shapes, else a CheckpointError that says which differ.
+    fp16 weights (bundled models) become the model's fp32."""
+    path = resolve_checkpoint(source)
+    payload = read_checkpoint(path)
+    theirs, ours = list(payload["class_names"]), list(cfg.class_names)
+    if theirs != ours:
+        raise CheckpointError(f"--pretrained {source} detects {theirs}, the model being trained {ours}: "
+                              "start from weights of a model with the same classes in the same order.")
+    load_state_strict(model, payload["state_dict"], f"--pretrained {source}")
+
+
 class Trainer:
     """Builds the run from TrainOptions and trains it; see the module docstring.
 
@@ -218,12 +235,13 @@ class Trainer:
     def _teacher(self, device: torch.device) -> BEVDetector | None:
         if not self.opts.teacher:
             return None
-        teacher, _ = load_model(self.opts.teacher, device)
+        teacher, _ = load_model(resolve_checkpoint(self.opts.teacher), device)
         return freeze(teacher)
 
     def _run_settings(self, cfg: ModelConfig, ctx: DistContext, layout: str, n_train: int) -> dict[str, Any]:
         return {
             "model": self.opts.model, "model_config": cfg.to_dict(), "teacher": self.opts.teacher,
+            "pretrained": self.opts.pretrained,
             "kd": self.opts.kd, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
             "seed": self.opts.seed, "world_size": ctx.world_size, "data": self.opts.data, "layout": layout,
             "train_frames": n_train, "lr": cfg.train.lr, "augment": self.opts.augment,
@@ -304,6 +322,10 @@ class Trainer:
             payload = read_training_checkpoint(resume_path)
             self._check_resume(payload["training"].get("run", {}), settings, resume_path)
             load_state_strict(student, payload["state_dict"], str(resume_path))
+        elif opts.pretrained:
+            load_pretrained(student, cfg, opts.pretrained)
+            log.info("student initialised from --pretrained %s%s", opts.pretrained,
+                     " (instead of TGI)" if recipe is not None and recipe_uses_tgi(recipe) else "")
         elif recipe is not None and recipe_uses_tgi(recipe):
             tgi = objective.init_student_from_teacher()
             log.info("student initialised from the teacher (TGI)"
@@ -430,6 +452,7 @@ class Trainer:
         final_losses = {k: float(np.mean([r[k] for r in stats.recent])) for k in (stats.recent[0] if stats.recent else {})}
         return {
             "status": status, "model": opts.model, "teacher": opts.teacher, "kd": opts.kd,
+            "pretrained": opts.pretrained,
             "kd_recipe": recipe_to_dict(run.recipe), "data": opts.data, "layout": run.layout,
             "train_frames": len(run.train_ds), "val_frames": len(run.val_ds) if run.val_ds is not None else 0,
             "epochs": run.cfg.train.epochs, "epochs_completed": state.epoch, "batch_size": run.cfg.train.batch_size,
@@ -456,6 +479,7 @@ class Trainer:
             latest = run.ckpts.latest()
             return str(latest) if latest else None
         meta = {"trained_by": "sparsekd-train", "kd": self.opts.kd, "teacher": self.opts.teacher,
+                "pretrained": self.opts.pretrained,
                 "epochs": run.state.epoch, "global_step": run.state.global_step, "status": status,
                 "metrics": to_jsonable(summary["metrics"]), **self._ground_meta(run), **self.opts.extra_meta}
         return str(save_checkpoint(self.out / "final.pth", run.student, meta=meta))
