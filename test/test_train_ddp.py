@@ -19,12 +19,8 @@ from sparsekd_core.checkpoint import read_checkpoint
 from sparsekd_core.config import load_model_config
 from sparsekd_core.train.synthetic import write_toy_kitti
 
-TINY_MODEL = """\
-base: cp_voxel_xxs_sim
-voxelization:
-  voxel_size: [0.2, 0.2, 0.1]
-  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]
-"""
+from tiny_models import TINY_VOXEL
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -62,7 +58,7 @@ def _worker(rank: int, world: int, port: int, model: str, data: str, out: str, r
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     model = root / "tiny.yaml"
-    model.write_text(TINY_MODEL)
+    model.write_text(TINY_VOXEL)
     cfg = load_model_config(model)
     write_toy_kitti(root / "kitti", cfg.voxelization.point_cloud_range, cfg.class_names, n_train=8, n_val=2)
     # build the infos once here so the ranks do not race to create them

@@ -1,6 +1,6 @@
 """Mixed-precision training (train/precision.py): which autocast dtype each device gets, and that a bf16 step on the
-CPU runs the 2D layers in bf16, keeps the weights and the point encoders (spconv, pillar PointNet:
-models/fp32_islands.py) in fp32, and still learns."""
+CPU runs the 2D layers and the pillar PointNet in bf16, keeps the weights and spconv's backbone
+(models/fp32_islands.py) in fp32, and still learns; the PointNet's matmuls meet few shapes (models/vfe.py)."""
 from __future__ import annotations
 
 import numpy as np
@@ -81,9 +81,34 @@ def test_bf16_step_on_cpu_runs_2d_layers_in_bf16_and_still_learns(tmp_path, kind
     fp32, seen32 = _train(tmp_path, kind, None, 25)
     bf16, seen16 = _train(tmp_path, kind, torch.bfloat16, 25)
     assert seen32 == {"encoder": torch.float32, "conv2d": torch.float32, "params": {torch.float32}}
-    # the 2D backbone runs in bf16; the point encoder and every weight stay fp32
-    assert seen16 == {"encoder": torch.float32, "conv2d": torch.bfloat16, "params": {torch.float32}}
+    # the 2D backbone runs in bf16, and so does the pillar PointNet; spconv's backbone and every weight stay fp32
+    encoder = torch.float32 if kind == "voxel" else torch.bfloat16
+    assert seen16 == {"encoder": encoder, "conv2d": torch.bfloat16, "params": {torch.float32}}
     # same weights, same batch: the first losses agree to bf16's precision, not bit for bit
     assert bf16[0] == pytest.approx(fp32[0], rel=0.05) and bf16[0] != fp32[0]
     assert np.mean(bf16[-5:]) < 0.6 * np.mean(bf16[:3]), bf16
     assert all(np.isfinite(bf16))
+
+
+def test_bf16_pillar_matmuls_see_bucketed_pillar_counts_and_return_the_exact_rows():
+    from sparsekd_core.models.vfe import BF16_PILLAR_BUCKET, PFNLayer
+
+    torch.manual_seed(0)
+    layer = PFNLayer(10, 64, use_norm=True, last=False).eval()
+    shapes = []
+    layer.linear.register_forward_hook(lambda m, i, o: shapes.append(tuple(i[0].shape)))
+    counts = [1, 37, 2047, 2048, 2049, 3000, 4095, 5000]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for v in counts:
+            x = torch.randn(v, 32, 10)
+            out = layer(x)
+            assert out.shape == (v, 32, 64) and out.dtype == torch.bfloat16
+            # the rows that come back are those of the unpadded input, computed in bf16
+            plain = torch.relu(layer.norm(torch.nn.functional.linear(x, layer.linear.weight).float().reshape(-1, 32)
+                                          ).reshape(v, 32, 32))
+            assert torch.allclose(out[..., :32].float(), plain, atol=0.05, rtol=0.02)
+    # eight pillar counts, three matmul shapes: a multiple of the bucket each
+    assert sorted(set(shapes)) == [(n * BF16_PILLAR_BUCKET, 32, 10) for n in (1, 2, 3)]
+    shapes.clear()
+    layer(torch.randn(37, 32, 10))  # without autocast (inference): no padding, fp32
+    assert shapes == [(37, 32, 10)]

@@ -24,12 +24,8 @@ from sparsekd_core.train.checkpointing import (
 from sparsekd_core.train.synthetic import write_toy_kitti
 from sparsekd_core.train.trainer import Trainer, TrainOptions
 
-TINY_MODEL = """\
-base: cp_voxel_xxs_sim
-voxelization:
-  voxel_size: [0.2, 0.2, 0.1]
-  point_cloud_range: [0.0, -6.4, -3.0, 12.8, 6.4, 1.0]
-"""
+from tiny_models import TINY_VOXEL
+
 # flips, rotation, scaling and shuffling on, drawn per (seed, epoch, frame): a resume must reproduce them too
 AUGMENT = {"flip_axes": ["x"], "rotation_range": [-0.5, 0.5], "scale_range": [0.95, 1.05], "shuffle_points": True}
 
@@ -41,7 +37,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
     model = root / "tiny.yaml"
-    model.write_text(TINY_MODEL)
+    model.write_text(TINY_VOXEL)
     cfg = load_model_config(model)
     write_toy_kitti(root / "kitti", cfg.voxelization.point_cloud_range, cfg.class_names, n_train=5, n_val=2)
     return model, root / "kitti"

@@ -5,7 +5,21 @@ import torch
 from torch import nn
 
 from ..ops.voxelize import VoxelBatch
-from .fp32_islands import in_fp32_under_cpu_autocast
+
+#: Under the CPU's bf16 autocast (training), the PointNet's matmuls see the pillar count rounded up to a multiple of
+#: this: oneDNN builds and caches a bf16 matmul primitive per input shape, and pillar counts differ every step (an
+#: unbounded cache grew a cp_pillar_sim360 run by ~15 MB a step). Rounded, a run meets a few dozen shapes.
+BF16_PILLAR_BUCKET = 2048
+
+
+def _bucketed_linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    """``linear(x)`` for (V, P, C) ``x``; under CPU autocast computed on V rounded up to BF16_PILLAR_BUCKET rows
+    of which the extra ones are zero and cut off again, so the rows that are returned are exactly linear(x)'s."""
+    v = x.shape[0]
+    if not torch.is_autocast_enabled("cpu") or v == 0:
+        return linear(x)
+    rows = -(-v // BF16_PILLAR_BUCKET) * BF16_PILLAR_BUCKET
+    return linear(nn.functional.pad(x, (0, 0, 0, 0, 0, rows - v)))[:v]
 
 
 class MeanVFE(nn.Module):
@@ -36,7 +50,7 @@ class PFNLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """x: (V, P, C_in) -> (V, 1, C_out) when last, else (V, P, C_out)."""
-        x = self.linear(x)
+        x = _bucketed_linear(self.linear, x)
         if not isinstance(self.norm, nn.Identity):  # Identity once the norm is folded into the linear (export)
             v, p, c = x.shape
             x = self.norm(x.reshape(v * p, c)).reshape(v, p, c)
@@ -93,4 +107,4 @@ class PillarVFE(nn.Module):
         return x
 
     def forward(self, vb: VoxelBatch) -> torch.Tensor:
-        return in_fp32_under_cpu_autocast(self.encode, self.decorate(vb)).squeeze(1)
+        return self.encode(self.decorate(vb)).squeeze(1)

@@ -22,6 +22,7 @@ from ..eval.annotations import gt_annos_for, predictions_from_detections
 from ..data.dataset import DetectionDataset, collate_samples
 from ..models.detector import BEVDetector
 from .batches import split_points
+from .precision import autocast
 
 Metric = Literal["kitti", "waymo", "nuscenes"]
 
@@ -47,7 +48,8 @@ def predict_dataset(model: BEVDetector, dataset: DetectionDataset, metric: Metri
     try:
         for batch in tqdm(loader, desc="eval", unit="batch", disable=not progress, leave=False):
             points = split_points(batch.points.to(device), batch.batch_size)
-            with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=amp and device.type == "cuda"):
+            # fp16 on CUDA as in training; on the CPU in fp32, as the Detector runs there
+            with autocast(device.type, torch.float16 if amp and device.type == "cuda" else None):
                 out = model(points)
             preds = model.predict(out)
             for p in preds:

@@ -4,8 +4,8 @@ On CUDA, AMP is fp16 autocast with a GradScaler. On a CPU with native bfloat16
 arithmetic (AVX-512 BF16 or AMX, as on recent EPYC and Xeon), AMP is bf16 autocast: oneDNN's bf16
 convolutions run about twice as fast as fp32 ones, the weights, the optimiser and the losses stay fp32, and bf16's
 exponent range needs no GradScaler. A CPU without native bf16 would emulate it (slower than fp32), so there AMP
-is off. The point encoders (spconv's sparse backbone, the pillar PointNet) run in fp32 under bf16 autocast
-(models/fp32_islands.py says why).
+is off. spconv's sparse backbone runs in fp32 under bf16 autocast (models/fp32_islands.py); the pillar PointNet
+runs in bf16 on pillar counts rounded up to a bucket (models/vfe.py says why).
 """
 from __future__ import annotations
 
