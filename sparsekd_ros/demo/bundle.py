@@ -1,5 +1,6 @@
-"""Making a bundled checkpoint: a trained student shipped in the package, which the node, the demo and
-``sparsekd-detect`` load by zoo name (``sparsekd_core/assets/checkpoints/<zoo>.pth``).
+"""Making a bundled checkpoint: a trained student (or a teacher that fits the cap) shipped in the package, which
+the node, the demo, ``sparsekd-detect`` and ``sparsekd-train --teacher/--pretrained`` load by zoo name
+(``sparsekd_core/assets/checkpoints/<zoo>.pth``).
 
     python -m sparsekd_ros.demo.bundle runs/sim/voxel_sparsekd_s0 --as cp_voxel_s \\
         --teacher runs/sim/voxel_teacher/final.pth
@@ -8,7 +9,8 @@ writes the run's final weights in fp16, deflated (the package allows at most 10 
 says where they come from: ``provenance`` (the sentence the node logs at startup and the demo prints),
 ``training`` (the run's settings and metrics from its summary.json) and, with ``--teacher``, ``demo_teacher``:
 the teacher's AP on the demo's default drive, measured here with the demo's own scoring, so that ``make demo``
-shows it beside the student's without shipping the teacher's weights (a full-width teacher is too big).
+shows it beside the student's even when the teacher's weights are not shipped (a full-width voxel teacher is
+too big; a pillar teacher differs from its students by its grid, not its width, and fits).
 """
 from __future__ import annotations
 
@@ -30,8 +32,8 @@ __all__ = ["DEMO_DRIVE", "provenance_text", "drive_key", "deflate_checkpoint", "
 DEMO_DRIVE = {"frames": 100, "seed": 1, "eval_stride": 1}
 
 #: What a bundled checkpoint keeps of its run's summary.json.
-TRAINING_KEYS = ("model", "kd", "teacher", "data", "train_frames", "epochs", "batch_size", "steps", "seed", "device",
-                 "train_time_s", "step_time_s", "metrics")
+TRAINING_KEYS = ("model", "kd", "teacher", "pretrained", "data", "train_frames", "epochs", "batch_size", "steps",
+                 "seed", "device", "train_time_s", "step_time_s", "metrics")
 
 #: Size cap of a bundled model (the demo issue: "each at most 10 MB").
 MAX_BYTES = 10_000_000
