@@ -1,6 +1,6 @@
 """The students (and the teacher) shipped in the package (sparsekd_core/assets/checkpoints/): loaded by zoo name,
-fp16 and nothing else, honest about where their weights come from, and they find the road users of simulated streets they never
-saw (seeds other than the training set's).
+fp16 and nothing else, honest about where their weights come from, and they find the road users of simulated
+streets they never saw (seeds other than the training set's).
 
 Those streets are frozen in test/data/, one file per student, of the simulator that student was trained in: four
 HDL-64E snapshots (seeds 777-780, scene 0, frame 0), cropped to the student's range, coordinates in steps of 2 mm

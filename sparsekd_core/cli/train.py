@@ -42,7 +42,7 @@ examples:
   sparsekd-train --model cp_voxel_sim --data data/sim_kitti --max-steps 20 --out runs/smoke   # smoke run
   sparsekd-train ... --resume          # continue the run in --out exactly where it stopped
   sparsekd-train --model cp_pillar_v0.64_sim360 --pretrained cp_pillar_v0.64 --teacher T.pth --kd sparsekd \\
-                 --data data/sim_kitti --epochs 1 --lr 0.001   # distil the bundled student further
+                 --data data/sim_kitti --epochs 1 --lr 0.0015  # distil the bundled student further
   torchrun --nproc_per_node=8 -m sparsekd_core.cli.train --recipe waymo_cp_voxel_s_sparsekd \\
                  --data /data/waymo --teacher cp_voxel.pth --out runs/s_kd --sync-bn
   sparsekd-train --recipe nuscenes_cp_voxel --data /data/sets/nuscenes --out runs/nus_teacher

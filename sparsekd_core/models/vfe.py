@@ -13,8 +13,8 @@ BF16_PILLAR_BUCKET = 2048
 
 
 def _bucketed_linear(linear: nn.Linear, x: torch.Tensor) -> torch.Tensor:
-    """``linear(x)`` for (V, P, C) ``x``; under CPU autocast computed on V rounded up to BF16_PILLAR_BUCKET rows
-    of which the extra ones are zero and cut off again, so the rows that are returned are exactly linear(x)'s."""
+    """``linear(x)`` for (V, P, C) ``x``; under CPU autocast computed on V rounded up to BF16_PILLAR_BUCKET rows,
+    the extra ones zero and cut off again: what comes back holds x's V rows only (BatchNorm after it sees none)."""
     v = x.shape[0]
     if not torch.is_autocast_enabled("cpu") or v == 0:
         return linear(x)
