@@ -54,19 +54,16 @@ def synthetic_scene(rng: np.random.Generator, point_cloud_range, class_names, nu
 
 def synthetic_batch(rng: np.random.Generator, point_cloud_range, class_names, batch_size: int = 2,
                     num_features: int = 4, n_ground: int = 300, n_boxes: int = 2):
-    """``batch_size`` synthetic scenes as a detector's training inputs: a list of (N_i, F) float32 point tensors,
-    boxes (B, M, 7) and labels (B, M) padded with -1."""
+    """``batch_size`` synthetic scenes as a detector's training inputs, collated as the data loader does: a list
+    of (N_i, F) float32 point tensors, boxes (B, M, 7) and labels (B, M) padded with -1 (on the CPU)."""
     import torch
 
-    scenes = [synthetic_scene(rng, point_cloud_range, class_names, num_features, n_ground=n_ground, n_boxes=n_boxes)
-              for _ in range(batch_size)]
-    m = max(len(s[1]) for s in scenes)
-    boxes = torch.zeros((batch_size, m, 7))
-    labels = torch.full((batch_size, m), -1, dtype=torch.long)
-    for b, (_, bx, lb) in enumerate(scenes):
-        boxes[b, :len(bx)] = torch.from_numpy(bx)
-        labels[b, :len(lb)] = torch.from_numpy(lb)
-    return [torch.from_numpy(s[0]) for s in scenes], boxes, labels
+    from ..data.dataset import Sample, collate_samples
+    from .batches import batch_inputs
+
+    samples = [Sample(*synthetic_scene(rng, point_cloud_range, class_names, num_features, n_ground=n_ground,
+                                       n_boxes=n_boxes), frame_id=f"synthetic_{b}") for b in range(batch_size)]
+    return batch_inputs(collate_samples(samples), torch.device("cpu"))
 
 
 def toy_calibration():
