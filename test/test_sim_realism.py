@@ -188,3 +188,32 @@ def test_kitti_like_intensity(busy_frames):
     assert np.mean(frame.points[far, 3] == 0) > 0.3
     cars = np.isin(frame.point_label, np.flatnonzero(np.isin(frame.kinds, CAR_KINDS)))
     assert 0.02 < np.mean(frame.points[cars, 3] == 0) < 0.8
+
+
+def test_a_roof_sensor_sees_a_few_weak_unlabelled_returns_off_its_own_vehicle():
+    """Real roof sensors see their own car: a few dozen returns at the sensor's feet that read intensity 0, and a
+    shadow on the road around it. Nothing is labelled for it; a sensor mounted too low has no car under it;
+    ``ego_body=False`` leaves it out."""
+    def near(points):  # returns within 3 m of the sensor, well above the road
+        return points[(np.hypot(points[:, 0], points[:, 1]) < 3.0) & (points[:, 2] > -1.4)]
+
+    added, bodies = [], 0
+    for seed in (0, 3, 5):
+        with_body = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0).frame(0)
+        without = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0,
+                                options=SimOptions(ego_body=False)).frame(0)
+        assert with_body.meta["ego_body"] and not without.meta["ego_body"]
+        bodies += 1
+        np.testing.assert_array_equal(with_body.boxes, without.boxes)  # the ego vehicle is never labelled
+        assert len(near(without.points)) == 0  # these streets keep nothing else within 3 m of the sensor
+        own = near(with_body.points)
+        added.append(len(own))
+        assert np.all(own[:, 3] == 0.0)  # weak: KITTI's scale reads 0
+        hdl64 = PRESETS["hdl64"]  # returns from its minimum range on (give or take the range noise, at most 3 sigma)
+        assert np.linalg.norm(own[:, :3], axis=1).min() >= hdl64.min_range - 3 * hdl64.range_noise
+        assert np.all(with_body.point_label[(np.hypot(*with_body.points[:, :2].T) < 3.0)
+                                            & (with_body.points[:, 2] > -1.4)] == -1)
+        assert len(with_body.points) < len(without.points)  # the body hides the road under and around it
+    assert bodies == 3 and all(10 <= n <= 300 for n in added), added
+    low = SnapshotScene(PRESETS["vlp16"], seed=0, scene_index=0).frame(0)  # mounted at 0.7 m: no car under it
+    assert not low.meta["ego_body"]

@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
+    parser.add_argument("--no-ego-body", dest="ego_body", action="store_false",
+                        help="leave out the recording vehicle's own body under a roof sensor (by default it is "
+                             "there, as on real sweeps: a few weak returns at the sensor's feet that no model "
+                             "should call a car; a sensor mounted below 1.4 m has none either way)")
     parser.add_argument("--labels", default="all", choices=("all", "camera"),
                         help="KITTI labels for every object around the sensor (default) or only for those "
                              "the front camera sees")
@@ -111,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         options = SimOptions(label_style=args.label_style, random_mount=args.random_mount,
-                             frame_height=args.frame_height, raycaster=RayCasterChoice(args.raycaster, args.device))
+                             frame_height=args.frame_height, raycaster=RayCasterChoice(args.raycaster, args.device),
+                             ego_body=args.ego_body)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

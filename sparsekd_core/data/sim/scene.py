@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from sparsekd_core.data.sim.actors import UNLABELLED_KINDS, Actor, MeshLibrary, reach_boxes
+from sparsekd_core.data.sim.ego_body import EgoBody
 from sparsekd_core.data.sim.meshes import pose_meshes
 from sparsekd_core.data.sim.placement import Densities, EgoState, populate
 from sparsekd_core.data.sim.raycast import RayCasterChoice
@@ -126,12 +127,14 @@ class SimOptions:
         nominal frame: 1.73 m for hdl64, the sensor frame; 0 for waymo_top, the vehicle frame).
     raycaster: which backend casts the rays, and on which device (raycast.py); the frames are the same with
         either, but for the rare ray that grazes an edge.
+    ego_body: put the recording vehicle's own body under a roof-mounted sensor (ego_body.py), as real sweeps see it.
     """
 
     label_style: str = "kitti"
     random_mount: float = 0.0
     frame_height: float | None = None
     raycaster: RayCasterChoice = RayCasterChoice()
+    ego_body: bool = True
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -171,6 +174,8 @@ class SceneBase:
                                                                                    style))
         self.style = style
         self.lidar = Lidar(preset, options.raycaster)
+        ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)
+        self.ego_body = EgoBody.sample(frame_rng(seed, scene_index, 0, 9), ego_sizes) if options.ego_body else None
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -199,8 +204,11 @@ class SceneBase:
         placed = frame_to_world(frame_boxes, origin, yaw)
         mesh, owner = pose_meshes([actors[i].mesh for i in chosen], placed)
         reach = reach_boxes(placed, [actors[i].kind for i in chosen])  # wing mirrors stick out of vehicle boxes
+        body = (self.ego_body.world_mesh(sensor[:2], ground, yaw, mounting.height) if self.ego_body is not None
+                else None)
         scan = self.lidar.scan(self.world.ray_caster(self.options.raycaster), self.world.mesh, mesh, owner, placed,
-                               sensor, yaw, rng, mounting=mounting, frame_height=self.frame_height, reach_boxes=reach)
+                               sensor, yaw, rng, mounting=mounting, frame_height=self.frame_height, reach_boxes=reach,
+                               body_mesh=body)
         # Points per object: its returns inside its box (a wing mirror's lie just outside); an object is
         # labelled when at least one is, and when anybody labels its kind.
         hit = np.flatnonzero(scan.actor >= 0)
@@ -234,7 +242,7 @@ class SceneBase:
             velocity=velocity, pose=pose, preset=p.name,
             meta={"ego_speed": ego.speed, "ego_velocity_world": ego_v.tolist(),
                   "mount_height": mounting.height, "mount_roll": mounting.roll, "mount_pitch": mounting.pitch,
-                  "frame_height": self.frame_height},
+                  "frame_height": self.frame_height, "ego_body": body is not None},
         )
 
 

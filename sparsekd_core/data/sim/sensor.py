@@ -97,7 +97,7 @@ def _even(top: float, bottom: float, beams: int) -> tuple[float, ...]:
 
 
 PRESETS: dict[str, SensorPreset] = {
-    "hdl64": SensorPreset("hdl64", _hdl64_elevations(), columns=2118, max_range=120.0, min_range=2.0,
+    "hdl64": SensorPreset("hdl64", _hdl64_elevations(), columns=2118, max_range=120.0, min_range=1.45,
                           mount_height=1.73, frame_z_offset=0.0, range_noise=0.015, dropout=0.02),
     "hdl32": SensorPreset("hdl32", _even(10.67, -30.67, 32), columns=2250, max_range=100.0, min_range=1.0,
                           mount_height=1.84, frame_z_offset=0.0, range_noise=0.02, dropout=0.02),
@@ -181,7 +181,7 @@ class Lidar:
     def scan(self, static_caster: RayCaster, static_mesh: Mesh, actor_mesh: Mesh, actor_owner: np.ndarray,
              actor_boxes: np.ndarray, sensor_position: np.ndarray, sensor_yaw: float,
              rng: np.random.Generator, mounting: Mounting | None = None, frame_height: float | None = None,
-             reach_boxes: np.ndarray | None = None) -> Scan:
+             reach_boxes: np.ndarray | None = None, body_mesh: Mesh | None = None) -> Scan:
         """Cast one revolution from ``sensor_position`` (world, (3,)) turned by ``sensor_yaw``.
 
         static_caster: the world's ray caster; static_mesh: its Mesh (materials per triangle).
@@ -191,6 +191,8 @@ class Lidar:
         mounting: the sensor's height and tilt (default: the preset's height, level); sensor_position is where
         the sensor is. frame_height: height above the road of the origin of the frame the points are written
         in (level, at the sensor's x, y; default: the preset's nominal_frame_height).
+        body_mesh: the ego vehicle's own body under the sensor (world coordinates; ego_body.py): its returns are world
+        points (actor -1) and it hides what lies behind it.
         Hits beyond the sensor's range are not needed exactly (they give no point), so the casts may skip them.
         """
         p = self.preset
@@ -242,6 +244,18 @@ class Lidar:
             actor[w] = actor_owner[pc]
             nc, dw = hit_d.primitive_normals[closer], d[w]
             cos_inc[w] = np.abs(nc[:, 0] * dw[:, 0] + nc[:, 1] * dw[:, 1] + nc[:, 2] * dw[:, 2])
+        if body_mesh is not None and body_mesh.num_triangles:
+            down = np.flatnonzero(rays[:, 5] < 0)  # the body lies below the sensor
+            hit_b = self.caster.build(body_mesh.vertices, body_mesh.triangles).cast_rays(rays[down],
+                                                                                        max_distance=p.max_range)
+            closer = np.flatnonzero(hit_b.t_hit < t[down])
+            w, pb = down[closer], hit_b.primitive_ids[closer]
+            t[w] = hit_b.t_hit[closer]
+            refl[w] = body_mesh.reflectivity[pb]
+            returns[w] = body_mesh.returns[pb]
+            actor[w] = -1
+            nb, dw = hit_b.primitive_normals[closer], d[w]
+            cos_inc[w] = np.abs(nb[:, 0] * dw[:, 0] + nb[:, 1] * dw[:, 1] + nb[:, 2] * dw[:, 2])
         valid = (t >= p.min_range) & (t <= p.max_range)
         visible = np.bincount(actor[valid & (actor >= 0)], minlength=num_actors)[:num_actors]
 

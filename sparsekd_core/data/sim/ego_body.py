@@ -1,0 +1,83 @@
+"""The recording vehicle's own body under a roof-mounted LiDAR.
+
+A roof sensor sees its own vehicle: on real KITTI sweeps the lowest beams of the HDL-64E return off the ego car's roof
+edges, bonnet and boot, a few dozen weak returns (intensity 0) 1.5-2.7 m from the sensor and 0.5-0.9 m below it, in
+every frame, and the road is hidden up to 4.3 m ahead and 5.6 m behind the sensor, where the HDL-64E's lowest beam alone
+would reach it at 3.75 m (the nearest road returns per direction on ``../shared/data/kitti_real``, the real side of
+``sparsekd-gap``). A model trained on streets without
+them reads that small cluster at the sensor's feet as a car, and so puts a confident car box on its own vehicle in
+every real frame. The simulator therefore puts a vehicle under the sensor: its returns are world points (nobody labels
+the ego vehicle) and it hides what lies under and beside it, as a real car does.
+
+Each scene draws one ego vehicle (body type, length and width from the scene's label style, paint, where the sensor
+sits along the roof and how high the mount lifts it above the roof). A frame whose sensor is mounted too low for a
+vehicle beneath it (a bumper sensor, a small robot: ``random_mount`` draws heights from 0.5 m) has no body.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from sparsekd_core.data.sim.actors import vehicle_mesh
+from sparsekd_core.data.sim.meshes import Mesh, pose_meshes
+from sparsekd_core.data.sim.sizes import SizeSampler
+
+#: Vehicle types that carry a roof LiDAR (research cars and robotaxis; a van's long flat roof just under the sensor
+#: would hide the road for 10 m ahead, which no dataset's sweeps show).
+EGO_TYPES = ("hatchback", "sedan", "suv")
+#: Lowest and highest roof of an ego vehicle (m above the road).
+ROOF_HEIGHT_RANGE = (1.1, 2.1)
+#: How far the mount lifts the sensor's origin above the roof (m).
+MOUNT_LIFT_RANGE = (0.3, 0.7)
+#: Chance that a ray meeting the body sends a return, and the body's reflectivity: glossy paint seen at the grazing
+#: angles a roof sensor sees its own vehicle at mirrors most of the pulse away, and what comes back is weak (KITTI's
+#: sweeps hold a few dozen returns off the ego car, not hundreds, and every one reads intensity 0).
+RETURN_CHANCE_RANGE = (0.01, 0.06)
+BODY_REFLECTIVITY = 0.03
+#: Where the sensor sits along the vehicle: its offset ahead of the body's centre, as a share of the length.
+SENSOR_ALONG_RANGE = (-0.05, 0.15)
+
+
+@dataclass(frozen=True)
+class EgoBody:
+    """One scene's ego vehicle: a local-frame mesh of ``size`` (length, width, nominal height), the sensor
+    ``sensor_ahead`` metres ahead of the body's centre and ``lift`` metres above its roof; its surfaces return a ray
+    with chance ``returns`` (RETURN_CHANCE_RANGE), weakly (BODY_REFLECTIVITY)."""
+
+    kind: str
+    size: np.ndarray
+    mesh: Mesh
+    sensor_ahead: float
+    lift: float
+
+    @staticmethod
+    def sample(rng: np.random.Generator, sizes: SizeSampler) -> "EgoBody":
+        kind = EGO_TYPES[int(rng.integers(len(EGO_TYPES)))]
+        size = np.asarray(sizes(kind), np.float64)
+        mesh = vehicle_mesh(kind, size, rng)
+        mesh = Mesh(mesh.vertices, mesh.triangles, np.full_like(mesh.reflectivity, BODY_REFLECTIVITY),
+                    mesh.returns * np.float32(rng.uniform(*RETURN_CHANCE_RANGE)))
+        return EgoBody(kind, size, mesh,
+                       sensor_ahead=float(rng.uniform(*SENSOR_ALONG_RANGE) * size[0]),
+                       lift=float(rng.uniform(*MOUNT_LIFT_RANGE)))
+
+    def roof_height(self, mount_height: float) -> float | None:
+        """Height of the roof under a sensor mounted ``mount_height`` above the road; None when no vehicle fits
+        under it (the sensor is mounted lower than a car's roof plus the mount)."""
+        roof = mount_height - self.lift
+        if roof < ROOF_HEIGHT_RANGE[0]:
+            return None
+        return min(roof, ROOF_HEIGHT_RANGE[1])
+
+    def world_mesh(self, sensor_xy: np.ndarray, ground_z: float, yaw: float, mount_height: float) -> Mesh | None:
+        """The body in world coordinates under a sensor at ``sensor_xy`` (2,), ``mount_height`` above a road
+        at ``ground_z``, the vehicle heading ``yaw``; None when no vehicle fits under the sensor."""
+        roof = self.roof_height(mount_height)
+        if roof is None:
+            return None
+        length, width, height = float(self.size[0]), float(self.size[1]), float(self.size[2])
+        mesh = self.mesh.with_vertices(self.mesh.vertices * np.array([1.0, 1.0, roof / height], np.float32))
+        centre = np.asarray(sensor_xy, np.float64) - self.sensor_ahead * np.array([np.cos(yaw), np.sin(yaw)])
+        box = np.array([[centre[0], centre[1], ground_z + roof / 2, length, width, roof, yaw]])
+        return pose_meshes([mesh], box)[0]
