@@ -28,6 +28,11 @@ def test_real_frames_give_their_known_figures(kitti_real):
     assert 113_000 < s["points_per_frame"] < 127_000
     # KITTI's HDL-64E sits 1.73 m above the road
     assert -1.9 < s["ground_z"] < -1.6
+    # ... on the roof of a car, which returns a few dozen points at the sensor's feet in a typical frame and hides
+    # the road to about 4 m ahead and 5.5 m behind (the lowest beam alone would meet open road at 3.75 m)
+    assert 20 <= s["returns_near_sensor"] <= 100
+    ahead, behind = s["road_from_ahead_behind"]
+    assert 3.8 < ahead < 4.5 and 5.0 < behind < 6.0
     # the labels of the nine frames (kitti_real/README.md): 14 cars, 10 pedestrians, 3 cyclists
     assert {c: v["count"] for c, v in s["sizes"].items()} == {"Car": 14, "Pedestrian": 10, "Cyclist": 3}
     car_l, car_w, car_h = s["sizes"]["Car"]["mean"]

@@ -3,7 +3,10 @@
 Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`` output). For each side:
 
 - frames: points per frame; ground height (geometry/ground.py: where the road is in the points' frame, which
-  a model expects at a fixed height);
+  a model expects at a fixed height); what a roof sensor sees of its own vehicle: the returns within
+  ``NEAR_SENSOR`` m of the sensor (BEV) and more than ``ABOVE_ROAD`` m above the road, and how far ahead and
+  behind the road shows (the nearest road return within ``SHADOW_HALF_ANGLE`` degrees of straight ahead and of
+  straight behind; the body hides the road under and around it, data/sim/ego_body.py);
 - intensity: percentiles, the share of exact zeros, the median by range band;
 - objects: per class, box size mean and spread (length, width, height) and the median number of points per
   fully visible object (occlusion level 0) in range bands (how well the simulated sensor sees each class);
@@ -45,6 +48,11 @@ MATCH_REACH = 1.5
 #: A matched box turned by less than this (degrees, folded) counts as well aligned: a 3.9 x 1.6 m car box turned
 #: by 10 degrees keeps a BEV IoU of 0.80 with itself, by 24 degrees only 0.62, under KITTI's 0.7.
 YAW_WITHIN_DEG = 10.0
+#: The ego vehicle's returns: within this BEV distance of the sensor and this far above the road (metres).
+NEAR_SENSOR = 3.0
+ABOVE_ROAD = 0.3
+#: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
+SHADOW_HALF_ANGLE = 20.0
 #: The matched-pair errors, in the order of SideStats.errors' rows.
 ERROR_FIELDS = ("centre", "radial", "dz", "dl", "dw", "dh", "yaw_deg")
 
@@ -57,6 +65,8 @@ class SideStats:
     frames: int = 0
     points_per_frame: list[float] = field(default_factory=list)
     ground: list[float] = field(default_factory=list)
+    #: per frame: returns near the sensor, nearest road return ahead and behind (see near_sensor)
+    near_sensor: list[tuple[int, float, float]] = field(default_factory=list)
     intensity: list[np.ndarray] = field(default_factory=list, repr=False)
     intensity_range: list[np.ndarray] = field(default_factory=list, repr=False)
     sizes: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
@@ -74,6 +84,8 @@ class SideStats:
         self.points_per_frame.append(len(points))
         ground = estimate_ground(points)
         self.ground.append(float("nan") if ground is None else ground.height)
+        if ground is not None:
+            self.near_sensor.append(near_sensor(points, ground.height))
         if points.shape[1] > 3:
             pick = rng.choice(len(points), size=min(len(points), 20000), replace=False)
             self.intensity.append(points[pick, 3])
@@ -109,6 +121,10 @@ class SideStats:
     def summary(self) -> dict:
         out: dict = {"name": self.name, "frames": self.frames,
                      "points_per_frame": _mean(self.points_per_frame), "ground_z": _median(self.ground)}
+        if self.near_sensor:
+            near, ahead, behind = np.array(self.near_sensor, np.float64).T
+            out["returns_near_sensor"] = _median(near)
+            out["road_from_ahead_behind"] = [_median(ahead), _median(behind)]
         if self.intensity:
             inten = np.concatenate(self.intensity)
             rng = np.concatenate(self.intensity_range)
@@ -146,6 +162,22 @@ def _median(x) -> float:
     x = np.asarray(x, np.float64)
     x = x[np.isfinite(x)]
     return float(np.median(x)) if len(x) else float("nan")
+
+
+def near_sensor(points: np.ndarray, ground_height: float) -> tuple[int, float, float]:
+    """What a sensor sees of the vehicle it rides on, in one frame of (N, >=3) points whose road lies at
+    ``ground_height``: (returns within NEAR_SENSOR m of it in BEV and ABOVE_ROAD m above the road, the distance of
+    the nearest road return ahead, and behind; NaN where the road shows nowhere in that direction)."""
+    xy = np.hypot(points[:, 0], points[:, 1])
+    height = points[:, 2] - ground_height
+    near = int(((xy < NEAR_SENSOR) & (height > ABOVE_ROAD)).sum())
+    road = np.abs(height) < 0.2
+    heading = np.degrees(np.arctan2(points[:, 1], points[:, 0]))
+    nearest = []
+    for centre in (0.0, 180.0):
+        sector = road & (np.abs((heading - centre + 180.0) % 360.0 - 180.0) < SHADOW_HALF_ANGLE)
+        nearest.append(float(xy[sector].min()) if sector.any() else float("nan"))
+    return near, nearest[0], nearest[1]
 
 
 def matched_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -239,6 +271,10 @@ def format_report(sides: Sequence[dict]) -> str:
     row("frames", lambda s: str(s["frames"]))
     row("points per frame", lambda s: num(s["points_per_frame"], "{:,.0f}"))
     row("ground z (m)", lambda s: num(s["ground_z"]))
+    row(f"returns within {NEAR_SENSOR:g} m of the sensor (own vehicle)", lambda s: num(s.get("returns_near_sensor"),
+                                                                                       "{:.0f}"))
+    row("road from (m) ahead / behind", lambda s: "/".join(num(v) for v in s["road_from_ahead_behind"])
+        if "road_from_ahead_behind" in s else "-")
     if all("intensity_percentiles" in s for s in sides):
         row("intensity p25 / p50 / p75", lambda s: " / ".join(num(s["intensity_percentiles"][q]) for q in
                                                                   ("25", "50", "75")))

@@ -1,15 +1,15 @@
 """The recording vehicle's own body under a roof-mounted LiDAR.
 
-A roof sensor sees its own vehicle: on real KITTI sweeps the lowest beams of the HDL-64E return off the ego car's roof
-edges, bonnet and boot, a few dozen weak returns (intensity 0) 1.5-2.7 m from the sensor and 0.5-0.9 m below it, in
-every frame, and the road is hidden up to 4.3 m ahead and 5.6 m behind the sensor, where the HDL-64E's lowest beam alone
-would reach it at 3.75 m (the nearest road returns per direction on ``../shared/data/kitti_real``, the real side of
-``sparsekd-gap``). A model trained on streets without
+A roof sensor sees its own vehicle. On the real KITTI sweeps the lowest beams of the HDL-64E return off the ego car's
+roof edges, bonnet and boot in every frame: a few dozen weak returns (median 40 a frame, intensity 0) 1.46-2.7 m from
+the sensor and 0.5-0.9 m below it; and the car hides the road up to 4.1 m ahead and 5.5 m behind the sensor, where the
+lowest beam alone would meet it at 3.75 m (``sparsekd-gap`` reports both, "returns within 3 m of the sensor" and "road
+from ahead / behind", for real and simulated sides). A model trained on streets without
 them reads that small cluster at the sensor's feet as a car, and so puts a confident car box on its own vehicle in
 every real frame. The simulator therefore puts a vehicle under the sensor: its returns are world points (nobody labels
 the ego vehicle) and it hides what lies under and beside it, as a real car does.
 
-Each scene draws one ego vehicle (body type, length and width from the scene's label style, paint, where the sensor
+Each scene draws one ego vehicle (body type, length and width from the scene's label style, how often it returns a pulse, where the sensor
 sits along the roof and how high the mount lifts it above the roof). A frame whose sensor is mounted too low for a
 vehicle beneath it (a bumper sensor, a small robot: ``random_mount`` draws heights from 0.5 m) has no body.
 """
