@@ -9,9 +9,10 @@ them reads that small cluster at the sensor's feet as a car, and so puts a confi
 every real frame. The simulator therefore puts a vehicle under the sensor: its returns are world points (nobody labels
 the ego vehicle) and it hides what lies under and beside it, as a real car does.
 
-Each scene draws one ego vehicle (body type, length and width from the scene's label style, how often it returns a pulse, where the sensor
-sits along the roof and how high the mount lifts it above the roof). A frame whose sensor is mounted too low for a
-vehicle beneath it (a bumper sensor, a small robot: ``random_mount`` draws heights from 0.5 m) has no body.
+Each scene draws one ego vehicle (body type, length and width from the scene's label style, how often it returns a
+pulse, where the sensor sits along the roof and how high the mount lifts it above the roof). A frame whose sensor is
+mounted too low for a vehicle beneath it (a bumper sensor, a small robot: ``random_mount`` draws heights from 0.5 m)
+has no body.
 """
 from __future__ import annotations
 
