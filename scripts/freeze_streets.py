@@ -4,10 +4,13 @@
 The simulator moves on while bundled weights stay what they are, so a test of the weights reads frames of the
 streets they were trained in, frozen when they were bundled. Each frame is a snapshot (``SnapshotScene``, scene 0,
 frame 0) of one seed, cropped to the model's point-cloud range, coordinates in steps of 2 mm (int16, less an x
-offset) and intensity in 1/255, with each labelled object's box, KITTI class and number of returns:
+offset) and intensity in 1/255, with each labelled object's box, KITTI class and number of returns, and whether the
+sensor's own vehicle is under it (streets version 3 on):
 
-    python scripts/freeze_streets.py --model cp_pillar_v0.64_sim360 --seeds 777,778,779,780 \\
-        --out test/data/bundled_streets_v2_360.npz
+    python scripts/freeze_streets.py --model cp_pillar_v0.64_sim360 --seeds 779,784,786,787 \\
+        --out test/data/bundled_streets_v3_360.npz
+
+(seeds whose ego vehicle sends returns: of 777-790, 779, 784, 786-790 do).
 
 Check that the student finds the same boxes in the frozen frames as in the float32 ones before committing them.
 """
@@ -50,7 +53,8 @@ def main(argv=None) -> int:
         arrays[f"boxes_{i}"] = frame.boxes.astype(np.float32)
         arrays[f"classes_{i}"] = np.array([KITTI_CLASSES[k] for k in frame.kinds])
         arrays[f"num_points_{i}"] = frame.num_points.astype(np.int32)
-        print(f"seed {seed}: {keep.sum()} points, {len(frame.boxes)} objects")
+        arrays[f"ego_body_{i}"] = np.bool_(frame.meta.get("ego_body", False))  # the sensor's own vehicle is there
+        print(f"seed {seed}: {keep.sum()} points, {len(frame.boxes)} objects, ego body {frame.meta.get('ego_body')}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, **arrays)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.2f} MB)")

@@ -36,8 +36,8 @@ DATA = Path(__file__).parent / "data"
 
 #: bundled name -> (the config it was trained as, its frozen streets)
 BUNDLED = {"cp_voxel_s": ("cp_voxel_s_sim", "bundled_students_streets.npz"),
-           "cp_pillar_v0.64": ("cp_pillar_v0.64_sim360", "bundled_streets_v2_360.npz"),
-           "cp_pillar_sim360": ("cp_pillar_sim360", "bundled_streets_v2_360.npz")}
+           "cp_pillar_v0.64": ("cp_pillar_v0.64_sim360", "bundled_streets_v3_360.npz"),
+           "cp_pillar_sim360": ("cp_pillar_sim360", "bundled_streets_v3_360.npz")}
 #: the bundled teachers (trained without KD; students are distilled from them with --teacher NAME)
 TEACHERS = {"cp_pillar_sim360"}
 CLASSES = ("Car", "Pedestrian", "Cyclist")
@@ -70,6 +70,7 @@ class FrozenFrame:
     boxes: np.ndarray  # (M, 7) x, y, z, l, w, h, yaw
     classes: np.ndarray  # (M,) each object's KITTI class (Van, Truck and the like count as none of CLASSES)
     num_points: np.ndarray  # (M,) points on each object in the whole sweep
+    ego_body: bool  # the sensor's own vehicle is under it (streets version 3 on)
 
 
 def frozen_frames(filename: str) -> list[FrozenFrame]:
@@ -80,7 +81,8 @@ def frozen_frames(filename: str) -> list[FrozenFrame]:
         points = np.c_[xyz, z[f"intensity_{i}"] / 255.0].astype(np.float32)
         classes = (z[f"classes_{i}"] if f"classes_{i}" in z.files
                    else np.array([V1_KINDS.get(k, k) for k in z[f"kinds_{i}"]]))
-        frames.append(FrozenFrame(points, z[f"boxes_{i}"], classes, z[f"num_points_{i}"]))
+        ego_body = bool(z[f"ego_body_{i}"]) if f"ego_body_{i}" in z.files else False
+        frames.append(FrozenFrame(points, z[f"boxes_{i}"], classes, z[f"num_points_{i}"], ego_body))
     return frames
 
 
@@ -110,3 +112,25 @@ def test_bundled_model_finds_road_users_in_unseen_streets(name):
     assert cars_found / cars >= 0.8, f"{name}: {cars_found}/{cars} cars found"
     assert found / truth >= 0.6, f"{name}: {found}/{truth} road users found"
     assert false_alarms <= truth / 2, f"{name}: {false_alarms} false alarms for {truth} road users"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_, f) in BUNDLED.items()
+                                        if any(fr.ego_body for fr in frozen_frames(f))))
+def test_bundled_model_puts_no_box_on_its_own_vehicle(name):
+    """The few weak returns a roof sensor gets off its own car (data/sim/ego_body.py) are not a road user: the
+    models bundled before the simulator had an ego body put a car there in every real KITTI sweep (score ~0.5), and
+    on these frames too."""
+    det = load_detector(name, device="cpu")
+    det.score_threshold = 0.3  # the node's default
+    for frame in (f for f in frozen_frames(BUNDLED[name][1]) if f.ego_body):
+        p = frame.points
+        assert on_own_vehicle(p[p[:, 2] > -1.4]).sum() >= 5  # the body's returns are in the frozen frame
+        d = det(p[:, :4])
+        on_it = on_own_vehicle(d.boxes)
+        assert not on_it.any(), f"{name}: {np.asarray(d.names)[on_it]} at {d.boxes[on_it, :2]} on its own vehicle"
+
+
+def on_own_vehicle(xy: np.ndarray) -> np.ndarray:
+    """Which points or box centres (N, >=2) lie on the ego vehicle's footprint around the sensor: no road user's
+    centre can (the simulator keeps them 3 m from the ego's bumpers and beside its 1.95 m width)."""
+    return (np.abs(xy[:, 0]) < 2.6) & (np.abs(xy[:, 1]) < 1.2)
