@@ -221,6 +221,20 @@ class Lidar:
         returns = static_mesh.returns[prim]
         actor = np.full(len(t_s), -1, np.int32)
         t = t_s.copy()
+
+        def take_nearer(rows: np.ndarray, hit, mesh: Mesh, owner: np.ndarray | None) -> None:
+            """Where ``hit`` (a cast of ``rays[rows]`` into ``mesh``) is nearer than what the ray met so far, the
+            ray returns off ``mesh`` instead, as the actor ``owner`` gives for each of its triangles (None: world
+            geometry, actor -1)."""
+            closer = np.flatnonzero(hit.t_hit < t[rows])
+            w, prim = rows[closer], hit.primitive_ids[closer]
+            t[w] = hit.t_hit[closer]
+            refl[w] = mesh.reflectivity[prim]
+            returns[w] = mesh.returns[prim]
+            actor[w] = -1 if owner is None else owner[prim]
+            normal, dw = hit.primitive_normals[closer], d[w]
+            cos_inc[w] = np.abs(normal[:, 0] * dw[:, 0] + normal[:, 1] * dw[:, 1] + normal[:, 2] * dw[:, 2])
+
         frames = _BoxFrames(actor_boxes)
         expected = np.zeros(num_actors, np.int64)
         if actor_mesh.num_triangles:
@@ -236,26 +250,12 @@ class Lidar:
             t_c = hit_d.t_hit
             prim_c = hit_d.primitive_ids
             expected = self._expected_hits(dyn, rays[cand], t_c, prim_c, coverage[cand], actor_owner, reach)
-            closer = np.flatnonzero(t_c < t_s[cand])
-            w, pc = cand[closer], prim_c[closer]
-            t[w] = t_c[closer]
-            refl[w] = actor_mesh.reflectivity[pc]
-            returns[w] = actor_mesh.returns[pc]
-            actor[w] = actor_owner[pc]
-            nc, dw = hit_d.primitive_normals[closer], d[w]
-            cos_inc[w] = np.abs(nc[:, 0] * dw[:, 0] + nc[:, 1] * dw[:, 1] + nc[:, 2] * dw[:, 2])
+            take_nearer(cand, hit_d, actor_mesh, actor_owner)
         if body_mesh is not None and body_mesh.num_triangles:
             down = np.flatnonzero(rays[:, 5] < 0)  # the body lies below the sensor
             hit_b = self.caster.build(body_mesh.vertices, body_mesh.triangles).cast_rays(rays[down],
                                                                                         max_distance=p.max_range)
-            closer = np.flatnonzero(hit_b.t_hit < t[down])
-            w, pb = down[closer], hit_b.primitive_ids[closer]
-            t[w] = hit_b.t_hit[closer]
-            refl[w] = body_mesh.reflectivity[pb]
-            returns[w] = body_mesh.returns[pb]
-            actor[w] = -1
-            nb, dw = hit_b.primitive_normals[closer], d[w]
-            cos_inc[w] = np.abs(nb[:, 0] * dw[:, 0] + nb[:, 1] * dw[:, 1] + nb[:, 2] * dw[:, 2])
+            take_nearer(down, hit_b, body_mesh, None)  # world points: nobody labels the ego vehicle
         valid = (t >= p.min_range) & (t <= p.max_range)
         visible = np.bincount(actor[valid & (actor >= 0)], minlength=num_actors)[:num_actors]
 
