@@ -9,7 +9,7 @@ import pytest
 from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
-from sparsekd_core.eval.domain_gap import ERROR_FIELDS, SideStats, false_boxes, matched_errors, measure
+from sparsekd_core.eval.domain_gap import ERROR_FIELDS, SideStats, false_boxes, matched_errors, measure, near_sensor
 
 
 @pytest.fixture(scope="module")
@@ -160,3 +160,21 @@ def test_a_detector_reading_a_column_the_frames_lack_is_refused(kitti_real):
 
     with pytest.raises(ValueError, match="no elongation column"):
         measure("real", load_split(kitti_real, "kitti", "val"), kitti_real, ReadsElongation(), progress=False)
+
+
+def test_near_sensor_counts_the_own_vehicles_returns_and_where_the_road_first_shows():
+    xs, ys = np.meshgrid(np.arange(-30.0, 30.0, 0.1), np.arange(-30.0, 30.0, 0.1))
+    road = np.c_[xs.ravel(), ys.ravel(), np.full(xs.size, -1.73)]
+    road = road[(road[:, 0] > 4.1) | (road[:, 0] < -5.5) | (np.abs(road[:, 1]) > 3.0)]  # a car's shadow
+    roof = np.c_[np.linspace(-1.5, 2.0, 40), np.full(40, 0.7), np.full(40, -0.6)]  # 40 returns off the car
+    beyond = np.array([[2.0, 2.5, 0.0], [20.0, 0.0, 0.5]])  # 3.2 and 20 m from the sensor: not its own vehicle
+    count, ahead, behind = near_sensor(np.r_[road, roof, beyond], ground_height=-1.73)
+    assert count == 40
+    assert ahead == pytest.approx(4.1, abs=0.11) and behind == pytest.approx(5.5, abs=0.11)
+    # a car parked right behind: no road behind within 20 degrees of straight back -> NaN, which medians skip
+    _, _, none_behind = near_sensor(road[road[:, 0] > -5.5], ground_height=-1.73)
+    assert np.isnan(none_behind)
+    stats = SideStats("s")
+    stats.near_sensor = [(40, 4.1, 5.5), (38, 4.0, float("nan")), (42, 4.2, 5.7)]
+    assert stats.summary()["returns_near_sensor"] == 40
+    assert stats.summary()["road_from_ahead_behind"] == pytest.approx([4.1, 5.6])

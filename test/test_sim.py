@@ -198,6 +198,7 @@ def test_waymo_layout_reads_back(written):
         assert info["pose"].shape == (4, 4)
     meta = json.loads((out / "sim_meta.json").read_text())
     assert meta["preset"] == "hdl64" and len(meta["frames_list"]) == 3 and meta["streets_version"] == STREETS_VERSION
+    assert meta["ego_body"] is True and all(isinstance(f["ego_body"], bool) for f in meta["frames_list"])
     assert len(list((out / "preview").glob("*.png"))) == 1
 
 
@@ -235,6 +236,11 @@ def test_cli_help_and_a_tiny_run(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "frames/s" in text
     assert (tmp_path / "waymo" / "waymo_infos_train.pkl").is_file()
+    # --no-ego-body reaches the scenes, and sim_meta.json says so
+    assert main(["--out", str(tmp_path / "n"), "--frames", "1", "--format", "waymo", "--preset", "waymo_top",
+                 "--quiet", "--no-ego-body"]) == 0
+    meta = json.loads((tmp_path / "n" / "sim_meta.json").read_text())
+    assert meta["ego_body"] is False and not meta["frames_list"][0]["ego_body"]
     assert main(["--out", str(tmp_path / "x"), "--frames", "0", "--quiet"]) == 2
 
 

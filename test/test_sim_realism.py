@@ -8,9 +8,11 @@ import pytest
 from sparsekd_core.data.sim.actors import CAR_KINDS, UNLABELLED_KINDS, MeshLibrary, vehicle_mesh
 from sparsekd_core.data.sim.generate import generate
 from sparsekd_core.data.sim.meshes import GLASS_RETURNS
+from sparsekd_core.data.sim.ego_body import MIN_ROOF_HEIGHT
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS, SensorMix
 from sparsekd_core.data.sim.sizes import CAR_TYPE_OFFSETS, LABEL_STYLES, SizeSampler, type_size_distributions
+from sparsekd_core.eval.domain_gap import ABOVE_ROAD, NEAR_SENSOR, near_sensor
 from sparsekd_core.geometry.ground import estimate_ground
 
 
@@ -191,29 +193,45 @@ def test_kitti_like_intensity(busy_frames):
 
 
 def test_a_roof_sensor_sees_a_few_weak_unlabelled_returns_off_its_own_vehicle():
-    """Real roof sensors see their own car: a few dozen returns at the sensor's feet that read intensity 0, and a
-    shadow on the road around it. Nothing is labelled for it; a sensor mounted too low has no car under it;
-    ``ego_body=False`` leaves it out."""
-    def near(points):  # returns within 3 m of the sensor, well above the road
-        return points[(np.hypot(points[:, 0], points[:, 1]) < 3.0) & (points[:, 2] > -1.4)]
-
-    added, bodies = [], 0
+    """Real roof sensors see their own car: a few dozen returns at the sensor's feet that read intensity 0, lying on
+    the car's footprint (more of it behind the sensor than ahead), and a shadow on the road around it. Nothing is
+    labelled for it, and ``ego_body=False`` leaves it out."""
+    hdl64 = PRESETS["hdl64"]
     for seed in (0, 3, 5):
-        with_body = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0).frame(0)
-        without = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0,
-                                options=SimOptions(ego_body=False)).frame(0)
+        scene = SnapshotScene(hdl64, seed=seed, scene_index=0)
+        with_body = scene.frame(0)
+        without = SnapshotScene(hdl64, seed=seed, scene_index=0, options=SimOptions(ego_body=False)).frame(0)
         assert with_body.meta["ego_body"] and not without.meta["ego_body"]
-        bodies += 1
-        np.testing.assert_array_equal(with_body.boxes, without.boxes)  # the ego vehicle is never labelled
-        assert len(near(without.points)) == 0  # these streets keep nothing else within 3 m of the sensor
-        own = near(with_body.points)
-        added.append(len(own))
-        assert np.all(own[:, 3] == 0.0)  # weak: KITTI's scale reads 0
-        hdl64 = PRESETS["hdl64"]  # returns from its minimum range on (give or take the range noise, at most 3 sigma)
-        assert np.linalg.norm(own[:, :3], axis=1).min() >= hdl64.min_range - 3 * hdl64.range_noise
-        assert np.all(with_body.point_label[(np.hypot(*with_body.points[:, :2].T) < 3.0)
-                                            & (with_body.points[:, 2] > -1.4)] == -1)
-        assert len(with_body.points) < len(without.points)  # the body hides the road under and around it
-    assert bodies == 3 and all(10 <= n <= 300 for n in added), added
+        points = with_body.points
+        # what sparsekd-gap counts as the own vehicle's returns: these streets keep nothing else there
+        assert near_sensor(without.points, -hdl64.mount_height)[0] == 0
+        returns = near_sensor(points, -hdl64.mount_height)[0]
+        assert 10 <= returns <= 300, returns
+        own = (np.hypot(points[:, 0], points[:, 1]) < NEAR_SENSOR) & (points[:, 2] > -hdl64.mount_height + ABOVE_ROAD)
+        assert np.all(points[own, 3] == 0.0)  # weak: KITTI's scale reads 0
+        assert np.all(with_body.point_label[own] == -1)  # world points: nobody labels the ego vehicle
+        # on the body: within its footprint, which reaches sensor_ahead farther behind the sensor than ahead
+        body = scene.ego_body
+        half_length, half_width = body.size[0] / 2, body.size[1] / 2 + 0.2  # + wing mirrors and range noise
+        assert np.all((points[own, 0] <= half_length - body.sensor_ahead + 0.05)
+                      & (points[own, 0] >= -half_length - body.sensor_ahead - 0.05)
+                      & (np.abs(points[own, 1]) <= half_width))
+        assert np.linalg.norm(points[own, :3], axis=1).min() >= hdl64.min_range - 3 * hdl64.range_noise
+        assert len(points) < len(without.points)  # the body hides the road under and around it
+
+
+def test_a_vehicle_fits_under_the_sensor_only_when_its_mount_leaves_room_for_a_roof():
+    body = SnapshotScene(PRESETS["hdl64"], seed=0, scene_index=0).ego_body
+    assert body.roof_height(MIN_ROOF_HEIGHT + body.lift) == pytest.approx(MIN_ROOF_HEIGHT)
+    assert body.roof_height(MIN_ROOF_HEIGHT + body.lift - 0.01) is None
+    assert body.world_mesh(np.zeros(2), 0.0, 0.0, 1.0) is None
+    mesh = body.world_mesh(np.array([10.0, 5.0]), 0.5, np.pi / 2, 2.0)  # heading +y, road 0.5 m up
+    # the roof, the lift under the sensor (the mesh keeps MESH_MARGIN inside its box, here scaled to the roof)
+    assert mesh.vertices[:, 2].max() == pytest.approx(0.5 + 2.0 - body.lift, abs=0.06)
+    assert mesh.vertices[:, 2].min() >= 0.5  # wheels on the road
+    # the body lies along the heading, centred sensor_ahead behind the sensor
+    assert np.ptp(mesh.vertices[:, 1]) > np.ptp(mesh.vertices[:, 0])
+    assert (mesh.vertices[:, 1].max() + mesh.vertices[:, 1].min()) / 2 == pytest.approx(5.0 - body.sensor_ahead,
+                                                                                         abs=0.05)
     low = SnapshotScene(PRESETS["vlp16"], seed=0, scene_index=0).frame(0)  # mounted at 0.7 m: no car under it
     assert not low.meta["ego_body"]

@@ -6,8 +6,9 @@ Output layout (``--format both``)::
     OUT/waymo/   waymo_processed_data_v0_5_0/<segment>/..., waymo_infos_{train,val}.pkl, ImageSets
     OUT/preview/ bird's-eye-view PNGs (``--preview N``)
     OUT/sim_meta.json  what was generated: the simulator's streets version (sim/version.py), preset,
-                       seed, mode, splits, and per frame its KITTI id,
-                       Waymo segment/sample index, split, scene and timestamp
+                       seed, mode, options, splits, and per frame its KITTI id, Waymo segment/sample
+                       index, split, scene, timestamp, sensor, mounting height and whether the sensor
+                       rode on a vehicle body (ego_body.py)
 
 Splits: snapshot scenes hold up to 10 frames each; whole scenes go to val (the last
 ``val_fraction`` of them, at least one when the fraction is > 0), so no street appears in both
@@ -147,7 +148,7 @@ def _run_chunk(job: _Job) -> list[dict]:
         record = {"kitti_id": fid, "segment": plan.segment, "sample_idx": plan.sample_idx, "split": plan.split,
                   "scene": plan.scene, "timestamp": frame.timestamp, "points": len(frame.points),
                   "kinds": [str(k) for k in frame.kinds], "sensor": frame.preset,
-                  "mount_height": round(frame.meta["mount_height"], 3)}
+                  "mount_height": round(frame.meta["mount_height"], 3), "ego_body": frame.meta["ego_body"]}
         if kitti is not None:
             record["kitti_labels"] = kitti.write(fid, frame)
         if waymo is not None:
@@ -218,7 +219,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
     """Simulate ``frames`` frames and write them under ``out``; returns counts and the achieved rate.
 
     preset: a sensor preset or a mix (``"hdl64:0.7,vlp16:0.3"``: each scene draws its sensor).
-    options: label style, random mounting, frame height, ray caster (scene.SimOptions). labels: KITTI label region
+    options: label style, random mounting, frame height, ray caster, ego body (scene.SimOptions). labels: KITTI label region
     ("all" around the sensor, or "camera": writer.py).
     ``workers`` processes simulate chunks of frames in parallel (default: :func:`default_workers`); every frame
     depends only on (seed, scene, frame), so the output is the same for any number of workers.
@@ -294,6 +295,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "rate_hz": sensor.rate_hz if sequence else None, "format": fmt, "frames": frames,
         "val_fraction": val_fraction, "label_style": options.label_style, "random_mount": options.random_mount,
         "frame_height": options.frame_height, "labels": labels, "raycaster": str(options.raycaster),
+        "ego_body": options.ego_body,
         # the frame everything is written in: on the road ("vehicle", z = 0 there) or above it (a sensor frame)
         "points_frame": "vehicle" if options.frame_height == 0 else "sensor",
         "splits": summary.splits, "frames_list": records,
