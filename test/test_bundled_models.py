@@ -3,7 +3,7 @@ fp16 and nothing else, honest about where their weights come from, and they find
 streets they never saw (seeds other than the training set's).
 
 Those streets are frozen in test/data/, one file per student, of the simulator that student was trained in: four
-HDL-64E snapshots (seeds 777-780, scene 0, frame 0), cropped to the student's range, coordinates in steps of 2 mm
+HDL-64E snapshots (scene 0, frame 0 of four seeds), cropped to the student's range, coordinates in steps of 2 mm
 (int16, less an x offset) and intensity in 1/255; the students find the same boxes in them as in the simulator's
 float32 points (checked when frozen). They are frozen because the simulator moves on while the shipped weights stay
 what they are until new students are bundled; a test of the weights must use the streets they were made for.
@@ -16,10 +16,13 @@ of its class (one with fewer returns is not a false alarm: the 360-degree studen
 - ``bundled_students_streets.npz``: streets version 1 (commit 4f79d51), x 0..40 m, |y| < 20 m, z -3..1 m, each
   object's kind as that simulator named it (car, pedestrian, cyclist). Measured (road users found / in range, cars
   found / in range, false alarms): cp_voxel_s 53/64, 30/34, 23 (its bound is 32).
-- ``bundled_streets_v2_360.npz``: streets version 2, +-40.96 m all around (``scripts/freeze_streets.py --model
-  cp_pillar_v0.64_sim360``). Measured when frozen, with session 24's student: 86/91, 57/62, 39 (its bound is 45); in
-  the float32 frames it found nearly the same boxes (136 against 134: a few sit near the 0.3 threshold). Session 25's
-  bundles on the same file: cp_pillar_v0.64 85/91, 57/62, 37; its teacher cp_pillar_sim360 87/91, 59/62, 21."""
+- ``bundled_streets_v3_360.npz``: streets version 3 (the sensor rides on a vehicle), +-40.96 m all around, seeds
+  779, 784, 786 and 787, whose ego vehicles send returns (``scripts/freeze_streets.py --model
+  cp_pillar_v0.64_sim360``). Measured with session 26's bundles, found / in range, cars, false alarms, boxes on the own
+  vehicle: cp_pillar_v0.64 79/81, 70/72, 29, none (its bound is 40); its teacher cp_pillar_sim360 76/81, 68/72, 26,
+  none. The bundles they replaced (session 25, trained on version-2 streets without an ego vehicle): 79/81, 71/72,
+  47 and a car on the own vehicle in all four frames; 78/81, 70/72, 35 and in two. (Version 2's file,
+  ``bundled_streets_v2_360.npz``, seeds 777-780, went with them; it is in the history at commit 7d661c4.)"""
 from __future__ import annotations
 
 from dataclasses import dataclass
