@@ -284,8 +284,8 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         teacher_scores = recorded_teacher(drive_key(args.frames, args.seed, stride, threshold))
         if teacher_scores is not None:
             teacher_note = ""
-            print(f"teacher {teacher_scores.model}: AP recorded on this same drive when the student was bundled "
-                  "(the teacher's weights are not shipped)")
+            print(f"teacher {teacher_scores.model}: AP recorded on this same drive when the student was bundled, "
+                  "not run here (--teacher NAME_OR_PATH runs it)")
         else:
             teacher_note = ("the teacher's AP recorded when the student was bundled is from another drive (other "
                             "frames, seed, threshold or simulator streets version), so it is not shown; pass "
