@@ -44,6 +44,7 @@ def detect_bag(
     sensor_to_model: RigidTransform | None = None,
     copy_other_topics: bool = False,
     progress: bool = True,
+    min_range: float = 0.0,
 ) -> dict[str, Any]:
     """Detect on every cloud of ``topics`` (default: the bag's only cloud topic) and write ``out_bag``.
 
@@ -73,7 +74,8 @@ def detect_bag(
                     continue
                 cloud: PointCloud2 = to_rclpy(item.raw, item.msgtype)
                 try:
-                    points = model_input(cloud, det.point_features, intensity_field, intensity_scale, max_range)
+                    points = model_input(cloud, det.point_features, intensity_field, intensity_scale, max_range,
+                                         min_range)
                 except MalformedCloud as exc:
                     summary["skipped"] += 1
                     summary["problems"].append(f"t={item.timestamp_ns}: {exc}")
@@ -126,6 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--intensity-field", default="intensity", help="cloud field used as intensity")
     parser.add_argument("--intensity-scale", type=float, default=1.0, help="factor on that field (e.g. 0.00392)")
     parser.add_argument("--max-range", type=float, default=0.0, help="keep points within this range (m); 0 = all")
+    parser.add_argument("--min-range", type=float, default=0.0,
+                        help="drop points nearer than this (m): the robot's own body, as the node's min_range; "
+                             "0 = keep all")
     parser.add_argument("--sensor-to-model", default="0,0,0,0,0,0", metavar="X,Y,Z,ROLL,PITCH,YAW",
                         help="the node's sensor_to_model: moves points into the model's frame (metres, radians) and "
                              "the boxes back; boxes stay in each cloud's frame (default: none)")
@@ -158,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note: {det.name} merges {det.cfg.sweeps} sweeps; sparsekd-bag-detect gives it one cloud at a time "
                   "(time lag 0). The node (detector_node) merges them with the sensor's motion.", file=sys.stderr)
         summary = detect_bag(args.in_bag, args.out_bag, det, args.topic, args.storage, args.intensity_field,
-                             args.intensity_scale, args.max_range, sensor_to_model, args.copy_other_topics)
+                             args.intensity_scale, args.max_range, sensor_to_model, args.copy_other_topics,
+                             min_range=args.min_range)
     except (BagError, ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"sparsekd-bag-detect: error: {exc}", file=sys.stderr)
         return 2

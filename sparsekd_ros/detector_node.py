@@ -252,7 +252,8 @@ class DetectorNode(Node):
         received_at = t0 if received_at is None else received_at
         p = self.params
         try:
-            points = model_input(msg, self.det.point_features, p.intensity_field, p.intensity_scale, p.max_range)
+            points = model_input(msg, self.det.point_features, p.intensity_field, p.intensity_scale, p.max_range,
+                                 p.min_range)
         except MalformedCloud as exc:
             self._skip(str(exc))
             return None

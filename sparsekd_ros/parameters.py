@@ -108,6 +108,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "a patch with one return is clutter, not a road user); -1 uses the checkpoint's own "
               "head.post.min_points (0 for CenterPoint and imported OpenPCDet models), 0 keeps every box. "
               "Can be changed at run time.", read_only=False, minimum=-1),
+    ParamSpec("min_range", 0.0, "Drop points whose horizontal distance from the sensor is less than this many "
+              "metres before detection: the robot's own body. A roof LiDAR returns a few points off its own car's "
+              "roof and bonnet every sweep (on KITTI 1.5-2.7 m from the sensor), which a model can read as a car on "
+              "the robot; 0 keeps all. Objects nearer than this are not seen.", minimum=0.0),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
               "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),
     ParamSpec("intensity_field", "intensity", "Cloud field fed to the model's 'intensity' feature "

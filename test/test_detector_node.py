@@ -56,14 +56,17 @@ def make_node(context, detector, **overrides) -> tuple[DetectorNode, Capture]:
 
 def test_fields_mapped_cropped_and_header_kept(context):
     det = StandInDetector()
-    node, capture = make_node(context, det, intensity_field="reflectance", intensity_scale=0.5, max_range=10.0)
+    node, capture = make_node(context, det, intensity_field="reflectance", intensity_scale=0.5, max_range=10.0,
+                              min_range=1.5)
     try:
-        pts = np.array([[1, 2, 0, 8], [30, 0, 0, 4], [-6, 7, 1, 2], [np.nan, 0, 0, 1]], np.float32)
+        pts = np.array([[1, 2, 0, 8], [30, 0, 0, 4], [-6, 7, 1, 2], [np.nan, 0, 0, 1], [1.2, -0.8, -0.6, 0]],
+                       np.float32)
         msg = points_to_cloud(pts, ("x", "y", "z", "reflectance"), header(stamp(7), "velodyne"))
         timings = node.process_cloud(msg)
         assert set(STAGES) <= set(timings) and all(v >= 0 for v in timings.values())
         got = det.seen[-1]
-        np.testing.assert_allclose(got, [[1, 2, 0, 4], [-6, 7, 1, 1]])  # 30 m point cropped, NaN row dropped
+        # the 30 m point and the one 1.44 m away (inside min_range: the robot's own roof) cropped, NaN row dropped
+        np.testing.assert_allclose(got, [[1, 2, 0, 4], [-6, 7, 1, 1]])
         markers = capture.msgs[-1].markers
         assert markers[0].action == markers[0].DELETEALL and len(markers) == 3
         assert all(m.header.frame_id == "velodyne" and m.header.stamp == stamp(7) for m in markers)  # the cloud's
