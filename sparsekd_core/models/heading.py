@@ -40,10 +40,14 @@ def regression_targets(boxes: torch.Tensor, heading: str) -> torch.Tensor:
 
 def _first_end(c2: torch.Tensor, s2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The half angle of the vector (c2, s2) = r (cos 2p, sin 2p) on the end with cos p >= 0, scaled to sqrt(r):
-    (sqrt(r) cos p, sqrt(r) sin p). Built from sqrt and where only, so it exports to ONNX (which has no atan2)."""
+    (sqrt(r) cos p, sqrt(r) sin p). Built from sqrt, division and where only, so it exports to ONNX (which has no
+    atan2). Only the larger of the two comes from a square root; the smaller is s2 / (2 x the larger) (sin 2p =
+    2 sin p cos p): the square root of a difference near 0 would turn rounding noise of 1e-7 into 1e-4."""
     r = torch.sqrt(c2 * c2 + s2 * s2)
-    cos_p = torch.sqrt(torch.clamp((r + c2) * 0.5, min=0.0))
-    sin_p = torch.sqrt(torch.clamp((r - c2) * 0.5, min=0.0))
+    large = torch.sqrt(torch.clamp((r + torch.abs(c2)) * 0.5, min=0.0))  # sqrt(r) max(|cos p|, |sin p|)
+    small = torch.abs(s2) / torch.clamp(2.0 * large, min=torch.finfo(large.dtype).tiny)
+    cos_p = torch.where(c2 >= 0, large, small)
+    sin_p = torch.where(c2 >= 0, small, large)
     return cos_p, torch.where(s2 >= 0, sin_p, -sin_p)
 
 
