@@ -64,7 +64,6 @@ def test_round_trip_keeps_clouds_and_adds_markers(tmp_path, storage):
     assert (storage == "mcap") == any((tmp_path / "out").glob("*.mcap"))  # output storage follows the input
 
 
-
 def test_min_and_max_range_crop_what_the_model_sees(tmp_path):
     """--min-range drops the robot's own body (points nearer than it), --max-range the far ones, as in the node."""
     bag = _input_bag(tmp_path, "sqlite3", n=1)
@@ -76,6 +75,7 @@ def test_min_and_max_range_crop_what_the_model_sees(tmp_path):
     assert (r_all < 10.0).sum() > 100 and (r_all > 30.0).sum() > 100  # both crops have something to drop
     assert r.min() >= 10.0 and r.max() <= 30.0
     assert len(cropped) == int(((r_all >= 10.0) & (r_all <= 30.0)).sum())
+
 
 def test_malformed_cloud_is_copied_and_counted_other_topics_on_request(tmp_path):
     bag = _input_bag(tmp_path, "sqlite3", n=3, bad_index=1)

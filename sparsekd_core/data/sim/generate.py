@@ -219,8 +219,8 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
     """Simulate ``frames`` frames and write them under ``out``; returns counts and the achieved rate.
 
     preset: a sensor preset or a mix (``"hdl64:0.7,vlp16:0.3"``: each scene draws its sensor).
-    options: label style, random mounting, frame height, ray caster, ego body (scene.SimOptions). labels: KITTI label region
-    ("all" around the sensor, or "camera": writer.py).
+    options: label style, random mounting, frame height, ray caster, ego body (scene.SimOptions). labels: KITTI
+    label region ("all" around the sensor, or "camera": writer.py).
     ``workers`` processes simulate chunks of frames in parallel (default: :func:`default_workers`); every frame
     depends only on (seed, scene, frame), so the output is the same for any number of workers.
     """
