@@ -21,7 +21,7 @@ from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, label_info, load_vision_msgs
-from sparsekd_ros.parameters import NODE_NAME, SPECS
+from sparsekd_ros.parameters import NODE_NAME, SPECS, check_range_crop
 from sparsekd_ros.pointcloud2 import MalformedCloud
 
 __all__ = ["MARKERS_TOPIC", "DETECTIONS_TOPIC", "LABEL_INFO_TOPIC", "detect_bag", "main"]
@@ -151,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sparsekd_core.inference import load_detector  # torch is heavy: only once the arguments are fine
 
     try:
+        check_range_crop(args.min_range, args.max_range)
         thresholds = ScoreThresholds.parse(args.score_threshold, args.class_score_thresholds)
         sensor_to_model = RigidTransform.from_xyz_rpy(*SPECS["sensor_to_model"].typed(_numbers(args.sensor_to_model)))
         det = load_detector(args.model, device=args.device, fp16=args.fp16)

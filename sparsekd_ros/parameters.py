@@ -111,7 +111,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("min_range", 0.0, "Drop points whose horizontal distance from the sensor is less than this many "
               "metres before detection: the robot's own body. A roof LiDAR returns a few points off its own car's "
               "roof and bonnet every sweep (on KITTI 1.5-2.7 m from the sensor), which a model can read as a car on "
-              "the robot; 0 keeps all. Objects nearer than this are not seen.", minimum=0.0),
+              "the robot; 0 keeps all. Objects nearer than this are not seen. Must be below max_range when that is set.",
+              minimum=0.0),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
               "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),
     ParamSpec("intensity_field", "intensity", "Cloud field fed to the model's 'intensity' feature "
@@ -163,14 +164,27 @@ def _model_source(self) -> str:
     return self.checkpoint or self.model
 
 
+def check_range_crop(min_range: float, max_range: float) -> None:
+    """ValueError when the range crop would drop every point: a min_range at or beyond a max_range that is set."""
+    if max_range > 0 and min_range >= max_range:
+        raise ValueError(f"min_range ({min_range:g} m) must be below max_range ({max_range:g} m), "
+                         "or every point is dropped: min_range is the robot's own body (a few metres); set "
+                         "max_range 0 to keep everything beyond it")
+
+
 def _from_values(cls, values: dict[str, Any]) -> Any:
-    """Build from raw parameter values (all of PARAMETERS), checking each; ValueError names the parameter."""
-    return cls(**{spec.name: spec.typed(values[spec.name]) for spec in PARAMETERS})
+    """Build from raw parameter values (all of PARAMETERS), checking each and the range crop as a whole;
+    ValueError names the parameter."""
+    params = cls(**{spec.name: spec.typed(values[spec.name]) for spec in PARAMETERS})
+    check_range_crop(params.min_range, params.max_range)
+    return params
 
 
 def _with_values(self, values: dict[str, Any]) -> Any:
     """A copy with some parameters changed (raw values, checked as at start-up)."""
-    return replace(self, **{name: SPECS[name].typed(raw) for name, raw in values.items()})
+    params = replace(self, **{name: SPECS[name].typed(raw) for name, raw in values.items()})
+    check_range_crop(params.min_range, params.max_range)
+    return params
 
 
 # The typed, immutable parameter values: one field per PARAMETERS entry (the field's type is its

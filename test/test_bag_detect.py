@@ -103,6 +103,13 @@ def test_errors_say_what_to_do(tmp_path):
     assert main([str(tmp_path / "missing"), str(tmp_path / "o"), "--model", "x"]) == 2
 
 
+def test_a_min_range_beyond_the_max_range_is_refused_before_anything_is_read(tmp_path, capsys):
+    bag = _input_bag(tmp_path, "sqlite3", n=1)
+    assert main([str(bag), str(tmp_path / "out"), "--model", "x", "--min-range", "30", "--max-range", "20"]) == 2
+    assert "min_range (30 m) must be below max_range (20 m)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_types_missing_from_rosbags_are_registered_from_installed_msg_files():
     store = get_typestore(Stores.EMPTY)
     ensure_type(store, "visualization_msgs/msg/MarkerArray")
