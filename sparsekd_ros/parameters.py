@@ -111,8 +111,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("min_range", 0.0, "Drop points whose horizontal distance from the sensor is less than this many "
               "metres before detection: the robot's own body. A roof LiDAR returns a few points off its own car's "
               "roof and bonnet every sweep (on KITTI 1.5-2.7 m from the sensor), which a model can read as a car on "
-              "the robot; 0 keeps all. Objects nearer than this are not seen. Must be below max_range when that is set.",
-              minimum=0.0),
+              "the robot; 0 keeps all. Objects nearer than this are not seen. Must be below max_range when that is "
+              "set.", minimum=0.0),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
               "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),
     ParamSpec("intensity_field", "intensity", "Cloud field fed to the model's 'intensity' feature "
