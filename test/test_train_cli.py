@@ -154,6 +154,38 @@ def test_pretrained_weights_replace_tgi_and_mismatches_are_refused(toy, tmp_path
     assert rc == 1 and "same classes in the same order" in err and "['Pedestrian', 'Car', 'Cyclist']" in err
 
 
+def test_pretrained_parts_warm_start_one_part_from_another_width(toy, tmp_path, capsys):
+    """--pretrained-parts backbone3d: a teacher's sparse backbone starts from a half-width student's (same 3D
+    layers, narrower 2D backbone and head, and here other classes: they need not match when the head is not
+    loaded); the 2D backbone does not fit and is not loaded."""
+    (tmp_path / "s.yaml").write_text(TINY_TEACHER.replace("cp_voxel_sim", "cp_voxel_s_sim")
+                                     + "class_names: [Pedestrian, Car, Cyclist]\n")
+    student = write_untrained_checkpoint(str(tmp_path / "s.yaml"), tmp_path / "s.pth", seed=11)
+    out = tmp_path / "warm"
+    rc = main(["--model", str(toy / "teacher.yaml"), "--pretrained", str(student), "--pretrained-parts", "backbone3d",
+               "--lr", "1e-12", "--epochs", "2", "--max-steps", "1", "--no-eval", *_common(toy, out)])
+    assert rc == 0
+    assert json.loads((out / "summary.json").read_text())["pretrained_parts"] == ["backbone3d"]
+    started = read_checkpoint(sorted(out.glob("ckpt_*.pth"))[-1])["state_dict"]
+    stored = read_checkpoint(student)["state_dict"]
+    # learnt tensors (a training step moves BN running statistics, and the lr of 1e-12 nothing else)
+    sparse = [k for k in started if k.startswith("backbone3d.") and k.endswith(("weight", "bias"))]
+    assert sparse and all((started[k] - stored[k]).abs().max() < 1e-6 for k in sparse)
+    dense = "backbone2d.blocks.0.1.weight"
+    assert started[dense].shape != stored[dense].shape  # the part it could not take stays the teacher's own
+
+    rc = main(["--model", str(toy / "teacher.yaml"), "--pretrained", str(student), "--pretrained-parts", "neck",
+               "--max-steps", "1", *_common(toy, tmp_path / "unknown")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--pretrained-parts neck: not a part of" in err and "backbone3d" in err
+    rc = main(["--model", str(toy / "teacher.yaml"), "--pretrained", str(student), "--pretrained-parts",
+               "backbone3d,head", "--max-steps", "1", *_common(toy, tmp_path / "head")])
+    assert rc == 1 and "same classes in the same order" in capsys.readouterr().err
+    rc = main(["--model", str(toy / "teacher.yaml"), "--pretrained-parts", "backbone3d", "--max-steps", "1",
+               *_common(toy, tmp_path / "alone")])
+    assert rc != 0 and "give --pretrained CKPT too" in capsys.readouterr().err
+
+
 def test_pillar_student_distils_from_a_finer_grid_and_evaluates(toy, tmp_path):
     teacher = write_untrained_checkpoint(str(toy / "pillar_teacher.yaml"), tmp_path / "teacher.pth", seed=5)
     out = tmp_path / "pillar"

@@ -43,6 +43,8 @@ examples:
   sparsekd-train ... --resume          # continue the run in --out exactly where it stopped
   sparsekd-train --model cp_pillar_v0.64_sim360 --pretrained cp_pillar_v0.64 --teacher T.pth --kd sparsekd \\
                  --data data/sim_kitti --epochs 1 --lr 0.0015  # distil the bundled student further
+  sparsekd-train --model cp_voxel_sim360 --pretrained S.pth --pretrained-parts backbone3d \
+                 --data data/sim_kitti --out runs/t360   # a teacher whose sparse 3D layers start from a student's
   torchrun --nproc_per_node=8 -m sparsekd_core.cli.train --recipe waymo_cp_voxel_s_sparsekd \\
                  --data /data/waymo --teacher cp_voxel.pth --out runs/s_kd --sync-bn
   sparsekd-train --recipe nuscenes_cp_voxel --data /data/sets/nuscenes --out runs/nus_teacher
@@ -69,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
                       help="start a new run from these weights (.pth or a bundled model name; same classes and "
                            "architecture as --model) instead of random ones or TGI: fine-tune, or train a model of an "
                            "earlier run further under a fresh schedule. A --resume'd run uses its own checkpoint")
+    what.add_argument("--pretrained-parts", metavar="PARTS", default="",
+                      help="load only these top-level parts of --pretrained, a comma list (e.g. backbone3d): "
+                           "warm-start a model from one of another width or grid whose parts of that name are the "
+                           "same (a 360-degree voxel teacher's sparse backbone from a voxel student's); the other "
+                           "parts start random, and the classes need not match unless head is listed")
     what.add_argument("--kd", help="KD recipe: none|sparsekd|logit|pivotal|feature|mimic|label|tgi, "
                       "a comma list of those, or a YAML path (default: none)")
     sched = p.add_argument_group("schedule")
@@ -102,6 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _parts(raw: str, pretrained: str | None) -> tuple[str, ...]:
+    parts = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if parts and not pretrained:
+        raise ValueError("--pretrained-parts says which parts of --pretrained to load: give --pretrained CKPT too")
+    return parts
+
+
 def _default_out(model: str, kd: str) -> str:
     stem = Path(model).stem if model.endswith((".yaml", ".yml")) else model
     return f"runs/{stem}" + ("" if kd in ("none", "") else "_" + Path(kd).stem.replace(",", "+"))
@@ -132,7 +146,7 @@ def options_from_args(args: argparse.Namespace):
                                  f"is a {layout} root")
     return TrainOptions(
         model=model, data=args.data, out=args.out or _default_out(model, kd), teacher=teacher, kd=kd,
-        pretrained=args.pretrained,
+        pretrained=args.pretrained, pretrained_parts=_parts(args.pretrained_parts, args.pretrained),
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
         workers=args.workers, seed=args.seed, resume=args.resume or False,
         eval_every=pick(args.eval_every, "eval_every", 0), evaluate=not args.no_eval, keep_last=args.keep_last,

@@ -74,7 +74,9 @@ class TrainOptions:
     teacher: teacher checkpoint (.pth or a bundled model name) for KD. kd: KD recipe ("none", "sparsekd",
     "logit,label", path.yaml). pretrained: weights (.pth or a bundled model name) a new run starts from instead of
     a random or TGI initialisation: fine-tuning, or more training for a model of an earlier run under a fresh
-    schedule; a resumed run takes its weights from its checkpoint instead.
+    schedule; a resumed run takes its weights from its checkpoint instead. pretrained_parts: load only these
+    top-level parts of ``pretrained`` (e.g. ("backbone3d",): a 360-degree teacher's sparse backbone warm-started
+    from a student whose 3D layers are the same); the other parts keep their random initialisation.
     batch_size: per process (per GPU). workers: DataLoader processes. resume: True = newest checkpoint in
     ``out`` (a fresh start when there is none), or a checkpoint path. eval_every: evaluate every N epochs
     (0 = only at the end); evaluate: evaluate at the end at all. keep_last: training checkpoints kept.
@@ -92,6 +94,7 @@ class TrainOptions:
     teacher: str | None = None
     kd: str = "none"
     pretrained: str | None = None
+    pretrained_parts: tuple[str, ...] = ()
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -173,17 +176,41 @@ def training_window(cfg: ModelConfig, student: BEVDetector, teacher: BEVDetector
     return BevWindow(size, align, tuple(cfg.voxelization.point_cloud_range), margin=align)
 
 
-def load_pretrained(model: BEVDetector, cfg: ModelConfig, source: str) -> None:
+def load_pretrained(model: BEVDetector, cfg: ModelConfig, source: str, parts: tuple[str, ...] = ()) -> None:
     """Weights of ``source`` (a .pth file or a bundled model name) into ``model`` of config ``cfg``: the same
     classes in the same order and tensors of the same shapes, else a CheckpointError that says which differ.
+    ``parts``: only the tensors of these top-level modules (e.g. "backbone3d"), which must fit exactly; the rest
+    of ``model`` is left as it is, and the classes need not match unless the head is loaded.
     fp16 weights (bundled models) become the model's fp32."""
     path = resolve_checkpoint(source)
     payload = read_checkpoint(path)
     theirs, ours = list(payload["class_names"]), list(cfg.class_names)
-    if theirs != ours:
+    if theirs != ours and (not parts or "head" in parts):
         raise CheckpointError(f"--pretrained {source} detects {theirs}, the model being trained {ours}: "
                               "start from weights of a model with the same classes in the same order.")
-    load_state_strict(model, payload["state_dict"], f"--pretrained {source}")
+    if not parts:
+        load_state_strict(model, payload["state_dict"], f"--pretrained {source}")
+        return
+    modules = [name for name, _ in model.named_children()]
+    unknown = [p for p in parts if p not in modules]
+    if unknown:
+        raise CheckpointError(f"--pretrained-parts {','.join(unknown)}: not a part of {cfg.name} (its parts: "
+                              f"{', '.join(modules)})")
+    prefixes = tuple(f"{p}." for p in parts)
+    theirs_sd = {k: v for k, v in payload["state_dict"].items() if k.startswith(prefixes)}
+    if not theirs_sd:
+        raise CheckpointError(f"--pretrained {source} holds no weights of {', '.join(parts)}")
+    part_model = _Parts({p: getattr(model, p) for p in parts})
+    load_state_strict(part_model, theirs_sd, f"--pretrained {source} ({', '.join(parts)})")
+
+
+class _Parts(torch.nn.Module):
+    """Some top-level modules of a model under their own names, so their weights load by the model's keys."""
+
+    def __init__(self, parts: dict[str, torch.nn.Module]):
+        super().__init__()
+        for name, module in parts.items():
+            self.add_module(name, module)
 
 
 class Trainer:
@@ -241,7 +268,7 @@ class Trainer:
     def _run_settings(self, cfg: ModelConfig, ctx: DistContext, layout: str, n_train: int) -> dict[str, Any]:
         return {
             "model": self.opts.model, "model_config": cfg.to_dict(), "teacher": self.opts.teacher,
-            "pretrained": self.opts.pretrained,
+            "pretrained": self.opts.pretrained, "pretrained_parts": list(self.opts.pretrained_parts),
             "kd": self.opts.kd, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
             "seed": self.opts.seed, "world_size": ctx.world_size, "data": self.opts.data, "layout": layout,
             "train_frames": n_train, "lr": cfg.train.lr, "augment": self.opts.augment,
@@ -323,8 +350,9 @@ class Trainer:
             self._check_resume(payload["training"].get("run", {}), settings, resume_path)
             load_state_strict(student, payload["state_dict"], str(resume_path))
         elif opts.pretrained:
-            load_pretrained(student, cfg, opts.pretrained)
-            log.info("student initialised from --pretrained %s%s", opts.pretrained,
+            load_pretrained(student, cfg, opts.pretrained, opts.pretrained_parts)
+            log.info("student initialised from --pretrained %s%s%s", opts.pretrained,
+                     f" ({', '.join(opts.pretrained_parts)} only)" if opts.pretrained_parts else "",
                      " (instead of TGI)" if recipe is not None and recipe_uses_tgi(recipe) else "")
         elif recipe is not None and recipe_uses_tgi(recipe):
             tgi = objective.init_student_from_teacher()
@@ -452,7 +480,7 @@ class Trainer:
         final_losses = {k: float(np.mean([r[k] for r in stats.recent])) for k in (stats.recent[0] if stats.recent else {})}
         return {
             "status": status, "model": opts.model, "teacher": opts.teacher, "kd": opts.kd,
-            "pretrained": opts.pretrained,
+            "pretrained": opts.pretrained, "pretrained_parts": list(opts.pretrained_parts),
             "kd_recipe": recipe_to_dict(run.recipe), "data": opts.data, "layout": run.layout,
             "train_frames": len(run.train_ds), "val_frames": len(run.val_ds) if run.val_ds is not None else 0,
             "epochs": run.cfg.train.epochs, "epochs_completed": state.epoch, "batch_size": run.cfg.train.batch_size,
@@ -479,7 +507,7 @@ class Trainer:
             latest = run.ckpts.latest()
             return str(latest) if latest else None
         meta = {"trained_by": "sparsekd-train", "kd": self.opts.kd, "teacher": self.opts.teacher,
-                "pretrained": self.opts.pretrained,
+                "pretrained": self.opts.pretrained, "pretrained_parts": list(self.opts.pretrained_parts),
                 "epochs": run.state.epoch, "global_step": run.state.global_step, "status": status,
                 "metrics": to_jsonable(summary["metrics"]), **self._ground_meta(run), **self.opts.extra_meta}
         return str(save_checkpoint(self.out / "final.pth", run.student, meta=meta))
