@@ -73,15 +73,25 @@ def test_bundle_records_the_teacher_on_the_demo_drive_for_matching_runs_only(run
     assert lookup(drive_key(2, 0, 1, threshold, streets_version=STREETS_VERSION + 1)) is None  # another simulator
 
 
-def test_the_shipped_students_recorded_teacher_drive_counts_as_simulator_version_1():
-    """The bundled checkpoints recorded their teacher's demo drive before drive keys had a simulator version."""
-    meta = read_checkpoint(resolve_checkpoint("cp_voxel_s"))["meta"]
+def test_a_recorded_teacher_drive_without_a_simulator_version_counts_as_version_1(run_dir, tmp_path, monkeypatch):
+    """Checkpoints bundled before drive keys had a simulator version (the first cp_voxel_s, until session 27)
+    recorded their teacher's demo drive without one: it was simulator version 1's."""
+    run, teacher = run_dir
+    monkeypatch.setattr(bundle_mod, "DEMO_DRIVE", {"frames": 2, "seed": 0, "eval_stride": 1})
+    meta = read_checkpoint(bundle(run, "cp_voxel_xxs", out=tmp_path / "b.pth", teacher=teacher))["meta"]
     drive = meta["demo_teacher"]["drive"]
-    assert "streets_version" not in drive
+    assert drive["streets_version"] == STREETS_VERSION  # what a bundle records today
+    del drive["streets_version"]  # as the old bundles wrote it
     key = [drive["frames"], drive["seed"], drive["eval_stride"], drive["score_threshold"]]
     lookup = recorded_teacher_scores(meta)
     assert lookup(drive_key(*key, streets_version=1)) is not None
     assert lookup(drive_key(*key, streets_version=2)) is None
+
+
+def test_the_shipped_students_recorded_their_teacher_on_todays_streets():
+    for name in ("cp_voxel_s", "cp_pillar_v0.64"):
+        drive = read_checkpoint(resolve_checkpoint(name))["meta"]["demo_teacher"]["drive"]
+        assert drive["streets_version"] == STREETS_VERSION, name
 
 
 def test_bundle_refuses_unknown_names_and_unfinished_runs(run_dir, tmp_path):

@@ -38,16 +38,16 @@ def _onnx_signature(path):
 @pytest.mark.parametrize("model, inputs", [
     ("cp_pillar_v0.64", [("voxels", ["num_voxels", 64, 4], np.float32), ("num_points", ["num_voxels"], np.int32),
                          ("coords", ["num_voxels", 4], np.int32)]),
-    ("cp_voxel_s", [("bev_features", ["batch", 256, 50, 50], np.float32)]),
+    ("cp_voxel_s", [("bev_features", ["batch", 256, 102, 102], np.float32)]),
 ])
 def test_onnx_export_runs_to_the_torch_maps(model, inputs, tmp_path, capsys):
     assert main([model, "--format", "onnx", "--out", str(tmp_path)]) == 0
     ins, outs = _onnx_signature(tmp_path / f"{model}.onnx")
     assert ins == inputs
-    pillar = model.startswith("cp_pillar")  # the 360-degree student: BEV 128 x 128, heading axis_dir
-    batch, hw = (1, [128, 128]) if pillar else ("batch", [50, 50])
-    maps = (("heatmap", 3), ("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2)) + ((("direction", 1),) if pillar
-                                                                                       else ())
+    # the 360-degree students, heading axis_dir: pillar BEV 128 x 128 (batch 1: the pillar scatter's), voxel 102 x 102
+    pillar = model.startswith("cp_pillar")
+    batch, hw = (1, [128, 128]) if pillar else ("batch", [102, 102])
+    maps = (("heatmap", 3), ("center", 2), ("center_z", 1), ("dim", 3), ("rot", 2), ("direction", 1))
     assert outs == [(n, [batch, c] + hw, np.float32) for n, c in maps]
     report = json.loads((tmp_path / "export_report.json").read_text())
     assert set(report["max_abs_diff"]) == {n for n, _ in maps}
