@@ -161,7 +161,7 @@ def test_an_anchor_head_checkpoint_runs_in_the_node(context, tmp_path):
 
 
 def test_a_min_range_at_or_beyond_the_max_range_is_refused(context):
-    """Both crops set so that no point is left: refused at start-up and at run time, naming both."""
+    """Both crops set so that no point is left: refused at start-up, naming both."""
     with pytest.raises(ValueError, match=r"min_range \(12 m\) must be below max_range \(12 m\)"):
         make_node(context, StandInDetector(), min_range=12.0, max_range=12.0)
     node, _ = make_node(context, StandInDetector(), min_range=2.5, max_range=0.0)  # 0: no max_range, all is fine

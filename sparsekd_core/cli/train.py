@@ -43,7 +43,7 @@ examples:
   sparsekd-train ... --resume          # continue the run in --out exactly where it stopped
   sparsekd-train --model cp_pillar_v0.64_sim360 --pretrained cp_pillar_v0.64 --teacher T.pth --kd sparsekd \\
                  --data data/sim_kitti --epochs 1 --lr 0.0015  # distil the bundled student further
-  sparsekd-train --model cp_voxel_sim360 --pretrained S.pth --pretrained-parts backbone3d \
+  sparsekd-train --model cp_voxel_sim360 --pretrained S.pth --pretrained-parts backbone3d \\
                  --data data/sim_kitti --out runs/t360   # a teacher whose sparse 3D layers start from a student's
   torchrun --nproc_per_node=8 -m sparsekd_core.cli.train --recipe waymo_cp_voxel_s_sparsekd \\
                  --data /data/waymo --teacher cp_voxel.pth --out runs/s_kd --sync-bn
