@@ -2,13 +2,16 @@
 labels, the common sensors' beam layouts, mounting height and tilt, KITTI's intensity, and determinism."""
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from sparsekd_core.data.sim.actors import CAR_KINDS, UNLABELLED_KINDS, MeshLibrary, vehicle_mesh
 from sparsekd_core.data.sim.generate import generate
-from sparsekd_core.data.sim.meshes import GLASS_RETURNS
-from sparsekd_core.data.sim.ego_body import MIN_ROOF_HEIGHT
+from sparsekd_core.data.sim.ego_body import (EDGE_OUT_RANGE, MIN_ROOF_HEIGHT, RIG_FIXTURES_RANGE, RIG_MIN_DISTANCE,
+                                             RIG_RETURN_CHANCE_RANGE, Rig)
+from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS, SensorMix
 from sparsekd_core.data.sim.sizes import CAR_TYPE_OFFSETS, LABEL_STYLES, SizeSampler, type_size_distributions
@@ -210,9 +213,11 @@ def test_a_roof_sensor_sees_a_few_weak_unlabelled_returns_off_its_own_vehicle():
         own = (np.hypot(points[:, 0], points[:, 1]) < NEAR_SENSOR) & (points[:, 2] > -hdl64.mount_height + ABOVE_ROAD)
         assert np.all(points[own, 3] == 0.0)  # weak: KITTI's scale reads 0
         assert np.all(with_body.point_label[own] == -1)  # world points: nobody labels the ego vehicle
-        # on the body: within its footprint, which reaches sensor_ahead farther behind the sensor than ahead
+        # on the body and its rig: within its footprint, which reaches sensor_ahead farther behind the sensor than
+        # ahead, widened by what the rig's edge fixtures may stick out
         body = scene.ego_body
-        half_length, half_width = body.size[0] / 2, body.size[1] / 2 + 0.2  # + wing mirrors and range noise
+        half_length = body.size[0] / 2
+        half_width = body.size[1] / 2 + max(0.2, EDGE_OUT_RANGE[1] + 0.1)  # + mirrors, fixtures and range noise
         assert np.all((points[own, 0] <= half_length - body.sensor_ahead + 0.05)
                       & (points[own, 0] >= -half_length - body.sensor_ahead - 0.05)
                       & (np.abs(points[own, 1]) <= half_width))
@@ -222,6 +227,7 @@ def test_a_roof_sensor_sees_a_few_weak_unlabelled_returns_off_its_own_vehicle():
 
 def test_a_vehicle_fits_under_the_sensor_only_when_its_mount_leaves_room_for_a_roof():
     body = SnapshotScene(PRESETS["hdl64"], seed=0, scene_index=0).ego_body
+    body = dataclasses.replace(body, rig=Rig(Mesh.empty(), np.zeros((0, 3))))  # the bare body (the rig: below)
     assert body.roof_height(MIN_ROOF_HEIGHT + body.lift) == pytest.approx(MIN_ROOF_HEIGHT)
     assert body.roof_height(MIN_ROOF_HEIGHT + body.lift - 0.01) is None
     assert body.world_mesh(np.zeros(2), 0.0, 0.0, 1.0) is None
@@ -235,3 +241,56 @@ def test_a_vehicle_fits_under_the_sensor_only_when_its_mount_leaves_room_for_a_r
                                                                                          abs=0.05)
     low = SnapshotScene(PRESETS["vlp16"], seed=0, scene_index=0).frame(0)  # mounted at 0.7 m: no car under it
     assert not low.meta["ego_body"]
+
+
+def test_rigs_put_small_fixtures_on_the_vehicle_broadly_mostly_mirrored_and_out_of_the_blind_cone():
+    """Rig.sample over many vehicles: every fixture lies on the vehicle's edges or roof, outside the cone under the
+    sensor that no beam reaches; how many a rig has varies, some vehicles have none, and twins mirror each other."""
+    rng = np.random.default_rng(0)
+    size = np.array([4.5, 1.8, 1.5])
+    counts, mirrored = [], 0
+    for _ in range(400):
+        ahead = float(rng.uniform(-0.2, 0.6))
+        rig = Rig.sample(rng, size, ahead)
+        c = rig.centres
+        counts.append(len(c))
+        assert len(c) <= 2 * RIG_FIXTURES_RANGE[1]
+        assert np.all(np.hypot(c[:, 0], c[:, 1]) >= RIG_MIN_DISTANCE)
+        assert np.all(np.abs(c[:, 1]) <= size[1] / 2 + EDGE_OUT_RANGE[1] + 1e-9)
+        assert np.all((c[:, 0] >= -size[0] / 2 - ahead - 1e-9) & (c[:, 0] <= size[0] / 2 - ahead + 1e-9))
+        assert np.all((c[:, 2] > -0.5) & (c[:, 2] < 0.2))  # from the shoulder line to just above the roof
+        assert rig.mesh.num_triangles == 12 * len(c)  # one box each
+        assert np.all(rig.mesh.returns <= RIG_RETURN_CHANCE_RANGE[1]) and np.all(rig.mesh.reflectivity < 0.1)
+        twin = (np.abs(c[:, None, 0] - c[None, :, 0]) < 1e-9) & (np.abs(c[:, None, 1] + c[None, :, 1]) < 1e-9)
+        mirrored += int(np.any(twin & ~np.eye(len(c), dtype=bool)))
+    counts = np.array(counts)
+    assert 0.08 < np.mean(counts == 0) < 0.25  # RIG_ABSENT_CHANCE (0.15) of the vehicles, a few rejected fixtures
+    assert counts.max() >= 5 and len(np.unique(counts)) >= 5
+    assert mirrored > 0.5 * np.sum(counts > 0)
+
+
+def test_a_rig_returns_a_fixed_cluster_at_the_same_spot_in_every_sweep():
+    """The rig rides with the sensor: each fixture the beams reach sends back a few weak, unlabelled returns around
+    its centre, at the same place frame after frame (as real sweeps show around the sensor); the bare body alone
+    has none there."""
+    hdl64 = PRESETS["hdl64"]
+    scene = SnapshotScene(hdl64, seed=7, scene_index=0)  # an SUV with five fixtures, two of them ahead at the edge
+    body = scene.ego_body
+    roof = body.roof_height(hdl64.mount_height)
+    assert roof is not None and len(body.rig.centres) == 5
+    bare = SnapshotScene(hdl64, seed=7, scene_index=0)
+    bare.ego_body = dataclasses.replace(body, rig=Rig(Mesh.empty(), np.zeros((0, 3))))
+    # the fixtures' centres in the output frame (level, at the sensor, frame_height above the road)
+    centres = body.rig.centres + np.array([0.0, 0.0, roof - hdl64.nominal_frame_height])
+    seen_per_frame = []
+    for index in range(4):
+        frame, plain = scene.frame(index), bare.frame(index)
+        near = np.linalg.norm(frame.points[:, None, :3] - centres[None], axis=2) < 0.25  # (N, F)
+        near_plain = np.linalg.norm(plain.points[:, None, :3] - centres[None], axis=2) < 0.25
+        hits = near.any(axis=1)
+        assert np.all(frame.point_label[hits] == -1) and np.all(frame.points[hits, 3] == 0.0)
+        seen = near.sum(axis=0)
+        seen_per_frame.append(seen > 0)
+        assert seen.sum() >= 5 and near_plain.sum() < seen.sum(), (seen, near_plain.sum(0))
+    seen_per_frame = np.array(seen_per_frame)
+    assert np.any(np.all(seen_per_frame, axis=0))  # a fixture seen in every sweep, at the same spot
