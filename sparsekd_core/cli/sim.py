@@ -80,8 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "the main preset's own frame, 1.73 for hdl64)")
     parser.add_argument("--no-ego-body", dest="ego_body", action="store_false",
                         help="leave out the recording vehicle's own body under a roof sensor (by default each "
-                             "scene draws one, as real sweeps see theirs: a few weak returns at the sensor's feet "
-                             "that no model should call a car; a scene whose mount leaves less than 1.1 m for "
+                             "scene draws one, as real sweeps see theirs: a few weak returns at the sensor's feet, "
+                             "and clusters off the small fixtures on it, mirrors, rack feet, antennas, that no "
+                             "model should call a road user; a scene whose mount leaves less than 1.1 m for "
                              "the roof has none, which is every sensor mounted below 1.4 m and a sixth of "
                              "hdl64 scenes at its 1.73 m)")
     parser.add_argument("--labels", default="all", choices=("all", "camera"),
