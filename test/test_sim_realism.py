@@ -272,9 +272,9 @@ def test_rigs_put_small_fixtures_on_the_vehicle_broadly_mostly_mirrored_and_out_
 def test_a_rig_returns_a_fixed_cluster_at_the_same_spot_in_every_sweep():
     """The rig rides with the sensor: each fixture the beams reach sends back a few weak, unlabelled returns around
     its centre, at the same place frame after frame (as real sweeps show around the sensor); the bare body alone
-    has none there."""
+    sends fewer there."""
     hdl64 = PRESETS["hdl64"]
-    scene = SnapshotScene(hdl64, seed=7, scene_index=0)  # an SUV with five fixtures, two of them ahead at the edge
+    scene = SnapshotScene(hdl64, seed=7, scene_index=0)  # an SUV with five fixtures
     body = scene.ego_body
     roof = body.roof_height(hdl64.mount_height)
     assert roof is not None and len(body.rig.centres) == 5
