@@ -530,17 +530,28 @@ ANCHOR_TEACHERS = {"second_s": "second", "pointpillar_v0.64": "pointpillar", "po
                    "pointpillar_s": "pointpillar"}
 ANCHOR_ZOO = ("second", "second_s", "pointpillar", "pointpillar_v0.64")
 
-KITTI_PREFIX, SIM_SUFFIX = "kitti_", "_sim"
+KITTI_PREFIX = "kitti_"
+#: the suffixes of the zoo's simulated variants, the one the bundled models are trained as first: ``_sim360`` (all
+#: around the sensor), then ``_sim`` (40 m ahead)
+SIM_SUFFIXES = ("_sim360", "_sim")
+
+
+def split_sim_suffix(name: str) -> tuple[str, str]:
+    """(base, suffix) of a config name: ("cp_voxel_s", "_sim360") for cp_voxel_s_sim360, (name, "") for a non-sim one."""
+    for suffix in SIM_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)], suffix
+    return name, ""
 
 
 def zoo_teacher(student: str) -> str | None:
-    """The zoo teacher a student is distilled from (cp_voxel_s -> cp_voxel, cp_pillar_v0.64_sim -> cp_pillar_sim,
-    kitti_second_s -> kitti_second, pointpillar_s_sim -> pointpillar_sim); None for a teacher or an unknown name."""
-    base, prefix, suffix = student, "", ""
+    """The zoo teacher a student is distilled from (cp_voxel_s -> cp_voxel, cp_pillar_v0.64_sim360 ->
+    cp_pillar_sim360, kitti_second_s -> kitti_second, pointpillar_s_sim -> pointpillar_sim); None for a teacher or an
+    unknown name."""
+    base, prefix = student, ""
     if base.startswith(KITTI_PREFIX):
         base, prefix = base[len(KITTI_PREFIX):], KITTI_PREFIX
-    if base.endswith(SIM_SUFFIX):
-        base, suffix = base[: -len(SIM_SUFFIX)], SIM_SUFFIX
+    base, suffix = split_sim_suffix(base)
     teacher = PAPER_FIGURES[base][0] if base in PAPER_FIGURES else ANCHOR_TEACHERS.get(base)
     if teacher is None:
         return None

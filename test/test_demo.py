@@ -36,37 +36,41 @@ def test_student_without_bundle_is_a_loud_untrained_stand_in(tmp_path, monkeypat
     monkeypatch.setattr(inference, "BUNDLED_DIR", tmp_path / "bundle")  # nothing bundled
     student = resolve_student("cp_voxel_s", tmp_path / "models")
     assert student.untrained and student.source == "untrained stand-in"
-    assert student.architecture == "cp_voxel_s_sim" and student.path == tmp_path / "models" / "cp_voxel_s_UNTRAINED.pth"
+    assert student.architecture == "cp_voxel_s_sim360" and student.path == tmp_path / "models" / "cp_voxel_s_UNTRAINED.pth"
     assert student.path.is_file()
     banner = untrained_banner(student)
     assert "UNTRAINED STAND-IN" in banner and "RANDOM weights" in banner and "cp_voxel_s.pth" in banner
     teacher, why = resolve_teacher("auto", student)
-    assert teacher is None and "cp_voxel_sim is bundled" in why  # a teacher is never faked
+    assert teacher is None and "cp_voxel_sim360 is bundled" in why  # a teacher is never faked
     with pytest.raises(CheckpointError):
         resolve_student("no_such_model", tmp_path)
 
 
 def test_bundled_checkpoints_are_found_by_zoo_name(tmp_path, monkeypatch):
     bundle = tmp_path / "checkpoints"
-    write_untrained_checkpoint("cp_pillar_v0.64_sim", bundle / "cp_pillar_v0.64.pth")
-    write_untrained_checkpoint("cp_pillar_sim", bundle / "cp_pillar.pth")
+    write_untrained_checkpoint("cp_pillar_v0.64_sim360", bundle / "cp_pillar_v0.64.pth")  # as shipped
+    write_untrained_checkpoint("cp_pillar_sim360", bundle / "cp_pillar_sim360.pth")
     monkeypatch.setattr(inference, "BUNDLED_DIR", bundle)
     student = resolve_student("cp_pillar_v0.64", tmp_path / "models")
-    assert student.source == "bundled" and student.architecture == "cp_pillar_v0.64_sim"
+    assert student.source == "bundled" and student.architecture == "cp_pillar_v0.64_sim360"
     assert student.untrained  # the file's meta says so: the demo still announces it
     assert not (tmp_path / "models").exists()  # no stand-in written
     teacher, _ = resolve_teacher("auto", student)
-    assert teacher is not None and teacher.name == "cp_pillar" and teacher.architecture == "cp_pillar_sim"
+    assert teacher is not None and teacher.name == "cp_pillar_sim360" and teacher.architecture == "cp_pillar_sim360"
     assert resolve_teacher("none", student) == (None, "no teacher asked for (--teacher none)")
-    by_path = resolve_student(str(bundle / "cp_pillar.pth"), tmp_path)
-    assert by_path.source == "bundled" and by_path.architecture == "cp_pillar_sim"
+    by_path = resolve_student(str(bundle / "cp_pillar_sim360.pth"), tmp_path)
+    assert by_path.source == "bundled" and by_path.architecture == "cp_pillar_sim360"
 
 
 def test_zoo_relations():
-    assert stand_in_architecture("cp_voxel_s") == "cp_voxel_s_sim"
+    assert stand_in_architecture("cp_voxel_s") == "cp_voxel_s_sim360"  # what the bundled one is trained as
+    assert stand_in_architecture("cp_voxel_s_sim") == "cp_voxel_s_sim"
+    assert stand_in_architecture("cp_voxel_xxs") == "cp_voxel_xxs_sim"  # no 360-degree variant: the 40 m one
     assert stand_in_architecture("cp_voxel_xs") == "cp_voxel_xs"  # no sim variant: itself
     assert teacher_of("cp_voxel_s_sim") == "cp_voxel_sim" and teacher_of("kitti_cp_voxel_s") == "kitti_cp_voxel"
     assert teacher_of("cp_pillar_v0.64") == "cp_pillar" and teacher_of("cp_voxel") is None
+    assert teacher_of("cp_pillar_v0.64_sim360") == "cp_pillar_sim360" and teacher_of("cp_voxel_s_sim360") == "cp_voxel_sim360"
+    assert teacher_of("cp_voxel_sim360") is None
 
 
 # ------------------------------------------------------------------------------------------ data

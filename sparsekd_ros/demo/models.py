@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sparsekd_core.checkpoint import CheckpointError, read_checkpoint, write_untrained_checkpoint
-from sparsekd_core.config import SIM_SUFFIX, list_models, zoo_teacher
+from sparsekd_core.config import SIM_SUFFIXES, list_models, split_sim_suffix, zoo_teacher
 from sparsekd_core import inference
 
 __all__ = ["DemoModel", "stand_in_architecture", "teacher_of", "resolve_student", "resolve_teacher",
@@ -45,10 +45,11 @@ class DemoModel:
 
 
 def stand_in_architecture(name: str) -> str:
-    """The architecture a bundled ``name`` is trained as: its ``_sim`` variant when the zoo has one."""
-    if name.endswith(SIM_SUFFIX) or f"{name}{SIM_SUFFIX}" not in list_models():
+    """The architecture a bundled ``name`` is trained as: its simulated variant when the zoo has one (the
+    360-degree ``_sim360`` before the ``_sim`` one), else ``name`` itself."""
+    if split_sim_suffix(name)[1]:
         return name
-    return f"{name}{SIM_SUFFIX}"
+    return next((name + s for s in SIM_SUFFIXES if name + s in list_models()), name)
 
 
 def teacher_of(student: str) -> str | None:
@@ -90,7 +91,7 @@ def resolve_teacher(name: str | None, student: DemoModel) -> tuple[DemoModel | N
         zoo = teacher_of(student.architecture) or teacher_of(student.name)
         if zoo is None:
             return None, f"{student.architecture} has no zoo teacher"
-        for candidate in dict.fromkeys([zoo, zoo[: -len(SIM_SUFFIX)] if zoo.endswith(SIM_SUFFIX) else zoo]):
+        for candidate in dict.fromkeys([zoo, split_sim_suffix(zoo)[0]]):
             try:
                 path = Path(inference.resolve_checkpoint(candidate))
                 return _described(candidate, path, _source(path)), ""
