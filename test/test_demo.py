@@ -16,7 +16,7 @@ from sparsekd_core import inference
 from sparsekd_core.checkpoint import CheckpointError, write_untrained_checkpoint
 from sparsekd_core.data.sim import DriveScene, get_preset
 from sparsekd_ros.demo.drive import simulate_drive
-from sparsekd_ros.demo.evaluate import agreement, score_drive, scores_table
+from sparsekd_ros.demo.evaluate import agreement, detect_files, score_drive, scores_table
 from sparsekd_ros.demo.models import (resolve_student, resolve_teacher, stand_in_architecture, teacher_of,
                                        untrained_banner)
 from sparsekd_ros.demo.outputs import OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_mp4, write_summary
@@ -183,6 +183,33 @@ def _kitti_infos():
     from sparsekd_core.data.kitti_infos import kitti_frame_info
 
     return [kitti_frame_info(sample_frames()[0].path.parents[2], "000008", "train")]
+
+
+def test_offline_detection_in_two_processes_gives_the_same_boxes_in_order(tmp_path):
+    """The demo's offline pass shares the frames among worker processes on the CPU; nothing may change but time
+    (and the last bits of floats, as the workers run on fewer threads)."""
+    from sparsekd_core.inference import Detector
+
+    det = Detector.from_checkpoint(inference.resolve_checkpoint("cp_pillar_v0.64"), "cpu")
+    det.score_threshold = 0.3
+    kitti = np.fromfile(sample_frames()[0].path, np.float32).reshape(-1, 4)
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(16):  # the pool starts at 8 frames a worker; frames of unequal content and cost
+        keep = rng.random(len(kitti)) < (1.0 if i % 4 == 0 else 0.2 + 0.04 * i)
+        paths.append(tmp_path / f"{i:06d}.bin")
+        kitti[keep].tofile(paths[-1])
+    one = detect_files(det, paths, "one", progress=False)
+    assert len({len(d.boxes) for d in one}) > 3 and all(len(d.boxes) for d in one)  # frames tell apart
+    # twice: workers that shared the detector's memory corrupted about every other run's frames
+    two = detect_files(det, paths, "two", progress=False, workers=2) + detect_files(det, paths, "", False, 2)
+    assert [len(d.boxes) for d in two] == [len(d.boxes) for d in one] * 2
+    assert not any(t.is_shared() for t in det.model.state_dict().values())  # each worker has a copy of its own
+    for a, b in zip(one * 2, two):
+        nearest = np.abs(a.boxes[:, None, :] - b.boxes[None, :, :]).max(-1).argmin(1)
+        np.testing.assert_allclose(b.boxes[nearest], a.boxes, atol=1e-3)
+        np.testing.assert_allclose(b.scores[nearest], a.scores, atol=1e-4)
+        assert list(np.asarray(b.names)[nearest]) == list(a.names)
 
 
 def test_ap_of_perfect_and_of_no_predictions():

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-stride", type=int, default=None, metavar="N",
                    help="score AP on every N-th drive frame (default: 1, or 2 when a teacher runs too, which "
                         "keeps the demo within 3 minutes on 2 CPU cores); pictures always cover every frame")
-    p.add_argument("--workers", type=int, default=2, help="processes for simulation and pictures (default 2)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="processes for simulation, offline detection and pictures (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -267,7 +268,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         run.fail("the node answered no frame of the drive (see logs/detector_node.log and logs/demo_client.log)")
 
     run.step(4, total, "offline: the same checkpoint on every frame (sparsekd_core.inference), KITTI AP")
-    lib = detect_files(det, drive.points, f"student {student.label}", progress=not args.quiet)
+    lib = detect_files(det, drive.points, f"student {student.label}", progress=not args.quiet, workers=args.workers)
     lib_samples = detect_files(det, [s.path for s in samples], "student, samples", progress=not args.quiet)
     stride = args.eval_stride or (2 if teacher is not None else 1)
     scored = list(range(0, n_drive, stride))
@@ -278,7 +279,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
         tdet = Detector.from_checkpoint(teacher.path, args.device)
         tdet.name, tdet.score_threshold = teacher.label, threshold
         tlib = detect_files(tdet, [drive.points[i] for i in scored], f"teacher {teacher.label}",
-                            progress=not args.quiet)
+                            progress=not args.quiet, workers=args.workers)
         teacher_scores = score_drive(infos, tlib, tdet.class_names, teacher.label, tdet.point_cloud_range)
     elif recorded_teacher is not None:
         teacher_scores = recorded_teacher(drive_key(args.frames, args.seed, stride, threshold))
