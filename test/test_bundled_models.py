@@ -15,7 +15,7 @@ of its class (one with fewer returns is not a false alarm: the 360-degree studen
 
 ``bundled_streets_v4_360.npz``: streets version 4 (the sensor rides on a vehicle with a rig of small fixtures),
 +-40.96 m all around, seeds 783, 785, 791 and 792, whose ego vehicles and rigs send returns
-(``scripts/freeze_streets.py --model cp_pillar_v0.64_sim360 --seeds 783,785,791,792``). Measured with session 28's
+(``scripts/freeze_streets.py --model cp_pillar_v0.64_sim360 --seeds 783,785,791,792``). Measured with session 29's
 bundles (one more epoch each on version-4 streets), found / in range, cars, false alarms, frames with a box on the
 own vehicle:
 
@@ -50,8 +50,8 @@ BUNDLED = {"cp_voxel_s": ("cp_voxel_s_sim360", "bundled_streets_v4_360.npz"),
 #: the bundled teachers (trained without KD; students are distilled from them with --teacher NAME)
 TEACHERS = {"cp_pillar_sim360"}
 #: Frozen frames in which a student may put a box on its own vehicle, where none is not yet met: both of session
-#: 28's students put a car inside the ego body of the version-4 frames, at scores just over the node's 0.3 (their
-#: teacher puts none); the students they replaced did so in as many frames or more.
+#: 29's students put a car inside the ego body of the version-4 frames, at scores just over the node's 0.3 (the
+#: pillar teacher puts none); the students they replaced did so in as many frames or more.
 OWN_VEHICLE_FRAMES = {"cp_voxel_s": 1, "cp_pillar_v0.64": 2}
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 
