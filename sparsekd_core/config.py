@@ -537,7 +537,7 @@ SIM_SUFFIXES = ("_sim360", "_sim")
 
 
 def split_sim_suffix(name: str) -> tuple[str, str]:
-    """(base, suffix) of a config name: ("cp_voxel_s", "_sim360") for cp_voxel_s_sim360, (name, "") for a non-sim one."""
+    """(base, suffix) of a config name: ("cp_voxel_s", "_sim360") for cp_voxel_s_sim360, (name, "") for others."""
     for suffix in SIM_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)], suffix

@@ -2,13 +2,13 @@
 fp16 and nothing else, honest about where their weights come from, and they find the road users of simulated
 streets they never saw (seeds other than the training set's).
 
-Those streets are frozen in test/data/, of the simulator the students were trained in: four HDL-64E snapshots
-(scene 0, frame 0 of four seeds), cropped to the widest bundled range, coordinates in steps of 2 mm (int16, less an
-x offset) and intensity in 1/255; the models find nearly the same boxes in them as in the simulator's float32
-points (checked when frozen: at most two boxes a frame differ, near the threshold or moved over 0.1 m). They are frozen because the simulator moves on while the shipped weights stay what they are
-until new students are bundled; a test of the weights must use the streets they were made for. When a student is
-bundled, freeze its streets with ``scripts/freeze_streets.py --model CONFIG`` (which also writes each object's KITTI
-class) and name the file below.
+Those streets are frozen in test/data/, of the simulator the students were trained in: four HDL-64E snapshots (scene
+0, frame 0 of four seeds), cropped to the widest bundled range, coordinates in steps of 2 mm (int16, less an x
+offset) and intensity in 1/255; the models find nearly the same boxes in them as in the simulator's float32 points
+(checked when frozen: at most two boxes a frame differ, near the threshold or moved over 0.1 m). They are frozen
+because the simulator moves on while the shipped weights stay what they are until new students are bundled; a test
+of the weights must use the streets they were made for. When a student is bundled, freeze its streets with
+``scripts/freeze_streets.py --model CONFIG`` (which also writes each object's KITTI class) and name the file below.
 
 Road users "in range" are those with at least 30 returns; a false alarm is a box within 1 m of no labelled object
 of its class (one with fewer returns is not a false alarm: the 360-degree student finds many such).

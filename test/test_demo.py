@@ -36,7 +36,8 @@ def test_student_without_bundle_is_a_loud_untrained_stand_in(tmp_path, monkeypat
     monkeypatch.setattr(inference, "BUNDLED_DIR", tmp_path / "bundle")  # nothing bundled
     student = resolve_student("cp_voxel_s", tmp_path / "models")
     assert student.untrained and student.source == "untrained stand-in"
-    assert student.architecture == "cp_voxel_s_sim360" and student.path == tmp_path / "models" / "cp_voxel_s_UNTRAINED.pth"
+    assert student.architecture == "cp_voxel_s_sim360"
+    assert student.path == tmp_path / "models" / "cp_voxel_s_UNTRAINED.pth"
     assert student.path.is_file()
     banner = untrained_banner(student)
     assert "UNTRAINED STAND-IN" in banner and "RANDOM weights" in banner and "cp_voxel_s.pth" in banner
@@ -69,7 +70,8 @@ def test_zoo_relations():
     assert stand_in_architecture("cp_voxel_xs") == "cp_voxel_xs"  # no sim variant: itself
     assert teacher_of("cp_voxel_s_sim") == "cp_voxel_sim" and teacher_of("kitti_cp_voxel_s") == "kitti_cp_voxel"
     assert teacher_of("cp_pillar_v0.64") == "cp_pillar" and teacher_of("cp_voxel") is None
-    assert teacher_of("cp_pillar_v0.64_sim360") == "cp_pillar_sim360" and teacher_of("cp_voxel_s_sim360") == "cp_voxel_sim360"
+    assert teacher_of("cp_pillar_v0.64_sim360") == "cp_pillar_sim360"
+    assert teacher_of("cp_voxel_s_sim360") == "cp_voxel_sim360"
     assert teacher_of("cp_voxel_sim360") is None
 
 
