@@ -1,4 +1,6 @@
 """The detector stages: shapes, hand-checked encoders, and a CPU training step for every zoo model."""
+import pickle
+
 import numpy as np
 import pytest
 import torch
@@ -141,3 +143,13 @@ def test_voxelizer_drops_points_outside_range_and_keeps_batch_index():
     vb = model.voxelize([torch.cat([inside, outside]), inside])
     assert vb.coords.shape == (2, 4) and vb.coords[:, 0].tolist() == [0, 1]
     assert vb.num_points.tolist() == [1, 1]
+
+
+def test_a_copied_voxelizer_leaves_its_scratch_buffers_behind_and_voxelizes_alike():
+    voxelizer = build_detector(load_model_config("cp_voxel_sim")).voxelizer_test
+    pts = [torch.from_numpy(synthetic_cloud(2000, 4, seed=1))]
+    vb = voxelizer(pts)
+    copy = pickle.loads(pickle.dumps(voxelizer))
+    assert voxelizer._generators and not copy._generators
+    again = copy(pts)
+    assert torch.equal(again.coords, vb.coords) and torch.equal(again.voxels, vb.voxels)

@@ -48,6 +48,11 @@ class Voxelizer:
             )
         return self._generators[key]
 
+    def __getstate__(self) -> dict:
+        """A copy (pickle, deepcopy, a worker process) leaves the generators behind: they are scratch buffers sized
+        for ``max_voxels`` (~120 MB for cp_voxel_s), rebuilt on first use, and a copy must not share them."""
+        return {**self.__dict__, "_generators": {}}
+
     def __call__(self, points: list[torch.Tensor]) -> VoxelBatch:
         """points: list of (N_i, F) float32 tensors, all on one device."""
         device = points[0].device if points else torch.device("cpu")
