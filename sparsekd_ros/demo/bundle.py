@@ -55,7 +55,7 @@ def drive_key(frames: int, seed: int, eval_stride: int, score_threshold: float,
             "score_threshold": round(float(score_threshold), 6), "streets_version": int(streets_version)}
 
 
-def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str) -> dict:
+def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str, workers: int) -> dict:
     from sparsekd_ros.demo.drive import simulate_drive
     from sparsekd_ros.demo.evaluate import detect_files, score_drive
     from sparsekd_core.inference import Detector
@@ -63,9 +63,10 @@ def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str) -
     det = Detector.from_checkpoint(teacher, device)
     det.score_threshold = score_threshold
     with tempfile.TemporaryDirectory(prefix="sparsekd_bundle_") as tmp:
-        drive = simulate_drive(Path(tmp) / "drive", DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], progress=True)
+        drive = simulate_drive(Path(tmp) / "drive", DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], progress=True,
+                               workers=workers)
         scored = list(range(0, len(drive), DEMO_DRIVE["eval_stride"]))
-        found = detect_files(det, [drive.points[i] for i in scored], f"teacher {teacher.name}")
+        found = detect_files(det, [drive.points[i] for i in scored], f"teacher {teacher.name}", workers=workers)
         scores = score_drive([drive.infos[i] for i in scored], found, det.class_names, det.cfg.name,
                              det.point_cloud_range)
     return {"drive": drive_key(DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], DEMO_DRIVE["eval_stride"], score_threshold),
@@ -92,7 +93,7 @@ def deflate_checkpoint(path: Path) -> Path:
 
 
 def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | None = None,
-           device: str = "cpu") -> Path:
+           device: str = "cpu", workers: int = 2) -> Path:
     """Write ``run``'s final.pth (or a .pth given directly) as the bundled fp16 checkpoint of ``zoo_name``."""
     from sparsekd_core.config import list_models
     from sparsekd_core import inference
@@ -120,7 +121,8 @@ def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | No
     if teacher is not None:
         teacher_model = str(read_checkpoint(teacher)["config"].get("name", teacher.stem))
         meta["demo_teacher"] = {"model": teacher_model,
-                                **_teacher_on_demo_drive(teacher, model.cfg.head.post.score_threshold, device)}
+                                **_teacher_on_demo_drive(teacher, model.cfg.head.post.score_threshold, device,
+                                                         workers)}
     out = out or inference.BUNDLED_DIR / f"{zoo_name}.pth"
     save_checkpoint(out, model, meta=meta, fp16=True)
     deflate_checkpoint(out)
@@ -140,9 +142,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="the teacher's checkpoint: record its AP on the demo's default drive")
     p.add_argument("--out", type=Path, default=None, help="where to write (default: the package's bundled folder)")
     p.add_argument("--device", default="cpu", help="device for the teacher's run over the drive (default cpu)")
+    p.add_argument("--workers", type=int, default=2,
+                   help="CPU processes that simulate the drive and run the teacher over it, as the demo's --workers "
+                        "(default 2: a voxel model's sparse convolutions use one core per process)")
     args = p.parse_args(argv)
+    if args.workers < 1:
+        p.error("--workers must be >= 1")
     try:
-        path = bundle(args.run, args.zoo_name, args.out, args.teacher, args.device)
+        path = bundle(args.run, args.zoo_name, args.out, args.teacher, args.device, args.workers)
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
