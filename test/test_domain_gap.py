@@ -9,7 +9,8 @@ import pytest
 from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
-from sparsekd_core.eval.domain_gap import ERROR_FIELDS, SideStats, false_boxes, matched_errors, measure, near_sensor
+from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, false_boxes, matched_errors, measure, near_sensor,
+                                        standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -178,3 +179,24 @@ def test_near_sensor_counts_the_own_vehicles_returns_and_where_the_road_first_sh
     stats.near_sensor = [(40, 4.1, 5.5), (38, 4.0, float("nan")), (42, 4.2, 5.7)]
     assert stats.summary()["returns_near_sensor"] == 40
     assert stats.summary()["road_from_ahead_behind"] == pytest.approx([4.1, 5.6])
+
+
+def test_standing_returns_count_what_stands_around_the_road_by_distance():
+    xs, ys = np.meshgrid(np.arange(-50.0, 50.0, 0.5), np.arange(-50.0, 50.0, 0.5))
+    road = np.c_[xs.ravel(), ys.ravel(), np.full(xs.size, -1.73)]
+    wall = np.c_[np.full(30, 6.0), np.linspace(-3, 3, 30), np.linspace(-1.3, 0.5, 30)]  # 0.43-2.23 m up, 6 m away
+    tree = np.c_[np.full(12, 25.0), np.zeros(12), np.linspace(-1.0, 1.2, 12)]  # 25 m away
+    roof = np.c_[np.full(5, 1.0), np.zeros(5), np.full(5, -0.6)]  # the own vehicle: within NEAR_SENSOR
+    sky = np.array([[15.0, 0.0, 3.0], [15.0, 1.0, -1.6]])  # 4.7 m up (a bridge) and 0.13 m up (a kerb)
+    assert standing_returns(np.r_[road, wall, tree, roof, sky], ground_height=-1.73) == [30, 0, 12, 0]
+    stats = SideStats("s")
+    stats.standing = [[30, 0, 12, 0], [10, 4, 2, 1], [20, 2, 4, 9]]
+    assert stats.summary()["standing_returns_by_range"] == {"3-10": 20, "10-20": 2, "20-40": 4, "40-80": 1}
+
+
+def test_real_sweeps_have_much_standing_around_the_road_near_the_sensor(kitti_real):
+    """KITTI drives narrow streets lined with parked cars, walls and trees: thousands of standing returns within
+    10 m of the sensor in a typical sweep, fewer farther out, where the beams spread."""
+    s = measure("real", load_split(kitti_real, "kitti", "val"), kitti_real, progress=False).summary()
+    near, mid, far = (s["standing_returns_by_range"][b] for b in ("3-10", "10-20", "40-80"))
+    assert near > 5_000 and near > mid > far > 0

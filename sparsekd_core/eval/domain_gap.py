@@ -6,7 +6,9 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   a model expects at a fixed height); what a roof sensor sees of its own vehicle: the returns within
   ``NEAR_SENSOR`` m of the sensor (BEV) and more than ``ABOVE_ROAD`` m above the road, and how far ahead and
   behind the road shows (the nearest road return within ``SHADOW_HALF_ANGLE`` degrees of straight ahead and of
-  straight behind; the body hides the road under and around it, data/sim/ego_body.py);
+  straight behind; the body hides the road under and around it, data/sim/ego_body.py); how much stands around
+  the road: the returns ``STANDING`` m above the road in BEV range bands from ``NEAR_SENSOR`` m on (parked cars,
+  walls, hedges, trees, people: everything a detector must tell road users from), median per frame;
 - intensity: percentiles, the share of exact zeros, the median by range band;
 - objects: per class, box size mean and spread (length, width, height) and the median number of points per
   fully visible object (occlusion level 0) in range bands (how well the simulated sensor sees each class);
@@ -51,6 +53,10 @@ YAW_WITHIN_DEG = 10.0
 #: The ego vehicle's returns: within this BEV distance of the sensor and this far above the road (metres).
 NEAR_SENSOR = 3.0
 ABOVE_ROAD = 0.3
+#: Returns this high above the road (metres) stand on it: road users, parked cars, walls, vegetation, poles.
+STANDING = (0.3, 3.0)
+#: BEV range bands (metres) of the standing returns; they start where the own vehicle's returns end.
+STANDING_BANDS = ((NEAR_SENSOR, 10.0), (10.0, 20.0), (20.0, 40.0), (40.0, 80.0))
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched-pair errors, in the order of SideStats.errors' rows.
@@ -67,6 +73,8 @@ class SideStats:
     ground: list[float] = field(default_factory=list)
     #: per frame: returns near the sensor, nearest road return ahead and behind (see near_sensor)
     near_sensor: list[tuple[int, float, float]] = field(default_factory=list)
+    #: per frame: returns standing on the road in each of STANDING_BANDS (see standing_returns)
+    standing: list[list[int]] = field(default_factory=list)
     intensity: list[np.ndarray] = field(default_factory=list, repr=False)
     intensity_range: list[np.ndarray] = field(default_factory=list, repr=False)
     sizes: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
@@ -86,6 +94,7 @@ class SideStats:
         self.ground.append(float("nan") if ground is None else ground.height)
         if ground is not None:
             self.near_sensor.append(near_sensor(points, ground.height))
+            self.standing.append(standing_returns(points, ground.height))
         if points.shape[1] > 3:
             pick = rng.choice(len(points), size=min(len(points), 20000), replace=False)
             self.intensity.append(points[pick, 3])
@@ -125,6 +134,10 @@ class SideStats:
             near, ahead, behind = np.array(self.near_sensor, np.float64).T
             out["returns_near_sensor"] = _median(near)
             out["road_from_ahead_behind"] = [_median(ahead), _median(behind)]
+        if self.standing:
+            per_band = np.array(self.standing, np.float64).T
+            out["standing_returns_by_range"] = {f"{lo:g}-{hi:g}": _median(n)
+                                                for (lo, hi), n in zip(STANDING_BANDS, per_band)}
         if self.intensity:
             inten = np.concatenate(self.intensity)
             rng = np.concatenate(self.intensity_range)
@@ -178,6 +191,15 @@ def near_sensor(points: np.ndarray, ground_height: float) -> tuple[int, float, f
         sector = road & (np.abs((heading - centre + 180.0) % 360.0 - 180.0) < SHADOW_HALF_ANGLE)
         nearest.append(float(xy[sector].min()) if sector.any() else float("nan"))
     return near, nearest[0], nearest[1]
+
+
+def standing_returns(points: np.ndarray, ground_height: float) -> list[int]:
+    """How much stands around the road in one frame of (N, >=3) points whose road lies at ``ground_height``: the
+    returns STANDING m above it, counted in each of STANDING_BANDS (BEV distance from the sensor)."""
+    xy = np.hypot(points[:, 0], points[:, 1])
+    height = points[:, 2] - ground_height
+    standing = (height > STANDING[0]) & (height < STANDING[1])
+    return [int((standing & (xy >= lo) & (xy < hi)).sum()) for lo, hi in STANDING_BANDS]
 
 
 def matched_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -275,6 +297,10 @@ def format_report(sides: Sequence[dict]) -> str:
                                                                                        "{:.0f}"))
     row("road from (m) ahead / behind", lambda s: "/".join(num(v) for v in s["road_from_ahead_behind"])
         if "road_from_ahead_behind" in s else "-")
+    for lo, hi in STANDING_BANDS:
+        band = f"{lo:g}-{hi:g}"
+        row(f"returns {STANDING[0]:g}-{STANDING[1]:g} m above the road, {band} m", lambda s, b=band: num(
+            s.get("standing_returns_by_range", {}).get(b), "{:,.0f}"))
     if all("intensity_percentiles" in s for s in sides):
         row("intensity p25 / p50 / p75", lambda s: " / ".join(num(s["intensity_percentiles"][q]) for q in
                                                                   ("25", "50", "75")))
