@@ -128,6 +128,8 @@ class SimOptions:
     raycaster: which backend casts the rays, and on which device (raycast.py); the frames are the same with
         either, but for the rare ray that grazes an edge.
     ego_body: put the recording vehicle's own body under a roof-mounted sensor (ego_body.py), as real sweeps see it.
+    narrow_streets: share of scenes on a narrow street (world.StreetLayout.narrowed: one lane each way, narrow
+        sidewalks, buildings near them), as KITTI's town streets are; 0 draws today's mix of wide streets only.
     """
 
     label_style: str = "kitti"
@@ -135,11 +137,13 @@ class SimOptions:
     frame_height: float | None = None
     raycaster: RayCasterChoice = RayCasterChoice()
     ego_body: bool = True
+    narrow_streets: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
-        if not 0.0 <= self.random_mount <= 1.0:
-            raise ValueError(f"random_mount must be a share within [0, 1], got {self.random_mount}")
+        for name in ("random_mount", "narrow_streets"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
 
 def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Generator) -> Mounting:
@@ -167,7 +171,8 @@ class SceneBase:
         self.frame_height = (preset.nominal_frame_height if options.frame_height is None
                              else float(options.frame_height))
         rng = frame_rng(seed, scene_index, 0, 0)  # stream 0: the static world
-        self.layout = StreetLayout.sample(rng, x_range, needs_bike_lane=needs_bike_lane)
+        self.layout = StreetLayout.sample(rng, x_range, needs_bike_lane=needs_bike_lane,
+                                          narrow_share=options.narrow_streets)
         self.world: StaticWorld = build_world(self.layout, rng)
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),

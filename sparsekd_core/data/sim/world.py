@@ -78,11 +78,14 @@ class StreetLayout:
                                  if l.side == side and l.surface == "road") for side in (-1, 1)}
 
     @classmethod
-    def sample(cls, rng: np.random.Generator, x_range: tuple[float, float], needs_bike_lane: bool = False
-               ) -> "StreetLayout":
+    def sample(cls, rng: np.random.Generator, x_range: tuple[float, float], needs_bike_lane: bool = False,
+               narrow_share: float = 0.0) -> "StreetLayout":
+        """A random street: wide (1-3 lanes each way, 3.7-5.5 m sidewalks) or, for a share ``narrow_share`` of
+        draws, a narrow one (:meth:`narrowed`). With ``narrow_share`` 0 no extra number is drawn, so the
+        streets of a seed are those of earlier versions."""
         bike = tuple(bool(rng.random() < 0.75) or needs_bike_lane for _ in range(2))
         kind = str(rng.choice(STREET_KINDS, p=[0.45, 0.35, 0.2]))
-        return cls(
+        layout = cls(
             x_range=x_range,
             kind=kind,
             slope=float(rng.uniform(-0.02, 0.02)),
@@ -94,6 +97,26 @@ class StreetLayout:
             sidewalk_width=float(rng.uniform(3.7, 5.5)),
             setback=tuple(float(rng.uniform(*{"city": (0.0, 5.0), "residential": (3.0, 10.0),
                                              "rural": (2.0, 12.0)}[kind])) for _ in range(2)),
+        )
+        if narrow_share > 0.0 and rng.random() < narrow_share:
+            layout = layout.narrowed(rng, needs_bike_lane)
+        return layout
+
+    def narrowed(self, rng: np.random.Generator, needs_bike_lane: bool = False) -> "StreetLayout":
+        """The same kind of street with the cross-section of an old European town street, the kind KITTI drives
+        through in Karlsruhe: one lane each way, 2.75-3.25 m wide (the basic lane widths of German guideline RAS-Q
+        for built-up streets at 30-50 km/h), 2.5-3.5 m sidewalks (RASt 06 asks for at least 2.5 m of side
+        space), cars parked along most kerbs, few bike lanes, and the buildings, hedges and gardens at a third of the distance
+        from the sidewalk. Walls, parked cars and trees then stand 4-10 m from the sensor, as they do in real
+        sweeps (sparsekd-gap: returns standing above the road by distance)."""
+        return StreetLayout(
+            x_range=self.x_range, kind=self.kind, slope=self.slope, kerb_height=self.kerb_height,
+            lane_width=float(rng.uniform(2.75, 3.25)),
+            lanes_per_direction=1,
+            parking=tuple(bool(rng.random() < 0.85) for _ in range(2)),
+            bike_lane=tuple(bool(rng.random() < 0.2) or needs_bike_lane for _ in range(2)),
+            sidewalk_width=float(rng.uniform(2.5, 3.5)),
+            setback=tuple(s / 3 for s in self.setback),
         )
 
     def _cross_section(self) -> list[Lane]:
