@@ -169,7 +169,8 @@ def test_near_sensor_counts_the_own_vehicles_returns_and_where_the_road_first_sh
     road = road[(road[:, 0] > 4.1) | (road[:, 0] < -5.5) | (np.abs(road[:, 1]) > 3.0)]  # a car's shadow
     roof = np.c_[np.linspace(-1.5, 2.0, 40), np.full(40, 0.7), np.full(40, -0.6)]  # 40 returns off the car
     beyond = np.array([[2.0, 2.5, 0.0], [20.0, 0.0, 0.5]])  # 3.2 and 20 m from the sensor: not its own vehicle
-    count, ahead, behind = near_sensor(np.r_[road, roof, beyond], ground_height=-1.73)
+    beside = np.c_[np.linspace(-2.0, 2.0, 25), np.full(25, -1.8), np.full(25, -1.0)]  # a car parked 1.8 m beside
+    count, ahead, behind = near_sensor(np.r_[road, roof, beyond, beside], ground_height=-1.73)
     assert count == 40
     assert ahead == pytest.approx(4.1, abs=0.11) and behind == pytest.approx(5.5, abs=0.11)
     # a car parked right behind: no road behind within 20 degrees of straight back -> NaN, which medians skip

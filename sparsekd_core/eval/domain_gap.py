@@ -4,7 +4,8 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
 
 - frames: points per frame; ground height (geometry/ground.py: where the road is in the points' frame, which
   a model expects at a fixed height); what a roof sensor sees of its own vehicle: the returns within
-  ``NEAR_SENSOR`` m of the sensor (BEV) and more than ``ABOVE_ROAD`` m above the road, and how far ahead and
+  ``NEAR_SENSOR`` m of the sensor (BEV), within ``OWN_VEHICLE_HALF_WIDTH`` m of its long axis (a car passing or
+  parked beside is not the own vehicle) and more than ``ABOVE_ROAD`` m above the road, and how far ahead and
   behind the road shows (the nearest road return within ``SHADOW_HALF_ANGLE`` degrees of straight ahead and of
   straight behind; the body hides the road under and around it, data/sim/ego_body.py); how much stands around
   the road: the returns ``STANDING`` m above the road in BEV range bands from ``NEAR_SENSOR`` m on (parked cars,
@@ -53,6 +54,9 @@ YAW_WITHIN_DEG = 10.0
 #: The ego vehicle's returns: within this BEV distance of the sensor and this far above the road (metres).
 NEAR_SENSOR = 3.0
 ABOVE_ROAD = 0.3
+#: ... and within this much of the sensor's long axis: half a car's width, mirrors and what a rig sticks out
+#: (KITTI's rear roof corners read at y +-1.2 m; data/sim/ego_body.py's widest fixtures reach about 1.4 m).
+OWN_VEHICLE_HALF_WIDTH = 1.5
 #: Returns this high above the road (metres) stand on it: road users, parked cars, walls, vegetation, poles.
 STANDING = (0.3, 3.0)
 #: BEV range bands (metres) of the standing returns; they start where the own vehicle's returns end.
@@ -179,11 +183,12 @@ def _median(x) -> float:
 
 def near_sensor(points: np.ndarray, ground_height: float) -> tuple[int, float, float]:
     """What a sensor sees of the vehicle it rides on, in one frame of (N, >=3) points whose road lies at
-    ``ground_height``: (returns within NEAR_SENSOR m of it in BEV and ABOVE_ROAD m above the road, the distance of
-    the nearest road return ahead, and behind; NaN where the road shows nowhere in that direction)."""
+    ``ground_height``: (returns within NEAR_SENSOR m of it in BEV, OWN_VEHICLE_HALF_WIDTH m of its long axis and
+    ABOVE_ROAD m above the road, the distance of the nearest road return ahead, and behind; NaN where the road shows
+    nowhere in that direction)."""
     xy = np.hypot(points[:, 0], points[:, 1])
     height = points[:, 2] - ground_height
-    near = int(((xy < NEAR_SENSOR) & (height > ABOVE_ROAD)).sum())
+    near = int(((xy < NEAR_SENSOR) & (np.abs(points[:, 1]) < OWN_VEHICLE_HALF_WIDTH) & (height > ABOVE_ROAD)).sum())
     road = np.abs(height) < 0.2
     heading = np.degrees(np.arctan2(points[:, 1], points[:, 0]))
     nearest = []
@@ -293,8 +298,7 @@ def format_report(sides: Sequence[dict]) -> str:
     row("frames", lambda s: str(s["frames"]))
     row("points per frame", lambda s: num(s["points_per_frame"], "{:,.0f}"))
     row("ground z (m)", lambda s: num(s["ground_z"]))
-    row(f"returns within {NEAR_SENSOR:g} m of the sensor (own vehicle)", lambda s: num(s.get("returns_near_sensor"),
-                                                                                       "{:.0f}"))
+    row(f"returns on the own vehicle (within {NEAR_SENSOR:g} m)", lambda s: num(s.get("returns_near_sensor"), "{:.0f}"))
     row("road from (m) ahead / behind", lambda s: "/".join(num(v) for v in s["road_from_ahead_behind"])
         if "road_from_ahead_behind" in s else "-")
     for lo, hi in STANDING_BANDS:

@@ -106,9 +106,9 @@ class StreetLayout:
         """The same kind of street with the cross-section of an old European town street, the kind KITTI drives
         through in Karlsruhe: one lane each way, 2.75-3.25 m wide (the basic lane widths of German guideline RAS-Q
         for built-up streets at 30-50 km/h), 2.5-3.5 m sidewalks (RASt 06 asks for at least 2.5 m of side
-        space), cars parked along most kerbs, few bike lanes, and the buildings, hedges and gardens at a third of the distance
-        from the sidewalk. Walls, parked cars and trees then stand 4-10 m from the sensor, as they do in real
-        sweeps (sparsekd-gap: returns standing above the road by distance)."""
+        space), cars parked along most kerbs, few bike lanes, and the buildings, hedges and gardens at a third of
+        the distance from the sidewalk. Walls, parked cars and trees then stand 4-10 m from the sensor, as they do
+        in real sweeps (sparsekd-gap: returns standing above the road by distance)."""
         return StreetLayout(
             x_range=self.x_range, kind=self.kind, slope=self.slope, kerb_height=self.kerb_height,
             lane_width=float(rng.uniform(2.75, 3.25)),
