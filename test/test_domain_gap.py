@@ -10,7 +10,7 @@ from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
 from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, false_boxes, matched_errors, measure, near_sensor,
-                                        standing_returns)
+                                        return_depth, standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +45,9 @@ def test_real_frames_give_their_known_figures(kitti_real):
     # nearer objects get more points
     near = s["points_per_visible_object"]["Car"]
     assert near["10-20"]["median"] > near["20-30"]["median"] > near["40-60"]["median"] > 0
+    # a real car's returns lie about 1.4 m in front of its labelled centre (8 cars 5-40 m away); on the simulated
+    # version-4 streets about 1.5 m (docs/results.md)
+    assert -1.6 < s["return_depth"]["Car"] < -1.15
     assert "boxes_per_frame" not in s  # no detector given
 
 
@@ -201,3 +204,17 @@ def test_real_sweeps_have_much_standing_around_the_road_near_the_sensor(kitti_re
     s = measure("real", load_split(kitti_real, "kitti", "val"), kitti_real, progress=False).summary()
     near, mid, far = (s["standing_returns_by_range"][b] for b in ("3-10", "10-20", "40-80"))
     assert near > 5_000 and near > mid > far > 0
+
+
+def test_return_depth_says_how_far_in_front_of_the_centre_the_returns_lie():
+    rng = np.random.default_rng(0)
+    ahead = np.array([20.0, 0.0, -0.9, 4.0, 1.8, 1.5, 0.0])  # seen from behind: its rear face at x = 18
+    rear = np.c_[np.full(50, 18.02), rng.uniform(-0.8, 0.8, 50), rng.uniform(-1.5, -0.3, 50)]
+    assert return_depth(rear, ahead) == pytest.approx(-1.98, abs=0.01)
+    beside = np.array([0.0, 20.0, -0.9, 4.0, 1.8, 1.5, 0.0])  # seen side-on: its near side at y = 19.1
+    side = np.c_[rng.uniform(-1.9, 1.9, 60), np.full(60, 19.12), rng.uniform(-1.5, -0.3, 60)]
+    assert return_depth(side, beside) == pytest.approx(-0.88, abs=0.01)
+    assert return_depth(rear[:39], ahead) is None  # too few returns to say
+    stats = SideStats("s")
+    stats.depth = {"Car": [-1.9, -1.3, -1.4]}
+    assert stats.summary()["return_depth"] == {"Car": pytest.approx(-1.4)}

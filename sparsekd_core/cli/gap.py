@@ -10,7 +10,8 @@ DESCRIPTION = """\
 Measure the gap between real and simulated LiDAR frames in the figures a detector is sensitive to:
 points per frame, ground height, the sensor's own vehicle, how much stands around the road (returns
 0.3-3 m above it by distance: parked cars, walls, vegetation), intensity (percentiles, zeros, by range),
-box sizes per class, points per fully visible object by distance, and, with --checkpoint, boxes and
+box sizes per class, points per fully visible object by distance, how deep an object's returns lie in
+its box (from its centre, along the sensor's ray), and, with --checkpoint, boxes and
 false boxes per frame at the model's score threshold (false: in the front camera's view, near no
 labelled object and outside every DontCare region). Each side is a KITTI-format split prepared by sparsekd-data.
 """

@@ -12,7 +12,11 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   walls, hedges, trees, people: everything a detector must tell road users from), median per frame;
 - intensity: percentiles, the share of exact zeros, the median by range band;
 - objects: per class, box size mean and spread (length, width, height) and the median number of points per
-  fully visible object (occlusion level 0) in range bands (how well the simulated sensor sees each class);
+  fully visible object (occlusion level 0) in range bands (how well the simulated sensor sees each class); and how
+  deep a box's returns lie: the median, over objects ``DEPTH_RANGE`` m away with at least ``DEPTH_MIN_RETURNS``
+  returns in their box, of their returns' median offset from the box centre along the sensor's ray (negative:
+  nearer than the centre). A detector learns from it how far behind the surface it sees a centre lies, so a gap
+  here puts boxes too far or too near on the other side;
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -39,6 +43,7 @@ import numpy as np
 from sparsekd_core.data.infos import FrameInfo, load_points
 from sparsekd_core.data.kitti_format import boxes_to_image_bbox
 from sparsekd_core.data.point_files import model_points
+from sparsekd_core.geometry.boxes import points_in_boxes
 from sparsekd_core.geometry.ground import estimate_ground
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
@@ -61,6 +66,9 @@ OWN_VEHICLE_HALF_WIDTH = 1.5
 STANDING = (0.3, 3.0)
 #: BEV range bands (metres) of the standing returns; they start where the own vehicle's returns end.
 STANDING_BANDS = ((NEAR_SENSOR, 10.0), (10.0, 20.0), (20.0, 40.0), (40.0, 80.0))
+#: Objects whose returns' depth is measured: this far from the sensor (BEV, metres), with this many returns.
+DEPTH_RANGE = (5.0, 40.0)
+DEPTH_MIN_RETURNS = 40
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched-pair errors, in the order of SideStats.errors' rows.
@@ -83,6 +91,8 @@ class SideStats:
     intensity_range: list[np.ndarray] = field(default_factory=list, repr=False)
     sizes: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
     points_at: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
+    #: per class: each measured object's returns' median offset from its box centre along the ray (return_depth)
+    depth: dict[str, list[float]] = field(default_factory=dict, repr=False)
     boxes_per_frame: list[int] = field(default_factory=list)
     false_per_frame: list[int] = field(default_factory=list)
     #: per class the detector gave: its false boxes in each frame
@@ -111,6 +121,10 @@ class SideStats:
             self.sizes.setdefault(name, []).append(np.asarray(box[3:6], np.float64))
             if occ == 0 and n >= 0:
                 self.points_at.setdefault(name, []).append((float(np.hypot(box[0], box[1])), int(n)))
+            if DEPTH_RANGE[0] <= np.hypot(box[0], box[1]) < DEPTH_RANGE[1]:
+                depth = return_depth(points, box)
+                if depth is not None:
+                    self.depth.setdefault(name, []).append(depth)
 
     def add_detections(self, info: FrameInfo, boxes: np.ndarray, names: Sequence[str],
                        point_cloud_range: Sequence[float]) -> None:
@@ -157,6 +171,7 @@ class SideStats:
             out["points_per_visible_object"][c] = {
                 f"{lo:g}-{hi:g}": {"count": int(((d >= lo) & (d < hi)).sum()),
                                    "median": _median(n[(d >= lo) & (d < hi)])} for lo, hi in RANGE_BANDS}
+        out["return_depth"] = {c: _median(v) for c, v in sorted(self.depth.items())}
         if self.boxes_per_frame:
             out["boxes_per_frame"] = _mean(self.boxes_per_frame)
             out["false_boxes_per_frame"] = _mean(self.false_per_frame)
@@ -196,6 +211,16 @@ def near_sensor(points: np.ndarray, ground_height: float) -> tuple[int, float, f
         sector = road & (np.abs((heading - centre + 180.0) % 360.0 - 180.0) < SHADOW_HALF_ANGLE)
         nearest.append(float(xy[sector].min()) if sector.any() else float("nan"))
     return near, nearest[0], nearest[1]
+
+
+def return_depth(points: np.ndarray, box: np.ndarray) -> float | None:
+    """The median offset (metres) of the returns inside ``box`` (7,) from its centre, along the ray from the sensor
+    to that centre (negative: nearer the sensor); None with fewer than DEPTH_MIN_RETURNS returns in it."""
+    inside = points_in_boxes(points[:, :3], np.asarray(box, np.float64)[None])[:, 0]
+    if inside.sum() < DEPTH_MIN_RETURNS:
+        return None
+    ray = np.asarray(box[:2], np.float64) / max(float(np.hypot(box[0], box[1])), 1e-6)
+    return float(np.median((points[inside, :2] - box[:2]) @ ray))
 
 
 def standing_returns(points: np.ndarray, ground_height: float) -> list[int]:
@@ -325,6 +350,8 @@ def format_report(sides: Sequence[dict]) -> str:
                 return "-" if not entry or not entry["count"] else f"{num(entry['median'], '{:.0f}')} (n={entry['count']})"
 
             row(f"{c} points, visible, {band} m", cell)
+        row(f"{c} returns' depth from the box centre (m)", lambda s, c=c: num(s.get("return_depth", {}).get(c),
+                                                                              "{:+.2f}"))
     if any("boxes_per_frame" in s for s in sides):
         row("detector boxes per frame", lambda s: num(s.get("boxes_per_frame")))
         row("false boxes per frame (camera view)", lambda s: num(s.get("false_boxes_per_frame")))
