@@ -17,7 +17,7 @@ zone, the frontage and beyond.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -109,8 +109,8 @@ class StreetLayout:
         space), cars parked along most kerbs, few bike lanes, and the buildings, hedges and gardens at a third of
         the distance from the sidewalk. Walls, parked cars and trees then stand 4-10 m from the sensor, as they do
         in real sweeps (sparsekd-gap: returns standing above the road by distance)."""
-        return StreetLayout(
-            x_range=self.x_range, kind=self.kind, slope=self.slope, kerb_height=self.kerb_height,
+        return replace(
+            self,
             lane_width=float(rng.uniform(2.75, 3.25)),
             lanes_per_direction=1,
             parking=tuple(bool(rng.random() < 0.85) for _ in range(2)),
