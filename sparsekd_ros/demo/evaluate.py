@@ -47,9 +47,9 @@ def detect_files(det: Any, paths: Sequence[Path], desc: str, progress: bool = Tr
 
         threads = max(1, torch.get_num_threads() // workers)
         # Each worker gets its own copy of the detector, pickled to bytes here: multiprocessing would otherwise move
-        # its tensors to shared memory, among them the buffers spconv's PointToVoxel reuses on every call
-        # (ops/voxelize.py keeps one), so two workers would voxelise into the same memory and corrupt each other's
-        # frames (seen: frames with 0 boxes instead of 12). spawn: a fork would copy torch's thread pools.
+        # its tensors to shared memory, and workers sharing the buffers spconv's PointToVoxel reuses on every call
+        # corrupted each other's frames (seen: frames with 0 boxes instead of 12). The copy leaves those buffers
+        # behind (Voxelizer.__getstate__); each worker builds its own. spawn: a fork would copy torch's thread pools.
         with mp.get_context("spawn").Pool(workers, initializer=_init_worker,
                                           initargs=(pickle.dumps(det), threads)) as pool:
             out = []
