@@ -7,7 +7,8 @@ For each checkpoint it runs, with the project's own commands (their JSON output 
     sparsekd-eval --checkpoint C --dataset REAL --all-objects --json ...   # every labelled object
     sparsekd-gap --side real=REAL:val --side sim=SIM:val --checkpoint C --json ...   # boxes, false boxes/frame
 
-and prints a markdown table: Car / Pedestrian / Cyclist KITTI AP R40 moderate (BEV / 3D) on both areas, boxes and
+and prints a markdown table: Car / Pedestrian / Cyclist KITTI AP R40 moderate (BEV / 3D) on both areas and without
+the small-set cap (nine frames hold 8 moderate cars: officially a perfect detector scores 17.5 there), boxes and
 false boxes per frame at --score-threshold (the node's 0.3) on the real frames and on simulated val frames, and the
 same APs on the simulated val frames.
 
@@ -33,9 +34,11 @@ def run(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def moderate(path: Path) -> dict[str, tuple[float, float]]:
-    """Class -> (BEV, 3D) KITTI AP R40 moderate from a sparsekd-eval JSON."""
-    summary = json.loads(path.read_text())["kitti"]["summary"]
+def moderate(path: Path, key: str = "kitti") -> dict[str, tuple[float, float]]:
+    """Class -> (BEV, 3D) KITTI AP R40 moderate from a sparsekd-eval JSON (``kitti_uncapped``: the estimate
+    free of the small-set cap; the official figures where no class was short)."""
+    report = json.loads(path.read_text())
+    summary = report.get(key, report["kitti"])["summary"]
     return {c: (summary.get(f"{c}/bev/moderate", float("nan")), summary.get(f"{c}/3d/moderate", float("nan")))
             for c in CLASSES}
 
@@ -71,19 +74,23 @@ def main(argv: list[str] | None = None) -> int:
              "--checkpoint", ckpt, "--score-threshold", str(args.score_threshold), "--max-frames",
              str(args.sim_frames), *support, "--quiet", "--json", str(gap)])
         sides = {s["name"]: s for s in json.loads(gap.read_text())["sides"]}
-        rows.append((tag, moderate(own), moderate(every), moderate(sim), sides["real"], sides["sim"]))
+        rows.append((tag, moderate(own), moderate(own, "kitti_uncapped"), moderate(every), moderate(sim),
+                     sides["real"], sides["sim"]))
 
     def cells(ap):
         return " | ".join(f"{ap[c][0]:.1f} / {ap[c][1]:.1f}" for c in CLASSES)
 
     head = " | ".join(f"{c} BEV / 3D" for c in CLASSES)
     print("KITTI AP R40 moderate, BEV / 3D. Real: the real KITTI frames, objects in the model's range; "
-          "real, all objects: every labelled object; sim: simulated val frames.\n")
+          "real, uncapped: the same, frames repeated until every class holds 41 objects (sparsekd-eval's "
+          "estimate free of the small-set cap); real, all objects: every labelled object; "
+          "sim: simulated val frames.\n")
     print(f"| model | area | {head} | boxes / frame at {args.score_threshold:g} | false boxes / frame |")
     print("| --- | --- | " + " | ".join("---:" for _ in CLASSES) + " | ---: | ---: |")
-    for tag, own, every, sim, real_side, sim_side in rows:
+    for tag, own, uncapped, every, sim, real_side, sim_side in rows:
         print(f"| {tag} | real | {cells(own)} | {real_side['boxes_per_frame']:.1f} | "
               f"{real_side['false_boxes_per_frame']:.1f} |")
+        print(f"| | real, uncapped | {cells(uncapped)} | | |")
         print(f"| | real, all objects | {cells(every)} | | |")
         print(f"| | sim | {cells(sim)} | {sim_side['boxes_per_frame']:.1f} | {sim_side['false_boxes_per_frame']:.1f} |")
     return 0

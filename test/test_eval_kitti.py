@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsekd_core.eval.kitti import kitti_eval, recall_thresholds
+from sparsekd_core.eval.kitti import kitti_eval, kitti_eval_uncapped, recall_thresholds, small_set_repeats
 
 SIZES = {"Car": (4.0, 1.8, 1.5), "Van": (5.0, 2.0, 2.0), "Truck": (8.0, 2.5, 3.0),
          "Pedestrian": (0.8, 0.6, 1.7), "Person_sitting": (0.8, 0.6, 1.2), "Cyclist": (1.8, 0.6, 1.7)}
@@ -104,6 +104,41 @@ def test_known_pr_curve_four_ground_truths():
     for metric in ("bev", "3d"):
         assert ap(result, metric=metric) == pytest.approx(3.75)
         assert ap(result, metric=metric, rp="R11") == pytest.approx(100 / 11)
+
+
+def test_uncapped_estimate_samples_the_same_pr_curve_at_all_40_positions():
+    # The four-car curve above, frames repeated ceil(41 / 4) = 11 times: 44 cars, recall 1/4 at
+    # precision 1 (0.9), 2/4 at 2/3 (0.7), 3/4 at 3/4 (0.6). Interpolated: 1 up to recall 0.25
+    # (slots 1..10), 0.75 up to 0.75 (slots 11..30), 0 beyond: R40 = (10 + 20 * 0.75) / 40 = 62.5 %;
+    # R11: slots 0, 0.1, 0.2 at 1, 0.3..0.7 at 0.75 -> (3 + 3.75) / 11.
+    frames = one_car_frames(4)
+    car, far = lidar_box("Car", 15.0), lidar_box("Car", 40.0, 10.0)
+    det = lambda score, box: {"name": "Car", "box": box, "bbox": image_box(0), "score": score}
+    preds = [dt_frame([det(0.9, car), det(0.8, far)]), dt_frame([det(0.7, car)]),
+             dt_frame([det(0.6, car), det(0.5, far)]), dt_frame([])]
+    result = kitti_eval_uncapped(frames, preds, classes=("Car",), metrics=("bev", "3d"))
+    assert result["repeats"] == 11 and result["num_frames"] == 4
+    assert result["num_gt"]["Car"]["moderate"] == 44
+    for metric in ("bev", "3d"):
+        assert ap(result, metric=metric) == pytest.approx(62.5)
+        assert ap(result, metric=metric, rp="R11") == pytest.approx(100 * 6.75 / 11)
+    assert "without the small-set cap (4 frames, each counted 11 times" in result["table"]
+
+
+def test_uncapped_estimate_of_all_found_is_100_and_large_sets_are_left_as_they_are():
+    frames = one_car_frames(10)
+    capped = kitti_eval(frames, [as_predictions(f) for f in frames], classes=("Car",))
+    assert ap(capped) == pytest.approx(100 * 9 / 40)
+    assert ap(kitti_eval_uncapped(frames, [as_predictions(f) for f in frames], classes=("Car",))) == pytest.approx(100)
+    # 45 valid cars: nothing is short, so the estimate is the official figure itself.
+    frames, preds = _noisy_scene(np.random.default_rng(3), n_frames=45)
+    official = kitti_eval(frames, preds, classes=("Car",))
+    uncapped = kitti_eval_uncapped(frames, preds, classes=("Car",))
+    assert uncapped["repeats"] == 1 and official["num_gt"]["Car"]["moderate"] >= 41
+    assert ap(uncapped) == pytest.approx(ap(official))
+    # The smallest class/difficulty with ground truth sets the repeats; one without any is left out.
+    assert small_set_repeats({"Car": {"easy": 3, "moderate": 8}, "Cyclist": {"easy": 0, "moderate": 2}}) == 21
+    assert small_set_repeats({"Car": {"easy": 0}}) == 1
 
 
 def test_half_found_gives_r40_50():
@@ -399,6 +434,23 @@ def test_cli_ground_truth_as_predictions_gives_100(kitti_root, tmp_path, capsys)
         assert report["recall"]["recall"][cls]["3d"]["0.7"] == pytest.approx(100.0)
     printed = capsys.readouterr().out
     assert "KITTI AP R40 (45 frames)" in printed and "Waymo 3D detection" in printed and "wrote" in printed
+
+
+def test_cli_adds_the_uncapped_estimate_on_a_small_set(kitti_root, tmp_path, capsys):
+    # 3 frames: 3 valid objects per class, so perfect predictions officially score 100 (3 - 1) / 40 = 5,
+    # and the frames counted ceil(41 / 3) = 14 times score 100.
+    out = tmp_path / "eval.json"
+    assert eval_main(["--dataset", str(kitti_root), "--gt-as-predictions", "--max-frames", "3", "--json", str(out),
+                      "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert report["kitti"]["summary"]["Car/bev/moderate"] == pytest.approx(5.0)
+    assert report["kitti_uncapped"]["repeats"] == 14
+    assert report["kitti_uncapped"]["summary"]["Car/bev/moderate"] == pytest.approx(100.0)
+    printed = capsys.readouterr().out
+    assert "capped below 100" in printed and "without the small-set cap (3 frames, each counted 14 times" in printed
+    # 45 frames: no class is short, no estimate.
+    assert eval_main(["--dataset", str(kitti_root), "--gt-as-predictions", "--json", str(out), "--quiet"]) == 0
+    assert "kitti_uncapped" not in json.loads(out.read_text())
 
 
 def test_projected_predictions_reproduce_the_labels_2d_boxes(kitti_root):

@@ -22,7 +22,7 @@ from tqdm import tqdm
 from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_points, load_split, loaded_features
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
 from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections, predictions_from_gt
-from sparsekd_core.eval.kitti import N_SAMPLE_PTS, kitti_eval
+from sparsekd_core.eval.kitti import N_SAMPLE_PTS, kitti_eval, kitti_eval_uncapped
 from sparsekd_core.eval.recall import recall_eval
 from sparsekd_core.eval.report import to_jsonable
 from sparsekd_core.eval.waymo import waymo_eval
@@ -67,7 +67,9 @@ conventions (the official tools' values where a number could be undefined):
 
 note on small sets: KITTI's official R40 samples recall at 41 positions by walking the true
 positives, so a class/difficulty with n < 41 valid ground truths cannot reach 100 even when
-every object is found (the cap is 100 (n - 1) / 40). The table lists the counts.
+every object is found (the cap is 100 (n - 1) / 40). The table lists the counts, and a second table
+scores the frames repeated until every class holds 41 (the same precision-recall curve, no cap: the JSON's
+"kitti_uncapped", with its "repeats"), which estimates what a large set of such frames would score.
 
 examples:
   sparsekd-eval --checkpoint runs/cp_voxel_s/last.pth --dataset data/sim_waymo --json eval.json
@@ -240,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
             if small:
                 tables.append("note: fewer than 41 valid ground truths, so AP R40 is capped below 100 by the "
                               "official recall sampling: " + ", ".join(small))
+                uncapped = kitti_eval_uncapped(gt_annos, dt_annos, classes=classes,
+                                               metrics=("bbox", "bev", "3d", "aos"),
+                                               recall_points=args.recall_points)
+                report["kitti_uncapped"] = uncapped
+                tables.append(uncapped["table"] + "\n(an estimate of what a large set with these frames' objects "
+                              "and errors scores: the same precision-recall curve, sampled at all 40 recall "
+                              "positions; few objects make it coarse, and the official figures are those above)")
         if metric == "nuscenes":
             from sparsekd_core.data.nuscenes_infos import dataset_version, load_nuscenes
             from sparsekd_core.eval.nuscenes import nuscenes_eval
