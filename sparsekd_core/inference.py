@@ -14,6 +14,7 @@ from .checkpoint import CheckpointError, load_model
 from .config import check_min_points, list_models
 from .detections import Detections
 from .geometry.boxes import points_in_boxes
+from .own_vehicle import OwnVehicle
 from .thresholds import ScoreThresholds
 
 log = logging.getLogger(__name__)
@@ -98,6 +99,7 @@ class Detector:
         self.point_cloud_range = np.asarray(self.cfg.voxelization.point_cloud_range, dtype=np.float32)
         self._thresholds = ScoreThresholds(float(self.cfg.head.post.score_threshold))
         self._min_points = check_min_points(self.cfg.head.post.min_points)
+        self._own_vehicle: OwnVehicle | None = None
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -182,6 +184,18 @@ class Detector:
     def min_points(self, value: int) -> None:
         self._min_points = check_min_points(value)
 
+    @property
+    def own_vehicle(self) -> OwnVehicle | None:
+        """The footprint of the vehicle carrying the sensor (model frame): boxes lying on it are dropped
+        (sparsekd_core/own_vehicle.py). None (the default for a library call): no vehicle is assumed."""
+        return self._own_vehicle
+
+    @own_vehicle.setter
+    def own_vehicle(self, value: OwnVehicle | None) -> None:
+        if value is not None and not isinstance(value, OwnVehicle):
+            raise TypeError(f"own_vehicle must be an OwnVehicle or None, got {type(value).__name__}")
+        self._own_vehicle = value
+
     def _sync(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -189,7 +203,8 @@ class Detector:
     # ------------------------------------------------------------------ running
     @torch.no_grad()
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
-        thresholds, min_points = self._thresholds, self._min_points  # read once: the whole batch uses one setting
+        # Read once: the whole batch uses one setting.
+        thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
         t0 = time.perf_counter()
         tensors = [self._prepare(c) for c in clouds]
         results: list[Detections | None] = [None] * len(tensors)
@@ -215,6 +230,9 @@ class Detector:
             if min_points and len(p.boxes):
                 support = points_in_boxes(tensors[i][:, :3].cpu().numpy(), p.boxes.float().cpu().numpy()).sum(axis=0)
                 p = p.select(torch.from_numpy(support >= min_points).to(p.boxes.device))
+            if own_vehicle is not None and len(p.boxes):
+                on_vehicle = own_vehicle.covers(p.boxes.float().cpu().numpy())
+                p = p.select(torch.from_numpy(~on_vehicle).to(p.boxes.device))
             results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
                                     p.labels.cpu().numpy(), self.class_names,
                                     None if p.velocities is None else p.velocities.float().cpu().numpy())

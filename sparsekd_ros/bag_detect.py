@@ -16,6 +16,7 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.geometry.transforms import RigidTransform
 from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
@@ -131,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-range", type=float, default=0.0,
                         help="drop points nearer than this (m): the robot's own body, as the node's min_range; "
                              "0 = keep all")
+    add_own_vehicle_option(parser)
     parser.add_argument("--sensor-to-model", default="0,0,0,0,0,0", metavar="X,Y,Z,ROLL,PITCH,YAW",
                         help="the node's sensor_to_model: moves points into the model's frame (metres, radians) and "
                              "the boxes back; boxes stay in each cloud's frame (default: none)")
@@ -159,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if unknown:
             raise ValueError(f"--class-score-thresholds names {unknown}, not classes of {det.name} {list(det.class_names)}")
         det.thresholds = thresholds
+        det.own_vehicle = own_vehicle_from(args)
         print(f"model {det.name} on {det.device}, classes {list(det.class_names)}", file=sys.stderr)
         if det.cfg.sweeps > 1:
             print(f"note: {det.name} merges {det.cfg.sweeps} sweeps; sparsekd-bag-detect gives it one cloud at a time "

@@ -34,6 +34,7 @@ from visualization_msgs.msg import MarkerArray
 
 from sparsekd_core.data.sweeps import TIME_LAG, Sweep, SweepBuffer
 from sparsekd_core.geometry.transforms import RigidTransform
+from sparsekd_core.own_vehicle import OwnVehicle
 from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.frames import NoTransforms, TransformUnavailable, make_transforms, output_transform
@@ -72,12 +73,15 @@ class DetectorNode(Node):
         self.det.thresholds = self._thresholds(self.params)
         if self.params.min_points >= 0:
             self.det.min_points = self.params.min_points
+        self.det.own_vehicle = OwnVehicle.parse(self.params.own_vehicle)
         warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
         log.info(
             f"model {self.det.name} on {self.det.device} ({getattr(self.det, 'backend', 'torch')}): classes {list(self.det.class_names)}, "
             f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
             f"(median of {self.params.warmup_runs} runs), score thresholds {self.det.thresholds.describe()}"
             + (f", boxes need {self.det.min_points} returns" if hasattr(self.det, "min_points") else "")
+            + (", no own vehicle" if self.det.own_vehicle is None else
+               f", boxes on the own vehicle {list(self.params.own_vehicle)} dropped")
         )
         provenance = getattr(self.det, "meta", {}).get("provenance")
         if provenance:

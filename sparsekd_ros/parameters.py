@@ -12,6 +12,7 @@ from dataclasses import dataclass, make_dataclass, replace
 from typing import Any, Callable
 
 from sparsekd_core.backends import BACKENDS
+from sparsekd_core.own_vehicle import CAR_ROOF, OwnVehicle
 from sparsekd_core.thresholds import parse_class_thresholds
 
 __all__ = ["NODE_NAME", "ParamSpec", "PARAMETERS", "SPECS", "NodeParams"]
@@ -80,6 +81,16 @@ def _xyz_rpy(raw: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def _own_vehicle(raw: Any) -> tuple[float, ...]:
+    values = list(raw) if isinstance(raw, (list, tuple)) else None
+    if values is None or len(values) != 4 or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise ValueError(f"must be 4 numbers [x_min, x_max, y_min, y_max] (metres, model frame), got {raw!r}; "
+                         "e.g. own_vehicle:=[-2.4,2.0,-0.9,0.9], or [0.0,0.0,0.0,0.0] for none")
+    OwnVehicle.parse(values)  # the footprint's own checks
+    return tuple(float(v) for v in values)
+
+
 def _backend(raw: Any) -> str:
     if raw not in BACKENDS:
         raise ValueError(f"must be one of {', '.join(BACKENDS)}, got {raw!r}")
@@ -113,6 +124,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "roof and bonnet every sweep (on KITTI 1.5-2.7 m from the sensor), which a model can read as a car on "
               "the robot; 0 keeps all. Objects nearer than this are not seen. Must be below max_range when that is "
               "set.", minimum=0.0),
+    ParamSpec("own_vehicle", CAR_ROOF.as_list(), "[x_min, x_max, y_min, y_max]: the footprint of the vehicle "
+              "carrying the sensor, in the model frame (metres; x forward, y left of the sensor, after "
+              "sensor_to_model). A box lying on it by a quarter of its area or more is the vehicle's own returns "
+              "(a roof LiDAR sees its roof edges, mirrors and rack every sweep) and is dropped; no road user can "
+              "stand there. The default is a mid-size car with the sensor on its roof, the vehicle the bundled "
+              "models are trained for; give your robot's, or [0.0, 0.0, 0.0, 0.0] for none (a sensor on no "
+              "vehicle). Unlike min_range it keeps every point.", dynamic_typing=True, parse=_own_vehicle),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
               "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),
     ParamSpec("intensity_field", "intensity", "Cloud field fed to the model's 'intensity' feature "

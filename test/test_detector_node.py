@@ -226,6 +226,35 @@ def test_min_points_drops_unsupported_boxes_through_the_node(context, tmp_path):
         node.destroy_node()
 
 
+def test_own_vehicle_drops_the_box_on_the_robot_through_the_node(context, tmp_path):
+    """The node's default footprint is the bundled models' car roof; a robot's own footprint over the scripted car's
+    cell drops that box (and only it); a footprint that does not hold the sensor is refused naming the rule."""
+    from sparsekd_core.own_vehicle import CAR_ROOF
+
+    det = scripted_detector(tmp_path, {"Car": 0.5, "Pedestrian": 0.6})
+    node, _ = make_node(context, det, warmup_runs=0)
+    assert det.own_vehicle == CAR_ROOF
+    node.destroy_node()
+    found = det(some_points())
+    car_x, car_y = found.boxes[list(found.names).index("Car")][:2]
+    footprint = [-1.0, float(car_x) + 1.0, min(float(car_y), 0.0) - 1.0, max(float(car_y), 0.0) + 1.0]
+    node, capture = make_node(context, det, score_threshold=0.3, own_vehicle=footprint, warmup_runs=0)
+    try:
+        node.process_cloud(points_to_cloud(some_points(), header=header(stamp(1))))
+        assert _labelled(capture.msgs[-1]) == {"Pedestrian": 0.6}
+    finally:
+        node.destroy_node()
+    node, capture = make_node(context, det, score_threshold=0.3, own_vehicle=[0.0] * 4, warmup_runs=0)
+    try:
+        assert det.own_vehicle is None
+        node.process_cloud(points_to_cloud(some_points(), header=header(stamp(2))))
+        assert _labelled(capture.msgs[-1]) == {"Car": 0.5, "Pedestrian": 0.6}
+    finally:
+        node.destroy_node()
+    with pytest.raises(ValueError, match="own_vehicle.*must hold the sensor"):
+        make_node(context, det, own_vehicle=[1.0, 3.0, -1.0, 1.0], warmup_runs=0)
+
+
 def test_newest_cloud_wins_and_drops_are_counted(context):
     det = StandInDetector(delay=0.3)
     node, capture = make_node(context, det)

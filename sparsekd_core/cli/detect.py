@@ -18,6 +18,7 @@ from sparsekd_core.data.point_files import (
     parse_fields,
     read_point_file,
 )
+from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.detections import Detections
 
 BOX_CONVENTION = ("x y z dx dy dz yaw: LiDAR frame (x forward, y left, z up), gravity centre, full extents in "
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-points", type=int, default=None, metavar="N",
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
+    add_own_vehicle_option(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--png", type=Path, default=None, metavar="DIR",
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             det.score_threshold = float(args.score_threshold)
         if args.min_points is not None:
             det.min_points = args.min_points
+        det.own_vehicle = own_vehicle_from(args)
     except ValueError as exc:
         err(f"error: {exc}")
         return 2
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {"model": det.name, "device": str(det.device), "untrained": untrained,
                "class_names": list(det.class_names), "point_features": list(det.point_features),
                "score_threshold": det.score_threshold, "min_points": det.min_points,
+               "own_vehicle": None if det.own_vehicle is None else det.own_vehicle.as_list(),
                "box_convention": BOX_CONVENTION,
                "files": [r.to_json() for r in results]}
         print(json.dumps(doc, indent=1))

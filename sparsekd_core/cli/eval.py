@@ -19,6 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_points, load_split, loaded_features
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
 from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections, predictions_from_gt
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=1, help="frames per detector call (default: 1)")
     p.add_argument("--score-threshold", type=float, default=None,
                    help="override the checkpoint's score threshold (lower keeps more boxes for the PR curve)")
+    add_own_vehicle_option(p)
     p.add_argument("--min-points", type=int, default=None, metavar="N",
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
@@ -149,6 +151,7 @@ def run_detector(args: argparse.Namespace, infos: Sequence[FrameInfo], root: Pat
         det.score_threshold = float(args.score_threshold)
     if args.min_points is not None:
         det.min_points = args.min_points
+    det.own_vehicle = own_vehicle_from(args)
     preds: list[dict] = []
     seconds = {"load": 0.0, "preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
     bar = tqdm(total=len(infos), desc=f"detect {det.name}", unit="frame", disable=args.quiet)
@@ -210,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             model_info = {"name": det.name, "class_names": list(det.class_names),
                           "point_features": list(det.point_features), "score_threshold": det.score_threshold,
                           "min_points": det.min_points,
+                          "own_vehicle": None if det.own_vehicle is None else det.own_vehicle.as_list(),
                           "device": str(det.device)}
         bev_range = None if args.gt_as_predictions or args.all_objects else det.point_cloud_range
         gt_annos = [gt_annos_for(i, dataset, bev_range) for i in infos]

@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
+
 DESCRIPTION = """\
 Measure the gap between real and simulated LiDAR frames in the figures a detector is sensitive to:
 points per frame, ground height, the sensor's own vehicle, how much stands around the road (returns
@@ -40,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min-points", type=int, default=None, metavar="N",
                         help="for --checkpoint: drop boxes holding fewer than N LiDAR returns (default: the "
                              "checkpoint's head.post.min_points; 0 keeps every box)")
+    add_own_vehicle_option(parser)
     parser.add_argument("--max-frames", type=int, default=200, metavar="N",
                         help="frames per side (default 200; 0 = all)")
     parser.add_argument("--device", default="cpu", help="device for --checkpoint (default cpu)")
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 detector.score_threshold = args.score_threshold
             if args.min_points is not None:
                 detector.min_points = args.min_points
+            detector.own_vehicle = own_vehicle_from(args)
         results = []
         for name, root, split in sides:
             infos = load_split(root, "kitti", split)
@@ -82,8 +86,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sparsekd-gap: error: {err}", file=sys.stderr)
         return 2
     if detector is not None:
+        vehicle = "none" if detector.own_vehicle is None else " ".join(f"{v:g}" for v in detector.own_vehicle.as_list())
         print(f"detector: {args.checkpoint} (score threshold {detector.score_threshold:g}, min points "
-              f"{detector.min_points})")
+              f"{detector.min_points}, own vehicle {vehicle})")
     print(format_report(results))
     if args.json:
         Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "sides": results}, indent=1))
