@@ -79,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of scenes on a narrow town street, as KITTI's (one lane each way, parked "
                              "cars, 2.5-3.5 m sidewalks, buildings close by: walls and parked cars 4-10 m from "
                              "the sensor); 0 (default) draws wide streets only, as before this option")
+    parser.add_argument("--vehicle-glass", type=float, default=None, metavar="SHARE",
+                        help="share of the pulses that meet a road vehicle's windows and come back (what lies behind "
+                             "real car glass, seats and headrests, returns too; default: 0.12, the share of bare "
+                             "glass, as before this option)")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -123,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         options = SimOptions(label_style=args.label_style, random_mount=args.random_mount,
                              frame_height=args.frame_height, raycaster=RayCasterChoice(args.raycaster, args.device),
-                             ego_body=args.ego_body, narrow_streets=args.narrow_streets)
+                             ego_body=args.ego_body, narrow_streets=args.narrow_streets,
+                             vehicle_glass=args.vehicle_glass)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

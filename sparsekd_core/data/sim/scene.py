@@ -130,6 +130,8 @@ class SimOptions:
     ego_body: put the recording vehicle's own body under a roof-mounted sensor (ego_body.py), as real sweeps see it.
     narrow_streets: share of scenes on a narrow street (world.StreetLayout.narrowed: one lane each way, narrow
         sidewalks, buildings near them), as KITTI's town streets are; 0 draws today's mix of wide streets only.
+    vehicle_glass: the share of pulses road vehicles' windows send back (actors.with_glass_returns: what lies
+        behind real car glass returns too); None keeps meshes.GLASS_RETURNS, the version-4 streets.
     """
 
     label_style: str = "kitti"
@@ -138,11 +140,12 @@ class SimOptions:
     raycaster: RayCasterChoice = RayCasterChoice()
     ego_body: bool = True
     narrow_streets: float = 0.0
+    vehicle_glass: float | None = None
 
     def __post_init__(self):
         get_label_style(self.label_style)
-        for name in ("random_mount", "narrow_streets"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
+        for name in ("random_mount", "narrow_streets", "vehicle_glass"):
+            if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
 
@@ -176,7 +179,8 @@ class SceneBase:
         self.world: StaticWorld = build_world(self.layout, rng)
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
-                                                                                   style))
+                                                                                   style),
+                                   vehicle_glass=options.vehicle_glass)
         self.style = style
         self.lidar = Lidar(preset, options.raycaster)
         ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)
