@@ -3,15 +3,18 @@
 A roof LiDAR sees its own vehicle in every sweep (roof edges, mirrors, a rack: on KITTI a few dozen returns 1.5-2.7 m
 from the sensor), and a model can read that cluster as a car standing where the robot is. No road user can stand
 inside the robot, so a detected box whose bird's-eye footprint lies on the vehicle's footprint by at least
-``OVERLAP`` of its own area is dropped. A road user beside the vehicle does not come close: a pedestrian touching
-the door overlaps it by a few per cent, a car parked alongside not at all.
+``OVERLAP`` of its own area is dropped. The footprint is the vehicle with what sticks out of it (mirrors, a rack):
+KITTI's own returns include clusters at the rear roof corners 1.2 m either side of the sensor, on which a model
+puts pedestrians. A road user beside the vehicle does not come close: a pedestrian 0.3 m from the door stays clear
+of it, a car parked alongside too.
 
 The footprint is a rectangle in the model's frame (the sensor's, after the node's sensor_to_model; x forward, y left),
 ``OwnVehicle(x_min, x_max, y_min, y_max)``. ``CAR_ROOF`` is the vehicle the bundled models are trained for: the
 simulator puts a hatchback, sedan or SUV 3.9-4.9 m long and 1.7-1.95 m wide under a roof sensor that sits 5% of the
-length behind to 15% ahead of its middle (data/sim/ego_body.py); the rectangle is a mid-size one of those, 4.4 x 1.8 m
-with the sensor 0.2 m ahead of its middle. A robot of another size gives its own; a sensor on no vehicle (a
-pole, a hand-held rig), none.
+length behind to 15% ahead of its middle, with a rig whose fixtures reach up to 0.3 m beyond the body's sides
+(data/sim/ego_body.py); the rectangle is a mid-size one of those, 4.4 m long with the sensor 0.2 m ahead of its
+middle, 1.8 m wide plus 0.3 m of rig on either side. A robot of another size gives its own; a sensor on no vehicle
+(a pole, a hand-held rig), none.
 """
 from __future__ import annotations
 
@@ -43,7 +46,7 @@ class OwnVehicle:
         if not (self.x_min < 0.0 < self.x_max and self.y_min < 0.0 < self.y_max):
             raise ValueError(f"the own vehicle's footprint [x_min, x_max, y_min, y_max] = {list(values)} must hold "
                              "the sensor (x_min < 0 < x_max, y_min < 0 < y_max): the vehicle carries it; e.g. "
-                             "[-2.4, 2.0, -0.9, 0.9] for a car with the sensor on its roof")
+                             "[-2.4, 2.0, -1.2, 1.2] for a car with the sensor on its roof")
 
     @classmethod
     def parse(cls, values: Sequence[float]) -> "OwnVehicle | None":
@@ -74,4 +77,4 @@ class OwnVehicle:
 
 
 #: The vehicle the bundled models are trained for (see the module docstring); the node's default.
-CAR_ROOF = OwnVehicle(-2.4, 2.0, -0.9, 0.9)
+CAR_ROOF = OwnVehicle(-2.4, 2.0, -1.2, 1.2)

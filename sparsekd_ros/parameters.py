@@ -86,7 +86,7 @@ def _own_vehicle(raw: Any) -> tuple[float, ...]:
     if values is None or len(values) != 4 or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
         raise ValueError(f"must be 4 numbers [x_min, x_max, y_min, y_max] (metres, model frame), got {raw!r}; "
-                         "e.g. own_vehicle:=[-2.4,2.0,-0.9,0.9], or [0.0,0.0,0.0,0.0] for none")
+                         "e.g. own_vehicle:=[-2.4,2.0,-1.2,1.2], or [0.0,0.0,0.0,0.0] for none")
     OwnVehicle.parse(values)  # the footprint's own checks
     return tuple(float(v) for v in values)
 
@@ -128,8 +128,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "carrying the sensor, in the model frame (metres; x forward, y left of the sensor, after "
               "sensor_to_model). A box lying on it by a quarter of its area or more is the vehicle's own returns "
               "(a roof LiDAR sees its roof edges, mirrors and rack every sweep) and is dropped; no road user can "
-              "stand there. The default is a mid-size car with the sensor on its roof, the vehicle the bundled "
-              "models are trained for; give your robot's, or [0.0, 0.0, 0.0, 0.0] for none (a sensor on no "
+              "stand there. The default is a mid-size car with the sensor on its roof and mirrors or a rack 0.3 m "
+              "beyond its sides, the vehicle the bundled models are trained for; give your robot's, or [0.0, 0.0, 0.0, 0.0] for none (a sensor on no "
               "vehicle). Unlike min_range it keeps every point.", dynamic_typing=True, parse=_own_vehicle),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
               "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),

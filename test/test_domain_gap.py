@@ -96,7 +96,7 @@ def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, ca
                      str(threshold), "--max-frames", "2", "--quiet", "--json", str(out)]) == 0
         # the bundled student records the sim360 configs' min_points 5, which the tool applies and says, as it says
         # the node's default own vehicle (a car roof), whose boxes it drops
-        assert (f"(score threshold {threshold:g}, min points 5, own vehicle -2.4 2 -0.9 0.9)"
+        assert (f"(score threshold {threshold:g}, min points 5, own vehicle -2.4 2 -1.2 1.2)"
                 in capsys.readouterr().out)
         side = json.loads(out.read_text())["sides"][0]
         assert 0 <= side["false_boxes_per_frame"] <= side["boxes_per_frame"]

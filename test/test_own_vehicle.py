@@ -19,27 +19,28 @@ def box(x, y, length, width, yaw=0.0):
 def test_boxes_on_the_vehicle_are_its_own_and_road_users_beside_it_are_not():
     boxes = np.array([
         box(0.0, 0.0, 4.0, 1.7),            # a car box right on the sensor
-        box(0.35, -1.0, 3.8, 1.6),          # KITTI's own-car box: 1 m right of the sensor, 44% on the footprint
+        box(0.35, -1.0, 3.8, 1.6),          # KITTI's own-car box: 1 m right of the sensor, 63% on the footprint
         box(-2.0, 0.3, 0.8, 0.7, 0.4),      # a pedestrian box on the boot, turned
-        box(0.5, 1.2, 0.6, 0.6),            # a pedestrian touching the door (y 0.9..1.5): 0% on it
-        box(-0.5, -2.05, 4.2, 1.8),         # a car parked alongside, 0.25 m away
+        box(-1.1, 1.2, 1.0, 0.65),          # a pedestrian box on KITTI's rear roof corner (its rack): half on it
+        box(0.5, 1.5, 0.6, 0.6),            # a pedestrian 0.3 m from the door and mirror (y 1.2..1.8): 0% on it
+        box(-0.5, -2.15, 4.2, 1.8),         # a car parked alongside, 0.35 m from the body (5% on the rig's reach)
         box(6.0, 0.0, 4.5, 1.9),            # the car ahead
         box(2.6, 0.0, 0.6, 0.6),            # a pedestrian just in front of the bumper
     ])
-    assert CAR_ROOF.covers(boxes).tolist() == [True, True, True, False, False, False, False]
+    assert CAR_ROOF.covers(boxes).tolist() == [True, True, True, True, False, False, False, False]
     assert CAR_ROOF.covers(np.zeros((0, 7))).shape == (0,)
 
 
 def test_the_overlap_rule_is_a_share_of_the_boxs_own_area():
-    # A 1 x 1 m box straddling the footprint's left edge (y_max 0.9): the share on it is (0.9 - (y - 0.5)).
-    for y, on in ((1.1, 0.3), (1.2, 0.2), (1.3, 0.1)):
+    # A 1 x 1 m box straddling the footprint's left edge (y_max 1.2): the share on it is (1.2 - (y - 0.5)).
+    for y, on in ((1.4, 0.3), (1.5, 0.2), (1.6, 0.1)):
         covered = CAR_ROOF.covers(np.array([box(0.0, y, 1.0, 1.0)]))[0]
         assert covered == (on >= OVERLAP), (y, on)
 
 
 def test_footprints_are_checked_and_four_zeros_mean_none():
     assert OwnVehicle.parse([0, 0, 0, 0]) is None and OwnVehicle.parse([]) is None
-    assert OwnVehicle.parse([-2.4, 2.0, -0.9, 0.9]) == CAR_ROOF
+    assert OwnVehicle.parse([-2.4, 2.0, -1.2, 1.2]) == CAR_ROOF
     with pytest.raises(ValueError, match="takes 4 numbers"):
         OwnVehicle.parse([-2.4, 2.0, -0.9])
     with pytest.raises(ValueError, match="must hold the sensor"):
