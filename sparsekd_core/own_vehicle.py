@@ -24,8 +24,6 @@ from typing import Sequence
 
 import numpy as np
 
-from sparsekd_core.geometry.iou import intersection_bev
-
 #: A box with at least this share of its BEV area on the vehicle's footprint is dropped.
 OVERLAP = 0.25
 
@@ -69,6 +67,9 @@ class OwnVehicle:
 
     def covers(self, boxes: np.ndarray) -> np.ndarray:
         """(K,) bool: which of the (K, 7) boxes lie on the footprint by at least OVERLAP of their BEV area."""
+        from sparsekd_core.geometry.iou import intersection_bev  # torch: loaded when boxes are judged, so the
+        # commands that take --own-vehicle answer --help without it
+
         boxes = np.asarray(boxes, np.float32).reshape(-1, 7)
         if not len(boxes):
             return np.zeros(0, bool)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.data.point_files import (
     POINT_FILE_SUFFIXES,
     list_point_files,
@@ -18,7 +19,6 @@ from sparsekd_core.data.point_files import (
     parse_fields,
     read_point_file,
 )
-from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.detections import Detections
 
 BOX_CONVENTION = ("x y z dx dy dz yaw: LiDAR frame (x forward, y left, z up), gravity centre, full extents in "
