@@ -123,6 +123,10 @@ def test_uncapped_estimate_samples_the_same_pr_curve_at_all_40_positions():
         assert ap(result, metric=metric) == pytest.approx(62.5)
         assert ap(result, metric=metric, rp="R11") == pytest.approx(100 * 6.75 / 11)
     assert "without the small-set cap (4 frames, each counted 11 times" in result["table"]
+    # given the official counts (as sparsekd-eval passes them), the same result without counting again
+    counts = kitti_eval(frames, preds, classes=("Car",), metrics=("bev",))["num_gt"]
+    given = kitti_eval_uncapped(frames, preds, num_gt=counts, classes=("Car",), metrics=("bev", "3d"))
+    assert given["repeats"] == 11 and given["summary"] == result["summary"]
 
 
 def test_uncapped_estimate_of_all_found_is_100_and_large_sets_are_left_as_they_are():

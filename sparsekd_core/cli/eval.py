@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             if small:
                 tables.append("note: fewer than 41 valid ground truths, so AP R40 is capped below 100 by the "
                               "official recall sampling: " + ", ".join(small))
-                uncapped = kitti_eval_uncapped(gt_annos, dt_annos, classes=classes,
+                uncapped = kitti_eval_uncapped(gt_annos, dt_annos, num_gt=r["num_gt"], classes=classes,
                                                metrics=("bbox", "bev", "3d", "aos"),
                                                recall_points=args.recall_points)
                 report["kitti_uncapped"] = uncapped

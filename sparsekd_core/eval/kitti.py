@@ -538,14 +538,16 @@ def small_set_repeats(num_gt: Mapping[str, Mapping[str, int]]) -> int:
 
 
 def kitti_eval_uncapped(gt_annos: Sequence[Mapping[str, Any]], dt_annos: Sequence[Mapping[str, Any]],
-                        **kwargs: Any) -> dict:
+                        num_gt: Mapping[str, Mapping[str, int]] | None = None, **kwargs: Any) -> dict:
     """kitti_eval on the frames repeated ``small_set_repeats`` times (see the module docstring): the AP a
     large set with these frames' precision-recall curve would score, free of the small-set cap. The result
     is kitti_eval's plus ``repeats`` (1: no class was short, the figures are the official ones) and a table
-    titled accordingly."""
+    titled accordingly. ``num_gt``: the official result's valid ground-truth counts of the same frames and
+    classes, when the caller has them (else they are counted here, one more pass)."""
     check_frames(gt_annos, dt_annos)
-    counts = kitti_eval(gt_annos, dt_annos, **{**kwargs, "metrics": ("bev",)})["num_gt"]
-    repeats = small_set_repeats(counts)
+    if num_gt is None:
+        num_gt = kitti_eval(gt_annos, dt_annos, **{**kwargs, "metrics": ("bev",)})["num_gt"]
+    repeats = small_set_repeats(num_gt)
     result = kitti_eval(list(gt_annos) * repeats, list(dt_annos) * repeats, **kwargs)
     result["repeats"] = repeats
     result["num_frames"] = len(gt_annos)
