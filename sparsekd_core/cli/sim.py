@@ -83,6 +83,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of the pulses that meet a road vehicle's windows and come back (what lies behind "
                              "real car glass, seats and headrests, returns too; default: 0.12, the share of bare "
                              "glass, as before this option)")
+    parser.add_argument("--street-clutter", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes whose sidewalks carry dense person-sized clutter, about one thing "
+                             "every 8 m along each kerb and frontage: short sign posts, parking meters, ticket "
+                             "machines, cabinets, post boxes, containers, advertising pillars, hydrants, young "
+                             "trees, shrubs, bicycle stands (what real sweeps' false pedestrians stand on); 0 "
+                             "(default) keeps the sparser streets of before this option")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -128,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         options = SimOptions(label_style=args.label_style, random_mount=args.random_mount,
                              frame_height=args.frame_height, raycaster=RayCasterChoice(args.raycaster, args.device),
                              ego_body=args.ego_body, narrow_streets=args.narrow_streets,
+                             street_clutter=args.street_clutter,
                              vehicle_glass=args.vehicle_glass)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,

@@ -132,6 +132,9 @@ class SimOptions:
         sidewalks, buildings near them), as KITTI's town streets are; 0 draws today's mix of wide streets only.
     vehicle_glass: the share of pulses road vehicles' windows send back (actors.with_glass_returns: what lies
         behind real car glass returns too); None keeps meshes.GLASS_RETURNS, the version-4 streets.
+    street_clutter: share of scenes whose sidewalks carry dense person-sized clutter (clutter.py: short sign posts,
+        meters, cabinets, containers, pillars, hydrants, young trees, shrubs, bicycle stands), drawn from a random
+        stream of its own; 0 draws the version-4 streets.
     """
 
     label_style: str = "kitti"
@@ -141,10 +144,11 @@ class SimOptions:
     ego_body: bool = True
     narrow_streets: float = 0.0
     vehicle_glass: float | None = None
+    street_clutter: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
-        for name in ("random_mount", "narrow_streets", "vehicle_glass"):
+        for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -176,7 +180,9 @@ class SceneBase:
         rng = frame_rng(seed, scene_index, 0, 0)  # stream 0: the static world
         self.layout = StreetLayout.sample(rng, x_range, needs_bike_lane=needs_bike_lane,
                                           narrow_share=options.narrow_streets)
-        self.world: StaticWorld = build_world(self.layout, rng)
+        clutter_rng = frame_rng(seed, scene_index, 0, 11)  # stream 11: the street clutter, only when drawn
+        cluttered = options.street_clutter > 0 and clutter_rng.random() < options.street_clutter
+        self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None)
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),

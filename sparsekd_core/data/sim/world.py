@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from sparsekd_core.data.sim.clutter import add_street_clutter
 from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh, MeshBuilder
 from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
 
@@ -328,8 +329,13 @@ def _sign(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Generator
     b.box((x, y, z + h + size / 2 - 0.05), (0.03, size, size), SIGN_FACE, yaw=rng.normal(0, 0.1))
 
 
-def build_world(layout: StreetLayout, rng: np.random.Generator) -> StaticWorld:
-    """Meshes for the street: ground, kerbs, markings, buildings, lots, hedges, poles, signs, trees, bushes."""
+def build_world(layout: StreetLayout, rng: np.random.Generator,
+                clutter_rng: np.random.Generator | None = None) -> StaticWorld:
+    """Meshes for the street: ground, kerbs, markings, buildings, lots, hedges, poles, signs, trees, bushes.
+
+    clutter_rng: when given, the street also gets dense person-sized clutter (clutter.py) drawn from it, in the
+    furniture zones and frontages of both sides; ``rng`` draws the same street either way.
+    """
     b = MeshBuilder()
     x0, x1 = layout.x_range
     s = layout.slope
@@ -468,5 +474,12 @@ def build_world(layout: StreetLayout, rng: np.random.Generator) -> StaticWorld:
                 yb = side * (k + layout.sidewalk_width + rng.uniform(r, max(r, line - k - layout.sidewalk_width - r)))
                 b.ellipsoid((xp, yb, s * xp + kh + r * 0.7), (r, r * rng.uniform(0.7, 1.3), r), rng.uniform(*FOLIAGE),
                             rng=rng, roughness=0.25)
+    if clutter_rng is not None:
+        strips = []
+        for side in (-1, 1):
+            k = layout.kerb_y(side)
+            strips.append((side * (k + layout.FURNITURE_WIDTH / 2), layout.FURNITURE_WIDTH / 2))
+            strips.append((side * (k + layout.sidewalk_width - layout.FRONTAGE_WIDTH / 2), layout.FRONTAGE_WIDTH / 2))
+        add_street_clutter(b, layout.x_range, strips, layout.ground_height, clutter_rng, obstacles)
     return StaticWorld(layout, b.build(), np.array(obstacles, dtype=np.float64).reshape(-1, 5),
                        np.array(lots, dtype=np.float64).reshape(-1, 4))

@@ -1,0 +1,161 @@
+"""Dense street clutter: the person-sized things that stand along real town streets and that a detector
+trained on sparse streets calls pedestrians or cyclists (``sparsekd-sim --street-clutter``).
+
+A real sweep's false pedestrians stand 10-30 m away on 10-120 returns spanning 0.8-1.4 m of height: posts,
+trunks, cabinets and the like. Version-4 streets hold a sign every 40 m, a bin every 30 m and a row of bollards
+every 60 m a side; a cluttered scene adds, on each side, one of the things below about every ``spacing`` metres,
+in the furniture zone by the kerb and in the frontage strip by the buildings:
+
+- short sign posts (1.2-2.2 m) with a small plate, parking meters and ticket machines;
+- utility cabinets, post boxes, tall recycling containers, advertising pillars;
+- fire hydrants and low posts;
+- young trees (a thin trunk on stakes, a small crown from 1.6 m up) and person-high shrubs;
+- bicycle stands with a parked bicycle now and then (actors.bicycle_builder: unlabelled, as KITTI's are).
+
+Sizes are ordinary street-furniture dimensions (a parking meter's head about 0.3 x 0.2 x 0.45 m on a 1.1-1.3 m
+post, a Litfass pillar 1.2-1.4 m across and 2.6-3.6 m high, a cabinet 0.6-1.4 m wide and 1.1-1.6 m high).
+The clutter draws from its own random stream, so a seed's streets without it stay what they were.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from sparsekd_core.data.sim.actors import bicycle_builder
+from sparsekd_core.data.sim.meshes import MeshBuilder
+
+METAL = (0.2, 0.45)
+PAINTED = (0.1, 0.5)
+FOLIAGE = (0.3, 0.55)
+BARK = 0.2
+SIGN_FACE = 0.95
+
+KINDS = ("short_sign", "meter", "cabinet", "post_box", "container", "pillar", "hydrant", "young_tree", "shrub",
+         "bike_stand")
+
+
+def _short_sign(b: MeshBuilder, x, y, z, rng) -> float:
+    h = rng.uniform(1.2, 2.2)
+    b.cylinder((x, y, z + h / 2), rng.uniform(0.03, 0.05), h, rng.uniform(*METAL), segments=6)
+    w, hp = rng.uniform(0.25, 0.6), rng.uniform(0.2, 0.45)
+    b.box((x, y, z + h - hp / 2), (0.03, w, hp), SIGN_FACE if rng.random() < 0.6 else rng.uniform(*PAINTED),
+          yaw=rng.uniform(0, np.pi))
+    return 0.35
+
+
+def _meter(b: MeshBuilder, x, y, z, rng) -> float:
+    h = rng.uniform(1.0, 1.3)
+    b.cylinder((x, y, z + h / 2), 0.05, h, rng.uniform(*METAL), segments=6)
+    if rng.random() < 0.5:  # a parking meter's head
+        b.box((x, y, z + h + 0.2), (0.2, 0.3, 0.45), rng.uniform(*PAINTED), yaw=rng.uniform(0, np.pi))
+        return 0.35
+    # a ticket machine: a column as high as a person
+    size = (rng.uniform(0.3, 0.45), rng.uniform(0.4, 0.6), rng.uniform(1.5, 1.9))
+    b.box((x, y, z + size[2] / 2), size, rng.uniform(*PAINTED), yaw=rng.uniform(0, np.pi))
+    return 0.5
+
+
+def _cabinet(b: MeshBuilder, x, y, z, rng) -> float:
+    size = (rng.uniform(0.3, 0.6), rng.uniform(0.6, 1.4), rng.uniform(1.1, 1.6))
+    b.box((x, y, z + size[2] / 2), size, rng.uniform(*PAINTED), yaw=rng.normal(0, 0.05))
+    return max(size[:2]) / 2 + 0.1
+
+
+def _post_box(b: MeshBuilder, x, y, z, rng) -> float:
+    h = rng.uniform(1.0, 1.3)
+    if rng.random() < 0.5:
+        b.cylinder((x, y, z + h / 2), rng.uniform(0.22, 0.3), h, rng.uniform(*PAINTED), segments=10)
+    else:
+        b.box((x, y, z + h / 2), (0.4, 0.5, h), rng.uniform(*PAINTED), yaw=rng.uniform(0, np.pi))
+    return 0.35
+
+
+def _container(b: MeshBuilder, x, y, z, rng) -> float:
+    size = (rng.uniform(1.0, 1.4), rng.uniform(1.2, 1.9), rng.uniform(1.2, 1.6))
+    b.box((x, y, z + size[2] / 2), size, rng.uniform(*PAINTED), yaw=rng.normal(0, 0.1))
+    return max(size[:2]) / 2 + 0.1
+
+
+def _pillar(b: MeshBuilder, x, y, z, rng) -> float:
+    r, h = rng.uniform(0.6, 0.7), rng.uniform(2.6, 3.6)
+    b.cylinder((x, y, z + h / 2), r, h, rng.uniform(*PAINTED), segments=16)
+    b.cylinder((x, y, z + h + 0.1), r + 0.08, 0.2, rng.uniform(*METAL), segments=16)
+    return r + 0.1
+
+
+def _hydrant(b: MeshBuilder, x, y, z, rng) -> float:
+    h = rng.uniform(0.5, 0.95)
+    b.cylinder((x, y, z + h / 2), rng.uniform(0.08, 0.15), h, rng.uniform(*PAINTED), segments=8)
+    return 0.25
+
+
+def _young_tree(b: MeshBuilder, x, y, z, rng) -> float:
+    h = rng.uniform(1.6, 2.6)
+    b.cylinder((x, y, z + h / 2), rng.uniform(0.04, 0.09), h, BARK, segments=6)
+    for k in range(int(rng.integers(0, 3))):  # stakes
+        a = rng.uniform(0, 2 * np.pi)
+        b.cylinder((x + 0.25 * np.cos(a), y + 0.25 * np.sin(a), z + 0.8), 0.03, 1.6, BARK, segments=4)
+    r = rng.uniform(0.4, 0.9)
+    b.ellipsoid((x, y, z + h + r * 0.6), (r, r * rng.uniform(0.8, 1.2), r * rng.uniform(0.9, 1.4)),
+                rng.uniform(*FOLIAGE), rng=rng, roughness=0.3, subdivisions=0)
+    return 0.4
+
+
+def _shrub(b: MeshBuilder, x, y, z, rng) -> float:
+    r = rng.uniform(0.3, 0.6)
+    hz = rng.uniform(0.5, 0.9)
+    b.ellipsoid((x, y, z + hz), (r, r * rng.uniform(0.7, 1.3), hz), rng.uniform(*FOLIAGE), rng=rng, roughness=0.3,
+                subdivisions=0)
+    return r + 0.1
+
+
+def _bike_stand(b: MeshBuilder, x, y, z, rng) -> float:
+    """A row of two to four hoops across the sidewalk's length, a parked bicycle at some of them."""
+    yaw = 0.0
+    for k in range(int(rng.integers(2, 5))):
+        xk = x + 0.9 * k
+        for dy in (-0.35, 0.35):
+            b.cylinder((xk, y + dy, z + 0.4), 0.03, 0.8, rng.uniform(*METAL), segments=4)
+        b.box((xk, y, z + 0.8), (0.06, 0.76, 0.06), rng.uniform(*METAL))
+        if rng.random() < 0.5:
+            bike = bicycle_builder(1.7, 0.0, rng).build()
+            c, s = np.cos(np.pi / 2 + yaw), np.sin(np.pi / 2 + yaw)
+            v = bike.vertices @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], np.float32)
+            b.add(v + np.array([xk + 0.15, y, z], np.float32), bike.triangles, bike.reflectivity, bike.returns)
+    return 0.9 * 3
+
+
+_BUILDERS = {"short_sign": _short_sign, "meter": _meter, "cabinet": _cabinet, "post_box": _post_box,
+             "container": _container, "pillar": _pillar, "hydrant": _hydrant, "young_tree": _young_tree,
+             "shrub": _shrub, "bike_stand": _bike_stand}
+
+
+def add_street_clutter(b: MeshBuilder, x_range: tuple[float, float], strips: list[tuple[float, float]],
+                       ground_z, rng: np.random.Generator, obstacles: list[tuple[float, float, float, float, float]],
+                       spacing: float = 8.0) -> list[tuple[str, float, float]]:
+    """Put about one clutter item every ``spacing`` metres along each of ``strips`` ((y centre, half width) of a
+    strip where things may stand: furniture zones and frontages) between ``x_range``.
+
+    ground_z(x, y): the ground height there. obstacles: the world's BEV rectangles (x, y, dx, dy, yaw) of what
+    already stands there; an item keeps clear of them, and is appended for placement's checks.
+    Returns (kind, x, y) of each item placed.
+    """
+    x0, x1 = x_range
+    taken = [(x, y, max(dx, dy) / 2) for x, y, dx, dy, _ in obstacles]
+    placed: list[tuple[str, float, float]] = []
+    for yc, half in strips:
+        for xp in np.sort(rng.uniform(x0, x1, size=int(rng.poisson((x1 - x0) / spacing)))):
+            kind = KINDS[int(rng.integers(len(KINDS)))]
+            yp = yc + rng.uniform(-half, half) * 0.6
+            reach = 2.8 if kind == "bike_stand" else 0.8
+            if any(abs(xp - tx) < reach + tr + 0.5 and abs(yp - ty) < tr + 1.0 for tx, ty, tr in taken):
+                continue
+            radius = _BUILDERS[kind](b, float(xp), float(yp), float(ground_z(xp, yp)), rng)
+            if kind == "bike_stand":
+                cx, dx = xp + radius / 2, radius + 0.4
+                taken.append((cx, yp, radius / 2 + 0.4))
+                obstacles.append((cx, yp, dx, 1.8, 0.0))
+            else:
+                taken.append((xp, yp, radius))
+                obstacles.append((xp, yp, 2 * radius + 0.2, 2 * radius + 0.2, 0.0))
+            placed.append((kind, float(xp), float(yp)))
+    return placed
