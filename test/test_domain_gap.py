@@ -67,6 +67,33 @@ def test_false_boxes_are_the_ones_near_no_label_in_the_camera_view(kitti_real):
     assert false_boxes(info, np.zeros((0, 7))).shape == (0,)
 
 
+def test_false_boxes_are_counted_by_distance_and_scores_told_apart_from_the_matched_ones(kitti_real):
+    """Two frames of one side: where the false boxes lie (per class and distance band, per frame) and the median
+    score of false boxes against that of boxes on labelled objects."""
+    info = next(i for i in load_split(kitti_real, "kitti", "val") if i.frame_id.endswith("000008"))
+    cars = info.annos.boxes_lidar[np.asarray(info.annos.names) == "Car"]
+    ahead = np.array([45.0, 0.0, -1.0, 4.0, 1.7, 1.5, 0.0])
+    if np.hypot(cars[:, 0] - 45.0, cars[:, 1]).min() < 5:
+        ahead[1] = 10.0
+    person = np.array([15.0, 5.0, -0.9, 0.8, 0.7, 1.7, 0.0])
+    assert false_boxes(info, np.stack([ahead, person])).tolist() == [True, True]
+    side = SideStats("real")
+    r = (0.0, -40.0, -3.0, 70.4, 40.0, 1.0)
+    side.add_detections(info, np.stack([cars[0], cars[1], ahead]), ["Car", "Car", "Car"], r,
+                        np.array([0.9, 0.8, 0.4]))
+    side.add_detections(info, np.stack([cars[0], person]), ["Car", "Pedestrian"], r, np.array([0.7, 0.35]))
+    s = side.summary()
+    distance = np.hypot(*ahead[:2])
+    band = next(f"{lo:g}-{hi:g}" for lo, hi in ((0, 10), (10, 20), (20, 30), (30, 40), (40, 60)) if lo <= distance < hi)
+    assert s["false_boxes_per_frame_by_range"]["Car"][band] == 0.5  # one false car in two frames
+    assert sum(s["false_boxes_per_frame_by_range"]["Car"].values()) == 0.5
+    assert s["false_boxes_per_frame_by_range"]["Pedestrian"] == {"0-10": 0.0, "10-20": 0.5, "20-30": 0.0,
+                                                                 "30-40": 0.0, "40-60": 0.0}
+    assert s["median_score"]["Car"] == {"false": pytest.approx(0.4), "matched": pytest.approx(0.8)}  # 0.9, 0.8, 0.7
+    assert s["median_score"]["Pedestrian"]["false"] == pytest.approx(0.35)
+    assert np.isnan(s["median_score"]["Cyclist"]["false"])
+
+
 def test_command_line_puts_sides_next_to_each_other_and_writes_json(kitti_real, tmp_path, capsys):
     out = tmp_path / "gap.json"
     side = f"{kitti_real}:val"

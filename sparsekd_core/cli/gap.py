@@ -15,7 +15,8 @@ points per frame, ground height, the sensor's own vehicle, how much stands aroun
 box sizes per class, points per fully visible object by distance, how deep an object's returns lie in
 its box (from its centre, along the sensor's ray), and, with --checkpoint, boxes and
 false boxes per frame at the model's score threshold (false: in the front camera's view, near no
-labelled object and outside every DontCare region). Each side is a KITTI-format split prepared by sparsekd-data.
+labelled object and outside every DontCare region), by class and distance, with the median score of
+false boxes beside that of boxes on labelled objects (what a score threshold can separate). Each side is a KITTI-format split prepared by sparsekd-data.
 """
 
 EPILOG = """\

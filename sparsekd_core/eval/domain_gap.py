@@ -20,7 +20,9 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
-  in all and by the class the detector gave them (which clutter fires as what);
+  in all and by the class the detector gave them (which clutter fires as what), per class by BEV distance band
+  (``RANGE_BANDS``: where it fires), and the median score of a class's false boxes beside that of its boxes
+  on labelled objects (how far apart they are is what a score threshold can use);
   and, per class, how the boxes it puts on labelled objects are wrong: each labelled object centred in the
   detector's range is matched to the nearest box of its class whose BEV centre is within ``MATCH_REACH`` m,
   and the medians of the matched pairs' errors are reported (centre distance in BEV; its signed part along
@@ -97,6 +99,10 @@ class SideStats:
     false_per_frame: list[int] = field(default_factory=list)
     #: per class the detector gave: its false boxes in each frame
     false_by_class: dict[str, list[int]] = field(default_factory=dict)
+    #: per class: the BEV distance and the score of each false box; the score of each box matched to a labelled object
+    false_distance: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    false_scores: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    matched_scores: dict[str, list[float]] = field(default_factory=dict, repr=False)
     #: per class: labelled objects in the detector's range, and the error rows (ERROR_FIELDS) of the matched ones
     in_range: dict[str, int] = field(default_factory=dict)
     errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
@@ -127,9 +133,11 @@ class SideStats:
                     self.depth.setdefault(name, []).append(depth)
 
     def add_detections(self, info: FrameInfo, boxes: np.ndarray, names: Sequence[str],
-                       point_cloud_range: Sequence[float]) -> None:
+                       point_cloud_range: Sequence[float], scores: np.ndarray | None = None) -> None:
         """Count the boxes a detector put in this frame and the false ones, and pair its boxes (K, 7) of class
-        ``names`` (K,) with the labelled objects centred in its ``point_cloud_range`` (module docstring)."""
+        ``names`` (K,) with the labelled objects centred in its ``point_cloud_range`` (module docstring);
+        ``scores`` (K,), when given, are kept for the false and the matched boxes' medians."""
+        boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
         self.boxes_per_frame.append(len(boxes))
         false = false_boxes(info, boxes)
         self.false_per_frame.append(int(false.sum()))
@@ -137,13 +145,20 @@ class SideStats:
         names = np.asarray(names)
         a = info.annos
         for c in CLASSES:
-            self.false_by_class.setdefault(c, []).append(int((false & (names == c)).sum()))
+            mine = names == c
+            self.false_by_class.setdefault(c, []).append(int((false & mine).sum()))
+            self.false_distance.setdefault(c, []).extend(np.hypot(boxes[false & mine, 0], boxes[false & mine, 1]))
             truth = a.boxes_lidar[np.asarray(a.names) == c]
             truth = truth[(truth[:, 0] >= r[0]) & (truth[:, 0] < r[3]) & (truth[:, 1] >= r[1]) & (truth[:, 1] < r[4])]
             self.in_range[c] = self.in_range.get(c, 0) + len(truth)
-            rows = matched_errors(truth, boxes[names == c])
+            rows = matched_errors(truth, boxes[mine])
             if len(rows):
                 self.errors.setdefault(c, []).append(rows)
+            if scores is not None:
+                scores = np.asarray(scores, np.float64).reshape(-1)
+                self.false_scores.setdefault(c, []).extend(scores[false & mine])
+                hit, nearest = nearest_within(truth, boxes[mine])
+                self.matched_scores.setdefault(c, []).extend(scores[mine][nearest[hit]])
 
     def summary(self) -> dict:
         out: dict = {"name": self.name, "frames": self.frames,
@@ -176,6 +191,12 @@ class SideStats:
             out["boxes_per_frame"] = _mean(self.boxes_per_frame)
             out["false_boxes_per_frame"] = _mean(self.false_per_frame)
             out["false_boxes_per_frame_by_class"] = {c: _mean(v) for c, v in self.false_by_class.items()}
+            out["false_boxes_per_frame_by_range"] = {
+                c: {f"{lo:g}-{hi:g}": float(np.sum((np.asarray(d) >= lo) & (np.asarray(d) < hi))) / len(self.false_per_frame)
+                    for lo, hi in RANGE_BANDS} for c, d in self.false_distance.items()}
+            if self.matched_scores or self.false_scores:
+                out["median_score"] = {c: {"false": _median(self.false_scores.get(c, [])),
+                                           "matched": _median(self.matched_scores.get(c, []))} for c in CLASSES}
             out["matched"] = {}
             for c in CLASSES:
                 rows = np.concatenate(self.errors[c]) if c in self.errors else np.zeros((0, len(ERROR_FIELDS)))
@@ -232,14 +253,22 @@ def standing_returns(points: np.ndarray, ground_height: float) -> list[int]:
     return [int((standing & (xy >= lo) & (xy < hi)).sum()) for lo, hi in STANDING_BANDS]
 
 
+def nearest_within(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each labelled box of ``truth`` (M, 7): whether a ``predicted`` box (K, 7) has its BEV centre within
+    MATCH_REACH m (M,) bool, and the index of the nearest one (M,) (meaningless where there is none)."""
+    if not len(truth) or not len(predicted):
+        return np.zeros(len(truth), bool), np.zeros(len(truth), np.int64)
+    dist = np.hypot(truth[:, None, 0] - predicted[None, :, 0], truth[:, None, 1] - predicted[None, :, 1])
+    nearest = dist.argmin(axis=1)
+    return dist[np.arange(len(truth)), nearest] < MATCH_REACH, nearest
+
+
 def matched_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """(P, 6) error rows (ERROR_FIELDS) of the labelled boxes ``truth`` (M, 7) that have a ``predicted`` box
     (K, 7) of their class within MATCH_REACH m (BEV centres), each paired with its nearest one."""
-    if not len(truth) or not len(predicted):
+    hit, nearest = nearest_within(truth, predicted)
+    if not hit.any():
         return np.zeros((0, len(ERROR_FIELDS)))
-    dist = np.hypot(truth[:, None, 0] - predicted[None, :, 0], truth[:, None, 1] - predicted[None, :, 1])
-    nearest = dist.argmin(axis=1)
-    hit = dist[np.arange(len(truth)), nearest] < MATCH_REACH
     t, p = np.asarray(truth[hit], np.float64), np.asarray(predicted[nearest[hit]], np.float64)
     yaw = np.abs((p[:, 6] - t[:, 6] + np.pi / 2) % np.pi - np.pi / 2)  # 0..pi/2: a half turn is the same box
     ray = t[:, :2] / np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-6)[:, None]  # unit vector sensor -> object
@@ -302,7 +331,7 @@ def measure(name: str, infos: Sequence[FrameInfo], root: str | Path, detector=No
                                  f"detector reads (its features: {', '.join(detector.point_features)}); measure "
                                  "it on a dataset that has them")
             det = detector(model_input)
-            stats.add_detections(info, det.boxes, det.names, detector.point_cloud_range)
+            stats.add_detections(info, det.boxes, det.names, detector.point_cloud_range, det.scores)
         if bar is not None:
             bar.update()
     if bar is not None:
@@ -357,6 +386,14 @@ def format_report(sides: Sequence[dict]) -> str:
         row("false boxes per frame (camera view)", lambda s: num(s.get("false_boxes_per_frame")))
         for c in CLASSES:
             row(f"  of them {c}", lambda s, c=c: num(s.get("false_boxes_per_frame_by_class", {}).get(c)))
+        bands = "/".join(f"{lo:g}-{hi:g}" for lo, hi in RANGE_BANDS)
+        for c in CLASSES:
+            row(f"  {c} by distance, {bands} m", lambda s, c=c: "/".join(
+                num(v) for v in s["false_boxes_per_frame_by_range"][c].values())
+                if c in s.get("false_boxes_per_frame_by_range", {}) else "-")
+        for c in CLASSES:
+            row(f"{c} median score, false / on a labelled object", lambda s, c=c: "/".join(
+                num(s["median_score"][c][k]) for k in ("false", "matched")) if "median_score" in s else "-")
         for c in CLASSES:
             def matched(s, c=c):
                 m = s.get("matched", {}).get(c)
