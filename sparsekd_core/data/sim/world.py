@@ -22,20 +22,11 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from sparsekd_core.data.sim.clutter import add_street_clutter
+from sparsekd_core.data.sim.materials import (ASPHALT, BARK, CONCRETE, FACADE, FOLIAGE, GRASS, MARKING, METAL,
+                                              SIGN_FACE)
 from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh, MeshBuilder
 from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
 
-# Reflectivity (0..1) of the world's materials on KITTI's HDL-64E intensity scale (sensor.py): asphalt reads
-# about 0.2-0.33 there, concrete and foliage a little more, retro-reflective signs near 1.
-ASPHALT = (0.24, 0.4)
-CONCRETE = (0.24, 0.42)
-MARKING = 0.6
-GRASS = (0.28, 0.48)
-FOLIAGE = (0.3, 0.55)
-BARK = 0.2
-FACADE = (0.15, 0.45)
-METAL = 0.3
-SIGN_FACE = 0.95  # retro-reflective sheeting
 STREET_KINDS = ("city", "residential", "rural")
 
 
