@@ -191,8 +191,9 @@ class SideStats:
             out["boxes_per_frame"] = _mean(self.boxes_per_frame)
             out["false_boxes_per_frame"] = _mean(self.false_per_frame)
             out["false_boxes_per_frame_by_class"] = {c: _mean(v) for c, v in self.false_by_class.items()}
+            frames = len(self.false_per_frame)
             out["false_boxes_per_frame_by_range"] = {
-                c: {f"{lo:g}-{hi:g}": float(np.sum((np.asarray(d) >= lo) & (np.asarray(d) < hi))) / len(self.false_per_frame)
+                c: {f"{lo:g}-{hi:g}": float(np.sum((np.asarray(d) >= lo) & (np.asarray(d) < hi))) / frames
                     for lo, hi in RANGE_BANDS} for c, d in self.false_distance.items()}
             if self.matched_scores or self.false_scores:
                 out["median_score"] = {c: {"false": _median(self.false_scores.get(c, [])),
