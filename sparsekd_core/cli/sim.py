@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of scenes whose sidewalks carry dense person-sized clutter, about one thing "
                              "every 8 m along each kerb and frontage: short sign posts, parking meters, ticket "
                              "machines, cabinets, post boxes, containers, advertising pillars, hydrants, young "
-                             "trees, shrubs, bicycle stands (what real sweeps' false pedestrians stand on); 0 "
+                             "trees, shrubs, bicycle stands (things a model calls pedestrians); 0 "
                              "(default) keeps the sparser streets of before this option")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
