@@ -1,8 +1,8 @@
 """Dense street clutter: the person-sized things that stand along real town streets and that a detector
 trained on sparse streets calls pedestrians or cyclists (``sparsekd-sim --street-clutter``).
 
-A real sweep's false pedestrians stand 10-30 m away on 10-120 returns spanning 0.8-1.4 m of height: posts,
-trunks, cabinets and the like. Version-4 streets hold a sign every 40 m, a bin every 30 m and a row of bollards
+A real sweep's false pedestrians stand 10-30 m away on 10-120 returns spanning 0.8-1.4 m of height, which session
+31 took for posts, trunks, cabinets and the like. Version-4 streets hold a sign every 40 m, a bin every 30 m and a row of bollards
 every 60 m a side; a cluttered scene adds, on each side, one of the things below about every ``spacing`` metres,
 in the furniture zone by the kerb and in the frontage strip by the buildings:
 
@@ -55,10 +55,15 @@ def _meter(b: MeshBuilder, x, y, z, rng):
     return x, y, 0.75, 0.75
 
 
+def _block(b: MeshBuilder, x, y, z, size, yaw_sd: float, margin: float, rng):
+    """A painted block of ``size`` standing on the ground, turned a little off the street (``yaw_sd`` rad)."""
+    b.box((x, y, z + size[2] / 2), size, rng.uniform(*PAINT), yaw=rng.normal(0, yaw_sd))
+    return x, y, size[0] + margin, size[1] + margin
+
+
 def _cabinet(b: MeshBuilder, x, y, z, rng):
     size = (rng.uniform(0.3, 0.6), rng.uniform(0.6, 1.4), rng.uniform(1.1, 1.6))
-    b.box((x, y, z + size[2] / 2), size, rng.uniform(*PAINT), yaw=rng.normal(0, 0.05))
-    return x, y, size[0] + 0.1, size[1] + 0.1
+    return _block(b, x, y, z, size, 0.05, 0.1, rng)
 
 
 def _post_box(b: MeshBuilder, x, y, z, rng):
@@ -72,8 +77,7 @@ def _post_box(b: MeshBuilder, x, y, z, rng):
 
 def _container(b: MeshBuilder, x, y, z, rng):
     size = (rng.uniform(1.0, 1.4), rng.uniform(1.2, 1.9), rng.uniform(1.2, 1.6))
-    b.box((x, y, z + size[2] / 2), size, rng.uniform(*PAINT), yaw=rng.normal(0, 0.1))
-    return x, y, size[0] + 0.2, size[1] + 0.2
+    return _block(b, x, y, z, size, 0.1, 0.2, rng)
 
 
 def _pillar(b: MeshBuilder, x, y, z, rng):
