@@ -143,21 +143,21 @@ class SideStats:
         self.false_per_frame.append(int(false.sum()))
         r = point_cloud_range
         names = np.asarray(names)
+        scores = None if scores is None else np.asarray(scores, np.float64).reshape(-1)
         a = info.annos
         for c in CLASSES:
             mine = names == c
-            self.false_by_class.setdefault(c, []).append(int((false & mine).sum()))
-            self.false_distance.setdefault(c, []).extend(np.hypot(boxes[false & mine, 0], boxes[false & mine, 1]))
+            false_mine = false & mine
+            self.false_by_class.setdefault(c, []).append(int(false_mine.sum()))
+            self.false_distance.setdefault(c, []).extend(np.hypot(boxes[false_mine, 0], boxes[false_mine, 1]))
             truth = a.boxes_lidar[np.asarray(a.names) == c]
             truth = truth[(truth[:, 0] >= r[0]) & (truth[:, 0] < r[3]) & (truth[:, 1] >= r[1]) & (truth[:, 1] < r[4])]
             self.in_range[c] = self.in_range.get(c, 0) + len(truth)
-            rows = matched_errors(truth, boxes[mine])
-            if len(rows):
-                self.errors.setdefault(c, []).append(rows)
+            hit, nearest = nearest_within(truth, boxes[mine])
+            if hit.any():
+                self.errors.setdefault(c, []).append(pair_errors(truth[hit], boxes[mine][nearest[hit]]))
             if scores is not None:
-                scores = np.asarray(scores, np.float64).reshape(-1)
-                self.false_scores.setdefault(c, []).extend(scores[false & mine])
-                hit, nearest = nearest_within(truth, boxes[mine])
+                self.false_scores.setdefault(c, []).extend(scores[false_mine])
                 self.matched_scores.setdefault(c, []).extend(scores[mine][nearest[hit]])
 
     def summary(self) -> dict:
@@ -192,9 +192,10 @@ class SideStats:
             out["false_boxes_per_frame"] = _mean(self.false_per_frame)
             out["false_boxes_per_frame_by_class"] = {c: _mean(v) for c, v in self.false_by_class.items()}
             frames = len(self.false_per_frame)
+            distances = {c: np.asarray(d) for c, d in self.false_distance.items()}
             out["false_boxes_per_frame_by_range"] = {
-                c: {f"{lo:g}-{hi:g}": float(np.sum((np.asarray(d) >= lo) & (np.asarray(d) < hi))) / frames
-                    for lo, hi in RANGE_BANDS} for c, d in self.false_distance.items()}
+                c: {f"{lo:g}-{hi:g}": float(np.sum((d >= lo) & (d < hi))) / frames for lo, hi in RANGE_BANDS}
+                for c, d in distances.items()}
             if self.matched_scores or self.false_scores:
                 out["median_score"] = {c: {"false": _median(self.false_scores.get(c, [])),
                                            "matched": _median(self.matched_scores.get(c, []))} for c in CLASSES}
@@ -270,7 +271,13 @@ def matched_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     hit, nearest = nearest_within(truth, predicted)
     if not hit.any():
         return np.zeros((0, len(ERROR_FIELDS)))
-    t, p = np.asarray(truth[hit], np.float64), np.asarray(predicted[nearest[hit]], np.float64)
+    return pair_errors(truth[hit], predicted[nearest[hit]])
+
+
+def pair_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """(P, 6) error rows (ERROR_FIELDS) of labelled boxes ``truth`` (P, 7) and the ``predicted`` boxes (P, 7) they
+    are paired with, row by row."""
+    t, p = np.asarray(truth, np.float64), np.asarray(predicted, np.float64)
     yaw = np.abs((p[:, 6] - t[:, 6] + np.pi / 2) % np.pi - np.pi / 2)  # 0..pi/2: a half turn is the same box
     ray = t[:, :2] / np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-6)[:, None]  # unit vector sensor -> object
     radial = ((p[:, :2] - t[:, :2]) * ray).sum(axis=1)
