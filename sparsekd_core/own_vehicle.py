@@ -44,7 +44,7 @@ class OwnVehicle:
         if not (self.x_min < 0.0 < self.x_max and self.y_min < 0.0 < self.y_max):
             raise ValueError(f"the own vehicle's footprint [x_min, x_max, y_min, y_max] = {list(values)} must hold "
                              "the sensor (x_min < 0 < x_max, y_min < 0 < y_max): the vehicle carries it; e.g. "
-                             "[-2.4, 2.0, -1.2, 1.2] for a car with the sensor on its roof")
+                             f"{CAR_ROOF.as_list()} for a car with the sensor on its roof")
 
     @classmethod
     def parse(cls, values: Sequence[float]) -> "OwnVehicle | None":

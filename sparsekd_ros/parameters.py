@@ -85,8 +85,9 @@ def _own_vehicle(raw: Any) -> tuple[float, ...]:
     values = list(raw) if isinstance(raw, (list, tuple)) else None
     if values is None or len(values) != 4 or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        example = ",".join(str(float(v)) for v in CAR_ROOF.as_list())  # floats: a ROS double array
         raise ValueError(f"must be 4 numbers [x_min, x_max, y_min, y_max] (metres, model frame), got {raw!r}; "
-                         "e.g. own_vehicle:=[-2.4,2.0,-1.2,1.2], or [0.0,0.0,0.0,0.0] for none")
+                         f"e.g. own_vehicle:=[{example}], or [0.0,0.0,0.0,0.0] for none")
     OwnVehicle.parse(values)  # the footprint's own checks
     return tuple(float(v) for v in values)
 
