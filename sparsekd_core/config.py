@@ -115,6 +115,10 @@ class PostProcessConfig:
     nms_type: str = "rotated"  # rotated BEV IoU | axis_aligned (heading ignored, OpenPCDet's nms_normal)
     #: the Detector drops boxes holding fewer LiDAR returns than this; 0 keeps all (the reference's behaviour)
     min_points: int = 0
+    #: the model's operating point, class name -> score threshold: where the node publishes each class unless its
+    #: class_score_thresholds says otherwise (best F1 on validation frames: ``sparsekd-eval --operating-points``).
+    #: score_threshold above stays what evaluation keeps (AP needs the low-scored boxes too).
+    operating_thresholds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -283,6 +287,11 @@ class ModelConfig:
             check_min_points(self.head.post.min_points)
         except ValueError as exc:
             fail(f"head.post.{exc}")
+        for name, value in self.head.post.operating_thresholds.items():
+            if name not in self.class_names:
+                fail(f"head.post.operating_thresholds names {name!r}, not one of class_names {self.class_names}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                fail(f"head.post.operating_thresholds[{name!r}] must be a score in [0, 1] (got {value!r})")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self

@@ -176,6 +176,13 @@ class Detector:
         self.thresholds = self._thresholds.with_per_class(value)
 
     @property
+    def operating_thresholds(self) -> dict[str, float]:
+        """The checkpoint's operating point (``head.post.operating_thresholds``): per-class thresholds the node
+        publishes at unless told otherwise. Not applied here by itself: evaluation keeps every box above
+        :attr:`score_threshold`; the node and the tools that act as it do set them."""
+        return dict(self.cfg.head.post.operating_thresholds)
+
+    @property
     def min_points(self) -> int:
         """Boxes holding fewer LiDAR returns than this are dropped (0: none is)."""
         return self._min_points

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sparsekd_core.checkpoint import (FORMAT_VERSION, CheckpointError, load_model, make_payload, read_checkpoint,
-                                      save_checkpoint, write_untrained_checkpoint)
+                                      record_operating_thresholds, save_checkpoint, write_untrained_checkpoint)
 from sparsekd_core.config import load_model_config
 from sparsekd_core.inference import Detector
 from sparsekd_core.models.detector import build_detector
@@ -110,3 +110,32 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert read_checkpoint(p)["meta"]["epoch"] == 1
     assert [f.name for f in tmp_path.iterdir()] == ["m.pth"]
+
+
+def test_recording_an_operating_point_keeps_the_weights_bit_for_bit(tmp_path):
+    import zipfile
+
+    torch.manual_seed(0)
+    model = build_detector(load_model_config("cp_voxel_xxs_sim")).eval()
+    src = save_checkpoint(tmp_path / "f16.pth", model, meta={"provenance": "a test"}, fp16=True)
+    out = record_operating_thresholds(src, tmp_path / "op.pth", {"Car": 0.55, "Pedestrian": 0.75}, "chosen on val")
+    before, after = read_checkpoint(src), read_checkpoint(out)
+    assert after["config"]["head"]["post"]["operating_thresholds"] == {"Car": 0.55, "Pedestrian": 0.75}
+    assert after["meta"] == {"provenance": "a test", "operating_point": "chosen on val"}
+    assert before["state_dict"].keys() == after["state_dict"].keys()
+    for k, v in before["state_dict"].items():
+        assert after["state_dict"][k].dtype == v.dtype and torch.equal(after["state_dict"][k], v)
+    with zipfile.ZipFile(out) as z:  # written deflated, as the bundled weights are
+        assert {i.compress_type for i in z.infolist() if i.file_size > 1000} == {zipfile.ZIP_DEFLATED}
+    det = Detector.from_checkpoint(out, "cpu")
+    assert det.operating_thresholds == {"Car": 0.55, "Pedestrian": 0.75}
+    assert det.thresholds.per_class == ()  # recorded, not applied: evaluation keeps every box
+    # in place, and a bad value is refused before anything is written
+    record_operating_thresholds(out, out, {"Cyclist": 0.6}, "again")
+    assert read_checkpoint(out)["config"]["head"]["post"]["operating_thresholds"] == {"Cyclist": 0.6}
+    size = out.stat().st_size
+    for bad, why in (({"Truck": 0.5}, "not one of class_names"), ({"Car": 1.5}, r"score in \[0, 1\]")):
+        with pytest.raises(CheckpointError, match=why):
+            record_operating_thresholds(out, out, bad, "bad")
+    assert out.stat().st_size == size
+    assert read_checkpoint(out)["config"]["head"]["post"]["operating_thresholds"] == {"Cyclist": 0.6}

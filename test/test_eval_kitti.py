@@ -509,3 +509,28 @@ def test_cli_names_its_input_problems(tmp_path, capsys):
     assert "give --checkpoint" in capsys.readouterr().err
     assert eval_main(["--dataset", str(tmp_path), "--gt-as-predictions"]) == 1
     assert "run `sparsekd-data" in capsys.readouterr().err
+
+
+def test_cli_prints_operating_points_counted_on_every_valid_object(kitti_root, tmp_path, capsys):
+    from sparsekd_core.checkpoint import write_untrained_checkpoint
+
+    ckpt = write_untrained_checkpoint("cp_pillar_v0.64_sim", tmp_path / "untrained.pth")
+    out = tmp_path / "eval.json"
+    args = ["--dataset", str(kitti_root), "--checkpoint", str(ckpt), "--device", "cpu", "--max-frames", "2",
+            "--json", str(out), "--quiet", "--operating-points", "0.0", "0.5", "0.25"]
+    assert eval_main(args + ["--score-threshold", "0.0"]) == 0
+    report = json.loads(out.read_text())
+    op = report["operating_points"]
+    assert op["thresholds"] == [0.0, 0.25, 0.5] and op["matching"] == "KITTI BEV, moderate"
+    for cls in ("Car", "Pedestrian", "Cyclist"):
+        rows = op["per_class"][cls]
+        # every valid object is found or missed at each threshold; fewer boxes are kept as it rises
+        assert [r["tp"] + r["fn"] for r in rows] == [report["kitti"]["num_gt"][cls]["moderate"]] * 3 == [2] * 3
+        assert rows[0]["tp"] + rows[0]["fp"] >= rows[1]["tp"] + rows[1]["fp"] >= rows[2]["tp"] + rows[2]["fp"]
+    assert "operating points (KITTI BEV matching, moderate)" in capsys.readouterr().out
+    # boxes below the grid's first threshold were never kept: refused, naming the fix
+    assert eval_main(args + ["--score-threshold", "0.1"]) == 1
+    assert "give --score-threshold 0 or lower" in capsys.readouterr().err
+    assert eval_main(["--dataset", str(kitti_root), "--gt-as-predictions", "--quiet",
+                      "--operating-points", "0.3", "0.8", "0.05"]) == 1
+    assert "needs a detector on KITTI-format data" in capsys.readouterr().err

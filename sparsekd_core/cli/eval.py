@@ -23,7 +23,9 @@ from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_veh
 from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_points, load_split, loaded_features
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
 from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections, predictions_from_gt
-from sparsekd_core.eval.kitti import N_SAMPLE_PTS, kitti_eval, kitti_eval_uncapped
+from sparsekd_core.eval.kitti import N_SAMPLE_PTS, kitti_counts, kitti_eval, kitti_eval_uncapped
+from sparsekd_core.eval.operating_point import (best_f1, class_thresholds_text, operating_points,
+                                                operating_table, threshold_grid)
 from sparsekd_core.eval.recall import recall_eval
 from sparsekd_core.eval.report import to_jsonable
 from sparsekd_core.eval.waymo import waymo_eval
@@ -115,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-points", type=int, default=None, metavar="N",
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
+    p.add_argument("--operating-points", nargs=3, type=float, default=None, metavar=("LOW", "HIGH", "STEP"),
+                   help="also print precision, recall and F1 per class at the score thresholds LOW, LOW+STEP, ... "
+                        "HIGH (KITTI matching, BEV, moderate) and the best-F1 threshold of each class as a "
+                        "class_score_thresholds value for the node (e.g. 0.3 0.8 0.05; choose it on validation "
+                        "frames like the robot's, not on those you report). Needs KITTI-format data and "
+                        "--score-threshold at or below LOW")
+    p.add_argument("--record-operating-points", default=None, metavar="OUT",
+                   help="with --operating-points: write the checkpoint to OUT (may be the checkpoint itself) with "
+                        "the best-F1 thresholds recorded as its operating point (head.post.operating_thresholds), "
+                        "which the node, sparsekd-bag-detect and sparsekd-gap then use by default")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate only the first N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -179,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.checkpoint and not args.gt_as_predictions:
         print("sparsekd-eval: give --checkpoint (or --gt-as-predictions to check the metrics on ground truth)",
               file=sys.stderr)
+        return 2
+    if args.record_operating_points and args.operating_points is None:
+        print("sparsekd-eval: --record-operating-points records what --operating-points LOW HIGH STEP chooses: "
+              "give both", file=sys.stderr)
         return 2
     if args.batch_size < 1 or (args.max_frames is not None and args.max_frames < 1):
         print("sparsekd-eval: --batch-size and --max-frames must be >= 1", file=sys.stderr)
@@ -266,6 +282,34 @@ def main(argv: list[str] | None = None) -> int:
             r = waymo_eval(gt_annos, dt_annos, classes=classes)
             report["waymo"] = r
             tables.append(r["table"])
+        if args.operating_points is not None:
+            if dataset != "kitti" or args.gt_as_predictions:
+                raise ValueError("--operating-points needs a detector on KITTI-format data (it counts by the "
+                                 "KITTI matching)")
+            grid = threshold_grid(*args.operating_points)
+            if det.score_threshold > grid[0] + 1e-9:
+                raise ValueError(f"--operating-points starts at {grid[0]:g} but the detector keeps boxes from "
+                                 f"{det.score_threshold:g} only: give --score-threshold {grid[0]:g} or lower")
+            points = operating_points(kitti_counts(gt_annos, dt_annos, grid, classes=classes), grid)
+            report["operating_points"] = {
+                "matching": "KITTI BEV, moderate", "thresholds": grid.tolist(),
+                "per_class": {c: [p.as_dict() for p in pts] for c, pts in points.items()},
+                "class_score_thresholds": class_thresholds_text(points)}
+            if args.record_operating_points:
+                from sparsekd_core.checkpoint import record_operating_thresholds
+                from sparsekd_core.inference import resolve_checkpoint
+
+                chosen = {c: p.threshold for c, p in ((c, best_f1(pts)) for c, pts in points.items()) if p is not None}
+                note = (f"best F1 per class (KITTI BEV matching, moderate) over score thresholds {grid[0]:g}..{grid[-1]:g} "
+                        f"on {len(infos)} frames of {root} {args.split} (sparsekd-eval --operating-points)")
+                written = record_operating_thresholds(resolve_checkpoint(args.checkpoint),
+                                                      args.record_operating_points, chosen, note)
+                report["operating_points"]["recorded_in"] = str(written)
+            tables.append("operating points (KITTI BEV matching, moderate):\n" + operating_table(points)
+                          + f"\nbest F1 as the node's class_score_thresholds: "
+                          f"{report['operating_points']['class_score_thresholds'] or '(none)'}"
+                          + (f"\nrecorded as the operating point of {report['operating_points']['recorded_in']}"
+                             if "recorded_in" in report["operating_points"] else ""))
         r = recall_eval(gt_annos, dt_annos, classes=classes)
         report["recall"] = r
         tables.append(r["table"])

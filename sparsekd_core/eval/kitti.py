@@ -431,6 +431,71 @@ def _dontcare_overlap(dt: _Frames, gt: _Frames, dt_idx: np.ndarray) -> np.ndarra
     return out
 
 
+def _class_indices(gt: _Frames, dt: _Frames, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The ground truths and detections that take part in class ``key``'s matching: its own and its neighbour
+    classes' ground truths; its detections plus those of other classes that are too low for some difficulty
+    (they take part as ignored detections there; see the module docstring)."""
+    relevant = (key,) + NEIGHBOUR_CLASSES.get(key, ())
+    gt_idx = np.flatnonzero(np.isin(gt.names, relevant))
+    dt_height = np.abs(dt.bbox[:, 3] - dt.bbox[:, 1])
+    dt_idx = np.flatnonzero((dt.names == key) | (dt_height < max(MIN_HEIGHT)))
+    return gt_idx, dt_idx
+
+
+def _match_inputs(gt: _Frames, dt: _Frames, gt_idx: np.ndarray, dt_idx: np.ndarray, key: str, difficulty: int,
+                  pairs: _Pairs, min_overlap: float, dontcare: np.ndarray) -> dict:
+    """The keyword arguments of ``_match`` (all but ``thresholds``) for one class and difficulty."""
+    return dict(
+        pairs=pairs, min_overlap=min_overlap,
+        gt_flag=_gt_flags(gt, gt_idx, key, difficulty), gt_frame=gt.frame[gt_idx], gt_alpha=gt.alpha[gt_idx],
+        dt_flag=_dt_flags(dt, dt_idx, key, difficulty), dt_frame=dt.frame[dt_idx], dt_score=dt.score[dt_idx],
+        dt_alpha=dt.alpha[dt_idx], dt_dontcare=dontcare,
+    )
+
+
+def kitti_counts(
+    gt_annos: Sequence[Mapping[str, Any]],
+    dt_annos: Sequence[Mapping[str, Any]],
+    thresholds: Sequence[float],
+    classes: Sequence[str] = ("Car", "Pedestrian", "Cyclist"),
+    metric: str = "bev",
+    difficulty: str = "moderate",
+    min_overlaps: Mapping[str, float] | None = None,
+) -> dict[str, dict[str, np.ndarray]]:
+    """True positives, false positives and misses per class at each score threshold, by the devkit's matching.
+
+    The counts behind a point of the precision-recall curve: a detection scoring at least the threshold that
+    matches a valid ground truth of the class (IoU above the class's, ``metric`` "bbox", "bev" or "3d") is a TP,
+    one matching nothing (and not in a DontCare region, for "bbox") an FP; a valid ground truth left unmatched is
+    an FN. Ignored ground truths and detections (``difficulty``'s rules, neighbour classes) count for nothing.
+    Returns {class: {"tp", "fp", "fn": (T,) int arrays}}.
+    """
+    check_frames(gt_annos, dt_annos)
+    if metric not in ("bbox", "bev", "3d"):
+        raise ValueError(f"counts are measured on the bbox, bev or 3d matches, not {metric!r}")
+    if difficulty not in DIFFICULTIES:
+        raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
+    overlaps = dict(MIN_OVERLAP)
+    overlaps.update({k.lower(): float(v) for k, v in (min_overlaps or {}).items()})
+    grid = np.asarray(thresholds, np.float64).reshape(-1)
+    gt = _load(gt_annos, is_gt=True)
+    dt = _load(dt_annos, is_gt=False)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for cls in classes:
+        key = cls.lower()
+        if key not in overlaps:
+            raise ValueError(f"no IoU threshold for class {cls!r}: pass min_overlaps={{name: iou}}")
+        gt_idx, dt_idx = _class_indices(gt, dt, key)
+        dontcare = (_dontcare_overlap(dt, gt, dt_idx) > overlaps[key]) if metric == "bbox" \
+            else np.zeros(len(dt_idx), bool)
+        pairs = _class_pairs(metric, dt, gt, dt_idx, gt_idx)
+        stats = _match(thresholds=grid, **_match_inputs(gt, dt, gt_idx, dt_idx, key, DIFFICULTIES.index(difficulty),
+                                                        pairs, overlaps[key], dontcare))
+        out[cls] = {"tp": stats.tp.astype(np.int64), "fp": stats.fp.astype(np.int64),
+                    "fn": stats.fn.astype(np.int64)}
+    return out
+
+
 def kitti_eval(
     gt_annos: Sequence[Mapping[str, Any]],
     dt_annos: Sequence[Mapping[str, Any]],
@@ -482,12 +547,7 @@ def kitti_eval(
     for cls in classes:
         key = cls.lower()
         min_ov = overlaps[key]
-        relevant = (key,) + NEIGHBOUR_CLASSES.get(key, ())
-        gt_idx = np.flatnonzero(np.isin(gt.names, relevant))
-        # This class's detections, plus those of other classes that are too low for some difficulty
-        # (they take part as ignored detections there; see the module docstring).
-        dt_height = np.abs(dt.bbox[:, 3] - dt.bbox[:, 1])
-        dt_idx = np.flatnonzero((dt.names == key) | (dt_height < max(MIN_HEIGHT)))
+        gt_idx, dt_idx = _class_indices(gt, dt, key)
         result["min_overlap"][cls] = min_ov
         result["num_gt"][cls] = {}
         result["ap"][cls] = {m: {} for m in metrics}
@@ -497,16 +557,9 @@ def kitti_eval(
             pairs = _class_pairs(metric, dt, gt, dt_idx, gt_idx)
             dontcare = (dc_overlap > min_ov) if metric == "bbox" else np.zeros(len(dt_idx), bool)
             for d, diff in enumerate(DIFFICULTIES):
-                gflag = _gt_flags(gt, gt_idx, key, d)
-                dflag = _dt_flags(dt, dt_idx, key, d)
-                num_gt = int((gflag == 0).sum())
+                common = _match_inputs(gt, dt, gt_idx, dt_idx, key, d, pairs, min_ov, dontcare)
+                num_gt = int((common["gt_flag"] == 0).sum())
                 result["num_gt"][cls][diff] = num_gt
-                common = dict(
-                    pairs=pairs, min_overlap=min_ov,
-                    gt_flag=gflag, gt_frame=gt.frame[gt_idx], gt_alpha=gt.alpha[gt_idx],
-                    dt_flag=dflag, dt_frame=dt.frame[dt_idx], dt_score=dt.score[dt_idx],
-                    dt_alpha=dt.alpha[dt_idx], dt_dontcare=dontcare,
-                )
                 first = _match(thresholds=None, **common)
                 thresholds = recall_thresholds(first.tp_scores, num_gt) if num_gt else np.zeros(0)
                 stats = _match(thresholds=thresholds, **common)

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
-from sparsekd_core.checkpoint import CheckpointError, load_model, read_checkpoint, save_checkpoint
+from sparsekd_core.checkpoint import CheckpointError, deflate_checkpoint, load_model, read_checkpoint, save_checkpoint
 from sparsekd_core.data.sim.version import STREETS_VERSION
 
-__all__ = ["DEMO_DRIVE", "provenance_text", "drive_key", "deflate_checkpoint", "bundle", "main"]
+__all__ = ["DEMO_DRIVE", "provenance_text", "drive_key", "bundle", "main"]
 
 #: The drive ``make demo`` scores by default (its --frames, --seed; every frame scored when no teacher runs).
 DEMO_DRIVE = {"frames": 100, "seed": 1, "eval_stride": 1}
@@ -71,25 +69,6 @@ def _teacher_on_demo_drive(teacher: Path, score_threshold: float, device: str, w
                              det.point_cloud_range)
     return {"drive": drive_key(DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], DEMO_DRIVE["eval_stride"], score_threshold),
             "scores": scores.to_dict()}
-
-
-def deflate_checkpoint(path: Path) -> Path:
-    """Recompress a torch.save file's zip entries with deflate, in place (atomically), world-readable.
-
-    torch.save writes its zip uncompressed; torch.load reads deflated entries as well (its zip reader is
-    miniz), so the file stays an ordinary checkpoint, about 8% smaller for fp16 weights: what lets
-    cp_pillar_v0.64 (5.22 M parameters, 10.45 MB as raw fp16) fit the 10 MB cap.
-    """
-    tmp = path.with_name(f".{path.name}.deflate.tmp")
-    try:
-        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as dst:
-            for entry in src.infolist():
-                dst.writestr(entry.filename, src.read(entry.filename))
-        tmp.chmod(0o644)  # shipped in the package: readable by everyone
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | None = None,
