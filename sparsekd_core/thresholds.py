@@ -9,7 +9,10 @@ import math
 from dataclasses import dataclass, replace
 from typing import Iterable, Mapping, Sequence
 
-__all__ = ["ScoreThresholds", "parse_class_thresholds"]
+import numpy as np
+
+__all__ = ["ScoreThresholds", "parse_class_thresholds", "NO_CLASS_THRESHOLDS", "parse_class_setting",
+           "class_thresholds_for"]
 
 
 def _check_score(what: str, value: float) -> float:
@@ -50,6 +53,12 @@ class ScoreThresholds:
         """The threshold of each class, in the order given (a model's class order)."""
         per_class = dict(self.per_class)
         return [per_class.get(name, self.default) for name in class_names]
+
+    def passing(self, names: Sequence[str], scores) -> np.ndarray:
+        """(N,) bool: which boxes of classes ``names`` scoring ``scores`` these thresholds keep (score >= its
+        class's threshold), e.g. to cut boxes kept at a lower threshold down to what a node publishes."""
+        limits = np.array(self.for_classes(names), np.float64).reshape(-1)
+        return np.asarray(scores, np.float64).reshape(-1) >= limits
 
     def unknown(self, class_names: Iterable[str]) -> list[str]:
         """Class names with a threshold here that are not among ``class_names``."""
@@ -99,3 +108,24 @@ def parse_class_thresholds(value: str | Sequence[str]) -> dict[str, float]:
             )
         out[name.strip()] = score
     return out
+
+
+#: The class_score_thresholds value that asks for no per-class thresholds at all, not even the model's operating
+#: point (every class then uses score_threshold).
+NO_CLASS_THRESHOLDS = "none"
+
+
+def parse_class_setting(value: str | Sequence[str]) -> tuple[tuple[str, float], ...] | None:
+    """A class_score_thresholds setting of the node and the tools: ``None`` for an empty value (the model's own
+    operating point applies), ``()`` for ``"none"``, else the parsed ``(name, threshold)`` pairs."""
+    if isinstance(value, str) and value.strip().lower() == NO_CLASS_THRESHOLDS:
+        return ()
+    pairs = tuple(parse_class_thresholds(value).items())
+    return pairs or None
+
+
+def class_thresholds_for(setting: tuple[tuple[str, float], ...] | None,
+                         operating: Mapping[str, float]) -> dict[str, float]:
+    """The per-class thresholds a ``parse_class_setting`` result asks for, given the model's operating point
+    (its checkpoint's ``head.post.operating_thresholds``; {} when it records none)."""
+    return dict(operating) if setting is None else dict(setting)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.geometry.transforms import RigidTransform
-from sparsekd_core.thresholds import ScoreThresholds
+from sparsekd_core.thresholds import ScoreThresholds, class_thresholds_for, parse_class_setting
 from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, label_info, load_vision_msgs
@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum box score (default 0.3)")
     parser.add_argument("--class-score-thresholds", default="",
                         help="per-class minimum scores that replace --score-threshold for their class (lower or "
-                             "higher), e.g. 'Pedestrian:0.25,Cyclist:0.25'")
+                             "higher), e.g. 'Pedestrian:0.25,Cyclist:0.25'; default: the model's operating point, "
+                             "as the node; 'none': --score-threshold for every class")
     parser.add_argument("--intensity-field", default="intensity", help="cloud field used as intensity")
     parser.add_argument("--intensity-scale", type=float, default=1.0, help="factor on that field (e.g. 0.00392)")
     parser.add_argument("--max-range", type=float, default=0.0, help="keep points within this range (m); 0 = all")
@@ -154,9 +155,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_range_crop(args.min_range, args.max_range)
-        thresholds = ScoreThresholds.parse(args.score_threshold, args.class_score_thresholds)
+        setting = parse_class_setting(args.class_score_thresholds)
         sensor_to_model = RigidTransform.from_xyz_rpy(*SPECS["sensor_to_model"].typed(_numbers(args.sensor_to_model)))
         det = load_detector(args.model, device=args.device, fp16=args.fp16)
+        thresholds = ScoreThresholds(args.score_threshold, class_thresholds_for(setting, det.operating_thresholds))
         unknown = thresholds.unknown(det.class_names)
         if unknown:
             raise ValueError(f"--class-score-thresholds names {unknown}, not classes of {det.name} {list(det.class_names)}")

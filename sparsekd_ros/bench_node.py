@@ -29,6 +29,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from sparsekd_core.thresholds import NO_CLASS_THRESHOLDS
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_ros.pointcloud2 import cloud_to_points, create_cloud, points_to_cloud
 from sparsekd_ros.spin import BackgroundSpin
@@ -102,8 +103,8 @@ class _Rig:
         overrides = [Parameter("input_topic", value=_TOPIC), Parameter("warmup_runs", value=warmup_runs),
                      Parameter("log_period", value=0.0), Parameter("diagnostics_period", value=3600.0),
                      Parameter("score_threshold", value=float(det.thresholds.default)),
-                     Parameter("class_score_thresholds",
-                               value=",".join(f"{n}:{v}" for n, v in det.thresholds.per_class))]
+                     Parameter("class_score_thresholds",  # exactly the detector's: "none" for no per-class
+                               value=",".join(f"{n}:{v}" for n, v in det.thresholds.per_class) or NO_CLASS_THRESHOLDS)]
         self.node = DetectorNode("sparsekd_bench_detector", detector=det, context=self.context,
                                  parameter_overrides=overrides)
         self.source = Node("sparsekd_bench_source", context=self.context)

@@ -35,7 +35,7 @@ from visualization_msgs.msg import MarkerArray
 from sparsekd_core.data.sweeps import TIME_LAG, Sweep, SweepBuffer
 from sparsekd_core.geometry.transforms import RigidTransform
 from sparsekd_core.own_vehicle import OwnVehicle
-from sparsekd_core.thresholds import ScoreThresholds
+from sparsekd_core.thresholds import ScoreThresholds, class_thresholds_for
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.frames import NoTransforms, TransformUnavailable, make_transforms, output_transform
 from sparsekd_ros.ground_check import GroundCheck
@@ -190,7 +190,8 @@ class DetectorNode(Node):
 
     def _thresholds(self, params: NodeParams) -> ScoreThresholds:
         """The detector's thresholds for ``params``, without classes the model lacks (with a warning)."""
-        thresholds = ScoreThresholds(params.score_threshold, params.class_score_thresholds)
+        thresholds = ScoreThresholds(params.score_threshold,
+                                     class_thresholds_for(params.class_score_thresholds, self.det.operating_thresholds))
         unknown = thresholds.unknown(self.det.class_names)
         if unknown:
             self.get_logger().warning(

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from sparsekd_core.backends import BACKENDS
 from sparsekd_core.own_vehicle import CAR_ROOF, OwnVehicle
-from sparsekd_core.thresholds import parse_class_thresholds
+from sparsekd_core.thresholds import parse_class_setting
 
 __all__ = ["NODE_NAME", "ParamSpec", "PARAMETERS", "SPECS", "NodeParams"]
 
@@ -68,8 +68,8 @@ class ParamSpec:
         return value
 
 
-def _class_thresholds(raw: Any) -> tuple[tuple[str, float], ...]:
-    return tuple(parse_class_thresholds(raw).items())
+def _class_thresholds(raw: Any) -> tuple[tuple[str, float], ...] | None:
+    return parse_class_setting(raw)
 
 
 def _xyz_rpy(raw: Any) -> tuple[float, ...]:
@@ -114,7 +114,10 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("class_score_thresholds", "", "Per-class minimum scores as 'Name:threshold' items, either one "
               "string 'Pedestrian:0.25,Cyclist:0.25' or a string list. A class listed here uses its own "
               "threshold instead of score_threshold, lower or higher; classes the model lacks are ignored "
-              "with a warning. Can be changed at run time.", read_only=False, dynamic_typing=True,
+              "with a warning. Empty (the default): the model's own operating point, the per-class thresholds "
+              "its checkpoint records (head.post.operating_thresholds, best F1 on validation frames; none "
+              "recorded: score_threshold for all). 'none': score_threshold for every class. Can be changed at "
+              "run time.", read_only=False, dynamic_typing=True,
               parse=_class_thresholds),
     ParamSpec("min_points", -1, "Drop boxes holding fewer than this many returns of the cloud (a confident box on "
               "a patch with one return is clutter, not a road user); -1 uses the checkpoint's own "

@@ -199,6 +199,7 @@ class StandInDetector:
         self.name, self.device, self.class_names, self.point_features = "stand_in", "cpu", CLASSES, features
         self.point_cloud_range = np.array([-80, -80, -5, 80, 80, 5], np.float32)
         self.thresholds = ScoreThresholds(0.1)
+        self.operating_thresholds: dict[str, float] = {}  # the checkpoint's operating point: none recorded
         self.last_timings: dict[str, float] = {}
         self.delay, self.seen, self.fail_on_n_points = delay, [], None
 

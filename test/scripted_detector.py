@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from sparsekd_core.checkpoint import write_untrained_checkpoint
+from sparsekd_core.checkpoint import record_operating_thresholds, write_untrained_checkpoint
 from sparsekd_core.inference import Detector
 from sparsekd_core.models.center_head import HeadOutput
 
@@ -50,10 +50,15 @@ class ScriptedHead(nn.Module):
         )]
 
 
-def scripted_detector(tmp_dir: Path, scores: dict[str, float], on_forward=None) -> Detector:
+def scripted_detector(tmp_dir: Path, scores: dict[str, float], on_forward=None,
+                      operating: dict[str, float] | None = None) -> Detector:
     """A Detector of MODEL (random weights) whose head reports ``scores`` (class name -> probability),
-    each class at its own cell 8 cells (5 m) apart, so NMS keeps them all."""
-    det = Detector.from_checkpoint(write_untrained_checkpoint(MODEL, tmp_dir / f"{MODEL}.pth"), "cpu")
+    each class at its own cell 8 cells (5 m) apart, so NMS keeps them all. ``operating``: per-class thresholds
+    recorded in its checkpoint as the model's operating point (the real recording and loading path)."""
+    path = write_untrained_checkpoint(MODEL, tmp_dir / f"{MODEL}.pth")
+    if operating is not None:
+        record_operating_thresholds(path, path, operating, "scripted for a test")
+    det = Detector.from_checkpoint(path, "cpu")
     peaks = {det.class_names.index(name): (8 + 8 * i, 10 + 8 * i, p) for i, (name, p) in enumerate(scores.items())}
     det.model.head = ScriptedHead(len(det.class_names), peaks, on_forward)
     return det

@@ -291,7 +291,8 @@ def test_demo_end_to_end_through_the_real_node(tmp_path):
     out = tmp_path / "demo_out"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     proc = subprocess.run([sys.executable, "-m", "sparsekd_ros.demo", "--frames", "4", "--out", str(out),
-                           "--model", str(model), "--teacher", str(model), "--quiet", "--workers", "1"],
+                           "--model", str(model), "--teacher", str(model), "--quiet", "--workers", "1",
+                           "--score-threshold", "0.1"],
                           capture_output=True, text=True, timeout=150, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = proc.stdout
@@ -308,6 +309,7 @@ def test_demo_end_to_end_through_the_real_node(tmp_path):
     assert sum(line.startswith("[") and "latency" in line for line in text.splitlines()) == len(answered)
     assert summary["samples"][-1]["answered"]  # the last frame is the newest: never dropped by the node
     assert summary["agreement"]["boxes_matched"] == summary["agreement"]["boxes_node"]  # same model, same boxes
+    assert summary["published_thresholds"] == {"default": 0.1, "per_class": {}}  # no operating point recorded
     ap = summary["ap"]
     assert set(ap["student"]["ap_r40_moderate"]) == {"Car", "Pedestrian", "Cyclist"} and ap["teacher"] is not None
     assert ap["student"]["ap_r40_moderate"] == ap["teacher"]["ap_r40_moderate"]  # the teacher here is the student

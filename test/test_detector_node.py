@@ -200,6 +200,29 @@ def test_class_thresholds_lower_and_raise_through_the_node(context, tmp_path):
         node.destroy_node()
 
 
+def test_the_models_operating_point_is_the_default_and_a_setting_replaces_it(context, tmp_path):
+    """Scores Car 0.35, Pedestrian 0.27, Cyclist 0.22; the checkpoint records Car 0.4 and Cyclist 0.2."""
+    det = scripted_detector(tmp_path, {"Car": 0.35, "Pedestrian": 0.27, "Cyclist": 0.22},
+                            operating={"Car": 0.4, "Cyclist": 0.2})
+    node, capture = make_node(context, det, score_threshold=0.3, warmup_runs=0)
+    try:
+        cloud = points_to_cloud(some_points(), header=header(stamp(1)))
+        node.process_cloud(cloud)
+        assert det.thresholds == ScoreThresholds(0.3, {"Car": 0.4, "Cyclist": 0.2})
+        assert _labelled(capture.msgs[-1]) == {"Cyclist": 0.22}  # Car under its 0.4, Pedestrian under 0.3
+        assert node.set_parameters([Parameter("class_score_thresholds", value="none")])[0].successful
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Car": 0.35}  # score_threshold 0.3 for every class
+        assert node.set_parameters([Parameter("class_score_thresholds", value="Pedestrian:0.25")])[0].successful
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Car": 0.35, "Pedestrian": 0.27}  # a setting replaces the model's
+        assert node.set_parameters([Parameter("class_score_thresholds", value="")])[0].successful
+        node.process_cloud(cloud)
+        assert _labelled(capture.msgs[-1]) == {"Cyclist": 0.22}  # back to the model's own
+    finally:
+        node.destroy_node()
+
+
 def test_min_points_drops_unsupported_boxes_through_the_node(context, tmp_path):
     """The real Detector with scripted scores behind the node: only Car's box holds returns (8); min_points keeps
     it alone, 0 keeps all, and -1 goes back to the checkpoint's own (0: CenterPoint keeps every box)."""

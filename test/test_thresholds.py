@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from scripted_detector import cell_centre, scripted_detector, some_points
-from sparsekd_core.thresholds import ScoreThresholds, parse_class_thresholds
+from sparsekd_core.thresholds import (ScoreThresholds, class_thresholds_for, parse_class_setting,
+                                     parse_class_thresholds)
 
 SCORES = {"Car": 0.35, "Pedestrian": 0.27, "Cyclist": 0.22}
 
@@ -105,3 +106,23 @@ def test_a_frame_uses_one_setting_even_when_it_changes_mid_frame(tmp_path):
     assert set(_found(det)) == {"Car", "Pedestrian"}  # old setting, all of it
     assert swaps and det.thresholds == new
     assert set(_found(det)) == {"Pedestrian", "Cyclist"}  # new setting, all of it
+
+
+def test_a_class_setting_empty_takes_the_models_operating_point_and_none_takes_nothing():
+    operating = {"Car": 0.55, "Pedestrian": 0.75}
+    assert parse_class_setting("") is None and parse_class_setting([]) is None
+    assert class_thresholds_for(parse_class_setting(""), operating) == operating
+    assert parse_class_setting("none") == () == parse_class_setting(" None ")
+    assert class_thresholds_for(parse_class_setting("none"), operating) == {}
+    assert class_thresholds_for(parse_class_setting("Pedestrian:0.25"), operating) == {"Pedestrian": 0.25}
+    assert class_thresholds_for(None, {}) == {}
+    with pytest.raises(ValueError, match="ClassName:threshold"):
+        parse_class_setting("nothing")
+
+
+def test_passing_keeps_each_box_at_its_classs_threshold():
+    t = ScoreThresholds(0.3, {"Car": 0.55, "Pedestrian": 0.75})
+    names = ["Car", "Car", "Pedestrian", "Pedestrian", "Cyclist", "Cyclist"]
+    scores = [0.55, 0.54, 0.80, 0.70, 0.30, 0.29]
+    assert t.passing(names, scores).tolist() == [True, False, True, False, True, False]
+    assert t.passing([], []).tolist() == []

@@ -39,8 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default=None, metavar="C",
                         help="also run this checkpoint (or bundled model name) and count its boxes per frame")
     parser.add_argument("--score-threshold", type=float, default=None, metavar="S",
-                        help="score threshold for --checkpoint (default: the model's own; the ROS node publishes "
-                             "at 0.3 unless told otherwise, so use 0.3 to count what a robot sees)")
+                        help="score threshold for --checkpoint, for classes without their own (default: the model's "
+                             "own; the ROS node publishes at 0.3 unless told otherwise, so use 0.3 to count what "
+                             "a robot sees)")
+    parser.add_argument("--class-score-thresholds", default="", metavar="NAME:S,...",
+                        help="per-class thresholds that replace --score-threshold for their class (default: the "
+                             "model's operating point, head.post.operating_thresholds, as the node; 'none': "
+                             "--score-threshold for every class)")
     parser.add_argument("--min-points", type=int, default=None, metavar="N",
                         help="for --checkpoint: drop boxes holding fewer than N LiDAR returns (default: the "
                              "checkpoint's head.post.min_points; 0 keeps every box)")
@@ -65,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sparsekd_core.data.infos import load_split
     from sparsekd_core.eval.domain_gap import format_report, measure
+    from sparsekd_core.thresholds import class_thresholds_for, parse_class_setting
 
     try:
         sides = [parse_side(s) for s in args.side]
@@ -72,9 +78,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint:
             from sparsekd_core.inference import load_detector
 
+            setting = parse_class_setting(args.class_score_thresholds)
             detector = load_detector(args.checkpoint, args.device)
             if args.score_threshold is not None:
                 detector.score_threshold = args.score_threshold
+            detector.class_score_thresholds = class_thresholds_for(setting, detector.operating_thresholds)
             if args.min_points is not None:
                 detector.min_points = args.min_points
             detector.own_vehicle = own_vehicle_from(args)
@@ -89,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if detector is not None:
         vehicle = "none" if detector.own_vehicle is None else " ".join(f"{v:g}" for v in detector.own_vehicle.as_list())
-        print(f"detector: {args.checkpoint} (score threshold {detector.score_threshold:g}, min points "
+        print(f"detector: {args.checkpoint} (score threshold {detector.thresholds.describe()}, min points "
               f"{detector.min_points}, own vehicle {vehicle})")
     print(format_report(results))
     if args.json:
