@@ -114,23 +114,25 @@ def test_command_line_names_a_bad_side(capsys):
 
 
 def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, capsys):
-    """The bundled pillar student on two real frames: a higher threshold never gives more boxes, and false boxes
-    are a subset of the boxes."""
+    """The bundled pillar student on two real frames: by default at the node's thresholds (its recorded operating
+    point per class), 'none' at --score-threshold alone; higher bars never give more boxes, and false boxes are a
+    subset of the boxes."""
     counts = {}
-    for threshold in (0.3, 0.9):
-        out = tmp_path / f"gap_{threshold}.json"
+    for threshold, classes, said in ((0.3, "", "0.3 (Car 0.55, Cyclist 0.6, Pedestrian 0.75)"), (0.3, "none", "0.3"),
+                                     (0.9, "none", "0.9")):
+        out = tmp_path / f"gap_{threshold}_{classes}.json"
         assert main(["--side", f"real={kitti_real}:val", "--checkpoint", "cp_pillar_v0.64", "--score-threshold",
-                     str(threshold), "--max-frames", "2", "--quiet", "--json", str(out)]) == 0
-        # the bundled student records the sim360 configs' min_points 5, which the tool applies and says, as it says
-        # the node's default own vehicle (a car roof), whose boxes it drops
-        assert (f"(score threshold {threshold:g}, min points 5, own vehicle -2.4 2 -1.2 1.2)"
-                in capsys.readouterr().out)
+                     str(threshold), "--class-score-thresholds", classes, "--max-frames", "2", "--quiet",
+                     "--json", str(out)]) == 0
+        # the bundled student records the sim360 configs' min_points 5 and its operating point, which the tool
+        # applies and says, as it says the node's default own vehicle (a car roof), whose boxes it drops
+        assert f"(score threshold {said}, min points 5, own vehicle -2.4 2 -1.2 1.2)" in capsys.readouterr().out
         side = json.loads(out.read_text())["sides"][0]
         assert 0 <= side["false_boxes_per_frame"] <= side["boxes_per_frame"]
         # every box of the KITTI students is a Car, Pedestrian or Cyclist: the classes' false boxes add up
         assert sum(side["false_boxes_per_frame_by_class"].values()) == pytest.approx(side["false_boxes_per_frame"])
-        counts[threshold] = side["boxes_per_frame"]
-    assert counts[0.9] <= counts[0.3]
+        counts[threshold, classes] = side["boxes_per_frame"]
+    assert counts[0.9, "none"] <= counts[0.3, ""] < counts[0.3, "none"]
 
 
 def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
