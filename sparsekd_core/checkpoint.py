@@ -182,7 +182,7 @@ def record_operating_thresholds(source: str | Path, out: str | Path, thresholds:
 
     The weights are copied as stored (fp16 stays fp16, bit for bit) and the file is written deflated, so a bundled
     model stays under its size cap. The new config is validated first: a class the model lacks or a score outside
-    [0, 1] raises ConfigError and nothing is written.
+    [0, 1] raises CheckpointError and nothing is written.
     """
     payload = read_checkpoint(source)
     config = dict(payload["config"])

@@ -431,6 +431,17 @@ def _dontcare_overlap(dt: _Frames, gt: _Frames, dt_idx: np.ndarray) -> np.ndarra
     return out
 
 
+def _class_overlaps(classes: Sequence[str], min_overlaps: Mapping[str, float] | None) -> dict[str, float]:
+    """IoU threshold per lower-case class name: the devkit's, overridden by ``min_overlaps``; every class of
+    ``classes`` must have one."""
+    overlaps = dict(MIN_OVERLAP)
+    overlaps.update({k.lower(): float(v) for k, v in (min_overlaps or {}).items()})
+    missing = [c for c in classes if c.lower() not in overlaps]
+    if missing:
+        raise ValueError(f"no IoU threshold for class(es) {missing}: pass min_overlaps={{name: iou}}")
+    return overlaps
+
+
 def _class_indices(gt: _Frames, dt: _Frames, key: str) -> tuple[np.ndarray, np.ndarray]:
     """The ground truths and detections that take part in class ``key``'s matching: its own and its neighbour
     classes' ground truths; its detections plus those of other classes that are too low for some difficulty
@@ -475,16 +486,13 @@ def kitti_counts(
         raise ValueError(f"counts are measured on the bbox, bev or 3d matches, not {metric!r}")
     if difficulty not in DIFFICULTIES:
         raise ValueError(f"difficulty must be one of {DIFFICULTIES}, got {difficulty!r}")
-    overlaps = dict(MIN_OVERLAP)
-    overlaps.update({k.lower(): float(v) for k, v in (min_overlaps or {}).items()})
+    overlaps = _class_overlaps(classes, min_overlaps)
     grid = np.asarray(thresholds, np.float64).reshape(-1)
     gt = _load(gt_annos, is_gt=True)
     dt = _load(dt_annos, is_gt=False)
     out: dict[str, dict[str, np.ndarray]] = {}
     for cls in classes:
         key = cls.lower()
-        if key not in overlaps:
-            raise ValueError(f"no IoU threshold for class {cls!r}: pass min_overlaps={{name: iou}}")
         gt_idx, dt_idx = _class_indices(gt, dt, key)
         dontcare = (_dontcare_overlap(dt, gt, dt_idx) > overlaps[key]) if metric == "bbox" \
             else np.zeros(len(dt_idx), bool)
@@ -523,11 +531,7 @@ def kitti_eval(
         raise ValueError(f"unknown KITTI metric(s) {unknown}; choose from {METRICS}")
     if recall_points not in (11, 40):
         raise ValueError(f"recall_points must be 40 (R40) or 11 (R11), got {recall_points}")
-    overlaps = dict(MIN_OVERLAP)
-    overlaps.update({k.lower(): float(v) for k, v in (min_overlaps or {}).items()})
-    missing = [c for c in classes if c.lower() not in overlaps]
-    if missing:
-        raise ValueError(f"no IoU threshold for class(es) {missing}: pass min_overlaps={{name: iou}}")
+    overlaps = _class_overlaps(classes, min_overlaps)
 
     gt = _load(gt_annos, is_gt=True)
     dt = _load(dt_annos, is_gt=False)

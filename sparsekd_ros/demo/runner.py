@@ -232,10 +232,12 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     det = Detector.from_checkpoint(student.path, args.device)
     recorded_teacher = recorded_teacher_scores(det.meta) if args.teacher == "auto" and teacher is None else None
     det.name = student.label
-    threshold = det.score_threshold  # AP: every box the checkpoint keeps, as sparsekd-eval scores it
     published = ScoreThresholds(  # what the node publishes at its defaults: also what the pictures show
         float(args.score_threshold if args.score_threshold is not None else SPECS["score_threshold"].default),
         class_thresholds_for(None, det.operating_thresholds))
+    # AP: every box the checkpoint keeps, as sparsekd-eval scores it (and every box the node may publish)
+    threshold = min(det.score_threshold, published.default)
+    det.score_threshold = threshold
     print(f"student: {student.describe()}; classes {list(det.class_names)}, device {det.device}; the node publishes "
           f"boxes scoring at least {published.describe()}, AP counts every box from {threshold:g}")
     if det.meta.get("provenance"):
