@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--intensity-scale", default="auto", metavar="auto|FACTOR",
                    help="factor for the intensity column (default auto: see above)")
     p.add_argument("--score-threshold", type=float, default=None, metavar="T",
-                   help="keep boxes scoring at least T (default: the checkpoint's own threshold)")
+                   help="keep boxes scoring at least T, for classes without their own (default: the checkpoint's "
+                        "own threshold)")
+    p.add_argument("--class-score-thresholds", default="", metavar="NAME:T,...",
+                   help="per-class thresholds that replace --score-threshold for their class (default: the model's "
+                        "operating point, the per-class thresholds its checkpoint records, as the ROS node; "
+                        "'none': --score-threshold for every class)")
     p.add_argument("--min-points", type=int, default=None, metavar="N",
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
@@ -186,8 +191,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from sparsekd_core.checkpoint import CheckpointError
     from sparsekd_core.inference import load_detector
+    from sparsekd_core.thresholds import class_thresholds_for, parse_class_setting
 
     try:
+        setting = parse_class_setting(args.class_score_thresholds)
         det = load_detector(args.model, device=args.device)
     except (CheckpointError, ValueError) as exc:
         err(f"error: {exc}")
@@ -195,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.score_threshold is not None:
             det.score_threshold = float(args.score_threshold)
+        det.class_score_thresholds = class_thresholds_for(setting, det.operating_thresholds)
         if args.min_points is not None:
             det.min_points = args.min_points
         det.own_vehicle = own_vehicle_from(args)
@@ -233,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         doc = {"model": det.name, "device": str(det.device), "untrained": untrained,
                "class_names": list(det.class_names), "point_features": list(det.point_features),
-               "score_threshold": det.score_threshold, "min_points": det.min_points,
+               "score_threshold": det.score_threshold, "class_score_thresholds": det.class_score_thresholds,
+               "min_points": det.min_points,
                "own_vehicle": None if det.own_vehicle is None else det.own_vehicle.as_list(),
                "box_convention": BOX_CONVENTION,
                "files": [r.to_json() for r in results]}

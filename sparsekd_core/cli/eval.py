@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--record-operating-points", default=None, metavar="OUT",
                    help="with --operating-points: write the checkpoint to OUT (may be the checkpoint itself) with "
                         "the best-F1 thresholds recorded as its operating point (head.post.operating_thresholds), "
-                        "which the node, sparsekd-bag-detect and sparsekd-gap then use by default")
+                        "which the node, sparsekd-detect, sparsekd-bag-detect and sparsekd-gap then use by default")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate only the first N frames")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -300,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 from sparsekd_core.inference import resolve_checkpoint
 
                 chosen = {c: p.threshold for c, p in ((c, best_f1(pts)) for c, pts in points.items()) if p is not None}
-                note = (f"best F1 per class (KITTI BEV matching, moderate) over score thresholds {grid[0]:g}..{grid[-1]:g} "
+                note = (f"best F1 per class (KITTI BEV matching, moderate) over score thresholds "
+                        f"{grid[0]:g}..{grid[-1]:g} "
                         f"on {len(infos)} frames of {root} {args.split} (sparsekd-eval --operating-points)")
                 written = record_operating_thresholds(resolve_checkpoint(args.checkpoint),
                                                       args.record_operating_points, chosen, note)

@@ -55,7 +55,8 @@ def operating_points(counts: Mapping[str, Mapping[str, np.ndarray]],
     for cls, c in counts.items():
         if not (len(c["tp"]) == len(c["fp"]) == len(c["fn"]) == len(grid)):
             raise ValueError(f"{cls}: counts for {len(c['tp'])} thresholds, grid of {len(grid)}")
-        out[cls] = [OperatingPoint(t, int(tp), int(fp), int(fn)) for t, tp, fp, fn in zip(grid, c["tp"], c["fp"], c["fn"])]
+        out[cls] = [OperatingPoint(t, int(tp), int(fp), int(fn))
+                    for t, tp, fp, fn in zip(grid, c["tp"], c["fp"], c["fn"])]
     return out
 
 
