@@ -113,9 +113,9 @@ def test_thresholds_from_parameters_and_at_run_time(context):
         node.destroy_node()
 
 
-def _assert_published_the_detectors_boxes(capture, reference, threshold: float):
-    """The node's last markers label the boxes ``reference`` finds on kitti_points() at ``threshold``."""
-    reference.thresholds = ScoreThresholds(threshold)
+def _assert_published_the_detectors_boxes(capture, reference, thresholds: ScoreThresholds):
+    """The node's last markers label the boxes ``reference`` finds on kitti_points() at ``thresholds``."""
+    reference.thresholds = thresholds
     want = reference(kitti_points())
     assert len(want) > 0
     texts = sorted(m.text for m in capture.msgs[-1].markers if m.type == m.TEXT_VIEW_FACING)
@@ -136,7 +136,10 @@ def test_backend_parameter_runs_the_model_in_onnxruntime(context):
         assert node.det.backend == "onnxruntime" and node.params.backend == "onnxruntime"
         cloud = points_to_cloud(kitti_points(), ("x", "y", "z", "intensity"), header(stamp(7)))
         node.process_cloud(cloud)
-        _assert_published_the_detectors_boxes(capture, load_detector("cp_pillar_v0.64", "cpu"), 0.3)
+        # the bundled student's recorded operating point, which the node applies by default
+        operating = ScoreThresholds(0.3, {"Car": 0.55, "Pedestrian": 0.75, "Cyclist": 0.6})
+        assert node.det.thresholds == operating
+        _assert_published_the_detectors_boxes(capture, load_detector("cp_pillar_v0.64", "cpu"), operating)
     finally:
         node.destroy_node()
 
@@ -155,7 +158,7 @@ def test_an_anchor_head_checkpoint_runs_in_the_node(context, tmp_path):
     try:
         assert node.det.cfg.is_anchor
         node.process_cloud(points_to_cloud(kitti_points(), ("x", "y", "z", "intensity"), header(stamp(9))))
-        _assert_published_the_detectors_boxes(capture, load_detector(ckpt, "cpu"), 0.0)
+        _assert_published_the_detectors_boxes(capture, load_detector(ckpt, "cpu"), ScoreThresholds(0.0))
     finally:
         node.destroy_node()
 
