@@ -9,8 +9,10 @@ import pytest
 from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
-from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, false_boxes, matched_errors, measure, near_sensor,
-                                        return_depth, standing_returns)
+from sparsekd_core.data.kitti_format import boxes_to_image_bbox
+from sparsekd_core.data.infos import load_points
+from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image_path, camera_view, false_boxes,
+                                        matched_errors, measure, near_sensor, return_depth, standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +67,30 @@ def test_false_boxes_are_the_ones_near_no_label_in_the_camera_view(kitti_real):
     flags = false_boxes(info, np.stack([on_a_car, beside_a_car, nowhere, behind]))
     assert flags.tolist() == [False, False, True, False]
     assert false_boxes(info, np.zeros((0, 7))).shape == (0,)
+
+
+def test_camera_view_draws_a_false_box_thick_and_a_box_on_a_label_thin(kitti_real, tmp_path):
+    from PIL import Image
+
+    from sparsekd_core.viz.colors import class_color
+
+    info = next(i for i in load_split(kitti_real, "kitti", "val") if i.frame_id.endswith("000008"))
+    cars = info.annos.boxes_lidar[np.asarray(info.annos.names) == "Car"]
+    inside = boxes_to_image_bbox(cars, info.calib)[0]
+    car = cars[np.flatnonzero((inside[:, 0] > 10) & (inside[:, 2] < 1230))[0]]  # a car wholly in the picture
+    nowhere = np.array([45.0, 10.0, -1.0, 4.0, 1.7, 1.5, 0.0])
+    boxes = np.stack([car, nowhere])
+    assert false_boxes(info, boxes).tolist() == [False, True]
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (1242, 375), (40, 40, 40)).save(blank)
+    out = camera_view(info, blank, tmp_path / "drawn.png", load_points(info, kitti_real), boxes, ["Car", "Car"],
+                      np.array([0.9, 0.4]))
+    pixels = np.asarray(Image.open(out))
+    orange = tuple(int(round(255 * c)) for c in class_color("Car"))
+    bbox, _ = boxes_to_image_bbox(boxes, info.calib)
+    for (left, top, right, bottom), width in zip(np.round(bbox).astype(int), (1, 3)):
+        row = pixels[(top + bottom) // 2, left - 2: left + 6]
+        assert int((row == orange).all(axis=1).sum()) == width  # the edge's thickness: 1 on a label, 3 when false
 
 
 def test_false_boxes_are_counted_by_distance_and_scores_told_apart_from_the_matched_ones(kitti_real):
@@ -249,3 +275,40 @@ def test_return_depth_says_how_far_in_front_of_the_centre_the_returns_lie():
     stats = SideStats("s")
     stats.depth = {"Car": [-1.9, -1.3, -1.4]}
     assert stats.summary()["return_depth"] == {"Car": pytest.approx(-1.4)}
+
+
+def test_images_show_labels_and_false_boxes_on_the_camera_picture(kitti_real, tmp_path, capsys):
+    """A grey picture beside the first frame's points: the labels come out green at their 2D boxes, the false
+    boxes of the bundled student (0.3 for every class) thick in their class's colour; a frame without a
+    picture is skipped and said."""
+    from PIL import Image
+
+    from sparsekd_core.viz.colors import class_color
+
+    first = load_split(kitti_real, "kitti", "val")[0]
+    image = camera_image_path(first, kitti_real)
+    assert image == kitti_real / "training" / "image_2" / f"{first.frame_id}.png"
+    image.parent.mkdir(exist_ok=True)
+    Image.new("RGB", (1242, 375), (40, 40, 40)).save(image)
+    try:
+        out = tmp_path / "pictures"
+        assert main(["--side", f"real={kitti_real}:val", "--checkpoint", "cp_pillar_v0.64", "--score-threshold",
+                     "0.3", "--class-score-thresholds", "none", "--max-frames", "2", "--quiet",
+                     "--images", str(out), "--json", str(tmp_path / "gap.json")]) == 0
+        assert f"real: 1 camera images drawn into {out / 'real'}" in capsys.readouterr().out
+        drawn = sorted((out / "real").iterdir())
+        assert [p.name for p in drawn] == [f"{first.frame_id}.png"]  # the second frame has no picture
+        pixels = np.asarray(Image.open(drawn[0]))
+        assert pixels.shape == (375, 1242, 3)
+        labelled = first.annos.bbox[first.annos.names != "DontCare"]
+        left, top, right, bottom = np.round(labelled[0]).astype(int)
+        edge = pixels[top + 2: bottom - 2, left]
+        assert (edge == (0, 255, 0)).all(axis=1).mean() > 0.9  # the label's left edge, green
+        false_count = json.loads((tmp_path / "gap.json").read_text())["sides"][0]["false_boxes_per_frame"]
+        colours = {tuple(int(round(255 * c)) for c in class_color(n)) for n in ("Car", "Pedestrian", "Cyclist")}
+        painted = sum(int((pixels == c).all(axis=2).sum()) for c in colours)
+        assert false_count > 0 and painted > 100  # the frames' false boxes, drawn thick in class colours
+        assert main(["--side", f"real={kitti_real}:val", "--images", str(out)]) == 2
+        assert "give --checkpoint too" in capsys.readouterr().err
+    finally:
+        image.unlink()

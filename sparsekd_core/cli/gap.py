@@ -27,6 +27,8 @@ examples:
   sparsekd-gap --side real=/tmp/kitti_real:val --side sim=data/sim/kitti:val --checkpoint cp_pillar_v0.64 \
       --score-threshold 0.3
   sparsekd-gap ... --json gap.json
+  sparsekd-gap --side real=KITTI_ROOT:val --checkpoint cp_voxel_s --score-threshold 0.3 --images pictures/
+      # KITTI roots with image_2/: pictures/real/<frame>.png show what each false box stands on
 """
 
 
@@ -50,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="for --checkpoint: drop boxes holding fewer than N LiDAR returns (default: the "
                              "checkpoint's head.post.min_points; 0 keeps every box)")
     add_own_vehicle_option(parser)
+    parser.add_argument("--images", default=None, metavar="DIR",
+                        help="with --checkpoint: draw each frame's labels and boxes on its camera image (KITTI "
+                             "image_2/<frame>.png beside the point files) into DIR/<side>/<frame>.png, false boxes "
+                             "thick and captioned with class, score, distance and returns: what they stand on")
     parser.add_argument("--max-frames", type=int, default=200, metavar="N",
                         help="frames per side (default 200; 0 = all)")
     parser.add_argument("--device", default="cpu", help="device for --checkpoint (default cpu)")
@@ -86,12 +92,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.min_points is not None:
                 detector.min_points = args.min_points
             detector.own_vehicle = own_vehicle_from(args)
-        results = []
+        if args.images and detector is None:
+            raise ValueError("--images draws a detector's boxes: give --checkpoint too")
+        results, drawn = [], []
         for name, root, split in sides:
             infos = load_split(root, "kitti", split)
+            images = Path(args.images) / name if args.images else None
             stats = measure(name, infos, root, detector, max_frames=args.max_frames or None,
-                            progress=not args.quiet)
+                            progress=not args.quiet, images_dir=images)
             results.append(stats.summary())
+            if images is not None:
+                drawn.append(f"{name}: {stats.images} camera images drawn into {images}" if stats.images else
+                             f"{name}: no camera images (image_2/<frame>.png beside the point files) to draw on")
     except (ValueError, FileNotFoundError) as err:
         print(f"sparsekd-gap: error: {err}", file=sys.stderr)
         return 2
@@ -100,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"detector: {args.checkpoint} (score threshold {detector.thresholds.describe()}, min points "
               f"{detector.min_points}, own vehicle {vehicle})")
     print(format_report(results))
+    for line in drawn:
+        print(line)
     if args.json:
         Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint, "sides": results}, indent=1))
     return 0

@@ -32,7 +32,8 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   A systematic size or height error shows there, where AP only says that IoU fell short.
 
 ``sparsekd-gap`` prints the two sides next to each other (and writes JSON), so a change to the simulator can
-be judged by the gap it closes.
+be judged by the gap it closes. With ``images_dir`` (``--images``) it also draws each frame's labels and boxes on its
+camera image (``camera_view``), false boxes captioned: what they stand on.
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from sparsekd_core.data.kitti_format import boxes_to_image_bbox
 from sparsekd_core.data.point_files import model_points
 from sparsekd_core.geometry.boxes import points_in_boxes
 from sparsekd_core.geometry.ground import estimate_ground
+from sparsekd_core.viz.camera import draw_camera_boxes
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
 RANGE_BANDS = ((0.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 40.0), (40.0, 60.0))
@@ -106,6 +108,8 @@ class SideStats:
     #: per class: labelled objects in the detector's range, and the error rows (ERROR_FIELDS) of the matched ones
     in_range: dict[str, int] = field(default_factory=dict)
     errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+    #: camera images drawn (measure's images_dir)
+    images: int = 0
 
     def add_frame(self, info: FrameInfo, points: np.ndarray, rng: np.random.Generator) -> None:
         self.frames += 1
@@ -318,9 +322,36 @@ def false_boxes(info: FrameInfo, boxes: np.ndarray) -> np.ndarray:
     return judged & ~near_any & ~in_dontcare
 
 
+def camera_image_path(info: FrameInfo, root: str | Path) -> Path:
+    """Where a KITTI frame's colour image lies: ``image_2/<frame>.png`` beside its ``velodyne`` folder."""
+    return Path(root) / Path(info.lidar_path).parent.parent / "image_2" / f"{info.frame_id}.png"
+
+
+def camera_view(info: FrameInfo, image: str | Path, out: str | Path, points: np.ndarray, boxes: np.ndarray,
+                names: Sequence[str], scores: np.ndarray) -> Path:
+    """Draw a KITTI frame's labels and a detector's LiDAR boxes (K, 7) on its camera ``image``, write ``out``: the
+    false boxes (:func:`false_boxes`) thick and captioned with class, score, BEV distance and returns inside."""
+    if info.calib is None:
+        raise ValueError(f"frame {info.frame_id} has no calibration: its boxes cannot be drawn on the image")
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
+    names = list(names)
+    false = false_boxes(info, boxes)
+    bbox, valid = boxes_to_image_bbox(boxes, info.calib, image_size=None if info.image_shape is None else
+                                      (int(info.image_shape[1]), int(info.image_shape[0])))
+    seen = valid & ((bbox[:, 3] - bbox[:, 1]) > 0)
+    support = points_in_boxes(points[:, :3], boxes).sum(axis=0) if len(boxes) else np.zeros(0, np.int64)
+    captions = [f"{n} {s:.2f} {np.hypot(b[0], b[1]):.0f} m {k} pts"
+                for n, s, b, k in zip(names, scores, boxes, support)]
+    a = info.annos
+    keep = np.flatnonzero(seen)
+    return draw_camera_boxes(image, out, list(a.names), a.bbox if a.bbox is not None else np.zeros((0, 4)),
+                             [names[i] for i in keep], bbox[keep], false[keep], [captions[i] for i in keep])
+
+
 def measure(name: str, infos: Sequence[FrameInfo], root: str | Path, detector=None, max_frames: int | None = None,
-            progress: bool = True) -> SideStats:
-    """The figures of one dataset split; with ``detector`` (an inference.Detector) also boxes per frame."""
+            progress: bool = True, images_dir: str | Path | None = None) -> SideStats:
+    """The figures of one dataset split; with ``detector`` (an inference.Detector) also boxes per frame, and with
+    ``images_dir`` too each frame that has a camera image drawn into it (:func:`camera_view`, ``<frame>.png``)."""
     stats = SideStats(name)
     rng = np.random.default_rng(0)
     chosen = list(infos)[: max_frames or None]
@@ -340,6 +371,11 @@ def measure(name: str, infos: Sequence[FrameInfo], root: str | Path, detector=No
                                  "it on a dataset that has them")
             det = detector(model_input)
             stats.add_detections(info, det.boxes, det.names, detector.point_cloud_range, det.scores)
+            image = camera_image_path(info, root)
+            if images_dir is not None and image.is_file():
+                camera_view(info, image, Path(images_dir) / f"{info.frame_id}.png", points, det.boxes, det.names,
+                            det.scores)
+                stats.images += 1
         if bar is not None:
             bar.update()
     if bar is not None:
