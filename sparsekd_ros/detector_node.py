@@ -79,6 +79,8 @@ class DetectorNode(Node):
             f"model {self.det.name} on {self.det.device} ({getattr(self.det, 'backend', 'torch')}): classes {list(self.det.class_names)}, "
             f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
             f"(median of {self.params.warmup_runs} runs), score thresholds {self.det.thresholds.describe()}"
+            + (" (per class: the model's operating point; class_score_thresholds:=none for one threshold)"
+               if self.params.class_score_thresholds is None and self.det.operating_thresholds else "")
             + (f", boxes need {self.det.min_points} returns" if hasattr(self.det, "min_points") else "")
             + (", no own vehicle" if self.det.own_vehicle is None else
                f", boxes on the own vehicle {list(self.params.own_vehicle)} dropped")

@@ -68,10 +68,6 @@ class ParamSpec:
         return value
 
 
-def _class_thresholds(raw: Any) -> tuple[tuple[str, float], ...] | None:
-    return parse_class_setting(raw)
-
-
 def _xyz_rpy(raw: Any) -> tuple[float, ...]:
     values = list(raw) if isinstance(raw, (list, tuple)) else None
     if values is None or len(values) != 6 or not all(
@@ -118,7 +114,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "its checkpoint records (head.post.operating_thresholds, best F1 on validation frames; none "
               "recorded: score_threshold for all). 'none': score_threshold for every class. Can be changed at "
               "run time.", read_only=False, dynamic_typing=True,
-              parse=_class_thresholds),
+              parse=parse_class_setting),
     ParamSpec("min_points", -1, "Drop boxes holding fewer than this many returns of the cloud (a confident box on "
               "a patch with one return is clutter, not a road user); -1 uses the checkpoint's own "
               "head.post.min_points (0 for CenterPoint and imported OpenPCDet models), 0 keeps every box. "
