@@ -54,6 +54,7 @@ def test_bundle_writes_fp16_weights_with_provenance_that_load(run_dir, tmp_path)
         if a.is_floating_point():
             torch.testing.assert_close(a, b, atol=1e-3, rtol=1e-3, msg=name)
     assert load_detector(out).meta["provenance"] == meta["provenance"]
+    assert load_detector(out).operating_thresholds == {}  # recorded afterwards, on validation frames
 
 
 def test_bundle_records_the_teacher_on_the_demo_drive_for_matching_runs_only(run_dir, tmp_path, monkeypatch):

@@ -11,6 +11,11 @@ says where they come from: ``provenance`` (the sentence the node logs at startup
 the teacher's AP on the demo's default drive, measured here with the demo's own scoring, so that ``make demo``
 shows it beside the student's even when the teacher's weights are not shipped (a full-width voxel teacher is
 too big; a pillar teacher differs from its students by its grid, not its width, and fits).
+
+The new weights carry no operating point (the per-class thresholds the node publishes at): record one on
+validation frames that no bundled model trained on, as the shipped ones were (docs/results.md "What fires on real
+streets"), e.g. ``sparsekd-eval --checkpoint cp_voxel_s --dataset data/sim32/kitti --operating-points 0.3 0.8 0.05
+--record-operating-points sparsekd_core/assets/checkpoints/cp_voxel_s.pth``.
 """
 from __future__ import annotations
 
@@ -134,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     meta = read_checkpoint(path)["meta"]
     size = path.stat().st_size
-    print(f"wrote {path} ({size / 1e6:.2f} MB, fp16, deflated)\n{meta['provenance']}")
+    print(f"wrote {path} ({size / 1e6:.2f} MB, fp16, deflated)\n{meta['provenance']}\n"
+          f"no operating point recorded yet: sparsekd-eval --checkpoint {path} --dataset VAL_ROOT --operating-points "
+          f"0.3 0.8 0.05 --record-operating-points {path}")
     return 0
 
 
