@@ -90,16 +90,20 @@ def test_few_ground_truths_cannot_fill_the_41_recall_positions():
     assert ap(result, rp="R11") == pytest.approx(100 * 3 / 11)
 
 
-def test_known_pr_curve_four_ground_truths():
-    # 4 cars; detections scored 0.9 TP, 0.8 FP, 0.7 TP, 0.6 TP, 0.5 FP (one car missed).
-    # Thresholds = TP scores [0.9, 0.7, 0.6]; precisions 1/1, 2/3, 3/4 -> interpolated
-    # [1, 0.75, 0.75, 0, ...]: R40 = (0.75 + 0.75)/40 = 3.75 %, R11 = 1/11 = 9.09 %.
+def four_cars_curve() -> tuple[list[dict], list[dict]]:
+    """4 frames of one car each; detections scored 0.9 TP, 0.8 FP, 0.7 TP, 0.6 TP, 0.5 FP (one car missed)."""
     frames = one_car_frames(4)
-    car = lidar_box("Car", 15.0)
-    far = lidar_box("Car", 40.0, 10.0)
+    car, far = lidar_box("Car", 15.0), lidar_box("Car", 40.0, 10.0)
     det = lambda score, box: {"name": "Car", "box": box, "bbox": image_box(0), "score": score}
     preds = [dt_frame([det(0.9, car), det(0.8, far)]), dt_frame([det(0.7, car)]),
              dt_frame([det(0.6, car), det(0.5, far)]), dt_frame([])]
+    return frames, preds
+
+
+def test_known_pr_curve_four_ground_truths():
+    # Thresholds = TP scores [0.9, 0.7, 0.6]; precisions 1/1, 2/3, 3/4 -> interpolated
+    # [1, 0.75, 0.75, 0, ...]: R40 = (0.75 + 0.75)/40 = 3.75 %, R11 = 1/11 = 9.09 %.
+    frames, preds = four_cars_curve()
     result = kitti_eval(frames, preds, classes=("Car",), metrics=("bev", "3d"))
     for metric in ("bev", "3d"):
         assert ap(result, metric=metric) == pytest.approx(3.75)
@@ -111,11 +115,7 @@ def test_uncapped_estimate_samples_the_same_pr_curve_at_all_40_positions():
     # precision 1 (0.9), 2/4 at 2/3 (0.7), 3/4 at 3/4 (0.6). Interpolated: 1 up to recall 0.25
     # (slots 1..10), 0.75 up to 0.75 (slots 11..30), 0 beyond: R40 = (10 + 20 * 0.75) / 40 = 62.5 %;
     # R11: slots 0, 0.1, 0.2 at 1, 0.3..0.7 at 0.75 -> (3 + 3.75) / 11.
-    frames = one_car_frames(4)
-    car, far = lidar_box("Car", 15.0), lidar_box("Car", 40.0, 10.0)
-    det = lambda score, box: {"name": "Car", "box": box, "bbox": image_box(0), "score": score}
-    preds = [dt_frame([det(0.9, car), det(0.8, far)]), dt_frame([det(0.7, car)]),
-             dt_frame([det(0.6, car), det(0.5, far)]), dt_frame([])]
+    frames, preds = four_cars_curve()
     result = kitti_eval_uncapped(frames, preds, classes=("Car",), metrics=("bev", "3d"))
     assert result["repeats"] == 11 and result["num_frames"] == 4
     assert result["num_gt"]["Car"]["moderate"] == 44

@@ -7,22 +7,11 @@ import pytest
 from sparsekd_core.eval.kitti import kitti_counts, kitti_eval
 from sparsekd_core.eval.operating_point import (OperatingPoint, best_f1, class_thresholds_text, operating_points,
                                                 operating_table, threshold_grid)
-from test_eval_kitti import _cars_plus, dt_frame, image_box, lidar_box, one_car_frames
-
-
-def four_cars():
-    # 4 cars; detections scored 0.9 TP, 0.8 FP, 0.7 TP, 0.6 TP, 0.5 FP (one car missed): the curve of
-    # test_eval_kitti.test_known_pr_curve_four_ground_truths.
-    frames = one_car_frames(4)
-    car, far = lidar_box("Car", 15.0), lidar_box("Car", 40.0, 10.0)
-    det = lambda score, box: {"name": "Car", "box": box, "bbox": image_box(0), "score": score}
-    preds = [dt_frame([det(0.9, car), det(0.8, far)]), dt_frame([det(0.7, car)]),
-             dt_frame([det(0.6, car), det(0.5, far)]), dt_frame([])]
-    return frames, preds
+from test_eval_kitti import _cars_plus, four_cars_curve, image_box, lidar_box
 
 
 def test_counts_follow_the_detections_kept_at_each_threshold():
-    frames, preds = four_cars()
+    frames, preds = four_cars_curve()
     grid = [0.45, 0.55, 0.65, 0.75, 0.85, 0.95]
     for metric in ("bev", "3d", "bbox"):
         c = kitti_counts(frames, preds, grid, classes=("Car",), metric=metric)["Car"]
@@ -71,7 +60,7 @@ def test_threshold_grid():
 
 
 def test_bad_input_is_named():
-    frames, preds = four_cars()
+    frames, preds = four_cars_curve()
     with pytest.raises(ValueError, match="bbox, bev or 3d"):
         kitti_counts(frames, preds, [0.5], metric="aos")
     with pytest.raises(ValueError, match="difficulty must be one of"):
