@@ -528,6 +528,9 @@ def test_cli_prints_operating_points_counted_on_every_valid_object(kitti_root, t
         assert [r["tp"] + r["fn"] for r in rows] == [report["kitti"]["num_gt"][cls]["moderate"]] * 3 == [2] * 3
         assert rows[0]["tp"] + rows[0]["fp"] >= rows[1]["tp"] + rows[1]["fp"] >= rows[2]["tp"] + rows[2]["fp"]
     assert "operating points (KITTI BEV matching, moderate)" in capsys.readouterr().out
+    assert eval_main(["--dataset", str(kitti_root), "--checkpoint", str(ckpt), "--record-operating-points",
+                      str(tmp_path / "recorded.pth")]) == 2
+    assert "give both" in capsys.readouterr().err
     # boxes below the grid's first threshold were never kept: refused, naming the fix
     assert eval_main(args + ["--score-threshold", "0.1"]) == 1
     assert "give --score-threshold 0 or lower" in capsys.readouterr().err

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from sparsekd_core.eval.kitti import kitti_counts, kitti_eval
-from sparsekd_core.eval.operating_point import (OperatingPoint, best_f1, class_thresholds_text, operating_points,
-                                                operating_table, threshold_grid)
+from sparsekd_core.eval.operating_point import (OperatingPoint, best_f1, best_thresholds, class_thresholds_text,
+                                                operating_points, operating_table, threshold_grid)
 from test_eval_kitti import _cars_plus, four_cars_curve, image_box, lidar_box
 
 
@@ -44,7 +44,8 @@ def test_best_f1_prefers_the_lower_threshold_and_needs_a_true_positive():
     assert best_f1(tied).threshold == 0.3  # 8/12 against 6/9: equal, the lower one wins
     assert best_f1([OperatingPoint(0.3, 0, 5, 4), OperatingPoint(0.5, 0, 1, 4)]) is None
     points = {"Car": tied, "Cyclist": [OperatingPoint(0.3, 0, 1, 2)], "Pedestrian": [OperatingPoint(0.35, 2, 1, 1)]}
-    assert class_thresholds_text(points) == "Car:0.3,Pedestrian:0.35"  # no choice without a true positive
+    assert best_thresholds(points) == {"Car": 0.3, "Pedestrian": 0.35}  # no choice without a true positive
+    assert class_thresholds_text(points) == "Car:0.3,Pedestrian:0.35"
     table = operating_table(points)
     assert "0.30    4    2    2      0.667   0.667 0.667  <- best F1" in table
     assert "no true positive at any threshold" in table
@@ -67,3 +68,28 @@ def test_bad_input_is_named():
         kitti_counts(frames, preds, [0.5], difficulty="medium")
     with pytest.raises(ValueError, match="counts for 1 thresholds, grid of 2"):
         operating_points(kitti_counts(frames, preds, [0.5], classes=("Car",)), [0.5, 0.6])
+
+
+def test_eval_records_the_chosen_thresholds_in_a_copy_of_the_checkpoint(shared_data, tmp_path, capsys):
+    """The bundled pillar student on the nine real sweeps (it finds real cars, so there is a choice to record)."""
+    import json
+    import shutil
+
+    from sparsekd_core.checkpoint import read_checkpoint
+    from sparsekd_core.cli.eval import main as eval_main
+    from sparsekd_core.data.kitti_infos import create_kitti_infos
+    from sparsekd_core.thresholds import parse_class_thresholds
+
+    root = tmp_path / "kitti_real"
+    shutil.copytree(shared_data / "kitti_real", root)
+    create_kitti_infos(root, ["val"], workers=1, db_split=None, progress=False)
+    out, recorded = tmp_path / "eval.json", tmp_path / "recorded.pth"
+    assert eval_main(["--dataset", str(root), "--checkpoint", "cp_pillar_v0.64", "--device", "cpu", "--quiet",
+                      "--json", str(out), "--operating-points", "0.3", "0.8", "0.1",
+                      "--record-operating-points", str(recorded)]) == 0
+    chosen = json.loads(out.read_text())["operating_points"]["class_score_thresholds"]
+    payload = read_checkpoint(recorded)
+    assert "Car" in parse_class_thresholds(chosen)
+    assert payload["config"]["head"]["post"]["operating_thresholds"] == parse_class_thresholds(chosen)
+    assert "sparsekd-eval --operating-points" in payload["meta"]["operating_point"]
+    assert f"recorded as the operating point of {recorded}" in capsys.readouterr().out

@@ -24,7 +24,7 @@ from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_poin
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
 from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections, predictions_from_gt
 from sparsekd_core.eval.kitti import N_SAMPLE_PTS, kitti_counts, kitti_eval, kitti_eval_uncapped
-from sparsekd_core.eval.operating_point import (best_f1, class_thresholds_text, operating_points,
+from sparsekd_core.eval.operating_point import (best_thresholds, class_thresholds_text, operating_points,
                                                 operating_table, threshold_grid)
 from sparsekd_core.eval.recall import recall_eval
 from sparsekd_core.eval.report import to_jsonable
@@ -299,12 +299,12 @@ def main(argv: list[str] | None = None) -> int:
                 from sparsekd_core.checkpoint import record_operating_thresholds
                 from sparsekd_core.inference import resolve_checkpoint
 
-                chosen = {c: p.threshold for c, p in ((c, best_f1(pts)) for c, pts in points.items()) if p is not None}
                 note = (f"best F1 per class (KITTI BEV matching, moderate) over score thresholds "
                         f"{grid[0]:g}..{grid[-1]:g} "
                         f"on {len(infos)} frames of {root} {args.split} (sparsekd-eval --operating-points)")
                 written = record_operating_thresholds(resolve_checkpoint(args.checkpoint),
-                                                      args.record_operating_points, chosen, note)
+                                                      args.record_operating_points, best_thresholds(points),
+                                                      note)
                 report["operating_points"]["recorded_in"] = str(written)
             tables.append("operating points (KITTI BEV matching, moderate):\n" + operating_table(points)
                           + f"\nbest F1 as the node's class_score_thresholds: "

@@ -84,7 +84,12 @@ def operating_table(points: Mapping[str, Sequence[OperatingPoint]]) -> str:
     return "\n".join(lines)
 
 
+def best_thresholds(points: Mapping[str, Sequence[OperatingPoint]]) -> dict[str, float]:
+    """Class -> its best-F1 threshold, for the classes that have one (what a checkpoint records)."""
+    best = {cls: best_f1(pts) for cls, pts in points.items()}
+    return {cls: p.threshold for cls, p in best.items() if p is not None}
+
+
 def class_thresholds_text(points: Mapping[str, Sequence[OperatingPoint]]) -> str:
     """The best-F1 thresholds as the node's ``class_score_thresholds`` value, e.g. "Car:0.4,Pedestrian:0.35"."""
-    best = {cls: best_f1(pts) for cls, pts in points.items()}
-    return ",".join(f"{cls}:{p.threshold:g}" for cls, p in best.items() if p is not None)
+    return ",".join(f"{cls}:{t:g}" for cls, t in best_thresholds(points).items())
