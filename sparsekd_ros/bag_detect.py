@@ -16,9 +16,10 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.geometry.transforms import RigidTransform
-from sparsekd_core.thresholds import ScoreThresholds, class_thresholds_for, parse_class_setting
+from sparsekd_core.thresholds import ScoreThresholds, class_thresholds_for
 from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, label_info, load_vision_msgs
@@ -123,10 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="cloud topic to detect on (repeatable; default: the bag's only PointCloud2 topic)")
     parser.add_argument("--storage", choices=("sqlite3", "mcap"), default=None, help="output storage (default: as input)")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum box score (default 0.3)")
-    parser.add_argument("--class-score-thresholds", default="",
-                        help="per-class minimum scores that replace --score-threshold for their class (lower or "
-                             "higher), e.g. 'Pedestrian:0.25,Cyclist:0.25'; default: the model's operating point, "
-                             "as the node; 'none': --score-threshold for every class")
+    add_class_thresholds_option(parser)
     parser.add_argument("--intensity-field", default="intensity", help="cloud field used as intensity")
     parser.add_argument("--intensity-scale", type=float, default=1.0, help="factor on that field (e.g. 0.00392)")
     parser.add_argument("--max-range", type=float, default=0.0, help="keep points within this range (m); 0 = all")
@@ -155,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_range_crop(args.min_range, args.max_range)
-        setting = parse_class_setting(args.class_score_thresholds)
+        setting = class_setting_from(args)
         sensor_to_model = RigidTransform.from_xyz_rpy(*SPECS["sensor_to_model"].typed(_numbers(args.sensor_to_model)))
         det = load_detector(args.model, device=args.device, fp16=args.fp16)
         thresholds = ScoreThresholds(args.score_threshold, class_thresholds_for(setting, det.operating_thresholds))

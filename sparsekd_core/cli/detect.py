@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.data.point_files import (
     POINT_FILE_SUFFIXES,
@@ -66,10 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score-threshold", type=float, default=None, metavar="T",
                    help="keep boxes scoring at least T, for classes without their own (default: the checkpoint's "
                         "own threshold)")
-    p.add_argument("--class-score-thresholds", default="", metavar="NAME:T,...",
-                   help="per-class thresholds that replace --score-threshold for their class (default: the model's "
-                        "operating point, the per-class thresholds its checkpoint records, as the ROS node; "
-                        "'none': --score-threshold for every class)")
+    add_class_thresholds_option(p)
     p.add_argument("--min-points", type=int, default=None, metavar="N",
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
@@ -191,10 +189,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from sparsekd_core.checkpoint import CheckpointError
     from sparsekd_core.inference import load_detector
-    from sparsekd_core.thresholds import class_thresholds_for, parse_class_setting
+    from sparsekd_core.thresholds import class_thresholds_for
 
     try:
-        setting = parse_class_setting(args.class_score_thresholds)
+        setting = class_setting_from(args)
         det = load_detector(args.model, device=args.device)
     except (CheckpointError, ValueError) as exc:
         err(f"error: {exc}")

@@ -6,6 +6,7 @@ import json
 import sys
 from pathlib import Path
 
+from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 
 DESCRIPTION = """\
@@ -44,10 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="score threshold for --checkpoint, for classes without their own (default: the model's "
                              "own; the ROS node publishes at 0.3 unless told otherwise, so use 0.3 to count what "
                              "a robot sees)")
-    parser.add_argument("--class-score-thresholds", default="", metavar="NAME:S,...",
-                        help="per-class thresholds that replace --score-threshold for their class (default: the "
-                             "model's operating point, head.post.operating_thresholds, as the node; 'none': "
-                             "--score-threshold for every class)")
+    add_class_thresholds_option(parser)
     parser.add_argument("--min-points", type=int, default=None, metavar="N",
                         help="for --checkpoint: drop boxes holding fewer than N LiDAR returns (default: the "
                              "checkpoint's head.post.min_points; 0 keeps every box)")
@@ -76,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from sparsekd_core.data.infos import load_split
     from sparsekd_core.eval.domain_gap import format_report, measure
-    from sparsekd_core.thresholds import class_thresholds_for, parse_class_setting
+    from sparsekd_core.thresholds import class_thresholds_for
 
     try:
         sides = [parse_side(s) for s in args.side]
@@ -84,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.checkpoint:
             from sparsekd_core.inference import load_detector
 
-            setting = parse_class_setting(args.class_score_thresholds)
+            setting = class_setting_from(args)
             detector = load_detector(args.checkpoint, args.device)
             if args.score_threshold is not None:
                 detector.score_threshold = args.score_threshold
