@@ -12,7 +12,8 @@ from sparsekd_core.data.kitti_infos import create_kitti_infos
 from sparsekd_core.data.kitti_format import boxes_to_image_bbox
 from sparsekd_core.data.infos import load_points
 from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image_path, camera_view, false_boxes,
-                                        matched_errors, measure, near_sensor, return_depth, standing_returns)
+                                        matched_errors, measure, near_sensor, object_intensity, return_depth,
+                                        standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -50,6 +51,10 @@ def test_real_frames_give_their_known_figures(kitti_real):
     # a real car's returns lie about 1.4 m in front of its labelled centre (8 cars 5-40 m away); on the simulated
     # version-4 streets about 1.5 m (docs/results.md)
     assert -1.6 < s["return_depth"]["Car"] < -1.15
+    # real people read bright to the HDL-64E (clothes and skin in the near infrared), real cars dark (paint and glass
+    # send most pulses back weakly: over half their returns read 0)
+    assert 0.3 < s["object_intensity"]["Pedestrian"] < 0.42
+    assert s["object_intensity"]["Car"] < 0.1
     assert "boxes_per_frame" not in s  # no detector given
 
 
@@ -275,6 +280,18 @@ def test_return_depth_says_how_far_in_front_of_the_centre_the_returns_lie():
     stats = SideStats("s")
     stats.depth = {"Car": [-1.9, -1.3, -1.4]}
     assert stats.summary()["return_depth"] == {"Car": pytest.approx(-1.4)}
+
+
+def test_object_intensity_is_the_median_of_an_objects_returns():
+    points = np.zeros((30, 4), np.float32)
+    points[:, 3] = np.linspace(0.0, 0.58, 30)
+    inside = np.arange(30) < 25
+    assert object_intensity(points, inside) == pytest.approx(np.median(points[:25, 3]))
+    assert object_intensity(points, np.arange(30) < 19) is None  # too few returns to say
+    assert object_intensity(points[:, :3], inside) is None  # no intensity channel
+    stats = SideStats("s")
+    stats.object_intensity = {"Pedestrian": [0.3, 0.36, 0.4]}
+    assert stats.summary()["object_intensity"] == {"Pedestrian": pytest.approx(0.36)}
 
 
 def test_images_show_labels_and_false_boxes_on_the_camera_picture(kitti_real, tmp_path, capsys):

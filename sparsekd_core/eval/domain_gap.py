@@ -16,7 +16,10 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   deep a box's returns lie: the median, over objects ``DEPTH_RANGE`` m away with at least ``DEPTH_MIN_RETURNS``
   returns in their box, of their returns' median offset from the box centre along the sensor's ray (negative:
   nearer than the centre). A detector learns from it how far behind the surface it sees a centre lies, so a gap
-  here puts boxes too far or too near on the other side;
+  here puts boxes too far or too near on the other side; and how bright each class reads: the median, over objects
+  ``DEPTH_RANGE`` m away with at least ``OBJECT_INTENSITY_MIN_RETURNS`` returns, of their returns' median intensity
+  (a detector uses intensity to tell a person from a shrub, so a class that reads darker or brighter than its real
+  counterpart teaches it the wrong cue);
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -73,6 +76,8 @@ STANDING_BANDS = ((NEAR_SENSOR, 10.0), (10.0, 20.0), (20.0, 40.0), (40.0, 80.0))
 #: Objects whose returns' depth is measured: this far from the sensor (BEV, metres), with this many returns.
 DEPTH_RANGE = (5.0, 40.0)
 DEPTH_MIN_RETURNS = 40
+#: Objects whose returns' intensity is measured: DEPTH_RANGE away, with this many returns.
+OBJECT_INTENSITY_MIN_RETURNS = 20
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched-pair errors, in the order of SideStats.errors' rows.
@@ -97,6 +102,8 @@ class SideStats:
     points_at: dict[str, list[tuple[float, int]]] = field(default_factory=dict, repr=False)
     #: per class: each measured object's returns' median offset from its box centre along the ray (return_depth)
     depth: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    #: per class: each measured object's returns' median intensity (object_intensity)
+    object_intensity: dict[str, list[float]] = field(default_factory=dict, repr=False)
     boxes_per_frame: list[int] = field(default_factory=list)
     false_per_frame: list[int] = field(default_factory=list)
     #: per class the detector gave: its false boxes in each frame
@@ -132,9 +139,13 @@ class SideStats:
             if occ == 0 and n >= 0:
                 self.points_at.setdefault(name, []).append((float(np.hypot(box[0], box[1])), int(n)))
             if DEPTH_RANGE[0] <= np.hypot(box[0], box[1]) < DEPTH_RANGE[1]:
-                depth = return_depth(points, box)
+                inside = points_in_boxes(points[:, :3], np.asarray(box, np.float64)[None])[:, 0].astype(bool)
+                depth = return_depth(points, box, inside)
                 if depth is not None:
                     self.depth.setdefault(name, []).append(depth)
+                brightness = object_intensity(points, inside)
+                if brightness is not None:
+                    self.object_intensity.setdefault(name, []).append(brightness)
 
     def add_detections(self, info: FrameInfo, boxes: np.ndarray, names: Sequence[str],
                        point_cloud_range: Sequence[float], scores: np.ndarray | None = None) -> None:
@@ -191,6 +202,7 @@ class SideStats:
                 f"{lo:g}-{hi:g}": {"count": int(((d >= lo) & (d < hi)).sum()),
                                    "median": _median(n[(d >= lo) & (d < hi)])} for lo, hi in RANGE_BANDS}
         out["return_depth"] = {c: _median(v) for c, v in sorted(self.depth.items())}
+        out["object_intensity"] = {c: _median(v) for c, v in sorted(self.object_intensity.items())}
         if self.boxes_per_frame:
             out["boxes_per_frame"] = _mean(self.boxes_per_frame)
             out["false_boxes_per_frame"] = _mean(self.false_per_frame)
@@ -240,14 +252,24 @@ def near_sensor(points: np.ndarray, ground_height: float) -> tuple[int, float, f
     return near, nearest[0], nearest[1]
 
 
-def return_depth(points: np.ndarray, box: np.ndarray) -> float | None:
+def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None = None) -> float | None:
     """The median offset (metres) of the returns inside ``box`` (7,) from its centre, along the ray from the sensor
-    to that centre (negative: nearer the sensor); None with fewer than DEPTH_MIN_RETURNS returns in it."""
-    inside = points_in_boxes(points[:, :3], np.asarray(box, np.float64)[None])[:, 0]
+    to that centre (negative: nearer the sensor); None with fewer than DEPTH_MIN_RETURNS returns in it.
+    inside: (N,) bool, which points lie in the box, when already known."""
+    if inside is None:
+        inside = points_in_boxes(points[:, :3], np.asarray(box, np.float64)[None])[:, 0].astype(bool)
     if inside.sum() < DEPTH_MIN_RETURNS:
         return None
     ray = np.asarray(box[:2], np.float64) / max(float(np.hypot(box[0], box[1])), 1e-6)
     return float(np.median((points[inside, :2] - box[:2]) @ ray))
+
+
+def object_intensity(points: np.ndarray, inside: np.ndarray) -> float | None:
+    """The median intensity of an object's returns (``inside``: (N,) bool, the points in its box); None with fewer
+    than OBJECT_INTENSITY_MIN_RETURNS of them or points without intensity."""
+    if points.shape[1] < 4 or inside.sum() < OBJECT_INTENSITY_MIN_RETURNS:
+        return None
+    return float(np.median(points[inside, 3]))
 
 
 def standing_returns(points: np.ndarray, ground_height: float) -> list[int]:
@@ -425,6 +447,8 @@ def format_report(sides: Sequence[dict]) -> str:
             row(f"{c} points, visible, {band} m", cell)
         row(f"{c} returns' depth from the box centre (m)", lambda s, c=c: num(s.get("return_depth", {}).get(c),
                                                                               "{:+.2f}"))
+        row(f"{c} returns' intensity (median, {DEPTH_RANGE[0]:g}-{DEPTH_RANGE[1]:g} m)",
+            lambda s, c=c: num(s.get("object_intensity", {}).get(c)))
     if any("boxes_per_frame" in s for s in sides):
         row("detector boxes per frame", lambda s: num(s.get("boxes_per_frame")))
         row("false boxes per frame (camera view)", lambda s: num(s.get("false_boxes_per_frame")))

@@ -115,6 +115,10 @@ def _box_local_y(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     return -np.sin(boxes[:, 6]) * dx + np.cos(boxes[:, 6]) * dy
 
 
+#: Above this factor every person would read as bright as a retro-reflective sign.
+MAX_PEOPLE_BRIGHTNESS = 3.0
+
+
 @dataclass(frozen=True)
 class SimOptions:
     """What a generated dataset looks like beyond its sensor.
@@ -135,6 +139,8 @@ class SimOptions:
     street_clutter: share of scenes whose sidewalks carry dense person-sized clutter (clutter.py: short sign posts,
         meters, cabinets, containers, pillars, hydrants, young trees, shrubs, bicycle stands), drawn from a random
         stream of its own; 0 draws the version-4 streets.
+    people_brightness: pedestrians' and cyclists' reflectivity times this factor (actors.with_brightness: people
+        read brighter to a LiDAR than the visible-light shades of the version-4 streets); None draws those streets.
     """
 
     label_style: str = "kitti"
@@ -145,9 +151,14 @@ class SimOptions:
     narrow_streets: float = 0.0
     vehicle_glass: float | None = None
     street_clutter: float = 0.0
+    people_brightness: float | None = None
 
     def __post_init__(self):
         get_label_style(self.label_style)
+        if self.people_brightness is not None and not 0.0 < self.people_brightness <= MAX_PEOPLE_BRIGHTNESS:
+            raise ValueError(f"people_brightness must be a factor in (0, {MAX_PEOPLE_BRIGHTNESS}], got "
+                             f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
+                             "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
@@ -186,7 +197,7 @@ class SceneBase:
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
-                                   vehicle_glass=options.vehicle_glass)
+                                   vehicle_glass=options.vehicle_glass, people_brightness=options.people_brightness)
         self.style = style
         self.lidar = Lidar(preset, options.raycaster)
         ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)
