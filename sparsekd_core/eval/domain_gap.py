@@ -18,8 +18,8 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   nearer than the centre). A detector learns from it how far behind the surface it sees a centre lies, so a gap
   here puts boxes too far or too near on the other side; and how bright each class reads: the median, over objects
   ``DEPTH_RANGE`` m away with at least ``OBJECT_INTENSITY_MIN_RETURNS`` returns, of their returns' median intensity
-  (a detector uses intensity to tell a person from a shrub, so a class that reads darker or brighter than its real
-  counterpart teaches it the wrong cue);
+  (a class that reads darker or brighter than its real counterpart can teach a detector a cue that real frames
+  do not hold);
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,

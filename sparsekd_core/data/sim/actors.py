@@ -367,7 +367,7 @@ def with_glass_returns(mesh: Mesh, returns: float) -> Mesh:
     return Mesh(mesh.vertices, mesh.triangles, mesh.reflectivity, new)
 
 
-#: Kinds whose meshes are people (with the bicycle a cyclist rides or stands beside): what ``people_brightness`` scales.
+#: Kinds whose meshes are people (with a cyclist's bicycle): what ``people_brightness`` scales.
 PEOPLE_KINDS = ("pedestrian", "cyclist")
 
 
@@ -377,7 +377,8 @@ def with_brightness(mesh: Mesh, gain: float) -> Mesh:
     Clothes and skin are brighter to a 905 nm LiDAR than to the eye (dyes that make a cloth dark in daylight
     mostly pass the near infrared, and skin reflects about half of it), and the version-4 people were shaded
     on the visible scale: their returns read a median 0.27 on simulated HDL-64E frames where the real KITTI
-    sweeps' pedestrians read 0.36 (``sparsekd-gap``; the nine sweeps of ``../shared``, 8-30 m)."""
+    sweeps' pedestrians read 0.35 (``sparsekd-gap``'s return intensity: the nine sweeps of ``../shared``, objects
+    5-40 m away)."""
     return Mesh(mesh.vertices, mesh.triangles, np.minimum(mesh.reflectivity * np.float32(gain), 1.0).astype(np.float32),
                 mesh.returns)
 
