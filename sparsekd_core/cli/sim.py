@@ -93,6 +93,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pedestrians' and cyclists' reflectivity times GAIN: clothes and skin read brighter to a "
                              "905 nm LiDAR than their daylight shades (1.35 puts simulated pedestrians at the "
                              "intensity real KITTI pedestrians read, a median 0.36); default: as before this option")
+    parser.add_argument("--close-people", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes whose people keep close company, as real ones do: standing people "
+                             "lean on planters and bins, wait at bicycle racks, stand in tight groups (2 cm apart "
+                             "instead of 25); 0 (default) keeps them clear of everything, as before this option")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -139,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                              frame_height=args.frame_height, raycaster=RayCasterChoice(args.raycaster, args.device),
                              ego_body=args.ego_body, narrow_streets=args.narrow_streets,
                              street_clutter=args.street_clutter,
-                             vehicle_glass=args.vehicle_glass, people_brightness=args.people_brightness)
+                             vehicle_glass=args.vehicle_glass, people_brightness=args.people_brightness,
+                             close_people=args.close_people)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

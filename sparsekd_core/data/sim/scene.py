@@ -141,6 +141,9 @@ class SimOptions:
         stream of its own; 0 draws the version-4 streets.
     people_brightness: pedestrians' and cyclists' reflectivity times this factor (actors.with_brightness: people
         read brighter to a LiDAR than the visible-light shades of the version-4 streets); None draws those streets.
+    close_people: share of scenes whose people keep close company (placement.populate's ``close``: standing
+        people against street furniture, at bicycle racks, in tight groups), drawn from random streams of its own;
+        0 draws the version-4 streets.
     """
 
     label_style: str = "kitti"
@@ -152,6 +155,7 @@ class SimOptions:
     vehicle_glass: float | None = None
     street_clutter: float = 0.0
     people_brightness: float | None = None
+    close_people: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -159,7 +163,7 @@ class SimOptions:
             raise ValueError(f"people_brightness must be a factor in (0, {MAX_PEOPLE_BRIGHTNESS}], got "
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
-        for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter"):
+        for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -194,6 +198,8 @@ class SceneBase:
         clutter_rng = frame_rng(seed, scene_index, 0, 11)  # stream 11: the street clutter, only when drawn
         cluttered = options.street_clutter > 0 and clutter_rng.random() < options.street_clutter
         self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None)
+        close_rng = frame_rng(seed, scene_index, 0, 12)  # stream 12: people in close company, only when drawn
+        self._close_people = options.close_people > 0 and close_rng.random() < options.close_people
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
@@ -202,6 +208,11 @@ class SceneBase:
         self.lidar = Lidar(preset, options.raycaster)
         ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)
         self.ego_body = EgoBody.sample(frame_rng(seed, scene_index, 0, 9), ego_sizes) if options.ego_body else None
+
+    def close_rng(self, frame_index: int) -> np.random.Generator | None:
+        """The draws of frame ``frame_index``'s people in close company (SimOptions.close_people), or None when
+        this scene's people keep their distance."""
+        return frame_rng(self.seed, self.scene_index, frame_index + 1, 12) if self._close_people else None
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -289,7 +300,8 @@ class SnapshotScene(SceneBase):
         d, busy = self.densities, float(rng.uniform(0.7, 1.3))  # the street's mix, busier or quieter frame by frame
         density = Densities(d.moving * busy, d.parked, d.pedestrians * busy, d.cyclists * busy)
         actors = populate(self.world, rng, (ego.x - reach, ego.x + reach), ego, sequence=False,
-                          library=self.library, sizes=SizeSampler(rng, self.style), density=density)
+                          library=self.library, sizes=SizeSampler(rng, self.style), density=density,
+                          close=self.close_rng(frame_index))
         boxes = np.array([a.box for a in actors]).reshape(-1, 7)
         mounting = sample_mounting(self.preset, self.options, rng)
         return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)),

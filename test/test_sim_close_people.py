@@ -1,0 +1,69 @@
+"""sparsekd-sim --close-people: people who stand against street furniture, at bicycle racks and in tight groups."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsekd_core.data.sim.placement import CLOSE_CLEARANCE, Densities, Placer, populate, rects_overlap
+from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene, frame_rng
+from sparsekd_core.data.sim.sensor import PRESETS
+from sparsekd_core.data.sim.sizes import SizeSampler
+
+
+def street(seed: int, close: bool):
+    """The standing people of one busy street around the ego, and every other BEV rectangle near them."""
+    scene = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0)
+    rng = frame_rng(seed, 0, 0, 1)
+    ego = scene._sample_ego(rng, 0.0)
+    actors = populate(scene.world, rng, (ego.x - 60, ego.x + 60), ego, sequence=False, library=scene.library,
+                      sizes=SizeSampler(rng, scene.style), density=Densities(pedestrians=1.0, cyclists=1.0),
+                      close=frame_rng(seed, 0, 1, 12) if close else None)
+    rect = lambda box: (box[0], box[1], box[3], box[4], box[6])  # noqa: E731
+    standing = [a for a in actors if a.kind == "pedestrian" and not np.any(a.velocity)]
+    others = [rect(a.box) for a in actors] + [tuple(o) for o in scene.world.obstacles.tolist()]
+    return [rect(a.box) for a in standing], others, [rect(a.box) for a in actors]
+
+
+def near_something(people, others, within: float) -> float:
+    """The share of people whose rectangle comes within ``within`` m of another rectangle."""
+    near = [any(rects_overlap(p, o, within / 2) for o in others if o != p) for p in people]
+    return float(np.mean(near)) if near else 0.0
+
+
+def test_people_in_close_company_stand_against_things_and_each_other_without_overlapping():
+    apart, close = [], []
+    for seed in range(6):
+        people, others, _ = street(seed, close=False)
+        apart.append(near_something(people, others, 0.2))
+        people, others, everyone = street(seed, close=True)
+        close.append(near_something(people, others, 0.2))
+        for i, a in enumerate(everyone):  # boxes never overlap, however close
+            assert not any(rects_overlap(a, b, CLOSE_CLEARANCE / 2 - 1e-3) for b in everyone[i + 1:])
+    # version 4 keeps 0.25 m between everything; in close company a third or more stand within 0.2 m of something
+    assert max(apart) == 0.0
+    assert np.mean(close) > 0.3, close
+
+
+def test_against_obstacle_puts_a_person_beside_the_nearest_face():
+    placer = Placer.__new__(Placer)
+    placer._obstacles = [(10.0, 5.0, 1.0, 0.6, 0.0), (30.0, 5.0, 1.0, 1.0, 0.0)]
+    placer._obstacle_grid = {}
+    for i, r in enumerate(placer._obstacles):
+        placer._add_to(placer._obstacle_grid, i, r)
+    size = np.array([0.6, 0.8, 1.7])
+    reach = 0.5 * np.hypot(0.6, 0.8) + 0.05
+    x, y = placer.against_obstacle(10.2, 7.0, size, 0.05)  # above the planter: against its +y face
+    assert (x, y) == pytest.approx((10.2, 5.0 + 0.3 + reach))
+    x, y = placer.against_obstacle(8.0, 5.1, size, 0.05)  # to its left: against the -x face
+    assert (x, y) == pytest.approx((10.0 - 0.5 - reach, 5.1))
+    assert placer.against_obstacle(20.0, 5.0, size, 0.05) is None  # nothing within reach
+
+
+def test_close_people_is_off_by_default_and_a_share():
+    plain = SnapshotScene(PRESETS["hdl64"], seed=3, scene_index=0)
+    assert plain.close_rng(0) is None
+    drawn = [SnapshotScene(PRESETS["hdl64"], seed=3, scene_index=s, options=SimOptions(close_people=0.5)).close_rng(0)
+             is not None for s in range(16)]
+    assert 3 <= sum(drawn) <= 13
+    with pytest.raises(ValueError, match="close_people must be a share"):
+        SimOptions(close_people=1.5)
