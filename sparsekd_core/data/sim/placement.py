@@ -213,8 +213,8 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     ``close``: people keep close company (a generator for the draws that makes; None: as in version 4, which
     it leaves untouched): standing people and parked bicycles keep CLOSE_CLEARANCE instead of CLEARANCE from
     each other and from street furniture, groups stand CLOSE_GROUP_SPACING apart, and AGAINST_SHARE of standing
-    people stand right against the nearest piece of furniture. Real people do; a model that has only seen
-    people standing clear of everything misses the ones beside a planter or a bicycle (docs/results.md).
+    people stand right against the nearest piece of furniture, as real people do (a simulated person pasted where a
+    real one stood, beside real things, loses score: docs/results.md "Twenty-four more real sweeps").
     """
     layout = world.layout
     placer = Placer(world, rng, library)
