@@ -365,34 +365,33 @@ def test_vehicle_glass_moves_car_returns_towards_the_box_centre_as_real_cars_hav
     assert bare < -1.45 and backed > bare + 0.08, (bare, backed)
 
 
+def library_pairs(**option):
+    """(kind, mesh, the same mesh built with ``option``) for every variant of a MeshLibrary of fixed seeds."""
+    libraries = [MeshLibrary(np.random.default_rng(5), SizeSampler(np.random.default_rng(0), LABEL_STYLES["kitti"]),
+                             **extra) for extra in ({}, option)]
+    for (kind, moving), variants in libraries[0]._cache.items():
+        for (a, _), (b, _) in zip(variants, libraries[1]._cache[(kind, moving)]):
+            yield kind, a, b
+
+
 def test_vehicle_glass_sets_the_windows_of_road_vehicles_only():
-    sizes = SizeSampler(np.random.default_rng(0), LABEL_STYLES["kitti"])
-    plain = MeshLibrary(np.random.default_rng(5), sizes)
-    sizes = SizeSampler(np.random.default_rng(0), LABEL_STYLES["kitti"])
-    backed = MeshLibrary(np.random.default_rng(5), sizes, vehicle_glass=0.6)
-    for (kind, moving), variants in plain._cache.items():
-        for (a, _), (b, _) in zip(variants, backed._cache[(kind, moving)]):
-            glass = a.returns == np.float32(GLASS_RETURNS)
-            if kind in CAR_KINDS or kind in ("van", "truck", "bus", "pickup"):
-                assert glass.any() and np.all(b.returns[glass] == np.float32(0.6)), kind
-            else:
-                np.testing.assert_array_equal(a.returns, b.returns)
-            np.testing.assert_array_equal(a.returns[~glass], b.returns[~glass])
+    for kind, a, b in library_pairs(vehicle_glass=0.6):
+        glass = a.returns == np.float32(GLASS_RETURNS)
+        if kind in CAR_KINDS or kind in ("van", "truck", "bus", "pickup"):
+            assert glass.any() and np.all(b.returns[glass] == np.float32(0.6)), kind
+        else:
+            np.testing.assert_array_equal(a.returns, b.returns)
+        np.testing.assert_array_equal(a.returns[~glass], b.returns[~glass])
     with pytest.raises(ValueError, match="vehicle_glass must be a share"):
         SimOptions(vehicle_glass=1.5)
 
 
 def test_people_brightness_scales_the_reflectivity_of_people_only():
-    sizes = SizeSampler(np.random.default_rng(0), LABEL_STYLES["kitti"])
-    plain = MeshLibrary(np.random.default_rng(5), sizes)
-    sizes = SizeSampler(np.random.default_rng(0), LABEL_STYLES["kitti"])
-    bright = MeshLibrary(np.random.default_rng(5), sizes, people_brightness=1.35)
-    for (kind, moving), variants in plain._cache.items():
-        for (a, _), (b, _) in zip(variants, bright._cache[(kind, moving)]):
-            np.testing.assert_array_equal(a.vertices, b.vertices)  # the same shapes: no random number drawn
-            np.testing.assert_array_equal(a.returns, b.returns)
-            expected = np.minimum(a.reflectivity * np.float32(1.35), 1.0) if kind in PEOPLE_KINDS else a.reflectivity
-            np.testing.assert_allclose(b.reflectivity, expected, rtol=1e-6)
+    for kind, a, b in library_pairs(people_brightness=1.35):
+        np.testing.assert_array_equal(a.vertices, b.vertices)  # the same shapes: no random number drawn
+        np.testing.assert_array_equal(a.returns, b.returns)
+        expected = np.minimum(a.reflectivity * np.float32(1.35), 1.0) if kind in PEOPLE_KINDS else a.reflectivity
+        np.testing.assert_allclose(b.reflectivity, expected, rtol=1e-6)
     with pytest.raises(ValueError, match="people_brightness must be a factor"):
         SimOptions(people_brightness=0.0)
     with pytest.raises(ValueError, match="people_brightness must be a factor"):
