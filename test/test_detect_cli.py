@@ -135,13 +135,13 @@ def test_an_anchor_head_checkpoint_gives_the_detectors_rows(tmp_path, capsys):
 
 
 def test_bundled_model_detects_at_its_operating_point_unless_told(capsys):
-    """cp_pillar_v0.64 records Car 0.55 / Pedestrian 0.75 / Cyclist 0.6: sparsekd-detect applies them, as the node."""
+    """cp_pillar_v0.64 records Car 0.55 / Pedestrian 0.55 / Cyclist 0.65: sparsekd-detect applies them, as the node."""
     base = [str(KITTI_BIN), "--model", "cp_pillar_v0.64", "--device", "cpu", "--json", "--score-threshold", "0.3"]
     docs = {}
     for setting in ("", "none"):
         assert main(base + ["--class-score-thresholds", setting]) == 0
         docs[setting] = json.loads(capsys.readouterr().out)
-    assert docs[""]["class_score_thresholds"] == {"Car": 0.55, "Pedestrian": 0.75, "Cyclist": 0.6}
+    assert docs[""]["class_score_thresholds"] == {"Car": 0.55, "Pedestrian": 0.55, "Cyclist": 0.65}
     assert docs["none"]["class_score_thresholds"] == {}
     kept = docs[""]["files"][0]["detections"]
     assert kept and all(d["score"] >= docs[""]["class_score_thresholds"][d["class"]] for d in kept)
