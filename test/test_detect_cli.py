@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bundled_models import PILLAR_STUDENT_OPERATING_POINT
 from sparsekd_core.checkpoint import write_untrained_checkpoint
 from sparsekd_core.cli.detect import main, png_name
 from sparsekd_core.inference import Detector
@@ -135,13 +136,14 @@ def test_an_anchor_head_checkpoint_gives_the_detectors_rows(tmp_path, capsys):
 
 
 def test_bundled_model_detects_at_its_operating_point_unless_told(capsys):
-    """cp_pillar_v0.64 records Car 0.55 / Pedestrian 0.55 / Cyclist 0.65: sparsekd-detect applies them, as the node."""
+    """cp_pillar_v0.64 records a score threshold per class (its operating point): sparsekd-detect applies them, as the
+    node does."""
     base = [str(KITTI_BIN), "--model", "cp_pillar_v0.64", "--device", "cpu", "--json", "--score-threshold", "0.3"]
     docs = {}
     for setting in ("", "none"):
         assert main(base + ["--class-score-thresholds", setting]) == 0
         docs[setting] = json.loads(capsys.readouterr().out)
-    assert docs[""]["class_score_thresholds"] == {"Car": 0.55, "Pedestrian": 0.55, "Cyclist": 0.65}
+    assert docs[""]["class_score_thresholds"] == PILLAR_STUDENT_OPERATING_POINT
     assert docs["none"]["class_score_thresholds"] == {}
     kept = docs[""]["files"][0]["detections"]
     assert kept and all(d["score"] >= docs[""]["class_score_thresholds"][d["class"]] for d in kept)

@@ -17,6 +17,7 @@ from rclpy.parameter import Parameter
 from sensor_msgs.msg import PointField
 from visualization_msgs.msg import MarkerArray
 
+from bundled_models import PILLAR_STUDENT_OPERATING_POINT
 from ros_helpers import (
     Capture,
     NodeProcess,
@@ -137,7 +138,7 @@ def test_backend_parameter_runs_the_model_in_onnxruntime(context):
         cloud = points_to_cloud(kitti_points(), ("x", "y", "z", "intensity"), header(stamp(7)))
         node.process_cloud(cloud)
         # the bundled student's recorded operating point, which the node applies by default
-        operating = ScoreThresholds(0.3, {"Car": 0.55, "Pedestrian": 0.55, "Cyclist": 0.65})
+        operating = ScoreThresholds(0.3, PILLAR_STUDENT_OPERATING_POINT)
         assert node.det.thresholds == operating
         _assert_published_the_detectors_boxes(capture, load_detector("cp_pillar_v0.64", "cpu"), operating)
     finally:

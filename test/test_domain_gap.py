@@ -6,6 +6,7 @@ import shutil
 import numpy as np
 import pytest
 
+from bundled_models import PILLAR_STUDENT_OPERATING_POINT
 from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
@@ -149,8 +150,8 @@ def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, ca
     point per class), 'none' at --score-threshold alone; higher bars never give more boxes, and false boxes are a
     subset of the boxes."""
     counts = {}
-    for threshold, classes, said in ((0.3, "", "0.3 (Car 0.55, Cyclist 0.65, Pedestrian 0.55)"), (0.3, "none", "0.3"),
-                                     (0.9, "none", "0.9")):
+    operating = ", ".join(f"{name} {value:g}" for name, value in sorted(PILLAR_STUDENT_OPERATING_POINT.items()))
+    for threshold, classes, said in ((0.3, "", f"0.3 ({operating})"), (0.3, "none", "0.3"), (0.9, "none", "0.9")):
         out = tmp_path / f"gap_{threshold}_{classes}.json"
         assert main(["--side", f"real={kitti_real}:val", "--checkpoint", "cp_pillar_v0.64", "--score-threshold",
                      str(threshold), "--class-score-thresholds", classes, "--max-frames", "2", "--quiet",
