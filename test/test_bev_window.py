@@ -10,7 +10,7 @@ import torch
 
 from sparsekd_core.config import load_model_config
 from sparsekd_core.data.dataset import collate_samples
-from sparsekd_core.data.window import BevWindow
+from sparsekd_core.data.window import BevWindow, common_alignment
 from sparsekd_core.models.detector import bev_windows, build_detector
 
 
@@ -51,6 +51,31 @@ def test_windows_are_aligned_and_crop_points_and_boxes():
     np.testing.assert_allclose(moved[:, :2], boxes[:, :2] - [2.56, 5.12])
     with pytest.raises(ValueError, match="multiple of 2.56"):
         BevWindow((5.0, 5.12), 2.56, (-10.24, -10.24, -3.0, 10.24, 10.24, 1.0))
+
+
+def test_models_of_different_grids_share_the_step_on_which_their_cells_line_up():
+    """A window shared by a teacher and a student starts on a cell boundary of both maps: the least common multiple
+    of their coarsest cells, which need not be the larger of the two."""
+    assert common_alignment([2.56, 1.28]) == pytest.approx(2.56)  # nested: the coarser one
+    assert common_alignment([2.048, 1.28]) == pytest.approx(10.24)  # 5 and 8 of them
+    assert common_alignment([0.6, 0.8]) == pytest.approx(2.4)
+    assert common_alignment([0.32]) == pytest.approx(0.32)
+    with pytest.raises(ValueError, match="positive"):
+        common_alignment([1.28, 0.0])
+    # the 0.512 m student of the 0.32 m teacher: every window offset lies on both models' coarsest cell boundaries
+    from sparsekd_core.train.trainer import training_window
+
+    student_cfg = load_model_config("cp_pillar_v0.512_sim360")
+    student, teacher = build_detector(student_cfg), build_detector(load_model_config("cp_pillar_sim360"))
+    window = training_window(student_cfg, student, teacher)
+    assert window.align == pytest.approx(10.24) and window.size == (30.72, 30.72)
+    offsets = np.array([window.draw(np.random.default_rng(s)) for s in range(50)])
+    for cell in (student.bev_alignment, teacher.bev_alignment):
+        steps = offsets / cell
+        np.testing.assert_allclose(steps, np.round(steps), atol=1e-4)
+    assert len(np.unique(offsets[:, 0])) > 1 and offsets.max() <= 81.92 - 30.72 + 1e-4
+    with pytest.raises(ValueError, match="multiple of 10.24"):  # a window the two grids cannot both start
+        BevWindow((25.6, 25.6), window.align, window.point_cloud_range)
 
 
 @pytest.mark.parametrize("name,half,size", [("cp_pillar_v0.64_sim360", 10.24, 10.24), ("cp_voxel_s_sim360", 9.6, 9.6)])

@@ -19,14 +19,31 @@ where the model's cropped maps put them (``CenterPointDetector.bev_window``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from math import gcd, lcm
+from typing import Sequence
 
 import numpy as np
 
 
+def common_alignment(cells: Sequence[float]) -> float:
+    """The shortest length (metres) that is a whole number of each of ``cells``: the step a window shared by
+    models of different grids must move in, so that it starts on a cell boundary of every one of their maps
+    (0.64 m and 1.28 m cells give 1.28 m; 1.28 m and 2.048 m give 10.24 m). Cells are read to the micrometre."""
+    if not cells or any(not c > 0 for c in cells):
+        raise ValueError(f"BEV window: cell sizes must be positive, got {list(cells)}")
+    exact = [Fraction(round(float(c) * 1_000_000), 1_000_000) for c in cells]
+    numerator, denominator = exact[0].numerator, exact[0].denominator
+    for f in exact[1:]:  # lcm of reduced fractions: lcm of the numerators over gcd of the denominators
+        numerator, denominator = lcm(numerator, f.numerator), gcd(denominator, f.denominator)
+    return numerator / denominator
+
+
 @dataclass(frozen=True)
 class BevWindow:
-    """size: (x, y) metres of the window; align: metres its offset is a multiple of; margin: metres of points
-    kept around it; point_cloud_range: the model's (6,) range the window moves within."""
+    """size: (x, y) metres of the window; align: metres its offset is a multiple of (a whole number of every
+    model's coarsest cell: common_alignment); margin: metres of points kept around it; point_cloud_range: the
+    model's (6,) range the window moves within."""
 
     size: tuple[float, float]
     align: float
@@ -44,7 +61,8 @@ class BevWindow:
                 steps = value / self.align
                 if abs(steps - round(steps)) > 1e-6:
                     raise ValueError(f"BEV window: the {what} along {name} ({value:g} m) must be a multiple of "
-                                     f"{self.align:g} m, the coarsest BEV cell of the model(s); pick another size")
+                                     f"{self.align:g} m, the step on which the BEV cells of the model(s) line up "
+                                     "(data.window.common_alignment); pick another size")
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """(2,) offset (metres) of a uniformly drawn aligned window from the range's (x, y) corner."""

@@ -42,7 +42,7 @@ from ..checkpoint import CheckpointError, load_model, load_state_strict, read_ch
 from ..config import ConfigError, ModelConfig, load_model_config, model_config_from_dict
 from ..data.dataset import DetectionDataset, collate_samples
 from ..data.ground import dataset_ground_z
-from ..data.window import BevWindow
+from ..data.window import BevWindow, common_alignment
 from ..eval.report import to_jsonable
 from ..inference import resolve_checkpoint, resolve_device
 from ..models.detector import BEVDetector, bev_windows, build_detector
@@ -160,16 +160,13 @@ def seed_everything(seed: int) -> None:
 
 
 def training_window(cfg: ModelConfig, student: BEVDetector, teacher: BEVDetector | None) -> BevWindow:
-    """The BEV window a run of ``cfg`` trains on (``train.bev_window``): aligned to the coarsest cell of the
-    student and the teacher (whose maps must cover the same ground), with that much context kept around it."""
+    """The BEV window a run of ``cfg`` trains on (``train.bev_window``): its offset a whole number of the coarsest
+    cells of the student and of the teacher (whose maps must cover the same ground), with that much context kept
+    around it. The window's size and the range must then be multiples of that step (BevWindow says so if not)."""
     if any(m is not None and m.cfg.is_anchor for m in (student, teacher)):
         raise ValueError("train.bev_window works with CenterPoint heads only: an anchor head's anchors are laid "
                          "on the whole map; train anchor models on whole frames (no bev_window)")
-    aligns = [m.bev_alignment for m in (student, teacher) if m is not None]
-    align = max(aligns)
-    if any(abs(align / a - round(align / a)) > 1e-6 for a in aligns):
-        raise ValueError(f"train.bev_window: the student's and the teacher's BEV cells ({aligns} m) do not nest; "
-                         "train on whole frames (no bev_window)")
+    align = common_alignment([m.bev_alignment for m in (student, teacher) if m is not None])
     size = tuple(float(v) for v in cfg.train.bev_window)
     if len(size) != 2:
         raise ValueError(f"train.bev_window must be [x, y] metres, got {cfg.train.bev_window}")
