@@ -319,12 +319,12 @@ def test_images_show_labels_and_false_boxes_on_the_camera_picture(kitti_real, tm
         pixels = np.asarray(Image.open(drawn[0]))
         assert pixels.shape == (375, 1242, 3)
         labelled = first.annos.bbox[first.annos.names != "DontCare"]
-        left, top, right, bottom = np.round(labelled[0]).astype(int)
-        edges = np.concatenate([pixels[top + 2: bottom - 2, left], pixels[top, left + 2: right - 2]])
+        left, top, right, bottom = np.floor(labelled[0]).astype(int)  # pillow draws on the pixels the box starts in
+        edges = np.concatenate([pixels[top + 2: bottom - 2, left], pixels[top + 2: bottom - 2, right]])
         colours = {tuple(int(round(255 * c)) for c in class_color(n)) for n in ("Car", "Pedestrian", "Cyclist")}
-        green = (edges == (0, 255, 0)).all(axis=1)
-        over = np.any([(edges == c).all(axis=1) for c in colours], axis=0)  # false boxes are drawn over labels
-        assert green.mean() > 0.3 and (green | over).mean() > 0.9  # the label's left and top edges, green
+        # the label's left and right edges are green: labels are drawn over the detector's boxes (captions, drawn
+        # last, may cross a few pixels)
+        assert (edges == (0, 255, 0)).all(axis=1).mean() > 0.9
         false_count = json.loads((tmp_path / "gap.json").read_text())["sides"][0]["false_boxes_per_frame"]
         painted = sum(int((pixels == c).all(axis=2).sum()) for c in colours)
         assert false_count > 0 and painted > 100  # the frames' false boxes, drawn thick in class colours
