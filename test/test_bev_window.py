@@ -3,6 +3,7 @@ maps a model computes on the whole range, targets where the cropped maps put the
 from __future__ import annotations
 
 import copy
+import json
 
 import numpy as np
 import pytest
@@ -217,3 +218,39 @@ def test_training_step_benchmark_times_a_window_as_training_does(tmp_path, monke
     assert 500 <= r["points_per_sample"] <= 500 + 4 * 60
     # 5.12 m windows: 8 x 8 student cells of 0.64 m, 16 x 16 teacher cells of 0.32 m (the whole range: 32 and 64)
     assert sorted(set(seen)) == [("student", (8, 8)), ("teacher", (16, 16))]
+
+
+def test_distilling_a_student_whose_grid_does_not_nest_in_the_teachers(tmp_path, monkeypatch):
+    """sparsekd-train --kd sparsekd with a 0.512 m student of a 0.32 m teacher on windows: both compute their
+    window's map (20 x 20 and 32 x 32 cells of 10.24 m), the KD heatmap term is on, and the run completes."""
+    from sparsekd_core.checkpoint import save_checkpoint
+    from sparsekd_core.models.detector import CenterPointDetector
+    from sparsekd_core.train.synthetic import write_toy_kitti
+    from sparsekd_core.train.trainer import Trainer, TrainOptions
+
+    torch.set_num_threads(1)
+    student_yaml = TINY_PAIR["student"].replace("cp_pillar_v0.64_sim360", "cp_pillar_v0.512_sim360")
+    (tmp_path / "student.yaml").write_text(student_yaml.replace("bev_window: [5.12, 5.12]", "bev_window: [10.24, 10.24]"))
+    (tmp_path / "teacher.yaml").write_text(TINY_PAIR["teacher"])
+    student_cfg = load_model_config(tmp_path / "student.yaml")
+    save_checkpoint(tmp_path / "teacher.pth", build_detector(load_model_config(tmp_path / "teacher.yaml")))
+    write_toy_kitti(tmp_path / "kitti", student_cfg.voxelization.point_cloud_range, student_cfg.class_names,
+                    n_train=4, n_val=1)
+    maps = []
+    original = CenterPointDetector.forward_voxels
+
+    def recording(self, vb):
+        out = original(self, vb)
+        if self.bev_window is not None:
+            maps.append((self.cfg.voxelization.voxel_size[0], tuple(out.head.heatmap.shape[-2:])))
+        return out
+
+    monkeypatch.setattr(CenterPointDetector, "forward_voxels", recording)
+    opts = TrainOptions(model=str(tmp_path / "student.yaml"), data=str(tmp_path / "kitti"), out=str(tmp_path / "run"),
+                        teacher=str(tmp_path / "teacher.pth"), kd="sparsekd", workers=0, device="cpu",
+                        evaluate=False, progress=False, augment=None, seed=3)
+    assert Trainer(opts).run()["status"] == "completed"
+    assert sorted(set(maps)) == [(0.32, (32, 32)), (0.512, (20, 20))]
+    logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    kd = [r["loss/kd_hm"] for r in logged if "loss/kd_hm" in r]
+    assert kd and all(np.isfinite(kd)) and max(kd) > 0  # the teacher's heatmap, resized onto, reached the loss
