@@ -25,24 +25,27 @@ def draw_camera_boxes(image_path: str | Path, out_path: str | Path, label_names:
     """Draw on the image at ``image_path`` and write it to ``out_path`` (PNG).
 
     label_boxes (M, 4) and boxes (K, 4): image pixels left, top, right, bottom. Labelled objects are green (DontCare
-    grey, thin), drawn over the detector's boxes; those take their class's colour, thin when on a labelled object and
-    thick with ``captions[i]`` above them when ``false[i]``.
+    grey, thin), drawn over the false boxes; the detector's boxes take their class's colour, thin when on a labelled
+    object (drawn over the labels) and thick with ``captions[i]`` above them when ``false[i]``.
     """
     from PIL import Image, ImageDraw  # pillow is pinned (requirements.txt); imported only when a picture is drawn
 
     img = Image.open(image_path).convert("RGB")
     draw = ImageDraw.Draw(img)
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    # the detector's boxes first, the labels over them, the captions last: a false box that crosses a labelled
-    # object leaves the label's outline whole, and every caption readable
-    for name, box, is_false in zip(box_names, boxes, false):
-        draw.rectangle(box.tolist(), outline=_rgb(name), width=3 if is_false else 1)
+    false = np.asarray(false, bool).reshape(-1)
+    # false boxes first, the labels over them, then the boxes on labelled objects (thin, inside their label's
+    # outline), the captions last: a false box that crosses a labelled object leaves the label's outline whole, a
+    # box on a label stays visible, and every caption is readable
+    for name, box in zip(np.asarray(box_names)[false], boxes[false]):
+        draw.rectangle(box.tolist(), outline=_rgb(name), width=3)
     for name, box in zip(label_names, np.asarray(label_boxes, np.float64).reshape(-1, 4)):
         dontcare = name == "DontCare"
         draw.rectangle(box.tolist(), outline=DONTCARE_RGB if dontcare else LABEL_RGB, width=1 if dontcare else 2)
-    for name, box, is_false, caption in zip(box_names, boxes, false, captions):
-        if is_false:
-            draw.text((box[0] + 2, max(0.0, box[1] - 11)), caption, fill=_rgb(name))
+    for name, box in zip(np.asarray(box_names)[~false], boxes[~false]):
+        draw.rectangle(box.tolist(), outline=_rgb(name), width=1)
+    for name, box, caption in zip(np.asarray(box_names)[false], boxes[false], np.asarray(captions)[false]):
+        draw.text((box[0] + 2, max(0.0, box[1] - 11)), caption, fill=_rgb(name))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     img.save(out)
