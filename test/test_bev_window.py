@@ -131,27 +131,22 @@ train: {epochs: 1, batch_size: 2}
 """}
 
 
-def test_distilling_on_windows(tmp_path, monkeypatch):
-    """sparsekd-train with train.bev_window: windows aligned to the coarser student's cells, drawn per sample
-    (reproducibly), and a SparseKD run in which student and teacher both compute the windows' maps."""
+def distil_on_windows(tmp_path, monkeypatch, student_yaml: str, teacher_yaml: str):
+    """A SparseKD sparsekd-train run of the two configs on a toy KITTI set in ``tmp_path``: (student config, run
+    summary, the (voxel size, heatmap shape) of every forward in training mode or on a window)."""
     from sparsekd_core.checkpoint import save_checkpoint
     from sparsekd_core.models.detector import CenterPointDetector
-    from sparsekd_core.train.data import DataSource, build_datasets
     from sparsekd_core.train.synthetic import write_toy_kitti
-    from sparsekd_core.train.trainer import Trainer, TrainOptions, training_window
+    from sparsekd_core.train.trainer import Trainer, TrainOptions
 
     torch.set_num_threads(1)
-    for name, text in TINY_PAIR.items():
-        (tmp_path / f"{name}.yaml").write_text(text)
+    (tmp_path / "student.yaml").write_text(student_yaml)
+    (tmp_path / "teacher.yaml").write_text(teacher_yaml)
     student_cfg = load_model_config(tmp_path / "student.yaml")
-    teacher = build_detector(load_model_config(tmp_path / "teacher.yaml"))
-    window = training_window(student_cfg, build_detector(student_cfg), teacher)
-    assert window.align == pytest.approx(2.56) and window.size == (5.12, 5.12)  # the student's 4 x 0.64 m
-    save_checkpoint(tmp_path / "teacher.pth", teacher)
+    save_checkpoint(tmp_path / "teacher.pth", build_detector(load_model_config(tmp_path / "teacher.yaml")))
     write_toy_kitti(tmp_path / "kitti", student_cfg.voxelization.point_cloud_range, student_cfg.class_names,
                     n_train=4, n_val=1)
-
-    maps = []  # (voxel size, heatmap shape) of every forward during training
+    maps = []
     original = CenterPointDetector.forward_voxels
 
     def recording(self, vb):
@@ -164,7 +159,19 @@ def test_distilling_on_windows(tmp_path, monkeypatch):
     opts = TrainOptions(model=str(tmp_path / "student.yaml"), data=str(tmp_path / "kitti"), out=str(tmp_path / "run"),
                         teacher=str(tmp_path / "teacher.pth"), kd="sparsekd", workers=0, device="cpu",
                         evaluate=False, progress=False, augment=None, seed=3)
-    summary = Trainer(opts).run()
+    return student_cfg, Trainer(opts).run(), maps
+
+
+def test_distilling_on_windows(tmp_path, monkeypatch):
+    """sparsekd-train with train.bev_window: windows aligned to the coarser student's cells, drawn per sample
+    (reproducibly), and a SparseKD run in which student and teacher both compute the windows' maps."""
+    from sparsekd_core.train.data import DataSource, build_datasets
+    from sparsekd_core.train.trainer import training_window
+
+    student_cfg, summary, maps = distil_on_windows(tmp_path, monkeypatch, TINY_PAIR["student"], TINY_PAIR["teacher"])
+    teacher = build_detector(load_model_config(tmp_path / "teacher.yaml"))
+    window = training_window(student_cfg, build_detector(student_cfg), teacher)
+    assert window.align == pytest.approx(2.56) and window.size == (5.12, 5.12)  # the student's 4 x 0.64 m
     assert summary["status"] == "completed"
     # precise BN: the final weights' BatchNorm statistics come from a batch of whole frames, not the windows
     from sparsekd_core.checkpoint import read_checkpoint
@@ -222,35 +229,14 @@ def test_training_step_benchmark_times_a_window_as_training_does(tmp_path, monke
 
 def test_distilling_a_student_whose_grid_does_not_nest_in_the_teachers(tmp_path, monkeypatch):
     """sparsekd-train --kd sparsekd with a 0.512 m student of a 0.32 m teacher on windows: both compute their
-    window's map (20 x 20 and 32 x 32 cells of 10.24 m), the KD heatmap term is on, and the run completes."""
-    from sparsekd_core.checkpoint import save_checkpoint
-    from sparsekd_core.models.detector import CenterPointDetector
-    from sparsekd_core.train.synthetic import write_toy_kitti
-    from sparsekd_core.train.trainer import Trainer, TrainOptions
-
-    torch.set_num_threads(1)
+    window's map (20 x 20 and 32 x 32 cells of 10.24 m), the KD heatmap term is on, and the run completes (precise
+    BN then runs the student on its whole 40 x 40 map)."""
     student_yaml = TINY_PAIR["student"].replace("cp_pillar_v0.64_sim360", "cp_pillar_v0.512_sim360")
-    (tmp_path / "student.yaml").write_text(student_yaml.replace("bev_window: [5.12, 5.12]", "bev_window: [10.24, 10.24]"))
-    (tmp_path / "teacher.yaml").write_text(TINY_PAIR["teacher"])
-    student_cfg = load_model_config(tmp_path / "student.yaml")
-    save_checkpoint(tmp_path / "teacher.pth", build_detector(load_model_config(tmp_path / "teacher.yaml")))
-    write_toy_kitti(tmp_path / "kitti", student_cfg.voxelization.point_cloud_range, student_cfg.class_names,
-                    n_train=4, n_val=1)
-    maps = []
-    original = CenterPointDetector.forward_voxels
-
-    def recording(self, vb):
-        out = original(self, vb)
-        if self.bev_window is not None:
-            maps.append((self.cfg.voxelization.voxel_size[0], tuple(out.head.heatmap.shape[-2:])))
-        return out
-
-    monkeypatch.setattr(CenterPointDetector, "forward_voxels", recording)
-    opts = TrainOptions(model=str(tmp_path / "student.yaml"), data=str(tmp_path / "kitti"), out=str(tmp_path / "run"),
-                        teacher=str(tmp_path / "teacher.pth"), kd="sparsekd", workers=0, device="cpu",
-                        evaluate=False, progress=False, augment=None, seed=3)
-    assert Trainer(opts).run()["status"] == "completed"
-    assert sorted(set(maps)) == [(0.32, (32, 32)), (0.512, (20, 20))]
+    _, summary, maps = distil_on_windows(tmp_path, monkeypatch,
+                                         student_yaml.replace("bev_window: [5.12, 5.12]", "bev_window: [10.24, 10.24]"),
+                                         TINY_PAIR["teacher"])
+    assert summary["status"] == "completed"
+    assert sorted(set(maps)) == [(0.32, (32, 32)), (0.512, (20, 20)), (0.512, (40, 40))]
     logged = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     kd = [r["loss/kd_hm"] for r in logged if "loss/kd_hm" in r]
     assert kd and all(np.isfinite(kd)) and max(kd) > 0  # the teacher's heatmap, resized onto, reached the loss

@@ -32,19 +32,19 @@ def draw_camera_boxes(image_path: str | Path, out_path: str | Path, label_names:
 
     img = Image.open(image_path).convert("RGB")
     draw = ImageDraw.Draw(img)
-    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    names, boxes = np.asarray(box_names), np.asarray(boxes, np.float64).reshape(-1, 4)
     false = np.asarray(false, bool).reshape(-1)
     # false boxes first, the labels over them, then the boxes on labelled objects (thin, inside their label's
     # outline), the captions last: a false box that crosses a labelled object leaves the label's outline whole, a
     # box on a label stays visible, and every caption is readable
-    for name, box in zip(np.asarray(box_names)[false], boxes[false]):
+    for name, box in zip(names[false], boxes[false]):
         draw.rectangle(box.tolist(), outline=_rgb(name), width=3)
     for name, box in zip(label_names, np.asarray(label_boxes, np.float64).reshape(-1, 4)):
         dontcare = name == "DontCare"
         draw.rectangle(box.tolist(), outline=DONTCARE_RGB if dontcare else LABEL_RGB, width=1 if dontcare else 2)
-    for name, box in zip(np.asarray(box_names)[~false], boxes[~false]):
+    for name, box in zip(names[~false], boxes[~false]):
         draw.rectangle(box.tolist(), outline=_rgb(name), width=1)
-    for name, box, caption in zip(np.asarray(box_names)[false], boxes[false], np.asarray(captions)[false]):
+    for name, box, caption in zip(names[false], boxes[false], np.asarray(captions)[false]):
         draw.text((box[0] + 2, max(0.0, box[1] - 11)), caption, fill=_rgb(name))
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
