@@ -13,6 +13,8 @@ from sparsekd_core.models.detector import build_detector
 from conftest import trained_looking
 
 PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim"),
+         # a pillar student narrowed in width on its teacher's grid
+         ("cp_pillar_sim360", "cp_pillar_s_sim360"),
          # anchor heads, and SECOND's VoxelBackBone8x (plain sparse conv stages, no residual blocks)
          ("second_sim", "second_s_sim"), ("pointpillar_sim", "pointpillar_s_sim")]
 
