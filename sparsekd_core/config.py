@@ -539,6 +539,9 @@ ANCHOR_TEACHERS = {"second_s": "second", "pointpillar_v0.64": "pointpillar", "po
                    "pointpillar_s": "pointpillar"}
 ANCHOR_ZOO = ("second", "second_s", "pointpillar", "pointpillar_v0.64")
 
+# Students outside the paper's table, and their teachers: cp_pillar_s narrows cp_pillar's width on its own grid.
+OTHER_TEACHERS = {"cp_pillar_s": "cp_pillar"}
+
 KITTI_PREFIX = "kitti_"
 #: the suffixes of the zoo's simulated variants, the one the bundled models are trained as first: ``_sim360`` (all
 #: around the sensor), then ``_sim`` (40 m ahead)
@@ -555,13 +558,13 @@ def split_sim_suffix(name: str) -> tuple[str, str]:
 
 def zoo_teacher(student: str) -> str | None:
     """The zoo teacher a student is distilled from (cp_voxel_s -> cp_voxel, cp_pillar_v0.64_sim360 ->
-    cp_pillar_sim360, kitti_second_s -> kitti_second, pointpillar_s_sim -> pointpillar_sim); None for a teacher or an
-    unknown name."""
+    cp_pillar_sim360, cp_pillar_s_sim360 -> cp_pillar_sim360, kitti_second_s -> kitti_second, pointpillar_s_sim ->
+    pointpillar_sim); None for a teacher or an unknown name."""
     base, prefix = student, ""
     if base.startswith(KITTI_PREFIX):
         base, prefix = base[len(KITTI_PREFIX):], KITTI_PREFIX
     base, suffix = split_sim_suffix(base)
-    teacher = PAPER_FIGURES[base][0] if base in PAPER_FIGURES else ANCHOR_TEACHERS.get(base)
+    teacher = PAPER_FIGURES[base][0] if base in PAPER_FIGURES else ANCHOR_TEACHERS.get(base, OTHER_TEACHERS.get(base))
     if teacher is None:
         return None
     teacher = f"{prefix}{teacher}{suffix}"

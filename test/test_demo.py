@@ -73,6 +73,9 @@ def test_zoo_relations():
     assert teacher_of("cp_pillar_v0.64_sim360") == "cp_pillar_sim360"
     assert teacher_of("cp_voxel_s_sim360") == "cp_voxel_sim360"
     assert teacher_of("cp_voxel_sim360") is None
+    # a student outside the paper's table: narrowed in width on its teacher's grid
+    assert stand_in_architecture("cp_pillar_s") == "cp_pillar_s_sim360"
+    assert teacher_of("cp_pillar_s") == "cp_pillar" and teacher_of("cp_pillar_s_sim360") == "cp_pillar_sim360"
 
 
 # ------------------------------------------------------------------------------------------ data
