@@ -90,7 +90,7 @@ def test_a_recorded_teacher_drive_without_a_simulator_version_counts_as_version_
 
 
 def test_the_shipped_students_recorded_their_teacher_on_todays_streets():
-    for name in ("cp_voxel_s", "cp_pillar_v0.64"):
+    for name in ("cp_voxel_s", "cp_pillar_v0.64", "cp_pillar_s"):
         drive = read_checkpoint(resolve_checkpoint(name))["meta"]["demo_teacher"]["drive"]
         assert drive["streets_version"] == STREETS_VERSION, name
 
