@@ -24,7 +24,7 @@ NODE_NAME = "sparsekd_detector"
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare(PACKAGE)
     arguments = [
-        DeclareLaunchArgument("model", default_value="cp_voxel_s",
+        DeclareLaunchArgument("model", default_value="cp_pillar_s",
                               description="Zoo model name (bundled weights) or a .pth checkpoint path"),
         DeclareLaunchArgument("checkpoint", default_value="",
                               description="A .pth checkpoint; when set it is used instead of model"),

@@ -95,8 +95,8 @@ def _backend(raw: Any) -> str:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("model", "cp_voxel_s", "Zoo model name (uses its bundled checkpoint, e.g. cp_voxel_s, "
-              "cp_pillar_s, cp_pillar_v0.64, kitti_cp_voxel_s) or a path to a .pth checkpoint."),
+    ParamSpec("model", "cp_pillar_s", "Zoo model name (uses its bundled checkpoint, e.g. cp_pillar_s, "
+              "cp_voxel_s, cp_pillar_v0.64, kitti_cp_voxel_s) or a path to a .pth checkpoint."),
     ParamSpec("checkpoint", "", "Path to a .pth checkpoint; when not empty it is used instead of 'model'."),
     ParamSpec("device", "auto", "Inference device: auto (CUDA when available, else CPU), cuda, cuda:N or cpu."),
     ParamSpec("fp16", False, "Half-precision inference on CUDA (ignored on CPU)."),
