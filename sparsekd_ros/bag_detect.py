@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("in_bag", type=Path, help="input rosbag2 directory")
     parser.add_argument("out_bag", type=Path, help="output rosbag2 directory (must not exist)")
-    parser.add_argument("--model", default="cp_pillar_s", help="zoo model name or .pth checkpoint (default cp_pillar_s)")
+    parser.add_argument("--model", default=SPECS["model"].default,
+                        help=f"zoo model name or .pth checkpoint (default {SPECS['model'].default}, the node's)")
     parser.add_argument("--device", default="auto", help="auto | cuda | cuda:N | cpu (default auto)")
     parser.add_argument("--fp16", action="store_true", help="half precision on CUDA")
     parser.add_argument("--topic", action="append", default=None,

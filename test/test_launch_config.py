@@ -103,6 +103,21 @@ def test_config_yaml_lists_every_parameter_with_its_default():
         assert value == SPECS[name].default and type(value) is type(SPECS[name].default), name
 
 
+def test_the_default_model_is_a_bundled_student_that_every_tool_runs():
+    """The node, the demo and the bag tool start from the same model, and it ships with its operating point."""
+    from sparsekd_core.checkpoint import read_checkpoint
+    from sparsekd_core.inference import resolve_checkpoint
+    from sparsekd_ros.bag_detect import build_parser as bag_parser
+    from sparsekd_ros.demo.runner import build_parser as demo_parser
+
+    default = SPECS["model"].default
+    payload = read_checkpoint(resolve_checkpoint(default))
+    assert payload["meta"]["bundled_as"] == default and payload["meta"]["kd"] == "sparsekd"  # a student, not a teacher
+    assert set(payload["config"]["head"]["post"]["operating_thresholds"]) == {"Car", "Pedestrian", "Cyclist"}
+    assert demo_parser().parse_args([]).model == default
+    assert bag_parser().parse_args(["in_bag", "out_bag"]).model == default
+
+
 def test_node_loads_the_config_file(tmp_path):
     doc = yaml.safe_load(CONFIG.read_text())
     params = doc[NODE_NAME]["ros__parameters"]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sparsekd_core.detections import Detections
+from sparsekd_ros.parameters import SPECS
 
 DESCRIPTION = """\
 Run the whole system end to end on this machine, with no sensor, no dataset and no GPU:
@@ -54,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
     p.add_argument("--frames", type=int, default=100, help="frames of the simulated drive (default 100 = 10 s)")
-    p.add_argument("--model", default="cp_pillar_s",
-                   help="student: zoo name with a bundled checkpoint, or a .pth (default cp_pillar_s)")
+    p.add_argument("--model", default=SPECS["model"].default,
+                   help=f"student: zoo name with a bundled checkpoint, or a .pth (default {SPECS['model'].default}, "
+                        "the node's)")
     p.add_argument("--teacher", default="auto",
                    help="teacher to compare AP with: auto (the student's zoo teacher if bundled), none, "
                         "a zoo name or a .pth (default auto)")
