@@ -14,7 +14,11 @@ import yaml
 from rclpy.context import Context
 
 from ros_helpers import REPO, StandInDetector, domain_id
+from sparsekd_core.checkpoint import read_checkpoint
+from sparsekd_core.inference import resolve_checkpoint
 from sparsekd_ros.bag_detect import MARKERS_TOPIC
+from sparsekd_ros.bag_detect import build_parser as bag_parser
+from sparsekd_ros.demo.runner import build_parser as demo_parser
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_core.thresholds import ScoreThresholds
 from sparsekd_ros.parameters import NODE_NAME, PARAMETERS
@@ -105,11 +109,6 @@ def test_config_yaml_lists_every_parameter_with_its_default():
 
 def test_the_default_model_is_a_bundled_student_that_every_tool_runs():
     """The node, the demo and the bag tool start from the same model, and it ships with its operating point."""
-    from sparsekd_core.checkpoint import read_checkpoint
-    from sparsekd_core.inference import resolve_checkpoint
-    from sparsekd_ros.bag_detect import build_parser as bag_parser
-    from sparsekd_ros.demo.runner import build_parser as demo_parser
-
     default = SPECS["model"].default
     payload = read_checkpoint(resolve_checkpoint(default))
     assert payload["meta"]["bundled_as"] == default and payload["meta"]["kd"] == "sparsekd"  # a student, not a teacher
