@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of scenes whose people keep close company, as real ones do: standing people "
                              "lean on planters and bins, wait at bicycle racks, stand in tight groups (2 cm apart "
                              "instead of 25); 0 (default) keeps them clear of everything, as before this option")
+    parser.add_argument("--road-people", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes where people also walk on the road itself, along it or across, alone "
+                             "or two or three abreast, as in pedestrian zones and shared streets and on the way to "
+                             "a parked car (about 3 within 40 m of the sensor; not in --sequence drives); 0 "
+                             "(default) keeps them on sidewalks and crossings, where a person walking along the "
+                             "road is always a cyclist")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -144,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
                              ego_body=args.ego_body, narrow_streets=args.narrow_streets,
                              street_clutter=args.street_clutter,
                              vehicle_glass=args.vehicle_glass, people_brightness=args.people_brightness,
-                             close_people=args.close_people)
+                             close_people=args.close_people, road_people=args.road_people)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

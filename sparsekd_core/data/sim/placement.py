@@ -29,6 +29,14 @@ AGAINST_REACH = 4.0
 AGAINST_GAP = (0.02, 0.12)
 #: ... and how far apart the members of a group stand (metres, along the strip; 0.8 otherwise).
 CLOSE_GROUP_SPACING = (0.45, 0.7)
+#: People on the road itself (populate's ``road``): how many walk there around the ego in such a street (a Poisson
+#: mean), how far from the ego (metres along the street, either way), and the share who walk along the road rather
+#: than at any heading. Pedestrian zones, shared streets, and people walking to and from parked cars put real
+#: pedestrians on the carriageway walking along it, where the other streets put only cyclists; the real sweeps'
+#: pedestrians that the bundled models call cyclists walk there (docs/results.md "People on the road").
+ROAD_PEOPLE_MEAN = 3.0
+ROAD_PEOPLE_REACH = (3.0, 40.0)
+ROAD_PEOPLE_ALONG = 0.6
 #: Parked vehicles: no trucks or buses at the kerb.
 PARKED_TYPES = ("hatchback", "sedan", "suv", "pickup", "van")
 
@@ -139,12 +147,14 @@ class Placer:
         return ox + c * u - s * v, oy + s * u + c * v
 
     def place(self, kind: str, x: float, y: float, yaw: float, size: np.ndarray, speed: float,
-              heading: float, check: str = "all", clearance: float = CLEARANCE) -> bool:
+              heading: float, check: str = "all", clearance: float = CLEARANCE,
+              rng: np.random.Generator | None = None) -> bool:
         """Place a user of ``kind`` with box extents ``size`` on the ground at (x, y), moving at ``speed``
         along ``heading`` (radians, world). Returns False (and places nothing) if it would overlap.
 
         check: "all" (everything placed and the static obstacles, ``clearance`` m apart), "ego" (only the ego's
         footprint: for users kept apart by their strip), "none" (strip users that cannot meet the ego).
+        rng: what draws the user's mesh (default: the street's generator).
         """
         rect = (float(x), float(y), float(size[0]), float(size[1]), float(yaw))
         if check == "all" and not self.fits(rect, check_obstacles=True, clearance=clearance):
@@ -156,7 +166,7 @@ class Placer:
         vx, vy = speed * math.cos(heading), speed * math.sin(heading)
         velocity = np.array([vx, vy, layout.slope * vx])
         box = np.array([x, y, z, size[0], size[1], size[2], yaw], dtype=np.float64)
-        mesh = self.library.mesh(kind, size, speed > 0, self.rng)
+        mesh = self.library.mesh(kind, size, speed > 0, self.rng if rng is None else rng)
         self.actors.append(Actor(kind, box, velocity, len(self.actors), mesh))
         self.reserve(rect)
         return True
@@ -201,7 +211,7 @@ class Densities:
 
 def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float, float], ego: EgoState,
              sequence: bool, library: MeshLibrary, sizes: SizeSampler, density: Densities = Densities(),
-             close: np.random.Generator | None = None) -> list[Actor]:
+             close: np.random.Generator | None = None, road: np.random.Generator | None = None) -> list[Actor]:
     """Road users over ``x_range`` of the street around the ego vehicle, and the unlabelled things people
     leave on sidewalks (parked bicycles, prams).
 
@@ -215,6 +225,9 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     each other and from street furniture, groups stand CLOSE_GROUP_SPACING apart, and AGAINST_SHARE of standing
     people stand right against the nearest piece of furniture, as real people do (a simulated person pasted where a
     real one stood, beside real things, loses score: docs/results.md "Twenty-four more real sweeps").
+    ``road``: people also walk on the road itself, alone or two or three abreast, along it or at any heading
+    (a generator for those draws; None, and in a ``sequence``, none do, as in version 4): ROAD_PEOPLE_MEAN of them
+    within ROAD_PEOPLE_REACH of the ego, on travel, bike and parking lanes, each through the full overlap test.
     """
     layout = world.layout
     placer = Placer(world, rng, library)
@@ -347,4 +360,23 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
             heading = rng.uniform(-np.pi, np.pi) if rng.random() < 0.4 else (0.0 if lane.direction > 0 else np.pi)
             placer.place("cyclist", ego.x + rng.uniform(-50, 50), lane.y_centre + rng.normal(0, 0.6),
                          heading, size, 4.0, heading, check="all")
+        if road is not None:
+            _walk_on_the_road(placer, road, ego, SizeSampler(road, sizes.style))
     return placer.actors
+
+
+def _walk_on_the_road(placer: Placer, rng: np.random.Generator, ego: EgoState, sizes: SizeSampler) -> None:
+    """Pedestrians on the carriageway around the ego (populate's ``road``), every draw from ``rng``."""
+    lanes = [lane for lane in placer.world.layout.lanes if lane.kind in ("travel", "bike", "parking")]
+    for _ in range(int(rng.poisson(ROAD_PEOPLE_MEAN))):
+        lane = lanes[int(rng.integers(len(lanes)))]
+        x = ego.x + float(rng.choice([-1.0, 1.0])) * rng.uniform(*ROAD_PEOPLE_REACH)
+        along = rng.random() < ROAD_PEOPLE_ALONG
+        heading = (float(rng.choice([0.0, np.pi])) + rng.normal(0, 0.15)) if along else rng.uniform(-np.pi, np.pi)
+        side = np.array([-np.sin(heading), np.cos(heading)])  # companions walk abreast
+        y = lane.y_centre + rng.uniform(-0.35, 0.35) * lane.width
+        for k in range(1 + int(rng.choice(3, p=[0.6, 0.3, 0.1]))):
+            size = sizes("pedestrian", child=rng.random() < sizes.style.child_fraction)
+            offset = k * rng.uniform(0.7, 1.0) * side
+            placer.place("pedestrian", x + offset[0], y + offset[1], heading + rng.normal(0, 0.05), size,
+                         float(rng.uniform(0.9, 1.7)), heading, check="all", rng=rng)

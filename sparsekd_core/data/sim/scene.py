@@ -144,6 +144,10 @@ class SimOptions:
     close_people: share of scenes whose people keep close company (placement.populate's ``close``: standing
         people against street furniture, at bicycle racks, in tight groups), drawn from random streams of its own;
         0 draws the version-4 streets.
+    road_people: share of snapshot scenes where people also walk on the road itself, along it or at any heading,
+        alone or abreast (placement.populate's ``road``: pedestrian zones, shared streets, people going to parked
+        cars), drawn from random streams of their own; 0 draws the version-4 streets. Without them a person on
+        the carriageway walking along it is always a cyclist in these streets.
     """
 
     label_style: str = "kitti"
@@ -156,6 +160,7 @@ class SimOptions:
     street_clutter: float = 0.0
     people_brightness: float | None = None
     close_people: float = 0.0
+    road_people: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -163,7 +168,8 @@ class SimOptions:
             raise ValueError(f"people_brightness must be a factor in (0, {MAX_PEOPLE_BRIGHTNESS}], got "
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
-        for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people"):
+        for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people",
+                     "road_people"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -200,6 +206,8 @@ class SceneBase:
         self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None)
         close_rng = frame_rng(seed, scene_index, 0, 12)  # stream 12: people in close company, only when drawn
         self._close_people = options.close_people > 0 and close_rng.random() < options.close_people
+        road_rng = frame_rng(seed, scene_index, 0, 13)  # stream 13: people on the road, only when drawn
+        self._road_people = options.road_people > 0 and road_rng.random() < options.road_people
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
@@ -213,6 +221,11 @@ class SceneBase:
         """The draws of frame ``frame_index``'s people in close company (SimOptions.close_people), or None when
         this scene's people keep their distance."""
         return frame_rng(self.seed, self.scene_index, frame_index + 1, 12) if self._close_people else None
+
+    def road_rng(self, frame_index: int) -> np.random.Generator | None:
+        """The draws of frame ``frame_index``'s people on the road (SimOptions.road_people), or None when this
+        scene's people keep to the sidewalks and crossings."""
+        return frame_rng(self.seed, self.scene_index, frame_index + 1, 13) if self._road_people else None
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -301,7 +314,7 @@ class SnapshotScene(SceneBase):
         density = Densities(d.moving * busy, d.parked, d.pedestrians * busy, d.cyclists * busy)
         actors = populate(self.world, rng, (ego.x - reach, ego.x + reach), ego, sequence=False,
                           library=self.library, sizes=SizeSampler(rng, self.style), density=density,
-                          close=self.close_rng(frame_index))
+                          close=self.close_rng(frame_index), road=self.road_rng(frame_index))
         boxes = np.array([a.box for a in actors]).reshape(-1, 7)
         mounting = sample_mounting(self.preset, self.options, rng)
         return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)),
