@@ -541,6 +541,8 @@ ANCHOR_ZOO = ("second", "second_s", "pointpillar", "pointpillar_v0.64")
 
 # Students outside the paper's table, and their teachers: cp_pillar_s narrows cp_pillar's width on its own grid.
 OTHER_TEACHERS = {"cp_pillar_s": "cp_pillar"}
+#: every student outside the paper's table -> its teacher (the paper's own students carry theirs in PAPER_FIGURES)
+NON_PAPER_TEACHERS = {**ANCHOR_TEACHERS, **OTHER_TEACHERS}
 
 KITTI_PREFIX = "kitti_"
 #: the suffixes of the zoo's simulated variants, the one the bundled models are trained as first: ``_sim360`` (all
@@ -564,7 +566,7 @@ def zoo_teacher(student: str) -> str | None:
     if base.startswith(KITTI_PREFIX):
         base, prefix = base[len(KITTI_PREFIX):], KITTI_PREFIX
     base, suffix = split_sim_suffix(base)
-    teacher = PAPER_FIGURES[base][0] if base in PAPER_FIGURES else ANCHOR_TEACHERS.get(base, OTHER_TEACHERS.get(base))
+    teacher = PAPER_FIGURES[base][0] if base in PAPER_FIGURES else NON_PAPER_TEACHERS.get(base)
     if teacher is None:
         return None
     teacher = f"{prefix}{teacher}{suffix}"

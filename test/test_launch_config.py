@@ -21,13 +21,12 @@ from sparsekd_ros.bag_detect import build_parser as bag_parser
 from sparsekd_ros.demo.runner import build_parser as demo_parser
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_core.thresholds import ScoreThresholds
-from sparsekd_ros.parameters import NODE_NAME, PARAMETERS
+from sparsekd_ros.parameters import NODE_NAME, SPECS
 from sparsekd_ros.replay import DEFAULT_FRAME_ID
 
 LAUNCH = REPO / "launch" / "detector.launch.py"
 CONFIG = REPO / "config" / "detector.yaml"
 RVIZ = REPO / "rviz" / "sparsekd.rviz"
-SPECS = {p.name: p for p in PARAMETERS}
 
 
 def _call_name(node: ast.Call) -> str:
@@ -102,7 +101,7 @@ def test_config_yaml_lists_every_parameter_with_its_default():
     doc = yaml.safe_load(CONFIG.read_text())
     assert list(doc) == [NODE_NAME]
     params = doc[NODE_NAME]["ros__parameters"]
-    assert list(params) == [p.name for p in PARAMETERS]
+    assert list(params) == list(SPECS)
     for name, value in params.items():
         assert value == SPECS[name].default and type(value) is type(SPECS[name].default), name
 
@@ -136,7 +135,7 @@ def test_node_loads_the_config_file(tmp_path):
         assert det.thresholds == ScoreThresholds(0.55, {"Pedestrian": 0.2})
         assert node.markers_pub.topic_name == MARKERS_TOPIC
         assert node.cloud_sub.topic_name == SPECS["input_topic"].default
-        descriptors = node.describe_parameters([s.name for s in PARAMETERS])
+        descriptors = node.describe_parameters(list(SPECS))
         assert all(d.description for d in descriptors)
     finally:
         node.destroy_node()
