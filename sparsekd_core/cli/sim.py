@@ -102,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "or two or three abreast, as in pedestrian zones and shared streets and on the way to "
                              "a parked car (about 3 within 40 m of the sensor; not in --sequence drives); 0 "
                              "(default) keeps them on sidewalks and crossings, where a person walking along the "
-                             "road is always a cyclist")
+                             "road is always a cyclist. Experimental: models trained with 0.5 put more false "
+                             "pedestrians on real roads, whose posts and bollards these streets lack "
+                             "(docs/results.md 'People on the road')")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")

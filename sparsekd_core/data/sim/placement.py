@@ -33,7 +33,8 @@ CLOSE_GROUP_SPACING = (0.45, 0.7)
 #: mean), how far from the ego (metres along the street, either way), and the share who walk along the road rather
 #: than at any heading. Pedestrian zones, shared streets, and people walking to and from parked cars put real
 #: pedestrians on the carriageway walking along it, where the other streets put only cyclists; the real sweeps'
-#: pedestrians that the bundled models call cyclists walk there (docs/results.md "People on the road").
+#: pedestrians that the bundled models call cyclists walk there. One run with them (and no road furniture yet) lost
+#: real pedestrians to false ones on real roads (docs/results.md "People on the road").
 ROAD_PEOPLE_MEAN = 3.0
 ROAD_PEOPLE_REACH = (3.0, 40.0)
 ROAD_PEOPLE_ALONG = 0.6
