@@ -4,20 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsekd_core.data.sim.placement import CLOSE_CLEARANCE, Densities, Placer, populate, rects_overlap
-from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene, frame_rng
+from sparsekd_core.data.sim.placement import CLOSE_CLEARANCE, Placer, rects_overlap
+from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS
-from sparsekd_core.data.sim.sizes import SizeSampler
+from sim_streets import busy_street
 
 
 def street(seed: int, close: bool):
     """The standing people of one busy street around the ego, and every other BEV rectangle near them."""
-    scene = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0)
-    rng = frame_rng(seed, 0, 0, 1)
-    ego = scene._sample_ego(rng, 0.0)
-    actors = populate(scene.world, rng, (ego.x - 60, ego.x + 60), ego, sequence=False, library=scene.library,
-                      sizes=SizeSampler(rng, scene.style), density=Densities(pedestrians=1.0, cyclists=1.0),
-                      close=frame_rng(seed, 0, 1, 12) if close else None)
+    scene, _, actors = busy_street(seed, SimOptions(close_people=1.0 if close else 0.0))
     rect = lambda box: (box[0], box[1], box[3], box[4], box[6])  # noqa: E731
     standing = [a for a in actors if a.kind == "pedestrian" and not np.any(a.velocity)]
     others = [rect(a.box) for a in actors] + [tuple(o) for o in scene.world.obstacles.tolist()]

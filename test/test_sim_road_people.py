@@ -4,21 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sparsekd_core.data.sim.placement import ROAD_PEOPLE_REACH, Densities, populate, rects_overlap
-from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene, frame_rng
+from sparsekd_core.data.sim.placement import ROAD_PEOPLE_REACH, rects_overlap
+from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS
-from sparsekd_core.data.sim.sizes import SizeSampler
+from sim_streets import busy_street
 
 
 def street(seed: int, road: bool):
     """Every road user of one street around the ego, and the ego; with or without people on the road."""
-    scene = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0)
-    rng = frame_rng(seed, 0, 0, 1)
-    ego = scene._sample_ego(rng, 0.0)
-    actors = populate(scene.world, rng, (ego.x - 60, ego.x + 60), ego, sequence=False, library=scene.library,
-                      sizes=SizeSampler(rng, scene.style), density=Densities(pedestrians=1.0, cyclists=1.0),
-                      road=frame_rng(seed, 0, 1, 13) if road else None)
-    return scene, ego, actors
+    return busy_street(seed, SimOptions(road_people=1.0 if road else 0.0))
 
 
 def on_road(scene, actor) -> bool:
@@ -52,7 +46,7 @@ def test_road_people_walk_on_the_carriageway_along_it_and_across_and_leave_the_r
     assert 12 <= added <= 40, added
     assert 0.45 <= along / added <= 0.9, (along, added)
     assert max(headings) > np.radians(45)
-    # without a stream for them, in a sequence too, nobody walks on the road
+    # without a stream for them nobody walks along the road (crossers walk across it)
     scene, ego, plain = street(0, road=False)
     assert sum(a.kind == "pedestrian" and on_road(scene, a) and abs(a.velocity[1]) < 0.5 for a in plain) == 0
 
