@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "road is always a cyclist. Experimental: models trained with 0.5 put more false "
                              "pedestrians on real roads, whose posts and bollards these streets lack "
                              "(docs/results.md 'People on the road')")
+    parser.add_argument("--road-furniture", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes whose carriageway carries road furniture: traffic islands with sign "
+                             "posts, delineator posts, cones, work-zone warning boards, bins out for collection, "
+                             "kerb extensions with a sign or tree, bicycles at the kerb (about one group every 25 "
+                             "m; none labelled; not in --sequence drives); 0 (default) keeps the road clear of "
+                             "everything but road users. Meant to go with --road-people, so that a model learns "
+                             "that not everything person-sized on a road is a person")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -152,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
                              ego_body=args.ego_body, narrow_streets=args.narrow_streets,
                              street_clutter=args.street_clutter,
                              vehicle_glass=args.vehicle_glass, people_brightness=args.people_brightness,
-                             close_people=args.close_people, road_people=args.road_people)
+                             close_people=args.close_people, road_people=args.road_people,
+                             road_furniture=args.road_furniture)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

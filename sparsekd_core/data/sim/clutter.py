@@ -134,6 +134,12 @@ _BUILDERS = {"short_sign": _short_sign, "meter": _meter, "cabinet": _cabinet, "p
              "shrub": _shrub, "bike_stand": _bike_stand}
 
 
+def build_item(kind: str, b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Generator):
+    """One clutter item of ``kind`` (one of KINDS) on the ground at (x, y, z); returns its BEV footprint
+    (x, y, dx, dy). Road furniture (road_furniture.py) puts these on kerb extensions too."""
+    return _BUILDERS[kind](b, x, y, z, rng)
+
+
 def add_street_clutter(b: MeshBuilder, x_range: tuple[float, float], strips: list[tuple[float, float]],
                        ground_z, rng: np.random.Generator, obstacles: list[tuple[float, float, float, float, float]],
                        spacing: float = 8.0) -> list[tuple[str, float, float]]:
@@ -156,7 +162,7 @@ def add_street_clutter(b: MeshBuilder, x_range: tuple[float, float], strips: lis
             if any(lo - 0.5 < ox + odx / 2 and ox - odx / 2 < hi + 0.5 and abs(yp - oy) < ody / 2 + 0.5
                    for ox, oy, odx, ody, _ in obstacles):
                 continue
-            footprint = _BUILDERS[kind](b, float(xp), float(yp), float(ground_z(xp, yp)), rng)
+            footprint = build_item(kind, b, float(xp), float(yp), float(ground_z(xp, yp)), rng)
             obstacles.append((*(float(v) for v in footprint), 0.0))
             placed.append((kind, float(xp), float(yp)))
     return placed

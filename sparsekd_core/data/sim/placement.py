@@ -92,6 +92,10 @@ class Placer:
         self._obstacle_grid: dict[tuple[int, int], list[int]] = {}
         for i, r in enumerate(self._obstacles):
             self._add_to(self._obstacle_grid, i, r)
+        self._road: list[tuple[float, ...]] = [tuple(r) for r in world.road_obstacles.tolist()]
+        self._road_grid: dict[tuple[int, int], list[int]] = {}
+        for i, r in enumerate(self._road):
+            self._add_to(self._road_grid, i, r)
 
     def _cells(self, rect) -> list[tuple[int, int]]:
         reach = 0.5 * math.hypot(rect[2], rect[3]) + CLEARANCE
@@ -154,11 +158,14 @@ class Placer:
         along ``heading`` (radians, world). Returns False (and places nothing) if it would overlap.
 
         check: "all" (everything placed and the static obstacles, ``clearance`` m apart), "ego" (only the ego's
-        footprint: for users kept apart by their strip), "none" (strip users that cannot meet the ego).
+        footprint: for users kept apart by their strip), "none" (strip users that cannot meet the ego). Strip users
+        keep clear of road furniture (StaticWorld.road_obstacles) too, whatever ``check`` says.
         rng: what draws the user's mesh (default: the street's generator).
         """
         rect = (float(x), float(y), float(size[0]), float(size[1]), float(yaw))
         if check == "all" and not self.fits(rect, check_obstacles=True, clearance=clearance):
+            return False
+        if check != "all" and self._hits(rect, self._road, self._road_grid):
             return False
         if check == "ego" and rects_overlap(rect, self._rects[0], CLEARANCE / 2):
             return False
@@ -171,6 +178,11 @@ class Placer:
         self.actors.append(Actor(kind, box, velocity, len(self.actors), mesh))
         self.reserve(rect)
         return True
+
+
+def on_road_furniture(world: StaticWorld, rect) -> bool:
+    """Does the BEV rectangle (x, y, dx, dy, yaw) come within CLEARANCE / 2 of the street's road furniture?"""
+    return any(rects_overlap(rect, r, CLEARANCE / 2) for r in world.road_obstacles.tolist())
 
 
 def _lateral(rng: np.random.Generator, lane: Lane, half_extent: float, sigma: float) -> float:

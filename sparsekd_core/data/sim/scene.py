@@ -21,7 +21,7 @@ import numpy as np
 from sparsekd_core.data.sim.actors import UNLABELLED_KINDS, Actor, MeshLibrary, reach_boxes
 from sparsekd_core.data.sim.ego_body import EgoBody
 from sparsekd_core.data.sim.meshes import pose_meshes
-from sparsekd_core.data.sim.placement import Densities, EgoState, populate
+from sparsekd_core.data.sim.placement import Densities, EgoState, on_road_furniture, populate
 from sparsekd_core.data.sim.raycast import RayCasterChoice
 from sparsekd_core.data.sim.sensor import Lidar, Mounting, SensorPreset
 from sparsekd_core.data.sim.sizes import SizeSampler, get_label_style
@@ -148,6 +148,10 @@ class SimOptions:
         alone or abreast (placement.populate's ``road``: pedestrian zones, shared streets, people going to parked
         cars), drawn from random streams of their own; 0 draws the version-4 streets. Without them a person on
         the carriageway walking along it is always a cyclist in these streets.
+    road_furniture: share of snapshot scenes whose carriageway carries road furniture (road_furniture.py: traffic
+        islands with sign posts, delineators, cones, warning boards, bins out for collection, kerb extensions,
+        bicycles at the kerb), drawn from a random stream of its own; 0 draws the version-4 streets. Without it
+        nothing but road users stands on these roads.
     """
 
     label_style: str = "kitti"
@@ -161,6 +165,7 @@ class SimOptions:
     people_brightness: float | None = None
     close_people: float = 0.0
     road_people: float = 0.0
+    road_furniture: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -169,7 +174,7 @@ class SimOptions:
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people",
-                     "road_people"):
+                     "road_people", "road_furniture"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -190,6 +195,10 @@ def frame_rng(seed: int, scene_index: int, frame_index: int, stream: int) -> np.
 class SceneBase:
     """Shared machinery: the static world, the LiDAR and turning actors into a labelled frame."""
 
+    #: Whether the scene's road may carry road furniture (SimOptions.road_furniture): only where road users stand
+    #: still, since a moving car would drive through it.
+    STILL_ROAD_USERS = False
+
     def __init__(self, preset: SensorPreset, seed: int, scene_index: int, x_range: tuple[float, float],
                  needs_bike_lane: bool = False, options: SimOptions = SimOptions()):
         self.preset = preset
@@ -203,7 +212,11 @@ class SceneBase:
                                           narrow_share=options.narrow_streets)
         clutter_rng = frame_rng(seed, scene_index, 0, 11)  # stream 11: the street clutter, only when drawn
         cluttered = options.street_clutter > 0 and clutter_rng.random() < options.street_clutter
-        self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None)
+        furniture_rng = frame_rng(seed, scene_index, 0, 14)  # stream 14: road furniture, only when drawn
+        furnished = (self.STILL_ROAD_USERS and options.road_furniture > 0
+                     and furniture_rng.random() < options.road_furniture)
+        self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None,
+                                              furniture_rng if furnished else None)
         close_rng = frame_rng(seed, scene_index, 0, 12)  # stream 12: people in close company, only when drawn
         self._close_people = options.close_people > 0 and close_rng.random() < options.close_people
         road_rng = frame_rng(seed, scene_index, 0, 13)  # stream 13: people on the road, only when drawn
@@ -231,7 +244,12 @@ class SceneBase:
         lanes = self.layout.lanes_of("travel")
         lane = lanes[int(rng.integers(len(lanes)))]
         yaw = (0.0 if lane.direction > 0 else np.pi)
-        return EgoState(x, lane.y_centre + rng.normal(0, 0.2), yaw, float(rng.uniform(6, 14)), lane)
+        y = lane.y_centre + rng.normal(0, 0.2)
+        for _ in range(100):  # drive on past road furniture in the ego's way (none in version-4 streets)
+            if not on_road_furniture(self.world, (x, y, EgoState.FOOTPRINT[0] + 1.0, EgoState.FOOTPRINT[1], yaw)):
+                break
+            x += 1.0
+        return EgoState(x, y, yaw, float(rng.uniform(6, 14)), lane)
 
     def render(self, frame_index: int, timestamp: float, ego: EgoState, actors: list[Actor],
                boxes_world: np.ndarray, rng: np.random.Generator, ego_yaw_noise: float = 0.0,
@@ -300,6 +318,7 @@ class SnapshotScene(SceneBase):
     """Independent frames along one street: new ego position and new road users every frame."""
 
     STREET_HALF_LENGTH = 60.0  # the ego is placed within this much of the street's middle
+    STILL_ROAD_USERS = True
 
     def __init__(self, preset: SensorPreset, seed: int, scene_index: int, options: SimOptions = SimOptions()):
         reach = self.STREET_HALF_LENGTH + preset.max_range + 40.0

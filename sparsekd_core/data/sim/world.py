@@ -26,6 +26,7 @@ from sparsekd_core.data.sim.materials import (ASPHALT, BARK, CONCRETE, FACADE, F
                                               SIGN_FACE)
 from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh, MeshBuilder
 from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
+from sparsekd_core.data.sim.road_furniture import add_road_furniture
 
 STREET_KINDS = ("city", "residential", "rural")
 
@@ -164,12 +165,15 @@ class StaticWorld:
     obstacles: (K, 5) BEV rectangles x, y, dx, dy, yaw of things that stand in the furniture zone,
     frontage or lots (poles, trunks, bushes, bins), for the collision checks of standing actors.
     lots: (L, 4) parking-lot rectangles x0, x1, y0, y1 (at kerb level) where cars park at any angle.
+    road_obstacles: (R, 5) the rectangles among ``obstacles`` that stand on the carriageway (road_furniture.py),
+    which lane users (placed without the full overlap test) must keep clear of too; none in version-4 streets.
     """
 
     layout: StreetLayout
     mesh: Mesh
     obstacles: np.ndarray
     lots: np.ndarray
+    road_obstacles: np.ndarray = field(default_factory=lambda: np.zeros((0, 5)))
     _casters: dict = field(default_factory=dict, repr=False)
 
     def ray_caster(self, choice: RayCasterChoice = RayCasterChoice()) -> RayCaster:
@@ -321,11 +325,14 @@ def _sign(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Generator
 
 
 def build_world(layout: StreetLayout, rng: np.random.Generator,
-                clutter_rng: np.random.Generator | None = None) -> StaticWorld:
+                clutter_rng: np.random.Generator | None = None,
+                furniture_rng: np.random.Generator | None = None) -> StaticWorld:
     """Meshes for the street: ground, kerbs, markings, buildings, lots, hedges, poles, signs, trees, bushes.
 
     clutter_rng: when given, the street also gets dense person-sized clutter (clutter.py) drawn from it, in the
-    furniture zones and frontages of both sides; ``rng`` draws the same street either way.
+    furniture zones and frontages of both sides; furniture_rng: when given, the carriageway gets road furniture
+    (road_furniture.py: islands, delineators, cones, warning boards, bins, kerb extensions, bicycles) drawn from it.
+    ``rng`` draws the same street either way.
     """
     b = MeshBuilder()
     x0, x1 = layout.x_range
@@ -472,5 +479,9 @@ def build_world(layout: StreetLayout, rng: np.random.Generator,
             strips.append((side * (k + layout.FURNITURE_WIDTH / 2), layout.FURNITURE_WIDTH / 2))
             strips.append((side * (k + layout.sidewalk_width - layout.FRONTAGE_WIDTH / 2), layout.FRONTAGE_WIDTH / 2))
         add_street_clutter(b, layout.x_range, strips, layout.ground_height, clutter_rng, obstacles)
+    first_on_road = len(obstacles)
+    if furniture_rng is not None:
+        add_road_furniture(b, layout, furniture_rng, obstacles)
     return StaticWorld(layout, b.build(), np.array(obstacles, dtype=np.float64).reshape(-1, 5),
-                       np.array(lots, dtype=np.float64).reshape(-1, 4))
+                       np.array(lots, dtype=np.float64).reshape(-1, 4),
+                       np.array(obstacles[first_on_road:], dtype=np.float64).reshape(-1, 5))
