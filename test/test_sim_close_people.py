@@ -4,9 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from sparsekd_core.data.sim.meshes import Mesh
 from sparsekd_core.data.sim.placement import CLOSE_CLEARANCE, Placer, rects_overlap
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS
+from sparsekd_core.data.sim.world import StaticWorld, StreetLayout
 from sim_streets import busy_street
 
 
@@ -40,11 +42,11 @@ def test_people_in_close_company_stand_against_things_and_each_other_without_ove
 
 
 def test_against_obstacle_puts_a_person_beside_the_nearest_face():
-    placer = Placer.__new__(Placer)
-    placer._obstacles = [(10.0, 5.0, 1.0, 0.6, 0.0), (30.0, 5.0, 1.0, 1.0, 0.0)]
-    placer._obstacle_grid = {}
-    for i, r in enumerate(placer._obstacles):
-        placer._add_to(placer._obstacle_grid, i, r)
+    bin_on_the_road = (20.0, 5.0, 0.8, 0.8, 0.0)  # road furniture (last among the obstacles): nobody leans on it
+    world = StaticWorld(StreetLayout((0.0, 50.0)), Mesh.empty(),
+                        np.array([(10.0, 5.0, 1.0, 0.6, 0.0), (30.0, 5.0, 1.0, 1.0, 0.0), bin_on_the_road]),
+                        np.zeros((0, 4)), np.array([bin_on_the_road]))
+    placer = Placer(world, np.random.default_rng(0), library=None)
     size = np.array([0.6, 0.8, 1.7])
     reach = 0.5 * np.hypot(0.6, 0.8) + 0.05
     x, y = placer.against_obstacle(10.2, 7.0, size, 0.05)  # above the planter: against its +y face

@@ -92,6 +92,7 @@ class Placer:
         self._obstacle_grid: dict[tuple[int, int], list[int]] = {}
         for i, r in enumerate(self._obstacles):
             self._add_to(self._obstacle_grid, i, r)
+        self._first_on_road = len(self._obstacles) - len(world.road_obstacles)  # road furniture comes last
         self._road: list[tuple[float, ...]] = [tuple(r) for r in world.road_obstacles.tolist()]
         self._road_grid: dict[tuple[int, int], list[int]] = {}
         for i, r in enumerate(self._road):
@@ -132,10 +133,11 @@ class Placer:
 
     def against_obstacle(self, x: float, y: float, size: np.ndarray, gap: float) -> tuple[float, float] | None:
         """Where a user of BEV extents ``size`` (any heading) stands ``gap`` m from the face of the static obstacle
-        nearest to (x, y) within AGAINST_REACH m, on the side facing (x, y); None when there is none."""
+        nearest to (x, y) within AGAINST_REACH m, on the side facing (x, y); None when there is none. Road furniture
+        does not count: a person on the sidewalk does not step onto the road to lean on a bin put out there."""
         best, best_d = None, AGAINST_REACH
         for i in {i for cell in self._cells((x, y, 2 * AGAINST_REACH, 2 * AGAINST_REACH, 0.0))
-                  for i in self._obstacle_grid.get(cell, ())}:
+                  for i in self._obstacle_grid.get(cell, ()) if i < self._first_on_road}:
             d = math.hypot(self._obstacles[i][0] - x, self._obstacles[i][1] - y)
             if d < best_d:
                 best, best_d = self._obstacles[i], d
@@ -229,7 +231,8 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     leave on sidewalks (parked bicycles, prams).
 
     Users of a lane strip are spaced along it and kept inside it laterally, so they cannot overlap
-    each other or other strips; only the ego's footprint is checked for them. Users that stand
+    each other or other strips; only the ego's footprint (and road furniture, where there is some) is checked
+    for them. Users that stand
     where obstacles are (lots, furniture and frontage strips) or cross the road go through the full
     overlap test. ``sequence`` leaves out road crossers, so a drive stays collision-free.
     ``density`` scales how many users of each kind appear; ``sizes`` draws their boxes and body types.

@@ -8,18 +8,19 @@ street adds, about every ``spacing`` metres along it, one group of these, on eit
 - a traffic island on the centre line, a kerb-high strip with a keep-right sign post at one or both ends and now
   and then a warning-light bollard;
 - a row of flexible delineator posts along a lane line or the centre line;
-- traffic cones, in a row along a lane line or in a taper that closes the outer lane;
+- traffic cones with a retro-reflective upper half, in a row along a lane line or in a taper that closes the outer
+  lanes;
 - work-zone warning boards (a striped board on a foot) in a row, now and then with a barrier rail across the lane;
 - wheelie bins put out at the kerb for collection;
 - a kerb extension in the parking lane with a sign post, young tree, shrub, meter or hydrant on it (clutter.py's
-  items) and a bollard or two at its corner;
+  items) and up to two bollards on its traffic side;
 - bicycles parked against the kerb on the road (unlabelled, as KITTI's parked bicycles are).
 
 Sizes are the usual dimensions of these things in Germany, where KITTI drives: a traffic cone 0.5 or 0.75 m high
 (TL-Leitkegel), a warning board 0.25 m wide and 1.0 m tall on a foot (TL-Leitbake), a keep-right sign 0.6 m across
 (sign 222 of the StVO), wheelie bins of 120 and 240 litres (EN 840: 0.48 x 0.55 x 0.93 m, 0.58 x 0.73 x 1.07 m),
 flexible delineators 0.75-1.0 m high. Nothing here is labelled: a detector has to learn to leave it alone.
-Only scenes whose road users stand still (snapshots) get road furniture: a moving car would drive through it.
+Only snapshot scenes get road furniture: in a drive the cars move along their lanes and would run through it.
 """
 from __future__ import annotations
 
@@ -54,6 +55,15 @@ def _sign_post(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Gene
     b.box((x, y, z + h - 0.3), (0.03, 0.6, 0.6), SIGN_FACE)
 
 
+def _slab(b: MeshBuilder, layout, x: float, y: float, length: float, width: float, refl: float) -> None:
+    """A kerb-high slab on the road (an island, a kerb extension), following the street's slope in pieces of at
+    most a metre."""
+    pieces, kh = int(np.ceil(length)), layout.kerb_height
+    for k in range(pieces):
+        xk = x - length / 2 + (k + 0.5) * length / pieces
+        b.box((xk, y, layout.slope * xk + kh / 2), (length / pieces, width, kh), refl)
+
+
 def _bollard(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Generator) -> Footprint:
     r, h = rng.uniform(0.05, 0.12), rng.uniform(0.75, 1.0)
     b.cylinder((x, y, z + h / 2), r, h, rng.uniform(*PAINT), segments=8)
@@ -63,9 +73,10 @@ def _bollard(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Genera
 
 def _island(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> list[Footprint]:
     length, width, kh = rng.uniform(3.0, 8.0), rng.uniform(0.6, 1.0), layout.kerb_height
-    b.box((x, 0.0, z + kh / 2), (length, width, kh), rng.uniform(*CONCRETE))
+    _slab(b, layout, x, 0.0, length, width, rng.uniform(*CONCRETE))
     for end in (-1, 1):
         xe = x + end * (length / 2 - 0.4)
+        z = layout.slope * xe
         if end < 0 or rng.random() < 0.6:
             _sign_post(b, xe, 0.0, z + kh, rng)
         elif rng.random() < 0.5:  # a warning-light bollard: a striped column about as high as a child
@@ -119,8 +130,10 @@ def _warning_boards(b: MeshBuilder, layout, side: int, x: float, z: float, rng) 
     y = lines[int(rng.integers(len(lines)))]
     step, count = rng.uniform(3.0, 9.0), int(rng.integers(2, 7))
     footprints = [_warning_board(b, x + k * step, y, z + layout.slope * k * step, rng) for k in range(count)]
-    if rng.random() < 0.4:  # a barrier rail on two feet across the lane beyond the last board
-        xr, width = x + count * step, rng.uniform(1.0, 2.0)
+    # now and then a barrier rail on two feet across the lane beyond the last board, where it fits before the kerb
+    room = layout.kerb_y(side) - abs(y) - 0.6
+    if rng.random() < 0.4 and room >= 1.0:
+        xr, width = x + count * step, min(float(rng.uniform(1.0, 2.0)), room)
         yr = y + side * (width / 2 + 0.4)
         zr = z + layout.slope * count * step
         for dy in (-width / 2, width / 2):
@@ -132,12 +145,13 @@ def _warning_boards(b: MeshBuilder, layout, side: int, x: float, z: float, rng) 
 
 
 def _bins(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> list[Footprint]:
-    y = side * (layout.kerb_y(side) - rng.uniform(0.35, 0.55))
+    y = side * (layout.kerb_y(side) - rng.uniform(0.45, 0.6))
     footprints = []
     for k in range(int(rng.integers(1, 4))):
-        size = (0.55, 0.48, 0.93) if rng.random() < 0.5 else (0.73, 0.58, 1.07)  # EN 840 120 l / 240 l
+        # EN 840 120 l / 240 l bins: width along the kerb, depth across it
+        size = (0.48, 0.555, 0.93) if rng.random() < 0.5 else (0.58, 0.73, 1.07)
         xb = x + 0.9 * k
-        b.box((xb, y, z + size[2] / 2), size, rng.uniform(*PAINT), yaw=float(np.clip(rng.normal(0, 0.1), -0.15, 0.15)))
+        b.box((xb, y, z + layout.slope * (xb - x) + size[2] / 2), size, rng.uniform(*PAINT), yaw=float(np.clip(rng.normal(0, 0.1), -0.15, 0.15)))
         footprints.append((xb, y, 0.85, 0.85))
     return footprints
 
@@ -146,10 +160,11 @@ def _kerb_extension(b: MeshBuilder, layout, side: int, x: float, z: float, rng) 
     lane, kh = layout.lanes_of("parking", side)[0], layout.kerb_height
     length, width = rng.uniform(2.5, 6.0), lane.width - 0.2
     y = side * (layout.kerb_y(side) - width / 2)
-    b.box((x, y, z + kh / 2), (length, width, kh), rng.uniform(*CONCRETE))
+    _slab(b, layout, x, y, length, width, rng.uniform(*CONCRETE))
     build_item(EXTENSION_ITEMS[int(rng.integers(len(EXTENSION_ITEMS)))], b, x, y, z + kh, rng)
-    for k in range(int(rng.integers(0, 3))):  # bollards at the corner that faces the traffic
-        _bollard(b, x + (k - 0.5) * length / 2, y - side * (width / 2 - 0.2), z + kh, rng)
+    for k in range(int(rng.integers(0, 3))):  # bollards on the side that faces the traffic
+        xk = x + (k - 0.5) * length / 2
+        _bollard(b, xk, y - side * (width / 2 - 0.2), layout.slope * xk + kh, rng)
     return [(x, y, length, width)]
 
 
@@ -159,7 +174,7 @@ def _bicycles(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> lis
     for k in range(int(rng.integers(1, 3))):
         xb = x + 2.0 * k
         bike = bicycle_builder(float(rng.uniform(1.7, 1.85)), 0.0, rng).build()
-        b.add(bike.vertices + np.array([xb, y, z], np.float32), bike.triangles, bike.reflectivity, bike.returns)
+        b.add(bike.vertices + np.array([xb, y, z + layout.slope * (xb - x)], np.float32), bike.triangles, bike.reflectivity, bike.returns)
         footprints.append((xb, y, 1.9, 0.6))
     return footprints
 
@@ -182,7 +197,8 @@ def add_road_furniture(b: MeshBuilder, layout, rng: np.random.Generator,
     ``obstacles``. Returns (kind, footprints) of every group placed."""
     x0, x1 = layout.x_range
     placed: list[tuple[str, list[Footprint]]] = []
-    for xp in np.sort(rng.uniform(x0 + 5.0, x1 - 25.0, size=int(rng.poisson((x1 - x0) / spacing)))):
+    # a group runs on from xp for up to 60 m (a row of warning boards and a rail)
+    for xp in np.sort(rng.uniform(x0 + 5.0, x1 - 60.0, size=int(rng.poisson((x1 - x0) / spacing)))):
         side = -1 if rng.random() < 0.5 else 1
         kind = KINDS[int(rng.choice(len(KINDS), p=KIND_SHARES))]
         if kind == "kerb_extension" and not layout.lanes_of("parking", side):

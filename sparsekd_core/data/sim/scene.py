@@ -249,6 +249,8 @@ class SceneBase:
             if not on_road_furniture(self.world, (x, y, EgoState.FOOTPRINT[0] + 1.0, EgoState.FOOTPRINT[1], yaw)):
                 break
             x += 1.0
+        else:  # groups stand about 25 m apart and none is longer than 60 m: a lane is never blocked for 100 m
+            raise RuntimeError(f"road furniture blocks the ego's lane for 100 m from x = {x - 100.0:.1f}")
         return EgoState(x, y, yaw, float(rng.uniform(6, 14)), lane)
 
     def render(self, frame_index: int, timestamp: float, ego: EgoState, actors: list[Actor],

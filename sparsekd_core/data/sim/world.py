@@ -163,7 +163,8 @@ class StaticWorld:
 
     mesh: all static geometry, one reflectivity per triangle.
     obstacles: (K, 5) BEV rectangles x, y, dx, dy, yaw of things that stand in the furniture zone,
-    frontage or lots (poles, trunks, bushes, bins), for the collision checks of standing actors.
+    frontage or lots (poles, trunks, bushes, bins) or, last, on the road (road furniture), for the collision checks
+    of standing actors.
     lots: (L, 4) parking-lot rectangles x0, x1, y0, y1 (at kerb level) where cars park at any angle.
     road_obstacles: (R, 5) the rectangles among ``obstacles`` that stand on the carriageway (road_furniture.py),
     which lane users (placed without the full overlap test) must keep clear of too; none in version-4 streets.
