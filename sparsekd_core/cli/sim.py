@@ -102,9 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "or two or three abreast, as in pedestrian zones and shared streets and on the way to "
                              "a parked car (about 3 within 40 m of the sensor; not in --sequence drives); 0 "
                              "(default) keeps them on sidewalks and crossings, where a person walking along the "
-                             "road is always a cyclist. Experimental: models trained with 0.5 and no "
-                             "--road-furniture put more false pedestrians on real roads, whose posts and bollards "
-                             "those streets lacked (docs/results.md 'People on the road')")
+                             "road is always a cyclist. Use it with --road-furniture: without it, models trained "
+                             "at 0.5 put more false pedestrians on real roads (docs/results.md 'People on the "
+                             "road'); the bundled pillar pair's last epochs had 0.5 of it and 0.7 of furniture")
     parser.add_argument("--road-furniture", type=float, default=0.0, metavar="SHARE",
                         help="share of scenes whose carriageway carries road furniture: traffic islands with sign "
                              "posts, delineator posts, cones, work-zone warning boards, bins out for collection, "

@@ -33,8 +33,9 @@ CLOSE_GROUP_SPACING = (0.45, 0.7)
 #: mean), how far from the ego (metres along the street, either way), and the share who walk along the road rather
 #: than at any heading. Pedestrian zones, shared streets, and people walking to and from parked cars put real
 #: pedestrians on the carriageway walking along it, where the other streets put only cyclists; the real sweeps'
-#: pedestrians that the bundled models call cyclists walk there. One run with them (and no road furniture yet) lost
-#: real pedestrians to false ones on real roads (docs/results.md "People on the road").
+#: pedestrians that the bundled models call cyclists walk there. One run with them and no road furniture lost real
+#: pedestrians to false ones on real roads (docs/results.md "People on the road"); with road furniture beside them
+#: (road_furniture.py) the next one found more (docs/results.md "Road furniture beside the people on the road").
 ROAD_PEOPLE_MEAN = 3.0
 ROAD_PEOPLE_REACH = (3.0, 40.0)
 ROAD_PEOPLE_ALONG = 0.6
@@ -232,9 +233,8 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
 
     Users of a lane strip are spaced along it and kept inside it laterally, so they cannot overlap
     each other or other strips; only the ego's footprint (and road furniture, where there is some) is checked
-    for them. Users that stand
-    where obstacles are (lots, furniture and frontage strips) or cross the road go through the full
-    overlap test. ``sequence`` leaves out road crossers, so a drive stays collision-free.
+    for them. Users that stand where obstacles are (lots, furniture and frontage strips) or cross the road go
+    through the full overlap test. ``sequence`` leaves out road crossers, so a drive stays collision-free.
     ``density`` scales how many users of each kind appear; ``sizes`` draws their boxes and body types.
     ``close``: people keep close company (a generator for the draws that makes; None: as in version 4, which
     it leaves untouched): standing people and parked bicycles keep CLOSE_CLEARANCE instead of CLEARANCE from
