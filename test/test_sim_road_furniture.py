@@ -79,8 +79,8 @@ def test_each_kind_stands_on_the_sloped_road_inside_the_footprints_that_keep_roa
             assert (v[under, 2] - road[under]).min() <= 0.03
         low = v[(v[:, 2] - road) < 0.8]  # a young tree's crown overhangs above a person's knees
         inside = np.zeros(len(low), bool)
-        for x, y, dx, dy in footprints:
-            inside |= (np.abs(low[:, 0] - x) <= dx / 2 + 0.02) & (np.abs(low[:, 1] - y) <= dy / 2 + 0.02)
+        for fx, fy, dx, dy in footprints:
+            inside |= (np.abs(low[:, 0] - fx) <= dx / 2 + 0.02) & (np.abs(low[:, 1] - fy) <= dy / 2 + 0.02)
         assert inside.all(), low[~inside][:3]
 
 

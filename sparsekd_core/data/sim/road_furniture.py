@@ -42,10 +42,11 @@ MARGIN = 0.3
 Footprint = tuple[float, float, float, float]  # BEV x, y, dx, dy (axis-aligned)
 
 
-def _lane_lines(layout, side: int) -> list[float]:
-    """y of the lines a row may follow on ``side``: the centre line and every line between two road lanes."""
+def _lane_line(layout, side: int, rng: np.random.Generator) -> float:
+    """y of a line a row may follow on ``side``, drawn from the centre line and every line between two road lanes."""
     lanes = sorted((l for l in layout.lanes if l.side == side and l.surface == "road"), key=lambda l: abs(l.y_centre))
-    return [0.0] + [side * (abs(l.y_centre) + l.width / 2) for l in lanes[:-1]]
+    lines = [0.0] + [side * (abs(l.y_centre) + l.width / 2) for l in lanes[:-1]]
+    return lines[int(rng.integers(len(lines)))]
 
 
 def _sign_post(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Generator) -> None:
@@ -76,25 +77,24 @@ def _island(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> list[
     _slab(b, layout, x, 0.0, length, width, rng.uniform(*CONCRETE))
     for end in (-1, 1):
         xe = x + end * (length / 2 - 0.4)
-        z = layout.slope * xe
+        top = layout.slope * xe + kh  # the island's surface at that end
         if end < 0 or rng.random() < 0.6:
-            _sign_post(b, xe, 0.0, z + kh, rng)
+            _sign_post(b, xe, 0.0, top, rng)
         elif rng.random() < 0.5:  # a warning-light bollard: a striped column about as high as a child
             h = rng.uniform(0.9, 1.1)
-            b.box((xe, 0.0, z + kh + h / 2), (0.2, 0.3, h), rng.uniform(*PAINT))
-            b.box((xe, 0.0, z + kh + h * 0.6), (0.21, 0.31, 0.25), SIGN_FACE)
+            b.box((xe, 0.0, top + h / 2), (0.2, 0.3, h), rng.uniform(*PAINT))
+            b.box((xe, 0.0, top + h * 0.6), (0.21, 0.31, 0.25), SIGN_FACE)
     return [(x, 0.0, length, width)]
 
 
 def _delineators(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> list[Footprint]:
-    lines = _lane_lines(layout, side)
-    y = lines[int(rng.integers(len(lines)))]
+    y = _lane_line(layout, side, rng)
     step, count = rng.uniform(1.0, 3.0), int(rng.integers(3, 11))
     return [_bollard(b, x + k * step, y, z + layout.slope * k * step, rng) for k in range(count)]
 
 
 def _cone(b: MeshBuilder, x: float, y: float, z: float, h: float, rng) -> Footprint:
-    """A traffic cone: a square foot and a round body with a reflective collar (a loft of three rings)."""
+    """A traffic cone: a square foot and a round body whose upper half is retro-reflective (a loft of three rings)."""
     r = 0.3 * h
     b.box((x, y, z + 0.015), (2 * r + 0.06, 2 * r + 0.06, 0.03), 0.08)
     a = np.linspace(0, 2 * np.pi, 9)[:-1]
@@ -105,8 +105,7 @@ def _cone(b: MeshBuilder, x: float, y: float, z: float, h: float, rng) -> Footpr
 
 
 def _cones(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> list[Footprint]:
-    lines = _lane_lines(layout, side)
-    y0 = lines[int(rng.integers(len(lines)))]
+    y0 = _lane_line(layout, side, rng)
     # a taper ends at the kerb (closing the outer lanes), a row stays on its line
     y1 = side * (layout.kerb_y(side) - 0.5) if rng.random() < 0.5 else y0
     h, count, step = (0.5 if rng.random() < 0.5 else 0.75), int(rng.integers(3, 9)), rng.uniform(1.0, 3.0)
@@ -126,8 +125,7 @@ def _warning_board(b: MeshBuilder, x: float, y: float, z: float, rng) -> Footpri
 
 
 def _warning_boards(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> list[Footprint]:
-    lines = _lane_lines(layout, side)
-    y = lines[int(rng.integers(len(lines)))]
+    y = _lane_line(layout, side, rng)
     step, count = rng.uniform(3.0, 9.0), int(rng.integers(2, 7))
     footprints = [_warning_board(b, x + k * step, y, z + layout.slope * k * step, rng) for k in range(count)]
     # now and then a barrier rail on two feet across the lane beyond the last board, where it fits before the kerb
