@@ -213,6 +213,9 @@ class TrainConfig:
     #: After the last step, recompute BatchNorm statistics over this many batches of whole training frames
     #: (train/precise_bn.py); 0 keeps the training run's running averages.
     precise_bn_batches: int = 0
+    #: Average the weights over this last share of the schedule (0 = off; e.g. 0.5: the second half), recomputing
+    #: BatchNorm statistics for the average (train/weight_average.py).
+    average_last: float = 0.0
 
 
 @dataclass
@@ -283,6 +286,9 @@ class ModelConfig:
                      "non-empty groups, each class in exactly one group")
         if self.sweeps < 1:
             fail(f"sweeps must be at least 1 (the current sweep), got {self.sweeps}")
+        if not 0.0 <= self.train.average_last <= 1.0:
+            fail(f"train.average_last must be a share of the schedule in [0, 1] (0 = no weight averaging), got "
+                 f"{self.train.average_last}")
         try:
             check_min_points(self.head.post.min_points)
         except ValueError as exc:

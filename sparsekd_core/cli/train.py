@@ -85,6 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--lr", type=float, help="peak one-cycle learning rate (default: 0.003)")
     sched.add_argument("--max-steps", type=int, help="stop after N steps in total (smoke runs); the lr schedule "
                        "still spans --epochs")
+    sched.add_argument("--average-last", type=float, metavar="FRACTION",
+                       help="final.pth holds the average of the weights after every step of this last share of the "
+                            "schedule (0.5: the second half), with BatchNorm statistics recomputed for it: flatter "
+                            "weights that carry better from simulated to real sensors than the run's endpoint "
+                            "(train/weight_average.py). 0 = off (default: the model config's train.average_last)")
     sched.add_argument("--seed", type=int, default=0, help="seed for weights, data order and augmentation "
                        "(default: 0)")
     run = p.add_argument_group("run")
@@ -148,6 +153,7 @@ def options_from_args(args: argparse.Namespace):
         model=model, data=args.data, out=args.out or _default_out(model, kd), teacher=teacher, kd=kd,
         pretrained=args.pretrained, pretrained_parts=_parts(args.pretrained_parts, args.pretrained),
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
+        average_last=args.average_last,
         workers=args.workers, seed=args.seed, resume=args.resume or False,
         eval_every=pick(args.eval_every, "eval_every", 0), evaluate=not args.no_eval, keep_last=args.keep_last,
         ckpt_every_steps=args.ckpt_every, max_steps=args.max_steps, device=args.device, sync_bn=args.sync_bn,

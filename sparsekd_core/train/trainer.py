@@ -6,7 +6,8 @@
 
 A run directory (``options.out``) ends up with:
     ckpt_e{epoch}_s{step}.pth   training checkpoints (the last ``keep_last``), each resumable
-    final.pth                   the trained model alone (what sparsekd-eval / the ROS node load)
+    final.pth                   the trained model alone (what sparsekd-eval / the ROS node load); with
+                                train.average_last, the average of the run's last weights (train/weight_average.py)
     run.json                    the settings the run started with
     summary.json                settings, KD recipe, epochs, steps, wall/step time, final losses, metrics
     log.jsonl, tensorboard/     scalars per logged step and per evaluation
@@ -59,6 +60,7 @@ from .optim import build_optimizer, build_scheduler, current_lr_and_beta1, train
 from .precision import autocast_dtype, needs_grad_scaler, precision_name
 from .precise_bn import recompute_batchnorm_statistics
 from .step import train_step
+from .weight_average import AVERAGE_BATCHNORM_BATCHES, WeightAverage, first_averaged_step
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class TrainOptions:
     CUDA, bf16 autocast on a CPU with native bf16, fp32 elsewhere.
     augment: "default" (the reference pipeline), None (none) or an AugmentConfig dict.
     waymo_interval: keep every k-th Waymo frame when infos are built here (the paper trains on 20%: 5).
+    average_last: average the weights over this last share of the schedule (train/weight_average.py); None: the
+    model config's train.average_last (0 = off).
     """
 
     model: str
@@ -98,6 +102,7 @@ class TrainOptions:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
+    average_last: float | None = None
     workers: int = 2
     seed: int = 0
     resume: bool | str = False
@@ -237,8 +242,12 @@ class Trainer:
             t.batch_size = int(self.opts.batch_size)
         if self.opts.lr is not None:
             t.lr = float(self.opts.lr)
+        if self.opts.average_last is not None:
+            t.average_last = float(self.opts.average_last)
         if t.epochs < 1 or t.batch_size < 1:
             raise ValueError(f"epochs and batch size must be >= 1 (got {t.epochs}, {t.batch_size})")
+        if not 0.0 <= t.average_last <= 1.0:
+            raise ValueError(f"--average-last must be a share of the schedule in [0, 1] (0 = off), got {t.average_last}")
         return cfg
 
     def _datasets(self, cfg: ModelConfig, ctx: DistContext) -> tuple[DetectionDataset, DetectionDataset | None, str]:
@@ -307,7 +316,11 @@ class Trainer:
             status = "stopped_at_max_steps"
         else:
             status = "completed"
-        if status == "completed" and run.cfg.train.precise_bn_batches > 0:
+        if status == "completed" and run.average is not None:
+            run.average.copy_to(run.student)
+            log.info("final weights: the average of the last %d steps' (train.average_last %g)", run.average.count,
+                     run.cfg.train.average_last)
+        if status == "completed" and (run.cfg.train.precise_bn_batches > 0 or run.average is not None):
             self._precise_bn(run, ctx)
         broadcast_buffers(run.student, ctx)
         final_metrics = None
@@ -380,9 +393,17 @@ class Trainer:
         has_adapters = bool(extra_state(objective, student, teacher))
         model = wrap_ddp(objective, ctx, opts.find_unused_parameters or has_adapters)
         last_step = total_steps if opts.max_steps is None else min(total_steps, int(opts.max_steps))
+        average = None
+        if cfg.train.average_last > 0:
+            average = WeightAverage(student, first_averaged_step(total_steps, cfg.train.average_last))
+            if payload is not None:
+                if "weight_average" not in payload["training"]:
+                    raise CheckpointError(f"cannot resume from {resume_path}: it holds no weight average, though "
+                                          "the run averages weights (train.average_last)")
+                average.load_state_dict(payload["training"]["weight_average"])
         return _Run(cfg, student, teacher, objective, model, recipe, train_ds, val_ds, layout, sampler, params,
                     optimizer, scheduler, scaler, amp_dtype, iters_per_epoch, total_steps, last_step, settings,
-                    resume_path, state, CheckpointManager(self.out, opts.keep_last))
+                    resume_path, state, CheckpointManager(self.out, opts.keep_last), average)
 
     def _save(self, run: "_Run", ctx: DistContext, tag: str) -> Path | None:
         """A resumable checkpoint of the current state (rank 0 only)."""
@@ -396,13 +417,16 @@ class Trainer:
             "extra_state": extra_state(run.objective, run.student, run.teacher), "rng": capture_rng_state(),
             "run": to_jsonable(run.settings),
         }
+        if run.average is not None:
+            training["weight_average"] = run.average.state_dict()
         meta = {"trained_by": "sparsekd-train", "tag": tag, "kd": self.opts.kd, "teacher": self.opts.teacher,
                 "epoch": st.epoch, "global_step": st.global_step, **self._ground_meta(run), **self.opts.extra_meta}
         return run.ckpts.save(run.student, training, meta)
 
     def _precise_bn(self, run: "_Run", ctx: DistContext) -> None:
-        """BatchNorm statistics of the final weights over whole training frames (train/precise_bn.py)."""
-        n = run.cfg.train.precise_bn_batches
+        """BatchNorm statistics of the final weights over whole training frames (train/precise_bn.py): the
+        config's precise_bn_batches, or AVERAGE_BATCHNORM_BATCHES for averaged weights when it asks for none."""
+        n = run.cfg.train.precise_bn_batches or AVERAGE_BATCHNORM_BATCHES
         window, run.train_ds.window = run.train_ds.window, None
         loader = DataLoader(run.train_ds, batch_size=run.cfg.train.batch_size, shuffle=True, num_workers=self.opts.workers,
                             collate_fn=collate_samples, generator=torch.Generator().manual_seed(self.opts.seed + 17))
@@ -445,6 +469,8 @@ class Trainer:
                 t1 = time.perf_counter()
                 state.global_step += 1
                 state.batch_in_epoch += 1
+                if run.average is not None:
+                    run.average.update(run.student, state.global_step)
                 stats.step_times.append(t1 - t0)
                 stats.recent = (stats.recent + [result.losses])[-run.iters_per_epoch:]
                 lr, beta1 = current_lr_and_beta1(run.optimizer)
@@ -483,6 +509,7 @@ class Trainer:
             "epochs": run.cfg.train.epochs, "epochs_completed": state.epoch, "batch_size": run.cfg.train.batch_size,
             "world_size": ctx.world_size, "global_batch_size": run.cfg.train.batch_size * ctx.world_size,
             "iters_per_epoch": run.iters_per_epoch, "total_steps": run.total_steps, "steps": state.global_step,
+            "averaged_steps": run.average.count if run.average is not None else 0,
             "steps_this_session": len(times), "resumed_from": str(run.resume_path) if run.resume_path else None,
             "device": str(ctx.device), "amp": run.amp_dtype is not None,
             "precision": precision_name(run.amp_dtype), "seed": opts.seed,
@@ -506,6 +533,7 @@ class Trainer:
         meta = {"trained_by": "sparsekd-train", "kd": self.opts.kd, "teacher": self.opts.teacher,
                 "pretrained": self.opts.pretrained, "pretrained_parts": list(self.opts.pretrained_parts),
                 "epochs": run.state.epoch, "global_step": run.state.global_step, "status": status,
+                "averaged_steps": summary["averaged_steps"],
                 "metrics": to_jsonable(summary["metrics"]), **self._ground_meta(run), **self.opts.extra_meta}
         return str(save_checkpoint(self.out / "final.pth", run.student, meta=meta))
 
@@ -604,6 +632,7 @@ class _Run:
     resume_path: Path | None
     state: RunState
     ckpts: CheckpointManager
+    average: WeightAverage | None = None  # train.average_last's running average of the weights
     ground_z: float | None = None  # the training frames' ground height (meta "ground_z"), measured once
     ground_z_measured: bool = False
 
