@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsekd_core.checkpoint import read_checkpoint
+from sparsekd_core.checkpoint import CheckpointError, read_checkpoint
 from sparsekd_core.cli.train import build_parser, options_from_args
 from sparsekd_core.config import load_model_config
 from sparsekd_core.train.checkpointing import list_checkpoints
@@ -103,6 +103,13 @@ def test_an_interrupted_run_averages_as_an_uninterrupted_one(toy, tmp_path):
     b = read_checkpoint(tmp_path / "resumed" / "final.pth")["state_dict"]
     for k, v in a.items():
         assert torch.equal(v, b[k]), k
+
+
+def test_averaging_cannot_be_switched_on_in_a_resume(toy, tmp_path):
+    out = tmp_path / "switch"
+    Trainer(_options(toy, out, average_last=None, max_steps=2)).run()
+    with pytest.raises(CheckpointError, match="other settings"):
+        Trainer(_options(toy, out, resume=True)).run()
 
 
 def test_a_run_without_averaging_ends_on_its_last_weights(toy, tmp_path):

@@ -318,8 +318,8 @@ class Trainer:
             status = "completed"
         if status == "completed" and run.average is not None:
             run.average.copy_to(run.student)
-            log.info("final weights: the average of the last %d steps' (train.average_last %g)", run.average.count,
-                     run.cfg.train.average_last)
+            log.info("final weights: the average of the weights after each of the last %d steps (train.average_last %g)",
+                     run.average.count, run.cfg.train.average_last)
         if status == "completed" and (run.cfg.train.precise_bn_batches > 0 or run.average is not None):
             self._precise_bn(run, ctx)
         broadcast_buffers(run.student, ctx)
@@ -396,10 +396,7 @@ class Trainer:
         average = None
         if cfg.train.average_last > 0:
             average = WeightAverage(student, first_averaged_step(total_steps, cfg.train.average_last))
-            if payload is not None:
-                if "weight_average" not in payload["training"]:
-                    raise CheckpointError(f"cannot resume from {resume_path}: it holds no weight average, though "
-                                          "the run averages weights (train.average_last)")
+            if payload is not None:  # same train.average_last: _check_resume compared the model configs
                 average.load_state_dict(payload["training"]["weight_average"])
         return _Run(cfg, student, teacher, objective, model, recipe, train_ds, val_ds, layout, sampler, params,
                     optimizer, scheduler, scaler, amp_dtype, iters_per_epoch, total_steps, last_step, settings,
