@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoints", nargs="+", help="checkpoint paths or bundled model names")
     parser.add_argument("--real", required=True, help="real KITTI-format root with val infos (kitti_real)")
     parser.add_argument("--sim", required=True, help="simulated KITTI-format root with val infos")
-    parser.add_argument("--sim-frames", type=int, default=150, help="simulated val frames scored (default 150)")
+    parser.add_argument("--sim-frames", type=int, default=150,
+                        help="simulated val frames scored (default 150; the boxes-per-frame count takes at least as "
+                             "many as there are real frames, all of which it counts)")
     parser.add_argument("--out", default="runs/real", help="folder for the JSON outputs (default runs/real)")
     parser.add_argument("--score-threshold", type=float, default=0.3,
                         help="threshold the boxes per frame are counted at (default 0.3, the node's default)")
@@ -59,11 +62,15 @@ def main(argv: list[str] | None = None) -> int:
     support = [] if args.min_points is None else ["--min-points", str(args.min_points)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    with open(Path(args.real) / "sparsekd_infos" / "kitti_infos_val.pkl", "rb") as f:
+        real_frames = len(pickle.load(f))
     def tool(name: str) -> list[str]:  # sparsekd-eval, sparsekd-gap: their modules, in this interpreter
         return [sys.executable, "-m", f"sparsekd_core.cli.{name.removeprefix('sparsekd-')}"]
     rows = []
     for ckpt in args.checkpoints:
-        tag = Path(ckpt).parent.name if ckpt.endswith(".pth") else ckpt
+        # a run's final.pth by its run directory, any other file by its name: two files in one folder keep apart
+        path = Path(ckpt)
+        tag = (path.parent.name if path.stem == "final" else path.stem) if ckpt.endswith(".pth") else ckpt
         own, every, sim, gap = (out / f"{tag}_{k}.json" for k in ("real", "real_all", "sim", "gap"))
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.real, "--device", "cpu", "--quiet",
              *support, "--json", str(own)])
@@ -71,9 +78,10 @@ def main(argv: list[str] | None = None) -> int:
              *support, "--all-objects", "--json", str(every)])
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.sim, "--device", "cpu", "--quiet",
              "--max-frames", str(args.sim_frames), *support, "--json", str(sim)])
+        # sparsekd-gap's --max-frames holds for every side: never fewer than the real frames, which count whole
         run([*tool("sparsekd-gap"), "--side", f"real={args.real}:val", "--side", f"sim={args.sim}:val",
              "--checkpoint", ckpt, "--score-threshold", str(args.score_threshold), "--max-frames",
-             str(args.sim_frames), *support, "--quiet", "--json", str(gap)])
+             str(max(args.sim_frames, real_frames)), *support, "--quiet", "--json", str(gap)])
         sides = {s["name"]: s for s in json.loads(gap.read_text())["sides"]}
         rows.append((tag, moderate(own), moderate(own, "kitti_uncapped"), moderate(every), moderate(sim),
                      sides["real"], sides["sim"]))

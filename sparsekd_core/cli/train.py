@@ -87,9 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "still spans --epochs")
     sched.add_argument("--average-last", type=float, metavar="FRACTION",
                        help="final.pth holds the average of the weights after every step of this last share of the "
-                            "schedule (0.5: the second half), with BatchNorm statistics recomputed for it: flatter "
-                            "weights that carry better from simulated to real sensors than the run's endpoint "
-                            "(train/weight_average.py). 0 = off (default: the model config's train.average_last)")
+                            "schedule (0.5: the second half), with BatchNorm statistics recomputed for it; the training "
+                            "checkpoints keep the raw weights (stochastic weight averaging: train/weight_average.py, "
+                            "with what it measured). 0 = off (default: the model config's train.average_last)")
     sched.add_argument("--seed", type=int, default=0, help="seed for weights, data order and augmentation "
                        "(default: 0)")
     run = p.add_argument_group("run")

@@ -14,6 +14,11 @@ with BatchNorm statistics recomputed for it over whole training frames (train/pr
 statistics of the individual weights do not describe their average. The training checkpoints keep the raw
 weights (the last one is the run's endpoint) and the running average, so a resumed run averages exactly as an
 uninterrupted one. The averaging itself is torch's ``torch.optim.swa_utils.AveragedModel``.
+
+Measured here (docs/results.md, "Averaged weights against the swing of real pedestrians"): averaging the second
+half of a two-epoch one-cycle fine-tune of cp_pillar_s scored 3.9 points of mean 3D AP below the same run's endpoint
+on simulated narrow streets and the same on real pedestrians. A one-cycle schedule's second half starts at a high
+learning rate, so its average takes in coarse weights; SWA's own recipe holds the learning rate flat while averaging.
 """
 from __future__ import annotations
 
