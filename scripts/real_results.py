@@ -5,7 +5,7 @@ For each checkpoint it runs, with the project's own commands (their JSON output 
 
     sparsekd-eval --checkpoint C --dataset REAL --json ...                 # scored on the model's own range
     sparsekd-eval --checkpoint C --dataset REAL --all-objects --json ...   # every labelled object
-    sparsekd-gap --side real=REAL:val --side sim=SIM:val --checkpoint C --json ...   # boxes, false boxes/frame
+    sparsekd-gap --side real=REAL:val --checkpoint C --json ...            # boxes, false boxes/frame (and sim=SIM:val)
 
 and prints a markdown table: Car / Pedestrian / Cyclist KITTI AP R40 moderate (BEV / 3D) on both areas and without
 the small-set cap (nine frames hold 8 moderate cars: officially a perfect detector scores 17.5 there), boxes and
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +33,15 @@ CLASSES = ("Car", "Pedestrian", "Cyclist")
 def run(cmd: list[str]) -> None:
     print("$", " ".join(cmd), file=sys.stderr)
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def _tag(ckpt: str) -> str:
+    """The output files' prefix: a bundled name as it is, a run's final.pth by its run directory, another file by
+    its directory and name (two files of one folder, or same-named files of two runs, keep apart)."""
+    if not ckpt.endswith(".pth"):
+        return ckpt
+    path = Path(ckpt)
+    return path.parent.name if path.stem == "final" else f"{path.parent.name}_{path.stem}"
 
 
 def moderate(path: Path, key: str = "kitti") -> dict[str, tuple[float, float]]:
@@ -51,8 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--real", required=True, help="real KITTI-format root with val infos (kitti_real)")
     parser.add_argument("--sim", required=True, help="simulated KITTI-format root with val infos")
     parser.add_argument("--sim-frames", type=int, default=150,
-                        help="simulated val frames scored (default 150; the boxes-per-frame count takes at least as "
-                             "many as there are real frames, all of which it counts)")
+                        help="simulated val frames scored (default 150); every real frame is")
     parser.add_argument("--out", default="runs/real", help="folder for the JSON outputs (default runs/real)")
     parser.add_argument("--score-threshold", type=float, default=0.3,
                         help="threshold the boxes per frame are counted at (default 0.3, the node's default)")
@@ -62,29 +69,28 @@ def main(argv: list[str] | None = None) -> int:
     support = [] if args.min_points is None else ["--min-points", str(args.min_points)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    with open(Path(args.real) / "sparsekd_infos" / "kitti_infos_val.pkl", "rb") as f:
-        real_frames = len(pickle.load(f))
     def tool(name: str) -> list[str]:  # sparsekd-eval, sparsekd-gap: their modules, in this interpreter
         return [sys.executable, "-m", f"sparsekd_core.cli.{name.removeprefix('sparsekd-')}"]
+    tags = [_tag(ckpt) for ckpt in args.checkpoints]
+    if len(set(tags)) < len(tags):
+        parser.error(f"two checkpoints would write the same files in {out} ({', '.join(tags)}): rename one")
     rows = []
-    for ckpt in args.checkpoints:
-        # a run's final.pth by its run directory, any other file by its name: two files in one folder keep apart
-        path = Path(ckpt)
-        tag = (path.parent.name if path.stem == "final" else path.stem) if ckpt.endswith(".pth") else ckpt
-        own, every, sim, gap = (out / f"{tag}_{k}.json" for k in ("real", "real_all", "sim", "gap"))
+    for ckpt, tag in zip(args.checkpoints, tags):
+        own, every, sim, gap_real, gap_sim = (out / f"{tag}_{k}.json"
+                                              for k in ("real", "real_all", "sim", "gap_real", "gap_sim"))
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.real, "--device", "cpu", "--quiet",
              *support, "--json", str(own)])
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.real, "--device", "cpu", "--quiet",
              *support, "--all-objects", "--json", str(every)])
         run([*tool("sparsekd-eval"), "--checkpoint", ckpt, "--dataset", args.sim, "--device", "cpu", "--quiet",
              "--max-frames", str(args.sim_frames), *support, "--json", str(sim)])
-        # sparsekd-gap's --max-frames holds for every side: never fewer than the real frames, which count whole
-        run([*tool("sparsekd-gap"), "--side", f"real={args.real}:val", "--side", f"sim={args.sim}:val",
-             "--checkpoint", ckpt, "--score-threshold", str(args.score_threshold), "--max-frames",
-             str(max(args.sim_frames, real_frames)), *support, "--quiet", "--json", str(gap)])
-        sides = {s["name"]: s for s in json.loads(gap.read_text())["sides"]}
+        # one sparsekd-gap call a side: its --max-frames holds for every side, and every real frame counts
+        for side, root, frames, path in (("real", args.real, 0, gap_real), ("sim", args.sim, args.sim_frames, gap_sim)):
+            run([*tool("sparsekd-gap"), "--side", f"{side}={root}:val", "--checkpoint", ckpt, "--score-threshold",
+                 str(args.score_threshold), "--max-frames", str(frames), *support, "--quiet", "--json", str(path)])
+        real_side, sim_side = (json.loads(p.read_text())["sides"][0] for p in (gap_real, gap_sim))
         rows.append((tag, moderate(own), moderate(own, "kitti_uncapped"), moderate(every), moderate(sim),
-                     sides["real"], sides["sim"]))
+                     real_side, sim_side))
 
     def cells(ap):
         return " | ".join(f"{ap[c][0]:.1f} / {ap[c][1]:.1f}" for c in CLASSES)

@@ -211,10 +211,11 @@ class TrainConfig:
     #: Train on BEV windows of this (x, y) size in metres (data/window.py); None: on the whole range.
     bev_window: Optional[list[float]] = None
     #: After the last step, recompute BatchNorm statistics over this many batches of whole training frames
-    #: (train/precise_bn.py); 0 keeps the training run's running averages.
+    #: (train/precise_bn.py); 0 keeps the training run's running averages (unless average_last averages weights).
     precise_bn_batches: int = 0
     #: Average the weights over this last share of the schedule (0 = off; e.g. 0.5: the second half), recomputing
-    #: BatchNorm statistics for the average (train/weight_average.py).
+    #: BatchNorm statistics for the average over precise_bn_batches batches, or 32 when that is 0
+    #: (train/weight_average.py).
     average_last: float = 0.0
 
 

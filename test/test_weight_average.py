@@ -10,7 +10,7 @@ from torch import nn
 from sparsekd_core.checkpoint import CheckpointError, read_checkpoint
 from sparsekd_core.cli.train import build_parser, options_from_args
 from sparsekd_core.config import load_model_config
-from sparsekd_core.train.checkpointing import list_checkpoints
+from sparsekd_core.train.checkpointing import list_checkpoints, read_training_checkpoint
 from sparsekd_core.train.synthetic import write_toy_kitti
 from sparsekd_core.train.trainer import Trainer, TrainOptions
 from sparsekd_core.train.weight_average import WeightAverage, first_averaged_step
@@ -33,14 +33,12 @@ def test_the_averaged_tail_is_the_last_share_of_the_schedule():
 def test_average_is_the_mean_of_the_tail_parameters_only():
     model = nn.Linear(2, 1)
     average = WeightAverage(model, start=3)
-    seen = []
     for step in range(1, 6):
         with torch.no_grad():
             model.weight.fill_(float(step * step))
             model.bias.fill_(-float(step))
         average.update(model, step)
-        if step >= 3:
-            seen.append((model.weight.clone(), model.bias.clone()))
+        assert average.count == max(0, step - 2)
     assert average.count == 3
     target = nn.Linear(2, 1)
     average.copy_to(target)
@@ -93,12 +91,15 @@ def test_final_model_is_the_average_of_the_last_half_with_fresh_batchnorm(toy, t
     assert stats and any(not torch.equal(final["state_dict"][k], raw[6][k]) for k in stats)
 
 
-def test_an_interrupted_run_averages_as_an_uninterrupted_one(toy, tmp_path):
+@pytest.mark.parametrize("stop", [2, 5])  # before the averaged tail (steps 4-6) and inside it
+def test_an_interrupted_run_averages_as_an_uninterrupted_one(toy, tmp_path, stop):
     straight = Trainer(_options(toy, tmp_path / "straight")).run()
-    first = Trainer(_options(toy, tmp_path / "resumed", max_steps=5)).run()  # stops inside the averaged tail
-    assert first["status"] == "stopped_at_max_steps" and first["averaged_steps"] == 2
+    first = Trainer(_options(toy, tmp_path / "resumed", max_steps=stop)).run()
+    assert first["status"] == "stopped_at_max_steps" and first["averaged_steps"] == max(0, stop - 3)
+    saved = read_training_checkpoint(list_checkpoints(tmp_path / "resumed")[-1].path)["training"]["weight_average"]
+    assert saved["start"] == 4 and (saved["averaged"] is None) == (stop < 4)  # no second model before the tail
     second = Trainer(_options(toy, tmp_path / "resumed", resume=True)).run()
-    assert second["steps_this_session"] == 1 and second["averaged_steps"] == straight["averaged_steps"] == 3
+    assert second["steps_this_session"] == 6 - stop and second["averaged_steps"] == straight["averaged_steps"] == 3
     a = read_checkpoint(tmp_path / "straight" / "final.pth")["state_dict"]
     b = read_checkpoint(tmp_path / "resumed" / "final.pth")["state_dict"]
     for k, v in a.items():

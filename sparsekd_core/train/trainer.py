@@ -397,7 +397,7 @@ class Trainer:
         if cfg.train.average_last > 0:
             average = WeightAverage(student, first_averaged_step(total_steps, cfg.train.average_last))
             if payload is not None:  # same train.average_last: _check_resume compared the model configs
-                average.load_state_dict(payload["training"]["weight_average"])
+                average.load_state_dict(payload["training"]["weight_average"], student)
         return _Run(cfg, student, teacher, objective, model, recipe, train_ds, val_ds, layout, sampler, params,
                     optimizer, scheduler, scaler, amp_dtype, iters_per_epoch, total_steps, last_step, settings,
                     resume_path, state, CheckpointManager(self.out, opts.keep_last), average)

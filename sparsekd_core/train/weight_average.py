@@ -16,9 +16,10 @@ weights (the last one is the run's endpoint) and the running average, so a resum
 uninterrupted one. The averaging itself is torch's ``torch.optim.swa_utils.AveragedModel``.
 
 Measured here (docs/results.md, "Averaged weights against the swing of real pedestrians"): averaging the second
-half of a two-epoch one-cycle fine-tune of cp_pillar_s scored 3.9 points of mean 3D AP below the same run's endpoint
-on simulated narrow streets and the same on real pedestrians. A one-cycle schedule's second half starts at a high
-learning rate, so its average takes in coarse weights; SWA's own recipe holds the learning rate flat while averaging.
+half of a two-epoch one-cycle fine-tune of cp_pillar_s scored MEAN3D points of mean 3D AP below the same run's endpoint
+on simulated narrow streets, and the two scored alike on real pedestrians. A one-cycle schedule's second half starts at
+a high learning rate, so its average takes in coarse weights; SWA's own recipe holds the learning rate flat while
+averaging.
 """
 from __future__ import annotations
 
@@ -42,36 +43,48 @@ def first_averaged_step(total_steps: int, fraction: float) -> int:
 
 
 class WeightAverage:
-    """Equal-weight running average of ``model``'s parameters from global step ``start`` on."""
+    """Equal-weight running average of ``model``'s parameters from global step ``start`` on.
+
+    The averaged copy is made at the first averaged step, so a run holds (and checkpoints) no second model before
+    its tail. Every optimiser step counts, one that a GradScaler skipped too (its unchanged weights then count twice).
+    """
 
     def __init__(self, model: nn.Module, start: int):
         self.start = int(start)
-        # AveragedModel deep-copies the model (on its device); buffers stay those of the copy: BatchNorm's
-        # statistics are recomputed for the average at the end instead of averaged.
-        self.averaged = AveragedModel(model)
+        self.averaged: AveragedModel | None = None
 
     def update(self, model: nn.Module, global_step: int) -> None:
         """Fold ``model``'s current parameters in if ``global_step`` (the step just taken) is in the averaged tail."""
-        if global_step >= self.start:
-            self.averaged.update_parameters(model)
+        if global_step < self.start:
+            return
+        if self.averaged is None:
+            # a deep copy on the model's device; its buffers follow the model's (use_buffers=False): BatchNorm's
+            # statistics are recomputed for the average at the end instead of averaged
+            self.averaged = AveragedModel(model)
+        self.averaged.update_parameters(model)
 
     @property
     def count(self) -> int:
         """How many steps' weights the average holds."""
-        return int(self.averaged.n_averaged.item())
+        return 0 if self.averaged is None else int(self.averaged.n_averaged.item())
 
     def copy_to(self, model: nn.Module) -> None:
         """Put the averaged parameters into ``model`` (its buffers are left for the BatchNorm recompute)."""
-        if self.count == 0:
+        if self.averaged is None:
             raise RuntimeError("no weights were averaged yet: the run has not reached its averaged tail")
         with torch.no_grad():
-            for mine, avg in zip(model.parameters(), self.averaged.module.parameters()):
+            for mine, avg in zip(model.parameters(), self.averaged.module.parameters(), strict=True):
                 mine.copy_(avg)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "averaged": self.averaged.state_dict()}
+        return {"start": self.start, "averaged": None if self.averaged is None else self.averaged.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], model: nn.Module) -> None:
+        """Restore from :meth:`state_dict`; ``model`` (the run's student) gives the averaged copy its shape."""
         if int(state["start"]) != self.start:
             raise ValueError(f"the checkpoint averages weights from step {state['start']}, this run from {self.start}")
+        if state["averaged"] is None:
+            self.averaged = None
+            return
+        self.averaged = AveragedModel(model)
         self.averaged.load_state_dict(state["averaged"])
