@@ -16,10 +16,10 @@ weights (the last one is the run's endpoint) and the running average, so a resum
 uninterrupted one. The averaging itself is torch's ``torch.optim.swa_utils.AveragedModel``.
 
 Measured here (docs/results.md, "Averaged weights against the swing of real pedestrians"): averaging the second
-half of a two-epoch one-cycle fine-tune of cp_pillar_s scored MEAN3D points of mean 3D AP below the same run's endpoint
-on simulated narrow streets, and the two scored alike on real pedestrians. A one-cycle schedule's second half starts at
-a high learning rate, so its average takes in coarse weights; SWA's own recipe holds the learning rate flat while
-averaging.
+half of a two-epoch one-cycle fine-tune of cp_pillar_s scored 0.5-2.3 points of 3D AP below the same run's endpoint
+(both with precise BN) on three simulated sets, 3.4 more Pedestrian BEV on 24 real sweeps but 6.8 less Car 3D. A
+one-cycle schedule's second half starts at a high learning rate, so its average takes in coarse weights; SWA's own
+recipe holds the learning rate flat while averaging.
 """
 from __future__ import annotations
 
