@@ -1,6 +1,7 @@
-"""Weight averaging over a run's last stretch (train/weight_average.py, sparsekd-train --average-last): which steps
-are averaged, that final.pth holds their mean with BatchNorm statistics recomputed for it while the training
-checkpoints keep the raw weights, and that an interrupted run averages exactly as an uninterrupted one."""
+"""Weight averaging over a run's last stretch (train/weight_average.py, sparsekd-train --average-last) and the
+final BatchNorm recompute it relies on (--precise-bn-batches): which steps are averaged, that final.pth holds their
+mean with BatchNorm statistics recomputed for it while the training checkpoints keep the raw weights, that an
+interrupted run averages exactly as an uninterrupted one, and that the recompute can be set from the command line."""
 from __future__ import annotations
 
 import pytest
@@ -134,3 +135,22 @@ def test_cli_passes_the_share_through():
     assert options.average_last == 0.5
     args = build_parser().parse_args(["--model", "cp_pillar_s_sim360", "--data", "d"])
     assert options_from_args(args)[0].average_last is None
+
+
+@pytest.mark.parametrize("batches", [0, 2])
+def test_precise_bn_batches_from_the_command_line_decide_the_final_statistics(toy, tmp_path, batches):
+    # without averaging, final.pth's BatchNorm statistics are training's own (0) or recomputed over whole frames (2)
+    out = tmp_path / f"pbn{batches}"
+    Trainer(_options(toy, out, average_last=None, precise_bn_batches=batches)).run()
+    final = read_checkpoint(out / "final.pth")["state_dict"]
+    last = read_checkpoint(list_checkpoints(out)[-1].path)["state_dict"]
+    stats = [k for k in final if k.endswith("running_mean")]
+    assert stats and any(not torch.equal(final[k], last[k]) for k in stats) == (batches > 0)
+    assert all(torch.equal(final[k], last[k]) for k in final if not _is_batchnorm_stat(k))
+
+
+def test_cli_passes_precise_bn_batches_and_refuses_a_negative_count(toy, tmp_path):
+    args = build_parser().parse_args(["--model", "cp_pillar_s_sim360", "--data", "d", "--precise-bn-batches", "0"])
+    assert options_from_args(args)[0].precise_bn_batches == 0
+    with pytest.raises(ValueError, match="--precise-bn-batches"):
+        Trainer(_options(toy, tmp_path / "neg", precise_bn_batches=-1)).run()

@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
                             "schedule (0.5: the second half), with BatchNorm statistics recomputed for it; the training "
                             "checkpoints keep the raw weights (stochastic weight averaging: train/weight_average.py, "
                             "with what it measured). 0 = off (default: the model config's train.average_last)")
+    sched.add_argument("--precise-bn-batches", type=int, metavar="N",
+                       help="recompute the final weights' BatchNorm statistics over N batches of whole training "
+                            "frames (precise BN); 0 keeps the statistics training gathered, on BEV windows where the "
+                            "model trains on them (default: the model config's train.precise_bn_batches, 32 for the "
+                            "360-degree models; averaged weights always get a recompute, 32 batches if N is 0). "
+                            "docs/results.md, \"Averaged weights\", measured window statistics beating it once")
     sched.add_argument("--seed", type=int, default=0, help="seed for weights, data order and augmentation "
                        "(default: 0)")
     run = p.add_argument_group("run")
@@ -153,7 +159,7 @@ def options_from_args(args: argparse.Namespace):
         model=model, data=args.data, out=args.out or _default_out(model, kd), teacher=teacher, kd=kd,
         pretrained=args.pretrained, pretrained_parts=_parts(args.pretrained_parts, args.pretrained),
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
-        average_last=args.average_last,
+        average_last=args.average_last, precise_bn_batches=args.precise_bn_batches,
         workers=args.workers, seed=args.seed, resume=args.resume or False,
         eval_every=pick(args.eval_every, "eval_every", 0), evaluate=not args.no_eval, keep_last=args.keep_last,
         ckpt_every_steps=args.ckpt_every, max_steps=args.max_steps, device=args.device, sync_bn=args.sync_bn,

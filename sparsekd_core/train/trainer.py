@@ -89,7 +89,9 @@ class TrainOptions:
     augment: "default" (the reference pipeline), None (none) or an AugmentConfig dict.
     waymo_interval: keep every k-th Waymo frame when infos are built here (the paper trains on 20%: 5).
     average_last: average the weights over this last share of the schedule (train/weight_average.py); None: the
-    model config's train.average_last (0 = off).
+    model config's train.average_last (0 = off). precise_bn_batches: recompute the final weights' BatchNorm statistics
+    over this many batches of whole training frames (train/precise_bn.py; 0 = keep training's running statistics);
+    None: the model config's train.precise_bn_batches.
     """
 
     model: str
@@ -103,6 +105,7 @@ class TrainOptions:
     batch_size: int | None = None
     lr: float | None = None
     average_last: float | None = None
+    precise_bn_batches: int | None = None
     workers: int = 2
     seed: int = 0
     resume: bool | str = False
@@ -244,10 +247,15 @@ class Trainer:
             t.lr = float(self.opts.lr)
         if self.opts.average_last is not None:
             t.average_last = float(self.opts.average_last)
+        if self.opts.precise_bn_batches is not None:
+            t.precise_bn_batches = int(self.opts.precise_bn_batches)
         if t.epochs < 1 or t.batch_size < 1:
             raise ValueError(f"epochs and batch size must be >= 1 (got {t.epochs}, {t.batch_size})")
         if not 0.0 <= t.average_last <= 1.0:
             raise ValueError(f"--average-last must be a share of the schedule in [0, 1] (0 = off), got {t.average_last}")
+        if t.precise_bn_batches < 0:
+            raise ValueError(f"--precise-bn-batches must be 0 (keep training's statistics) or more, got "
+                             f"{t.precise_bn_batches}")
         return cfg
 
     def _datasets(self, cfg: ModelConfig, ctx: DistContext) -> tuple[DetectionDataset, DetectionDataset | None, str]:
