@@ -33,7 +33,7 @@ def test_the_averaged_tail_is_the_last_share_of_the_schedule():
 
 def test_average_is_the_mean_of_the_tail_parameters_only():
     model = nn.Linear(2, 1)
-    average = WeightAverage(model, start=3)
+    average = WeightAverage(start=3)
     for step in range(1, 6):
         with torch.no_grad():
             model.weight.fill_(float(step * step))
@@ -46,7 +46,7 @@ def test_average_is_the_mean_of_the_tail_parameters_only():
     torch.testing.assert_close(target.weight, torch.full((1, 2), (9 + 16 + 25) / 3))
     torch.testing.assert_close(target.bias, torch.tensor([-4.0]))
     with pytest.raises(RuntimeError, match="no weights were averaged"):
-        WeightAverage(model, start=10).copy_to(target)
+        WeightAverage(start=10).copy_to(target)
 
 
 @pytest.fixture(scope="module")

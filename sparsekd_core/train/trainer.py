@@ -403,7 +403,7 @@ class Trainer:
         last_step = total_steps if opts.max_steps is None else min(total_steps, int(opts.max_steps))
         average = None
         if cfg.train.average_last > 0:
-            average = WeightAverage(student, first_averaged_step(total_steps, cfg.train.average_last))
+            average = WeightAverage(first_averaged_step(total_steps, cfg.train.average_last))
             if payload is not None:  # same train.average_last: _check_resume compared the model configs
                 average.load_state_dict(payload["training"]["weight_average"], student)
         return _Run(cfg, student, teacher, objective, model, recipe, train_ds, val_ds, layout, sampler, params,

@@ -43,13 +43,13 @@ def first_averaged_step(total_steps: int, fraction: float) -> int:
 
 
 class WeightAverage:
-    """Equal-weight running average of ``model``'s parameters from global step ``start`` on.
+    """Equal-weight running average of a model's parameters from global step ``start`` on.
 
     The averaged copy is made at the first averaged step, so a run holds (and checkpoints) no second model before
     its tail. Every optimiser step counts, one that a GradScaler skipped too (its unchanged weights then count twice).
     """
 
-    def __init__(self, model: nn.Module, start: int):
+    def __init__(self, start: int):
         self.start = int(start)
         self.averaged: AveragedModel | None = None
 
