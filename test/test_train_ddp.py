@@ -17,9 +17,8 @@ import torch.multiprocessing as mp
 
 from sparsekd_core.checkpoint import read_checkpoint
 from sparsekd_core.config import load_model_config
-from sparsekd_core.train.synthetic import write_toy_kitti
 
-from tiny_models import TINY_VOXEL
+from tiny_models import write_tiny_voxel_run
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,15 +56,12 @@ def _worker(rank: int, world: int, port: int, model: str, data: str, out: str, r
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
     root = tmp_path_factory.mktemp("toy")
-    model = root / "tiny.yaml"
-    model.write_text(TINY_VOXEL)
-    cfg = load_model_config(model)
-    write_toy_kitti(root / "kitti", cfg.voxelization.point_cloud_range, cfg.class_names, n_train=8, n_val=2)
+    model, data = write_tiny_voxel_run(root, n_train=8, n_val=2)
     # build the infos once here so the ranks do not race to create them
     from sparsekd_core.data.kitti_infos import create_kitti_infos
 
-    create_kitti_infos(root / "kitti", ("train", "val"), workers=1, progress=False)
-    return model, root / "kitti"
+    create_kitti_infos(data, ("train", "val"), workers=1, progress=False)
+    return model, data
 
 
 def test_two_gloo_processes_keep_identical_replicas(toy, tmp_path):

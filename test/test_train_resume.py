@@ -21,10 +21,9 @@ from sparsekd_core.train import trainer as trainer_mod
 from sparsekd_core.train.checkpointing import (
     CheckpointManager, capture_rng_state, list_checkpoints, read_training_checkpoint, restore_rng_state,
 )
-from sparsekd_core.train.synthetic import write_toy_kitti
 from sparsekd_core.train.trainer import Trainer, TrainOptions
 
-from tiny_models import TINY_VOXEL
+from tiny_models import write_tiny_voxel_run
 
 # flips, rotation, scaling and shuffling on, drawn per (seed, epoch, frame): a resume must reproduce them too
 AUGMENT = {"flip_axes": ["x"], "rotation_range": [-0.5, 0.5], "scale_range": [0.95, 1.05], "shuffle_points": True}
@@ -35,12 +34,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy")
-    model = root / "tiny.yaml"
-    model.write_text(TINY_VOXEL)
-    cfg = load_model_config(model)
-    write_toy_kitti(root / "kitti", cfg.voxelization.point_cloud_range, cfg.class_names, n_train=5, n_val=2)
-    return model, root / "kitti"
+    return write_tiny_voxel_run(tmp_path_factory.mktemp("toy"), n_train=5, n_val=2)
 
 
 def _options(toy, out, **kw) -> TrainOptions:

@@ -10,13 +10,11 @@ from torch import nn
 
 from sparsekd_core.checkpoint import CheckpointError, read_checkpoint
 from sparsekd_core.cli.train import build_parser, options_from_args
-from sparsekd_core.config import load_model_config
 from sparsekd_core.train.checkpointing import list_checkpoints, read_training_checkpoint
-from sparsekd_core.train.synthetic import write_toy_kitti
 from sparsekd_core.train.trainer import Trainer, TrainOptions
 from sparsekd_core.train.weight_average import WeightAverage, first_averaged_step
 
-from tiny_models import TINY_VOXEL
+from tiny_models import write_tiny_voxel_run
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -51,12 +49,7 @@ def test_average_is_the_mean_of_the_tail_parameters_only():
 
 @pytest.fixture(scope="module")
 def toy(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_average")
-    model = root / "tiny.yaml"
-    model.write_text(TINY_VOXEL)
-    cfg = load_model_config(model)
-    write_toy_kitti(root / "kitti", cfg.voxelization.point_cloud_range, cfg.class_names, n_train=5, n_val=2)
-    return model, root / "kitti"
+    return write_tiny_voxel_run(tmp_path_factory.mktemp("toy_average"), n_train=5, n_val=2)
 
 
 def _options(toy, out, **kw) -> TrainOptions:
