@@ -62,6 +62,7 @@ setup(
             "sparsekd-data = sparsekd_core.cli.data:main",
             "sparsekd-import = sparsekd_core.cli.import_weights:main",
             "sparsekd-export = sparsekd_core.cli.export:main",
+            "sparsekd-soup = sparsekd_core.cli.soup:main",
         ],
     },
 )

@@ -431,17 +431,43 @@ class Trainer:
     def _precise_bn(self, run: "_Run", ctx: DistContext) -> None:
         """BatchNorm statistics of the final weights over whole training frames (train/precise_bn.py): the
         config's precise_bn_batches, or AVERAGE_BATCHNORM_BATCHES for averaged weights when it asks for none."""
-        n = run.cfg.train.precise_bn_batches or AVERAGE_BATCHNORM_BATCHES
-        window, run.train_ds.window = run.train_ds.window, None
+        used = self._batchnorm_pass(run, ctx, run.cfg.train.precise_bn_batches or AVERAGE_BATCHNORM_BATCHES,
+                                    windows=False)
+        log.info("BatchNorm statistics recomputed over %d batches of whole frames (precise BN)", used)
+
+    def _batchnorm_pass(self, run: "_Run", ctx: DistContext, batches: int, windows: bool) -> int:
+        """Recompute the student's BatchNorm statistics over ``batches`` shuffled training batches: whole frames, or
+        (``windows``) the train.bev_window windows the training loop feeds. Returns the batches used."""
+        window = run.train_ds.window
+        if not windows:
+            run.train_ds.window = None
         loader = DataLoader(run.train_ds, batch_size=run.cfg.train.batch_size, shuffle=True, num_workers=self.opts.workers,
                             collate_fn=collate_samples, generator=torch.Generator().manual_seed(self.opts.seed + 17))
+
+        def forward(batch) -> None:
+            offset = None if batch.window_offset is None else batch.window_offset.to(ctx.device)
+            with bev_windows([run.student], offset, run.cfg.train.bev_window):
+                run.student(batch_inputs(batch, ctx.device)[0])
         try:
-            used = recompute_batchnorm_statistics(
-                run.student, itertools.islice(loader, n),
-                lambda batch: run.student(batch_inputs(batch, ctx.device)[0]))
+            return recompute_batchnorm_statistics(run.student, itertools.islice(loader, batches), forward)
         finally:
             run.train_ds.window = window
-        log.info("BatchNorm statistics recomputed over %d batches of whole frames (precise BN)", used)
+
+    def training_batchnorm(self, batches: int, out: str | Path, meta: dict[str, Any]) -> Path:
+        """Write ``opts.pretrained``'s weights to ``out`` with BatchNorm statistics of the inputs training feeds
+        (train.bev_window's windows when the config trains on windows, else whole frames) over ``batches`` batches
+        of the training split: the statistics weights made outside a training run need (train/soup.py)."""
+        if batches < 1:
+            raise ValueError(f"BatchNorm statistics need at least one batch, got {batches}")
+        ctx = init_distributed(resolve_device(self.opts.device))
+        try:
+            run = self._build(ctx)
+            used = self._batchnorm_pass(run, ctx, batches, windows=True)
+        finally:
+            cleanup_distributed()
+        log.info("BatchNorm statistics recomputed over %d batches of %s", used,
+                 "training windows" if run.train_ds.window is not None else "whole frames")
+        return save_checkpoint(out, run.student, meta=meta)
 
     def _loader(self, run: "_Run", epoch: int) -> DataLoader:
         """This rank's batches of ``epoch``, from the position the run stands at (exact after a resume)."""
