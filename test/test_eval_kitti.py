@@ -457,6 +457,19 @@ def test_cli_adds_the_uncapped_estimate_on_a_small_set(kitti_root, tmp_path, cap
     assert "kitti_uncapped" not in json.loads(out.read_text())
 
 
+def test_cli_bootstrap_resamples_the_frames(kitti_root, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert eval_main(["--dataset", str(kitti_root), "--gt-as-predictions", "--max-frames", "3", "--bootstrap", "5",
+                      "--json", str(out), "--quiet"]) == 0
+    boot = json.loads(out.read_text())["kitti_bootstrap"]
+    assert boot["resamples"] == 5 and boot["frames"] == 3 and boot["uncapped"]  # a small set: the uncapped AP
+    assert boot["interval"]["Pedestrian/3d/moderate"] == [pytest.approx(100.0), pytest.approx(100.0)]
+    assert "90% of 5 draws of the 3 frames" in capsys.readouterr().out
+    assert eval_main(["--dataset", str(kitti_root), "--gt-as-predictions", "--max-frames", "3", "--metric", "waymo",
+                      "--bootstrap", "5", "--quiet"]) == 1
+    assert "--bootstrap resamples the KITTI metric" in capsys.readouterr().err
+
+
 def test_projected_predictions_reproduce_the_labels_2d_boxes(kitti_root):
     # The prediction path projects LiDAR boxes with the calibration: fed the ground-truth boxes it
     # must recover the label's 2D boxes (up to the label file's rounding of location and size to

@@ -23,6 +23,7 @@ from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_veh
 from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_points, load_split, loaded_features
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
 from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections, predictions_from_gt
+from sparsekd_core.eval.bootstrap import bootstrap_kitti
 from sparsekd_core.eval.kitti import N_SAMPLE_PTS, kitti_counts, kitti_eval, kitti_eval_uncapped
 from sparsekd_core.eval.operating_point import (best_thresholds, class_thresholds_text, operating_points,
                                                 operating_table, threshold_grid)
@@ -128,6 +129,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "the best-F1 thresholds recorded as its operating point (head.post.operating_thresholds), "
                         "which the node, sparsekd-detect, sparsekd-bag-detect and sparsekd-gap then use by default")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate only the first N frames")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="KITTI: also score N draws of the frames with replacement and print the central 90%% of each "
+                        "AP (moderate and all; uncapped where the set is small): how far a figure on few frames "
+                        "can move with the frames alone (eval/bootstrap.py; e.g. 1000; 0 = off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -199,6 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.batch_size < 1 or (args.max_frames is not None and args.max_frames < 1):
         print("sparsekd-eval: --batch-size and --max-frames must be >= 1", file=sys.stderr)
         return 2
+    if args.bootstrap < 0:
+        print("sparsekd-eval: --bootstrap N draws N resamples (0 = off), not a negative number", file=sys.stderr)
+        return 2
     root = Path(args.dataset)
     try:
         dataset = detect_format(root, args.split) if args.format == "auto" else args.format
@@ -252,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         tables = []
         eval_start = time.perf_counter()
+        if args.bootstrap and metric not in ("kitti", "both"):
+            raise ValueError(f"--bootstrap resamples the KITTI metric; this run scores {metric}")
         if metric in ("kitti", "both"):
             r = kitti_eval(gt_annos, dt_annos, classes=classes, metrics=("bbox", "bev", "3d", "aos"),
                            recall_points=args.recall_points)
@@ -269,6 +279,13 @@ def main(argv: list[str] | None = None) -> int:
                 tables.append(uncapped["table"] + "\n(an estimate of what a large set with these frames' objects "
                               "and errors scores: the same precision-recall curve, sampled at all 40 recall "
                               "positions; few objects make it coarse, and the official figures are those above)")
+            if args.bootstrap > 0:
+                with tqdm(total=args.bootstrap, desc="bootstrap", unit="draw", disable=args.quiet) as draws:
+                    boot = bootstrap_kitti(gt_annos, dt_annos, resamples=args.bootstrap, uncapped=bool(small),
+                                           on_resample=lambda: draws.update(1), classes=classes,
+                                           metrics=("bev", "3d"), recall_points=args.recall_points)
+                report["kitti_bootstrap"] = boot
+                tables.append(boot["table"])
         if metric == "nuscenes":
             from sparsekd_core.data.nuscenes_infos import dataset_version, load_nuscenes
             from sparsekd_core.eval.nuscenes import nuscenes_eval
