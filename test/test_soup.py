@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sparsekd_core.checkpoint import CheckpointError, read_checkpoint, save_checkpoint
+from sparsekd_core.checkpoint import CheckpointError, atomic_torch_save, read_checkpoint, save_checkpoint
 from sparsekd_core.cli.soup import main
 from sparsekd_core.config import load_model_config
 from sparsekd_core.models.detector import CenterPointDetector, build_detector
@@ -24,7 +24,7 @@ train: {epochs: 1, batch_size: 2, bev_window: [5.12, 5.12], precise_bn_batches: 
 """
 
 
-def _ingredient(cfg, path, seed: int, fp16: bool = False):
+def _ingredient(cfg, path, seed: int, fp16: bool = False, meta: dict | None = None):
     torch.manual_seed(seed)
     model = build_detector(cfg)
     with torch.no_grad():  # distinct BatchNorm statistics too
@@ -35,7 +35,7 @@ def _ingredient(cfg, path, seed: int, fp16: bool = False):
                 buf.uniform_(0.5, 2.0)
             elif name.endswith("num_batches_tracked"):
                 buf.fill_(seed)
-    save_checkpoint(path, model, fp16=fp16)
+    save_checkpoint(path, model, fp16=fp16, meta=meta)
     return read_checkpoint(path)["state_dict"]
 
 
@@ -45,8 +45,11 @@ def windowed(tmp_path_factory):
     (root / "student.yaml").write_text(WINDOWED)
     cfg = load_model_config(root / "student.yaml")
     write_toy_kitti(root / "kitti", cfg.voxelization.point_cloud_range, cfg.class_names, n_train=6, n_val=1)
-    a = _ingredient(cfg, root / "a.pth", seed=1)
-    b = _ingredient(cfg, root / "b.pth", seed=2, fp16=True)
+    tuned = load_model_config(root / "student.yaml")  # a fine-tune's own operating point and training settings
+    tuned.head.post.operating_thresholds = {"Car": 0.5, "Pedestrian": 0.45, "Cyclist": 0.5}
+    tuned.train.epochs = 3
+    a = _ingredient(tuned, root / "a.pth", seed=1, meta={"ground_z": -1.7})
+    b = _ingredient(cfg, root / "b.pth", seed=2, fp16=True, meta={"ground_z": -1.7})
     return root, cfg, a, b
 
 
@@ -62,7 +65,10 @@ def test_soup_is_the_mean_of_the_ingredients(windowed):
         else:
             assert torch.equal(value, a[key])  # BatchNorm's batch counter: the first ingredient's
     assert payload["meta"]["soup_of"] == [str(root / "a.pth"), str(root / "b.pth")]
-    assert payload["config"] == read_checkpoint(root / "a.pth")["config"]
+    assert payload["meta"]["ground_z"] == -1.7  # both ingredients' ground height
+    first = read_checkpoint(root / "a.pth")["config"]
+    assert payload["config"]["train"] == first["train"] and payload["config"]["voxelization"] == first["voxelization"]
+    assert payload["config"]["head"]["post"]["operating_thresholds"] == {}  # chosen for a's weights, not the soup's
 
 
 def test_ingredients_of_different_models_are_refused(windowed, tmp_path):
@@ -72,13 +78,24 @@ def test_ingredients_of_different_models_are_refused(windowed, tmp_path):
     narrow = load_model_config(root / "student.yaml")
     narrow.head.shared_channels = 16
     save_checkpoint(tmp_path / "narrow.pth", build_detector(narrow))
-    with pytest.raises(CheckpointError, match="not the same architecture"):
+    with pytest.raises(CheckpointError, match=r"differ in head.shared_channels \(16 against 64\)"):
         average_checkpoints([root / "a.pth", tmp_path / "narrow.pth"])
+    cut = read_checkpoint(root / "a.pth")  # the same config, a tensor of another shape (a file edited by hand)
+    key = next(k for k, v in cut["state_dict"].items() if v.ndim == 4)
+    cut["state_dict"][key] = cut["state_dict"][key][:1]
+    atomic_torch_save(cut, tmp_path / "cut.pth")
+    with pytest.raises(CheckpointError, match=f"{key} is .* not the same architecture"):
+        average_checkpoints([root / "a.pth", tmp_path / "cut.pth"])
     other = load_model_config(root / "student.yaml")
     other.class_names = ["Car", "Cyclist", "Pedestrian"]
     save_checkpoint(tmp_path / "other.pth", build_detector(other))
     with pytest.raises(CheckpointError, match="a soup averages fine-tunes of one model"):
         average_checkpoints([root / "a.pth", tmp_path / "other.pth"])
+    finer = load_model_config(root / "student.yaml")  # every tensor the same shape, a different grid
+    finer.voxelization.voxel_size = [0.32, 0.32, 4.0]
+    save_checkpoint(tmp_path / "finer.pth", build_detector(finer))
+    with pytest.raises(CheckpointError, match=r"differ in voxelization.voxel_size"):
+        average_checkpoints([root / "a.pth", tmp_path / "finer.pth"])
     (tmp_path / "broken.pth").write_bytes(b"not a checkpoint")
     assert main([str(root / "a.pth"), str(tmp_path / "broken.pth"), "--out", str(tmp_path / "s.pth"),
                  "--bn-batches", "0"]) == 1
@@ -98,7 +115,7 @@ def test_soup_batchnorm_is_recomputed_on_training_windows(windowed, tmp_path, mo
     monkeypatch.setattr(CenterPointDetector, "forward_voxels", recording)
     out = tmp_path / "soup.pth"
     assert main([str(root / "a.pth"), str(root / "b.pth"), "--out", str(out), "--data", str(root / "kitti"),
-                 "--model", str(root / "student.yaml"), "--bn-batches", "2", "--device", "cpu"]) == 0
+                 "--bn-batches", "2", "--device", "cpu"]) == 0
     assert "2 checkpoints averaged" in capsys.readouterr().out
     assert maps == [(True, (8, 8))] * 2  # two batches of windows, in training mode; no whole 32 x 32 map
     written = read_checkpoint(out)
@@ -110,7 +127,9 @@ def test_soup_batchnorm_is_recomputed_on_training_windows(windowed, tmp_path, mo
         elif value.is_floating_point():
             torch.testing.assert_close(value, averaged[key])  # the weights are the plain mean
     assert written["meta"]["soup_of"] == [str(root / "a.pth"), str(root / "b.pth")]
-    assert "2 training batches" in written["meta"]["tag"]
+    assert written["meta"]["batchnorm"].startswith("recomputed over 2 batches of training windows")
+    assert isinstance(written["meta"]["ground_z"], float)  # measured on the toy frames
+    assert written["config"] == average_checkpoints([root / "a.pth", root / "b.pth"])["config"]  # a's, no op point
 
     kept = tmp_path / "kept.pth"
     assert main([str(root / "a.pth"), str(root / "b.pth"), "--out", str(kept), "--bn-batches", "0"]) == 0

@@ -130,9 +130,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "which the node, sparsekd-detect, sparsekd-bag-detect and sparsekd-gap then use by default")
     p.add_argument("--max-frames", type=int, default=None, metavar="N", help="evaluate only the first N frames")
     p.add_argument("--bootstrap", type=int, default=0, metavar="N",
-                   help="KITTI: also score N draws of the frames with replacement and print the central 90%% of each "
-                        "AP (moderate and all; uncapped where the set is small): how far a figure on few frames "
-                        "can move with the frames alone (eval/bootstrap.py; e.g. 1000; 0 = off)")
+                   help="KITTI: also score N draws of the frames with replacement and print the median and central "
+                        "90%% of each BEV and 3D AP (every class and difficulty; uncapped where the set is small): how "
+                        "far a figure on few frames can move with the frames alone (eval/bootstrap.py; e.g. 500; "
+                        "0 = off)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -214,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         if metric in ("kitti", "both") and dataset != "kitti":
             raise ValueError("the KITTI metric needs KITTI-format data (2D boxes, occlusion, truncation); "
                              "use --metric waymo on Waymo-format data")
+        if args.bootstrap and metric not in ("kitti", "both"):
+            raise ValueError(f"--bootstrap resamples the KITTI metric; this run scores {metric} (--metric kitti)")
         if (metric == "nuscenes") != (dataset == "nuscenes"):
             raise ValueError("the nuScenes metric scores nuScenes data only, and nuScenes data is scored with it: "
                              "use --metric nuscenes exactly when the dataset is nuScenes")
@@ -260,8 +263,6 @@ def main(argv: list[str] | None = None) -> int:
         }
         tables = []
         eval_start = time.perf_counter()
-        if args.bootstrap and metric not in ("kitti", "both"):
-            raise ValueError(f"--bootstrap resamples the KITTI metric; this run scores {metric}")
         if metric in ("kitti", "both"):
             r = kitti_eval(gt_annos, dt_annos, classes=classes, metrics=("bbox", "bev", "3d", "aos"),
                            recall_points=args.recall_points)

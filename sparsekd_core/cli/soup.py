@@ -20,11 +20,14 @@ examples:
       --teacher cp_pillar_sim360 --kd sparsekd --lr 0.0015 --epochs 2 --out runs/a
   sparsekd-train ... --data data/simB/kitti --out runs/b
   sparsekd-soup runs/a/final.pth runs/b/final.pth --data data/simB/kitti --out runs/soup.pth
+  sparsekd-eval --checkpoint runs/soup.pth --dataset data/simB/kitti --operating-points 0.3 0.8 0.05 \
+      --record-operating-points runs/soup.pth     # the soup has no operating point of its own yet
   sparsekd-eval --checkpoint runs/soup.pth --dataset data/simB/kitti
 
 notes:
   Ingredients may be final.pth files, training checkpoints (ckpt_e*_s*.pth: their weights) or bundled model
-  names. Fine-tunes from different starting weights may not lie in one basin; evaluate the soup beside its
+  names of one model: the same classes, inputs, grid and layers (their training settings may differ). The soup
+  keeps the first one's config without its operating point (class_score_thresholds chosen for other weights). Fine-tunes from different starting weights may not lie in one basin; evaluate the soup beside its
   ingredients before using it. --bn-batches 0 keeps the ingredients' averaged BatchNorm statistics (no data
   needed), which describe no actual weights: only for a quick look.
 """
@@ -38,9 +41,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, metavar="OUT.pth", help="where to write the soup")
     parser.add_argument("--data", default=None, metavar="ROOT",
                         help="dataset root (as for sparsekd-train) whose training split gives the BatchNorm batches")
-    parser.add_argument("--model", default=None, metavar="NAME",
-                        help="model config for the data pipeline (zoo name or YAML; default: the name in the first "
-                             "checkpoint's config)")
     parser.add_argument("--bn-batches", type=int, default=200, metavar="N",
                         help="training batches the BatchNorm statistics are recomputed over (default 200; 0 keeps "
                              "the averaged statistics)")
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--bn-batches must be 0 or more, got {args.bn_batches}")
     if args.bn_batches > 0 and not args.data:
         parser.error("--data DATASET_ROOT is required to recompute BatchNorm statistics (or --bn-batches 0)")
-    from ..checkpoint import CheckpointError, atomic_torch_save
+    from ..checkpoint import CheckpointError, atomic_torch_save, config_from_payload
     from ..config import ConfigError
     from ..train.soup import average_checkpoints
     from ..train.trainer import Trainer, TrainOptions
@@ -73,12 +73,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             with tempfile.TemporaryDirectory(prefix="sparsekd-soup-") as tmp:
                 averaged = atomic_torch_save(payload, Path(tmp) / "averaged.pth")
-                options = TrainOptions(model=args.model or payload["config"]["name"], data=args.data, out=tmp,
+                # the ingredients' own config drives the data pipeline and is the soup's
+                options = TrainOptions(model=config_from_payload(payload, "the soup"), data=args.data, out=tmp,
                                        pretrained=str(averaged), workers=args.workers, device=args.device,
                                        evaluate=False, seed=args.seed, progress=False)
-                meta = dict(payload["meta"], tag=f"uniform soup of {len(args.checkpoints)} checkpoints, BatchNorm "
-                                                 f"statistics over {args.bn_batches} training batches of {args.data}")
-                Trainer(options).training_batchnorm(args.bn_batches, out, meta)
+                Trainer(options).training_batchnorm(args.bn_batches, out, payload["meta"])
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"sparsekd-soup: error: {e}", file=sys.stderr)
         return 1

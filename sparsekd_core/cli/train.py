@@ -93,9 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
     sched.add_argument("--precise-bn-batches", type=int, metavar="N",
                        help="recompute the final weights' BatchNorm statistics over N batches of whole training "
                             "frames (precise BN); 0 keeps the statistics training gathered, on BEV windows where the "
-                            "model trains on them (default: the model config's train.precise_bn_batches, 32 for the "
-                            "360-degree models; averaged weights always get a recompute, 32 batches if N is 0). "
-                            "docs/results.md, \"Averaged weights\", measured window statistics beating it once")
+                            "model trains on them (default: the model config's train.precise_bn_batches: 0 for "
+                            "cp_pillar_s_sim360, whose window statistics scored higher in "
+                            "two runs, docs/results.md \"Window statistics, settled\", 32 for the other 360-degree "
+                            "models; averaged weights always get a "
+                            "whole-frame recompute, 32 batches if N is 0)")
     sched.add_argument("--seed", type=int, default=0, help="seed for weights, data order and augmentation "
                        "(default: 0)")
     run = p.add_argument_group("run")

@@ -73,6 +73,6 @@ def bootstrap_table(result: Mapping[str, Any]) -> str:
              "-" if result["interval"][key][0] is None else
              f"{fmt(result['interval'][key][0])} .. {fmt(result['interval'][key][1])}", str(result["drawn"][key])]
             for key in result["interval"]]
-    title = (f"KITTI AP{' (uncapped)' if result['uncapped'] else ''}: {round(100 * result['confidence'])}% of "
+    title = (f"KITTI AP{' (uncapped)' if result['uncapped'] else ''}: {100 * result['confidence']:g}% of "
              f"{result['resamples']} draws of the {result['frames']} frames with replacement")
     return format_table(["class/metric/difficulty", "median", "interval", "draws"], rows, title=title)

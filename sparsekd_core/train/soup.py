@@ -10,7 +10,7 @@ run on a real sensor that is the case that matters; the soup costs nothing at in
 bundled weights are widened first); integer buffers (BatchNorm's batch counters) come from the first. Averaged
 BatchNorm running statistics do not describe the averaged weights, so ``sparsekd-soup`` recomputes them over
 training batches as the training loop feeds them (Trainer.training_batchnorm; BEV windows for models that train on
-windows: docs/results.md, "Window statistics, settled"). Weights of different models, classes or shapes are refused.
+windows). Weights of different models (classes, inputs, grid, layers) are refused.
 """
 from __future__ import annotations
 
@@ -19,15 +19,35 @@ from typing import Any, Sequence
 
 import torch
 
-from ..checkpoint import CheckpointError, make_payload, read_checkpoint
-from ..config import model_config_from_dict
+from ..checkpoint import CheckpointError, config_from_payload, make_payload, read_checkpoint
 from ..inference import resolve_checkpoint
+
+# config fields that may differ between fine-tunes of one model: how each was trained, and post-processing
+_FREE_FIELDS = ("name", "description", "train")
+
+
+def _architecture(config: dict) -> dict:
+    """An embedded config without the fields fine-tunes of one model may differ in."""
+    arch = {k: v for k, v in config.items() if k not in _FREE_FIELDS}
+    arch["head"] = {k: v for k, v in arch["head"].items() if k != "post"}
+    return arch
+
+
+def _first_difference(a: Any, b: Any, path: str = "") -> str:
+    """The dotted path of the first field where two config dicts differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b)):
+            if a.get(key) != b.get(key):
+                return _first_difference(a.get(key), b.get(key), f"{path}.{key}" if path else key)
+    return f"{path} ({a!r} against {b!r})"
 
 
 def average_checkpoints(sources: Sequence[str | Path]) -> dict[str, Any]:
     """The uniform soup of ``sources`` (checkpoint paths or bundled model names): a checkpoint payload (fp32) with
-    the first source's config and ``meta["soup_of"]`` naming the ingredients. Raises CheckpointError when there
-    are fewer than two or they are not weights of one architecture with the same classes."""
+    the first source's config, without its operating point (chosen for those weights, not the soup's), and
+    ``meta["soup_of"]`` naming the ingredients (and ``meta["ground_z"]`` where they all record the same). Raises
+    CheckpointError when there are fewer than two or they are not weights of one model: the same classes, inputs,
+    grid and layers (their training settings and post-processing may differ)."""
     if len(sources) < 2:
         raise CheckpointError(f"a soup needs at least two checkpoints, got {len(sources)}")
     paths = [resolve_checkpoint(s) for s in sources]
@@ -37,6 +57,10 @@ def average_checkpoints(sources: Sequence[str | Path]) -> dict[str, Any]:
         if list(payload["class_names"]) != list(payloads[0]["class_names"]):
             raise CheckpointError(f"{path} detects {payload['class_names']}, {first} {payloads[0]['class_names']}: "
                                   "a soup averages fine-tunes of one model")
+        ours, theirs = _architecture(payloads[0]["config"]), _architecture(payload["config"])
+        if ours != theirs:
+            raise CheckpointError(f"{path} is not the model {first} is: their configs differ in "
+                                  f"{_first_difference(theirs, ours)}; a soup averages fine-tunes of one model")
         sd = payload["state_dict"]
         if set(sd) != set(first_sd):
             diff = sorted(set(sd) ^ set(first_sd))
@@ -52,8 +76,11 @@ def average_checkpoints(sources: Sequence[str | Path]) -> dict[str, Any]:
             averaged[key] = torch.stack([p["state_dict"][key].float() for p in payloads]).mean(dim=0)
         else:
             averaged[key] = value.clone()
-    cfg = model_config_from_dict(payloads[0]["config"], source=str(first))
-    meta = {"soup_of": [str(s) for s in sources],
-            "tag": f"uniform soup of {len(sources)} checkpoints (BatchNorm statistics averaged)"}
+    cfg = config_from_payload(payloads[0], source=str(first))
+    cfg.head.post.operating_thresholds = {}
+    meta: dict[str, Any] = {"soup_of": [str(s) for s in sources],
+                            "tag": f"uniform soup of {len(sources)} checkpoints"}
+    grounds = {p.get("meta", {}).get("ground_z") for p in payloads}
+    if len(grounds) == 1 and None not in grounds:
+        meta["ground_z"] = grounds.pop()
     return make_payload(cfg, averaged, meta=meta)
-

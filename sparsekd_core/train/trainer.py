@@ -21,6 +21,7 @@ else one epoch).
 """
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import logging
@@ -72,7 +73,8 @@ RESUME_KEYS = ("model_config", "teacher", "kd", "epochs", "batch_size", "seed", 
 class TrainOptions:
     """Everything a run needs. ``None`` for epochs/batch_size/lr means the model config's ``train`` values.
 
-    model: zoo name or YAML. data: dataset root (KITTI, Waymo or nuScenes layout). out: run directory.
+    model: zoo name, YAML or a ModelConfig (a checkpoint's embedded one). data: dataset root (KITTI, Waymo or
+    nuScenes layout). out: run directory.
     teacher: teacher checkpoint (.pth or a bundled model name) for KD. kd: KD recipe ("none", "sparsekd",
     "logit,label", path.yaml). pretrained: weights (.pth or a bundled model name) a new run starts from instead of
     a random or TGI initialisation: fine-tuning, or more training for a model of an earlier run under a fresh
@@ -94,7 +96,7 @@ class TrainOptions:
     None: the model config's train.precise_bn_batches.
     """
 
-    model: str
+    model: str | ModelConfig
     data: str | None = None
     out: str = "runs/train"
     teacher: str | None = None
@@ -237,7 +239,8 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------ setup
     def _model_config(self) -> ModelConfig:
-        cfg = load_model_config(self.opts.model)
+        model = self.opts.model
+        cfg = copy.deepcopy(model) if isinstance(model, ModelConfig) else load_model_config(model)
         t = cfg.train
         if self.opts.epochs is not None:
             t.epochs = int(self.opts.epochs)
@@ -281,7 +284,8 @@ class Trainer:
 
     def _run_settings(self, cfg: ModelConfig, ctx: DistContext, layout: str, n_train: int) -> dict[str, Any]:
         return {
-            "model": self.opts.model, "model_config": cfg.to_dict(), "teacher": self.opts.teacher,
+            "model": cfg.name if isinstance(self.opts.model, ModelConfig) else self.opts.model,
+            "model_config": cfg.to_dict(), "teacher": self.opts.teacher,
             "pretrained": self.opts.pretrained, "pretrained_parts": list(self.opts.pretrained_parts),
             "kd": self.opts.kd, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
             "seed": self.opts.seed, "world_size": ctx.world_size, "data": self.opts.data, "layout": layout,
@@ -456,7 +460,8 @@ class Trainer:
     def training_batchnorm(self, batches: int, out: str | Path, meta: dict[str, Any]) -> Path:
         """Write ``opts.pretrained``'s weights to ``out`` with BatchNorm statistics of the inputs training feeds
         (train.bev_window's windows when the config trains on windows, else whole frames) over ``batches`` batches
-        of the training split: the statistics weights made outside a training run need (train/soup.py)."""
+        of the training split: the statistics weights made outside a training run need (train/soup.py). ``meta`` is
+        saved with the batches used (``batchnorm``) and the training data's ground height (``ground_z``)."""
         if batches < 1:
             raise ValueError(f"BatchNorm statistics need at least one batch, got {batches}")
         ctx = init_distributed(resolve_device(self.opts.device))
@@ -465,8 +470,10 @@ class Trainer:
             used = self._batchnorm_pass(run, ctx, batches, windows=True)
         finally:
             cleanup_distributed()
-        log.info("BatchNorm statistics recomputed over %d batches of %s", used,
-                 "training windows" if run.train_ds.window is not None else "whole frames")
+        inputs = "training windows" if run.train_ds.window is not None else "whole training frames"
+        log.info("BatchNorm statistics recomputed over %d batches of %s", used, inputs)
+        meta = {**meta, **self._ground_meta(run), "batchnorm": f"recomputed over {used} batches of {inputs} of "
+                                                             f"{self.opts.data}"}
         return save_checkpoint(out, run.student, meta=meta)
 
     def _loader(self, run: "_Run", epoch: int) -> DataLoader:
