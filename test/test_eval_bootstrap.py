@@ -52,6 +52,24 @@ def test_draws_without_a_class_do_not_count_as_zero():
     assert result["drawn"]["Car/bev/moderate"] == 40
 
 
+def test_paired_draws_give_the_interval_of_a_difference():
+    frames = one_car_frames(12)
+    perfect = [as_predictions(f) for f in frames]
+    half = [as_predictions(f) if i % 2 else dt_frame([]) for i, f in enumerate(frames)]
+    result = bootstrap_kitti(frames, perfect, resamples=40, uncapped=True, seed=2, baseline_annos=half,
+                             classes=("Car",))
+    diff = result["difference"]
+    low, high = diff["interval"]["Car/bev/moderate"]
+    assert 20.0 < low <= high < 80.0  # about 50 points better, by an amount the draws move
+    assert diff["above"]["Car/bev/moderate"] == 1.0  # better in every draw
+    assert "minus baseline" in result["table"] and "higher in" in result["table"]
+    same = bootstrap_kitti(frames, perfect, resamples=10, uncapped=True, baseline_annos=perfect, classes=("Car",))
+    assert same["difference"]["interval"]["Car/3d/moderate"] == [0.0, 0.0]
+    assert same["difference"]["above"]["Car/3d/moderate"] == 0.0
+    with pytest.raises(ValueError, match="prediction frames"):
+        bootstrap_kitti(frames, perfect, resamples=5, baseline_annos=half[:5])
+
+
 def test_bad_settings_are_refused():
     frames = one_car_frames(3)
     preds = [as_predictions(f) for f in frames]

@@ -470,6 +470,22 @@ def test_cli_bootstrap_resamples_the_frames(kitti_root, tmp_path, capsys):
     assert "--bootstrap resamples the KITTI metric" in capsys.readouterr().err
 
 
+
+def test_cli_bootstrap_against_scores_two_models_on_the_same_draws(kitti_root, tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert eval_main(["--dataset", str(kitti_root), "--checkpoint", "cp_pillar_v0.64", "--max-frames", "4",
+                      "--bootstrap", "6", "--bootstrap-against", "cp_pillar_v0.64", "--device", "cpu",
+                      "--json", str(out), "--quiet"]) == 0
+    boot = json.loads(out.read_text())["kitti_bootstrap"]
+    assert boot["against"] == "cp_pillar_v0.64"
+    for key, (low, high) in boot["difference"]["interval"].items():  # a model against itself: 0 in every draw
+        assert (low, high) == (0.0, 0.0) and boot["difference"]["above"][key] == 0.0, key
+    assert "minus baseline" in capsys.readouterr().out
+    assert eval_main(["--dataset", str(kitti_root), "--checkpoint", "cp_pillar_v0.64", "--max-frames", "2",
+                      "--bootstrap-against", "cp_pillar_v0.64", "--quiet"]) == 1
+    assert "give both" in capsys.readouterr().err
+
+
 def test_projected_predictions_reproduce_the_labels_2d_boxes(kitti_root):
     # The prediction path projects LiDAR boxes with the calibration: fed the ground-truth boxes it
     # must recover the label's 2D boxes (up to the label file's rounding of location and size to

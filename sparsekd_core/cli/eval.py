@@ -134,6 +134,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "90%% of each BEV and 3D AP (every class and difficulty; uncapped where the set is small): how "
                         "far a figure on few frames can move with the frames alone (eval/bootstrap.py; e.g. 500; "
                         "0 = off)")
+    p.add_argument("--bootstrap-against", default=None, metavar="C2",
+                   help="with --bootstrap: also run checkpoint C2 (same settings, scored on --checkpoint's area) and "
+                        "score it on the same draws: the interval of the difference and the share of draws in which "
+                        "--checkpoint scores higher (a paired bootstrap, for choosing between two models)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -160,11 +164,13 @@ def feature_columns(have: Sequence[str], want: Sequence[str]) -> list[int]:
     return [list(have).index(f) for f in want]
 
 
-def run_detector(args: argparse.Namespace, infos: Sequence[FrameInfo], root: Path) -> tuple[list[dict], dict, Any]:
-    """Predictions for every frame, plus timing and the detector."""
+def run_detector(args: argparse.Namespace, infos: Sequence[FrameInfo], root: Path,
+                 checkpoint: str | None = None) -> tuple[list[dict], dict, Any]:
+    """Predictions for every frame, plus timing and the detector (``checkpoint``: another than --checkpoint, with
+    the same settings)."""
     from sparsekd_core.inference import load_detector
 
-    det = load_detector(args.checkpoint, device=args.device, fp16=args.fp16)
+    det = load_detector(checkpoint or args.checkpoint, device=args.device, fp16=args.fp16)
     if args.score_threshold is not None:
         det.score_threshold = float(args.score_threshold)
     if args.min_points is not None:
@@ -217,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
                              "use --metric waymo on Waymo-format data")
         if args.bootstrap and metric not in ("kitti", "both"):
             raise ValueError(f"--bootstrap resamples the KITTI metric; this run scores {metric} (--metric kitti)")
+        if args.bootstrap_against and (not args.bootstrap or args.gt_as_predictions):
+            raise ValueError("--bootstrap-against C2 compares C2 with --checkpoint on the draws of --bootstrap N: "
+                             "give both, and a --checkpoint")
         if (metric == "nuscenes") != (dataset == "nuscenes"):
             raise ValueError("the nuScenes metric scores nuScenes data only, and nuScenes data is scored with it: "
                              "use --metric nuscenes exactly when the dataset is nuScenes")
@@ -281,10 +290,18 @@ def main(argv: list[str] | None = None) -> int:
                               "and errors scores: the same precision-recall curve, sampled at all 40 recall "
                               "positions; few objects make it coarse, and the official figures are those above)")
             if args.bootstrap > 0:
+                baseline = None
+                if args.bootstrap_against:
+                    baseline, _, other = run_detector(args, infos, root, checkpoint=args.bootstrap_against)
+                    if list(other.class_names) != list(det.class_names):
+                        raise ValueError(f"--bootstrap-against {args.bootstrap_against} detects "
+                                         f"{list(other.class_names)}, --checkpoint {list(det.class_names)}: compare "
+                                         "models of the same classes")
                 with tqdm(total=args.bootstrap, desc="bootstrap", unit="draw", disable=args.quiet) as draws:
                     boot = bootstrap_kitti(gt_annos, dt_annos, resamples=args.bootstrap, uncapped=bool(small),
-                                           on_resample=lambda: draws.update(1), classes=classes,
-                                           metrics=("bev", "3d"), recall_points=args.recall_points)
+                                           baseline_annos=baseline, on_resample=lambda: draws.update(1),
+                                           classes=classes, metrics=("bev", "3d"), recall_points=args.recall_points)
+                boot["against"] = args.bootstrap_against
                 report["kitti_bootstrap"] = boot
                 tables.append(boot["table"])
         if metric == "nuscenes":
