@@ -20,14 +20,15 @@ examples:
       --teacher cp_pillar_sim360 --kd sparsekd --lr 0.0015 --epochs 2 --out runs/a
   sparsekd-train ... --data data/simB/kitti --out runs/b
   sparsekd-soup runs/a/final.pth runs/b/final.pth --data data/simB/kitti --out runs/soup.pth
-  sparsekd-eval --checkpoint runs/soup.pth --dataset data/simB/kitti --operating-points 0.3 0.8 0.05 \
+  sparsekd-eval --checkpoint runs/soup.pth --dataset data/simB/kitti --operating-points 0.3 0.8 0.05 \\
       --record-operating-points runs/soup.pth     # the soup has no operating point of its own yet
   sparsekd-eval --checkpoint runs/soup.pth --dataset data/simB/kitti
 
 notes:
   Ingredients may be final.pth files, training checkpoints (ckpt_e*_s*.pth: their weights) or bundled model
   names of one model: the same classes, inputs, grid and layers (their training settings may differ). The soup
-  keeps the first one's config without its operating point (class_score_thresholds chosen for other weights). Fine-tunes from different starting weights may not lie in one basin; evaluate the soup beside its
+  keeps the first one's config without its operating point (class_score_thresholds chosen for other weights).
+  Fine-tunes from different starting weights may not lie in one basin; evaluate the soup beside its
   ingredients before using it. --bn-batches 0 keeps the ingredients' averaged BatchNorm statistics (no data
   needed), which describe no actual weights: only for a quick look.
 """
