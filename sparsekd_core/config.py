@@ -119,9 +119,6 @@ class PostProcessConfig:
     #: class_score_thresholds says otherwise (best F1 on validation frames: ``sparsekd-eval --operating-points``).
     #: score_threshold above stays what evaluation keeps (AP needs the low-scored boxes too).
     operating_thresholds: dict[str, float] = field(default_factory=dict)
-    #: the Detector averages the heatmap with that of the cloud mirrored left to right (models/mirror_average.py):
-    #: two passes of the network a frame, boxes from the unmirrored one
-    mirror_average: bool = False
 
 
 @dataclass

@@ -14,7 +14,6 @@ from .checkpoint import CheckpointError, load_model
 from .config import check_min_points, list_models
 from .detections import Detections
 from .geometry.boxes import points_in_boxes
-from .models.mirror_average import average_mirrored, mirror_points, mirror_problem
 from .own_vehicle import OwnVehicle
 from .thresholds import ScoreThresholds
 
@@ -100,8 +99,6 @@ class Detector:
         self.point_cloud_range = np.asarray(self.cfg.voxelization.point_cloud_range, dtype=np.float32)
         self._thresholds = ScoreThresholds(float(self.cfg.head.post.score_threshold))
         self._min_points = check_min_points(self.cfg.head.post.min_points)
-        self._mirror_average = False
-        self.mirror_average = bool(self.cfg.head.post.mirror_average)
         self._own_vehicle: OwnVehicle | None = None
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
@@ -195,21 +192,6 @@ class Detector:
         self._min_points = check_min_points(value)
 
     @property
-    def mirror_average(self) -> bool:
-        """Whether each frame's heatmap is averaged with that of the cloud mirrored left to right
-        (models/mirror_average.py): two passes of the network a frame. From the checkpoint's
-        ``head.post.mirror_average``."""
-        return self._mirror_average
-
-    @mirror_average.setter
-    def mirror_average(self, value: bool) -> None:
-        if value:
-            problem = mirror_problem(self.cfg)
-            if problem:
-                raise ValueError(problem)
-        self._mirror_average = bool(value)
-
-    @property
     def own_vehicle(self) -> OwnVehicle | None:
         """The footprint of the vehicle carrying the sensor (model frame): boxes lying on it are dropped
         (sparsekd_core/own_vehicle.py). None (the default for a library call): no vehicle is assumed."""
@@ -230,7 +212,6 @@ class Detector:
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
         # Read once: the whole batch uses one setting.
         thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
-        mirror = self._mirror_average
         t0 = time.perf_counter()
         tensors = [self._prepare(c) for c in clouds]
         results: list[Detections | None] = [None] * len(tensors)
@@ -240,8 +221,7 @@ class Detector:
         if not live:
             self.last_timings = {"preprocess": time.perf_counter() - t0, "inference": 0.0, "postprocess": 0.0}
             return results
-        clouds_in = [tensors[i] for i in live]
-        vb = self.model.voxelize(clouds_in + [mirror_points(t) for t in clouds_in] if mirror else clouds_in)
+        vb = self.model.voxelize([tensors[i] for i in live])
         self._sync()
         t1 = time.perf_counter()
         if self.dense is None:
@@ -249,8 +229,6 @@ class Detector:
                 heads = self.model.forward_voxels(vb).heads
         else:
             heads = self.dense(vb)
-        if mirror:
-            heads = average_mirrored(heads, len(live))
         self._sync()
         t2 = time.perf_counter()
         per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)
