@@ -13,8 +13,8 @@ from sparsekd_core.data.kitti_infos import create_kitti_infos
 from sparsekd_core.data.kitti_format import boxes_to_image_bbox
 from sparsekd_core.data.infos import load_points
 from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image_path, camera_view, false_boxes,
-                                        matched_errors, measure, near_sensor, object_intensity, return_depth,
-                                        standing_returns)
+                                        format_report, matched_errors, measure, near_sensor, object_intensity,
+                                        pair_errors, return_depth, standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -199,14 +199,34 @@ def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
     rows = matched_errors(truth, predicted)
     assert rows.shape == (2, len(ERROR_FIELDS))
     # the first box is 0.3 m farther along the ray from the sensor (+x) and 0.4 m to its side
-    np.testing.assert_allclose(rows[0], [0.5, 0.3, -0.2, 0.6, 0.1, -0.1, np.degrees(0.1)], atol=1e-9)
-    np.testing.assert_allclose(rows[1], [0, 0, 0, 0, 0, 0, 90.0], atol=1e-9)
+    np.testing.assert_allclose(rows[0, :7], [0.5, 0.3, -0.2, 0.6, 0.1, -0.1, np.degrees(0.1)], atol=1e-9)
+    np.testing.assert_allclose(rows[1, :7], [0, 0, 0, 0, 0, 0, 90.0], atol=1e-9)
+    # BEV IoU: the quarter turn overlaps in a 1.6 m square, 2.56 of 3.9 * 1.6 * 2 - 2.56 m2; the first is between
+    assert rows[1, 7] == pytest.approx(2.56 / (2 * 3.9 * 1.6 - 2.56), abs=1e-4)
+    assert 0.5 < rows[0, 7] < 0.7
     assert matched_errors(truth, predicted[:0]).shape == (0, len(ERROR_FIELDS))
     # the summary: 2 of the 3 cars paired, one of the two turned by under YAW_WITHIN_DEG (5.7 degrees), one by 90
     side = SideStats("sim", boxes_per_frame=[3], false_per_frame=[0], in_range={"Car": 3}, errors={"Car": [rows]})
     car = side.summary()["matched"]["Car"]
     assert (car["in_range"], car["count"], car["yaw_within"]) == (3, 2, 0.5)
     assert car["median_error"]["yaw_deg"] == pytest.approx((np.degrees(0.1) + 90) / 2)
+    assert car["bev_iou_passing"] == 0.0  # neither reaches KITTI's 0.7 for cars
+
+
+def test_the_bev_iou_of_a_pair_says_whether_kitti_counts_the_object_found():
+    """A pedestrian (0.84 x 0.66 m) boxed 0.12 m too narrow and 0.07 m too short, centred, keeps 0.76 of its
+    area: IoU 0.75 (found at KITTI's 0.5); shifted 0.25 m along x besides, 0.45 (missed)."""
+    truth = np.array([[12.0, 3.0, -1.0, 0.84, 0.66, 1.76, 0.0]] * 2)
+    predicted = np.array([[12.0, 3.0, -1.0, 0.77, 0.54, 1.76, 0.0], [12.25, 3.0, -1.0, 0.77, 0.54, 1.76, 0.0]])
+    rows = pair_errors(truth, predicted)
+    inter_shifted = (0.84 / 2 - (0.25 - 0.77 / 2)) * 0.54  # x overlap 0.42 + 0.135 = 0.555 m, all of the width
+    np.testing.assert_allclose(rows[:, 7], [0.77 * 0.54 / (0.84 * 0.66),
+                                            inter_shifted / (0.84 * 0.66 + 0.77 * 0.54 - inter_shifted)], atol=1e-4)
+    side = SideStats("real", boxes_per_frame=[2], false_per_frame=[0], in_range={"Pedestrian": 2},
+                     errors={"Pedestrian": [rows]})
+    ped = side.summary()["matched"]["Pedestrian"]
+    assert ped["bev_iou_passing"] == 0.5 and ped["median_error"]["bev_iou"] == pytest.approx(rows[:, 7].mean())
+    assert "Pedestrian BEV IoU, median / share >= 0.5" in format_report([side.summary()])
 
 
 def test_the_centre_error_along_the_ray_says_which_way_a_box_is_off():
@@ -238,6 +258,8 @@ def test_checkpoint_reports_matched_box_errors_on_real_frames(kitti_real, tmp_pa
     assert 0 < cars["in_range"] < 14 and 0 < cars["count"] <= cars["in_range"]
     err = cars["median_error"]
     assert 0 <= err["centre"] < 1.5 and 0 <= err["yaw_deg"] <= 90 and 0 <= cars["yaw_within"] <= 1
+    assert "Car BEV IoU, median / share >= 0.7" in text and 0 < err["bev_iou"] <= 1  # paired within 1.5 m: overlap
+    assert 0 <= cars["bev_iou_passing"] <= 1
 
 
 def test_a_detector_reading_a_column_the_frames_lack_is_refused(kitti_real):

@@ -31,7 +31,9 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   and the medians of the matched pairs' errors are reported (centre distance in BEV; its signed part along
   the sensor's ray, positive when the box sits farther from the sensor than the object; predicted minus true
   z, length, width and height; yaw difference folded to 0..90 degrees, as a box's IoU does not see a half turn),
-  with the share of pairs whose yaw is within ``YAW_WITHIN_DEG`` degrees.
+  with the share of pairs whose yaw is within ``YAW_WITHIN_DEG`` degrees; and the pairs' BEV IoU, its median and
+  the share that reaches KITTI's threshold for the class (Car 0.7, Pedestrian and Cyclist 0.5): an object found
+  but boxed loosely is a miss in AP, and a median IoU near the threshold says AP turns on small errors.
   A systematic size or height error shows there, where AP only says that IoU fell short.
 
 ``sparsekd-gap`` prints the two sides next to each other (and writes JSON), so a change to the simulator can
@@ -49,8 +51,10 @@ import numpy as np
 from sparsekd_core.data.infos import FrameInfo, load_points
 from sparsekd_core.data.kitti_format import boxes_to_image_bbox
 from sparsekd_core.data.point_files import model_points
+from sparsekd_core.eval.kitti import MIN_OVERLAP
 from sparsekd_core.geometry.boxes import points_in_boxes
 from sparsekd_core.geometry.ground import estimate_ground
+from sparsekd_core.geometry.iou import iou_bev_aligned
 from sparsekd_core.viz.camera import draw_camera_boxes
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
@@ -80,8 +84,8 @@ DEPTH_MIN_RETURNS = 40
 OBJECT_INTENSITY_MIN_RETURNS = 20
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
-#: The matched-pair errors, in the order of SideStats.errors' rows.
-ERROR_FIELDS = ("centre", "radial", "dz", "dl", "dw", "dh", "yaw_deg")
+#: The matched pairs' errors and their BEV IoU, in the order of SideStats.errors' rows.
+ERROR_FIELDS = ("centre", "radial", "dz", "dl", "dw", "dh", "yaw_deg", "bev_iou")
 
 
 @dataclass
@@ -218,10 +222,12 @@ class SideStats:
             out["matched"] = {}
             for c in CLASSES:
                 rows = np.concatenate(self.errors[c]) if c in self.errors else np.zeros((0, len(ERROR_FIELDS)))
-                yaw = rows[:, ERROR_FIELDS.index("yaw_deg")]
+                yaw, iou = rows[:, ERROR_FIELDS.index("yaw_deg")], rows[:, ERROR_FIELDS.index("bev_iou")]
                 out["matched"][c] = {"in_range": self.in_range.get(c, 0), "count": len(rows),
                                      "median_error": {f: _median(rows[:, i]) for i, f in enumerate(ERROR_FIELDS)},
-                                     "yaw_within": float(np.mean(yaw < YAW_WITHIN_DEG)) if len(rows) else float("nan")}
+                                     "yaw_within": float(np.mean(yaw < YAW_WITHIN_DEG)) if len(rows) else float("nan"),
+                                     "bev_iou_passing": float(np.mean(iou >= MIN_OVERLAP[c.lower()]))
+                                     if len(rows) else float("nan")}
         return out
 
 
@@ -292,7 +298,7 @@ def nearest_within(truth: np.ndarray, predicted: np.ndarray) -> tuple[np.ndarray
 
 
 def matched_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(P, 6) error rows (ERROR_FIELDS) of the labelled boxes ``truth`` (M, 7) that have a ``predicted`` box
+    """(P, 8) error rows (ERROR_FIELDS) of the labelled boxes ``truth`` (M, 7) that have a ``predicted`` box
     (K, 7) of their class within MATCH_REACH m (BEV centres), each paired with its nearest one."""
     hit, nearest = nearest_within(truth, predicted)
     if not hit.any():
@@ -301,14 +307,15 @@ def matched_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
 
 
 def pair_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
-    """(P, 6) error rows (ERROR_FIELDS) of labelled boxes ``truth`` (P, 7) and the ``predicted`` boxes (P, 7) they
+    """(P, 8) error rows (ERROR_FIELDS) of labelled boxes ``truth`` (P, 7) and the ``predicted`` boxes (P, 7) they
     are paired with, row by row."""
     t, p = np.asarray(truth, np.float64), np.asarray(predicted, np.float64)
     yaw = np.abs((p[:, 6] - t[:, 6] + np.pi / 2) % np.pi - np.pi / 2)  # 0..pi/2: a half turn is the same box
     ray = t[:, :2] / np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-6)[:, None]  # unit vector sensor -> object
     radial = ((p[:, :2] - t[:, :2]) * ray).sum(axis=1)
+    iou = np.asarray(iou_bev_aligned(t, p), np.float64).reshape(len(t)) if len(t) else np.zeros(0)
     return np.column_stack([np.hypot(p[:, 0] - t[:, 0], p[:, 1] - t[:, 1]), radial, p[:, 2] - t[:, 2],
-                            p[:, 3] - t[:, 3], p[:, 4] - t[:, 4], p[:, 5] - t[:, 5], np.degrees(yaw)])
+                            p[:, 3] - t[:, 3], p[:, 4] - t[:, 4], p[:, 5] - t[:, 5], np.degrees(yaw), iou])
 
 
 def false_boxes(info: FrameInfo, boxes: np.ndarray) -> np.ndarray:
@@ -477,6 +484,9 @@ def format_report(sides: Sequence[dict]) -> str:
             row(f"{c} median yaw error (deg)", lambda s, e=errors: e(s, ("yaw_deg",), fmt="{:.1f}"))
             row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, c=c: "-" if not s.get("matched", {}).get(c, {}).get(
                 "count") else f"{100 * s['matched'][c]['yaw_within']:.0f}%")
+            row(f"{c} BEV IoU, median / share >= {MIN_OVERLAP[c.lower()]:g}", lambda s, c=c, e=errors: "-" if not s.get(
+                "matched", {}).get(c, {}).get("count") else
+                f"{e(s, ('bev_iou',), fmt='{:.2f}')} / {100 * s['matched'][c]['bev_iou_passing']:.0f}%")
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
     lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
