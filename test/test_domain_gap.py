@@ -201,7 +201,8 @@ def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
     # the first box is 0.3 m farther along the ray from the sensor (+x) and 0.4 m to its side
     np.testing.assert_allclose(rows[0, :7], [0.5, 0.3, -0.2, 0.6, 0.1, -0.1, np.degrees(0.1)], atol=1e-9)
     np.testing.assert_allclose(rows[1, :7], [0, 0, 0, 0, 0, 0, 90.0], atol=1e-9)
-    # BEV IoU: the quarter turn overlaps in a 1.6 m square, 2.56 of 3.9 * 1.6 * 2 - 2.56 m2; the first is between
+    # BEV IoU: the quarter turn overlaps in a 1.6 m square, 2.56 of 3.9 * 1.6 * 2 - 2.56 m2; the first,
+    # 0.5 m off, 0.6 m longer and turned 0.1 rad, lies between half and KITTI's 0.7
     assert rows[1, 7] == pytest.approx(2.56 / (2 * 3.9 * 1.6 - 2.56), abs=1e-4)
     assert 0.5 < rows[0, 7] < 0.7
     assert matched_errors(truth, predicted[:0]).shape == (0, len(ERROR_FIELDS))
@@ -214,7 +215,7 @@ def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
 
 
 def test_the_bev_iou_of_a_pair_says_whether_kitti_counts_the_object_found():
-    """A pedestrian (0.84 x 0.66 m) boxed 0.12 m too narrow and 0.07 m too short, centred, keeps 0.76 of its
+    """A pedestrian (0.84 x 0.66 m) boxed 0.12 m too narrow and 0.07 m too short, centred, covers 0.75 of its
     area: IoU 0.75 (found at KITTI's 0.5); shifted 0.25 m along x besides, 0.45 (missed)."""
     truth = np.array([[12.0, 3.0, -1.0, 0.84, 0.66, 1.76, 0.0]] * 2)
     predicted = np.array([[12.0, 3.0, -1.0, 0.77, 0.54, 1.76, 0.0], [12.25, 3.0, -1.0, 0.77, 0.54, 1.76, 0.0]])
