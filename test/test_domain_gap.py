@@ -14,7 +14,7 @@ from sparsekd_core.data.kitti_format import boxes_to_image_bbox
 from sparsekd_core.data.infos import load_points
 from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image_path, camera_view, false_boxes,
                                         format_report, matched_errors, measure, near_sensor, object_intensity,
-                                        pair_errors, return_depth, standing_returns)
+                                        pair_errors, pedestrians_in_company, return_depth, standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -378,3 +378,17 @@ def test_images_show_labels_and_false_boxes_on_the_camera_picture(kitti_real, tm
         assert "give --checkpoint too" in capsys.readouterr().err
     finally:
         image.unlink()
+
+
+def test_pedestrians_side_by_side_are_counted_in_company():
+    """Two people 0.8 m apart are each in company, one 1.5 m from the nearer of them is not; a frame's lone
+    pedestrian or none count as they are, and the summary pools the frames."""
+    ped = [0.84, 0.66, 1.76, 0.0]
+    frame = np.array([[10.0, 0.0, -1.0, *ped], [10.0, 0.8, -1.0, *ped], [11.5, 0.8, -1.0, *ped]])
+    assert pedestrians_in_company(frame) == (3, 2)
+    assert pedestrians_in_company(frame[:1]) == (1, 0) and pedestrians_in_company(frame[:0]) == (0, 0)
+    side = SideStats("real", pedestrians=[(3, 2), (1, 0), (0, 0)])
+    assert side.summary()["pedestrians_in_company"] == 0.5
+    row = [line for line in format_report([side.summary()]).splitlines() if line.startswith("pedestrians with another")]
+    assert row[0].split() == ["pedestrians", "with", "another", "within", "1.1", "m", "50%"]
+    assert np.isnan(SideStats("empty", pedestrians=[(0, 0)]).summary()["pedestrians_in_company"])

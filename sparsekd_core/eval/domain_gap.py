@@ -19,7 +19,8 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   here puts boxes too far or too near on the other side; and how bright each class reads: the median, over objects
   ``DEPTH_RANGE`` m away with at least ``OBJECT_INTENSITY_MIN_RETURNS`` returns, of their returns' median intensity
   (a class that reads darker or brighter than its real counterpart can teach a detector a cue that real frames
-  do not hold);
+  do not hold); and the share of pedestrians with another labelled pedestrian within ``COMPANY_REACH`` m (BEV
+  centres): people walking or standing side by side, whose returns a detector must split into two boxes;
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -82,6 +83,9 @@ DEPTH_RANGE = (5.0, 40.0)
 DEPTH_MIN_RETURNS = 40
 #: Objects whose returns' intensity is measured: DEPTH_RANGE away, with this many returns.
 OBJECT_INTENSITY_MIN_RETURNS = 20
+#: A pedestrian is in company when another labelled pedestrian's BEV centre is this close (metres): two people
+#: side by side, shoulders apart or touching.
+COMPANY_REACH = 1.1
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched pairs' errors and their BEV IoU, in the order of SideStats.errors' rows.
@@ -108,6 +112,8 @@ class SideStats:
     depth: dict[str, list[float]] = field(default_factory=dict, repr=False)
     #: per class: each measured object's returns' median intensity (object_intensity)
     object_intensity: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    #: per frame: labelled pedestrians, and those of them in company (COMPANY_REACH)
+    pedestrians: list[tuple[int, int]] = field(default_factory=list)
     boxes_per_frame: list[int] = field(default_factory=list)
     false_per_frame: list[int] = field(default_factory=list)
     #: per class the detector gave: its false boxes in each frame
@@ -135,6 +141,7 @@ class SideStats:
             self.intensity.append(points[pick, 3])
             self.intensity_range.append(np.hypot(points[pick, 0], points[pick, 1]))
         a = info.annos
+        self.pedestrians.append(pedestrians_in_company(a.boxes_lidar[np.asarray(a.names) == "Pedestrian"]))
         occluded = a.occluded if a.occluded is not None else np.zeros(len(a), np.int64)
         for name, box, n, occ in zip(a.names, a.boxes_lidar, a.num_points_in_gt, occluded):
             if name not in CLASSES:
@@ -207,6 +214,8 @@ class SideStats:
                                    "median": _median(n[(d >= lo) & (d < hi)])} for lo, hi in RANGE_BANDS}
         out["return_depth"] = {c: _median(v) for c, v in sorted(self.depth.items())}
         out["object_intensity"] = {c: _median(v) for c, v in sorted(self.object_intensity.items())}
+        people, company = np.array(self.pedestrians, np.int64).reshape(-1, 2).sum(axis=0)
+        out["pedestrians_in_company"] = float(company / people) if people else float("nan")
         if self.boxes_per_frame:
             out["boxes_per_frame"] = _mean(self.boxes_per_frame)
             out["false_boxes_per_frame"] = _mean(self.false_per_frame)
@@ -256,6 +265,17 @@ def near_sensor(points: np.ndarray, ground_height: float) -> tuple[int, float, f
         sector = road & (np.abs((heading - centre + 180.0) % 360.0 - 180.0) < SHADOW_HALF_ANGLE)
         nearest.append(float(xy[sector].min()) if sector.any() else float("nan"))
     return near, nearest[0], nearest[1]
+
+
+def pedestrians_in_company(boxes: np.ndarray) -> tuple[int, int]:
+    """(pedestrians, those with another one's BEV centre within COMPANY_REACH m) of one frame's pedestrian boxes
+    (P, >=2)."""
+    boxes = np.asarray(boxes, np.float64)
+    if len(boxes) < 2:
+        return len(boxes), 0
+    dist = np.hypot(boxes[:, None, 0] - boxes[None, :, 0], boxes[:, None, 1] - boxes[None, :, 1])
+    np.fill_diagonal(dist, np.inf)
+    return len(boxes), int((dist.min(axis=1) < COMPANY_REACH).sum())
 
 
 def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None = None) -> float | None:
@@ -456,6 +476,8 @@ def format_report(sides: Sequence[dict]) -> str:
                                                                               "{:+.2f}"))
         row(f"{c} returns' intensity (median, {DEPTH_RANGE[0]:g}-{DEPTH_RANGE[1]:g} m)",
             lambda s, c=c: num(s.get("object_intensity", {}).get(c)))
+    row(f"pedestrians with another within {COMPANY_REACH:g} m", lambda s: "-" if not np.isfinite(
+        s.get("pedestrians_in_company", float("nan"))) else f"{100 * s['pedestrians_in_company']:.0f}%")
     if any("boxes_per_frame" in s for s in sides):
         row("detector boxes per frame", lambda s: num(s.get("boxes_per_frame")))
         row("false boxes per frame (camera view)", lambda s: num(s.get("false_boxes_per_frame")))
