@@ -152,6 +152,9 @@ class SimOptions:
         islands with sign posts, delineators, cones, warning boards, bins out for collection, kerb extensions,
         bicycles at the kerb), drawn from a random stream of its own; 0 draws the version-4 streets. Without it
         nothing but road users stands on these roads.
+    walking_pairs: share of snapshot scenes whose sidewalk walkers often walk two abreast (placement.populate's
+        ``pairs``: placement.WALKING_PAIR_SHARE of them with a companion), drawn from random streams of their own;
+        0 draws the version-4 streets, where walkers go single file and people stand close only when standing.
     """
 
     label_style: str = "kitti"
@@ -166,6 +169,7 @@ class SimOptions:
     close_people: float = 0.0
     road_people: float = 0.0
     road_furniture: float = 0.0
+    walking_pairs: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -174,7 +178,7 @@ class SimOptions:
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people",
-                     "road_people", "road_furniture"):
+                     "road_people", "road_furniture", "walking_pairs"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -221,6 +225,8 @@ class SceneBase:
         self._close_people = options.close_people > 0 and close_rng.random() < options.close_people
         road_rng = frame_rng(seed, scene_index, 0, 13)  # stream 13: people on the road, only when drawn
         self._road_people = options.road_people > 0 and road_rng.random() < options.road_people
+        pairs_rng = frame_rng(seed, scene_index, 0, 15)  # stream 15: walkers in pairs, only when drawn
+        self._walking_pairs = options.walking_pairs > 0 and pairs_rng.random() < options.walking_pairs
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
@@ -239,6 +245,11 @@ class SceneBase:
         """The draws of frame ``frame_index``'s people on the road (SimOptions.road_people), or None when this
         scene's people keep to the sidewalks and crossings."""
         return frame_rng(self.seed, self.scene_index, frame_index + 1, 13) if self._road_people else None
+
+    def pairs_rng(self, frame_index: int) -> np.random.Generator | None:
+        """The draws of frame ``frame_index``'s walkers' companions (SimOptions.walking_pairs), or None when this
+        scene's walkers go single file."""
+        return frame_rng(self.seed, self.scene_index, frame_index + 1, 15) if self._walking_pairs else None
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -335,7 +346,8 @@ class SnapshotScene(SceneBase):
         density = Densities(d.moving * busy, d.parked, d.pedestrians * busy, d.cyclists * busy)
         actors = populate(self.world, rng, (ego.x - reach, ego.x + reach), ego, sequence=False,
                           library=self.library, sizes=SizeSampler(rng, self.style), density=density,
-                          close=self.close_rng(frame_index), road=self.road_rng(frame_index))
+                          close=self.close_rng(frame_index), road=self.road_rng(frame_index),
+                          pairs=self.pairs_rng(frame_index))
         boxes = np.array([a.box for a in actors]).reshape(-1, 7)
         mounting = sample_mounting(self.preset, self.options, rng)
         return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)),
