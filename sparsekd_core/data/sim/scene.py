@@ -191,6 +191,11 @@ def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Ge
                     pitch=float(np.clip(rng.normal(0, np.radians(1.2)), -0.06, 0.06)))
 
 
+#: The random streams of the options whose draws are per frame (frame_rng's ``stream``): people in close company,
+#: people on the road, walkers in pairs.
+CLOSE_STREAM, ROAD_STREAM, PAIRS_STREAM = 12, 13, 15
+
+
 def frame_rng(seed: int, scene_index: int, frame_index: int, stream: int) -> np.random.Generator:
     """The Generator of one frame: depends only on (seed, scene, frame, stream), not on what ran before."""
     return np.random.default_rng([int(seed), int(scene_index), int(frame_index), int(stream)])
@@ -221,12 +226,9 @@ class SceneBase:
                      and furniture_rng.random() < options.road_furniture)
         self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None,
                                               furniture_rng if furnished else None)
-        close_rng = frame_rng(seed, scene_index, 0, 12)  # stream 12: people in close company, only when drawn
-        self._close_people = options.close_people > 0 and close_rng.random() < options.close_people
-        road_rng = frame_rng(seed, scene_index, 0, 13)  # stream 13: people on the road, only when drawn
-        self._road_people = options.road_people > 0 and road_rng.random() < options.road_people
-        pairs_rng = frame_rng(seed, scene_index, 0, 15)  # stream 15: walkers in pairs, only when drawn
-        self._walking_pairs = options.walking_pairs > 0 and pairs_rng.random() < options.walking_pairs
+        self._close_people = self._drawn(options.close_people, CLOSE_STREAM)
+        self._road_people = self._drawn(options.road_people, ROAD_STREAM)
+        self._walking_pairs = self._drawn(options.walking_pairs, PAIRS_STREAM)
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
@@ -236,20 +238,29 @@ class SceneBase:
         ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)
         self.ego_body = EgoBody.sample(frame_rng(seed, scene_index, 0, 9), ego_sizes) if options.ego_body else None
 
+    def _drawn(self, share: float, stream: int) -> bool:
+        """Is this scene one of the ``share`` of scenes that an option is on in? Drawn from the option's own
+        ``stream``, and not at all when the share is 0."""
+        return share > 0 and frame_rng(self.seed, self.scene_index, 0, stream).random() < share
+
+    def _frame_stream(self, frame_index: int, stream: int, on: bool) -> np.random.Generator | None:
+        """Frame ``frame_index``'s generator of an option's own ``stream``, or None where the option is off."""
+        return frame_rng(self.seed, self.scene_index, frame_index + 1, stream) if on else None
+
     def close_rng(self, frame_index: int) -> np.random.Generator | None:
         """The draws of frame ``frame_index``'s people in close company (SimOptions.close_people), or None when
         this scene's people keep their distance."""
-        return frame_rng(self.seed, self.scene_index, frame_index + 1, 12) if self._close_people else None
+        return self._frame_stream(frame_index, CLOSE_STREAM, self._close_people)
 
     def road_rng(self, frame_index: int) -> np.random.Generator | None:
         """The draws of frame ``frame_index``'s people on the road (SimOptions.road_people), or None when this
         scene's people keep to the sidewalks and crossings."""
-        return frame_rng(self.seed, self.scene_index, frame_index + 1, 13) if self._road_people else None
+        return self._frame_stream(frame_index, ROAD_STREAM, self._road_people)
 
     def pairs_rng(self, frame_index: int) -> np.random.Generator | None:
         """The draws of frame ``frame_index``'s walkers' companions (SimOptions.walking_pairs), or None when this
         scene's walkers go single file."""
-        return frame_rng(self.seed, self.scene_index, frame_index + 1, 15) if self._walking_pairs else None
+        return self._frame_stream(frame_index, PAIRS_STREAM, self._walking_pairs)
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
