@@ -9,6 +9,7 @@ from sparsekd_core.data.sim.placement import (WALKING_PAIR_GAP, WALKING_PAIR_SHA
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene, frame_rng
 from sparsekd_core.data.sim.sensor import PRESETS
 from sparsekd_core.data.sim.sizes import SizeSampler
+from sparsekd_core.eval.domain_gap import pedestrians_in_company
 from sim_streets import busy_street
 
 
@@ -19,10 +20,9 @@ def walkers_of(scene, actors):
 
 
 def company_share(actors) -> float:
-    """Share of pedestrians with another pedestrian's BEV centre within 1.1 m (sparsekd-gap's COMPANY_REACH)."""
-    xy = np.array([a.box[:2] for a in actors if a.kind == "pedestrian"])
-    gaps = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.diag(np.full(len(xy), np.inf))
-    return float((gaps.min(axis=1) < 1.1).mean())
+    """Share of pedestrians with another within sparsekd-gap's COMPANY_REACH, as that tool counts them."""
+    people, company = pedestrians_in_company(np.array([a.box for a in actors if a.kind == "pedestrian"]))
+    return company / people
 
 
 def test_walking_pairs_put_companions_abreast_of_half_the_walkers_and_leave_the_rest_of_the_street_alone():
