@@ -9,12 +9,19 @@ of an excluded tree (``../shared``'s) or one already taken from an earlier sourc
 
     git clone --depth 1 https://github.com/kujason/avod /tmp/avod
     git clone --depth 1 https://github.com/WenyiZhang0311/kitti_tiny_3d /tmp/kitti_tiny_3d
+    git clone --depth 1 https://github.com/zhulf0804/PointPillars /tmp/PointPillars
+    # PointPillars keeps one labelled frame (000134, its cloud cropped to the camera's view) in a flat folder:
+    D=/tmp/PointPillars/pointpillars/dataset/demo_data/val; mkdir -p /tmp/pp/velodyne /tmp/pp/label_2 /tmp/pp/calib \\
+        /tmp/pp/image_2 && cp $D/000134.bin /tmp/pp/velodyne/ && cp $D/000134_gt.txt /tmp/pp/label_2/000134.txt && \\
+        cp $D/000134.txt /tmp/pp/calib/ && cp $D/000134.png /tmp/pp/image_2/
     python scripts/real_kitti_frames.py --out /tmp/kitti_heldout --exclude ../shared/data/kitti_real \\
-        --source avod=/tmp/avod/avod/tests/datasets/Kitti/object/training --source tiny=/tmp/kitti_tiny_3d
+        --source avod=/tmp/avod/avod/tests/datasets/Kitti/object/training --source tiny=/tmp/kitti_tiny_3d \\
+        --source pp=/tmp/pp
     sparsekd-data kitti --root /tmp/kitti_heldout --splits val
     python scripts/real_results.py --real /tmp/kitti_heldout --sim data/sim28/kitti --out runs/heldout cp_voxel_s
 
-(docs/results.md lists what these two hold: 24 sweeps beyond ``../shared``, 2019-2023 commits.) A source is a
+(docs/results.md lists what these hold: 24 sweeps from the first two, 2019-2023 commits, and one crowded street
+from the third, 2025; 25 beyond ``../shared``.) A source is a
 folder holding ``velodyne/``, ``label_2/`` and ``calib/`` (``image_2/`` too when present, for ``sparsekd-gap
 --images``), or one whose ``training/`` does. Frames become ``<source name>_<KITTI id>``; files are copied unchanged.
 
