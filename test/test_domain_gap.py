@@ -11,10 +11,11 @@ from sparsekd_core.cli.gap import main
 from sparsekd_core.data.infos import load_split
 from sparsekd_core.data.kitti_infos import create_kitti_infos
 from sparsekd_core.data.kitti_format import boxes_to_image_bbox
-from sparsekd_core.data.infos import load_points
+from sparsekd_core.data.infos import FrameInfo, ObjectAnnos, load_points
 from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image_path, camera_view, false_boxes,
-                                        format_report, matched_errors, measure, near_sensor, object_intensity,
-                                        pair_errors, pedestrians_in_company, return_depth, standing_returns)
+                                        format_report, in_company, matched_errors, measure, near_sensor,
+                                        object_intensity, pair_errors, pedestrians_in_company, return_depth,
+                                        standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +229,40 @@ def test_the_bev_iou_of_a_pair_says_whether_kitti_counts_the_object_found():
     ped = side.summary()["matched"]["Pedestrian"]
     assert ped["bev_iou_passing"] == 0.5 and ped["median_error"]["bev_iou"] == pytest.approx(rows[:, 7].mean())
     assert "Pedestrian BEV IoU, median / share >= 0.5" in format_report([side.summary()])
+
+
+def test_pedestrians_in_company_are_reported_on_their_own():
+    """Two people 0.8 m apart, boxed by one wide box between them and a second box on one of them, and a person
+    alone boxed exactly: the pair's figures show the box 0.8 m too wide, which KITTI's 0.5 does not count (a fourth
+    pedestrian of the frame lies outside the detector's range, in company with no one)."""
+    pair = np.array([[15.0, 2.0, -0.9, 0.84, 0.6, 1.76, 0.0], [15.0, 2.8, -0.9, 0.84, 0.6, 1.76, 0.0]])
+    alone = np.array([20.0, -6.0, -0.9, 0.84, 0.6, 1.76, 0.0])
+    behind = np.array([-10.0, 0.0, -0.9, 0.84, 0.6, 1.76, 0.0])  # outside the range below
+    truth = np.vstack([pair, alone, behind])
+    assert in_company(truth).tolist() == [True, True, False, False]
+    assert pedestrians_in_company(truth) == (4, 2) and not in_company(truth[:1]).any()
+    info = FrameInfo("kitti", "000000", "velodyne/000000.bin", ("x", "y", "z", "intensity"),
+                     ObjectAnnos(["Pedestrian"] * 4, truth, [50] * 4, [0] * 4))
+    wide = np.array([15.0, 2.4, -0.9, 0.84, 1.4, 1.76, 0.0])  # holds both: 0.8 m too wide, 0.4 m off each
+    side = SideStats("real")
+    side.add_detections(info, np.stack([wide, alone]), ["Pedestrian", "Pedestrian"],
+                        (0.0, -40.0, -3.0, 70.4, 40.0, 1.0))
+    ped = side.summary()["matched"]["Pedestrian"]
+    assert (ped["in_range"], ped["count"]) == (3, 3)
+    company = ped["in_company"]
+    assert (company["in_range"], company["count"]) == (2, 2)  # both paired with the one wide box
+    assert company["median_error"]["dw"] == pytest.approx(0.8)
+    assert company["median_error"]["centre"] == pytest.approx(0.4)
+    # IoU of a 0.84 x 0.6 box with the 0.84 x 1.4 box holding it: 0.6 / 1.4, under KITTI's 0.5 for both
+    assert company["median_error"]["bev_iou"] == pytest.approx(0.6 / 1.4, abs=1e-4)
+    assert company["bev_iou_passing"] == 0.0
+    assert ped["bev_iou_passing"] == pytest.approx(1 / 3)  # the one alone, boxed exactly
+    report = format_report([side.summary()])
+    assert "Pedestrian in company with a box within 1.5 m" in report
+    line = next(l for l in report.splitlines() if l.startswith("Pedestrian in company median size error"))
+    assert line.split()[-1] == "+0.00/+0.80/+0.00"
+    # a side without detections reports none
+    assert "Pedestrian in company" not in format_report([SideStats("sim").summary()])
 
 
 def test_the_centre_error_along_the_ray_says_which_way_a_box_is_off():

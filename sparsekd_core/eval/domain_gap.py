@@ -35,7 +35,9 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   with the share of pairs whose yaw is within ``YAW_WITHIN_DEG`` degrees; and the pairs' BEV IoU, its median and
   the share that reaches KITTI's threshold for the class (Car 0.7, Pedestrian and Cyclist 0.5): an object found
   but boxed loosely is a miss in AP, and a median IoU near the threshold says AP turns on small errors.
-  A systematic size or height error shows there, where AP only says that IoU fell short.
+  A systematic size or height error shows there, where AP only says that IoU fell short. The pedestrians in
+  company are also reported on their own (found, size error, BEV IoU): where people stand close, a detector may
+  draw one large box across two of them.
 
 ``sparsekd-gap`` prints the two sides next to each other (and writes JSON), so a change to the simulator can
 be judged by the gap it closes. With ``images_dir`` (``--images``) it also draws each frame's labels and boxes on its
@@ -125,6 +127,9 @@ class SideStats:
     #: per class: labelled objects in the detector's range, and the error rows (ERROR_FIELDS) of the matched ones
     in_range: dict[str, int] = field(default_factory=dict)
     errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+    #: the same for the pedestrians in company (COMPANY_REACH): how many in range, and their matched error rows
+    company_in_range: int = 0
+    company_errors: list[np.ndarray] = field(default_factory=list, repr=False)
     #: camera images drawn (measure's images_dir)
     images: int = 0
 
@@ -176,12 +181,19 @@ class SideStats:
             false_mine = false & mine
             self.false_by_class.setdefault(c, []).append(int(false_mine.sum()))
             self.false_distance.setdefault(c, []).extend(np.hypot(boxes[false_mine, 0], boxes[false_mine, 1]))
-            truth = a.boxes_lidar[np.asarray(a.names) == c]
-            truth = truth[(truth[:, 0] >= r[0]) & (truth[:, 0] < r[3]) & (truth[:, 1] >= r[1]) & (truth[:, 1] < r[4])]
+            labelled = a.boxes_lidar[np.asarray(a.names) == c]
+            seen = ((labelled[:, 0] >= r[0]) & (labelled[:, 0] < r[3]) & (labelled[:, 1] >= r[1])
+                    & (labelled[:, 1] < r[4]))
+            truth = labelled[seen]
             self.in_range[c] = self.in_range.get(c, 0) + len(truth)
             hit, nearest = nearest_within(truth, boxes[mine])
+            rows = pair_errors(truth[hit], boxes[mine][nearest[hit]])
             if hit.any():
-                self.errors.setdefault(c, []).append(pair_errors(truth[hit], boxes[mine][nearest[hit]]))
+                self.errors.setdefault(c, []).append(rows)
+            if c == "Pedestrian":  # company among every labelled pedestrian, in range or not
+                company = in_company(labelled)[seen]
+                self.company_in_range += int(company.sum())
+                self.company_errors.append(rows[company[hit]])
             if scores is not None:
                 self.false_scores.setdefault(c, []).extend(scores[false_mine])
                 self.matched_scores.setdefault(c, []).extend(scores[mine][nearest[hit]])
@@ -228,16 +240,22 @@ class SideStats:
             if self.matched_scores or self.false_scores:
                 out["median_score"] = {c: {"false": _median(self.false_scores.get(c, [])),
                                            "matched": _median(self.matched_scores.get(c, []))} for c in CLASSES}
-            out["matched"] = {}
-            for c in CLASSES:
-                rows = np.concatenate(self.errors[c]) if c in self.errors else np.zeros((0, len(ERROR_FIELDS)))
-                yaw, iou = rows[:, ERROR_FIELDS.index("yaw_deg")], rows[:, ERROR_FIELDS.index("bev_iou")]
-                out["matched"][c] = {"in_range": self.in_range.get(c, 0), "count": len(rows),
-                                     "median_error": {f: _median(rows[:, i]) for i, f in enumerate(ERROR_FIELDS)},
-                                     "yaw_within": float(np.mean(yaw < YAW_WITHIN_DEG)) if len(rows) else float("nan"),
-                                     "bev_iou_passing": float(np.mean(iou >= MIN_OVERLAP[c.lower()]))
-                                     if len(rows) else float("nan")}
+            out["matched"] = {c: _matched_summary(self.errors.get(c, []), self.in_range.get(c, 0), c) for c in CLASSES}
+            out["matched"]["Pedestrian"]["in_company"] = _matched_summary(self.company_errors, self.company_in_range,
+                                                                          "Pedestrian")
         return out
+
+
+def _matched_summary(errors: list[np.ndarray], in_range: int, cls: str) -> dict:
+    """How many of ``in_range`` labelled objects of class ``cls`` got a box, and the medians of their error rows
+    (``errors``: arrays of ERROR_FIELDS rows), the share turned by under YAW_WITHIN_DEG and the share whose BEV IoU
+    reaches KITTI's threshold for the class."""
+    rows = np.concatenate(errors) if errors else np.zeros((0, len(ERROR_FIELDS)))
+    yaw, iou = rows[:, ERROR_FIELDS.index("yaw_deg")], rows[:, ERROR_FIELDS.index("bev_iou")]
+    return {"in_range": in_range, "count": len(rows),
+            "median_error": {f: _median(rows[:, i]) for i, f in enumerate(ERROR_FIELDS)},
+            "yaw_within": float(np.mean(yaw < YAW_WITHIN_DEG)) if len(rows) else float("nan"),
+            "bev_iou_passing": float(np.mean(iou >= MIN_OVERLAP[cls.lower()])) if len(rows) else float("nan")}
 
 
 def _mean(x) -> float:
@@ -270,12 +288,18 @@ def near_sensor(points: np.ndarray, ground_height: float) -> tuple[int, float, f
 def pedestrians_in_company(boxes: np.ndarray) -> tuple[int, int]:
     """(pedestrians, those with another one's BEV centre within COMPANY_REACH m) of one frame's pedestrian boxes
     (P, >=2)."""
+    return len(boxes), int(in_company(boxes).sum())
+
+
+def in_company(boxes: np.ndarray) -> np.ndarray:
+    """(P,) bool: which of one frame's pedestrian boxes (P, >=2) have another one's BEV centre within
+    COMPANY_REACH m."""
     boxes = np.asarray(boxes, np.float64)
     if len(boxes) < 2:
-        return len(boxes), 0
+        return np.zeros(len(boxes), bool)
     dist = np.hypot(boxes[:, None, 0] - boxes[None, :, 0], boxes[:, None, 1] - boxes[None, :, 1])
     np.fill_diagonal(dist, np.inf)
-    return len(boxes), int((dist.min(axis=1) < COMPANY_REACH).sum())
+    return dist.min(axis=1) < COMPANY_REACH
 
 
 def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None = None) -> float | None:
@@ -491,24 +515,38 @@ def format_report(sides: Sequence[dict]) -> str:
         for c in CLASSES:
             row(f"{c} median score, false / on a labelled object", lambda s, c=c: "/".join(
                 num(s["median_score"][c][k]) for k in ("false", "matched")) if "median_score" in s else "-")
+        def matched_stats(c, company=False):
+            """The side's summary -> the matched figures of class c (of its pedestrians in company)."""
+            def get(s):
+                m = s.get("matched", {}).get(c)
+                return m.get("in_company") if m is not None and company else m
+            return get
+
+        def errors(m, fields, fmt="{:+.2f}"):
+            return "-" if not m or not m["count"] else "/".join(num(m["median_error"][f], fmt) for f in fields)
+
+        def found(m):
+            return "-" if m is None else f"{m['count']}/{m['in_range']}"
+
+        def iou(m):
+            return "-" if not m or not m["count"] else \
+                f"{errors(m, ('bev_iou',), fmt='{:.2f}')} / {100 * m['bev_iou_passing']:.0f}%"
+
         for c in CLASSES:
-            def matched(s, c=c):
-                m = s.get("matched", {}).get(c)
-                return "-" if m is None else f"{m['count']}/{m['in_range']}"
-
-            def errors(s, fields, c=c, fmt="{:+.2f}"):
-                m = s.get("matched", {}).get(c)
-                return "-" if not m or not m["count"] else "/".join(num(m["median_error"][f], fmt) for f in fields)
-
-            row(f"{c} with a box within {MATCH_REACH:g} m", matched)
-            row(f"{c} median centre error / along ray / dz (m)", lambda s, e=errors: e(s, ("centre", "radial", "dz")))
-            row(f"{c} median size error l/w/h (m)", lambda s, e=errors: e(s, ("dl", "dw", "dh")))
-            row(f"{c} median yaw error (deg)", lambda s, e=errors: e(s, ("yaw_deg",), fmt="{:.1f}"))
-            row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, c=c: "-" if not s.get("matched", {}).get(c, {}).get(
-                "count") else f"{100 * s['matched'][c]['yaw_within']:.0f}%")
-            row(f"{c} BEV IoU, median / share >= {MIN_OVERLAP[c.lower()]:g}", lambda s, c=c, e=errors: "-" if not s.get(
-                "matched", {}).get(c, {}).get("count") else
-                f"{e(s, ('bev_iou',), fmt='{:.2f}')} / {100 * s['matched'][c]['bev_iou_passing']:.0f}%")
+            get = matched_stats(c)
+            row(f"{c} with a box within {MATCH_REACH:g} m", lambda s, g=get: found(g(s)))
+            row(f"{c} median centre error / along ray / dz (m)",
+                lambda s, g=get: errors(g(s), ("centre", "radial", "dz")))
+            row(f"{c} median size error l/w/h (m)", lambda s, g=get: errors(g(s), ("dl", "dw", "dh")))
+            row(f"{c} median yaw error (deg)", lambda s, g=get: errors(g(s), ("yaw_deg",), fmt="{:.1f}"))
+            row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, g=get: "-" if not (g(s) or {}).get("count")
+                else f"{100 * g(s)['yaw_within']:.0f}%")
+            row(f"{c} BEV IoU, median / share >= {MIN_OVERLAP[c.lower()]:g}", lambda s, g=get: iou(g(s)))
+        get = matched_stats("Pedestrian", company=True)
+        row(f"Pedestrian in company with a box within {MATCH_REACH:g} m", lambda s: found(get(s)))
+        row("Pedestrian in company median size error l/w/h (m)", lambda s: errors(get(s), ("dl", "dw", "dh")))
+        row(f"Pedestrian in company BEV IoU, median / share >= {MIN_OVERLAP['pedestrian']:g}",
+            lambda s: iou(get(s)))
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
     lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
