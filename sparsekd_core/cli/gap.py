@@ -17,8 +17,11 @@ box sizes per class, points per fully visible object by distance, how deep an ob
 its box (from its centre, along the sensor's ray), and, with --checkpoint, boxes and
 false boxes per frame at the model's score threshold (false: in the front camera's view, near no
 labelled object and outside every DontCare region), by class and distance, with the median score of
-false boxes beside that of boxes on labelled objects (what a score threshold can separate). Each side
-is a KITTI-format split prepared by sparsekd-data.
+false boxes beside that of boxes on labelled objects (what a score threshold can separate), and how
+the boxes on labelled objects are wrong: per class, how many got a box within 1.5 m, their centre,
+size and yaw errors, and their BEV IoU against KITTI's threshold; the same for pedestrians in company
+(another within 1.1 m), where one box across two people is a common failure. Each side is a
+KITTI-format split prepared by sparsekd-data.
 """
 
 EPILOG = """\
