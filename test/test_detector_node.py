@@ -548,7 +548,9 @@ def test_node_bench_measures_through_the_real_node():
 
     det = StandInDetector(delay=0.05)
     cloud = points_to_cloud(kitti_points(), header=header(stamp(0), "lidar"))
-    f = node_bench(det, cloud, latency_frames=3, sustained_s=1.0, rate_hz=40.0, warmup_runs=0, domain=domain_id() + 6)
+    # two seconds of streaming: a one-second window failed once when the loaded CI machine stalled the whole of it
+    # (1.6 Hz processed, 2 dropped)
+    f = node_bench(det, cloud, latency_frames=3, sustained_s=2.0, rate_hz=40.0, warmup_runs=0, domain=domain_id() + 6)
     assert f["boxes"] == 1 and f["points_in"] == len(kitti_points())
     assert 50 <= f["inference_ms_median"] < 80 and f["latency_ms_median"] >= f["inference_ms_median"]
     assert f["overhead_ms"] == pytest.approx(f["latency_ms_median"] - f["inference_ms_median"])
