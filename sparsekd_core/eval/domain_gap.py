@@ -188,8 +188,7 @@ class SideStats:
             self.in_range[c] = self.in_range.get(c, 0) + len(truth)
             hit, nearest = nearest_within(truth, boxes[mine])
             rows = pair_errors(truth[hit], boxes[mine][nearest[hit]])
-            if hit.any():
-                self.errors.setdefault(c, []).append(rows)
+            self.errors.setdefault(c, []).append(rows)
             if c == "Pedestrian":  # company among every labelled pedestrian, in range or not
                 company = in_company(labelled)[seen]
                 self.company_in_range += int(company.sum())
@@ -515,12 +514,10 @@ def format_report(sides: Sequence[dict]) -> str:
         for c in CLASSES:
             row(f"{c} median score, false / on a labelled object", lambda s, c=c: "/".join(
                 num(s["median_score"][c][k]) for k in ("false", "matched")) if "median_score" in s else "-")
-        def matched_stats(c, company=False):
-            """The side's summary -> the matched figures of class c (of its pedestrians in company)."""
-            def get(s):
-                m = s.get("matched", {}).get(c)
-                return m.get("in_company") if m is not None and company else m
-            return get
+        def matched(s, c, company=False):
+            """A side's matched figures of class ``c`` (of its pedestrians in company), or None."""
+            m = s.get("matched", {}).get(c)
+            return m.get("in_company") if m is not None and company else m
 
         def errors(m, fields, fmt="{:+.2f}"):
             return "-" if not m or not m["count"] else "/".join(num(m["median_error"][f], fmt) for f in fields)
@@ -528,25 +525,27 @@ def format_report(sides: Sequence[dict]) -> str:
         def found(m):
             return "-" if m is None else f"{m['count']}/{m['in_range']}"
 
+        def yaw_within(m):
+            return "-" if not m or not m["count"] else f"{100 * m['yaw_within']:.0f}%"
+
         def iou(m):
             return "-" if not m or not m["count"] else \
                 f"{errors(m, ('bev_iou',), fmt='{:.2f}')} / {100 * m['bev_iou_passing']:.0f}%"
 
         for c in CLASSES:
-            get = matched_stats(c)
-            row(f"{c} with a box within {MATCH_REACH:g} m", lambda s, g=get: found(g(s)))
+            row(f"{c} with a box within {MATCH_REACH:g} m", lambda s, c=c: found(matched(s, c)))
             row(f"{c} median centre error / along ray / dz (m)",
-                lambda s, g=get: errors(g(s), ("centre", "radial", "dz")))
-            row(f"{c} median size error l/w/h (m)", lambda s, g=get: errors(g(s), ("dl", "dw", "dh")))
-            row(f"{c} median yaw error (deg)", lambda s, g=get: errors(g(s), ("yaw_deg",), fmt="{:.1f}"))
-            row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, g=get: "-" if not (g(s) or {}).get("count")
-                else f"{100 * g(s)['yaw_within']:.0f}%")
-            row(f"{c} BEV IoU, median / share >= {MIN_OVERLAP[c.lower()]:g}", lambda s, g=get: iou(g(s)))
-        get = matched_stats("Pedestrian", company=True)
-        row(f"Pedestrian in company with a box within {MATCH_REACH:g} m", lambda s: found(get(s)))
-        row("Pedestrian in company median size error l/w/h (m)", lambda s: errors(get(s), ("dl", "dw", "dh")))
+                lambda s, c=c: errors(matched(s, c), ("centre", "radial", "dz")))
+            row(f"{c} median size error l/w/h (m)", lambda s, c=c: errors(matched(s, c), ("dl", "dw", "dh")))
+            row(f"{c} median yaw error (deg)", lambda s, c=c: errors(matched(s, c), ("yaw_deg",), fmt="{:.1f}"))
+            row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, c=c: yaw_within(matched(s, c)))
+            row(f"{c} BEV IoU, median / share >= {MIN_OVERLAP[c.lower()]:g}", lambda s, c=c: iou(matched(s, c)))
+        row(f"Pedestrian in company with a box within {MATCH_REACH:g} m",
+            lambda s: found(matched(s, "Pedestrian", company=True)))
+        row("Pedestrian in company median size error l/w/h (m)",
+            lambda s: errors(matched(s, "Pedestrian", company=True), ("dl", "dw", "dh")))
         row(f"Pedestrian in company BEV IoU, median / share >= {MIN_OVERLAP['pedestrian']:g}",
-            lambda s: iou(get(s)))
+            lambda s: iou(matched(s, "Pedestrian", company=True)))
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
     lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
