@@ -213,6 +213,11 @@ def test_matched_errors_measure_how_boxes_on_labelled_objects_are_wrong():
     assert (car["in_range"], car["count"], car["yaw_within"]) == (3, 2, 0.5)
     assert car["median_error"]["yaw_deg"] == pytest.approx((np.degrees(0.1) + 90) / 2)
     assert car["bev_iou_passing"] == 0.0  # neither reaches KITTI's 0.7 for cars
+    # with the label's yaw the quarter-turned box is exact, the other still 0.5 m off and too long; with the
+    # label's size neither passes (one turned a quarter, the other 0.5 m off and turned)
+    np.testing.assert_allclose(rows[1, 8:], [1.0, 2.56 / (2 * 3.9 * 1.6 - 2.56)], atol=1e-4)
+    assert rows[0, 8] < 0.7 and rows[0, 9] < 0.7
+    assert (car["bev_iou_passing_label_yaw"], car["bev_iou_passing_label_size"]) == (0.5, 0.0)
 
 
 def test_the_bev_iou_of_a_pair_says_whether_kitti_counts_the_object_found():
@@ -229,6 +234,28 @@ def test_the_bev_iou_of_a_pair_says_whether_kitti_counts_the_object_found():
     ped = side.summary()["matched"]["Pedestrian"]
     assert ped["bev_iou_passing"] == 0.5 and ped["median_error"]["bev_iou"] == pytest.approx(rows[:, 7].mean())
     assert "Pedestrian BEV IoU, median / share >= 0.5" in format_report([side.summary()])
+
+
+def test_the_gap_says_whether_yaw_or_size_keeps_a_found_pedestrian_under_the_threshold():
+    """A walker's label is long (1.0 x 0.55 m); one box is the right size turned 60 degrees (IoU under 0.5 until it
+    gets the label's yaw), the other is at the right yaw but 1.4 x 0.8 m (under 0.5 until it gets the label's
+    size): the report shows which error costs the pedestrian."""
+    truth = np.array([[15.0, 4.0, -0.9, 1.0, 0.55, 1.75, 0.3]] * 2)
+    predicted = np.array([[15.0, 4.0, -0.9, 1.0, 0.55, 1.75, 0.3 + np.pi / 3],
+                          [15.0, 4.0, -0.9, 1.4, 0.8, 1.75, 0.3]])
+    rows = pair_errors(truth, predicted)
+    iou, label_yaw, label_size = (rows[:, ERROR_FIELDS.index(f)] for f in
+                                  ("bev_iou", "bev_iou_label_yaw", "bev_iou_label_size"))
+    assert (iou < 0.5).all()
+    np.testing.assert_allclose(label_yaw, [1.0, 0.55 / 1.12], atol=1e-4)  # the oversized box holds the label
+    assert label_size[0] == pytest.approx(iou[0], abs=1e-6) and label_size[1] == pytest.approx(1.0, abs=1e-6)
+    side = SideStats("real", boxes_per_frame=[2], false_per_frame=[0], in_range={"Pedestrian": 2},
+                     errors={"Pedestrian": [rows]})
+    ped = side.summary()["matched"]["Pedestrian"]
+    assert (ped["bev_iou_passing"], ped["bev_iou_passing_label_yaw"], ped["bev_iou_passing_label_size"]) == \
+        (0.0, 0.5, 0.5)  # each fix rescues its own pedestrian
+    report = format_report([side.summary()])
+    assert "  the share had the box the label's yaw / size" in report and "50% / 50%" in report
 
 
 def test_pedestrians_in_company_are_reported_on_their_own():

@@ -19,7 +19,8 @@ false boxes per frame at the model's score threshold (false: in the front camera
 labelled object and outside every DontCare region), by class and distance, with the median score of
 false boxes beside that of boxes on labelled objects (what a score threshold can separate), and how
 the boxes on labelled objects are wrong: per class, how many got a box within 1.5 m, their centre,
-size and yaw errors, and their BEV IoU against KITTI's threshold; the same for pedestrians in company
+size and yaw errors, and their BEV IoU against KITTI's threshold (and the share that would pass with
+the label's yaw, or with its size: which error costs the AP); the same for pedestrians in company
 (another within 1.1 m), where one box across two people is a common failure. Each side is a
 KITTI-format split prepared by sparsekd-data.
 """

@@ -34,10 +34,12 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   z, length, width and height; yaw difference folded to 0..90 degrees, as a box's IoU does not see a half turn),
   with the share of pairs whose yaw is within ``YAW_WITHIN_DEG`` degrees; and the pairs' BEV IoU, its median and
   the share that reaches KITTI's threshold for the class (Car 0.7, Pedestrian and Cyclist 0.5): an object found
-  but boxed loosely is a miss in AP, and a median IoU near the threshold says AP turns on small errors.
+  but boxed loosely is a miss in AP, and a median IoU near the threshold says AP turns on small errors;
+  beside it the same share had each box the label's yaw, or the label's size (its own centre and the rest kept):
+  which part of the box keeps found objects under the threshold.
   A systematic size or height error shows there, where AP only says that IoU fell short. The pedestrians in
-  company are also reported on their own (found, size error, BEV IoU): where people stand close, a detector may
-  draw one large box across two of them.
+  company are also reported on their own (found, size error, BEV IoU and its shares): where people stand close, a
+  detector may draw one large box across two of them.
 
 ``sparsekd-gap`` prints the two sides next to each other (and writes JSON), so a change to the simulator can
 be judged by the gap it closes. With ``images_dir`` (``--images``) it also draws each frame's labels and boxes on its
@@ -90,8 +92,11 @@ OBJECT_INTENSITY_MIN_RETURNS = 20
 COMPANY_REACH = 1.1
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
-#: The matched pairs' errors and their BEV IoU, in the order of SideStats.errors' rows.
-ERROR_FIELDS = ("centre", "radial", "dz", "dl", "dw", "dh", "yaw_deg", "bev_iou")
+#: The matched pairs' errors, their BEV IoU, and their BEV IoU had the box the label's yaw, or the label's size (its
+#: own centre and the rest): which part of a box keeps it under KITTI's threshold. In the order of SideStats.errors'
+#: rows.
+ERROR_FIELDS = ("centre", "radial", "dz", "dl", "dw", "dh", "yaw_deg", "bev_iou", "bev_iou_label_yaw",
+                "bev_iou_label_size")
 
 
 @dataclass
@@ -250,11 +255,17 @@ def _matched_summary(errors: list[np.ndarray], in_range: int, cls: str) -> dict:
     (``errors``: arrays of ERROR_FIELDS rows), the share turned by under YAW_WITHIN_DEG and the share whose BEV IoU
     reaches KITTI's threshold for the class."""
     rows = np.concatenate(errors) if errors else np.zeros((0, len(ERROR_FIELDS)))
-    yaw, iou = rows[:, ERROR_FIELDS.index("yaw_deg")], rows[:, ERROR_FIELDS.index("bev_iou")]
+    yaw = rows[:, ERROR_FIELDS.index("yaw_deg")]
+
+    def passing(field: str) -> float:
+        iou = rows[:, ERROR_FIELDS.index(field)]
+        return float(np.mean(iou >= MIN_OVERLAP[cls.lower()])) if len(rows) else float("nan")
+
     return {"in_range": in_range, "count": len(rows),
             "median_error": {f: _median(rows[:, i]) for i, f in enumerate(ERROR_FIELDS)},
             "yaw_within": float(np.mean(yaw < YAW_WITHIN_DEG)) if len(rows) else float("nan"),
-            "bev_iou_passing": float(np.mean(iou >= MIN_OVERLAP[cls.lower()])) if len(rows) else float("nan")}
+            "bev_iou_passing": passing("bev_iou"), "bev_iou_passing_label_yaw": passing("bev_iou_label_yaw"),
+            "bev_iou_passing_label_size": passing("bev_iou_label_size")}
 
 
 def _mean(x) -> float:
@@ -356,9 +367,12 @@ def pair_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     yaw = np.abs((p[:, 6] - t[:, 6] + np.pi / 2) % np.pi - np.pi / 2)  # 0..pi/2: a half turn is the same box
     ray = t[:, :2] / np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-6)[:, None]  # unit vector sensor -> object
     radial = ((p[:, :2] - t[:, :2]) * ray).sum(axis=1)
-    iou = np.asarray(iou_bev_aligned(t, p), np.float64).reshape(len(t)) if len(t) else np.zeros(0)
+    label_yaw, label_size = p.copy(), p.copy()
+    label_yaw[:, 6], label_size[:, 3:6] = t[:, 6], t[:, 3:6]
+    ious = [np.asarray(iou_bev_aligned(t, q), np.float64).reshape(len(t)) if len(t) else np.zeros(0)
+            for q in (p, label_yaw, label_size)]
     return np.column_stack([np.hypot(p[:, 0] - t[:, 0], p[:, 1] - t[:, 1]), radial, p[:, 2] - t[:, 2],
-                            p[:, 3] - t[:, 3], p[:, 4] - t[:, 4], p[:, 5] - t[:, 5], np.degrees(yaw), iou])
+                            p[:, 3] - t[:, 3], p[:, 4] - t[:, 4], p[:, 5] - t[:, 5], np.degrees(yaw), *ious])
 
 
 def false_boxes(info: FrameInfo, boxes: np.ndarray) -> np.ndarray:
@@ -532,6 +546,10 @@ def format_report(sides: Sequence[dict]) -> str:
             return "-" if not m or not m["count"] else \
                 f"{errors(m, ('bev_iou',), fmt='{:.2f}')} / {100 * m['bev_iou_passing']:.0f}%"
 
+        def iou_fixed(m):
+            return "-" if not m or not m["count"] else \
+                f"{100 * m['bev_iou_passing_label_yaw']:.0f}% / {100 * m['bev_iou_passing_label_size']:.0f}%"
+
         for c in CLASSES:
             row(f"{c} with a box within {MATCH_REACH:g} m", lambda s, c=c: found(matched(s, c)))
             row(f"{c} median centre error / along ray / dz (m)",
@@ -540,12 +558,15 @@ def format_report(sides: Sequence[dict]) -> str:
             row(f"{c} median yaw error (deg)", lambda s, c=c: errors(matched(s, c), ("yaw_deg",), fmt="{:.1f}"))
             row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, c=c: yaw_within(matched(s, c)))
             row(f"{c} BEV IoU, median / share >= {MIN_OVERLAP[c.lower()]:g}", lambda s, c=c: iou(matched(s, c)))
+            row("  the share had the box the label's yaw / size", lambda s, c=c: iou_fixed(matched(s, c)))
         row(f"Pedestrian in company with a box within {MATCH_REACH:g} m",
             lambda s: found(matched(s, "Pedestrian", company=True)))
         row("Pedestrian in company median size error l/w/h (m)",
             lambda s: errors(matched(s, "Pedestrian", company=True), ("dl", "dw", "dh")))
         row(f"Pedestrian in company BEV IoU, median / share >= {MIN_OVERLAP['pedestrian']:g}",
             lambda s: iou(matched(s, "Pedestrian", company=True)))
+        row("  the share had the box the label's yaw / size",
+            lambda s: iou_fixed(matched(s, "Pedestrian", company=True)))
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
     lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
