@@ -253,7 +253,7 @@ class SideStats:
 def _matched_summary(errors: list[np.ndarray], in_range: int, cls: str) -> dict:
     """How many of ``in_range`` labelled objects of class ``cls`` got a box, and the medians of their error rows
     (``errors``: arrays of ERROR_FIELDS rows), the share turned by under YAW_WITHIN_DEG and the share whose BEV IoU
-    reaches KITTI's threshold for the class."""
+    reaches KITTI's threshold for the class, as predicted and had the boxes the label's yaw or the label's size."""
     rows = np.concatenate(errors) if errors else np.zeros((0, len(ERROR_FIELDS)))
     yaw = rows[:, ERROR_FIELDS.index("yaw_deg")]
 
