@@ -120,6 +120,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "students trained at 0.7 scored real pedestrians 3-5 BEV points above the same runs "
                              "without it, though neither beat the bundled one (docs/results.md 'Walking in "
                              "pairs'); 0 (default) keeps walkers single file, as before this option")
+    parser.add_argument("--turning-walkers", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes where half the sidewalk walkers walk at any heading (crossing the "
+                             "sidewalk, turning into a door, stepping round each other) rather than along it (not "
+                             "in --sequence drives); without it a model learns that people far down the road walk "
+                             "along the sensor's ray, where a quarter of the real held-out sweeps' pedestrians do "
+                             "(docs/results.md, session 46); 0 (default) keeps every walker on its sidewalk's line")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -168,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                              street_clutter=args.street_clutter,
                              vehicle_glass=args.vehicle_glass, people_brightness=args.people_brightness,
                              close_people=args.close_people, road_people=args.road_people,
-                             road_furniture=args.road_furniture, walking_pairs=args.walking_pairs)
+                             road_furniture=args.road_furniture, walking_pairs=args.walking_pairs,
+                             turning_walkers=args.turning_walkers)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

@@ -155,6 +155,9 @@ class SimOptions:
     walking_pairs: share of snapshot scenes whose sidewalk walkers often walk two abreast (placement.populate's
         ``pairs``: placement.WALKING_PAIR_SHARE of them with a companion), drawn from random streams of their own;
         0 draws the version-4 streets, where walkers go single file and people stand close only when standing.
+    turning_walkers: share of snapshot scenes where half the sidewalk walkers walk at any heading (placement.populate's
+        ``turning``), drawn from random streams of their own; 0 draws the version-4 streets, whose walkers all walk
+        along their sidewalk.
     """
 
     label_style: str = "kitti"
@@ -170,6 +173,7 @@ class SimOptions:
     road_people: float = 0.0
     road_furniture: float = 0.0
     walking_pairs: float = 0.0
+    turning_walkers: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -178,7 +182,7 @@ class SimOptions:
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people",
-                     "road_people", "road_furniture", "walking_pairs"):
+                     "road_people", "road_furniture", "walking_pairs", "turning_walkers"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -192,8 +196,8 @@ def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Ge
 
 
 #: The random streams of the options whose draws are per frame (frame_rng's ``stream``): people in close company,
-#: people on the road, walkers in pairs.
-CLOSE_STREAM, ROAD_STREAM, PAIRS_STREAM = 12, 13, 15
+#: people on the road, walkers in pairs, walkers at any heading.
+CLOSE_STREAM, ROAD_STREAM, PAIRS_STREAM, TURNING_STREAM = 12, 13, 15, 16
 
 
 def frame_rng(seed: int, scene_index: int, frame_index: int, stream: int) -> np.random.Generator:
@@ -229,6 +233,7 @@ class SceneBase:
         self._close_people = self._drawn(options.close_people, CLOSE_STREAM)
         self._road_people = self._drawn(options.road_people, ROAD_STREAM)
         self._walking_pairs = self._drawn(options.walking_pairs, PAIRS_STREAM)
+        self._turning_walkers = self._drawn(options.turning_walkers, TURNING_STREAM)
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
@@ -261,6 +266,11 @@ class SceneBase:
         """The draws of frame ``frame_index``'s walkers' companions (SimOptions.walking_pairs), or None when this
         scene's walkers go single file."""
         return self._frame_stream(frame_index, PAIRS_STREAM, self._walking_pairs)
+
+    def turning_rng(self, frame_index: int) -> np.random.Generator | None:
+        """The draws of frame ``frame_index``'s walkers at any heading (SimOptions.turning_walkers), or None when
+        this scene's walkers all walk along their sidewalk."""
+        return self._frame_stream(frame_index, TURNING_STREAM, self._turning_walkers)
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -358,7 +368,7 @@ class SnapshotScene(SceneBase):
         actors = populate(self.world, rng, (ego.x - reach, ego.x + reach), ego, sequence=False,
                           library=self.library, sizes=SizeSampler(rng, self.style), density=density,
                           close=self.close_rng(frame_index), road=self.road_rng(frame_index),
-                          pairs=self.pairs_rng(frame_index))
+                          pairs=self.pairs_rng(frame_index), turning=self.turning_rng(frame_index))
         boxes = np.array([a.box for a in actors]).reshape(-1, 7)
         mounting = sample_mounting(self.preset, self.options, rng)
         return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)),
