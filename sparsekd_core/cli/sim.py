@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of scenes where half the sidewalk walkers walk at any heading (crossing the "
                              "sidewalk, turning into a door, stepping round each other) rather than along it (not "
                              "in --sequence drives); without it a model learns that people far down the road walk "
-                             "along the sensor's ray, where a quarter of the real held-out sweeps' pedestrians do "
+                             "along the sensor's ray, which only a quarter of the real held-out sweeps' pedestrians do "
                              "(docs/results.md, session 46); 0 (default) keeps every walker on its sidewalk's line")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
