@@ -53,7 +53,8 @@ WALKING_PAIR_STAGGER = 0.2
 #: drawn uniformly, not along their sidewalk: crossing it, turning into a door, stepping round each other. Sidewalk
 #: walkers are most of a simulated street's pedestrians, so without it a model learns that a person far down the road
 #: walks along the sensor's ray; on the 25 held-out real sweeps the labelled pedestrians face along the ray (within 30
-#: degrees) for 25% against 51% on simulated streets (docs/results.md, session 46).
+#: degrees) for 25%, against 60% on sim44's val frames and 53% with this option in every scene (docs/results.md,
+#: session 46: a student trained on such streets did not face real people better).
 TURNING_WALKER_SHARE = 0.5
 #: Parked vehicles: no trucks or buses at the kerb.
 PARKED_TYPES = ("hatchback", "sedan", "suv", "pickup", "van")
