@@ -1,5 +1,8 @@
-"""A busy simulated street around the ego, populated as a snapshot frame is, for the simulator's placement tests."""
+"""A busy simulated street around the ego, populated as a snapshot frame is, for the simulator's placement tests, and
+the check every opt-in street option drawn per scene passes."""
 from __future__ import annotations
+
+import pytest
 
 from sparsekd_core.data.sim.actors import Actor
 from sparsekd_core.data.sim.placement import Densities, EgoState, populate
@@ -21,3 +24,19 @@ def busy_street(seed: int, options: SimOptions = SimOptions()) -> tuple[Snapshot
                       close=scene.close_rng(0), road=scene.road_rng(0), pairs=scene.pairs_rng(0),
                       turning=scene.turning_rng(0))
     return scene, ego, actors
+
+
+def assert_a_seeded_share_of_scenes(option: str, stream: str, outside: float, seed: int = 5) -> None:
+    """The street option ``option`` (a SimOptions field) is off by default (the scene's per-frame generator
+    ``stream``, e.g. "pairs_rng", gives None), on in 3-13 of 16 scenes of ``seed`` at 0.5, the same scenes each time,
+    and a value ``outside`` [0, 1] is refused as not a share."""
+    def on(scene_index: int) -> bool:
+        scene = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=scene_index, options=SimOptions(**{option: 0.5}))
+        return getattr(scene, stream)(0) is not None
+
+    assert getattr(SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0), stream)(0) is None
+    drawn = [on(s) for s in range(16)]
+    assert 3 <= sum(drawn) <= 13
+    assert drawn == [on(s) for s in range(16)]
+    with pytest.raises(ValueError, match=f"{option} must be a share"):
+        SimOptions(**{option: outside})

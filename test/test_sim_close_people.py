@@ -6,10 +6,9 @@ import pytest
 
 from sparsekd_core.data.sim.meshes import Mesh
 from sparsekd_core.data.sim.placement import CLOSE_CLEARANCE, Placer, rects_overlap
-from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
-from sparsekd_core.data.sim.sensor import PRESETS
+from sparsekd_core.data.sim.scene import SimOptions
 from sparsekd_core.data.sim.world import StaticWorld, StreetLayout
-from sim_streets import busy_street
+from sim_streets import assert_a_seeded_share_of_scenes, busy_street
 
 
 def street(seed: int, close: bool):
@@ -57,10 +56,4 @@ def test_against_obstacle_puts_a_person_beside_the_nearest_face():
 
 
 def test_close_people_is_off_by_default_and_a_share():
-    plain = SnapshotScene(PRESETS["hdl64"], seed=3, scene_index=0)
-    assert plain.close_rng(0) is None
-    drawn = [SnapshotScene(PRESETS["hdl64"], seed=3, scene_index=s, options=SimOptions(close_people=0.5)).close_rng(0)
-             is not None for s in range(16)]
-    assert 3 <= sum(drawn) <= 13
-    with pytest.raises(ValueError, match="close_people must be a share"):
-        SimOptions(close_people=1.5)
+    assert_a_seeded_share_of_scenes("close_people", "close_rng", outside=1.5, seed=3)

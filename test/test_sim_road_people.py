@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from sparsekd_core.data.sim.placement import ROAD_PEOPLE_REACH, rects_overlap
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS
-from sim_streets import busy_street
+from sim_streets import assert_a_seeded_share_of_scenes, busy_street
 
 
 def street(seed: int, road: bool):
@@ -52,16 +51,7 @@ def test_road_people_walk_on_the_carriageway_along_it_and_across_and_leave_the_r
 
 
 def test_road_people_are_a_seeded_share_of_scenes_and_off_by_default():
-    plain = SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=0)
-    assert plain.road_rng(0) is None
-    drawn = [SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=s, options=SimOptions(road_people=0.5)).road_rng(0)
-             is not None for s in range(16)]
-    assert 3 <= sum(drawn) <= 13
-    again = [SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=s, options=SimOptions(road_people=0.5)).road_rng(0)
-             is not None for s in range(16)]
-    assert drawn == again
-    with pytest.raises(ValueError, match="road_people must be a share"):
-        SimOptions(road_people=-0.1)
+    assert_a_seeded_share_of_scenes("road_people", "road_rng", outside=-0.1)
 
 
 def test_a_road_people_frame_is_the_same_for_the_same_seed():

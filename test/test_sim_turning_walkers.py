@@ -3,12 +3,10 @@ of their sidewalk (which, seen from a sensor on the road, is along its ray)."""
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from sparsekd_core.data.sim.placement import TURNING_WALKER_SHARE, rects_overlap
-from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
-from sparsekd_core.data.sim.sensor import PRESETS
-from sim_streets import busy_street
+from sparsekd_core.data.sim.scene import SimOptions
+from sim_streets import assert_a_seeded_share_of_scenes, busy_street
 
 
 def sidewalk_walkers(scene, actors):
@@ -57,14 +55,7 @@ def test_turning_walkers_face_any_way_stay_on_their_sidewalk_and_overlap_nobody(
 
 
 def test_turning_walkers_are_a_seeded_share_of_scenes_off_by_default():
-    assert SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=0).turning_rng(0) is None
-    drawn = [SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=s, options=SimOptions(turning_walkers=0.5))
-             .turning_rng(0) is not None for s in range(16)]
-    assert 3 <= sum(drawn) <= 13
-    assert drawn == [SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=s, options=SimOptions(turning_walkers=0.5))
-                     .turning_rng(0) is not None for s in range(16)]
-    with pytest.raises(ValueError, match="turning_walkers must be a share"):
-        SimOptions(turning_walkers=-0.1)
+    assert_a_seeded_share_of_scenes("turning_walkers", "turning_rng", outside=-0.1)
     # the same seed and options give the same street, and the option changes only the streets it is drawn in
     _, _, a = busy_street(3, SimOptions(turning_walkers=1.0))
     _, _, b = busy_street(3, SimOptions(turning_walkers=1.0))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from sparsekd_core.data.sim.placement import (WALKING_PAIR_GAP, WALKING_PAIR_SHARE, Densities, EgoState,
                                               populate, rects_overlap)
@@ -10,7 +9,7 @@ from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene, frame_rng
 from sparsekd_core.data.sim.sensor import PRESETS
 from sparsekd_core.data.sim.sizes import SizeSampler
 from sparsekd_core.eval.domain_gap import pedestrians_in_company
-from sim_streets import busy_street
+from sim_streets import assert_a_seeded_share_of_scenes, busy_street
 
 
 def walkers_of(scene, actors):
@@ -60,16 +59,7 @@ def test_walking_pairs_put_companions_abreast_of_half_the_walkers_and_leave_the_
 
 
 def test_walking_pairs_are_a_seeded_share_of_scenes_off_by_default_and_not_in_drives():
-    plain = SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=0)
-    assert plain.pairs_rng(0) is None
-    drawn = [SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=s, options=SimOptions(walking_pairs=0.5))
-             .pairs_rng(0) is not None for s in range(16)]
-    assert 3 <= sum(drawn) <= 13
-    again = [SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=s, options=SimOptions(walking_pairs=0.5))
-             .pairs_rng(0) is not None for s in range(16)]
-    assert drawn == again
-    with pytest.raises(ValueError, match="walking_pairs must be a share"):
-        SimOptions(walking_pairs=1.2)
+    assert_a_seeded_share_of_scenes("walking_pairs", "pairs_rng", outside=1.2)
     # a drive keeps its walkers single file (a companion could step into the other sub-lane's walkers over time)
     scene = SnapshotScene(PRESETS["hdl64"], seed=1, scene_index=0, options=SimOptions(walking_pairs=1.0))
     ego = scene._sample_ego(frame_rng(1, 0, 0, 1), 0.0)
