@@ -22,7 +22,7 @@ def busy_street(seed: int, options: SimOptions = SimOptions()) -> tuple[Snapshot
     actors = populate(scene.world, rng, (ego.x - 60, ego.x + 60), ego, sequence=False, library=scene.library,
                       sizes=SizeSampler(rng, scene.style), density=Densities(pedestrians=1.0, cyclists=1.0),
                       close=scene.close_rng(0), road=scene.road_rng(0), pairs=scene.pairs_rng(0),
-                      turning=scene.turning_rng(0))
+                      turning=scene.turning_rng(0), lane_cyclists=scene.lane_cyclists_rng(0))
     return scene, ego, actors
 
 

@@ -126,6 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "in --sequence drives); without it a model learns that people far down the road walk "
                              "along the sensor's ray, which only a quarter of the real held-out sweeps' pedestrians do "
                              "(docs/results.md, session 46); 0 (default) keeps every walker on its sidewalk's line")
+    parser.add_argument("--lane-cyclists", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes where each side of the street without a bike lane has cyclists "
+                             "riding with the traffic in its outer travel lane, 0.5-1 m from its kerb side, as many as "
+                             "a bike lane would carry (not in --sequence drives); without it such a side has only a "
+                             "few cyclists at any heading, so --narrow-streets (bike lanes on a fifth of sides) halves "
+                             "a street's cyclists; 0 (default) keeps cyclists to bike lanes, as before this option")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -175,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                              vehicle_glass=args.vehicle_glass, people_brightness=args.people_brightness,
                              close_people=args.close_people, road_people=args.road_people,
                              road_furniture=args.road_furniture, walking_pairs=args.walking_pairs,
-                             turning_walkers=args.turning_walkers)
+                             turning_walkers=args.turning_walkers, lane_cyclists=args.lane_cyclists)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

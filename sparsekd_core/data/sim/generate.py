@@ -299,7 +299,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "street_clutter": options.street_clutter, "people_brightness": options.people_brightness,
         "close_people": options.close_people, "road_people": options.road_people,
         "road_furniture": options.road_furniture, "walking_pairs": options.walking_pairs,
-        "turning_walkers": options.turning_walkers,
+        "turning_walkers": options.turning_walkers, "lane_cyclists": options.lane_cyclists,
         # the frame everything is written in: on the road ("vehicle", z = 0 there) or above it (a sensor frame)
         "points_frame": "vehicle" if options.frame_height == 0 else "sensor",
         "splits": summary.splits, "frames_list": records,

@@ -56,6 +56,13 @@ WALKING_PAIR_STAGGER = 0.2
 #: degrees) for 25%, against 60% on sim44's val frames and 53% with this option in every scene (docs/results.md,
 #: session 46: a student trained on such streets did not face real people better).
 TURNING_WALKER_SHARE = 0.5
+#: Cyclists in the traffic lane (populate's ``lane_cyclists``): on a side of the street without a bike lane, cyclists ride with
+#: the traffic in its outermost travel lane, their centre this far in from the lane's kerb-side edge (metres), as
+#: many as a bike lane would carry. Without them such a side has only the few cyclists riding at any heading, so the
+#: narrow town streets (world.StreetLayout.narrowed: a bike lane on 20% of sides) hold 40% fewer cyclists than the
+#: wide ones (sim46 against sim44, docs/results.md session 46), where real narrow streets have their cyclists in the
+#: traffic lane.
+LANE_CYCLIST_OFFSET = (0.5, 1.0)
 #: Parked vehicles: no trucks or buses at the kerb.
 PARKED_TYPES = ("hatchback", "sedan", "suv", "pickup", "van")
 
@@ -245,7 +252,8 @@ class Densities:
 def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float, float], ego: EgoState,
              sequence: bool, library: MeshLibrary, sizes: SizeSampler, density: Densities = Densities(),
              close: np.random.Generator | None = None, road: np.random.Generator | None = None,
-             pairs: np.random.Generator | None = None, turning: np.random.Generator | None = None) -> list[Actor]:
+             pairs: np.random.Generator | None = None, turning: np.random.Generator | None = None,
+             lane_cyclists: np.random.Generator | None = None) -> list[Actor]:
     """Road users over ``x_range`` of the street around the ego vehicle, and the unlabelled things people
     leave on sidewalks (parked bicycles, prams).
 
@@ -268,6 +276,9 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     ``turning``: TURNING_WALKER_SHARE of the sidewalk walkers walk at any heading where their strip has room for their
     box's diagonal, and push no pram (a generator for those draws; None, and in a ``sequence``, where they would
     walk off the sidewalk, all walk along it, as in version 4).
+    ``lane_cyclists``: on each side without a bike lane, cyclists ride with the traffic in the outermost travel lane,
+    LANE_CYCLIST_OFFSET in from its kerb-side edge, at a bike lane's density (a generator for those draws; None, and in
+    a ``sequence``, none do, as in version 4), placed last, through the full overlap test.
     """
     layout = world.layout
     placer = Placer(world, rng, library)
@@ -415,6 +426,8 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
             _walk_on_the_road(placer, road, ego, SizeSampler(road, sizes.style))
         if pairs is not None:
             _walk_in_pairs(placer, pairs, walkers, SizeSampler(pairs, sizes.style))
+        if lane_cyclists is not None:
+            _ride_in_the_traffic_lane(placer, lane_cyclists, x_range, density, SizeSampler(lane_cyclists, sizes.style))
     return placer.actors
 
 
@@ -437,6 +450,26 @@ def _walk_in_pairs(placer: Placer, rng: np.random.Generator, walkers: list[Actor
             if placer.place("pedestrian", x + dx, y + dy, yaw + rng.normal(0, 0.05), size, speed, heading,
                             check="all", clearance=CLOSE_CLEARANCE, rng=rng):
                 break
+
+
+def _ride_in_the_traffic_lane(placer: Placer, rng: np.random.Generator, x_range: tuple[float, float],
+                              density: Densities, sizes: SizeSampler) -> None:
+    """Cyclists in the outermost travel lane of each side without a bike lane (populate's ``lane_cyclists``), every draw
+    from ``rng``; spaced as a bike lane's are, each through the full overlap test (cars share the lane)."""
+    layout = placer.world.layout
+    if density.cyclists <= 0:
+        return
+    for side in (-1, 1):
+        travel = layout.lanes_of("travel", side)
+        if layout.lanes_of("bike", side) or not travel:
+            continue
+        lane = max(travel, key=lambda l: abs(l.y_centre))
+        heading = 0.0 if lane.direction > 0 else np.pi
+        edge = abs(lane.y_centre) + lane.width / 2
+        for kind, x, size in _fill(rng, x_range, (4.0, 30.0), density.cyclists, lambda: ("cyclist", sizes("cyclist"))):
+            y = side * (edge - rng.uniform(*LANE_CYCLIST_OFFSET))
+            placer.place(kind, x, y, heading + rng.normal(0, 0.03), size, float(rng.uniform(3.0, 7.0)), heading,
+                         check="all", rng=rng)
 
 
 def _walk_on_the_road(placer: Placer, rng: np.random.Generator, ego: EgoState, sizes: SizeSampler) -> None:

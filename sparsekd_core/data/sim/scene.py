@@ -158,6 +158,9 @@ class SimOptions:
     turning_walkers: share of snapshot scenes where half the sidewalk walkers walk at any heading (placement.populate's
         ``turning``), drawn from random streams of their own; 0 draws the version-4 streets, whose walkers all walk
         along their sidewalk.
+    lane_cyclists: share of snapshot scenes where each side of the street without a bike lane has cyclists riding
+        with the traffic in its outermost travel lane (placement.populate's ``lane_cyclists``), drawn from random streams of
+        their own; 0 draws the version-4 streets, where such a side has only the few cyclists riding at any heading.
     """
 
     label_style: str = "kitti"
@@ -174,6 +177,7 @@ class SimOptions:
     road_furniture: float = 0.0
     walking_pairs: float = 0.0
     turning_walkers: float = 0.0
+    lane_cyclists: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -182,7 +186,8 @@ class SimOptions:
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people",
-                     "road_people", "road_furniture", "walking_pairs", "turning_walkers"):
+                     "road_people", "road_furniture", "walking_pairs", "turning_walkers",
+                     "lane_cyclists"):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -196,8 +201,8 @@ def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Ge
 
 
 #: The random streams of the options whose draws are per frame (frame_rng's ``stream``): people in close company,
-#: people on the road, walkers in pairs, walkers at any heading.
-CLOSE_STREAM, ROAD_STREAM, PAIRS_STREAM, TURNING_STREAM = 12, 13, 15, 16
+#: people on the road, walkers in pairs, walkers at any heading, cyclists in the traffic lane.
+CLOSE_STREAM, ROAD_STREAM, PAIRS_STREAM, TURNING_STREAM, LANE_CYCLISTS_STREAM = 12, 13, 15, 16, 17
 
 
 def frame_rng(seed: int, scene_index: int, frame_index: int, stream: int) -> np.random.Generator:
@@ -234,6 +239,7 @@ class SceneBase:
         self._road_people = self._drawn(options.road_people, ROAD_STREAM)
         self._walking_pairs = self._drawn(options.walking_pairs, PAIRS_STREAM)
         self._turning_walkers = self._drawn(options.turning_walkers, TURNING_STREAM)
+        self._lane_cyclists = self._drawn(options.lane_cyclists, LANE_CYCLISTS_STREAM)
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
@@ -271,6 +277,11 @@ class SceneBase:
         """The draws of frame ``frame_index``'s walkers at any heading (SimOptions.turning_walkers), or None when
         this scene's walkers all walk along their sidewalk."""
         return self._frame_stream(frame_index, TURNING_STREAM, self._turning_walkers)
+
+    def lane_cyclists_rng(self, frame_index: int) -> np.random.Generator | None:
+        """The draws of frame ``frame_index``'s cyclists in the traffic lane (SimOptions.lane_cyclists), or None when
+        this scene's sides without a bike lane have none riding with the traffic."""
+        return self._frame_stream(frame_index, LANE_CYCLISTS_STREAM, self._lane_cyclists)
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -368,7 +379,8 @@ class SnapshotScene(SceneBase):
         actors = populate(self.world, rng, (ego.x - reach, ego.x + reach), ego, sequence=False,
                           library=self.library, sizes=SizeSampler(rng, self.style), density=density,
                           close=self.close_rng(frame_index), road=self.road_rng(frame_index),
-                          pairs=self.pairs_rng(frame_index), turning=self.turning_rng(frame_index))
+                          pairs=self.pairs_rng(frame_index), turning=self.turning_rng(frame_index),
+                          lane_cyclists=self.lane_cyclists_rng(frame_index))
         boxes = np.array([a.box for a in actors]).reshape(-1, 7)
         mounting = sample_mounting(self.preset, self.options, rng)
         return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)),
