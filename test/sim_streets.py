@@ -14,8 +14,8 @@ from sparsekd_core.data.sim.sizes import SizeSampler
 def busy_street(seed: int, options: SimOptions = SimOptions()) -> tuple[SnapshotScene, EgoState, list[Actor]]:
     """Scene 0 of ``seed`` (hdl64), its ego at the street's middle and every road user within 60 m of it, at full
     pedestrian and cyclist density; the scene's own streams for frame 0 (``close_rng``, ``road_rng``, ``pairs_rng``,
-    ``turning_rng``) decide whether its people keep close company, walk on the road, walk in pairs or walk at any
-    heading, as ``options`` asks."""
+    ``turning_rng``, ``lane_cyclists_rng``) decide whether its people keep close company, walk on the road, walk in
+    pairs or walk at any heading, and whether cyclists ride in the traffic lane, as ``options`` asks."""
     scene = SnapshotScene(PRESETS["hdl64"], seed=seed, scene_index=0, options=options)
     rng = frame_rng(seed, 0, 0, 1)
     ego = scene._sample_ego(rng, 0.0)

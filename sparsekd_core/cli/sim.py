@@ -130,8 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="share of scenes where each side of the street without a bike lane has cyclists "
                              "riding with the traffic in its outer travel lane, 0.5-1 m from its kerb side, as many as "
                              "a bike lane would carry (not in --sequence drives); without it such a side has only a "
-                             "few cyclists at any heading, so --narrow-streets (bike lanes on a fifth of sides) halves "
-                             "a street's cyclists; 0 (default) keeps cyclists to bike lanes, as before this option")
+                             "few cyclists at any heading, so --narrow-streets (bike lanes on a fifth of sides) draws "
+                             "40%% fewer cyclists; 0 (default) keeps cyclists to bike lanes, as before this option")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")

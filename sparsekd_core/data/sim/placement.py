@@ -56,12 +56,13 @@ WALKING_PAIR_STAGGER = 0.2
 #: degrees) for 25%, against 60% on sim44's val frames and 53% with this option in every scene (docs/results.md,
 #: session 46: a student trained on such streets did not face real people better).
 TURNING_WALKER_SHARE = 0.5
-#: Cyclists in the traffic lane (populate's ``lane_cyclists``): on a side of the street without a bike lane, cyclists ride with
-#: the traffic in its outermost travel lane, their centre this far in from the lane's kerb-side edge (metres), as
-#: many as a bike lane would carry. Without them such a side has only the few cyclists riding at any heading, so the
-#: narrow town streets (world.StreetLayout.narrowed: a bike lane on 20% of sides) hold 40% fewer cyclists than the
-#: wide ones (sim46 against sim44, docs/results.md session 46), where real narrow streets have their cyclists in the
-#: traffic lane.
+#: Cyclists in the traffic lane (populate's ``lane_cyclists``): on a side of the street without a bike lane,
+#: cyclists ride with the traffic in its outermost travel lane, their centre this far in from the lane's kerb-side
+#: edge (metres), as many as a bike lane would carry. Without them such a side has only the few cyclists riding at
+#: any heading, so the narrow town streets (world.StreetLayout.narrowed: a bike lane on 20% of sides) hold 40% fewer
+#: cyclists than the wide ones (sim46 against sim44), where real narrow streets have their cyclists in the traffic
+#: lane. With it in every scene, sim46's command draws twice the cyclists (sim48); a student trained there kept its
+#: simulated cyclists but not more real ones (docs/results.md, session 47).
 LANE_CYCLIST_OFFSET = (0.5, 1.0)
 #: Parked vehicles: no trucks or buses at the kerb.
 PARKED_TYPES = ("hatchback", "sedan", "suv", "pickup", "van")

@@ -159,8 +159,9 @@ class SimOptions:
         ``turning``), drawn from random streams of their own; 0 draws the version-4 streets, whose walkers all walk
         along their sidewalk.
     lane_cyclists: share of snapshot scenes where each side of the street without a bike lane has cyclists riding
-        with the traffic in its outermost travel lane (placement.populate's ``lane_cyclists``), drawn from random streams of
-        their own; 0 draws the version-4 streets, where such a side has only the few cyclists riding at any heading.
+        with the traffic in its outermost travel lane (placement.populate's ``lane_cyclists``), drawn from random
+        streams of their own; 0 draws the version-4 streets, where such a side has only the few cyclists riding at
+        any heading.
     """
 
     label_style: str = "kitti"
