@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sparsekd_core.data.sim.placement import (WALKING_PAIR_GAP, WALKING_PAIR_SHARE, Densities, EgoState,
+from sparsekd_core.data.sim.placement import (WALKING_PAIR_GAP, WALKING_PAIR_SHARE, Densities,
                                               populate, rects_overlap)
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene, frame_rng
 from sparsekd_core.data.sim.sensor import PRESETS
