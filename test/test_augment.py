@@ -362,3 +362,40 @@ def test_config_errors_are_named():
     defaults = AugmentConfig()
     assert defaults.rotation_range == pytest.approx((-math.pi / 4, math.pi / 4))
     assert defaults.scale_range == (0.95, 1.05)
+
+
+def test_part_dropout_takes_one_part_of_each_person_and_nothing_else():
+    rng = np.random.default_rng(3)
+    points, boxes, names = make_scene(rng, names=("Car", "Pedestrian", "Cyclist", "Pedestrian"))
+    inside = points_in_boxes(points[:, :3], boxes)
+    pipeline = AugmentPipeline(AugmentConfig.from_dict({
+        "part_dropout": {"classes": ["Pedestrian", "Cyclist"], "prob": 1.0, "grid": [2, 2]},
+        "flip_axes": [], "rotation_range": None, "scale_range": None, "shuffle_points": False}))
+    out, out_boxes, out_names = pipeline(points, boxes, names, np.random.default_rng(0))
+    np.testing.assert_array_equal(out_boxes, boxes)  # labels stay, only returns go
+    assert list(out_names) == list(names)
+    after = points_in_boxes(out[:, :3], boxes)
+    # the car and everything outside the boxes keep every return
+    assert after[:, 0].sum() == inside[:, 0].sum()
+    assert (~after.any(1)).sum() == (~inside.any(1)).sum()
+    for k in (1, 2, 3):
+        kept = out[after[:, k], :2] - boxes[k, :2]
+        c, s = math.cos(boxes[k, 6]), math.sin(boxes[k, 6])
+        u, v = c * kept[:, 0] + s * kept[:, 1], -s * kept[:, 0] + c * kept[:, 1]
+        quadrants = {(bool(a), bool(b)) for a, b in zip(u >= 0, v >= 0)}
+        assert len(quadrants) == 3  # one quarter of the footprint is empty, the other three are not
+        assert 0.5 * inside[:, k].sum() < after[:, k].sum() < inside[:, k].sum()
+    # off for a class not listed, and nothing at all with prob 0
+    none = AugmentPipeline(AugmentConfig.from_dict({"part_dropout": {"prob": 0.0}, "shuffle_points": False}))
+    assert len(none(points, boxes, names, np.random.default_rng(0))[0]) == len(points)
+    cars = AugmentPipeline(AugmentConfig.from_dict({"part_dropout": {"classes": ["Van"], "prob": 1.0}}))
+    assert len(cars(points, boxes, names, np.random.default_rng(0))[0]) == len(points)
+
+
+def test_part_dropout_config_errors_are_named():
+    with pytest.raises(ValueError, match="part_dropout: unknown keys"):
+        AugmentConfig.from_dict({"part_dropout": {"probability": 0.5}})
+    with pytest.raises(ValueError, match="prob must be a chance"):
+        AugmentConfig.from_dict({"part_dropout": {"prob": 1.5}})
+    with pytest.raises(ValueError, match="grid: two whole numbers"):
+        AugmentConfig.from_dict({"part_dropout": {"grid": [2, 0]}})

@@ -9,7 +9,7 @@ columns past xyz are carried unchanged. Randomness only comes from the ``numpy.r
 a pipeline is reproducible from a seed.
 
 Order of the pipeline (as in the reference, OpenPCDet/SparseKD): gt-sampling, flips, rotation, scaling,
-translation, point shuffling.
+translation, point shuffling; the opt-in part dropout (not in the reference) comes right after gt-sampling.
 """
 from __future__ import annotations
 
@@ -167,6 +167,59 @@ def random_intensity_gain(points: np.ndarray, rng: np.random.Generator, gain_ran
     return out
 
 
+@dataclass
+class PartDropoutConfig:
+    """Drop the returns of one part of some objects (PA-AUG's partition dropout: Choi, Song and Kwak, "Part-Aware
+    Data Augmentation for 3D Object Detection in Point Cloud", IROS 2021), so that a model does not learn a class
+    from the exact shape its training objects return: simulated people are a few meshes, real ones are not.
+
+    classes: the names whose boxes are cut (the other boxes are left whole).
+    prob: the chance that one box of those classes loses a part.
+    grid: (along the box's length, across it): the footprint is cut into that many equal parts, and the returns
+        of one of them, drawn at random, are dropped (its label stays).
+    """
+
+    classes: tuple[str, ...] = ("Pedestrian", "Cyclist")
+    prob: float = 0.5
+    grid: tuple[int, int] = (2, 2)
+
+    def __post_init__(self):
+        if not 0.0 <= float(self.prob) <= 1.0:
+            raise ValueError(f"AugmentConfig.part_dropout.prob must be a chance within [0, 1], got {self.prob}")
+        if len(self.grid) != 2 or min(int(g) for g in self.grid) < 1:
+            raise ValueError(f"AugmentConfig.part_dropout.grid: two whole numbers >= 1 (along, across), got "
+                             f"{self.grid}")
+        self.classes = tuple(str(c) for c in self.classes)
+        self.grid = (int(self.grid[0]), int(self.grid[1]))
+
+
+def random_part_dropout(points: np.ndarray, boxes: np.ndarray, names: np.ndarray, rng: np.random.Generator,
+                        config: PartDropoutConfig) -> np.ndarray:
+    """The points without the returns of one random part of each box of ``config.classes`` that draws under
+    ``config.prob`` (PartDropoutConfig); hand-written: no augmentation library the project uses has it."""
+    chosen = np.flatnonzero(np.isin(names, config.classes))
+    if len(chosen) == 0 or len(points) == 0:
+        return points
+    along, across = config.grid
+    inside = points_in_boxes(points[:, :3], boxes[chosen, :7])
+    drop = np.zeros(len(points), dtype=bool)
+    for k, i in enumerate(chosen):
+        if rng.random() >= config.prob:
+            continue
+        part = int(rng.integers(along * across))
+        idx = np.flatnonzero(inside[:, k])
+        if len(idx) == 0:
+            continue
+        x, y, _, dx, dy, _, yaw = (float(v) for v in boxes[i, :7])
+        c, s = math.cos(yaw), math.sin(yaw)
+        u = c * (points[idx, 0] - x) + s * (points[idx, 1] - y)  # along the box's length
+        v = -s * (points[idx, 0] - x) + c * (points[idx, 1] - y)  # across it
+        cell_u = np.clip(np.floor((u / dx + 0.5) * along), 0, along - 1).astype(int)
+        cell_v = np.clip(np.floor((v / dy + 0.5) * across), 0, across - 1).astype(int)
+        drop[idx[cell_u * across + cell_v == part]] = True
+    return points[~drop]
+
+
 def _near_any_box(points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """(N,) bool: the point lies in the axis-aligned square around some box's bounding circle.
 
@@ -309,6 +362,7 @@ class AugmentConfig:
     intensity_gain_range: uniform per-frame factor on the intensity column (column 3), clipped to [0, 1]
         (None = off): sensors and datasets calibrate intensity differently, so a model should not rely on
         its exact scale.
+    part_dropout: drop one random part of some objects' returns (PartDropoutConfig; None = off).
     shuffle_points: shuffle point order last.
     """
 
@@ -319,6 +373,7 @@ class AugmentConfig:
     scale_range: tuple[float, float] | None = (0.95, 1.05)
     translation_std: tuple[float, float, float] | None = None
     intensity_gain_range: tuple[float, float] | None = None
+    part_dropout: PartDropoutConfig | None = None
     shuffle_points: bool = True
 
     @classmethod
@@ -339,6 +394,14 @@ class AugmentConfig:
             if "filter_difficulty" in gt:
                 gt["filter_difficulty"] = tuple(int(d) for d in gt["filter_difficulty"])
             cfg["gt_sampling"] = GtSamplingConfig(**gt)
+        part = cfg.get("part_dropout")
+        if isinstance(part, Mapping):
+            part_known = {f.name for f in fields(PartDropoutConfig)}
+            bad = set(part) - part_known
+            if bad:
+                raise ValueError(f"AugmentConfig.part_dropout: unknown keys {sorted(bad)}; known keys are "
+                                 f"{sorted(part_known)}")
+            cfg["part_dropout"] = PartDropoutConfig(**part)
         for key in ("rotation_range", "scale_range", "intensity_gain_range"):
             if cfg.get(key) is not None:
                 lo, hi = (float(v) for v in cfg[key])
@@ -384,6 +447,8 @@ class AugmentPipeline:
         cfg = self.config
         if self.sampler is not None:
             points, boxes, names = self.sampler(points, boxes, names, rng)
+        if cfg.part_dropout is not None:
+            points = random_part_dropout(points, boxes, names, rng, cfg.part_dropout)
         points, boxes = random_flip(points, boxes, rng, cfg.flip_axes, cfg.flip_prob)
         if cfg.rotation_range is not None:
             points, boxes = random_rotation(points, boxes, rng, cfg.rotation_range)
