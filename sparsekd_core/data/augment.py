@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from sparsekd_core.data.gt_database import DbObject, GtDatabase
-from sparsekd_core.geometry.boxes import limit_period, points_in_boxes, rotate_points_z
+from sparsekd_core.geometry.boxes import limit_period, points_in_boxes, points_to_box_frame, rotate_points_z
 from sparsekd_core.geometry.iou import iou_bev
 
 log = logging.getLogger(__name__)
@@ -210,12 +210,9 @@ def random_part_dropout(points: np.ndarray, boxes: np.ndarray, names: np.ndarray
         idx = np.flatnonzero(inside[:, k])
         if len(idx) == 0:
             continue
-        x, y, _, dx, dy, _, yaw = (float(v) for v in boxes[i, :7])
-        c, s = math.cos(yaw), math.sin(yaw)
-        u = c * (points[idx, 0] - x) + s * (points[idx, 1] - y)  # along the box's length
-        v = -s * (points[idx, 0] - x) + c * (points[idx, 1] - y)  # across it
-        cell_u = np.clip(np.floor((u / dx + 0.5) * along), 0, along - 1).astype(int)
-        cell_v = np.clip(np.floor((v / dy + 0.5) * across), 0, across - 1).astype(int)
+        local = points_to_box_frame(points[idx], boxes[i, :7])  # x along the box's length, y across it
+        cell_u = np.clip(np.floor((local[:, 0] / boxes[i, 3] + 0.5) * along), 0, along - 1).astype(int)
+        cell_v = np.clip(np.floor((local[:, 1] / boxes[i, 4] + 0.5) * across), 0, across - 1).astype(int)
         drop[idx[cell_u * across + cell_v == part]] = True
     return points[~drop]
 
