@@ -376,29 +376,15 @@ class AugmentConfig:
     @classmethod
     def from_dict(cls, cfg: Mapping[str, Any]) -> "AugmentConfig":
         """Build from a plain dict (a YAML section); unknown keys are an error so typos do not go unnoticed."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"AugmentConfig: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
-        cfg = dict(cfg)
-        gt = cfg.get("gt_sampling")
-        if isinstance(gt, Mapping):
-            gt_known = {f.name for f in fields(GtSamplingConfig)}
-            bad = set(gt) - gt_known
-            if bad:
-                raise ValueError(f"AugmentConfig.gt_sampling: unknown keys {sorted(bad)}; known keys are {sorted(gt_known)}")
-            gt = dict(gt)
+        cfg = _known_keys_only(cfg, cls, "AugmentConfig")
+        if isinstance(cfg.get("gt_sampling"), Mapping):
+            gt = _known_keys_only(cfg["gt_sampling"], GtSamplingConfig, "AugmentConfig.gt_sampling")
             if "filter_difficulty" in gt:
                 gt["filter_difficulty"] = tuple(int(d) for d in gt["filter_difficulty"])
             cfg["gt_sampling"] = GtSamplingConfig(**gt)
-        part = cfg.get("part_dropout")
-        if isinstance(part, Mapping):
-            part_known = {f.name for f in fields(PartDropoutConfig)}
-            bad = set(part) - part_known
-            if bad:
-                raise ValueError(f"AugmentConfig.part_dropout: unknown keys {sorted(bad)}; known keys are "
-                                 f"{sorted(part_known)}")
-            cfg["part_dropout"] = PartDropoutConfig(**part)
+        if isinstance(cfg.get("part_dropout"), Mapping):
+            cfg["part_dropout"] = PartDropoutConfig(**_known_keys_only(cfg["part_dropout"], PartDropoutConfig,
+                                                                        "AugmentConfig.part_dropout"))
         for key in ("rotation_range", "scale_range", "intensity_gain_range"):
             if cfg.get(key) is not None:
                 lo, hi = (float(v) for v in cfg[key])
@@ -416,6 +402,16 @@ class AugmentConfig:
                 raise ValueError(f"AugmentConfig.flip_axes: {axes} must only contain {FLIP_AXES}")
             cfg["flip_axes"] = axes
         return cls(**cfg)
+
+
+def _known_keys_only(cfg: Mapping[str, Any], cls, where: str) -> dict[str, Any]:
+    """A copy of ``cfg`` (a YAML section), or a ValueError naming ``where`` and the keys that are not fields of the
+    dataclass ``cls``, so that typos do not go unnoticed."""
+    known = {f.name for f in fields(cls)}
+    unknown = set(cfg) - known
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}")
+    return dict(cfg)
 
 
 class AugmentPipeline:
