@@ -56,4 +56,4 @@ def test_against_obstacle_puts_a_person_beside_the_nearest_face():
 
 
 def test_close_people_is_off_by_default_and_a_share():
-    assert_a_seeded_share_of_scenes("close_people", "close_rng", outside=1.5, seed=3)
+    assert_a_seeded_share_of_scenes("close_people", outside=1.5, seed=3)

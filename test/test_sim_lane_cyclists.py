@@ -50,7 +50,7 @@ def test_lane_cyclists_ride_with_the_traffic_at_the_kerb_side_of_sides_without_a
 
 
 def test_lane_cyclists_are_a_seeded_share_of_scenes_off_by_default():
-    assert_a_seeded_share_of_scenes("lane_cyclists", "lane_cyclists_rng", outside=1.5)
+    assert_a_seeded_share_of_scenes("lane_cyclists", outside=1.5)
     _, _, a = busy_street(4, NARROW_WITH_LANE_CYCLISTS)
     _, _, b = busy_street(4, NARROW_WITH_LANE_CYCLISTS)
     assert [x.box.tolist() for x in a] == [x.box.tolist() for x in b]

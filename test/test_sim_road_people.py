@@ -51,7 +51,7 @@ def test_road_people_walk_on_the_carriageway_along_it_and_across_and_leave_the_r
 
 
 def test_road_people_are_a_seeded_share_of_scenes_and_off_by_default():
-    assert_a_seeded_share_of_scenes("road_people", "road_rng", outside=-0.1)
+    assert_a_seeded_share_of_scenes("road_people", outside=-0.1)
 
 
 def test_a_road_people_frame_is_the_same_for_the_same_seed():

@@ -59,7 +59,7 @@ def test_walking_pairs_put_companions_abreast_of_half_the_walkers_and_leave_the_
 
 
 def test_walking_pairs_are_a_seeded_share_of_scenes_off_by_default_and_not_in_drives():
-    assert_a_seeded_share_of_scenes("walking_pairs", "pairs_rng", outside=1.2)
+    assert_a_seeded_share_of_scenes("walking_pairs", outside=1.2)
     # a drive keeps its walkers single file (a companion could step into the other sub-lane's walkers over time)
     scene = SnapshotScene(PRESETS["hdl64"], seed=1, scene_index=0, options=SimOptions(walking_pairs=1.0))
     ego = scene._sample_ego(frame_rng(1, 0, 0, 1), 0.0)
@@ -68,7 +68,7 @@ def test_walking_pairs_are_a_seeded_share_of_scenes_off_by_default_and_not_in_dr
         rng = frame_rng(1, 0, 0, 1)
         return populate(scene.world, rng, (ego.x - 60, ego.x + 60), ego, sequence=True, library=scene.library,
                         sizes=SizeSampler(rng, scene.style), density=Densities(pedestrians=1.0), pairs=pairs)
-    assert [a.box.tolist() for a in drive(scene.pairs_rng(0))] == [a.box.tolist() for a in drive(None)]
+    assert [a.box.tolist() for a in drive(scene.people_rng("walking_pairs", 0))] == [a.box.tolist() for a in drive(None)]
 
 
 def test_a_walking_pairs_frame_is_the_same_for_the_same_seed():

@@ -28,7 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from sparsekd_core.data.kitti_format import frame_id as kitti_frame_id
-from sparsekd_core.data.sim.scene import SimFrame, SimOptions, SnapshotScene, frame_rng
+from sparsekd_core.data.sim.scene import PEOPLE_OPTIONS, SimFrame, SimOptions, SnapshotScene, frame_rng
 from sparsekd_core.data.sim.sensor import SensorMix
 from sparsekd_core.data.sim.version import STREETS_VERSION
 
@@ -297,9 +297,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "frame_height": options.frame_height, "labels": labels, "raycaster": str(options.raycaster),
         "ego_body": options.ego_body, "narrow_streets": options.narrow_streets, "vehicle_glass": options.vehicle_glass,
         "street_clutter": options.street_clutter, "people_brightness": options.people_brightness,
-        "close_people": options.close_people, "road_people": options.road_people,
-        "road_furniture": options.road_furniture, "walking_pairs": options.walking_pairs,
-        "turning_walkers": options.turning_walkers, "lane_cyclists": options.lane_cyclists,
+        "road_furniture": options.road_furniture, **{option: getattr(options, option) for option in PEOPLE_OPTIONS},
         # the frame everything is written in: on the road ("vehicle", z = 0 there) or above it (a sensor frame)
         "points_frame": "vehicle" if options.frame_height == 0 else "sensor",
         "splits": summary.splits, "frames_list": records,

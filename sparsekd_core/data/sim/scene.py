@@ -186,9 +186,8 @@ class SimOptions:
             raise ValueError(f"people_brightness must be a factor in (0, {MAX_PEOPLE_BRIGHTNESS}], got "
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
-        for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "close_people",
-                     "road_people", "road_furniture", "walking_pairs", "turning_walkers",
-                     "lane_cyclists"):
+        for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "road_furniture",
+                     *PEOPLE_OPTIONS):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -201,9 +200,16 @@ def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Ge
                     pitch=float(np.clip(rng.normal(0, np.radians(1.2)), -0.06, 0.06)))
 
 
-#: The random streams of the options whose draws are per frame (frame_rng's ``stream``): people in close company,
-#: people on the road, walkers in pairs, walkers at any heading, cyclists in the traffic lane.
-CLOSE_STREAM, ROAD_STREAM, PAIRS_STREAM, TURNING_STREAM, LANE_CYCLISTS_STREAM = 12, 13, 15, 16, 17
+#: The street options whose draws are per frame, each a SimOptions share: the keyword of placement.populate that
+#: takes a frame's draws of it, and its own random stream (frame_rng's ``stream``). Adding such an option takes its
+#: SimOptions field, a line here, populate's keyword and sparsekd-sim's flag.
+PEOPLE_OPTIONS: dict[str, tuple[str, int]] = {
+    "close_people": ("close", 12),  # people in close company
+    "road_people": ("road", 13),  # people on the road
+    "walking_pairs": ("pairs", 15),  # walkers in pairs
+    "turning_walkers": ("turning", 16),  # walkers at any heading
+    "lane_cyclists": ("lane_cyclists", 17),  # cyclists in the traffic lane
+}
 
 
 def frame_rng(seed: int, scene_index: int, frame_index: int, stream: int) -> np.random.Generator:
@@ -236,11 +242,8 @@ class SceneBase:
                      and furniture_rng.random() < options.road_furniture)
         self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None,
                                               furniture_rng if furnished else None)
-        self._close_people = self._drawn(options.close_people, CLOSE_STREAM)
-        self._road_people = self._drawn(options.road_people, ROAD_STREAM)
-        self._walking_pairs = self._drawn(options.walking_pairs, PAIRS_STREAM)
-        self._turning_walkers = self._drawn(options.turning_walkers, TURNING_STREAM)
-        self._lane_cyclists = self._drawn(options.lane_cyclists, LANE_CYCLISTS_STREAM)
+        self._people_on = {option: self._drawn(getattr(options, option), stream)
+                           for option, (_, stream) in PEOPLE_OPTIONS.items()}
         style = get_label_style(options.label_style)
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
@@ -255,34 +258,17 @@ class SceneBase:
         ``stream``, and not at all when the share is 0."""
         return share > 0 and frame_rng(self.seed, self.scene_index, 0, stream).random() < share
 
-    def _frame_stream(self, frame_index: int, stream: int, on: bool) -> np.random.Generator | None:
-        """Frame ``frame_index``'s generator of an option's own ``stream``, or None where the option is off."""
-        return frame_rng(self.seed, self.scene_index, frame_index + 1, stream) if on else None
+    def people_rng(self, option: str, frame_index: int) -> np.random.Generator | None:
+        """Frame ``frame_index``'s draws of the per-frame street option ``option`` (a key of PEOPLE_OPTIONS), from
+        that option's own stream, or None where this scene does without it."""
+        _, stream = PEOPLE_OPTIONS[option]
+        return frame_rng(self.seed, self.scene_index, frame_index + 1, stream) if self._people_on[option] else None
 
-    def close_rng(self, frame_index: int) -> np.random.Generator | None:
-        """The draws of frame ``frame_index``'s people in close company (SimOptions.close_people), or None when
-        this scene's people keep their distance."""
-        return self._frame_stream(frame_index, CLOSE_STREAM, self._close_people)
-
-    def road_rng(self, frame_index: int) -> np.random.Generator | None:
-        """The draws of frame ``frame_index``'s people on the road (SimOptions.road_people), or None when this
-        scene's people keep to the sidewalks and crossings."""
-        return self._frame_stream(frame_index, ROAD_STREAM, self._road_people)
-
-    def pairs_rng(self, frame_index: int) -> np.random.Generator | None:
-        """The draws of frame ``frame_index``'s walkers' companions (SimOptions.walking_pairs), or None when this
-        scene's walkers go single file."""
-        return self._frame_stream(frame_index, PAIRS_STREAM, self._walking_pairs)
-
-    def turning_rng(self, frame_index: int) -> np.random.Generator | None:
-        """The draws of frame ``frame_index``'s walkers at any heading (SimOptions.turning_walkers), or None when
-        this scene's walkers all walk along their sidewalk."""
-        return self._frame_stream(frame_index, TURNING_STREAM, self._turning_walkers)
-
-    def lane_cyclists_rng(self, frame_index: int) -> np.random.Generator | None:
-        """The draws of frame ``frame_index``'s cyclists in the traffic lane (SimOptions.lane_cyclists), or None when
-        this scene's sides without a bike lane have none riding with the traffic."""
-        return self._frame_stream(frame_index, LANE_CYCLISTS_STREAM, self._lane_cyclists)
+    def people_draws(self, frame_index: int) -> dict[str, np.random.Generator | None]:
+        """placement.populate's keywords for frame ``frame_index``'s per-frame street options: each option's draws,
+        or None where this scene does without it (people keep their distance, keep to the sidewalks and crossings,
+        walk single file along their sidewalk; no cyclist rides in a traffic lane)."""
+        return {keyword: self.people_rng(option, frame_index) for option, (keyword, _) in PEOPLE_OPTIONS.items()}
 
     def _sample_ego(self, rng: np.random.Generator, x: float) -> EgoState:
         lanes = self.layout.lanes_of("travel")
@@ -379,9 +365,7 @@ class SnapshotScene(SceneBase):
         density = Densities(d.moving * busy, d.parked, d.pedestrians * busy, d.cyclists * busy)
         actors = populate(self.world, rng, (ego.x - reach, ego.x + reach), ego, sequence=False,
                           library=self.library, sizes=SizeSampler(rng, self.style), density=density,
-                          close=self.close_rng(frame_index), road=self.road_rng(frame_index),
-                          pairs=self.pairs_rng(frame_index), turning=self.turning_rng(frame_index),
-                          lane_cyclists=self.lane_cyclists_rng(frame_index))
+                          **self.people_draws(frame_index))
         boxes = np.array([a.box for a in actors]).reshape(-1, 7)
         mounting = sample_mounting(self.preset, self.options, rng)
         return self.render(frame_index, 0.0, ego, actors, boxes, rng, ego_yaw_noise=float(rng.normal(0, 0.03)),

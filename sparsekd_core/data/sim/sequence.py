@@ -37,7 +37,7 @@ class DriveScene(SceneBase):
         self.ego0 = EgoState(0.0, lane.y_centre, 0.0, ego_speed, lane)
         self.actors = populate(self.world, rng, (-reach + 20.0, drive + reach - 20.0), self.ego0, sequence=True,
                                library=self.library, sizes=SizeSampler(rng, self.style), density=density,
-                               close=self.close_rng(0))
+                               close=self.people_rng("close_people", 0))
         self.mounting = sample_mounting(preset, options, rng)  # one mounting for the whole drive
         self._boxes0 = np.array([a.box for a in self.actors]).reshape(-1, 7)
         self._velocity = np.array([a.velocity for a in self.actors]).reshape(-1, 3)
