@@ -533,22 +533,28 @@ def format_report(sides: Sequence[dict]) -> str:
             m = s.get("matched", {}).get(c)
             return m.get("in_company") if m is not None and company else m
 
+        def if_any(cell):
+            """``cell(m, ...)`` for matched figures ``m`` of at least one object, "-" for none."""
+            return lambda m, *args, **kwargs: "-" if not m or not m["count"] else cell(m, *args, **kwargs)
+
+        @if_any
         def errors(m, fields, fmt="{:+.2f}"):
-            return "-" if not m or not m["count"] else "/".join(num(m["median_error"][f], fmt) for f in fields)
+            return "/".join(num(m["median_error"][f], fmt) for f in fields)
 
         def found(m):
             return "-" if m is None else f"{m['count']}/{m['in_range']}"
 
+        @if_any
         def yaw_within(m):
-            return "-" if not m or not m["count"] else f"{100 * m['yaw_within']:.0f}%"
+            return f"{100 * m['yaw_within']:.0f}%"
 
+        @if_any
         def iou(m):
-            return "-" if not m or not m["count"] else \
-                f"{errors(m, ('bev_iou',), fmt='{:.2f}')} / {100 * m['bev_iou_passing']:.0f}%"
+            return f"{errors(m, ('bev_iou',), fmt='{:.2f}')} / {100 * m['bev_iou_passing']:.0f}%"
 
+        @if_any
         def iou_fixed(m):
-            return "-" if not m or not m["count"] else \
-                f"{100 * m['bev_iou_passing_label_yaw']:.0f}% / {100 * m['bev_iou_passing_label_size']:.0f}%"
+            return f"{100 * m['bev_iou_passing_label_yaw']:.0f}% / {100 * m['bev_iou_passing_label_size']:.0f}%"
 
         for c in CLASSES:
             row(f"{c} with a box within {MATCH_REACH:g} m", lambda s, c=c: found(matched(s, c)))
