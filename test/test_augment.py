@@ -388,8 +388,8 @@ def test_part_dropout_takes_one_part_of_each_person_and_nothing_else():
     # off for a class not listed, and nothing at all with prob 0
     none = AugmentPipeline(AugmentConfig.from_dict({"part_dropout": {"prob": 0.0}, "shuffle_points": False}))
     assert len(none(points, boxes, names, np.random.default_rng(0))[0]) == len(points)
-    cars = AugmentPipeline(AugmentConfig.from_dict({"part_dropout": {"classes": ["Van"], "prob": 1.0}}))
-    assert len(cars(points, boxes, names, np.random.default_rng(0))[0]) == len(points)
+    unlisted = AugmentPipeline(AugmentConfig.from_dict({"part_dropout": {"classes": ["Van"], "prob": 1.0}}))
+    assert len(unlisted(points, boxes, names, np.random.default_rng(0))[0]) == len(points)
 
 
 def test_part_dropout_config_errors_are_named():
