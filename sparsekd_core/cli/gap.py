@@ -21,7 +21,9 @@ false boxes beside that of boxes on labelled objects (what a score threshold can
 the boxes on labelled objects are wrong: per class, how many got a box within 1.5 m, their centre,
 size and yaw errors, and their BEV IoU against KITTI's threshold (and the share that would pass with
 the label's yaw, or with its size: which error costs the AP); the same for pedestrians in company
-(another within 1.1 m), where one box across two people is a common failure. Each side is a
+(another within 1.1 m), where one box across two people is a common failure, and for pedestrians
+crossing the sensor's ray, whom a detector that misreads their shape boxes along it (beside how wide
+people read across the ray at chest height, crossing it or walking along it). Each side is a
 KITTI-format split prepared by sparsekd-data.
 """
 

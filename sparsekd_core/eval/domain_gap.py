@@ -20,7 +20,11 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   ``DEPTH_RANGE`` m away with at least ``OBJECT_INTENSITY_MIN_RETURNS`` returns, of their returns' median intensity
   (a class that reads darker or brighter than its real counterpart can teach a detector a cue that real frames
   do not hold); and the share of pedestrians with another labelled pedestrian within ``COMPANY_REACH`` m (BEV
-  centres): people walking or standing side by side, whose returns a detector must split into two boxes;
+  centres): people walking or standing side by side, whose returns a detector must split into two boxes; and
+  how wide a pedestrian reads across the sensor's ray at chest height (``CHEST_BAND`` above its box floor, 5-95%
+  of its returns there; objects ``DEPTH_RANGE`` m away), for those crossing the ray (``CROSSING_DEG``) and those
+  walking along it (``ALONG_RAY_DEG``) apart: seen from the side a walker shows its torso's depth and swinging
+  arms, from the front its shoulders, which is how a detector can tell which way a person faces;
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -37,9 +41,10 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   but boxed loosely is a miss in AP, and a median IoU near the threshold says AP turns on small errors;
   beside it the same share had each box the label's yaw, or the label's size (its own centre and the rest kept):
   which part of the box keeps found objects under the threshold.
-  A systematic size or height error shows there, where AP only says that IoU fell short. The pedestrians in
-  company are also reported on their own (found, size error, BEV IoU and its shares): where people stand close, a
-  detector may draw one large box across two of them.
+  A systematic size or height error shows there, where AP only says that IoU fell short. Two kinds of pedestrian
+  are also reported on their own (``PEDESTRIAN_SUBSETS``: found, size and yaw error, BEV IoU and its shares): those
+  in company, where a detector may draw one large box across two people, and those crossing the ray, where a
+  detector that misreads a person's shape boxes them along it.
 
 ``sparsekd-gap`` prints the two sides next to each other (and writes JSON), so a change to the simulator can
 be judged by the gap it closes. With ``images_dir`` (``--images``) it also draws each frame's labels and boxes on its
@@ -90,6 +95,14 @@ OBJECT_INTENSITY_MIN_RETURNS = 20
 #: A pedestrian is in company when another labelled pedestrian's BEV centre is this close (metres): two people
 #: side by side, shoulders apart or touching.
 COMPANY_REACH = 1.1
+#: A pedestrian crosses the sensor's ray when its label's heading is this many degrees or more off the ray (folded to
+#: 0-90), and walks along it within ALONG_RAY_DEG: seen from the side or from the front or back.
+CROSSING_DEG = 60.0
+ALONG_RAY_DEG = 30.0
+#: The chest band of a person (metres above the box's floor): torso and upper arms, below the head, above the hands.
+#: Its returns' extent across the ray tells a walker seen from the side (narrow) from one seen from the front.
+CHEST_BAND = (0.9, 1.5)
+CHEST_MIN_RETURNS = 10
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched pairs' errors, their BEV IoU, and their BEV IoU had the box the label's yaw, or the label's size (its
@@ -132,9 +145,11 @@ class SideStats:
     #: per class: labelled objects in the detector's range, and the error rows (ERROR_FIELDS) of the matched ones
     in_range: dict[str, int] = field(default_factory=dict)
     errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
-    #: the same for the pedestrians in company (COMPANY_REACH): how many in range, and their matched error rows
-    company_in_range: int = 0
-    company_errors: list[np.ndarray] = field(default_factory=list, repr=False)
+    #: the same for each of PEDESTRIAN_SUBSETS (in company, crossing the ray): how many in range, their error rows
+    subset_in_range: dict[str, int] = field(default_factory=dict)
+    subset_errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
+    #: measured pedestrians' chest-band extent across the ray (chest_across_ray), crossing the ray or along it
+    chest_across: dict[str, list[float]] = field(default_factory=dict, repr=False)
     #: camera images drawn (measure's images_dir)
     images: int = 0
 
@@ -167,6 +182,16 @@ class SideStats:
                 brightness = object_intensity(points, inside)
                 if brightness is not None:
                     self.object_intensity.setdefault(name, []).append(brightness)
+                if name == "Pedestrian":
+                    self._add_chest(box, points, inside)
+
+    def _add_chest(self, box: np.ndarray, points: np.ndarray, inside: np.ndarray) -> None:
+        """Keep a pedestrian's chest-band extent across the ray if it crosses the ray or walks along it."""
+        turn = float(heading_to_ray(np.asarray(box, np.float64)[None])[0])
+        way = "crossing" if turn >= CROSSING_DEG else "along" if turn <= ALONG_RAY_DEG else None
+        extent = chest_across_ray(points, box, inside) if way else None
+        if extent is not None:
+            self.chest_across.setdefault(way, []).append(extent)
 
     def add_detections(self, info: FrameInfo, boxes: np.ndarray, names: Sequence[str],
                        point_cloud_range: Sequence[float], scores: np.ndarray | None = None) -> None:
@@ -195,9 +220,10 @@ class SideStats:
             rows = pair_errors(truth[hit], boxes[mine][nearest[hit]])
             self.errors.setdefault(c, []).append(rows)
             if c == "Pedestrian":  # company among every labelled pedestrian, in range or not
-                company = in_company(labelled)[seen]
-                self.company_in_range += int(company.sum())
-                self.company_errors.append(rows[company[hit]])
+                for subset, (_, members) in PEDESTRIAN_SUBSETS.items():
+                    member = members(labelled)[seen]
+                    self.subset_in_range[subset] = self.subset_in_range.get(subset, 0) + int(member.sum())
+                    self.subset_errors.setdefault(subset, []).append(rows[member[hit]])
             if scores is not None:
                 self.false_scores.setdefault(c, []).extend(scores[false_mine])
                 self.matched_scores.setdefault(c, []).extend(scores[mine][nearest[hit]])
@@ -230,6 +256,8 @@ class SideStats:
                                    "median": _median(n[(d >= lo) & (d < hi)])} for lo, hi in RANGE_BANDS}
         out["return_depth"] = {c: _median(v) for c, v in sorted(self.depth.items())}
         out["object_intensity"] = {c: _median(v) for c, v in sorted(self.object_intensity.items())}
+        out["pedestrian_chest_across_ray"] = {way: {"count": len(v), "median": _median(v)}
+                                              for way, v in sorted(self.chest_across.items())}
         people, company = np.array(self.pedestrians, np.int64).reshape(-1, 2).sum(axis=0)
         out["pedestrians_in_company"] = float(company / people) if people else float("nan")
         if self.boxes_per_frame:
@@ -245,8 +273,9 @@ class SideStats:
                 out["median_score"] = {c: {"false": _median(self.false_scores.get(c, [])),
                                            "matched": _median(self.matched_scores.get(c, []))} for c in CLASSES}
             out["matched"] = {c: _matched_summary(self.errors.get(c, []), self.in_range.get(c, 0), c) for c in CLASSES}
-            out["matched"]["Pedestrian"]["in_company"] = _matched_summary(self.company_errors, self.company_in_range,
-                                                                          "Pedestrian")
+            for subset in PEDESTRIAN_SUBSETS:
+                out["matched"]["Pedestrian"][subset] = _matched_summary(
+                    self.subset_errors.get(subset, []), self.subset_in_range.get(subset, 0), "Pedestrian")
         return out
 
 
@@ -310,6 +339,41 @@ def in_company(boxes: np.ndarray) -> np.ndarray:
     dist = np.hypot(boxes[:, None, 0] - boxes[None, :, 0], boxes[:, None, 1] - boxes[None, :, 1])
     np.fill_diagonal(dist, np.inf)
     return dist.min(axis=1) < COMPANY_REACH
+
+
+def heading_to_ray(boxes: np.ndarray) -> np.ndarray:
+    """(N,) degrees, 0-90: how far each box's (N, 7) heading turns from the ray from the sensor to its centre (0:
+    moving along the ray, towards or away; 90: crossing it). A box's length and width only, not its front, count."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
+    turn = boxes[:, 6] - np.arctan2(boxes[:, 1], boxes[:, 0])
+    return np.degrees(np.abs((turn + np.pi / 2) % np.pi - np.pi / 2))
+
+
+def crossing_the_ray(boxes: np.ndarray) -> np.ndarray:
+    """(P,) bool: which of one frame's pedestrian boxes (P, 7) cross the sensor's ray (CROSSING_DEG)."""
+    return heading_to_ray(boxes) >= CROSSING_DEG
+
+
+#: Pedestrians reported on their own besides the whole class, each (how the report names them, which of a frame's
+#: pedestrian boxes (P, 7) belong): people close together, where a detector may draw one box across two; people
+#: crossing the sensor's view, whom a detector trained on the simulated streets boxes along the ray instead.
+PEDESTRIAN_SUBSETS = {"in_company": ("in company", in_company), "crossing": ("crossing the ray", crossing_the_ray)}
+
+
+def chest_across_ray(points: np.ndarray, box: np.ndarray, inside: np.ndarray) -> float | None:
+    """The 5-95% extent (metres) across the sensor's ray of the returns inside ``box`` (7,) that lie in its
+    CHEST_BAND above the box floor (``inside``: (N,) bool, the points in the box); None with fewer than
+    CHEST_MIN_RETURNS of them. A person seen from the side shows the torso's depth and the swinging arms there,
+    one seen from the front the shoulders."""
+    box = np.asarray(box, np.float64)
+    height = points[:, 2] - (box[2] - box[5] / 2)
+    chest = inside & (height >= CHEST_BAND[0]) & (height < CHEST_BAND[1])
+    if chest.sum() < CHEST_MIN_RETURNS:
+        return None
+    ray = box[:2] / max(float(np.hypot(box[0], box[1])), 1e-6)
+    across = (points[chest, :2] - box[:2]) @ np.array([-ray[1], ray[0]])
+    low, high = np.percentile(across, [5, 95])
+    return float(high - low)
 
 
 def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None = None) -> float | None:
@@ -513,6 +577,9 @@ def format_report(sides: Sequence[dict]) -> str:
                                                                               "{:+.2f}"))
         row(f"{c} returns' intensity (median, {DEPTH_RANGE[0]:g}-{DEPTH_RANGE[1]:g} m)",
             lambda s, c=c: num(s.get("object_intensity", {}).get(c)))
+    row(f"Pedestrian chest ({CHEST_BAND[0]:g}-{CHEST_BAND[1]:g} m) across the ray, crossing / along it (m)",
+        lambda s: " / ".join(num(s.get("pedestrian_chest_across_ray", {}).get(way, {}).get("median"))
+                             for way in ("crossing", "along")))
     row(f"pedestrians with another within {COMPANY_REACH:g} m", lambda s: "-" if not np.isfinite(
         s.get("pedestrians_in_company", float("nan"))) else f"{100 * s['pedestrians_in_company']:.0f}%")
     if any("boxes_per_frame" in s for s in sides):
@@ -528,10 +595,10 @@ def format_report(sides: Sequence[dict]) -> str:
         for c in CLASSES:
             row(f"{c} median score, false / on a labelled object", lambda s, c=c: "/".join(
                 num(s["median_score"][c][k]) for k in ("false", "matched")) if "median_score" in s else "-")
-        def matched(s, c, company=False):
-            """A side's matched figures of class ``c`` (of its pedestrians in company), or None."""
+        def matched(s, c, subset=None):
+            """A side's matched figures of class ``c`` (of its pedestrians of PEDESTRIAN_SUBSETS ``subset``), or None."""
             m = s.get("matched", {}).get(c)
-            return m.get("in_company") if m is not None and company else m
+            return m.get(subset) if m is not None and subset else m
 
         def if_any(cell):
             """``cell(m, ...)`` for matched figures ``m`` of at least one object, "-" for none."""
@@ -565,14 +632,16 @@ def format_report(sides: Sequence[dict]) -> str:
             row(f"{c} yaw within {YAW_WITHIN_DEG:g} deg", lambda s, c=c: yaw_within(matched(s, c)))
             row(f"{c} BEV IoU, median / share >= {MIN_OVERLAP[c.lower()]:g}", lambda s, c=c: iou(matched(s, c)))
             row("  the share had the box the label's yaw / size", lambda s, c=c: iou_fixed(matched(s, c)))
-        row(f"Pedestrian in company with a box within {MATCH_REACH:g} m",
-            lambda s: found(matched(s, "Pedestrian", company=True)))
-        row("Pedestrian in company median size error l/w/h (m)",
-            lambda s: errors(matched(s, "Pedestrian", company=True), ("dl", "dw", "dh")))
-        row(f"Pedestrian in company BEV IoU, median / share >= {MIN_OVERLAP['pedestrian']:g}",
-            lambda s: iou(matched(s, "Pedestrian", company=True)))
-        row("  the share had the box the label's yaw / size",
-            lambda s: iou_fixed(matched(s, "Pedestrian", company=True)))
+        for subset, (named, _) in PEDESTRIAN_SUBSETS.items():
+            row(f"Pedestrian {named} with a box within {MATCH_REACH:g} m",
+                lambda s, k=subset: found(matched(s, "Pedestrian", k)))
+            row(f"Pedestrian {named} median size error l/w/h (m)",
+                lambda s, k=subset: errors(matched(s, "Pedestrian", k), ("dl", "dw", "dh")))
+            row(f"Pedestrian {named} median yaw error (deg)",
+                lambda s, k=subset: errors(matched(s, "Pedestrian", k), ("yaw_deg",), fmt="{:.1f}"))
+            row(f"Pedestrian {named} BEV IoU, median / share >= {MIN_OVERLAP['pedestrian']:g}",
+                lambda s, k=subset: iou(matched(s, "Pedestrian", k)))
+            row("  the share had the box the label's yaw / size", lambda s, k=subset: iou_fixed(matched(s, "Pedestrian", k)))
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
     lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
