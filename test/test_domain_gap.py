@@ -317,7 +317,8 @@ def test_chest_across_the_ray_measures_a_persons_silhouette_at_chest_height():
     n = 400
     chest = np.column_stack([12.0 + rng.uniform(-0.1, 0.1, n), rng.uniform(-0.15, 0.15, n),
                              -1.76 + rng.uniform(0.95, 1.45, n)])
-    legs = np.column_stack([12.0 + rng.uniform(-0.1, 0.1, n), rng.uniform(-0.3, 0.3, n), -1.76 + rng.uniform(0, 0.8, n)])
+    legs = np.column_stack([12.0 + rng.uniform(-0.1, 0.1, n), rng.uniform(-0.3, 0.3, n),
+                            -1.76 + rng.uniform(0, 0.8, n)])
     points = np.vstack([chest, legs])
     inside = np.ones(len(points), bool)
     assert chest_across_ray(points, box, inside) == pytest.approx(0.27, abs=0.02)  # 90% of 0.3 m

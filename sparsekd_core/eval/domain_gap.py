@@ -219,7 +219,7 @@ class SideStats:
             hit, nearest = nearest_within(truth, boxes[mine])
             rows = pair_errors(truth[hit], boxes[mine][nearest[hit]])
             self.errors.setdefault(c, []).append(rows)
-            if c == "Pedestrian":  # company among every labelled pedestrian, in range or not
+            if c == "Pedestrian":  # judged among every labelled pedestrian (company counts those out of range)
                 for subset, (_, members) in PEDESTRIAN_SUBSETS.items():
                     member = members(labelled)[seen]
                     self.subset_in_range[subset] = self.subset_in_range.get(subset, 0) + int(member.sum())
@@ -596,7 +596,7 @@ def format_report(sides: Sequence[dict]) -> str:
             row(f"{c} median score, false / on a labelled object", lambda s, c=c: "/".join(
                 num(s["median_score"][c][k]) for k in ("false", "matched")) if "median_score" in s else "-")
         def matched(s, c, subset=None):
-            """A side's matched figures of class ``c`` (of its pedestrians of PEDESTRIAN_SUBSETS ``subset``), or None."""
+            """A side's matched figures of class ``c`` (of its PEDESTRIAN_SUBSETS ``subset``), or None."""
             m = s.get("matched", {}).get(c)
             return m.get(subset) if m is not None and subset else m
 
@@ -641,7 +641,8 @@ def format_report(sides: Sequence[dict]) -> str:
                 lambda s, k=subset: errors(matched(s, "Pedestrian", k), ("yaw_deg",), fmt="{:.1f}"))
             row(f"Pedestrian {named} BEV IoU, median / share >= {MIN_OVERLAP['pedestrian']:g}",
                 lambda s, k=subset: iou(matched(s, "Pedestrian", k)))
-            row("  the share had the box the label's yaw / size", lambda s, k=subset: iou_fixed(matched(s, "Pedestrian", k)))
+            row("  the share had the box the label's yaw / size",
+                lambda s, k=subset: iou_fixed(matched(s, "Pedestrian", k)))
     width = max(len(label) for label, _ in rows) + 2
     cols = [max(len(s["name"]), *(len(v[i]) for _, v in rows)) + 2 for i, s in enumerate(sides)]
     lines = ["".ljust(width) + "".join(s["name"].rjust(w) for s, w in zip(sides, cols))]
