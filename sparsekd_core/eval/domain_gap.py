@@ -341,12 +341,24 @@ def in_company(boxes: np.ndarray) -> np.ndarray:
     return dist.min(axis=1) < COMPANY_REACH
 
 
+def _folded(angle: np.ndarray) -> np.ndarray:
+    """Angles (radians) folded to 0..pi/2: how far one axis is turned from another, as a box's IoU sees it (a half
+    turn is the same box)."""
+    return np.abs((angle + np.pi / 2) % np.pi - np.pi / 2)
+
+
+def _rays(xy: np.ndarray) -> np.ndarray:
+    """Unit vectors from the sensor towards BEV positions ``xy`` (..., 2)."""
+    xy = np.asarray(xy, np.float64)
+    return xy / np.maximum(np.hypot(xy[..., 0], xy[..., 1]), 1e-6)[..., None]
+
+
 def heading_to_ray(boxes: np.ndarray) -> np.ndarray:
     """(N,) degrees, 0-90: how far each box's (N, 7) heading turns from the ray from the sensor to its centre (0:
     moving along the ray, towards or away; 90: crossing it). A box's length and width only, not its front, count."""
     boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
     turn = boxes[:, 6] - np.arctan2(boxes[:, 1], boxes[:, 0])
-    return np.degrees(np.abs((turn + np.pi / 2) % np.pi - np.pi / 2))
+    return np.degrees(_folded(turn))
 
 
 def crossing_the_ray(boxes: np.ndarray) -> np.ndarray:
@@ -370,7 +382,7 @@ def chest_across_ray(points: np.ndarray, box: np.ndarray, inside: np.ndarray) ->
     chest = inside & (height >= CHEST_BAND[0]) & (height < CHEST_BAND[1])
     if chest.sum() < CHEST_MIN_RETURNS:
         return None
-    ray = box[:2] / max(float(np.hypot(box[0], box[1])), 1e-6)
+    ray = _rays(box[:2])
     across = (points[chest, :2] - box[:2]) @ np.array([-ray[1], ray[0]])
     low, high = np.percentile(across, [5, 95])
     return float(high - low)
@@ -384,7 +396,7 @@ def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None 
         inside = points_in_boxes(points[:, :3], np.asarray(box, np.float64)[None])[:, 0].astype(bool)
     if inside.sum() < DEPTH_MIN_RETURNS:
         return None
-    ray = np.asarray(box[:2], np.float64) / max(float(np.hypot(box[0], box[1])), 1e-6)
+    ray = _rays(box[:2])
     return float(np.median((points[inside, :2] - box[:2]) @ ray))
 
 
@@ -428,8 +440,8 @@ def pair_errors(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
     """(P, 8) error rows (ERROR_FIELDS) of labelled boxes ``truth`` (P, 7) and the ``predicted`` boxes (P, 7) they
     are paired with, row by row."""
     t, p = np.asarray(truth, np.float64), np.asarray(predicted, np.float64)
-    yaw = np.abs((p[:, 6] - t[:, 6] + np.pi / 2) % np.pi - np.pi / 2)  # 0..pi/2: a half turn is the same box
-    ray = t[:, :2] / np.maximum(np.hypot(t[:, 0], t[:, 1]), 1e-6)[:, None]  # unit vector sensor -> object
+    yaw = _folded(p[:, 6] - t[:, 6])
+    ray = _rays(t[:, :2])
     radial = ((p[:, :2] - t[:, :2]) * ray).sum(axis=1)
     label_yaw, label_size = p.copy(), p.copy()
     label_yaw[:, 6], label_size[:, 3:6] = t[:, 6], t[:, 3:6]
