@@ -13,7 +13,7 @@ from .backends import check_backend, make_dense_runner
 from .checkpoint import CheckpointError, load_model
 from .config import check_min_points, list_models
 from .detections import Detections
-from .geometry.boxes import points_in_boxes
+from .geometry.boxes import limit_period, points_in_boxes, rotate_points_z
 from .own_vehicle import OwnVehicle
 from .thresholds import ScoreThresholds
 
@@ -82,6 +82,11 @@ class Detector:
     device) and ``tensorrt`` (CUDA only) run its dense part, exported to ONNX when the Detector is made
     (sparsekd_core/backends). Voxelisation, the sparse 3D backbone of voxel models, decoding and NMS are
     torch's in every backend, so the same maps give the same boxes.
+
+    :attr:`view_turn` (degrees, 0 by default) is a check, not a setting for a robot: the model sees each cloud
+    turned by that angle about the sensor's z axis and its boxes are turned back, so they are scored where the
+    objects are. A model that reads an object's heading from its returns gives the same boxes whatever the turn;
+    one that learnt which way its training streets ran does not (docs/results.md, "Heading from the street").
     """
 
     def __init__(self, model, payload: dict, device: torch.device, fp16: bool = False, name: str | None = None,
@@ -100,6 +105,7 @@ class Detector:
         self._thresholds = ScoreThresholds(float(self.cfg.head.post.score_threshold))
         self._min_points = check_min_points(self.cfg.head.post.min_points)
         self._own_vehicle: OwnVehicle | None = None
+        self._view_turn = 0.0
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -111,7 +117,9 @@ class Detector:
         return cls(model, payload, dev, fp16, backend=backend)
 
     # ------------------------------------------------------------------ input checks
-    def _prepare(self, points) -> torch.Tensor:
+    def _prepare(self, points, turn: float = 0.0) -> torch.Tensor:
+        """Checked, finite points inside the model's range as a tensor on its device, turned ``turn`` radians
+        about z first (:attr:`view_turn`)."""
         if isinstance(points, torch.Tensor):
             points = points.detach().cpu().numpy()
         if not isinstance(points, np.ndarray):
@@ -124,6 +132,8 @@ class Detector:
         if not np.issubdtype(points.dtype, np.floating):
             raise ValueError(f"points must be floating point (float32 expected), got dtype {points.dtype}")
         pts = points.astype(np.float32, copy=False)
+        if turn:
+            pts = rotate_points_z(pts, turn).astype(np.float32, copy=False)
         keep = np.isfinite(pts).all(axis=1)
         r = self.point_cloud_range
         xyz = pts[:, :3]
@@ -203,6 +213,19 @@ class Detector:
             raise TypeError(f"own_vehicle must be an OwnVehicle or None, got {type(value).__name__}")
         self._own_vehicle = value
 
+    @property
+    def view_turn(self) -> float:
+        """Degrees the model sees every cloud turned about the sensor's z axis (counter-clockwise from above)
+        before its boxes are turned back into the cloud's frame; 0: as the cloud is (see the class docstring)."""
+        return self._view_turn
+
+    @view_turn.setter
+    def view_turn(self, degrees: float) -> None:
+        degrees = float(degrees)
+        if not np.isfinite(degrees):
+            raise ValueError(f"view_turn must be a finite angle in degrees, got {degrees}")
+        self._view_turn = degrees
+
     def _sync(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -212,8 +235,9 @@ class Detector:
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
         # Read once: the whole batch uses one setting.
         thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
+        turn = np.deg2rad(self._view_turn)
         t0 = time.perf_counter()
-        tensors = [self._prepare(c) for c in clouds]
+        tensors = [self._prepare(c, turn) for c in clouds]
         results: list[Detections | None] = [None] * len(tensors)
         live = [i for i, t in enumerate(tensors) if t.shape[0] > 0]
         for i in set(range(len(tensors))) - set(live):
@@ -237,12 +261,13 @@ class Detector:
             if min_points and len(p.boxes):
                 support = points_in_boxes(tensors[i][:, :3].cpu().numpy(), p.boxes.float().cpu().numpy()).sum(axis=0)
                 p = p.select(torch.from_numpy(support >= min_points).to(p.boxes.device))
-            if own_vehicle is not None and len(p.boxes):
-                on_vehicle = own_vehicle.covers(p.boxes.float().cpu().numpy())
-                p = p.select(torch.from_numpy(~on_vehicle).to(p.boxes.device))
-            results[i] = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(),
-                                    p.labels.cpu().numpy(), self.class_names,
-                                    None if p.velocities is None else p.velocities.float().cpu().numpy())
+            d = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy(),
+                           self.class_names, None if p.velocities is None else p.velocities.float().cpu().numpy())
+            if turn:
+                d = _turned_back(d, turn)
+            if own_vehicle is not None and len(d):
+                d = d.select(~own_vehicle.covers(d.boxes))
+            results[i] = d
         t3 = time.perf_counter()
         self.last_timings = {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2}
         return results
@@ -272,6 +297,15 @@ class Detector:
             self(points)
             times.append(time.perf_counter() - t)
         return float(np.median(times))
+
+
+def _turned_back(d: Detections, angle: float) -> Detections:
+    """Boxes found in a cloud turned by ``angle`` radians, in the cloud's own frame (centres, yaws, velocities)."""
+    boxes = d.boxes.copy()
+    boxes[:, :3] = rotate_points_z(boxes[:, :3], -angle)
+    boxes[:, 6] = limit_period(boxes[:, 6] - angle)
+    velocities = None if d.velocities is None else rotate_points_z(d.velocities, -angle)
+    return Detections(boxes, d.scores, d.labels, d.class_names, velocities)
 
 
 def load_detector(model: str | Path, device: str | torch.device = "auto", fp16: bool = False,

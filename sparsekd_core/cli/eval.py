@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
+from sparsekd_core.cli.view_turn_option import add_view_turn_option, apply_view_turn
 from sparsekd_core.data.infos import INFOS_DIR, FrameInfo, infos_path, load_points, load_split, loaded_features
 from sparsekd_core.data.nuscenes_format import NUSCENES_CLASSES
 from sparsekd_core.eval.annotations import gt_annos_for, predictions_from_detections, predictions_from_gt
@@ -118,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-points", type=int, default=None, metavar="N",
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
+    add_view_turn_option(p)
     p.add_argument("--operating-points", nargs=3, type=float, default=None, metavar=("LOW", "HIGH", "STEP"),
                    help="also print precision, recall and F1 per class at the score thresholds LOW, LOW+STEP, ... "
                         "HIGH (KITTI matching, BEV, moderate) and the best-F1 threshold of each class as a "
@@ -176,6 +178,7 @@ def run_detector(args: argparse.Namespace, infos: Sequence[FrameInfo], root: Pat
     if args.min_points is not None:
         det.min_points = args.min_points
     det.own_vehicle = own_vehicle_from(args)
+    apply_view_turn(det, args.view_turn)
     preds: list[dict] = []
     seconds = {"load": 0.0, "preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
     bar = tqdm(total=len(infos), desc=f"detect {det.name}", unit="frame", disable=args.quiet)

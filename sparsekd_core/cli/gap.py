@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
+from sparsekd_core.cli.view_turn_option import add_view_turn_option, apply_view_turn
 
 DESCRIPTION = """\
 Measure the gap between real and simulated LiDAR frames in the figures a detector is sensitive to:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="for --checkpoint: drop boxes holding fewer than N LiDAR returns (default: the "
                              "checkpoint's head.post.min_points; 0 keeps every box)")
     add_own_vehicle_option(parser)
+    add_view_turn_option(parser)
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="with --checkpoint: draw each frame's labels and boxes on its camera image (KITTI "
                              "image_2/<frame>.png beside the point files) into DIR/<side>/<frame>.png, false boxes "
@@ -96,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.min_points is not None:
                 detector.min_points = args.min_points
             detector.own_vehicle = own_vehicle_from(args)
+            apply_view_turn(detector, args.view_turn)
+        if args.view_turn and detector is None:
+            raise ValueError("--view-turn turns what a detector sees: give --checkpoint too")
         if args.images and detector is None:
             raise ValueError("--images draws a detector's boxes: give --checkpoint too")
         results, drawn = [], []
