@@ -12,8 +12,8 @@ def add_view_turn_option(parser: argparse.ArgumentParser) -> None:
                         help="a check, not a setting: the model sees every cloud turned DEG degrees about the "
                              "sensor's z axis (counter-clockwise from above) and its boxes are turned back before "
                              "they are scored. A model that reads heading from the returns scores the same at 90 as "
-                             "at 0; one that learnt which way its training streets ran boxes people walking the "
-                             "other way along their neighbours' heading (docs/results.md \"Heading from the "
+                             "at 0; one that learnt which way its training streets ran heads people who walk "
+                             "across that way wrongly at 0 and rightly at 90 (docs/results.md \"Heading from the "
                              "street\"). Needs a model that sees all around the sensor (default 0: no turn)")
 
 
