@@ -13,7 +13,8 @@ from .backends import check_backend, make_dense_runner
 from .checkpoint import CheckpointError, load_model
 from .config import check_min_points, list_models
 from .detections import Detections
-from .geometry.boxes import limit_period, points_in_boxes, rotate_points_z
+from .geometry.boxes import points_in_boxes
+from .geometry.transforms import RigidTransform
 from .own_vehicle import OwnVehicle
 from .thresholds import ScoreThresholds
 
@@ -117,9 +118,9 @@ class Detector:
         return cls(model, payload, dev, fp16, backend=backend)
 
     # ------------------------------------------------------------------ input checks
-    def _prepare(self, points, turn: float = 0.0) -> torch.Tensor:
-        """Checked, finite points inside the model's range as a tensor on its device, turned ``turn`` radians
-        about z first (:attr:`view_turn`)."""
+    def _prepare(self, points, view: RigidTransform | None = None) -> torch.Tensor:
+        """Checked, finite points inside the model's range as a tensor on its device, moved by ``view`` first (the
+        turn of :attr:`view_turn`)."""
         if isinstance(points, torch.Tensor):
             points = points.detach().cpu().numpy()
         if not isinstance(points, np.ndarray):
@@ -132,8 +133,8 @@ class Detector:
         if not np.issubdtype(points.dtype, np.floating):
             raise ValueError(f"points must be floating point (float32 expected), got dtype {points.dtype}")
         pts = points.astype(np.float32, copy=False)
-        if turn:
-            pts = rotate_points_z(pts, turn).astype(np.float32, copy=False)
+        if view is not None:
+            pts = view.apply_points(pts)
         keep = np.isfinite(pts).all(axis=1)
         r = self.point_cloud_range
         xyz = pts[:, :3]
@@ -235,9 +236,9 @@ class Detector:
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
         # Read once: the whole batch uses one setting.
         thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
-        turn = np.deg2rad(self._view_turn)
+        view = RigidTransform.from_xyz_rpy(yaw=np.deg2rad(self._view_turn)) if self._view_turn else None
         t0 = time.perf_counter()
-        tensors = [self._prepare(c, turn) for c in clouds]
+        tensors = [self._prepare(c, view) for c in clouds]
         results: list[Detections | None] = [None] * len(tensors)
         live = [i for i, t in enumerate(tensors) if t.shape[0] > 0]
         for i in set(range(len(tensors))) - set(live):
@@ -263,8 +264,8 @@ class Detector:
                 p = p.select(torch.from_numpy(support >= min_points).to(p.boxes.device))
             d = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy(),
                            self.class_names, None if p.velocities is None else p.velocities.float().cpu().numpy())
-            if turn:
-                d = _turned_back(d, turn)
+            if view is not None:
+                d = view.inverse().apply_detections(d)
             if own_vehicle is not None and len(d):
                 d = d.select(~own_vehicle.covers(d.boxes))
             results[i] = d
@@ -297,15 +298,6 @@ class Detector:
             self(points)
             times.append(time.perf_counter() - t)
         return float(np.median(times))
-
-
-def _turned_back(d: Detections, angle: float) -> Detections:
-    """Boxes found in a cloud turned by ``angle`` radians, in the cloud's own frame (centres, yaws, velocities)."""
-    boxes = d.boxes.copy()
-    boxes[:, :3] = rotate_points_z(boxes[:, :3], -angle)
-    boxes[:, 6] = limit_period(boxes[:, 6] - angle)
-    velocities = None if d.velocities is None else rotate_points_z(d.velocities, -angle)
-    return Detections(boxes, d.scores, d.labels, d.class_names, velocities)
 
 
 def load_detector(model: str | Path, device: str | torch.device = "auto", fp16: bool = False,

@@ -8,7 +8,8 @@ import pytest
 from sparsekd_core.cli import gap
 from sparsekd_core.cli.view_turn_option import apply_view_turn
 from sparsekd_core.detections import Detections
-from sparsekd_core.inference import _turned_back, load_detector
+from sparsekd_core.geometry.transforms import RigidTransform
+from sparsekd_core.inference import load_detector
 from sparsekd_core.own_vehicle import OwnVehicle
 
 
@@ -70,7 +71,7 @@ def test_the_own_vehicle_is_where_it_is_in_the_cloud_whatever_the_turn(detector,
 def test_centres_headings_and_velocities_turn_back():
     d = Detections(np.array([[0.0, 10.0, -1.0, 4.0, 2.0, 1.5, np.pi / 2 + 0.1]]), np.array([0.9]), np.array([0]),
                    ("Car",), velocities=np.array([[0.0, 5.0]]))
-    back = _turned_back(d, np.pi / 2)
+    back = RigidTransform.from_xyz_rpy(yaw=np.pi / 2).inverse().apply_detections(d)  # as Detector turns boxes back
     np.testing.assert_allclose(back.boxes[0], [10.0, 0.0, -1.0, 4.0, 2.0, 1.5, 0.1], atol=1e-5)
     np.testing.assert_allclose(back.velocities[0], [5.0, 0.0], atol=1e-5)
     assert back.scores[0] == pytest.approx(0.9) and back.names == ["Car"]

@@ -79,8 +79,7 @@ def points_in_boxes(points_xyz: np.ndarray, boxes: np.ndarray, margin: float = 0
 
 
 def rotate_points_z(points_xyz: np.ndarray, angle: float) -> np.ndarray:
-    """Rotate (N, 2+) points (x y first: points, or velocities vx vy) about +z by ``angle`` (radians); extra
-    columns are kept."""
+    """Rotate (N, 3+) points about +z by ``angle`` (radians); extra columns are kept."""
     out = np.array(points_xyz, copy=True)
     c, s = np.cos(angle), np.sin(angle)
     x, y = out[:, 0].copy(), out[:, 1].copy()
