@@ -176,22 +176,27 @@ def deflate_checkpoint(path: Path) -> Path:
     return path
 
 
-def record_operating_thresholds(source: str | Path, out: str | Path, thresholds: dict[str, float], note: str) -> Path:
-    """Write ``source`` to ``out`` (the same path is fine) with ``thresholds`` as its operating point
-    (``head.post.operating_thresholds``) and ``note`` (how they were chosen) as meta "operating_point".
+def record_post_settings(source: str | Path, out: str | Path, settings: dict, meta_key: str, note: str) -> Path:
+    """Write ``source`` to ``out`` (the same path is fine) with ``settings`` merged into its ``head.post`` and
+    ``note`` (how they were chosen) as meta ``meta_key``.
 
     The weights are copied as stored (fp16 stays fp16, bit for bit) and the file is written deflated, so a bundled
-    model stays under its size cap. The new config is validated first: a class the model lacks or a score outside
-    [0, 1] raises CheckpointError and nothing is written.
+    model stays under its size cap. The new config is validated first: a setting the model refuses (a class it
+    lacks, a score outside [0, 1]) raises CheckpointError and nothing is written.
     """
     payload = read_checkpoint(source)
     config = dict(payload["config"])
     head = dict(config.get("head") or {})
-    post = dict(head.get("post") or {})
-    post["operating_thresholds"] = {str(k): float(v) for k, v in thresholds.items()}
-    head["post"] = post
+    head["post"] = {**dict(head.get("post") or {}), **settings}
     config["head"] = head
     config_from_payload({**payload, "config": config}, source=str(source))  # raises before anything is written
     payload["config"] = config
-    payload["meta"] = {**dict(payload.get("meta") or {}), "operating_point": str(note)}
+    payload["meta"] = {**dict(payload.get("meta") or {}), meta_key: str(note)}
     return deflate_checkpoint(Path(atomic_torch_save(payload, out)))
+
+
+def record_operating_thresholds(source: str | Path, out: str | Path, thresholds: dict[str, float], note: str) -> Path:
+    """:func:`record_post_settings` of ``thresholds`` as the operating point (``head.post.operating_thresholds``,
+    meta "operating_point")."""
+    return record_post_settings(source, out, {"operating_thresholds": {str(k): float(v) for k, v in thresholds.items()}},
+                                "operating_point", note)

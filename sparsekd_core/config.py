@@ -119,6 +119,10 @@ class PostProcessConfig:
     #: class_score_thresholds says otherwise (best F1 on validation frames: ``sparsekd-eval --operating-points``).
     #: score_threshold above stays what evaluation keeps (AP needs the low-scored boxes too).
     operating_thresholds: dict[str, float] = field(default_factory=dict)
+    #: classes whose boxes the Detector publishes with a square footprint (length = width = their mean, heading
+    #: kept): for people, whose returns often cannot tell which way they face, a square box scores the same
+    #: whichever heading the network guessed (docs/results.md, "Square footprints"); empty = boxes as decoded
+    square_footprint: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -299,6 +303,11 @@ class ModelConfig:
                 fail(f"head.post.operating_thresholds names {name!r}, not one of class_names {self.class_names}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 fail(f"head.post.operating_thresholds[{name!r}] must be a score in [0, 1] (got {value!r})")
+        square = self.head.post.square_footprint
+        if not isinstance(square, list) or any(name not in self.class_names for name in square) \
+                or len(set(square)) != len(square):
+            fail(f"head.post.square_footprint must list distinct names of class_names {self.class_names} "
+                 f"(got {square!r})")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self

@@ -16,6 +16,7 @@ from .detections import Detections
 from .geometry.boxes import points_in_boxes
 from .geometry.transforms import RigidTransform
 from .own_vehicle import OwnVehicle
+from .square_footprint import square_footprints
 from .thresholds import ScoreThresholds
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,9 @@ class Detector:
     replace it) and by :attr:`min_points`: a box holding fewer returns of the cloud is dropped (from the
     checkpoint's ``head.post.min_points``; 0 keeps every box, CenterPoint's and OpenPCDet's behaviour). A model
     trained on simulated streets can put a confident pedestrian on a patch of a real sweep with one return: the
-    heatmap reads context over metres (docs/results.md, "Boxes on empty ground"). A call reads both once, so
+    heatmap reads context over metres (docs/results.md, "Boxes on empty ground"). The classes of
+    :attr:`square_footprint` (the checkpoint's ``head.post.square_footprint``) then get boxes with length = width
+    (sparsekd_core/square_footprint.py). A call reads these settings once, so
     assigning a new value from another thread (a ROS parameter change) applies to whole frames: a frame never
     mixes old and new settings.
 
@@ -107,6 +110,7 @@ class Detector:
         self._min_points = check_min_points(self.cfg.head.post.min_points)
         self._own_vehicle: OwnVehicle | None = None
         self._view_turn = 0.0
+        self._square_footprint = self._checked_square_footprint(self.cfg.head.post.square_footprint)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -227,6 +231,24 @@ class Detector:
             raise ValueError(f"view_turn must be a finite angle in degrees, got {degrees}")
         self._view_turn = degrees
 
+    @property
+    def square_footprint(self) -> tuple[str, ...]:
+        """Classes whose boxes come out with a square footprint, length = width = their mean (the checkpoint's
+        ``head.post.square_footprint`` unless set; sparsekd_core/square_footprint.py); () for boxes as decoded."""
+        return self._square_footprint
+
+    @square_footprint.setter
+    def square_footprint(self, names) -> None:
+        self._square_footprint = self._checked_square_footprint(names)
+
+    def _checked_square_footprint(self, names) -> tuple[str, ...]:
+        names = tuple(names)
+        unknown = [n for n in names if n not in self.class_names]
+        if unknown:
+            raise ValueError(f"square_footprint names {unknown}, not classes of {self.name}: "
+                             f"its classes are {list(self.class_names)}")
+        return names
+
     def _sync(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -236,6 +258,7 @@ class Detector:
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
         # Read once: the whole batch uses one setting.
         thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
+        square_labels = [self.class_names.index(n) for n in self._square_footprint]
         view = RigidTransform.from_xyz_rpy(yaw=np.deg2rad(self._view_turn)) if self._view_turn else None
         t0 = time.perf_counter()
         tensors = [self._prepare(c, view) for c in clouds]
@@ -262,6 +285,7 @@ class Detector:
             if min_points and len(p.boxes):
                 support = points_in_boxes(tensors[i][:, :3].cpu().numpy(), p.boxes.float().cpu().numpy()).sum(axis=0)
                 p = p.select(torch.from_numpy(support >= min_points).to(p.boxes.device))
+            p.boxes = square_footprints(p.boxes, p.labels, square_labels)
             d = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy(),
                            self.class_names, None if p.velocities is None else p.velocities.float().cpu().numpy())
             if view is not None:

@@ -73,6 +73,8 @@ class DetectorNode(Node):
         self.det.thresholds = self._thresholds(self.params)
         if self.params.min_points >= 0:
             self.det.min_points = self.params.min_points
+        if self.params.square_footprint is not None:
+            self.det.square_footprint = self._square_footprint(self.params)
         self.det.own_vehicle = OwnVehicle.parse(self.params.own_vehicle)
         warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
         log.info(
@@ -82,6 +84,8 @@ class DetectorNode(Node):
             + (" (per class: the model's operating point; class_score_thresholds:=none for one threshold)"
                if self.params.class_score_thresholds is None and self.det.operating_thresholds else "")
             + (f", boxes need {self.det.min_points} returns" if hasattr(self.det, "min_points") else "")
+            + (f", {' and '.join(self.det.square_footprint)} boxes published square"
+               if getattr(self.det, "square_footprint", ()) else "")
             + (", no own vehicle" if self.det.own_vehicle is None else
                f", boxes on the own vehicle {list(self.params.own_vehicle)} dropped")
         )
@@ -202,6 +206,18 @@ class DetectorNode(Node):
             )
         return thresholds.restricted_to(self.det.class_names)
 
+    def _square_footprint(self, params: NodeParams) -> tuple[str, ...]:
+        """The classes published square for ``params``: the checkpoint's own when the parameter is empty, else the
+        named ones the model has (the others with a warning)."""
+        if params.square_footprint is None:
+            return tuple(self.det.cfg.head.post.square_footprint)
+        unknown = [n for n in params.square_footprint if n not in self.det.class_names]
+        if unknown:
+            self.get_logger().warning(
+                f"square_footprint names {unknown}, which model {self.det.name} does not have "
+                f"(classes {list(self.det.class_names)}); ignoring them")
+        return tuple(n for n in params.square_footprint if n in self.det.class_names)
+
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Run-time changes: checked as at start-up, then swapped in as one new value each (the
         worker reads ``self.params`` and the detector its thresholds once per frame)."""
@@ -218,6 +234,9 @@ class DetectorNode(Node):
             own = self.det.cfg.head.post.min_points  # -1: back to the checkpoint's own
             self.det.min_points = new.min_points if new.min_points >= 0 else own
             self.get_logger().info(f"boxes now need {self.det.min_points} returns")
+        if new.square_footprint != self.params.square_footprint:
+            self.det.square_footprint = self._square_footprint(new)
+            self.get_logger().info(f"boxes published square: {', '.join(self.det.square_footprint) or 'none'}")
         self.params = new
         return SetParametersResult(successful=True)
 

@@ -88,6 +88,21 @@ def _own_vehicle(raw: Any) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def _class_names(raw: Any) -> tuple[str, ...] | None:
+    """'' -> None (the checkpoint's own), 'none' -> () (no class), 'A,B' or a string list -> ('A', 'B')."""
+    items = list(raw) if isinstance(raw, (list, tuple)) else None
+    if items is None:
+        if not isinstance(raw, str):
+            raise ValueError(f"must be class names as one string 'Pedestrian,Cyclist' or a string list, got {raw!r}")
+        if raw.strip().lower() == "none":
+            return ()
+        items = raw.split(",")
+    if not all(isinstance(n, str) for n in items):
+        raise ValueError(f"must be class names as one string 'Pedestrian,Cyclist' or a string list, got {raw!r}")
+    names = tuple(n.strip() for n in items if n.strip())
+    return names or None
+
+
 def _backend(raw: Any) -> str:
     if raw not in BACKENDS:
         raise ValueError(f"must be one of {', '.join(BACKENDS)}, got {raw!r}")
@@ -119,6 +134,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "a patch with one return is clutter, not a road user); -1 uses the checkpoint's own "
               "head.post.min_points (0 for CenterPoint and imported OpenPCDet models), 0 keeps every box. "
               "Can be changed at run time.", read_only=False, minimum=-1),
+    ParamSpec("square_footprint", "", "Classes whose boxes are published with a square footprint, length = width "
+              "= their mean, heading kept: a walking person's returns often do not show which way they face, and a "
+              "square box covers them whichever heading the model guessed. One string 'Pedestrian' or a string list; "
+              "classes the model lacks are ignored with a warning. Empty (the default): the checkpoint's own "
+              "head.post.square_footprint; 'none': every box as decoded. Can be changed at run time.",
+              read_only=False, dynamic_typing=True, parse=_class_names),
     ParamSpec("min_range", 0.0, "Drop points whose horizontal distance from the sensor is less than this many "
               "metres before detection: the robot's own body. A roof LiDAR returns a few points off its own car's "
               "roof and bonnet every sweep (on KITTI 1.5-2.7 m from the sensor), which a model can read as a car on "

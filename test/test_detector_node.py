@@ -253,6 +253,41 @@ def test_min_points_drops_unsupported_boxes_through_the_node(context, tmp_path):
         node.destroy_node()
 
 
+def _footprints(markers, det) -> dict[str, tuple[float, float]]:
+    """Class name -> (x extent, y extent) in metres of its one box's LINE_LIST (scripted boxes have yaw 0)."""
+    out = {}
+    for m in markers.markers:
+        if m.type == m.LINE_LIST:
+            xs, ys = [p.x for p in m.points], [p.y for p in m.points]
+            out[det.class_names[m.id]] = (round(max(xs) - min(xs), 3), round(max(ys) - min(ys), 3))
+    return out
+
+
+def test_square_footprint_through_the_node(context, tmp_path):
+    """The real Detector with scripted 4 x 2 m boxes behind the node: square_footprint publishes the named class's
+    box 3 x 3 m and leaves the other's; 'none' and '' (the checkpoint's own: none) give boxes as decoded; a class the
+    model lacks is ignored."""
+    det = scripted_detector(tmp_path, {"Car": 0.6, "Pedestrian": 0.6})
+    node, capture = make_node(context, det, square_footprint="Pedestrian", warmup_runs=0)
+    try:
+        assert det.square_footprint == ("Pedestrian",)
+        cloud = points_to_cloud(some_points(), header=header(stamp(1)))
+        node.process_cloud(cloud)
+        assert _footprints(capture.msgs[-1], det) == {"Car": (4.0, 2.0), "Pedestrian": (3.0, 3.0)}
+        assert node.set_parameters([Parameter("square_footprint", value="none")])[0].successful
+        node.process_cloud(cloud)
+        assert _footprints(capture.msgs[-1], det) == {"Car": (4.0, 2.0), "Pedestrian": (4.0, 2.0)}
+        assert node.set_parameters([Parameter("square_footprint", value=["Car", "Truck"])])[0].successful
+        node.process_cloud(cloud)
+        assert det.square_footprint == ("Car",)
+        assert _footprints(capture.msgs[-1], det) == {"Car": (3.0, 3.0), "Pedestrian": (4.0, 2.0)}
+        assert node.set_parameters([Parameter("square_footprint", value="")])[0].successful
+        assert det.square_footprint == ()  # the scripted checkpoint records none
+        assert not node.set_parameters([Parameter("square_footprint", value=3)])[0].successful
+    finally:
+        node.destroy_node()
+
+
 def test_own_vehicle_drops_the_box_on_the_robot_through_the_node(context, tmp_path):
     """The node's default footprint is the bundled models' car roof; a robot's own footprint over the scripted car's
     cell drops that box (and only it); a footprint that does not hold the sensor is refused naming the rule."""

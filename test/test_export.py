@@ -204,3 +204,13 @@ def test_multi_head_models_export_dense_but_not_to_autoware(tmp_path):
     assert len(report["max_abs_diff"]) == 12 and all(d < TOL for d in report["max_abs_diff"].values())
     with pytest.raises(aw.ExportError, match="2 task heads"):
         aw.check_autoware(load_source(str(path), untrained=True)[0], allow_patch=True)
+
+
+def test_autoware_layout_notes_the_square_footprint_autoware_does_not_apply(tmp_path):
+    path = tmp_path / "square_w32.yaml"
+    path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n"
+                    "head: {post: {square_footprint: [Pedestrian]}}\n")
+    notes = aw.check_autoware(load_source(str(path), untrained=True)[0]).notes
+    assert any("Pedestrian boxes as the network decodes them" in n for n in notes)
+    path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n")
+    assert not any("square" in n for n in aw.check_autoware(load_source(str(path), untrained=True)[0]).notes)

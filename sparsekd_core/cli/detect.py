@@ -13,6 +13,7 @@ import numpy as np
 
 from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
+from sparsekd_core.cli.square_footprint_option import add_square_footprint_option, apply_square_footprint
 from sparsekd_core.data.point_files import (
     POINT_FILE_SUFFIXES,
     list_point_files,
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
     add_own_vehicle_option(p)
+    add_square_footprint_option(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--png", type=Path, default=None, metavar="DIR",
@@ -204,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.min_points is not None:
             det.min_points = args.min_points
         det.own_vehicle = own_vehicle_from(args)
+        apply_square_footprint(det, args.square_footprint)
     except ValueError as exc:
         err(f"error: {exc}")
         return 2
@@ -240,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         doc = {"model": det.name, "device": str(det.device), "untrained": untrained,
                "class_names": list(det.class_names), "point_features": list(det.point_features),
                "score_threshold": det.score_threshold, "class_score_thresholds": det.class_score_thresholds,
-               "min_points": det.min_points,
+               "min_points": det.min_points, "square_footprint": list(det.square_footprint),
                "own_vehicle": None if det.own_vehicle is None else det.own_vehicle.as_list(),
                "box_convention": BOX_CONVENTION,
                "files": [r.to_json() for r in results]}

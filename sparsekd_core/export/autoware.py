@@ -150,6 +150,10 @@ def check_autoware(model: nn.Module, allow_patch: bool = False, class_names=None
                      f"sets {', '.join(extra)} to 0, so accuracy drops unless the model was trained without them")
     if model.vfe.with_distance:
         notes.append("the point's distance feature is computed inside the exported encoder from x, y, z")
+    if cfg.head.post.square_footprint:
+        notes.append(f"Autoware publishes {', '.join(cfg.head.post.square_footprint)} boxes as the network decodes "
+                     "them; our Detector makes their footprint square (head.post.square_footprint), so their "
+                     "length and width differ from ours")
     return AutowareLayout(
         class_names=autoware_class_names(cfg.class_names, class_names),
         point_cloud_range=tuple(float(v) for v in vox.point_cloud_range),
