@@ -44,6 +44,7 @@ import pytest
 import torch
 
 from sparsekd_core.checkpoint import read_checkpoint
+from sparsekd_core.config import load_model_config
 from sparsekd_core.inference import BUNDLED_DIR, load_detector, resolve_checkpoint
 
 DATA = Path(__file__).parent / "data"
@@ -61,6 +62,10 @@ TEACHERS = {"cp_pillar_sim360"}
 #: one (0.34), as session 38's did (0.30). The node's own_vehicle footprint drops such boxes on a robot.
 OWN_VEHICLE_FRAMES = {"cp_voxel_s": 1, "cp_pillar_v0.64": 2, "cp_pillar_s": 1}
 CLASSES = ("Car", "Pedestrian", "Cyclist")
+#: The classes each bundled model publishes with a square footprint (head.post.square_footprint), as its config now
+#: asks: the students adopted it by session 51's rule on simulated streets (docs/results.md "Square footprints").
+SQUARE = {"cp_voxel_s": ("Pedestrian",), "cp_pillar_v0.64": ("Pedestrian",), "cp_pillar_s": ("Pedestrian",),
+          "cp_pillar_sim360": ()}
 
 
 def test_the_bundled_folder_holds_exactly_the_documented_models():
@@ -81,6 +86,13 @@ def test_bundled_model_is_fp16_weights_with_provenance(name):
     assert "simulated" in meta["provenance"] and "KITTI or Waymo" in meta["provenance"]
     if name not in TEACHERS:
         assert set(meta["demo_teacher"]["scores"]["ap_r40_moderate"]) == {"Car", "Pedestrian", "Cyclist"}
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_bundled_model_publishes_the_square_classes_its_config_asks_for(name):
+    det = load_detector(name, device="cpu")
+    assert det.square_footprint == SQUARE[name]
+    assert tuple(load_model_config(BUNDLED[name][0]).head.post.square_footprint) == SQUARE[name]
 
 
 @dataclass
