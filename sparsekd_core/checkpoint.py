@@ -198,5 +198,5 @@ def record_post_settings(source: str | Path, out: str | Path, settings: dict, me
 def record_operating_thresholds(source: str | Path, out: str | Path, thresholds: dict[str, float], note: str) -> Path:
     """:func:`record_post_settings` of ``thresholds`` as the operating point (``head.post.operating_thresholds``,
     meta "operating_point")."""
-    return record_post_settings(source, out, {"operating_thresholds": {str(k): float(v) for k, v in thresholds.items()}},
-                                "operating_point", note)
+    operating = {str(k): float(v) for k, v in thresholds.items()}
+    return record_post_settings(source, out, {"operating_thresholds": operating}, "operating_point", note)
