@@ -25,6 +25,13 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def real_sweep(shared_data: Path, frame_id: str) -> np.ndarray:
+    """One of the shared real KITTI sweeps (``kitti_real/training/velodyne/<frame_id>.bin``), x y z intensity."""
+    from sparsekd_core.data.kitti_format import read_points
+
+    return read_points(shared_data / "kitti_real" / "training" / "velodyne" / f"{frame_id}.bin")
+
+
 @pytest.fixture
 def one_torch_thread():
     """Torch on one thread for the test: spconv's multi-threaded CPU convolution races (see test_train_resume), and

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import real_sweep
 from sparsekd_core.checkpoint import CheckpointError, read_checkpoint, record_post_settings
 from sparsekd_core.cli.square_footprint_option import apply_square_footprint
 from sparsekd_core.config import ConfigError, load_model_config
@@ -39,8 +40,7 @@ def detector():
 @pytest.fixture(scope="module")
 def street(shared_data):
     """A real KITTI sweep (x y z intensity) with eight labelled pedestrians and cars."""
-    return np.fromfile(shared_data / "kitti_real" / "training" / "velodyne" / "avod_000076.bin",
-                       np.float32).reshape(-1, 4)
+    return real_sweep(shared_data, "avod_000076")
 
 
 def run(detector, points, classes):

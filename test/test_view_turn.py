@@ -5,6 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from conftest import real_sweep
 from sparsekd_core.cli import gap
 from sparsekd_core.cli.view_turn_option import apply_view_turn
 from sparsekd_core.detections import Detections
@@ -21,8 +22,7 @@ def detector():
 @pytest.fixture(scope="module")
 def sweep(shared_data):
     """A real KITTI sweep (x y z intensity) with four parked cars the bundled student finds at any turn."""
-    return np.fromfile(shared_data / "kitti_real" / "training" / "velodyne" / "avod_000003.bin",
-                       np.float32).reshape(-1, 4)
+    return real_sweep(shared_data, "avod_000003")
 
 
 def cars(detector, points, turn: float) -> Detections:
