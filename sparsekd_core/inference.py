@@ -260,6 +260,7 @@ class Detector:
         thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
         square_labels = [self.class_names.index(n) for n in self._square_footprint]
         view = RigidTransform.from_xyz_rpy(yaw=np.deg2rad(self._view_turn)) if self._view_turn else None
+        view_back = None if view is None else view.inverse()
         t0 = time.perf_counter()
         tensors = [self._prepare(c, view) for c in clouds]
         results: list[Detections | None] = [None] * len(tensors)
@@ -288,8 +289,8 @@ class Detector:
             p.boxes = square_footprints(p.boxes, p.labels, square_labels)
             d = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy(),
                            self.class_names, None if p.velocities is None else p.velocities.float().cpu().numpy())
-            if view is not None:
-                d = view.inverse().apply_detections(d)
+            if view_back is not None:
+                d = view_back.apply_detections(d)
             if own_vehicle is not None and len(d):
                 d = d.select(~own_vehicle.covers(d.boxes))
             results[i] = d
