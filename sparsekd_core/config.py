@@ -123,6 +123,10 @@ class PostProcessConfig:
     #: kept): for people, whose returns often cannot tell which way they face, a square box scores the same
     #: whichever heading the network guessed (docs/results.md, "Square footprints"); empty = boxes as decoded
     square_footprint: list[str] = field(default_factory=list)
+    #: test-time flip: the network also sees each cloud's mirror image (y -> -y) and the two views' maps are
+    #: averaged before decoding (models/tta_flip.py); twice the network's work a frame. CenterHead models whose
+    #: point-cloud range is symmetric in y only.
+    tta_flip: bool = False
 
 
 @dataclass
@@ -308,9 +312,22 @@ class ModelConfig:
                 or len(set(square)) != len(square):
             fail(f"head.post.square_footprint must list distinct names of class_names {self.class_names} "
                  f"(got {square!r})")
+        if self.head.post.tta_flip and self.tta_flip_problem():
+            fail(f"head.post.tta_flip: {self.tta_flip_problem()}")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self
+
+    def tta_flip_problem(self) -> str | None:
+        """Why this model cannot run the test-time flip (models/tta_flip.py), or None when it can: the flip turns
+        CenterHead maps back row for row, so it needs a CenterHead and a point-cloud range centred on y = 0."""
+        if self.head.type != "center":
+            return "the test-time flip is for a CenterHead (head.type center), not an anchor head; set it to false"
+        y_min, y_max = self.voxelization.point_cloud_range[1], self.voxelization.point_cloud_range[4]
+        if not math.isclose(y_min, -y_max):
+            return (f"the test-time flip needs a point-cloud range symmetric in y (y_min = -y_max), so that the "
+                    f"mirror image falls on the same grid; this model's is {y_min} .. {y_max}; set it to false")
+        return None
 
     def _validate_bev_levels(self, fail) -> None:
         """The 2D backbone concatenates its levels, so each must come back to the same map size: a grid that a

@@ -15,6 +15,7 @@ from .config import check_min_points, list_models
 from .detections import Detections
 from .geometry.boxes import points_in_boxes
 from .geometry.transforms import RigidTransform
+from .models.tta_flip import merge_flipped, mirror_points
 from .own_vehicle import OwnVehicle
 from .square_footprint import square_footprints
 from .thresholds import ScoreThresholds
@@ -111,6 +112,7 @@ class Detector:
         self._own_vehicle: OwnVehicle | None = None
         self._view_turn = 0.0
         self._square_footprint = self._checked_square_footprint(self.cfg.head.post.square_footprint)
+        self._tta_flip = bool(self.cfg.head.post.tta_flip)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
     @classmethod
@@ -249,6 +251,21 @@ class Detector:
                              f"its classes are {list(self.class_names)}")
         return names
 
+    @property
+    def tta_flip(self) -> bool:
+        """Whether the network also sees each cloud's mirror image and averages the two views' maps (the
+        checkpoint's ``head.post.tta_flip`` unless set; models/tta_flip.py): steadier boxes for twice the
+        network's work a frame."""
+        return self._tta_flip
+
+    @tta_flip.setter
+    def tta_flip(self, on: bool) -> None:
+        if not isinstance(on, (bool, np.bool_)):
+            raise ValueError(f"tta_flip must be True or False, got {on!r}")
+        if on and self.cfg.tta_flip_problem():
+            raise ValueError(f"{self.name} cannot run tta_flip: {self.cfg.tta_flip_problem()}")
+        self._tta_flip = bool(on)
+
     def _sync(self):
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -258,6 +275,7 @@ class Detector:
     def detect_batch(self, clouds: Sequence[np.ndarray]) -> list[Detections]:
         # Read once: the whole batch uses one setting.
         thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
+        tta_flip = self._tta_flip
         square_labels = [self.class_names.index(n) for n in self._square_footprint]
         view = RigidTransform.from_xyz_rpy(yaw=np.deg2rad(self._view_turn)) if self._view_turn else None
         view_back = None if view is None else view.inverse()
@@ -270,7 +288,8 @@ class Detector:
         if not live:
             self.last_timings = {"preprocess": time.perf_counter() - t0, "inference": 0.0, "postprocess": 0.0}
             return results
-        vb = self.model.voxelize([tensors[i] for i in live])
+        batch = [tensors[i] for i in live]
+        vb = self.model.voxelize(batch + [mirror_points(t) for t in batch] if tta_flip else batch)
         self._sync()
         t1 = time.perf_counter()
         if self.dense is None:
@@ -278,6 +297,8 @@ class Detector:
                 heads = self.model.forward_voxels(vb).heads
         else:
             heads = self.dense(vb)
+        if tta_flip:
+            heads = merge_flipped(heads)
         self._sync()
         t2 = time.perf_counter()
         per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)

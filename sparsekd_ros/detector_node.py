@@ -75,6 +75,8 @@ class DetectorNode(Node):
             self.det.min_points = self.params.min_points
         if self.params.square_footprint is not None:
             self.det.square_footprint = self._square_footprint(self.params)
+        if self.params.tta_flip is not None:
+            self.det.tta_flip = self.params.tta_flip
         self.det.own_vehicle = OwnVehicle.parse(self.params.own_vehicle)
         warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
         log.info(
@@ -86,6 +88,7 @@ class DetectorNode(Node):
             + (f", boxes need {self.det.min_points} returns" if hasattr(self.det, "min_points") else "")
             + (f", {' and '.join(self.det.square_footprint)} boxes published square"
                if getattr(self.det, "square_footprint", ()) else "")
+            + (", test-time flip on (two views a frame)" if getattr(self.det, "tta_flip", False) else "")
             + (", no own vehicle" if self.det.own_vehicle is None else
                f", boxes on the own vehicle {list(self.params.own_vehicle)} dropped")
         )
@@ -225,6 +228,8 @@ class DetectorNode(Node):
             new = self.params.with_values({p.name: p.value for p in params})
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        if new.tta_flip and self.det.cfg.tta_flip_problem():  # refused before anything changes
+            return SetParametersResult(successful=False, reason=f"tta_flip: {self.det.cfg.tta_flip_problem()}")
         thresholds = self._thresholds(new)
         if thresholds != self.det.thresholds:
             self.det.thresholds = thresholds
@@ -234,6 +239,10 @@ class DetectorNode(Node):
             own = self.det.cfg.head.post.min_points  # -1: back to the checkpoint's own
             self.det.min_points = new.min_points if new.min_points >= 0 else own
             self.get_logger().info(f"boxes now need {self.det.min_points} returns")
+        if new.tta_flip != self.params.tta_flip:
+            own = self.det.cfg.head.post.tta_flip  # '': back to the checkpoint's own
+            self.det.tta_flip = own if new.tta_flip is None else new.tta_flip
+            self.get_logger().info(f"test-time flip now {'on' if self.det.tta_flip else 'off'}")
         if new.square_footprint != self.params.square_footprint:
             self.det.square_footprint = self._square_footprint(new)
             self.get_logger().info(f"boxes published square: {', '.join(self.det.square_footprint) or 'none'}")

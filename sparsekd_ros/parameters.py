@@ -103,6 +103,16 @@ def _class_names(raw: Any) -> tuple[str, ...] | None:
     return names or None
 
 
+def _on_off(raw: Any) -> bool | None:
+    """'' -> None (the checkpoint's own), 'on' / 'off' (or true / false) -> True / False."""
+    if isinstance(raw, bool):
+        return raw
+    text = raw.strip().lower() if isinstance(raw, str) else None
+    if text not in ("", "on", "off", "true", "false"):
+        raise ValueError(f"must be 'on', 'off' or '' (the checkpoint's own), got {raw!r}")
+    return None if text == "" else text in ("on", "true")
+
+
 def _backend(raw: Any) -> str:
     if raw not in BACKENDS:
         raise ValueError(f"must be one of {', '.join(BACKENDS)}, got {raw!r}")
@@ -140,6 +150,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "classes the model lacks are ignored with a warning. Empty (the default): the checkpoint's own "
               "head.post.square_footprint; 'none': every box as decoded. Can be changed at run time.",
               read_only=False, dynamic_typing=True, parse=_class_names),
+    ParamSpec("tta_flip", "", "Test-time flip: 'on' runs the network on each cloud and on its left-right mirror "
+              "image and averages the two views' maps before decoding (fewer boxes on clutter, for twice the "
+              "network's work a frame); 'off' runs it once. Empty (the default): the checkpoint's own "
+              "head.post.tta_flip. Can be changed at run time.", read_only=False, dynamic_typing=True,
+              parse=_on_off),
     ParamSpec("min_range", 0.0, "Drop points whose horizontal distance from the sensor is less than this many "
               "metres before detection: the robot's own body. A roof LiDAR returns a few points off its own car's "
               "roof and bonnet every sweep (on KITTI 1.5-2.7 m from the sensor), which a model can read as a car on "

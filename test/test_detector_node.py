@@ -288,6 +288,33 @@ def test_square_footprint_through_the_node(context, tmp_path):
         node.destroy_node()
 
 
+def test_tta_flip_through_the_node(context, tmp_path):
+    """The real Detector with a scripted head that ignores its input (one Car peak of 0.8) behind the node: with the
+    test-time flip the mirror view's peak is turned back to the mirrored row, so the averaged maps hold two Car
+    peaks of 0.4, one for each view; 'off' and '' (the checkpoint's own: off) give the one peak of 0.8."""
+    det = scripted_detector(tmp_path, {"Car": 0.8})
+    node, capture = make_node(context, det, score_threshold=0.3, tta_flip="on", warmup_runs=0)
+    try:
+        assert det.tta_flip is True
+        cloud = points_to_cloud(some_points(), header=header(stamp(1)))
+
+        def car_scores():
+            node.process_cloud(cloud)
+            return sorted(float(m.text.split()[1]) for m in capture.msgs[-1].markers if m.type == m.TEXT_VIEW_FACING)
+
+        assert car_scores() == [0.4, 0.4]
+        assert node.set_parameters([Parameter("tta_flip", value="off")])[0].successful
+        assert det.tta_flip is False and car_scores() == [0.8]
+        assert node.set_parameters([Parameter("tta_flip", value=True)])[0].successful
+        assert car_scores() == [0.4, 0.4]
+        assert node.set_parameters([Parameter("tta_flip", value="")])[0].successful
+        assert det.tta_flip is False  # the scripted checkpoint records none
+        result = node.set_parameters([Parameter("tta_flip", value="maybe")])[0]
+        assert not result.successful and "'on', 'off' or ''" in result.reason
+    finally:
+        node.destroy_node()
+
+
 def test_own_vehicle_drops_the_box_on_the_robot_through_the_node(context, tmp_path):
     """The node's default footprint is the bundled models' car roof; a robot's own footprint over the scripted car's
     cell drops that box (and only it); a footprint that does not hold the sensor is refused naming the rule."""

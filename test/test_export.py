@@ -214,3 +214,13 @@ def test_autoware_layout_notes_the_square_footprint_autoware_does_not_apply(tmp_
     assert any("Pedestrian boxes as the network decodes them" in n for n in notes)
     path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n")
     assert not any("square" in n for n in aw.check_autoware(load_source(str(path), untrained=True)[0]).notes)
+
+
+def test_autoware_layout_notes_the_test_time_flip_autoware_does_not_run(tmp_path):
+    path = tmp_path / "flip_w32.yaml"
+    path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n"
+                    "head: {post: {tta_flip: true}}\n")
+    notes = aw.check_autoware(load_source(str(path), untrained=True)[0]).notes
+    assert any("mirror image" in n and "--tta-flip off" in n for n in notes)
+    path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n")
+    assert not any("mirror" in n for n in aw.check_autoware(load_source(str(path), untrained=True)[0]).notes)

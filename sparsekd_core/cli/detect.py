@@ -14,6 +14,7 @@ import numpy as np
 from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.cli.square_footprint_option import add_square_footprint_option, apply_square_footprint
+from sparsekd_core.cli.tta_flip_option import add_tta_flip_option, apply_tta_flip
 from sparsekd_core.data.point_files import (
     POINT_FILE_SUFFIXES,
     list_point_files,
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "head.post.min_points; 0 keeps every box)")
     add_own_vehicle_option(p)
     add_square_footprint_option(p)
+    add_tta_flip_option(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     p.add_argument("--png", type=Path, default=None, metavar="DIR",
@@ -207,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
             det.min_points = args.min_points
         det.own_vehicle = own_vehicle_from(args)
         apply_square_footprint(det, args.square_footprint)
+        apply_tta_flip(det, args.tta_flip)
     except ValueError as exc:
         err(f"error: {exc}")
         return 2
@@ -244,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                "class_names": list(det.class_names), "point_features": list(det.point_features),
                "score_threshold": det.score_threshold, "class_score_thresholds": det.class_score_thresholds,
                "min_points": det.min_points, "square_footprint": list(det.square_footprint),
+               "tta_flip": det.tta_flip,
                "own_vehicle": None if det.own_vehicle is None else det.own_vehicle.as_list(),
                "box_convention": BOX_CONVENTION,
                "files": [r.to_json() for r in results]}

@@ -9,6 +9,7 @@ from pathlib import Path
 from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.cli.square_footprint_option import add_square_footprint_option, apply_square_footprint
+from sparsekd_core.cli.tta_flip_option import add_tta_flip_option, apply_tta_flip
 from sparsekd_core.cli.view_turn_option import add_view_turn_option, apply_view_turn
 
 DESCRIPTION = """\
@@ -59,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "checkpoint's head.post.min_points; 0 keeps every box)")
     add_own_vehicle_option(parser)
     add_square_footprint_option(parser)
+    add_tta_flip_option(parser)
     add_view_turn_option(parser)
     parser.add_argument("--images", default=None, metavar="DIR",
                         help="with --checkpoint: draw each frame's labels and boxes on its camera image (KITTI "
@@ -101,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
                 detector.min_points = args.min_points
             detector.own_vehicle = own_vehicle_from(args)
             apply_square_footprint(detector, args.square_footprint)
+            apply_tta_flip(detector, args.tta_flip)
             apply_view_turn(detector, args.view_turn)
         if args.view_turn and detector is None:
             raise ValueError("--view-turn turns what a detector sees: give --checkpoint too")
@@ -121,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if detector is not None:
         vehicle = "none" if detector.own_vehicle is None else " ".join(f"{v:g}" for v in detector.own_vehicle.as_list())
+        square, flip = ",".join(detector.square_footprint) or "none", "on" if detector.tta_flip else "off"
         print(f"detector: {args.checkpoint} (score threshold {detector.thresholds.describe()}, min points "
-              f"{detector.min_points}, square footprint {','.join(detector.square_footprint) or 'none'}, own vehicle "
+              f"{detector.min_points}, square footprint {square}, test-time flip {flip}, own vehicle "
               f"{vehicle})")
     print(format_report(results))
     for line in drawn:
