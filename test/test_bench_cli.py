@@ -62,6 +62,20 @@ def test_backend_comparison_times_every_stage_on_each_backend(capsys):
         assert "CUDA GPU" in trt_row["error"]  # a backend this machine cannot run: a row saying why
 
 
+def test_tta_flip_times_the_same_model_with_two_views(capsys):
+    code = main(["--models", "cp_pillar_v0.64_sim", "--frame", str(FRAME), "--device", "cpu", "--runs", "2",
+                 "--warmup", "1", "--tta-flip"])
+    assert code == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("| cp_pillar_v0.64_sim |") and line.endswith("x |"))
+    plain, flipped, ratio = (float(cell.rstrip("x")) for cell in row.strip("| ").split(" | ")[1:])
+    assert flipped > plain > 0  # two clouds through the network cost more than one
+    assert ratio == pytest.approx(flipped / plain, rel=0.02)
+    with pytest.raises(SystemExit) as e:
+        main(["--tta-flip", "--backend", "onnxruntime"])
+    assert e.value.code == 2 and "--tta-flip" in capsys.readouterr().err
+
+
 def test_unknown_backend_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--backend", "openvino"])

@@ -37,10 +37,25 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
 
 
+def _time_calls(det: Detector, points: np.ndarray, warmup: int, runs: int) -> tuple[list[float], list[dict]]:
+    """Seconds of each of ``runs`` whole Detector calls after ``warmup`` untimed ones, and their stage timings."""
+    for _ in range(warmup):
+        det(points)
+    times, stages = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        det(points)
+        times.append(time.perf_counter() - t)
+        stages.append(det.last_timings)
+    return times, stages
+
+
 def bench_model(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "auto", runs: int = 10,
-                warmup: int = 2, seed: int = 0, fp16: bool = False) -> dict:
+                warmup: int = 2, seed: int = 0, fp16: bool = False, tta_flip: bool = False) -> dict:
     """Figures for one model (random weights: speed and MACs don't depend on the weights' values).
-    fp16: the dense layers under fp16 autocast, as the node's ``fp16`` parameter (CUDA only)."""
+    fp16: the dense layers under fp16 autocast, as the node's ``fp16`` parameter (CUDA only).
+    tta_flip: then also time the same Detector with the test-time flip (models/tta_flip.py), in the same process,
+    and give the ratio of the two medians."""
     torch.manual_seed(seed)
     cfg = load_model_config(name)
     dev = resolve_device(device)
@@ -56,19 +71,12 @@ def bench_model(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "aut
     det = Detector(model.to(dev), {"class_names": cfg.class_names, "point_features": cfg.point_features}, dev, fp16)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    for _ in range(warmup):
-        det(points)
-    times, stages = [], []
-    for _ in range(runs):
-        t = time.perf_counter()
-        det(points)
-        times.append(time.perf_counter() - t)
-        stages.append(det.last_timings)
+    times, stages = _time_calls(det, points, warmup, runs)
     if dev.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated(dev) / 2**20
     else:
         peak_mb = _rss_mb()
-    return {
+    result = {
         "model": name,
         "device": str(dev),
         "fp16": det.fp16,
@@ -85,6 +93,12 @@ def bench_model(name: str, frame: str | Path = DEFAULT_FRAME, device: str = "aut
         "peak_memory_kind": "cuda max allocated" if dev.type == "cuda" else "process peak RSS",
         "baseline_rss_mb": float(base_rss),
     }
+    if tta_flip:
+        det.tta_flip = True  # ValueError for a model that cannot flip, saying why
+        flip_times, _ = _time_calls(det, points, warmup, runs)
+        result["tta_flip_latency_ms_median"] = 1000 * float(np.median(flip_times))
+        result["tta_flip_ratio"] = float(np.median(flip_times) / np.median(times))
+    return result
 
 
 def main(argv=None) -> int:
@@ -95,9 +109,11 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--fp16", action="store_true")
+    ap.add_argument("--tta-flip", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, torch.get_num_threads()))
-    print(json.dumps(bench_model(args.model, args.frame, args.device, args.runs, args.warmup, fp16=args.fp16)))
+    print(json.dumps(bench_model(args.model, args.frame, args.device, args.runs, args.warmup, fp16=args.fp16,
+                                 tta_flip=args.tta_flip)))
     return 0
 
 

@@ -132,6 +132,15 @@ def format_zoo_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_tta_flip_table(rows: list[dict]) -> str:
+    """Each model's latency once a cloud and with the test-time flip (two views), timed in one process."""
+    lines = ["| model | latency ms | with --tta-flip ms | ratio |", "| --- | ---: | ---: | ---: |"]
+    for r in rows:
+        lines.append(f"| {r['model']} | {r['latency_ms_median']:.0f} | {r['tta_flip_latency_ms_median']:.0f} | "
+                     f"{r['tta_flip_ratio']:.2f}x |")
+    return "\n".join(lines)
+
+
 TRAIN_PAIRS = (("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim"))
 
 
@@ -166,6 +175,9 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=10, help="timed runs per model (default %(default)s)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed runs first (default %(default)s)")
     ap.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    ap.add_argument("--tta-flip", action="store_true",
+                    help="also time each model with the test-time flip (each cloud and its mirror image, "
+                         "head.post.tta_flip), right after its plain runs in the same process, and print the ratio")
     ap.add_argument("--train", action="store_true", help="also time training steps (teacher, student, student+KD)")
     ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per configuration (default %(default)s)")
     ap.add_argument("--train-pairs", default=",".join(f"{t}:{s}" for t, s in TRAIN_PAIRS), metavar="T:S,...",
@@ -192,6 +204,8 @@ def main(argv=None) -> int:
             ap.error(f"--backend {args.backend!r}: unknown {', '.join(unknown)}; choose from {', '.join(BACKENDS)}")
     elif args.breakdown:
         ap.error("--breakdown applies to --backend")
+    if args.tta_flip and (backends is not None or args.skip_zoo):
+        ap.error("--tta-flip adds a column to the model zoo's timings: leave out --backend and --skip-zoo")
 
     train_pairs = [tuple(p.split(":")) for p in args.train_pairs.split(",") if p]
     if not train_pairs or any(len(p) != 2 or not all(p) for p in train_pairs):
@@ -223,7 +237,8 @@ def main(argv=None) -> int:
         rows = []
         for i, m in enumerate(models, 1):
             print(f"[{i}/{len(models)}] benchmarking {m} ...", file=sys.stderr, flush=True)
-            rows.append(_bench_in_subprocess(m, args.frame, args.device, args.runs, args.warmup, args.fp16))
+            rows.append(_bench_in_subprocess(m, args.frame, args.device, args.runs, args.warmup, args.fp16,
+                                             extra=("--tta-flip",) if args.tta_flip else ()))
         rows = add_paper_columns(rows)
         report["zoo"] = rows
         ok = all(r.get("ratio_ok", True) for r in rows)
@@ -233,6 +248,9 @@ def main(argv=None) -> int:
                   f"{args.runs} runs, {os.cpu_count()} CPU cores\n")
             print(format_zoo_table(rows))
             print(f"\nstudent/teacher GFLOPs ratios within {RATIO_TOLERANCE:.0%} of the paper: {'yes' if ok else 'NO'}")
+            if args.tta_flip:
+                print("\nTest-time flip (two views a cloud), median ms, timed back to back in each model's process\n")
+                print(format_tta_flip_table(rows))
     if args.train:
         from ..train.bench import compare_kd_cost
 
