@@ -49,6 +49,22 @@ def test_onnxruntime_batches_like_single_clouds(pair, shared_data):
             assert len(b) == 0
 
 
+def test_onnxruntime_with_the_test_time_flip_gives_torch_boxes(pair, shared_data):
+    """The flip doubles the batch that reaches the runner (each cloud and its mirror image): the pillar graphs take
+    it cloud by cloud, the voxel graphs as one BEV batch, and both merge like torch."""
+    torch_det, ort_det = pair
+    pts = _frame(shared_data, torch_det, "kitti/training/velodyne_reduced/000008.bin")
+    try:
+        torch_det.tta_flip = ort_det.tta_flip = True
+        flipped = torch_det.detect_batch([pts, pts[::3]])
+        for a, b in zip(flipped, ort_det.detect_batch([pts, pts[::3]])):
+            _assert_same_boxes(a, b)
+    finally:
+        torch_det.tta_flip = ort_det.tta_flip = False
+    plain = torch_det(pts)
+    assert len(plain) != len(flipped[0]) or np.abs(plain.scores - flipped[0].scores).max() > 1e-3
+
+
 def test_unknown_backend_names_the_choices():
     with pytest.raises(BackendError, match="torch, onnxruntime, tensorrt"):
         load_detector("cp_pillar_v0.64", "cpu", backend="openvino")

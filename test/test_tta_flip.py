@@ -96,10 +96,14 @@ def test_with_the_flip_a_cloud_and_its_mirror_image_give_mirrored_boxes(detector
     try:
         detector.tta_flip = True
         a, b = detector(street), detector(mirrored(street))
+        batch = detector.detect_batch([street, mirrored(street)])  # [P, M(P), then their mirrors] split right
         detector.tta_flip = False
         plain, plain_mirror = detector(street), detector(mirrored(street))
     finally:
         detector.tta_flip = before
+    for one, in_batch in zip((a, b), batch):
+        np.testing.assert_allclose(in_batch.scores, one.scores, atol=1e-5)
+        np.testing.assert_allclose(in_batch.boxes, one.boxes, atol=1e-4)
     sure = a.scores > 0.2
     assert sure.sum() >= 5
     b_sure = b.scores > 0.2
