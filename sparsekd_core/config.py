@@ -312,8 +312,8 @@ class ModelConfig:
                 or len(set(square)) != len(square):
             fail(f"head.post.square_footprint must list distinct names of class_names {self.class_names} "
                  f"(got {square!r})")
-        if self.head.post.tta_flip and self.tta_flip_problem():
-            fail(f"head.post.tta_flip: {self.tta_flip_problem()}")
+        if self.head.post.tta_flip and (problem := self.tta_flip_problem()):
+            fail(f"head.post.tta_flip: {problem}")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):
             fail(f"head.post.nms_type must be 'rotated' or 'axis_aligned' (got {self.head.post.nms_type!r})")
         return self

@@ -254,16 +254,15 @@ class Detector:
     @property
     def tta_flip(self) -> bool:
         """Whether the network also sees each cloud's mirror image and averages the two views' maps (the
-        checkpoint's ``head.post.tta_flip`` unless set; models/tta_flip.py): steadier boxes for twice the
-        network's work a frame."""
+        checkpoint's ``head.post.tta_flip`` unless set; models/tta_flip.py), for twice the network's work a frame."""
         return self._tta_flip
 
     @tta_flip.setter
     def tta_flip(self, on: bool) -> None:
         if not isinstance(on, (bool, np.bool_)):
             raise ValueError(f"tta_flip must be True or False, got {on!r}")
-        if on and self.cfg.tta_flip_problem():
-            raise ValueError(f"{self.name} cannot run tta_flip: {self.cfg.tta_flip_problem()}")
+        if on and (problem := self.cfg.tta_flip_problem()):
+            raise ValueError(f"{self.name} cannot run tta_flip: {problem}")
         self._tta_flip = bool(on)
 
     def _sync(self):

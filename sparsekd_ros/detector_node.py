@@ -228,8 +228,8 @@ class DetectorNode(Node):
             new = self.params.with_values({p.name: p.value for p in params})
         except ValueError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        if new.tta_flip and self.det.cfg.tta_flip_problem():  # refused before anything changes
-            return SetParametersResult(successful=False, reason=f"tta_flip: {self.det.cfg.tta_flip_problem()}")
+        if new.tta_flip and (problem := self.det.cfg.tta_flip_problem()):  # refused before anything changes
+            return SetParametersResult(successful=False, reason=f"tta_flip: {problem}")
         thresholds = self._thresholds(new)
         if thresholds != self.det.thresholds:
             self.det.thresholds = thresholds
