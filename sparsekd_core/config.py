@@ -123,6 +123,9 @@ class PostProcessConfig:
     #: kept): for people, whose returns often cannot tell which way they face, a square box scores the same
     #: whichever heading the network guessed (docs/results.md, "Square footprints"); empty = boxes as decoded
     square_footprint: list[str] = field(default_factory=list)
+    #: classes whose boxes the Detector drops when the LiDAR returns something solid just above them (a sign plate,
+    #: a trunk going on up: sparsekd_core/clear_overhead.py, docs/results.md "Clear overhead"); empty = no check
+    clear_overhead: list[str] = field(default_factory=list)
     #: test-time flip: the network also sees each cloud's mirror image (y -> -y) and the two views' maps are
     #: averaged before decoding (models/tta_flip.py); twice the network's work a frame. CenterHead models whose
     #: point-cloud range is symmetric in y only.
@@ -307,11 +310,11 @@ class ModelConfig:
                 fail(f"head.post.operating_thresholds names {name!r}, not one of class_names {self.class_names}")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 fail(f"head.post.operating_thresholds[{name!r}] must be a score in [0, 1] (got {value!r})")
-        square = self.head.post.square_footprint
-        if not isinstance(square, list) or any(name not in self.class_names for name in square) \
-                or len(set(square)) != len(square):
-            fail(f"head.post.square_footprint must list distinct names of class_names {self.class_names} "
-                 f"(got {square!r})")
+        for key in ("square_footprint", "clear_overhead"):
+            names = getattr(self.head.post, key)
+            if not isinstance(names, list) or any(name not in self.class_names for name in names) \
+                    or len(set(names)) != len(names):
+                fail(f"head.post.{key} must list distinct names of class_names {self.class_names} (got {names!r})")
         if self.head.post.tta_flip and (problem := self.tta_flip_problem()):
             fail(f"head.post.tta_flip: {problem}")
         if self.head.post.nms_type not in ("rotated", "axis_aligned"):

@@ -17,6 +17,7 @@ from .geometry.boxes import points_in_boxes
 from .geometry.transforms import RigidTransform
 from .models.tta_flip import merge_flipped, mirror_points
 from .own_vehicle import OwnVehicle
+from .clear_overhead import clear_overhead
 from .square_footprint import square_footprints
 from .thresholds import ScoreThresholds
 
@@ -79,7 +80,9 @@ class Detector:
     trained on simulated streets can put a confident pedestrian on a patch of a real sweep with one return: the
     heatmap reads context over metres (docs/results.md, "Boxes on empty ground"). The classes of
     :attr:`square_footprint` (the checkpoint's ``head.post.square_footprint``) then get boxes with length = width
-    (sparsekd_core/square_footprint.py). A call reads these settings once, so
+    (sparsekd_core/square_footprint.py), and those of :attr:`clear_overhead` (``head.post.clear_overhead``) are
+    dropped where the cloud has something solid just above them (sparsekd_core/clear_overhead.py): a sign plate or
+    a trunk that goes on up. A call reads these settings once, so
     assigning a new value from another thread (a ROS parameter change) applies to whole frames: a frame never
     mixes old and new settings.
 
@@ -111,7 +114,8 @@ class Detector:
         self._min_points = check_min_points(self.cfg.head.post.min_points)
         self._own_vehicle: OwnVehicle | None = None
         self._view_turn = 0.0
-        self._square_footprint = self._checked_square_footprint(self.cfg.head.post.square_footprint)
+        self._square_footprint = self._checked_classes("square_footprint", self.cfg.head.post.square_footprint)
+        self._clear_overhead = self._checked_classes("clear_overhead", self.cfg.head.post.clear_overhead)
         self._tta_flip = bool(self.cfg.head.post.tta_flip)
         self.last_timings: dict[str, float] = {"preprocess": 0.0, "inference": 0.0, "postprocess": 0.0}
 
@@ -241,13 +245,23 @@ class Detector:
 
     @square_footprint.setter
     def square_footprint(self, names) -> None:
-        self._square_footprint = self._checked_square_footprint(names)
+        self._square_footprint = self._checked_classes("square_footprint", names)
 
-    def _checked_square_footprint(self, names) -> tuple[str, ...]:
+    @property
+    def clear_overhead(self) -> tuple[str, ...]:
+        """Classes whose boxes are dropped when returns lie just above them (the checkpoint's
+        ``head.post.clear_overhead`` unless set; sparsekd_core/clear_overhead.py); () for no such check."""
+        return self._clear_overhead
+
+    @clear_overhead.setter
+    def clear_overhead(self, names) -> None:
+        self._clear_overhead = self._checked_classes("clear_overhead", names)
+
+    def _checked_classes(self, setting: str, names) -> tuple[str, ...]:
         names = tuple(names)
         unknown = [n for n in names if n not in self.class_names]
         if unknown:
-            raise ValueError(f"square_footprint names {unknown}, not classes of {self.name}: "
+            raise ValueError(f"{setting} names {unknown}, not classes of {self.name}: "
                              f"its classes are {list(self.class_names)}")
         return names
 
@@ -276,6 +290,7 @@ class Detector:
         thresholds, min_points, own_vehicle = self._thresholds, self._min_points, self._own_vehicle
         tta_flip = self._tta_flip
         square_labels = [self.class_names.index(n) for n in self._square_footprint]
+        overhead_labels = [self.class_names.index(n) for n in self._clear_overhead]
         view = RigidTransform.from_xyz_rpy(yaw=np.deg2rad(self._view_turn)) if self._view_turn else None
         view_back = None if view is None else view.inverse()
         t0 = time.perf_counter()
@@ -303,9 +318,13 @@ class Detector:
         per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)
         preds = self.model.decode(heads, thresholds.default, per_class)
         for i, p in zip(live, preds):
-            if min_points and len(p.boxes):
-                support = points_in_boxes(tensors[i][:, :3].cpu().numpy(), p.boxes.float().cpu().numpy()).sum(axis=0)
+            xyz = tensors[i][:, :3].cpu().numpy() if (min_points or overhead_labels) and len(p.boxes) else None
+            if min_points and xyz is not None:
+                support = points_in_boxes(xyz, p.boxes.float().cpu().numpy()).sum(axis=0)
                 p = p.select(torch.from_numpy(support >= min_points).to(p.boxes.device))
+            if overhead_labels and xyz is not None and len(p.boxes):
+                keep = clear_overhead(xyz, p.boxes.float().cpu().numpy(), p.labels.cpu().numpy(), overhead_labels)
+                p = p.select(torch.from_numpy(keep).to(p.boxes.device))
             p.boxes = square_footprints(p.boxes, p.labels, square_labels)
             d = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy(),
                            self.class_names, None if p.velocities is None else p.velocities.float().cpu().numpy())

@@ -74,7 +74,9 @@ class DetectorNode(Node):
         if self.params.min_points >= 0:
             self.det.min_points = self.params.min_points
         if self.params.square_footprint is not None:
-            self.det.square_footprint = self._square_footprint(self.params)
+            self.det.square_footprint = self._classes_of(self.params, "square_footprint")
+        if self.params.clear_overhead is not None:
+            self.det.clear_overhead = self._classes_of(self.params, "clear_overhead")
         if self.params.tta_flip is not None:
             self.det.tta_flip = self.params.tta_flip
         self.det.own_vehicle = OwnVehicle.parse(self.params.own_vehicle)
@@ -88,6 +90,8 @@ class DetectorNode(Node):
             + (f", boxes need {self.det.min_points} returns" if hasattr(self.det, "min_points") else "")
             + (f", {' and '.join(self.det.square_footprint)} boxes published square"
                if getattr(self.det, "square_footprint", ()) else "")
+            + (f", {' and '.join(self.det.clear_overhead)} boxes dropped under something solid"
+               if getattr(self.det, "clear_overhead", ()) else "")
             + (", test-time flip on (two views a frame)" if getattr(self.det, "tta_flip", False) else "")
             + (", no own vehicle" if self.det.own_vehicle is None else
                f", boxes on the own vehicle {list(self.params.own_vehicle)} dropped")
@@ -209,17 +213,18 @@ class DetectorNode(Node):
             )
         return thresholds.restricted_to(self.det.class_names)
 
-    def _square_footprint(self, params: NodeParams) -> tuple[str, ...]:
-        """The classes published square for ``params``: the checkpoint's own when the parameter is empty, else the
-        named ones the model has (the others with a warning)."""
-        if params.square_footprint is None:
-            return tuple(self.det.cfg.head.post.square_footprint)
-        unknown = [n for n in params.square_footprint if n not in self.det.class_names]
+    def _classes_of(self, params: NodeParams, setting: str) -> tuple[str, ...]:
+        """The classes a class-list setting (square_footprint, clear_overhead) names in ``params``: the checkpoint's
+        own when the parameter is empty, else the named ones the model has (the others with a warning)."""
+        names = getattr(params, setting)
+        if names is None:
+            return tuple(getattr(self.det.cfg.head.post, setting))
+        unknown = [n for n in names if n not in self.det.class_names]
         if unknown:
             self.get_logger().warning(
-                f"square_footprint names {unknown}, which model {self.det.name} does not have "
+                f"{setting} names {unknown}, which model {self.det.name} does not have "
                 f"(classes {list(self.det.class_names)}); ignoring them")
-        return tuple(n for n in params.square_footprint if n in self.det.class_names)
+        return tuple(n for n in names if n in self.det.class_names)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         """Run-time changes: checked as at start-up, then swapped in as one new value each (the
@@ -244,8 +249,12 @@ class DetectorNode(Node):
             self.det.tta_flip = own if new.tta_flip is None else new.tta_flip
             self.get_logger().info(f"test-time flip now {'on' if self.det.tta_flip else 'off'}")
         if new.square_footprint != self.params.square_footprint:
-            self.det.square_footprint = self._square_footprint(new)
+            self.det.square_footprint = self._classes_of(new, "square_footprint")
             self.get_logger().info(f"boxes published square: {', '.join(self.det.square_footprint) or 'none'}")
+        if new.clear_overhead != self.params.clear_overhead:
+            self.det.clear_overhead = self._classes_of(new, "clear_overhead")
+            checked = ", ".join(self.det.clear_overhead) or "none"
+            self.get_logger().info(f"boxes dropped under something solid: {checked}")
         self.params = new
         return SetParametersResult(successful=True)
 

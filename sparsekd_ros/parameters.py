@@ -150,6 +150,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "classes the model lacks are ignored with a warning. Empty (the default): the checkpoint's own "
               "head.post.square_footprint; 'none': every box as decoded. Can be changed at run time.",
               read_only=False, dynamic_typing=True, parse=_class_names),
+    ParamSpec("clear_overhead", "", "Classes whose boxes are dropped when 3 or more returns lie 0.5-1.3 m above the "
+              "box, over its footprint: a person has open air over the head, while the sign posts and tree trunks "
+              "that fire as people on real streets go on up. A person standing under an awning or a low branch is "
+              "dropped too. One string 'Pedestrian,Cyclist' or a string list; classes the model lacks are ignored "
+              "with a warning. Empty (the default): the checkpoint's own head.post.clear_overhead; 'none': no "
+              "check. Can be changed at run time.", read_only=False, dynamic_typing=True, parse=_class_names),
     ParamSpec("tta_flip", "", "Test-time flip: 'on' runs the network on each cloud and on its left-right mirror "
               "image and averages the two views' maps before decoding (on simulated streets better car boxes, "
               "pedestrians and cyclists about the same; twice the network's work a frame); 'off' runs it once. "

@@ -288,6 +288,35 @@ def test_square_footprint_through_the_node(context, tmp_path):
         node.destroy_node()
 
 
+def test_clear_overhead_through_the_node(context, tmp_path):
+    """The real Detector with scripted Car and Pedestrian boxes behind the node and three returns just over the
+    Pedestrian's box: clear_overhead drops that box only; 'none' and '' (the checkpoint's own: none) keep both; a
+    class the model lacks is ignored."""
+    from scripted_detector import BOX_SIZE, BOX_Z, cell_centre
+
+    det = scripted_detector(tmp_path, {"Car": 0.6, "Pedestrian": 0.6})
+    x, y = cell_centre(det, 16, 18)  # the Pedestrian's box
+    over = np.array([[x + dx, y, BOX_Z + BOX_SIZE[2] / 2 + 0.9, 0.2] for dx in (-0.5, 0.0, 0.5)], np.float32)
+    node, capture = make_node(context, det, clear_overhead="Pedestrian", warmup_runs=0)
+    try:
+        assert det.clear_overhead == ("Pedestrian",)
+        cloud = points_to_cloud(np.concatenate([some_points(), over]), header=header(stamp(1)))
+        node.process_cloud(cloud)
+        assert sorted(_labelled(capture.msgs[-1])) == ["Car"]
+        assert node.set_parameters([Parameter("clear_overhead", value="none")])[0].successful
+        node.process_cloud(cloud)
+        assert sorted(_labelled(capture.msgs[-1])) == ["Car", "Pedestrian"]
+        assert node.set_parameters([Parameter("clear_overhead", value=["Pedestrian", "Truck"])])[0].successful
+        assert det.clear_overhead == ("Pedestrian",)
+        assert node.set_parameters([Parameter("clear_overhead", value="")])[0].successful
+        assert det.clear_overhead == ()  # the scripted checkpoint records none
+        node.process_cloud(cloud)
+        assert sorted(_labelled(capture.msgs[-1])) == ["Car", "Pedestrian"]
+        assert not node.set_parameters([Parameter("clear_overhead", value=3)])[0].successful
+    finally:
+        node.destroy_node()
+
+
 def test_tta_flip_through_the_node(context, tmp_path):
     """The real Detector with a scripted head that ignores its input (one Car peak of 0.8) behind the node: with the
     test-time flip the mirror view's peak is turned back to the mirrored row, so the averaged maps hold two Car

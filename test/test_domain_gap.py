@@ -154,6 +154,27 @@ def test_false_boxes_are_counted_by_distance_and_scores_told_apart_from_the_matc
     assert np.isnan(s["median_score"]["Cyclist"]["false"])
 
 
+def test_false_people_with_returns_over_the_head_are_told_apart(kitti_real):
+    """Two false pedestrians in open air and one under three returns 0.9 m over its top (a sign plate): a third of
+    the false pedestrians; no false cyclist, no share; the labelled people of the frame are counted too."""
+    info = next(i for i in load_split(kitti_real, "kitti", "val") if i.frame_id.endswith("000008"))
+    points = load_points(info, kitti_real)
+    people = np.array([[x, y, -0.9, 0.8, 0.7, 1.7, 0.0] for x, y in ((12.0, 6.0), (12.0, 8.0), (15.0, 8.0))])
+    assert false_boxes(info, people).all()
+    plate = np.array([[15.0 + dx, 8.0, -0.05 + 0.9] for dx in (-0.2, 0.0, 0.2)])
+    cloud = np.vstack([points[:, :3], plate])
+    side = SideStats("real")
+    side.add_frame(info, points, np.random.default_rng(0))
+    side.add_detections(info, people, ["Pedestrian"] * 3, (0.0, -40.0, -3.0, 70.4, 40.0, 1.0), None, cloud)
+    s = side.summary()["overhead_share"]
+    assert s["Pedestrian"]["false"] == pytest.approx(1 / 3)
+    assert s["Cyclist"]["false"] is None or np.isnan(s["Cyclist"]["false"])
+    labelled = np.isin(info.annos.names, ["Pedestrian", "Cyclist"]).sum()
+    assert np.isfinite(s["Pedestrian"]["labelled"]) == bool((np.asarray(info.annos.names) == "Pedestrian").any())
+    assert labelled == len(side.labelled_overhead["Pedestrian"]) + len(side.labelled_overhead["Cyclist"])
+    assert "Pedestrian with 3+ returns over the head, false boxes / labelled" in format_report([side.summary()])
+
+
 def test_command_line_puts_sides_next_to_each_other_and_writes_json(kitti_real, tmp_path, capsys):
     out = tmp_path / "gap.json"
     side = f"{kitti_real}:val"
@@ -187,8 +208,8 @@ def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, ca
         # the bundled student records the sim360 configs' min_points 5, its operating point and its square
         # pedestrians, which the tool applies and says, as it says the node's default own vehicle (a car roof), whose
         # boxes it drops, and that it runs the network once a cloud (no test-time flip recorded)
-        assert (f"(score threshold {said}, min points 5, square footprint Pedestrian, test-time flip off, own vehicle "
-                "-2.4 2 -1.2 1.2)") in capsys.readouterr().out
+        assert (f"(score threshold {said}, min points 5, square footprint Pedestrian, clear overhead none, "
+                "test-time flip off, own vehicle -2.4 2 -1.2 1.2)") in capsys.readouterr().out
         side = json.loads(out.read_text())["sides"][0]
         assert 0 <= side["false_boxes_per_frame"] <= side["boxes_per_frame"]
         # every box of the KITTI students is a Car, Pedestrian or Cyclist: the classes' false boxes add up

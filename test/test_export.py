@@ -216,6 +216,16 @@ def test_autoware_layout_notes_the_square_footprint_autoware_does_not_apply(tmp_
     assert not any("square" in n for n in aw.check_autoware(load_source(str(path), untrained=True)[0]).notes)
 
 
+def test_autoware_layout_notes_the_overhead_check_autoware_does_not_make(tmp_path):
+    path = tmp_path / "overhead_w32.yaml"
+    path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n"
+                    "head: {post: {clear_overhead: [Pedestrian, Cyclist]}}\n")
+    notes = aw.check_autoware(load_source(str(path), untrained=True)[0]).notes
+    assert any("Pedestrian, Cyclist boxes whatever lies over them" in n for n in notes)
+    path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n")
+    assert not any("clear_overhead" in n for n in aw.check_autoware(load_source(str(path), untrained=True)[0]).notes)
+
+
 def test_autoware_layout_notes_the_test_time_flip_autoware_does_not_run(tmp_path):
     path = tmp_path / "flip_w32.yaml"
     path.write_text("base: cp_pillar_v0.64_sim\nvfe: {filters: [32, 32]}\nbev: {num_features: 32}\n"

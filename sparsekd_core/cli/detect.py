@@ -13,6 +13,7 @@ import numpy as np
 
 from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
+from sparsekd_core.cli.clear_overhead_option import add_clear_overhead_option, apply_clear_overhead
 from sparsekd_core.cli.square_footprint_option import add_square_footprint_option, apply_square_footprint
 from sparsekd_core.cli.tta_flip_option import add_tta_flip_option, apply_tta_flip
 from sparsekd_core.data.point_files import (
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "head.post.min_points; 0 keeps every box)")
     add_own_vehicle_option(p)
     add_square_footprint_option(p)
+    add_clear_overhead_option(p)
     add_tta_flip_option(p)
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
@@ -209,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             det.min_points = args.min_points
         det.own_vehicle = own_vehicle_from(args)
         apply_square_footprint(det, args.square_footprint)
+        apply_clear_overhead(det, args.clear_overhead)
         apply_tta_flip(det, args.tta_flip)
     except ValueError as exc:
         err(f"error: {exc}")
@@ -247,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
                "class_names": list(det.class_names), "point_features": list(det.point_features),
                "score_threshold": det.score_threshold, "class_score_thresholds": det.class_score_thresholds,
                "min_points": det.min_points, "square_footprint": list(det.square_footprint),
+               "clear_overhead": list(det.clear_overhead),
                "tta_flip": det.tta_flip,
                "own_vehicle": None if det.own_vehicle is None else det.own_vehicle.as_list(),
                "box_convention": BOX_CONVENTION,

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
+from sparsekd_core.cli.clear_overhead_option import add_clear_overhead_option, apply_clear_overhead
 from sparsekd_core.cli.square_footprint_option import add_square_footprint_option, apply_square_footprint
 from sparsekd_core.cli.tta_flip_option import add_tta_flip_option, apply_tta_flip
 from sparsekd_core.cli.view_turn_option import add_view_turn_option, apply_view_turn
@@ -122,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="drop boxes holding fewer than N LiDAR returns (default: the checkpoint's "
                         "head.post.min_points; 0 keeps every box)")
     add_square_footprint_option(p)
+    add_clear_overhead_option(p)
     add_tta_flip_option(p)
     add_view_turn_option(p)
     p.add_argument("--operating-points", nargs=3, type=float, default=None, metavar=("LOW", "HIGH", "STEP"),
@@ -183,6 +185,7 @@ def run_detector(args: argparse.Namespace, infos: Sequence[FrameInfo], root: Pat
         det.min_points = args.min_points
     det.own_vehicle = own_vehicle_from(args)
     apply_square_footprint(det, args.square_footprint)
+    apply_clear_overhead(det, args.clear_overhead)
     apply_tta_flip(det, args.tta_flip)
     apply_view_turn(det, args.view_turn)
     preds: list[dict] = []
@@ -258,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
             model_info = {"name": det.name, "class_names": list(det.class_names),
                           "point_features": list(det.point_features), "score_threshold": det.score_threshold,
                           "min_points": det.min_points, "square_footprint": list(det.square_footprint),
+                          "clear_overhead": list(det.clear_overhead),
                           "tta_flip": det.tta_flip,
                           "own_vehicle": None if det.own_vehicle is None else det.own_vehicle.as_list(),
                           "device": str(det.device)}

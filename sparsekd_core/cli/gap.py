@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_option, class_setting_from
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
+from sparsekd_core.cli.clear_overhead_option import add_clear_overhead_option, apply_clear_overhead
 from sparsekd_core.cli.square_footprint_option import add_square_footprint_option, apply_square_footprint
 from sparsekd_core.cli.tta_flip_option import add_tta_flip_option, apply_tta_flip
 from sparsekd_core.cli.view_turn_option import add_view_turn_option, apply_view_turn
@@ -60,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "checkpoint's head.post.min_points; 0 keeps every box)")
     add_own_vehicle_option(parser)
     add_square_footprint_option(parser)
+    add_clear_overhead_option(parser)
     add_tta_flip_option(parser)
     add_view_turn_option(parser)
     parser.add_argument("--images", default=None, metavar="DIR",
@@ -103,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                 detector.min_points = args.min_points
             detector.own_vehicle = own_vehicle_from(args)
             apply_square_footprint(detector, args.square_footprint)
+            apply_clear_overhead(detector, args.clear_overhead)
             apply_tta_flip(detector, args.tta_flip)
             apply_view_turn(detector, args.view_turn)
         if args.view_turn and detector is None:
@@ -125,9 +128,10 @@ def main(argv: list[str] | None = None) -> int:
     if detector is not None:
         vehicle = "none" if detector.own_vehicle is None else " ".join(f"{v:g}" for v in detector.own_vehicle.as_list())
         square, flip = ",".join(detector.square_footprint) or "none", "on" if detector.tta_flip else "off"
+        overhead = ",".join(detector.clear_overhead) or "none"
         print(f"detector: {args.checkpoint} (score threshold {detector.thresholds.describe()}, min points "
-              f"{detector.min_points}, square footprint {square}, test-time flip {flip}, own vehicle "
-              f"{vehicle})")
+              f"{detector.min_points}, square footprint {square}, clear overhead {overhead}, test-time flip {flip}, "
+              f"own vehicle {vehicle})")
     print(format_report(results))
     for line in drawn:
         print(line)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from sparsekd_core.cli.class_list_text import parse_class_list
+
 
 def add_square_footprint_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--square-footprint", default=None, metavar="CLASS[,CLASS]|none",
@@ -16,7 +18,6 @@ def add_square_footprint_option(parser: argparse.ArgumentParser) -> None:
 def apply_square_footprint(detector, value: str | None) -> None:
     """Set ``detector.square_footprint`` from the option's text (None: leave the checkpoint's); ValueError naming
     the model's classes when a name is not one of them."""
-    if value is None:
-        return
-    text = value.strip()
-    detector.square_footprint = () if text.lower() == "none" else [n.strip() for n in text.split(",") if n.strip()]
+    names = parse_class_list(value)
+    if names is not None:
+        detector.square_footprint = names

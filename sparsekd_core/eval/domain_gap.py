@@ -30,7 +30,9 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
   in all and by the class the detector gave them (which clutter fires as what), per class by BEV distance band
   (``RANGE_BANDS``: where it fires), and the median score of a class's false boxes beside that of its boxes
-  on labelled objects (how far apart they are is what a score threshold can use);
+  on labelled objects (how far apart they are is what a score threshold can use); for pedestrians and cyclists
+  also the share of false boxes, and beside it of labelled objects, with returns just over the head
+  (clear_overhead.py's window and count: a sign post or a trunk going on up, which a simulator may lack);
   and, per class, how the boxes it puts on labelled objects are wrong: each labelled object centred in the
   detector's range is matched to the nearest box of its class whose BEV centre is within ``MATCH_REACH`` m,
   and the medians of the matched pairs' errors are reported (centre distance in BEV; its signed part along
@@ -58,6 +60,7 @@ from typing import Sequence
 
 import numpy as np
 
+from sparsekd_core.clear_overhead import MIN_RETURNS, overhead_returns
 from sparsekd_core.data.infos import FrameInfo, load_points
 from sparsekd_core.data.kitti_format import boxes_to_image_bbox
 from sparsekd_core.data.point_files import model_points
@@ -68,6 +71,8 @@ from sparsekd_core.geometry.iou import iou_bev_aligned
 from sparsekd_core.viz.camera import draw_camera_boxes
 
 CLASSES = ("Car", "Pedestrian", "Cyclist")
+#: the classes whose boxes and labels are checked for returns over the head (clear_overhead.py)
+PEOPLE = ("Pedestrian", "Cyclist")
 RANGE_BANDS = ((0.0, 10.0), (10.0, 20.0), (20.0, 30.0), (30.0, 40.0), (40.0, 60.0))
 INTENSITY_BANDS = ((0.0, 20.0), (20.0, 40.0), (40.0, 80.0))
 #: A prediction is false when its centre lies farther than this beyond every labelled object's half-diagonal.
@@ -150,6 +155,9 @@ class SideStats:
     subset_errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
     #: measured pedestrians' chest-band extent across the ray (chest_across_ray), crossing the ray or along it
     chest_across: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    #: per class of PEOPLE: each labelled object's and each false box's "returns over the head" (clear_overhead.py)
+    labelled_overhead: dict[str, list[bool]] = field(default_factory=dict, repr=False)
+    false_overhead: dict[str, list[bool]] = field(default_factory=dict, repr=False)
     #: camera images drawn (measure's images_dir)
     images: int = 0
 
@@ -167,6 +175,9 @@ class SideStats:
             self.intensity_range.append(np.hypot(points[pick, 0], points[pick, 1]))
         a = info.annos
         self.pedestrians.append(pedestrians_in_company(a.boxes_lidar[np.asarray(a.names) == "Pedestrian"]))
+        for c in PEOPLE:
+            labelled = a.boxes_lidar[np.asarray(a.names) == c]
+            self.labelled_overhead.setdefault(c, []).extend(overhead_returns(points, labelled) >= MIN_RETURNS)
         occluded = a.occluded if a.occluded is not None else np.zeros(len(a), np.int64)
         for name, box, n, occ in zip(a.names, a.boxes_lidar, a.num_points_in_gt, occluded):
             if name not in CLASSES:
@@ -194,10 +205,12 @@ class SideStats:
             self.chest_across.setdefault(way, []).append(extent)
 
     def add_detections(self, info: FrameInfo, boxes: np.ndarray, names: Sequence[str],
-                       point_cloud_range: Sequence[float], scores: np.ndarray | None = None) -> None:
+                       point_cloud_range: Sequence[float], scores: np.ndarray | None = None,
+                       points: np.ndarray | None = None) -> None:
         """Count the boxes a detector put in this frame and the false ones, and pair its boxes (K, 7) of class
         ``names`` (K,) with the labelled objects centred in its ``point_cloud_range`` (module docstring);
-        ``scores`` (K,), when given, are kept for the false and the matched boxes' medians."""
+        ``scores`` (K,), when given, are kept for the false and the matched boxes' medians; with the frame's
+        ``points``, false pedestrians and cyclists are checked for returns over the head."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
         self.boxes_per_frame.append(len(boxes))
         false = false_boxes(info, boxes)
@@ -211,6 +224,9 @@ class SideStats:
             false_mine = false & mine
             self.false_by_class.setdefault(c, []).append(int(false_mine.sum()))
             self.false_distance.setdefault(c, []).extend(np.hypot(boxes[false_mine, 0], boxes[false_mine, 1]))
+            if points is not None and c in PEOPLE:
+                over = overhead_returns(points, boxes[false_mine]) >= MIN_RETURNS
+                self.false_overhead.setdefault(c, []).extend(over)
             labelled = a.boxes_lidar[np.asarray(a.names) == c]
             seen = ((labelled[:, 0] >= r[0]) & (labelled[:, 0] < r[3]) & (labelled[:, 1] >= r[1])
                     & (labelled[:, 1] < r[4]))
@@ -258,6 +274,9 @@ class SideStats:
         out["object_intensity"] = {c: _median(v) for c, v in sorted(self.object_intensity.items())}
         out["pedestrian_chest_across_ray"] = {way: {"count": len(v), "median": _median(v)}
                                               for way, v in sorted(self.chest_across.items())}
+        out["overhead_share"] = {c: {"labelled": _mean(self.labelled_overhead.get(c, [])),
+                                     "false": _mean(self.false_overhead[c]) if c in self.false_overhead else None}
+                                 for c in PEOPLE}
         people, company = np.array(self.pedestrians, np.int64).reshape(-1, 2).sum(axis=0)
         out["pedestrians_in_company"] = float(company / people) if people else float("nan")
         if self.boxes_per_frame:
@@ -532,7 +551,7 @@ def measure(name: str, infos: Sequence[FrameInfo], root: str | Path, detector=No
                                  f"detector reads (its features: {', '.join(detector.point_features)}); measure "
                                  "it on a dataset that has them")
             det = detector(model_input)
-            stats.add_detections(info, det.boxes, det.names, detector.point_cloud_range, det.scores)
+            stats.add_detections(info, det.boxes, det.names, detector.point_cloud_range, det.scores, model_input)
             image = camera_image_path(info, root)
             if images_dir is not None and image.is_file():
                 camera_view(info, image, Path(images_dir) / f"{info.frame_id}.png", points, det.boxes, det.names,
@@ -604,6 +623,11 @@ def format_report(sides: Sequence[dict]) -> str:
             row(f"  {c} by distance, {bands} m", lambda s, c=c: "/".join(
                 num(v) for v in s["false_boxes_per_frame_by_range"][c].values())
                 if c in s.get("false_boxes_per_frame_by_range", {}) else "-")
+        for c in PEOPLE:
+            row(f"{c} with {MIN_RETURNS}+ returns over the head, false boxes / labelled", lambda s, c=c: "/".join(
+                "-" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"
+                for v in (s["overhead_share"][c]["false"], s["overhead_share"][c]["labelled"]))
+                if "overhead_share" in s else "-")
         for c in CLASSES:
             row(f"{c} median score, false / on a labelled object", lambda s, c=c: "/".join(
                 num(s["median_score"][c][k]) for k in ("false", "matched")) if "median_score" in s else "-")

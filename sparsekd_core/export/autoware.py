@@ -154,6 +154,10 @@ def check_autoware(model: nn.Module, allow_patch: bool = False, class_names=None
         notes.append(f"Autoware publishes {', '.join(cfg.head.post.square_footprint)} boxes as the network decodes "
                      "them; our Detector makes their footprint square (head.post.square_footprint), so their "
                      "length and width differ from ours")
+    if cfg.head.post.clear_overhead:
+        notes.append(f"Autoware publishes {', '.join(cfg.head.post.clear_overhead)} boxes whatever lies over them; our "
+                     "Detector drops those with returns just above them (head.post.clear_overhead), so Autoware "
+                     "shows boxes ours do not, on sign posts and tree trunks")
     if cfg.head.post.tta_flip:
         notes.append("Autoware runs the network once a cloud; our Detector also runs it on the cloud's mirror image "
                      "and averages the two (head.post.tta_flip), so Autoware's boxes are those of sparsekd-eval "
