@@ -153,6 +153,17 @@ class Detector:
             pts = pts[keep]
         return torch.from_numpy(np.ascontiguousarray(pts)).to(self.device, non_blocking=True)
 
+    @staticmethod
+    def _finite_xyz(points, view: RigidTransform | None) -> np.ndarray:
+        """x y z of a cloud's finite points, moved by ``view``, not cropped to the model's range (a cloud
+        :meth:`_prepare` has already checked)."""
+        if isinstance(points, torch.Tensor):
+            points = points.detach().cpu().numpy()
+        pts = np.asarray(points, dtype=np.float32)
+        if view is not None:
+            pts = view.apply_points(pts)
+        return pts[np.isfinite(pts).all(axis=1), :3]
+
     def expected_ground(self) -> tuple[float | None, str]:
         """(ground z in the model frame, where it comes from): the checkpoint's meta ``ground_z`` when recorded,
         else the ground of the dataset layout its classes name; (None, why) when neither is known."""
@@ -318,14 +329,14 @@ class Detector:
         per_class = torch.tensor(thresholds.for_classes(self.class_names), dtype=torch.float32, device=self.device)
         preds = self.model.decode(heads, thresholds.default, per_class)
         for i, p in zip(live, preds):
-            xyz = tensors[i][:, :3].cpu().numpy() if (min_points or overhead_labels) and len(p.boxes) else None
-            if min_points and xyz is not None:
-                support = points_in_boxes(xyz, p.boxes.float().cpu().numpy()).sum(axis=0)
+            if min_points and len(p.boxes):
+                support = points_in_boxes(tensors[i][:, :3].cpu().numpy(), p.boxes.float().cpu().numpy()).sum(axis=0)
                 p = p.select(torch.from_numpy(support >= min_points).to(p.boxes.device))
-            if overhead_labels and xyz is not None and len(p.boxes):
-                keep = clear_overhead(xyz, p.boxes.float().cpu().numpy(), p.labels.cpu().numpy(), overhead_labels)
-                p = p.select(torch.from_numpy(keep).to(p.boxes.device))
             p.boxes = square_footprints(p.boxes, p.labels, square_labels)
+            if overhead_labels and len(p.boxes):  # over the footprint published, in the whole cloud: the window
+                over = self._finite_xyz(clouds[i], view)  # reaches above the model's range
+                keep = clear_overhead(over, p.boxes.float().cpu().numpy(), p.labels.cpu().numpy(), overhead_labels)
+                p = p.select(torch.from_numpy(keep).to(p.boxes.device))
             d = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy(),
                            self.class_names, None if p.velocities is None else p.velocities.float().cpu().numpy())
             if view_back is not None:

@@ -70,6 +70,23 @@ def test_the_detector_drops_only_the_checked_class_under_returns(tmp_path):
     assert det.clear_overhead == ("Car", "Pedestrian")  # a refused value changes nothing
 
 
+def test_returns_above_the_models_range_count(tmp_path):
+    """The window reaches above the top of the model's range (z 1 m here), which the network never sees: the
+    check reads the whole cloud, so a sign plate there still drops the box under it."""
+    det = scripted_detector(tmp_path, {"Pedestrian": 0.7})
+    det.score_threshold = 0.3
+    top = BOX_Z + BOX_SIZE[2] / 2
+    z_max = float(det.point_cloud_range[5])
+    assert top + 0.5 < z_max < top + 1.28
+    x, y = cell_centre(det, 8, 10)
+    plate = np.array([[x + dx, y, top + 1.28, 0.2] for dx in (-0.5, 0.0, 0.5)], np.float32)  # above z_max
+    cloud = np.concatenate([np.array([[29.0, 14.0, -1.5, 0.1]], np.float32), plate])
+    det.clear_overhead = ["Pedestrian"]
+    assert len(det(cloud)) == 0
+    det.clear_overhead = []
+    assert list(det(cloud).names) == ["Pedestrian"]
+
+
 def test_on_a_real_street_the_labelled_people_keep_their_boxes(shared_data):
     """Real sweep avod_000076 and its labels: with Pedestrian and Cyclist checked, every box that matches a labelled
     pedestrian (BEV IoU >= 0.3) is still published, and the boxes that go are pedestrians or cyclists."""
@@ -90,6 +107,8 @@ def test_on_a_real_street_the_labelled_people_keep_their_boxes(shared_data):
     gone = [n for b, n in zip(plain.boxes, plain.names) if tuple(np.round(b, 4)) not in kept]
     assert set(gone) <= {"Pedestrian", "Cyclist"}
     assert len(checked) == len(plain) - len(gone)
+    people = np.isin(checked.names, ["Pedestrian", "Cyclist"])  # what is published has open air over it
+    assert (overhead_returns(points, checked.boxes[people]) < 3).all()
 
 
 def test_the_option_reads_names_none_and_refuses_a_class_the_model_lacks(tmp_path):
