@@ -10,3 +10,11 @@ def parse_class_list(value: str | None) -> tuple[str, ...] | None:
         return None
     text = value.strip()
     return () if text.lower() == "none" else tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def apply_class_list(detector, setting: str, value: str | None) -> None:
+    """Set the Detector's class-list ``setting`` (its attribute) from an option's text, None leaving the
+    checkpoint's; the Detector's ValueError, naming the model's classes, when a name is not one of them."""
+    names = parse_class_list(value)
+    if names is not None:
+        setattr(detector, setting, names)

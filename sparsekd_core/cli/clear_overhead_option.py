@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from sparsekd_core.cli.class_list_text import parse_class_list
+from sparsekd_core.cli.class_list_text import apply_class_list
 
 
 def add_clear_overhead_option(parser: argparse.ArgumentParser) -> None:
@@ -20,6 +20,4 @@ def add_clear_overhead_option(parser: argparse.ArgumentParser) -> None:
 def apply_clear_overhead(detector, value: str | None) -> None:
     """Set ``detector.clear_overhead`` from the option's text (None: leave the checkpoint's); ValueError naming
     the model's classes when a name is not one of them."""
-    names = parse_class_list(value)
-    if names is not None:
-        detector.clear_overhead = names
+    apply_class_list(detector, "clear_overhead", value)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sparsekd_core.cli.class_list_text import parse_class_list
+from sparsekd_core.cli.class_list_text import apply_class_list
 
 
 def add_square_footprint_option(parser: argparse.ArgumentParser) -> None:
@@ -18,6 +18,4 @@ def add_square_footprint_option(parser: argparse.ArgumentParser) -> None:
 def apply_square_footprint(detector, value: str | None) -> None:
     """Set ``detector.square_footprint`` from the option's text (None: leave the checkpoint's); ValueError naming
     the model's classes when a name is not one of them."""
-    names = parse_class_list(value)
-    if names is not None:
-        detector.square_footprint = names
+    apply_class_list(detector, "square_footprint", value)
