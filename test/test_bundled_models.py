@@ -66,6 +66,9 @@ CLASSES = ("Car", "Pedestrian", "Cyclist")
 #: asks: the students adopted it by session 51's rule on simulated streets (docs/results.md "Square footprints").
 SQUARE = {"cp_voxel_s": ("Pedestrian",), "cp_pillar_v0.64": ("Pedestrian",), "cp_pillar_s": ("Pedestrian",),
           "cp_pillar_sim360": ()}
+#: The classes whose boxes each bundled model drops under returns just over them (head.post.clear_overhead), as its
+#: config asks: adopted by session 53's rule on simulated streets (docs/results.md "Clear overhead").
+OVERHEAD = {"cp_voxel_s": (), "cp_pillar_v0.64": (), "cp_pillar_s": ("Pedestrian", "Cyclist"), "cp_pillar_sim360": ()}
 
 
 def test_the_bundled_folder_holds_exactly_the_documented_models():
@@ -93,6 +96,12 @@ def test_bundled_model_publishes_the_square_classes_its_config_asks_for(name):
     det = load_detector(name, device="cpu")
     assert det.square_footprint == SQUARE[name]
     assert tuple(load_model_config(BUNDLED[name][0]).head.post.square_footprint) == SQUARE[name]
+
+
+@pytest.mark.parametrize("name", sorted(BUNDLED))
+def test_bundled_model_checks_overhead_for_the_classes_its_config_asks_for(name):
+    assert load_detector(name, device="cpu").clear_overhead == OVERHEAD[name]
+    assert tuple(load_model_config(BUNDLED[name][0]).head.post.clear_overhead) == OVERHEAD[name]
 
 
 @dataclass
