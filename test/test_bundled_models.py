@@ -67,8 +67,10 @@ CLASSES = ("Car", "Pedestrian", "Cyclist")
 SQUARE = {"cp_voxel_s": ("Pedestrian",), "cp_pillar_v0.64": ("Pedestrian",), "cp_pillar_s": ("Pedestrian",),
           "cp_pillar_sim360": ()}
 #: The classes whose boxes each bundled model drops under returns just over them (head.post.clear_overhead), as its
-#: config asks: adopted by session 53's rule on simulated streets (docs/results.md "Clear overhead").
-OVERHEAD = {"cp_voxel_s": (), "cp_pillar_v0.64": (), "cp_pillar_s": ("Pedestrian", "Cyclist"), "cp_pillar_sim360": ()}
+#: config asks: the students adopted it by session 53's rule on simulated streets (docs/results.md "Clear overhead");
+#: the teacher was not judged.
+OVERHEAD = {"cp_voxel_s": ("Pedestrian", "Cyclist"), "cp_pillar_v0.64": ("Pedestrian", "Cyclist"),
+            "cp_pillar_s": ("Pedestrian", "Cyclist"), "cp_pillar_sim360": ()}
 
 
 def test_the_bundled_folder_holds_exactly_the_documented_models():

@@ -205,11 +205,11 @@ def test_checkpoint_counts_boxes_at_the_threshold_asked(kitti_real, tmp_path, ca
         assert main(["--side", f"real={kitti_real}:val", "--checkpoint", "cp_pillar_v0.64", "--score-threshold",
                      str(threshold), "--class-score-thresholds", classes, "--max-frames", "2", "--quiet",
                      "--json", str(out)]) == 0
-        # the bundled student records the sim360 configs' min_points 5, its operating point and its square
-        # pedestrians, which the tool applies and says, as it says the node's default own vehicle (a car roof), whose
-        # boxes it drops, and that it runs the network once a cloud (no test-time flip recorded)
-        assert (f"(score threshold {said}, min points 5, square footprint Pedestrian, clear overhead none, "
-                "test-time flip off, own vehicle -2.4 2 -1.2 1.2)") in capsys.readouterr().out
+        # the bundled student records the sim360 configs' min_points 5, its operating point, its square pedestrians
+        # and its overhead check, which the tool applies and says, as it says the node's default own vehicle (a car
+        # roof), whose boxes it drops, and that it runs the network once a cloud (no test-time flip recorded)
+        assert (f"(score threshold {said}, min points 5, square footprint Pedestrian, clear overhead "
+                "Pedestrian,Cyclist, test-time flip off, own vehicle -2.4 2 -1.2 1.2)") in capsys.readouterr().out
         side = json.loads(out.read_text())["sides"][0]
         assert 0 <= side["false_boxes_per_frame"] <= side["boxes_per_frame"]
         # every box of the KITTI students is a Car, Pedestrian or Cyclist: the classes' false boxes add up
