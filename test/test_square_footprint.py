@@ -34,7 +34,9 @@ def test_no_labels_and_no_boxes_pass_through():
 
 @pytest.fixture(scope="module")
 def detector():
-    return load_detector("cp_pillar_s", device="cpu")
+    det = load_detector("cp_pillar_s", device="cpu")
+    det.clear_overhead = ()  # its overhead check reads the published footprint, which squaring changes
+    return det
 
 
 @pytest.fixture(scope="module")
