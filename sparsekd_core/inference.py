@@ -131,6 +131,11 @@ class Detector:
     def _prepare(self, points, view: RigidTransform | None = None) -> torch.Tensor:
         """Checked, finite points inside the model's range as a tensor on its device, moved by ``view`` first (the
         turn of :attr:`view_turn`)."""
+        return self._in_range(self._checked_cloud(points, view))
+
+    def _checked_cloud(self, points, view: RigidTransform | None) -> np.ndarray:
+        """A cloud's finite points as float32 (N, features), moved by ``view``, not yet cropped to the model's range
+        (the overhead check looks above it); a ValueError names what is wrong with the array."""
         if isinstance(points, torch.Tensor):
             points = points.detach().cpu().numpy()
         if not isinstance(points, np.ndarray):
@@ -145,24 +150,17 @@ class Detector:
         pts = points.astype(np.float32, copy=False)
         if view is not None:
             pts = view.apply_points(pts)
-        keep = np.isfinite(pts).all(axis=1)
+        finite = np.isfinite(pts).all(axis=1)
+        return pts if finite.all() else pts[finite]
+
+    def _in_range(self, pts: np.ndarray) -> torch.Tensor:
+        """The points of a checked cloud inside the model's range, as a tensor on its device."""
         r = self.point_cloud_range
         xyz = pts[:, :3]
-        keep &= (xyz >= r[:3]).all(axis=1) & (xyz < r[3:]).all(axis=1)
+        keep = (xyz >= r[:3]).all(axis=1) & (xyz < r[3:]).all(axis=1)
         if not keep.all():
             pts = pts[keep]
         return torch.from_numpy(np.ascontiguousarray(pts)).to(self.device, non_blocking=True)
-
-    @staticmethod
-    def _finite_xyz(points, view: RigidTransform | None) -> np.ndarray:
-        """x y z of a cloud's finite points, moved by ``view``, not cropped to the model's range (a cloud
-        :meth:`_prepare` has already checked)."""
-        if isinstance(points, torch.Tensor):
-            points = points.detach().cpu().numpy()
-        pts = np.asarray(points, dtype=np.float32)
-        if view is not None:
-            pts = view.apply_points(pts)
-        return pts[np.isfinite(pts).all(axis=1), :3]
 
     def expected_ground(self) -> tuple[float | None, str]:
         """(ground z in the model frame, where it comes from): the checkpoint's meta ``ground_z`` when recorded,
@@ -305,7 +303,8 @@ class Detector:
         view = RigidTransform.from_xyz_rpy(yaw=np.deg2rad(self._view_turn)) if self._view_turn else None
         view_back = None if view is None else view.inverse()
         t0 = time.perf_counter()
-        tensors = [self._prepare(c, view) for c in clouds]
+        checked = [self._checked_cloud(c, view) for c in clouds]
+        tensors = [self._in_range(c) for c in checked]
         results: list[Detections | None] = [None] * len(tensors)
         live = [i for i, t in enumerate(tensors) if t.shape[0] > 0]
         for i in set(range(len(tensors))) - set(live):
@@ -334,8 +333,8 @@ class Detector:
                 p = p.select(torch.from_numpy(support >= min_points).to(p.boxes.device))
             p.boxes = square_footprints(p.boxes, p.labels, square_labels)
             if overhead_labels and len(p.boxes):  # over the footprint published, in the whole cloud: the window
-                over = self._finite_xyz(clouds[i], view)  # reaches above the model's range
-                keep = clear_overhead(over, p.boxes.float().cpu().numpy(), p.labels.cpu().numpy(), overhead_labels)
+                keep = clear_overhead(checked[i][:, :3], p.boxes.float().cpu().numpy(),  # reaches above the range
+                                      p.labels.cpu().numpy(), overhead_labels)
                 p = p.select(torch.from_numpy(keep).to(p.boxes.device))
             d = Detections(p.boxes.float().cpu().numpy(), p.scores.float().cpu().numpy(), p.labels.cpu().numpy(),
                            self.class_names, None if p.velocities is None else p.velocities.float().cpu().numpy())
