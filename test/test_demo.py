@@ -17,8 +17,9 @@ from sparsekd_core.checkpoint import CheckpointError, write_untrained_checkpoint
 from sparsekd_core.data.sim import DriveScene, get_preset
 from sparsekd_ros.demo.drive import simulate_drive
 from sparsekd_ros.demo.evaluate import agreement, detect_files, score_drive, scores_table
-from sparsekd_ros.demo.models import (resolve_student, resolve_teacher, stand_in_architecture, teacher_of,
-                                       untrained_banner)
+from sparsekd_ros.demo.bundle import DEMO_DRIVE, drive_key
+from sparsekd_ros.demo.models import (OTHER_DRIVE_NOTE, choose_teacher, resolve_student, resolve_teacher,
+                                       stand_in_architecture, teacher_of, untrained_banner)
 from sparsekd_ros.demo.outputs import OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_mp4, write_summary
 from sparsekd_ros.demo.processes import dds_profile, ros_env
 from sparsekd_ros.demo.samples import sample_frames
@@ -61,6 +62,34 @@ def test_bundled_checkpoints_are_found_by_zoo_name(tmp_path, monkeypatch):
     assert resolve_teacher("none", student) == (None, "no teacher asked for (--teacher none)")
     by_path = resolve_student(str(bundle / "cp_pillar_sim360.pth"), tmp_path)
     assert by_path.source == "bundled" and by_path.architecture == "cp_pillar_sim360"
+
+
+def test_auto_takes_the_teacher_ap_recorded_on_this_drive_and_runs_a_teacher_only_without_one():
+    """The default demo runs no teacher: each shipped student recorded its teacher's AP on the default drive at the
+    threshold the demo scores at (their own 0.1, under the node's 0.3), the figure a run would print."""
+    pillar = resolve_student("cp_pillar_s", Path("unused"))
+    student = inference.load_detector("cp_pillar_s")
+    meta = student.meta
+    assert student.score_threshold == 0.1
+    default = drive_key(DEMO_DRIVE["frames"], DEMO_DRIVE["seed"], 1, 0.1)
+    teacher, recorded, note = choose_teacher("auto", pillar, meta, default)
+    assert teacher is None and note == ""
+    assert recorded.model == "cp_pillar_sim360 (recorded)" and recorded.frames == DEMO_DRIVE["frames"]
+    assert recorded.ap["Car"]["bev"] == meta["demo_teacher"]["scores"]["ap_r40_moderate"]["Car"]["bev"]
+    # another drive (here every second frame scored): the bundled teacher runs instead
+    teacher, recorded, _ = choose_teacher("auto", pillar, meta, drive_key(DEMO_DRIVE["frames"], DEMO_DRIVE["seed"],
+                                                                          2, 0.1))
+    assert recorded is None and teacher.name == "cp_pillar_sim360" and teacher.source == "bundled"
+    # a teacher asked for by name always runs
+    teacher, recorded, _ = choose_teacher("cp_pillar_sim360", pillar, meta, default)
+    assert recorded is None and teacher.name == "cp_pillar_sim360"
+    assert choose_teacher("none", pillar, meta, default) == (None, None, "no teacher asked for (--teacher none)")
+    # cp_voxel_s's teacher is not shipped: its record or nothing, and the note says why nothing
+    voxel = resolve_student("cp_voxel_s", Path("unused"))
+    vmeta = inference.load_detector("cp_voxel_s").meta
+    _, recorded, _ = choose_teacher("auto", voxel, vmeta, default)
+    assert recorded.model == "cp_voxel_sim360 (recorded)"
+    assert choose_teacher("auto", voxel, vmeta, drive_key(30, 7, 1, 0.1)) == (None, None, OTHER_DRIVE_NOTE)
 
 
 def test_zoo_relations():

@@ -4,7 +4,8 @@ A zoo name resolves to its bundled checkpoint (sparsekd_core/assets/checkpoints/
 none is bundled yet, the student becomes an *untrained* checkpoint of the architecture the bundled
 one will have (the CPU-feasible ``_sim`` variant that is trained on simulated scenes), written into
 the demo's output folder and announced loudly: its boxes come from random weights. A teacher is
-never faked: without a bundled (or given) teacher its AP is simply not reported.
+never faked: without a bundled (or given) teacher, or its AP recorded on the very same drive, its AP is simply not
+reported.
 """
 from __future__ import annotations
 
@@ -16,7 +17,11 @@ from sparsekd_core.config import SIM_SUFFIXES, list_models, split_sim_suffix, zo
 from sparsekd_core import inference
 
 __all__ = ["DemoModel", "stand_in_architecture", "teacher_of", "resolve_student", "resolve_teacher",
-           "recorded_teacher_scores", "untrained_banner"]
+           "recorded_teacher_scores", "choose_teacher", "untrained_banner"]
+
+#: Why the recorded teacher AP is not shown: it belongs to another drive.
+OTHER_DRIVE_NOTE = ("the teacher's AP recorded when the student was bundled is from another drive (other frames, seed, "
+                    "threshold or simulator streets version), so it is not shown; pass --teacher PATH to compare")
 
 
 @dataclass(frozen=True)
@@ -119,6 +124,24 @@ def recorded_teacher_scores(meta: dict):
             return None
         return DriveScores.from_dict({**recorded["scores"], "model": f"{recorded.get('model', 'teacher')} (recorded)"})
     return lookup
+
+
+def choose_teacher(name: str | None, student: DemoModel, meta: dict, drive: dict):
+    """(teacher to run, teacher scores recorded, note) for ``--teacher``.
+
+    "auto" takes the teacher's AP recorded in the student's checkpoint when it was measured on ``drive`` (a
+    bundle.drive_key: the same simulated frames, scored frames and threshold), so that no teacher runs: the
+    figure is the one a run would print, and running the teacher over the drive was the demo's longest step
+    (130 s of its 310 s on 2 cores, session 54). Without such a record "auto" runs the student's bundled zoo
+    teacher; a name or path always runs that teacher."""
+    lookup = recorded_teacher_scores(meta) if name == "auto" else None
+    recorded = lookup(drive) if lookup is not None else None
+    if recorded is not None:
+        return None, recorded, ""
+    teacher, note = resolve_teacher(name, student)
+    if teacher is None and lookup is not None:
+        note = OTHER_DRIVE_NOTE
+    return teacher, None, note
 
 
 def untrained_banner(model: DemoModel) -> str:

@@ -19,7 +19,8 @@ Run the whole system end to end on this machine, with no sensor, no dataset and 
   1. simulate a 10 Hz drive with a Velodyne HDL-64E (sparsekd-sim --sequence) with ground truth;
   2. start the real detector_node (its own process) with the student, replay the drive and the
      bundled real sample frames to it as PointCloud2 at 10 Hz, and print a line per answered frame;
-  3. score the student's KITTI-style AP on the drive (and the teacher's, when one is bundled);
+  3. score the student's KITTI-style AP on the drive, beside its teacher's (recorded on this same
+     drive when the student was bundled, or run here);
   4. write OUT/: a bird's-eye view per frame (predicted boxes solid, true boxes dashed), a GIF of
      the drive, and a rosbag2 (mcap) of the clouds, markers and diagnostics for RViz or Foxglove.
 
@@ -59,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"student: zoo name with a bundled checkpoint, or a .pth (default {SPECS['model'].default}, "
                         "the node's)")
     p.add_argument("--teacher", default="auto",
-                   help="teacher to compare AP with: auto (the student's zoo teacher if bundled), none, "
-                        "a zoo name or a .pth (default auto)")
+                   help="teacher to compare AP with: auto (the teacher's AP recorded in the student's checkpoint "
+                        "on this same drive, else the student's zoo teacher run here if bundled), none, or a zoo name "
+                        "or a .pth to run (default auto)")
     p.add_argument("--seed", type=int, default=1,
                    help="seed of the simulated drive (default 1: a street the bundled students, trained on seed 0 "
                         "scenes, have not seen)")
@@ -76,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ROS_DOMAIN_ID for the node and the replay (default: a private one, localhost only)")
     p.add_argument("--no-samples", action="store_true", help="replay only the drive, not the bundled real frames")
     p.add_argument("--eval-stride", type=int, default=None, metavar="N",
-                   help="score AP on every N-th drive frame (default: 1, or 2 when a teacher runs too, which "
-                        "keeps the demo within 3 minutes on 2 CPU cores); pictures always cover every frame")
+                   help="score AP on every N-th drive frame (default: 1, or 2 when a teacher runs here too, which "
+                        "halves its cost); pictures always cover every frame")
     p.add_argument("--workers", type=int, default=2,
                    help="processes for simulation, offline detection and pictures (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -215,7 +217,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     from sparsekd_ros.demo.drive import simulate_drive
     from sparsekd_ros.demo.evaluate import agreement, detect_files, score_drive, scores_table
     from sparsekd_ros.demo.bundle import drive_key
-    from sparsekd_ros.demo.models import recorded_teacher_scores, resolve_student, resolve_teacher, untrained_banner
+    from sparsekd_ros.demo.models import choose_teacher, resolve_student, untrained_banner
     from sparsekd_ros.demo.outputs import BevJob, render_jobs, write_gif, write_mp4, write_summary
     from sparsekd_ros.demo.processes import NodeProcess, dds_profile, ros_env
     from sparsekd_ros.demo.samples import sample_frames
@@ -230,9 +232,7 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     student = resolve_student(args.model, out / "models")
     if student.untrained:
         print(untrained_banner(student), flush=True)
-    teacher, teacher_note = resolve_teacher(args.teacher, student)
     det = Detector.from_checkpoint(student.path, args.device)
-    recorded_teacher = recorded_teacher_scores(det.meta) if args.teacher == "auto" and teacher is None else None
     det.name = student.label
     published = ScoreThresholds(  # what the node publishes at its defaults: also what the pictures show
         float(args.score_threshold if args.score_threshold is not None else SPECS["score_threshold"].default),
@@ -240,11 +240,17 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     # AP: every box the checkpoint keeps, as sparsekd-eval scores it (and every box the node may publish)
     threshold = min(det.score_threshold, published.default)
     det.score_threshold = threshold
+    teacher, teacher_scores, teacher_note = choose_teacher(
+        args.teacher, student, det.meta, drive_key(args.frames, args.seed, args.eval_stride or 1, threshold))
     print(f"student: {student.describe()}; classes {list(det.class_names)}, device {det.device}; the node publishes "
           f"boxes scoring at least {published.describe()}, AP counts every box from {threshold:g}")
     if det.meta.get("provenance"):
         print(f"weights: {det.meta['provenance']}")
-    print(f"teacher: {teacher.describe() if teacher else teacher_note}")
+    if teacher_scores is not None:
+        print(f"teacher: {teacher_scores.model}: AP recorded on this same drive when the student was bundled, not "
+              "run here (--teacher NAME_OR_PATH runs it)")
+    else:
+        print(f"teacher: {teacher.describe() if teacher else teacher_note}")
 
     profile = dds_profile()
     if profile is None:
@@ -286,23 +292,12 @@ def _main(run: Run, args: argparse.Namespace) -> int:
     scored = list(range(0, n_drive, stride))
     infos = [drive.infos[i] for i in scored]
     scores = score_drive(infos, [lib[i] for i in scored], det.class_names, student.label, det.point_cloud_range)
-    teacher_scores = None
     if teacher is not None:
         tdet = Detector.from_checkpoint(teacher.path, args.device)
         tdet.name, tdet.score_threshold = teacher.label, threshold
         tlib = detect_files(tdet, [drive.points[i] for i in scored], f"teacher {teacher.label}",
                             progress=not args.quiet, workers=args.workers)
         teacher_scores = score_drive(infos, tlib, tdet.class_names, teacher.label, tdet.point_cloud_range)
-    elif recorded_teacher is not None:
-        teacher_scores = recorded_teacher(drive_key(args.frames, args.seed, stride, threshold))
-        if teacher_scores is not None:
-            teacher_note = ""
-            print(f"teacher {teacher_scores.model}: AP recorded on this same drive when the student was bundled, "
-                  "not run here (--teacher NAME_OR_PATH runs it)")
-        else:
-            teacher_note = ("the teacher's AP recorded when the student was bundled is from another drive (other "
-                            "frames, seed, threshold or simulator streets version), so it is not shown; pass "
-                            "--teacher PATH to compare")
     print(f"scored on {len(scored)} of {n_drive} drive frames" + (f" (one in {stride})" if stride > 1 else ""))
     shown = [d.select(published.passing(d.names, d.scores)) for d in lib]  # what the node publishes, offline
     shown_samples = [d.select(published.passing(d.names, d.scores)) for d in lib_samples]
