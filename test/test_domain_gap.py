@@ -15,7 +15,7 @@ from sparsekd_core.data.infos import FrameInfo, ObjectAnnos, load_points
 from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image_path, camera_view, chest_across_ray,
                                         crossing_the_ray, false_boxes, format_report, heading_to_ray, in_company,
                                         matched_errors, measure, near_sensor, object_intensity, pair_errors,
-                                        pedestrians_in_company, return_depth, standing_returns)
+                                        pedestrians_in_company, return_depth, returns_thickness, standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -350,6 +350,49 @@ def test_chest_across_the_ray_measures_a_persons_silhouette_at_chest_height():
     turned[:2] = (0.0, 12.0)  # the same returns seen from the right of the sensor: across its ray is x there
     moved = points[:, [1, 0, 2]] * np.array([-1.0, 1.0, 1.0])
     assert chest_across_ray(moved, turned, inside) == pytest.approx(chest_across_ray(points, box, inside), abs=1e-9)
+
+
+def test_returns_thickness_tells_a_flat_board_from_a_round_body():
+    """The spread across the direction the returns spread least, from 0.3 m above the box floor: a board's returns
+    lie on its plane (range noise only), a body's front curves back; the ground under either does not count."""
+    rng = np.random.default_rng(0)
+    box = np.array([15.0, 0.0, -0.88, 0.8, 0.7, 1.76, 0.0])  # floor at -1.76; the sensor looks along +x
+    n = 300
+    z = -1.76 + rng.uniform(0.3, 1.7, n)
+    board = np.column_stack([14.8 + rng.normal(0, 0.01, n), rng.uniform(-0.3, 0.3, n), z])
+    angle = rng.uniform(-np.pi / 2, np.pi / 2, n)  # the near half of a 0.2 m radius torso, facing the sensor
+    body = np.column_stack([15.0 - 0.2 * np.cos(angle), 0.2 * np.sin(angle), z])
+    ground = np.column_stack([rng.uniform(14.6, 15.4, 200), rng.uniform(-0.35, 0.35, 200), np.full(200, -1.74)])
+    for cloud, low, high in ((board, 0.0, 0.02), (body, 0.05, 0.075)):  # the body: 0.2 m x 0.31 (its cosine's std)
+        points = np.vstack([cloud, ground])
+        assert low < returns_thickness(points, box, np.ones(len(points), bool)) < high
+    few = np.vstack([body[:9], ground])  # 9 returns above the floor: too few to say
+    assert returns_thickness(few, box, np.ones(len(few), bool)) is None
+
+
+def test_real_people_read_round_and_a_false_box_on_a_board_reads_flat(kitti_real):
+    """The labelled pedestrians and cyclists of the nine real sweeps are none of them flat (session 54: real people
+    read 0.07 m and more); a false pedestrian put on a synthetic board is counted among the flat false boxes."""
+    side = measure("real", load_split(kitti_real, "kitti", "val"), kitti_real, progress=False)
+    s = side.summary()["thickness"]
+    ped = s["Pedestrian"]["labelled"]
+    # all 10 labelled pedestrians (each 5-40 m away with 10+ returns 0.3 m over its floor) and 2 of the 3 cyclists
+    assert ped["count"] == 10 and ped["flat_share"] == 0.0 and 0.08 < ped["median"] < 0.11  # measured: 0.096
+    assert s["Cyclist"]["labelled"]["count"] == 2 and s["Cyclist"]["labelled"]["flat_share"] == 0.0
+    assert s["Pedestrian"]["false"] is None  # no detector: no false boxes
+    info = next(i for i in load_split(kitti_real, "kitti", "val") if i.frame_id.endswith("000008"))
+    points = load_points(info, kitti_real)
+    rng = np.random.default_rng(0)
+    board = np.column_stack([np.full(60, 15.0) + rng.normal(0, 0.01, 60), 8.0 + rng.uniform(-0.12, 0.12, 60),
+                             rng.uniform(-1.2, -0.2, 60)])
+    people = np.array([[15.0, 8.0, -0.9, 0.8, 0.7, 1.7, 0.0], [50.0, 8.0, -0.9, 0.8, 0.7, 1.7, 0.0]])
+    assert false_boxes(info, people).all()
+    side.add_detections(info, people, ["Pedestrian"] * 2, (0.0, -40.0, -3.0, 70.4, 40.0, 1.0), None,
+                        np.vstack([points[:, :3], board]))
+    false = side.summary()["thickness"]["Pedestrian"]["false"]
+    assert false["count"] == 1 and false["flat_share"] == 1.0  # the one 50 m away is beyond the measured range
+    assert "Pedestrian returns' thickness (m, median) / share under 0.05 m, false boxes" in format_report(
+        [side.summary()])
 
 
 def test_pedestrians_crossing_the_ray_and_boxed_along_it_are_reported_on_their_own():

@@ -27,8 +27,10 @@ size and yaw errors, and their BEV IoU against KITTI's threshold (and the share 
 the label's yaw, or with its size: which error costs the AP); the same for pedestrians in company
 (another within 1.1 m), where one box across two people is a common failure, and for pedestrians
 crossing the sensor's ray, whom a detector that misreads their shape boxes along it (beside how wide
-people read across the ray at chest height, crossing it or walking along it). Each side is a
-KITTI-format split prepared by sparsekd-data.
+people read across the ray at chest height, crossing it or walking along it); for pedestrians and
+cyclists, labelled and false, how flat their returns lie (a real body is round; a board is not) and
+whether something goes on up over their heads. Each side is a KITTI-format split prepared by
+sparsekd-data.
 """
 
 EPILOG = """\

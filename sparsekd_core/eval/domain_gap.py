@@ -24,7 +24,11 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   how wide a pedestrian reads across the sensor's ray at chest height (``CHEST_BAND`` above its box floor, 5-95%
   of its returns there; objects ``DEPTH_RANGE`` m away), for those crossing the ray (``CROSSING_DEG``) and those
   walking along it (``ALONG_RAY_DEG``) apart: seen from the side a walker shows its torso's depth and swinging
-  arms, from the front its shoulders, which is how a detector can tell which way a person faces;
+  arms, from the front its shoulders, which is how a detector can tell which way a person faces; and how flat a
+  person's or a cyclist's returns lie (:func:`returns_thickness`: their spread in BEV across the direction they
+  spread least, ``THICKNESS_FLOOR`` m above the box floor and up, objects ``DEPTH_RANGE`` m away), the median and
+  the share under ``FLAT`` m: a real body is round and its silhouette's edges scatter, a board, a plate or a flat
+  face is not, so a simulator whose people read flat teaches a detector that flat things are people;
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -32,7 +36,8 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   (``RANGE_BANDS``: where it fires), and the median score of a class's false boxes beside that of its boxes
   on labelled objects (how far apart they are is what a score threshold can use); for pedestrians and cyclists
   also the share of false boxes, and beside it of labelled objects, with returns just over the head
-  (clear_overhead.py's window and count: a sign post or a trunk going on up, which a simulator may lack);
+  (clear_overhead.py's window and count: a sign post or a trunk going on up, which a simulator may lack), and the
+  same thickness figures for those false boxes;
   and, per class, how the boxes it puts on labelled objects are wrong: each labelled object centred in the
   detector's range is matched to the nearest box of its class whose BEV centre is within ``MATCH_REACH`` m,
   and the medians of the matched pairs' errors are reported (centre distance in BEV; its signed part along
@@ -108,6 +113,13 @@ ALONG_RAY_DEG = 30.0
 #: Its returns' extent across the ray tells a walker seen from the side (narrow) from one seen from the front.
 CHEST_BAND = (0.9, 1.5)
 CHEST_MIN_RETURNS = 10
+#: The thickness of a person's returns is measured from this high above the box floor (metres: above the ground and
+#: a kerb), on objects with this many returns there; returns spread less than FLAT (metres, standard deviation)
+#: across their least spread direction lie on a plane (a board, a sign, one flat face). Real KITTI pedestrians
+#: and cyclists measured 0.07 m and more (31 and 14 labelled ones, session 54).
+THICKNESS_FLOOR = 0.3
+THICKNESS_MIN_RETURNS = 10
+FLAT = 0.05
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched pairs' errors, their BEV IoU, and their BEV IoU had the box the label's yaw, or the label's size (its
@@ -155,6 +167,9 @@ class SideStats:
     subset_errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
     #: measured pedestrians' chest-band extent across the ray (chest_across_ray), crossing the ray or along it
     chest_across: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    #: per class of PEOPLE: each measured labelled object's and false box's returns' thickness (returns_thickness)
+    thickness: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    false_thickness: dict[str, list[float]] = field(default_factory=dict, repr=False)
     #: per class of PEOPLE: each labelled object's and each false box's "returns over the head" (clear_overhead.py)
     labelled_overhead: dict[str, list[bool]] = field(default_factory=dict, repr=False)
     false_overhead: dict[str, list[bool]] = field(default_factory=dict, repr=False)
@@ -195,6 +210,15 @@ class SideStats:
                     self.object_intensity.setdefault(name, []).append(brightness)
                 if name == "Pedestrian":
                     self._add_chest(box, points, inside)
+                if name in PEOPLE:
+                    self._add_thickness(self.thickness, name, box, points, inside)
+
+    @staticmethod
+    def _add_thickness(into: dict[str, list[float]], name: str, box: np.ndarray, points: np.ndarray,
+                       inside: np.ndarray) -> None:
+        thickness = returns_thickness(points, box, inside)
+        if thickness is not None:
+            into.setdefault(name, []).append(thickness)
 
     def _add_chest(self, box: np.ndarray, points: np.ndarray, inside: np.ndarray) -> None:
         """Keep a pedestrian's chest-band extent across the ray if it crosses the ray or walks along it."""
@@ -210,7 +234,8 @@ class SideStats:
         """Count the boxes a detector put in this frame and the false ones, and pair its boxes (K, 7) of class
         ``names`` (K,) with the labelled objects centred in its ``point_cloud_range`` (module docstring);
         ``scores`` (K,), when given, are kept for the false and the matched boxes' medians; with the frame's
-        ``points``, false pedestrians and cyclists are checked for returns over the head."""
+        ``points``, false pedestrians and cyclists are checked for returns over the head and their returns'
+        thickness is measured."""
         boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
         self.boxes_per_frame.append(len(boxes))
         false = false_boxes(info, boxes)
@@ -227,6 +252,10 @@ class SideStats:
             if points is not None and c in PEOPLE:
                 over = overhead_returns(points, boxes[false_mine]) >= MIN_RETURNS
                 self.false_overhead.setdefault(c, []).extend(over)
+                measured = boxes[false_mine][_within(boxes[false_mine], DEPTH_RANGE)]
+                inside = points_in_boxes(points[:, :3], measured)
+                for k, box in enumerate(measured):
+                    self._add_thickness(self.false_thickness, c, box, points, inside[:, k])
             labelled = a.boxes_lidar[np.asarray(a.names) == c]
             seen = ((labelled[:, 0] >= r[0]) & (labelled[:, 0] < r[3]) & (labelled[:, 1] >= r[1])
                     & (labelled[:, 1] < r[4]))
@@ -274,6 +303,8 @@ class SideStats:
         out["object_intensity"] = {c: _median(v) for c, v in sorted(self.object_intensity.items())}
         out["pedestrian_chest_across_ray"] = {way: {"count": len(v), "median": _median(v)}
                                               for way, v in sorted(self.chest_across.items())}
+        out["thickness"] = {c: {"labelled": _thickness_summary(self.thickness.get(c)),
+                                "false": _thickness_summary(self.false_thickness.get(c))} for c in PEOPLE}
         out["overhead_share"] = {c: {"labelled": _mean(self.labelled_overhead.get(c, [])),
                                      "false": _mean(self.false_overhead[c]) if c in self.false_overhead else None}
                                  for c in PEOPLE}
@@ -314,6 +345,20 @@ def _matched_summary(errors: list[np.ndarray], in_range: int, cls: str) -> dict:
             "yaw_within": float(np.mean(yaw < YAW_WITHIN_DEG)) if len(rows) else float("nan"),
             "bev_iou_passing": passing("bev_iou"), "bev_iou_passing_label_yaw": passing("bev_iou_label_yaw"),
             "bev_iou_passing_label_size": passing("bev_iou_label_size")}
+
+
+def _thickness_summary(values: list[float] | None) -> dict | None:
+    """count, median and share under FLAT of some objects' returns' thickness; None when none was measured."""
+    if not values:
+        return None
+    v = np.asarray(values, np.float64)
+    return {"count": len(v), "median": float(np.median(v)), "flat_share": float(np.mean(v < FLAT))}
+
+
+def _within(boxes: np.ndarray, band: tuple[float, float]) -> np.ndarray:
+    """(K,) bool: the boxes whose BEV centre lies ``band`` (metres) from the sensor."""
+    distance = np.hypot(boxes[:, 0], boxes[:, 1])
+    return (distance >= band[0]) & (distance < band[1])
 
 
 def _mean(x) -> float:
@@ -405,6 +450,18 @@ def chest_across_ray(points: np.ndarray, box: np.ndarray, inside: np.ndarray) ->
     across = (points[chest, :2] - box[:2]) @ np.array([-ray[1], ray[0]])
     low, high = np.percentile(across, [5, 95])
     return float(high - low)
+
+
+def returns_thickness(points: np.ndarray, box: np.ndarray, inside: np.ndarray) -> float | None:
+    """How flat the returns inside ``box`` (7,) lie (``inside``: (N,) bool, the points in it): the standard deviation
+    (metres) of their BEV positions along the horizontal direction they spread least in, over those THICKNESS_FLOOR
+    m and more above the box floor; None with fewer than THICKNESS_MIN_RETURNS of them."""
+    box = np.asarray(box, np.float64)
+    above = inside & (points[:, 2] - (box[2] - box[5] / 2) >= THICKNESS_FLOOR)
+    if above.sum() < THICKNESS_MIN_RETURNS:
+        return None
+    spread = np.linalg.eigvalsh(np.cov(points[above, :2].astype(np.float64).T))  # ascending
+    return float(np.sqrt(max(spread[0], 0.0)))
 
 
 def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None = None) -> float | None:
@@ -564,6 +621,10 @@ def measure(name: str, infos: Sequence[FrameInfo], root: str | Path, detector=No
     return stats
 
 
+def _thickness_cell(entry: dict | None) -> str:
+    return "-" if not entry else f"{entry['median']:.3f} / {100 * entry['flat_share']:.0f}% (n={entry['count']})"
+
+
 def format_report(sides: Sequence[dict]) -> str:
     """A plain-text table with one column per side."""
     rows: list[tuple[str, list[str]]] = []
@@ -611,6 +672,9 @@ def format_report(sides: Sequence[dict]) -> str:
     row(f"Pedestrian chest ({CHEST_BAND[0]:g}-{CHEST_BAND[1]:g} m) across the ray, crossing / along it (m)",
         lambda s: " / ".join(num(s.get("pedestrian_chest_across_ray", {}).get(way, {}).get("median"))
                              for way in ("crossing", "along")))
+    for c in PEOPLE:
+        row(f"{c} returns' thickness (m, median) / share under {FLAT:g} m, labelled",
+            lambda s, c=c: _thickness_cell(s.get("thickness", {}).get(c, {}).get("labelled")))
     row(f"pedestrians with another within {COMPANY_REACH:g} m", lambda s: "-" if not np.isfinite(
         s.get("pedestrians_in_company", float("nan"))) else f"{100 * s['pedestrians_in_company']:.0f}%")
     if any("boxes_per_frame" in s for s in sides):
@@ -628,6 +692,9 @@ def format_report(sides: Sequence[dict]) -> str:
                 "-" if v is None or not np.isfinite(v) else f"{100 * v:.0f}%"
                 for v in (s["overhead_share"][c]["false"], s["overhead_share"][c]["labelled"]))
                 if "overhead_share" in s else "-")
+        for c in PEOPLE:
+            row(f"{c} returns' thickness (m, median) / share under {FLAT:g} m, false boxes",
+                lambda s, c=c: _thickness_cell(s.get("thickness", {}).get(c, {}).get("false")))
         for c in CLASSES:
             row(f"{c} median score, false / on a labelled object", lambda s, c=c: "/".join(
                 num(s["median_score"][c][k]) for k in ("false", "matched")) if "median_score" in s else "-")
