@@ -297,7 +297,8 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "frame_height": options.frame_height, "labels": labels, "raycaster": str(options.raycaster),
         "ego_body": options.ego_body, "narrow_streets": options.narrow_streets, "vehicle_glass": options.vehicle_glass,
         "street_clutter": options.street_clutter, "people_brightness": options.people_brightness,
-        "road_furniture": options.road_furniture, **{option: getattr(options, option) for option in PEOPLE_OPTIONS},
+        "road_furniture": options.road_furniture, "edge_returns": options.edge_returns,
+        **{option: getattr(options, option) for option in PEOPLE_OPTIONS},
         # the frame everything is written in: on the road ("vehicle", z = 0 there) or above it (a sensor frame)
         "points_frame": "vehicle" if options.frame_height == 0 else "sensor",
         "splits": summary.splits, "frames_list": records,

@@ -162,6 +162,9 @@ class SimOptions:
         with the traffic in its outermost travel lane (placement.populate's ``lane_cyclists``), drawn from random
         streams of their own; 0 draws the version-4 streets, where such a side has only the few cyclists riding at
         any heading.
+    edge_returns: in every frame, the share of the rays on a silhouette's edge whose return lies between the
+        object and what is behind it (edge_returns.py: mixed pixels, which real sensors give and ideal rays do
+        not); 0 draws the version-4 streets.
     """
 
     label_style: str = "kitti"
@@ -179,6 +182,7 @@ class SimOptions:
     walking_pairs: float = 0.0
     turning_walkers: float = 0.0
     lane_cyclists: float = 0.0
+    edge_returns: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -187,7 +191,7 @@ class SimOptions:
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "road_furniture",
-                     *PEOPLE_OPTIONS):
+                     "edge_returns", *PEOPLE_OPTIONS):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -308,7 +312,7 @@ class SceneBase:
                 else None)
         scan = self.lidar.scan(self.world.ray_caster(self.options.raycaster), self.world.mesh, mesh, owner, placed,
                                sensor, yaw, rng, mounting=mounting, frame_height=self.frame_height, reach_boxes=reach,
-                               body_mesh=body)
+                               body_mesh=body, edge_returns=self.options.edge_returns)
         # Points per object: its returns inside its box (a wing mirror's lie just outside); an object is
         # labelled when at least one is, and when anybody labels its kind.
         hit = np.flatnonzero(scan.actor >= 0)

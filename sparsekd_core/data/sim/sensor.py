@@ -31,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sparsekd_core.data.sim.edge_returns import mix_edge_returns
 from sparsekd_core.data.sim.meshes import Mesh
 from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
 
@@ -181,7 +182,8 @@ class Lidar:
     def scan(self, static_caster: RayCaster, static_mesh: Mesh, actor_mesh: Mesh, actor_owner: np.ndarray,
              actor_boxes: np.ndarray, sensor_position: np.ndarray, sensor_yaw: float,
              rng: np.random.Generator, mounting: Mounting | None = None, frame_height: float | None = None,
-             reach_boxes: np.ndarray | None = None, body_mesh: Mesh | None = None) -> Scan:
+             reach_boxes: np.ndarray | None = None, body_mesh: Mesh | None = None,
+             edge_returns: float = 0.0) -> Scan:
         """Cast one revolution from ``sensor_position`` (world, (3,)) turned by ``sensor_yaw``.
 
         static_caster: the world's ray caster; static_mesh: its Mesh (materials per triangle).
@@ -193,6 +195,8 @@ class Lidar:
         in (level, at the sensor's x, y; default: the preset's nominal_frame_height).
         body_mesh: the ego vehicle's own body under the sensor (world coordinates; ego_body.py): its returns are world
         points (actor -1) and it hides what lies behind it.
+        edge_returns: the share of the rays on a silhouette's edge whose return lies between the object and what is
+        behind it (edge_returns.py; 0: ideal rays, as the version-4 streets).
         Hits beyond the sensor's range are not needed exactly (they give no point), so the casts may skip them.
         """
         p = self.preset
@@ -258,6 +262,9 @@ class Lidar:
             take_nearer(down, hit_b, body_mesh, None)  # world points: nobody labels the ego vehicle
         valid = (t >= p.min_range) & (t <= p.max_range)
         visible = np.bincount(actor[valid & (actor >= 0)], minlength=num_actors)[:num_actors]
+        if edge_returns > 0:  # after `visible`: what is labelled seen stays what the geometry sees
+            t, mixed = mix_edge_returns(t, valid, p.num_beams, edge_returns, rng)
+            actor = np.where(mixed, -1, actor)  # a mixed return is neither the object nor what lies behind it
 
         # Return probability: received power ~ reflectivity x incidence / range^2 against a threshold, times
         # the surface's own chance of sending the pulse back (glass) and a random dropout.
