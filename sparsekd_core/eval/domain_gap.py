@@ -247,12 +247,14 @@ class SideStats:
         for c in CLASSES:
             mine = names == c
             false_mine = false & mine
+            false_here = boxes[false_mine]
+            distance = np.hypot(false_here[:, 0], false_here[:, 1])
             self.false_by_class.setdefault(c, []).append(int(false_mine.sum()))
-            self.false_distance.setdefault(c, []).extend(np.hypot(boxes[false_mine, 0], boxes[false_mine, 1]))
+            self.false_distance.setdefault(c, []).extend(distance)
             if points is not None and c in PEOPLE:
-                over = overhead_returns(points, boxes[false_mine]) >= MIN_RETURNS
+                over = overhead_returns(points, false_here) >= MIN_RETURNS
                 self.false_overhead.setdefault(c, []).extend(over)
-                measured = boxes[false_mine][_within(boxes[false_mine], DEPTH_RANGE)]
+                measured = false_here[(distance >= DEPTH_RANGE[0]) & (distance < DEPTH_RANGE[1])]
                 inside = points_in_boxes(points[:, :3], measured)
                 for k, box in enumerate(measured):
                     self._add_thickness(self.false_thickness, c, box, points, inside[:, k])
@@ -353,12 +355,6 @@ def _thickness_summary(values: list[float] | None) -> dict | None:
         return None
     v = np.asarray(values, np.float64)
     return {"count": len(v), "median": float(np.median(v)), "flat_share": float(np.mean(v < FLAT))}
-
-
-def _within(boxes: np.ndarray, band: tuple[float, float]) -> np.ndarray:
-    """(K,) bool: the boxes whose BEV centre lies ``band`` (metres) from the sensor."""
-    distance = np.hypot(boxes[:, 0], boxes[:, 1])
-    return (distance >= band[0]) & (distance < band[1])
 
 
 def _mean(x) -> float:
