@@ -39,7 +39,8 @@ def generate_launch_description() -> LaunchDescription:
                               description="nav_msgs/Odometry: sensor motion for multi-sweep models without tf2"),
         DeclareLaunchArgument("use_sim_time", default_value="false",
                               description="true: use /clock (ros2 bag play --clock, sparsekd-replay --clock)"),
-        DeclareLaunchArgument("rviz", default_value="false", description="true: also start RViz2 with rviz/sparsekd.rviz"),
+        DeclareLaunchArgument("rviz", default_value="false",
+                              description="true: also start RViz2 with rviz/sparsekd.rviz"),
         DeclareLaunchArgument("params_file", default_value=PathJoinSubstitution([share, "config", "detector.yaml"]),
                               description="YAML with the node's ros__parameters"),
     ]

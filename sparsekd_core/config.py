@@ -181,8 +181,8 @@ class HeadConfig:
     CenterHead: ``class_groups`` splits the classes into heads (OpenPCDet's CLASS_NAMES_EACH_HEAD): each group
     gets its own heatmap and regression convs after the shared conv; empty = one head for all classes.
     ``velocity`` adds the ``vel`` output (vx, vy in m/s), decoded into box velocities. shared_channels,
-    num_hm_conv, num_reg_conv, class_groups, velocity, heading and target are CenterHead's; feature_stride (the head map's
-    cell in voxels), loss and post are both heads'. post.max_per_sample is CenterHead's top-K before the score
+    num_hm_conv, num_reg_conv, class_groups, velocity, heading and target are CenterHead's; feature_stride (the head
+    map's cell in voxels), loss and post are both heads'. post.max_per_sample is CenterHead's top-K before the score
     threshold; an anchor head keeps the nms_pre_max_size best anchors above it (OpenPCDet's order).
     """
 
@@ -269,7 +269,8 @@ class ModelConfig:
         if self.bev.type not in ("height_compression", "pillar_scatter"):
             fail(f"bev.type must be 'height_compression' or 'pillar_scatter' (got {self.bev.type!r})")
         b2 = self.backbone2d
-        if not (len(b2.layers) == len(b2.strides) == len(b2.filters) == len(b2.upsample_strides) == len(b2.upsample_filters)):
+        if not (len(b2.layers) == len(b2.strides) == len(b2.filters) == len(b2.upsample_strides)
+                == len(b2.upsample_filters)):
             fail("backbone2d.layers, strides, filters, upsample_strides and upsample_filters need the same length")
         if self.vfe.type == "pillar" and self.bev.type != "pillar_scatter":
             fail("a pillar vfe needs bev.type pillar_scatter")
@@ -466,7 +467,8 @@ def from_dict(cls, data: dict, source: str = "<dict>", prefix: str = ""):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
-            f"{source}: unknown key '{prefix}{unknown[0]}' (allowed under '{prefix or '<top>'}': {', '.join(sorted(names))})"
+            f"{source}: unknown key '{prefix}{unknown[0]}' "
+            f"(allowed under '{prefix or '<top>'}': {', '.join(sorted(names))})"
         )
     kwargs = {}
     for f in dataclasses.fields(cls):

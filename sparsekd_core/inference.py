@@ -64,7 +64,8 @@ def resolve_checkpoint(model: str | Path) -> Path:
             f"no trained weights bundled for zoo model '{model}' (bundled: {', '.join(have) or 'none'}). "
             f"Train one (sparsekd-train --model {model} ...) and pass the .pth path."
         )
-    raise CheckpointError(f"'{model}' is neither a checkpoint file nor a bundled model (bundled: {', '.join(have) or 'none'})")
+    raise CheckpointError(f"'{model}' is neither a checkpoint file nor a bundled model "
+                          f"(bundled: {', '.join(have) or 'none'})")
 
 
 class Detector:

@@ -20,7 +20,8 @@ from sparsekd_core.cli.class_thresholds_option import add_class_thresholds_optio
 from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_vehicle_from
 from sparsekd_core.geometry.transforms import RigidTransform
 from sparsekd_core.thresholds import ScoreThresholds, class_thresholds_for
-from sparsekd_ros.bag_io import CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of, to_rclpy
+from sparsekd_ros.bag_io import (CLOUD_TYPE, BagError, BagWriter, iter_messages, open_bag, pick_cloud_topic, storage_of,
+                                 to_rclpy)
 from sparsekd_ros.cloud_input import model_input
 from sparsekd_ros.messages import detections_to_markers, detections_to_vision, label_info, load_vision_msgs
 from sparsekd_ros.parameters import NODE_NAME, SPECS, check_range_crop
@@ -52,7 +53,8 @@ def detect_bag(
 
     The output holds each input cloud unchanged, a MarkerArray on MARKERS_TOPIC and, when vision_msgs
     is installed, a Detection3DArray on DETECTIONS_TOPIC, all at the cloud's bag timestamp and with
-    its header, plus one vision_msgs/LabelInfo on LABEL_INFO_TOPIC (class id -> name) with the first. Malformed clouds are copied and counted, without markers.
+    its header, plus one vision_msgs/LabelInfo on LABEL_INFO_TOPIC (class id -> name) with the first.
+    Malformed clouds are copied and counted, without markers.
     sensor_to_model: points are moved by it into the model's frame and the boxes back (as the node's parameter).
     Boxes are in each cloud's own frame.
     copy_other_topics: also copy every non-cloud topic (e.g. /tf) unchanged.
@@ -123,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fp16", action="store_true", help="half precision on CUDA")
     parser.add_argument("--topic", action="append", default=None,
                         help="cloud topic to detect on (repeatable; default: the bag's only PointCloud2 topic)")
-    parser.add_argument("--storage", choices=("sqlite3", "mcap"), default=None, help="output storage (default: as input)")
+    parser.add_argument("--storage", choices=("sqlite3", "mcap"), default=None,
+                        help="output storage (default: as input)")
     parser.add_argument("--score-threshold", type=float, default=0.3, help="minimum box score (default 0.3)")
     add_class_thresholds_option(parser)
     parser.add_argument("--intensity-field", default="intensity", help="cloud field used as intensity")
@@ -160,7 +163,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         thresholds = ScoreThresholds(args.score_threshold, class_thresholds_for(setting, det.operating_thresholds))
         unknown = thresholds.unknown(det.class_names)
         if unknown:
-            raise ValueError(f"--class-score-thresholds names {unknown}, not classes of {det.name} {list(det.class_names)}")
+            raise ValueError(f"--class-score-thresholds names {unknown}, not classes of {det.name} "
+                             f"{list(det.class_names)}")
         det.thresholds = thresholds
         det.own_vehicle = own_vehicle_from(args)
         print(f"model {det.name} on {det.device}, classes {list(det.class_names)}", file=sys.stderr)

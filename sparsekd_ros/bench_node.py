@@ -74,7 +74,8 @@ def codec_bench(points: np.ndarray, n_points: int = 200_000, repeats: int = 100)
         decode, decode_best = _times_ms(lambda c=cloud: cloud_to_points(c), repeats)
         copy, copy_best = _times_ms(lambda r=raw: r.copy(), repeats)
         layouts[name] = {"bytes": int(raw.nbytes), "decode_ms": decode, "copy_ms": copy, "ratio": decode / copy,
-                         "decode_ms_best": decode_best, "copy_ms_best": copy_best, "ratio_best": decode_best / copy_best}
+                         "decode_ms_best": decode_best, "copy_ms_best": copy_best,
+                         "ratio_best": decode_best / copy_best}
     worst = max(v["ratio"] for v in layouts.values())
     return {"points": n_points, "layouts": layouts, "worst_ratio": worst, "target_ratio": 3.0, "ok": worst <= 3.0}
 
@@ -108,7 +109,8 @@ class _Rig:
         self.node = DetectorNode("sparsekd_bench_detector", detector=det, context=self.context,
                                  parameter_overrides=overrides)
         self.source = Node("sparsekd_bench_source", context=self.context)
-        self.pub = self.source.create_publisher(PointCloud2, _TOPIC, QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self.pub = self.source.create_publisher(PointCloud2, _TOPIC,
+                                                QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         self.executor = MultiThreadedExecutor(num_threads=2, context=self.context)
         self.executor.add_node(self.node)
         self.executor.add_node(self.source)
@@ -229,7 +231,8 @@ def run_node_bench(
 def format_report(result: dict[str, Any]) -> str:
     """Markdown tables of :func:`run_node_bench`'s result."""
     c = result["codec"]
-    lines = [f"Codec, {c['points']:,} points (decode vs numpy copy of the same bytes, target <= {c['target_ratio']}x):", "",
+    lines = [f"Codec, {c['points']:,} points (decode vs numpy copy of the same bytes, "
+             f"target <= {c['target_ratio']}x):", "",
              "| layout | bytes | decode ms (median / best) | copy ms (median / best) | ratio (median / best) |",
              "| --- | --- | --- | --- | --- |"]
     for name, v in c["layouts"].items():
@@ -238,17 +241,20 @@ def format_report(result: dict[str, Any]) -> str:
     if "node_overhead" in result:
         o = result["node_overhead"]
         lines += ["", f"Node overhead, {o['model']} on {result['device']}: everything but the forward "
-                      f"{o['overhead_ms']:.1f} ms of {o['e2e_ms']:.1f} ms end to end = {100 * o['overhead_fraction']:.1f}% "
+                      f"{o['overhead_ms']:.1f} ms of {o['e2e_ms']:.1f} ms end to end = "
+                      f"{100 * o['overhead_fraction']:.1f}% "
                       f"(target <= 10%); ROS glue alone (decode + messages + publish) {o['ros_glue_ms']:.1f} ms = "
                       f"{100 * o['ros_glue_fraction']:.1f}%"]
     lines += ["", f"End to end (cloud stamp -> markers published), frame {Path(result['frame']).name} "
                   f"({result['frame_points']:,} points), device {result['device']}:", "",
-              "| model | weights | e2e ms (median / p95) | forward ms | decode ms | publish ms | boxes | sustained Hz | dropped |",
+              "| model | weights | e2e ms (median / p95) | forward ms | decode ms | publish ms | boxes | sustained Hz "
+              "| dropped |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for name, f in result["models"].items():
         lines.append(
             f"| {name} | {f['weights']} | {f['latency_ms_median']:.1f} / {f['latency_ms_p95']:.1f} | "
-            f"{f['inference_ms_median']:.1f} | {f['decode_ms_median']:.2f} | {f['publish_ms_median']:.2f} | {f['boxes']} | "
+            f"{f['inference_ms_median']:.1f} | {f['decode_ms_median']:.2f} | {f['publish_ms_median']:.2f} | "
+            f"{f['boxes']} | "
             f"{f['sustained_hz']:.2f} | {f['sustained_dropped']}/{f['sustained_received']} |")
     return "\n".join(lines)
 

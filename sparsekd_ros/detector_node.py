@@ -82,7 +82,8 @@ class DetectorNode(Node):
         self.det.own_vehicle = OwnVehicle.parse(self.params.own_vehicle)
         warm_ms = self.det.warmup(self.params.warmup_runs) * 1e3 if self.params.warmup_runs > 0 else float("nan")
         log.info(
-            f"model {self.det.name} on {self.det.device} ({getattr(self.det, 'backend', 'torch')}): classes {list(self.det.class_names)}, "
+            f"model {self.det.name} on {self.det.device} ({getattr(self.det, 'backend', 'torch')}): "
+            f"classes {list(self.det.class_names)}, "
             f"point features {list(self.det.point_features)}, warm latency {warm_ms:.1f} ms "
             f"(median of {self.params.warmup_runs} runs), score thresholds {self.det.thresholds.describe()}"
             + (" (per class: the model's operating point; class_score_thresholds:=none for one threshold)"

@@ -111,7 +111,8 @@ def detections_to_markers(
         for i, (box, score) in enumerate(zip(dets.boxes.tolist(), dets.scores.tolist())):
             text = copy.copy(template)
             text.id = i
-            text.pose = Pose(position=Point(x=box[0], y=box[1], z=box[2] + box[5] / 2 + text_size), orientation=identity)
+            text.pose = Pose(position=Point(x=box[0], y=box[1], z=box[2] + box[5] / 2 + text_size),
+                             orientation=identity)
             text.text = f"{names[i]} {score:.2f}"
             markers.append(text)
     if dets.velocities is not None:

@@ -171,7 +171,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "sensor_to_model). A box lying on it by a quarter of its area or more is the vehicle's own returns "
               "(a roof LiDAR sees its roof edges, mirrors and rack every sweep) and is dropped; no road user can "
               "stand there. The default is a mid-size car with the sensor on its roof and mirrors or a rack 0.3 m "
-              "beyond its sides, the vehicle the bundled models are trained for; give your robot's, or [0.0, 0.0, 0.0, 0.0] for none (a sensor on no "
+              "beyond its sides, the vehicle the bundled models are trained for; give your robot's, or "
+              "[0.0, 0.0, 0.0, 0.0] for none (a sensor on no "
               "vehicle). Unlike min_range it keeps every point.", dynamic_typing=True, parse=_own_vehicle),
     ParamSpec("max_range", 0.0, "Drop points whose horizontal distance from the sensor exceeds this many "
               "metres before detection; 0 keeps all (the model's point_cloud_range still applies).", minimum=0.0),

@@ -109,5 +109,6 @@ class PipelineStats:
                 parts.append(f"{name} {stats[0]:.1f}")
         return (
             f"frames {self.processed} ({self.rate_hz():.1f} Hz), received {received}, dropped {dropped}, "
-            f"malformed {self.malformed}, errors {self.errors}, no transform {self.no_transform} | median ms: " + (", ".join(parts) or "n/a")
+            f"malformed {self.malformed}, errors {self.errors}, no transform {self.no_transform} | median ms: "
+            + (", ".join(parts) or "n/a")
         )

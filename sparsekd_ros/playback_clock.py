@@ -38,7 +38,8 @@ class PlaybackClock:
         self._origin: tuple[int, float] | None = None  # (recorded ns, time.monotonic() at that moment)
         self._last_ns: int | None = None  # the last time published: /clock never goes back
         # Reliable, as ros2 bag play publishes /clock; rclpy's time source subscribes to it with depth 1.
-        self._pub = node.create_publisher(ClockMsg, "/clock", QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
+        self._pub = node.create_publisher(ClockMsg, "/clock",
+                                          QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE))
         # The timer runs on a steady clock: wall time paces the publishing, whatever /clock says.
         self._timer = node.create_timer(1.0 / hz, self.publish, clock=Clock(clock_type=ClockType.STEADY_TIME))
 

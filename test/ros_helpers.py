@@ -253,5 +253,6 @@ def write_cloud_bag(
         for extra, stamps in (extra_topics or {}).items():
             c = writer.add_connection(extra, "std_msgs/msg/String", typestore=ts)
             for t_ns in stamps:
-                writer.write(c, t_ns, ts.serialize_cdr(T["std_msgs/msg/String"](data=f"at {t_ns}"), "std_msgs/msg/String"))
+                writer.write(c, t_ns, ts.serialize_cdr(T["std_msgs/msg/String"](data=f"at {t_ns}"),
+                                                       "std_msgs/msg/String"))
     return path

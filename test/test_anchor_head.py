@@ -105,7 +105,8 @@ def test_box_coder_round_trip():
     g = torch.Generator().manual_seed(0)
     anchors = torch.cat([torch.randn(50, 3, generator=g) * 10, torch.rand(50, 3, generator=g) * 3 + 0.5,
                          torch.rand(50, 1, generator=g) * math.pi], dim=1)
-    boxes = torch.cat([anchors[:, :3] + torch.randn(50, 3, generator=g), anchors[:, 3:6] * (0.5 + torch.rand(50, 3, generator=g)),
+    boxes = torch.cat([anchors[:, :3] + torch.randn(50, 3, generator=g),
+                       anchors[:, 3:6] * (0.5 + torch.rand(50, 3, generator=g)),
                        torch.randn(50, 1, generator=g) * 2], dim=1)
     codes = box_coder.encode(boxes, anchors)
     torch.testing.assert_close(box_coder.decode(codes, anchors), boxes, atol=1e-5, rtol=1e-5)
@@ -123,7 +124,8 @@ def test_direction_bins_and_their_decoding():
     decoded = torch.tensor([0.1, 0.1])
     fixed = box_coder.apply_direction(decoded, torch.tensor([1, 0]), 2, offset, 0.0)
     assert torch.cos(fixed - torch.tensor([0.1, 0.1 + math.pi])).tolist() == pytest.approx([1.0, 1.0])
-    a, b = box_coder.sin_difference(torch.tensor([[0, 0, 0, 0, 0, 0, 0.3]]), torch.tensor([[0, 0, 0, 0, 0, 0, 0.3 + math.pi]]))
+    a, b = box_coder.sin_difference(torch.tensor([[0, 0, 0, 0, 0, 0, 0.3]]),
+                                    torch.tensor([[0, 0, 0, 0, 0, 0, 0.3 + math.pi]]))
     assert (a - b)[0, 6].item() == pytest.approx(0.0, abs=1e-6)  # a half-turn costs the residual loss nothing
 
 
@@ -199,8 +201,9 @@ def test_anchor_zoo_holds_both_families_and_their_students():
 
 @pytest.mark.parametrize("name", ANCHOR_ZOO)
 def test_training_step_runs_on_cpu(name):
-    """Forward + backward of every anchor zoo model on CPU (on a 12.8 m square of its range, 20.48 m for 0.64 m pillars: the same layers and
-    anchors, a small map): finite loss terms, gradients from the first layer to the head, maps on the anchors."""
+    """Forward + backward of every anchor zoo model on CPU (on a 12.8 m square of its range, 20.48 m for 0.64 m
+    pillars: the same layers and anchors, a small map): finite loss terms, gradients from the first layer to the
+    head, maps on the anchors."""
     torch.manual_seed(0)
     cfg = load_model_config(name)
     r = cfg.voxelization.point_cloud_range
@@ -214,7 +217,8 @@ def test_training_step_runs_on_cpu(name):
     gx, gy, _ = cfg.voxelization.grid_size()
     s = cfg.head.feature_stride
     a = model.head.num_anchors
-    assert maps.cls.shape == (1, a * 3, gy // s, gx // s) and model.head.map_hw == (gy // s, gx // s) and maps.box.shape[1] == a * 7 and maps.dir.shape[1] == a * 2
+    assert (maps.cls.shape == (1, a * 3, gy // s, gx // s) and model.head.map_hw == (gy // s, gx // s)
+            and maps.box.shape[1] == a * 7 and maps.dir.shape[1] == a * 2)
     boxes = torch.tensor([[[4.0, 2.0, 0.0, 4.2, 1.8, 1.6, 0.4], [7.0, -3.0, 0.0, 0.7, 0.7, 1.8, 0.0],
                            [10.0, 4.0, 0.0, 1.8, 0.6, 1.7, 1.2]]])
     loss = model.loss(out, boxes, torch.tensor([[0, 1, 2]]))

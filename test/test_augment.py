@@ -285,7 +285,8 @@ def test_gt_sampling_carries_the_database_velocities(tmp_path, database):
         assert frames[frame_index].names[gt_idx] == name
     # The module's database was written without velocities: pasting from it into such a scene is refused.
     with pytest.raises(ValueError, match=r"velocities .* rebuild the database"):
-        GtSampler(database, GtSamplingConfig("dbinfos.pkl", {"Car": 6}))(points, moving, names, np.random.default_rng(0))
+        GtSampler(database, GtSamplingConfig("dbinfos.pkl", {"Car": 6}))(points, moving, names,
+                                                                          np.random.default_rng(0))
 
 
 def test_pasted_objects_keep_only_the_sweeps_the_scene_has(tmp_path):

@@ -100,7 +100,8 @@ def test_onnxruntime_runs_every_task_head_with_velocity(tmp_path):
     det = Detector.from_checkpoint(write_untrained_checkpoint(str(cfg), tmp_path / "m.pth"), "cpu",
                                    backend="onnxruntime")
     g = torch.Generator().manual_seed(0)
-    pts = torch.rand(4000, 4, generator=g) * torch.tensor([30.0, 30.0, 3.0, 1.0]) + torch.tensor([0.0, -15.0, -2.5, 0.0])
+    pts = (torch.rand(4000, 4, generator=g) * torch.tensor([30.0, 30.0, 3.0, 1.0])
+           + torch.tensor([0.0, -15.0, -2.5, 0.0]))
     with torch.no_grad():
         vb = det.model.voxelize([pts])
         want = det.model.forward_voxels(vb).heads

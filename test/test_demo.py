@@ -20,7 +20,8 @@ from sparsekd_ros.demo.evaluate import agreement, detect_files, score_drive, sco
 from sparsekd_ros.demo.bundle import DEMO_DRIVE, drive_key
 from sparsekd_ros.demo.models import (OTHER_DRIVE_NOTE, choose_teacher, resolve_student, resolve_teacher,
                                        stand_in_architecture, teacher_of, untrained_banner)
-from sparsekd_ros.demo.outputs import OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_mp4, write_summary
+from sparsekd_ros.demo.outputs import (OUT_MARKER, BevJob, prepare_out_dir, render_jobs, write_gif, write_mp4,
+                                       write_summary)
 from sparsekd_ros.demo.processes import dds_profile, ros_env
 from sparsekd_ros.demo.samples import sample_frames
 from sparsekd_ros.demo.stats import FrameRecord, ReplayStats, dropped_line, frame_line

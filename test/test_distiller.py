@@ -49,7 +49,8 @@ def test_shipped_recipes_and_reference_weights():
     assert ref.enabled_methods() == ["logit", "label", "tgi"]
     voxel, pillar = sk.for_family("voxel"), sk.for_family("pillar")
     assert (voxel.logit.hm_weight, voxel.logit.reg_weight, voxel.label.score_thresholds) == (10.0, 0.2, [0.6])
-    assert (pillar.logit.hm_weight, pillar.logit.reg_weight, pillar.label.score_thresholds) == (7.0, 0.0, [0.6, 0.5, 0.5])
+    assert (pillar.logit.hm_weight, pillar.logit.reg_weight,
+            pillar.label.score_thresholds) == (7.0, 0.0, [0.6, 0.5, 0.5])
     assert voxel.logit.mask.foreground and voxel.logit.mask.soft and voxel.logit.mask.rank == -1
     assert voxel.tgi.mode == "first"
     full = load_kd_recipe("logit").for_family("voxel").logit.mask
@@ -72,9 +73,11 @@ def test_recipe_files_are_strict_and_errors_name_the_problem(tmp_path):
     with pytest.raises(ConfigError, match="hm_wieght"):
         load_kd_recipe(str(bad))
     good = tmp_path / "mine.yaml"
-    good.write_text("include: [pivotal]\nteacher_mode: train\nlogit: {hm_weight: 5.0}\ntgi: {enabled: true, mode: l1}\n")
+    good.write_text("include: [pivotal]\nteacher_mode: train\nlogit: {hm_weight: 5.0}\n"
+                    "tgi: {enabled: true, mode: l1}\n")
     r = load_kd_recipe(str(good))
-    assert (r.name, r.teacher_mode, r.logit.enabled, r.logit.hm_weight, r.tgi.mode) == ("mine", "train", True, 5.0, "l1")
+    assert (r.name, r.teacher_mode, r.logit.enabled, r.logit.hm_weight,
+            r.tgi.mode) == ("mine", "train", True, 5.0, "l1")
     with pytest.raises(ConfigError, match="unknown KD recipe"):
         load_kd_recipe("sparskd")
     wrong = tmp_path / "wrong.yaml"

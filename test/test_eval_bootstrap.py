@@ -1,4 +1,5 @@
-"""Percentile intervals of KITTI AP over frames drawn with replacement (eval/bootstrap.py, sparsekd-eval --bootstrap)."""
+"""Percentile intervals of KITTI AP over frames drawn with replacement
+(eval/bootstrap.py, sparsekd-eval --bootstrap)."""
 from __future__ import annotations
 
 import numpy as np

@@ -329,7 +329,8 @@ def _noisy_scene(rng: np.random.Generator, n_frames: int = 30) -> tuple[list[dic
         for c in cars:
             for _ in range(rng.integers(0, 3)):
                 box = c["box"] + np.r_[rng.normal(0, 0.15, 3), rng.normal(0, 0.05, 3), rng.normal(0, 0.05)]
-                dets.append({"name": "Car", "box": box, "bbox": c["bbox"] + rng.normal(0, 4, 4), "score": rng.uniform()})
+                dets.append({"name": "Car", "box": box, "bbox": c["bbox"] + rng.normal(0, 4, 4),
+                             "score": rng.uniform()})
         dets.append({"name": "Car", "box": lidar_box("Car", 60.0, 20.0), "bbox": image_box(5), "score": rng.uniform()})
         preds.append(dt_frame(dets))
     return frames, preds
@@ -392,7 +393,8 @@ from sparsekd_core.data import kitti_format as kf  # noqa: E402
 from sparsekd_core.data.infos import load_split  # noqa: E402
 from sparsekd_core.data.kitti_infos import create_kitti_infos  # noqa: E402
 
-REAL_CALIB = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kitti" / "training" / "calib" / "000008.txt"
+REAL_CALIB = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kitti" / "training" / "calib"
+              / "000008.txt")
 
 
 @pytest.fixture(scope="module")

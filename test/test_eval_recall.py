@@ -43,7 +43,8 @@ def test_frame_pair_overlaps_equals_dense_iou_within_frames(metric, dense):
     rng = np.random.default_rng(0)
     n_frames = 6
     def boxes(n):
-        return np.c_[rng.uniform(0, 8, (n, 2)), rng.uniform(-0.5, 0.5, n), rng.uniform(1, 4, (n, 3)), rng.uniform(-3, 3, n)]
+        return np.c_[rng.uniform(0, 8, (n, 2)), rng.uniform(-0.5, 0.5, n), rng.uniform(1, 4, (n, 3)),
+                     rng.uniform(-3, 3, n)]
     fa = np.sort(rng.integers(0, n_frames, 40))
     fb = np.sort(rng.integers(0, n_frames, 30))
     a, b = boxes(40), boxes(30)

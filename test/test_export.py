@@ -1,4 +1,5 @@
-"""sparsekd-export: ONNX files that onnx's checker accepts and onnxruntime runs to torch's maps, in Autoware's layout."""
+"""sparsekd-export: ONNX files that onnx's checker accepts and onnxruntime runs to torch's maps,
+in Autoware's layout."""
 from __future__ import annotations
 
 import json

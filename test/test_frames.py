@@ -67,7 +67,8 @@ def test_output_frame_rules():
         output_transform(NoTransforms(), "base_link", "velodyne", t, 0.1)
     known = KnownTransforms({("base_link", "velodyne"): RigidTransform.from_xyz_rpy(1.2, 0, 1.73)})
     frame, tr = output_transform(known, "base_link", "velodyne", t, 0.1)
-    assert frame == "base_link" and tr.translation.tolist() == [1.2, 0, 1.73] and known.asked == [("base_link", "velodyne", t)]
+    assert (frame == "base_link" and tr.translation.tolist() == [1.2, 0, 1.73]
+            and known.asked == [("base_link", "velodyne", t)])
 
 
 def test_a_missing_transform_skips_the_cloud_and_never_mislabels(context):

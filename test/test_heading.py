@@ -171,7 +171,8 @@ def test_onnxruntime_and_autoware_exports_carry_the_direction(tmp_path):
     ckpt = write_untrained_checkpoint(str(cfg), tmp_path / "axis.pth")
     det = Detector.from_checkpoint(ckpt, "cpu", backend="onnxruntime")
     g = torch.Generator().manual_seed(0)
-    pts = torch.rand(4000, 4, generator=g) * torch.tensor([30.0, 30.0, 3.0, 1.0]) + torch.tensor([0.0, -15.0, -2.5, 0.0])
+    pts = (torch.rand(4000, 4, generator=g) * torch.tensor([30.0, 30.0, 3.0, 1.0])
+           + torch.tensor([0.0, -15.0, -2.5, 0.0]))
     with torch.no_grad():
         vb = det.model.voxelize([pts])
         (want,) = det.model.forward_voxels(vb).heads

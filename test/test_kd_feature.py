@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from sparsekd_core.kd.feature import FeatureAdapter, FitNetKD, fitnet_loss, make_adapter
-from sparsekd_core.kd.mimic import BEVGeometry, MimicKD, metres_to_grid_coords, mimic_loss, roi_grid_points, roi_pool_bev
+from sparsekd_core.kd.mimic import (BEVGeometry, MimicKD, metres_to_grid_coords, mimic_loss, roi_grid_points,
+                                    roi_pool_bev)
 from sparsekd_core.kd.recipe import FitNetConfig, MimicConfig
 from sparsekd_core.config import load_model_config
 
@@ -97,7 +98,8 @@ def test_mimic_compares_different_grids_at_the_same_metres():
     coarse = BEVGeometry(0.0, -4.0, 0.5, 0.5)  # student: 16 x 16 cells of 0.5 m
     rois = [torch.tensor([[4.0, 0.0, 0.0, 3.0, 1.5, 1.0, 0.7], [2.5, 1.5, 0.0, 1.0, 1.0, 1.0, -0.3]])]
     t = _linear_map(fine, (32, 32))
-    assert mimic_loss(_linear_map(coarse, (16, 16)), t, rois, coarse, fine, grid=7).item() == pytest.approx(0.0, abs=1e-8)
+    assert (mimic_loss(_linear_map(coarse, (16, 16)), t, rois, coarse, fine, grid=7).item()
+            == pytest.approx(0.0, abs=1e-8))
     shifted = _linear_map(coarse, (16, 16), offset=0.5)
     assert mimic_loss(shifted, t, rois, coarse, fine, grid=7).item() == pytest.approx(0.25, rel=1e-5)
 

@@ -120,7 +120,8 @@ def test_node_loads_the_config_file(tmp_path):
     doc = yaml.safe_load(CONFIG.read_text())
     params = doc[NODE_NAME]["ros__parameters"]
     params.update(score_threshold=0.55, class_score_thresholds="Pedestrian:0.2", max_range=60.0,
-                  intensity_field="reflectance", target_frame="base_link", sensor_to_model=[0.0, 0.0, 0.77, 0.0, 0.05, 0.0])
+                  intensity_field="reflectance", target_frame="base_link",
+                  sensor_to_model=[0.0, 0.0, 0.77, 0.0, 0.05, 0.0])
     edited = tmp_path / "detector.yaml"
     edited.write_text(yaml.safe_dump(doc))
     ctx = Context()

@@ -30,7 +30,8 @@ CENTER_ZOO = [m for m in list_models() if not load_model_config(m).is_anchor]  #
 
 @pytest.mark.parametrize("name", CENTER_ZOO)
 def test_training_step_runs_on_cpu(name):
-    """Forward + backward of every CenterPoint zoo model on CPU: finite loss, gradients reach the first and last layers."""
+    """Forward + backward of every CenterPoint zoo model on CPU: finite loss, gradients reach the first and
+    last layers."""
     torch.manual_seed(0)
     cfg = load_model_config(name)
     model = build_detector(cfg).train()

@@ -182,7 +182,8 @@ def test_kitti_anchor_configs_import_as_the_zoo_models(tmp_path, text, zoo):
 
 def test_anchor_head_options_we_do_not_reproduce_are_refused(tmp_path):
     sincos = kitti_pointpillar().replace("BOX_CODER: ResidualCoder",
-                                         "BOX_CODER: ResidualCoder\n            BOX_CODER_CONFIG: {encode_angle_by_sincos: True}")
+                                         "BOX_CODER: ResidualCoder\n"
+                                         "            BOX_CODER_CONFIG: {encode_angle_by_sincos: True}")
     with pytest.raises(OpenPCDetConfigError, match="BOX_CODER_CONFIG"):
         _imported(tmp_path, sincos, rel="kitti_models/a.yaml")
     multi = kitti_pointpillar().replace("MULTI_CLASSES_NMS: False", "MULTI_CLASSES_NMS: True")

@@ -24,7 +24,8 @@ from sparsekd_ros.pointcloud2 import (
 )
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-F32, F64, U8, I16, U16, U32 = PointField.FLOAT32, PointField.FLOAT64, PointField.UINT8, PointField.INT16, PointField.UINT16, PointField.UINT32
+F32, F64, U8, I16, U16, U32 = (PointField.FLOAT32, PointField.FLOAT64, PointField.UINT8, PointField.INT16,
+                               PointField.UINT16, PointField.UINT32)
 _STRUCT = {PointField.INT8: "b", U8: "B", I16: "h", U16: "H", PointField.INT32: "i", U32: "I", F32: "f", F64: "d"}
 
 

@@ -68,7 +68,8 @@ def test_walking_pairs_are_a_seeded_share_of_scenes_off_by_default_and_not_in_dr
         rng = frame_rng(1, 0, 0, 1)
         return populate(scene.world, rng, (ego.x - 60, ego.x + 60), ego, sequence=True, library=scene.library,
                         sizes=SizeSampler(rng, scene.style), density=Densities(pedestrians=1.0), pairs=pairs)
-    assert [a.box.tolist() for a in drive(scene.people_rng("walking_pairs", 0))] == [a.box.tolist() for a in drive(None)]
+    assert ([a.box.tolist() for a in drive(scene.people_rng("walking_pairs", 0))]
+            == [a.box.tolist() for a in drive(None)])
 
 
 def test_a_walking_pairs_frame_is_the_same_for_the_same_seed():

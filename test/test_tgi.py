@@ -12,7 +12,8 @@ from sparsekd_core.models.detector import build_detector
 
 from conftest import trained_looking
 
-PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"), ("cp_pillar_sim", "cp_pillar_v0.64_sim"),
+PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"),
+         ("cp_pillar_sim", "cp_pillar_v0.64_sim"),
          # a pillar student narrowed in width on its teacher's grid
          ("cp_pillar_sim360", "cp_pillar_s_sim360"),
          # anchor heads, and SECOND's VoxelBackBone8x (plain sparse conv stages, no residual blocks)
@@ -128,7 +129,8 @@ def test_every_tensor_is_the_teacher_at_the_selected_indices_and_loads_strictly(
     lm = result.layers
     if "backbone3d.conv1.0.conv1" in lm:
         assert torch.equal(lm["backbone3d.conv1.0.conv1"].inputs.index, lm["backbone3d.conv_input.0"].outputs.index)
-    assert torch.equal(lm["backbone2d.blocks.1.1"].inputs.index, lm["backbone2d.blocks.0." + _last_conv(t, 0)].outputs.index)
+    assert torch.equal(lm["backbone2d.blocks.1.1"].inputs.index,
+                       lm["backbone2d.blocks.0." + _last_conv(t, 0)].outputs.index)
 
 
 def _last_conv(model, i):

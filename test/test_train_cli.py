@@ -68,7 +68,8 @@ def test_train_evaluate_and_load_the_model(toy, tmp_path):
     assert (data / dbinfos_relpath("kitti")).is_file()  # gt database built for gt-sampling
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "completed"
-    assert (summary["train_frames"], summary["val_frames"], summary["steps"], summary["epochs_completed"]) == (4, 2, 4, 2)
+    assert (summary["train_frames"], summary["val_frames"], summary["steps"],
+            summary["epochs_completed"]) == (4, 2, 4, 2)
     assert set(summary["final_losses"]) == {"hm", "loc", "total"}
     assert summary["step_time_s"]["median"] > 0
     # mixed precision by default: bf16 where this CPU multiplies it natively, else fp32 (train/precision.py)

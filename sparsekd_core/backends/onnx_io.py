@@ -39,7 +39,8 @@ def to_onnx(module: torch.nn.Module, inputs: Sequence[torch.Tensor], input_names
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
         with torch.no_grad():
             torch.onnx.export(module.eval(), tuple(inputs), buf, input_names=list(input_names),
-                              output_names=list(output_names), dynamic_axes={k: dict(v) for k, v in dynamic_axes.items()},
+                              output_names=list(output_names),
+                              dynamic_axes={k: dict(v) for k, v in dynamic_axes.items()},
                               opset_version=OPSET, do_constant_folding=True, dynamo=False)
     proto = onnx.load_from_string(buf.getvalue())
     onnx.checker.check_model(proto, full_check=True)
@@ -62,7 +63,8 @@ def save_onnx(proto, path: str | Path) -> Path:
 
 def read_metadata(proto) -> dict[str, object]:
     """metadata_props written by :func:`to_onnx`, decoded."""
-    return {e.key[len("sparsekd."):]: json.loads(e.value) for e in proto.metadata_props if e.key.startswith("sparsekd.")}
+    return {e.key[len("sparsekd."):]: json.loads(e.value)
+            for e in proto.metadata_props if e.key.startswith("sparsekd.")}
 
 
 def dense_onnx(model: torch.nn.Module, name: str | None = None):

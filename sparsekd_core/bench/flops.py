@@ -2,7 +2,8 @@
 
 Sparse convs cost (valid input-output pairs) x Cin x Cout, with the pairs read from spconv's own indice
 pair counts after the forward; dense convs, transposed convs, linear layers and batch norms as thop counts
-them (thop's transposed-conv rule, output elements x Cin x k x k, included). Counted with forward hooks, so the number is for the frame you pass.
+them (thop's transposed-conv rule, output elements x Cin x k x k, included).
+Counted with forward hooks, so the number is for the frame you pass.
 
 Two conventions for submanifold convs, both counted in the same forward:
 - reference: spconv's reported pair count as is (``indice_pair_num.sum()``). spconv's native algorithm
@@ -75,7 +76,8 @@ def count_macs(model: nn.Module, run) -> MacCount:
         return hook
 
     for name, mod in model.named_modules():
-        if isinstance(mod, (SparseConvolution, nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm1d, nn.BatchNorm2d)):
+        if isinstance(mod, (SparseConvolution, nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm1d,
+                            nn.BatchNorm2d)):
             handles.append(mod.register_forward_hook(hook_for(name.split(".")[0])))
     try:
         with torch.no_grad():

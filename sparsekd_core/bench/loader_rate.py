@@ -50,7 +50,8 @@ def measure_loader_rate_for_root(root: str | Path, model: str | None = None, bat
     model = model or ("kitti_cp_voxel" if layout == "kitti" else "cp_voxel")
     dataset, _ = build_datasets(source, load_model_config(model), need_val=False)
     probe = [dataset[i] for i in range(min(len(dataset), 4))]
-    rates = {f"workers={w}": round(measure_loader_rate(dataset, batch_size, w, n_batches, progress), 2) for w in workers}
+    rates = {f"workers={w}": round(measure_loader_rate(dataset, batch_size, w, n_batches, progress), 2)
+             for w in workers}
     return {"root": str(root), "layout": layout, "model": model, "frames": len(dataset),
             "mean_points_per_sample": int(np.mean([len(s.points) for s in probe])),
             "gt_sampling": dataset.augment is not None and dataset.augment.sampler is not None,

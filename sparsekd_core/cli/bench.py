@@ -82,7 +82,8 @@ def format_backend_table(rows: list[dict]) -> str:
         st = r["stage_ms_median"]
         lines.append(f"| {r['model']} | {r['backend']} | {r['total_ms_median']:.0f} | "
                      + " | ".join(f"{st[s]:.1f}" for s in STAGES)
-                     + f" | {r.get('speedup_total', float('nan')):.2f}x | {r.get('speedup_dense', float('nan')):.2f}x |")
+                     + f" | {r.get('speedup_total', float('nan')):.2f}x"
+                       f" | {r.get('speedup_dense', float('nan')):.2f}x |")
     by_module = [r for r in rows if "dense_ms_by_module" in r]
     if by_module:
         cols = DENSE_MODULES + ("other",)
@@ -167,8 +168,11 @@ def precision_speedups(fp32: dict, mixed: dict) -> dict[str, float]:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="sparsekd-bench", description=__doc__, epilog=EPILOG,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=",".join(WAYMO_ZOO), help="comma-separated zoo names (default: the Waymo CenterPoint zoo)")
-    ap.add_argument("--frame", default=str(DEFAULT_FRAME), help="point file (.npy, KITTI or nuScenes .bin, .pcd, .ply; read as sparsekd-detect reads it); default %(default)s")
+    ap.add_argument("--models", default=",".join(WAYMO_ZOO),
+                    help="comma-separated zoo names (default: the Waymo CenterPoint zoo)")
+    ap.add_argument("--frame", default=str(DEFAULT_FRAME),
+                    help="point file (.npy, KITTI or nuScenes .bin, .pcd, .ply; read as sparsekd-detect reads it); "
+                         "default %(default)s")
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda (default %(default)s)")
     ap.add_argument("--fp16", action="store_true",
                     help="fp16 autocast inference, as the node's fp16 parameter (CUDA only)")
@@ -179,7 +183,8 @@ def main(argv=None) -> int:
                     help="also time each model with the test-time flip (each cloud and its mirror image, "
                          "head.post.tta_flip), right after its plain runs in the same process, and print the ratio")
     ap.add_argument("--train", action="store_true", help="also time training steps (teacher, student, student+KD)")
-    ap.add_argument("--train-steps", type=int, default=3, help="timed training steps per configuration (default %(default)s)")
+    ap.add_argument("--train-steps", type=int, default=3,
+                    help="timed training steps per configuration (default %(default)s)")
     ap.add_argument("--train-pairs", default=",".join(f"{t}:{s}" for t, s in TRAIN_PAIRS), metavar="T:S,...",
                     help="teacher:student pairs for --train (default: the CPU-sized sim pairs %(default)s)")
     ap.add_argument("--train-batch", type=int, default=2,

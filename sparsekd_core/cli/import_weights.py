@@ -9,8 +9,8 @@ from sparsekd_core.openpcdet.spconv_layout import LAYOUTS
 
 DESCRIPTION = """\
 Convert a CenterPoint, SECOND or PointPillars trained with OpenPCDet (>= 0.5, or earlier with spconv 1.x) or
-SparseKD into one self-contained sparsekd checkpoint. The result runs in the ROS node (-p checkpoint:=OUT.pth), sparsekd-detect,
-sparsekd-eval, and serves as a teacher for sparsekd-train --teacher OUT.pth (KD and TGI).
+SparseKD into one self-contained sparsekd checkpoint. The result runs in the ROS node (-p checkpoint:=OUT.pth),
+sparsekd-detect and sparsekd-eval, and serves as a teacher for sparsekd-train --teacher OUT.pth (KD and TGI).
 
 Supported: voxel models (MeanVFE + VoxelResBackBone8x or VoxelBackBone8x + HeightCompression) and pillar models
 (PillarVFE + PointPillarScatter), each with BaseBEVBackbone and either a CenterHead of one or more class groups,

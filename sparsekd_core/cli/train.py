@@ -87,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "still spans --epochs")
     sched.add_argument("--average-last", type=float, metavar="FRACTION",
                        help="final.pth holds the average of the weights after every step of this last share of the "
-                            "schedule (0.5: the second half), with BatchNorm statistics recomputed for it; the training "
+                            "schedule (0.5: the second half), "
+                            "with BatchNorm statistics recomputed for it; the training "
                             "checkpoints keep the raw weights (stochastic weight averaging: train/weight_average.py, "
                             "with what it measured). 0 = off (default: the model config's train.average_last)")
     sched.add_argument("--precise-bn-batches", type=int, metavar="N",
@@ -115,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm across GPUs (torchrun, CUDA only)")
     run.add_argument("--no-amp", action="store_true",
                      help="train in fp32. Mixed precision is on by default: fp16 autocast on CUDA, bf16 autocast on "
-                          "a CPU with native bf16 (AVX-512 BF16 or AMX: 1.3-1.5x faster steps on these EPYCs); fp32 elsewhere")
+                          "a CPU with native bf16 (AVX-512 BF16 or AMX: 1.3-1.5x faster steps on these EPYCs); "
+                          "fp32 elsewhere")
     run.add_argument("--no-augment", action="store_true", help="no data augmentation")
     run.add_argument("--log-every", type=int, default=10, help="TensorBoard/log.jsonl every N steps (default: 10)")
     run.add_argument("--quiet", action="store_true", help="no progress bars")

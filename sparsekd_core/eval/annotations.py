@@ -54,7 +54,8 @@ def predictions_from_detections(info: FrameInfo, boxes: np.ndarray, scores: np.n
                                 velocities: np.ndarray | None = None) -> dict:
     """Detector output as a prediction dict; KITTI frames get 2D boxes and alpha from the calibration;
     ``velocities`` (M, 2), from models that regress them, are kept (the nuScenes metric scores them)."""
-    out = {"names": np.asarray(names, dtype=str).reshape(-1), "boxes_lidar": np.asarray(boxes, np.float64).reshape(-1, 7),
+    out = {"names": np.asarray(names, dtype=str).reshape(-1),
+           "boxes_lidar": np.asarray(boxes, np.float64).reshape(-1, 7),
            "scores": np.asarray(scores, np.float64).reshape(-1)}
     if velocities is not None:
         out["velocity"] = np.asarray(velocities, np.float64).reshape(-1, 2)

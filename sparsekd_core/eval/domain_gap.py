@@ -293,7 +293,8 @@ class SideStats:
             out["intensity_zero_share"] = float(np.mean(inten == 0))
             out["intensity_median_by_range"] = {f"{lo:g}-{hi:g}": _median(inten[(rng >= lo) & (rng < hi)])
                                                 for lo, hi in INTENSITY_BANDS}
-        out["sizes"] = {c: {"count": len(v), "mean": np.mean(v, 0).round(3).tolist(), "std": np.std(v, 0).round(3).tolist()}
+        out["sizes"] = {c: {"count": len(v), "mean": np.mean(v, 0).round(3).tolist(),
+                            "std": np.std(v, 0).round(3).tolist()}
                         for c, v in sorted(self.sizes.items())}
         out["points_per_visible_object"] = {}
         for c, pairs in sorted(self.points_at.items()):
@@ -658,7 +659,8 @@ def format_report(sides: Sequence[dict]) -> str:
 
             def cell(s, c=c, band=band):
                 entry = s["points_per_visible_object"].get(c, {}).get(band)
-                return "-" if not entry or not entry["count"] else f"{num(entry['median'], '{:.0f}')} (n={entry['count']})"
+                return ("-" if not entry or not entry["count"]
+                        else f"{num(entry['median'], '{:.0f}')} (n={entry['count']})")
 
             row(f"{c} points, visible, {band} m", cell)
         row(f"{c} returns' depth from the box centre (m)", lambda s, c=c: num(s.get("return_depth", {}).get(c),

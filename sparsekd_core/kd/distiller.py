@@ -105,7 +105,8 @@ class Distiller(nn.Module):
                 raise DistillerError(f"teacher classes {t.class_names} differ from the student's {s.class_names}: "
                                      "distil between models trained on the same classes, in the same order")
             if s.class_groups() != t.class_groups():
-                raise DistillerError(f"the teacher groups its classes into heads {t.head.class_groups or [t.class_names]}, "
+                raise DistillerError("the teacher groups its classes into heads "
+                                     f"{t.head.class_groups or [t.class_names]}, "
                                      f"the student {s.head.class_groups or [s.class_names]}: logit KD compares head "
                                      "by head, so both need the same head.class_groups")
             if list(s.point_features) != list(t.point_features):

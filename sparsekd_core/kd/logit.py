@@ -73,7 +73,8 @@ def heatmap_kd_loss(student_prob: torch.Tensor, teacher_prob: torch.Tensor,
                     mask: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Masked MSE (see the module docstring). student_prob, teacher_prob (B, C, H, W); mask (B, H, W) or None."""
     if student_prob.shape != teacher_prob.shape:
-        raise ValueError(f"heatmap_kd_loss: student {tuple(student_prob.shape)} vs teacher {tuple(teacher_prob.shape)}: "
+        raise ValueError(f"heatmap_kd_loss: student {tuple(student_prob.shape)} "
+                         f"vs teacher {tuple(teacher_prob.shape)}: "
                          "resize the student map (resize_map) and check both models have the same classes")
     if mask is None:
         mask = student_prob.new_ones(student_prob.shape[0], *student_prob.shape[2:])

@@ -94,7 +94,8 @@ def mimic_loss(student_bev: torch.Tensor, teacher_bev: torch.Tensor, rois: Seque
     """
     s = adapter(student_bev) if adapter is not None else student_bev
     if s.shape[1] != teacher_bev.shape[1]:
-        raise ValueError(f"mimic_loss: student features have {s.shape[1]} channels, the teacher's {teacher_bev.shape[1]}: "
+        raise ValueError(f"mimic_loss: student features have {s.shape[1]} channels, "
+                         f"the teacher's {teacher_bev.shape[1]}: "
                          "give an adapter")
     s_pool = roi_pool_bev(s, rois, student_geom, grid)
     if s_pool.shape[0] == 0:
@@ -114,7 +115,8 @@ class MimicKD(nn.Module):
         self.teacher_geom = BEVGeometry.from_model_config(teacher_cfg)
         self.adapter = make_adapter(student_channels, teacher_channels, cfg.adapter_kernel, cfg.adapter_norm)
 
-    def select_rois(self, boxes: Sequence[torch.Tensor], scores: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
+    def select_rois(self, boxes: Sequence[torch.Tensor],
+                    scores: Optional[Sequence[torch.Tensor]] = None) -> list[torch.Tensor]:
         """Keep at most max_rois per sample: the highest scores (predictions) or the first ones (ground truth)."""
         out = []
         for i, bx in enumerate(boxes):
@@ -125,6 +127,7 @@ class MimicKD(nn.Module):
             out.append(bx[: self.cfg.max_rois, :7].detach())
         return out
 
-    def forward(self, student_bev: torch.Tensor, teacher_bev: torch.Tensor, rois: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, student_bev: torch.Tensor, teacher_bev: torch.Tensor,
+                rois: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.cfg.weight * mimic_loss(student_bev, teacher_bev, rois, self.student_geom, self.teacher_geom,
                                             self.cfg.grid, self.adapter)

@@ -274,7 +274,8 @@ class _Planner:
 
     def _mean_vfe(self, name, m: MeanVFE, sel):
         if sel is None or not sel.is_identity() or sel.total != m.out_channels:
-            raise TGIError(f"{name}: MeanVFE passes the {m.out_channels} point features through; they cannot be narrowed")
+            raise TGIError(f"{name}: MeanVFE passes the {m.out_channels} point features through; "
+                           "they cannot be narrowed")
         return sel
 
     def _pillar_vfe(self, name, m: PillarVFE, sel):
@@ -312,7 +313,8 @@ class _Planner:
     def _pillar_scatter(self, name, m: PointPillarScatter, sel):
         s = self._student(name, m)
         if m.out_channels != sel.total or s.out_channels != len(sel):
-            raise TGIError(f"{name}: scatter of {m.out_channels}/{s.out_channels} channels after a {sel.total}/{len(sel)} VFE")
+            raise TGIError(f"{name}: scatter of {m.out_channels}/{s.out_channels} channels "
+                           f"after a {sel.total}/{len(sel)} VFE")
         return sel
 
     def _bev_backbone(self, name, m: BaseBEVBackbone, sel):

@@ -99,7 +99,8 @@ class AnchorHeadSingle(nn.Module):
         self.num_anchors = a
         self.conv_cls = nn.Conv2d(in_channels, a * self.num_classes, 1)
         self.conv_box = nn.Conv2d(in_channels, a * ANCHOR_CODES, 1)
-        self.conv_dir_cls = nn.Conv2d(in_channels, a * cfg.anchor.num_dir_bins, 1) if cfg.anchor.dir_classifier else None
+        self.conv_dir_cls = (nn.Conv2d(in_channels, a * cfg.anchor.num_dir_bins, 1)
+                             if cfg.anchor.dir_classifier else None)
         # Initialised as OpenPCDet's AnchorHeadSingle: every anchor starts at p = 0.01, residuals near 0.
         nn.init.constant_(self.conv_cls.bias, -math.log((1 - PRIOR_PROBABILITY) / PRIOR_PROBABILITY))
         nn.init.normal_(self.conv_box.weight, mean=0.0, std=0.001)

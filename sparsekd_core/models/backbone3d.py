@@ -71,7 +71,8 @@ class VoxelResBackBone8x(nn.Module):
             stages.append(spconv.SparseSequential(*mods))
         self.conv2, self.conv3, self.conv4 = stages
         self.conv_out = spconv.SparseSequential(
-            spconv.SparseConv3d(f[4], f[5], (3, 1, 1), stride=(2, 1, 1), padding=0, bias=False, indice_key="spconv_down2"),
+            spconv.SparseConv3d(f[4], f[5], (3, 1, 1), stride=(2, 1, 1), padding=0, bias=False,
+                                indice_key="spconv_down2"),
             _bn(f[5]),
             nn.ReLU(),
         )

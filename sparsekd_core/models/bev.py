@@ -16,7 +16,8 @@ class HeightCompression(nn.Module):
         dense = sparse_tensor.dense()
         b, c, d, h, w = dense.shape
         if c * d != self.out_channels:
-            raise ValueError(f"HeightCompression: got {c} x {d} = {c * d} BEV channels, config says {self.out_channels}")
+            raise ValueError(f"HeightCompression: got {c} x {d} = {c * d} BEV channels, "
+                             f"config says {self.out_channels}")
         return dense.view(b, c * d, h, w)
 
 

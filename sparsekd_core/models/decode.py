@@ -44,7 +44,8 @@ def decode_maps(out: HeadOutput, k: int, voxel_size, point_cloud_range, feature_
     ys, xs = (cell // w).float(), (cell % w).float()
 
     def at(m):  # (B, n, H, W) -> (B, K, n)
-        return m.float().reshape(b, m.shape[1], h * w).gather(2, cell.unsqueeze(1).expand(-1, m.shape[1], -1)).permute(0, 2, 1)
+        return (m.float().reshape(b, m.shape[1], h * w)
+                .gather(2, cell.unsqueeze(1).expand(-1, m.shape[1], -1)).permute(0, 2, 1))
 
     center, cz, dim, rot = at(out.center), at(out.center_z), at(out.dim), at(out.rot)
     x = (xs + center[..., 0]) * feature_stride * voxel_size[0] + point_cloud_range[0]

@@ -30,7 +30,8 @@ def gather_at(feature_map: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
     return flat.gather(2, indices.unsqueeze(1).expand(b, c, indices.shape[1])).permute(0, 2, 1)
 
 
-def reg_l1_loss(pred_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def reg_l1_loss(pred_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor,
+                target: torch.Tensor) -> torch.Tensor:
     """L1 between the regression map at object centres and the targets, per code dimension.
 
     pred_map: (B, 8, H, W); indices, mask: (B, K); target: (B, K, 8) -> (8,) mean loss per code.
@@ -43,7 +44,8 @@ def reg_l1_loss(pred_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tenso
     return loss / num.clamp(min=1.0)
 
 
-def direction_loss(logit_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def direction_loss(logit_map: torch.Tensor, indices: torch.Tensor, mask: torch.Tensor,
+                   target: torch.Tensor) -> torch.Tensor:
     """Binary cross-entropy of a (B, 1, H, W) logit map at object centres against (B, K) 0/1 targets, averaged
     over max(number of objects, 1) like :func:`reg_l1_loss`."""
     logits = gather_at(logit_map.float().contiguous(), indices)[..., 0]

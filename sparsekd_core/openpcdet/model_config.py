@@ -4,8 +4,8 @@ Supported: MeanVFE + VoxelResBackBone8x or VoxelBackBone8x + HeightCompression, 
 then BaseBEVBackbone and a CenterHead (CenterPoint: one or more class groups, with or without ``vel``) or an
 AnchorHeadSingle (SECOND, PointPillars: per-class anchors, the axis-aligned assigner, ResidualCoder, a direction
 classifier), as OpenPCDet's Waymo, KITTI and nuScenes configs and SparseKD's width-scaled ones (``WIDTH``,
-``NUM_FILTERS``, ``LAYER_NUMS``) define them. A SparseKD ``*_sparsekd.yaml`` describes a student (``MODEL``) and its teacher
-(``MODEL_TEACHER``) and KD settings: the student is imported.
+``NUM_FILTERS``, ``LAYER_NUMS``) define them. A SparseKD ``*_sparsekd.yaml`` describes a student (``MODEL``) and its
+teacher (``MODEL_TEACHER``) and KD settings: the student is imported.
 
 Carried over: class names and their grouping into heads, point features (OpenPCDet's ``timestamp`` is our
 ``time_lag``), voxel size, range, points per voxel, voxel caps, sweeps, the head's targets, loss weights and
@@ -288,7 +288,8 @@ def _anchor_head(model: _Section, class_names: list[str], point_cloud_range: lis
             raise OpenPCDetConfigError(f"{gen.path}.anchor_bottom_heights {heights}: one bottom height per class is "
                                        "supported (AnchorHeadSingle's layout with several is not)")
         strides.add(int(gen.require("feature_map_stride")))
-        anchors.append({"class_name": g["class_name"], "sizes": [[float(v) for v in size] for size in gen.require("anchor_sizes")],
+        anchors.append({"class_name": g["class_name"],
+                        "sizes": [[float(v) for v in size] for size in gen.require("anchor_sizes")],
                         "rotations": [float(r) for r in gen.require("anchor_rotations")],
                         "bottom_height": float(heights[0]), "align_center": bool(gen.get("align_center", False)),
                         "matched_threshold": float(gen.require("matched_threshold")),

@@ -79,7 +79,8 @@ def ensure_infos(source: DataSource, workers: int = 2, progress: bool = True, wa
 
     waymo_interval: keep every k-th Waymo frame (KITTI splits come from ImageSets, nuScenes splits from the
     devkit; nuScenes infos list 10 sweeps per key frame, as ``sparsekd-data nuscenes`` by default)."""
-    wanted = [s for s in (source.train_split, source.val_split) if not infos_path(source.root, source.layout, s).is_file()]
+    wanted = [s for s in (source.train_split, source.val_split)
+              if not infos_path(source.root, source.layout, s).is_file()]
     if not wanted:
         return
     log.info("no cached %s infos for %s under %s: building them now (sparsekd-data does the same)",

@@ -118,7 +118,8 @@ def load_extra_state(objective: nn.Module, expected: Iterable[str], state: dict[
     expected = set(expected)
     if set(state) != expected:
         raise RuntimeError(
-            f"the checkpoint's KD state ({sorted(state)[:3]}...) does not match this run's ({sorted(expected)[:3]}...): "
+            f"the checkpoint's KD state ({sorted(state)[:3]}...) does not match this run's "
+            f"({sorted(expected)[:3]}...): "
             "resume with the --kd recipe the run started with")
     if state:
         objective.load_state_dict(state, strict=False)

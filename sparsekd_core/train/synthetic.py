@@ -96,7 +96,8 @@ def write_toy_kitti(root, point_cloud_range, class_names, n_train: int = 6, n_va
         kf.write_points(path, points)
         kf.write_calib(layout.calib_path(fid), calib)
         layout.label_path(fid).parent.mkdir(parents=True, exist_ok=True)
-        kf.write_label(layout.label_path(fid), [kf.make_object(class_names[l], b, calib) for b, l in zip(boxes, labels)])
+        kf.write_label(layout.label_path(fid),
+                       [kf.make_object(class_names[l], b, calib) for b, l in zip(boxes, labels)])
     kf.write_image_set(layout.image_set_path("train"), ids[:n_train])
     kf.write_image_set(layout.image_set_path("val"), ids[n_train:])
     return ids

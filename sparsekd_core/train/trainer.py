@@ -255,7 +255,8 @@ class Trainer:
         if t.epochs < 1 or t.batch_size < 1:
             raise ValueError(f"epochs and batch size must be >= 1 (got {t.epochs}, {t.batch_size})")
         if not 0.0 <= t.average_last <= 1.0:
-            raise ValueError(f"--average-last must be a share of the schedule in [0, 1] (0 = off), got {t.average_last}")
+            raise ValueError(f"--average-last must be a share of the schedule in [0, 1] (0 = off), got "
+                             f"{t.average_last}")
         if t.precise_bn_batches < 0:
             raise ValueError(f"--precise-bn-batches must be 0 (keep training's statistics) or more, got "
                              f"{t.precise_bn_batches}")
@@ -330,7 +331,8 @@ class Trainer:
             status = "completed"
         if status == "completed" and run.average is not None:
             run.average.copy_to(run.student)
-            log.info("final weights: the average of the weights after each of the last %d steps (train.average_last %g)",
+            log.info("final weights: the average of the weights after each of the last %d steps "
+                     "(train.average_last %g)",
                      run.average.count, run.cfg.train.average_last)
         if status == "completed" and (run.cfg.train.precise_bn_batches > 0 or run.average is not None):
             self._precise_bn(run, ctx)
@@ -379,7 +381,8 @@ class Trainer:
         elif recipe is not None and recipe_uses_tgi(recipe):
             tgi = objective.init_student_from_teacher()
             log.info("student initialised from the teacher (TGI)"
-                     + (f"; the teacher has nothing for {', '.join(tgi.fresh)}, left as initialised" if tgi.fresh else ""))
+                     + (f"; the teacher has nothing for {', '.join(tgi.fresh)}, left as initialised"
+                        if tgi.fresh else ""))
 
         maybe_sync_batchnorm(student, ctx, opts.sync_bn)
         params = trainable_parameters(objective)
@@ -445,7 +448,8 @@ class Trainer:
         window = run.train_ds.window
         if not windows:
             run.train_ds.window = None
-        loader = DataLoader(run.train_ds, batch_size=run.cfg.train.batch_size, shuffle=True, num_workers=self.opts.workers,
+        loader = DataLoader(run.train_ds, batch_size=run.cfg.train.batch_size, shuffle=True,
+                            num_workers=self.opts.workers,
                             collate_fn=collate_samples, generator=torch.Generator().manual_seed(self.opts.seed + 17))
 
         def forward(batch) -> None:
@@ -538,7 +542,8 @@ class Trainer:
     def _summary(self, run: "_Run", ctx: DistContext, stats: "_LoopStats", status: str,
                  final_metrics: dict | None, start_wall: float, train_time: float) -> dict[str, Any]:
         opts, state, times = self.opts, run.state, stats.step_times
-        final_losses = {k: float(np.mean([r[k] for r in stats.recent])) for k in (stats.recent[0] if stats.recent else {})}
+        final_losses = {k: float(np.mean([r[k] for r in stats.recent]))
+                        for k in (stats.recent[0] if stats.recent else {})}
         return {
             "status": status, "model": opts.model, "teacher": opts.teacher, "kd": opts.kd,
             "pretrained": opts.pretrained, "pretrained_parts": list(opts.pretrained_parts),

@@ -8,7 +8,8 @@ processes and reads the lines; a person can run it by hand against any node too:
 
 Events (one JSON object per line): ``ready``; ``sent`` (frame, name, t); ``answer`` (frame, t,
 latency_ms, boxes/scores/labels decoded from the markers); ``done`` (counts, the node's last
-diagnostics, the bag); ``error`` (message: the client's spin thread died, exit code 4). ``t`` is time.monotonic() (CLOCK_MONOTONIC: one clock for all processes).
+diagnostics, the bag); ``error`` (message: the client's spin thread died, exit code 4).
+``t`` is time.monotonic() (CLOCK_MONOTONIC: one clock for all processes).
 Boxes are read back from the LINE_LIST corners exactly; scores from the labels' text (2 decimals).
 """
 from __future__ import annotations
@@ -162,7 +163,8 @@ class DemoClient:
         boxes, scores, labels = markers_to_boxes(msg, self.class_names)  # an answer counts once it decodes
         with self._lock:
             self.answered[frame] = arrived - sent_at
-        _emit("answer", frame=frame, t=arrived, latency_ms=round(1e3 * (arrived - sent_at), 2), boxes=boxes.round(4).tolist(),
+        _emit("answer", frame=frame, t=arrived, latency_ms=round(1e3 * (arrived - sent_at), 2),
+              boxes=boxes.round(4).tolist(),
               scores=[None if np.isnan(s) else s for s in scores.tolist()], labels=labels.tolist())
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
@@ -247,7 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds to wait for an answer: the last frame's, and the previous frame's before an "
                         "after_answer frame (default 15)")
     p.add_argument("--bag", type=Path, default=None,
-                   help=f"write clouds + markers + diagnostics here (mcap), as {BAG_CLOUD_TOPIC} and {BAG_MARKERS_TOPIC}")
+                   help=f"write clouds + markers + diagnostics here (mcap), as {BAG_CLOUD_TOPIC} and "
+                        f"{BAG_MARKERS_TOPIC}")
     return p
 
 

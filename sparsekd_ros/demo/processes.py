@@ -27,7 +27,8 @@ _REPO = Path(__file__).resolve().parents[2]
 
 def dds_profile() -> Path | None:
     """config/fastdds_large_data.xml of the source tree, else of the installed ROS package share; None if neither."""
-    candidates = [_REPO / "config" / PROFILE_NAME, Path(sys.prefix) / "share" / "sparsekd_ros" / "config" / PROFILE_NAME]
+    candidates = [_REPO / "config" / PROFILE_NAME,
+                  Path(sys.prefix) / "share" / "sparsekd_ros" / "config" / PROFILE_NAME]
     for prefix in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep):
         if prefix:
             candidates.append(Path(prefix) / "share" / "sparsekd_ros" / "config" / PROFILE_NAME)

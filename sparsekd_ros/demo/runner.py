@@ -171,7 +171,8 @@ def _replay(run: Run, node, drive, samples, det, args, env) -> tuple[list, dict]
             client_error = ev["message"]
             run.fail(f"the ROS replay client failed: {client_error} (see {run.out / 'logs' / 'demo_client.log'})")
         elif kind == "exit" and ev["code"] != 0 and client_error is None:
-            run.fail(f"the ROS replay client exited with code {ev['code']} (see {run.out / 'logs' / 'demo_client.log'})")
+            run.fail(f"the ROS replay client exited with code {ev['code']} "
+                     f"(see {run.out / 'logs' / 'demo_client.log'})")
     if client_error is None:
         report_drops(len(records))
     else:  # frames the client could no longer hear: not the node's drops

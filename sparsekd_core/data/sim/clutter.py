@@ -2,9 +2,9 @@
 trained on sparse streets calls pedestrians or cyclists (``sparsekd-sim --street-clutter``).
 
 A real sweep's false pedestrians stand 10-30 m away on 10-120 returns spanning 0.8-1.4 m of height, which session
-31 took for posts, trunks, cabinets and the like. Version-4 streets hold a sign every 40 m, a bin every 30 m and a row of bollards
-every 60 m a side; a cluttered scene adds, on each side, one of the things below about every ``spacing`` metres,
-in the furniture zone by the kerb and in the frontage strip by the buildings:
+31 took for posts, trunks, cabinets and the like. Version-4 streets hold a sign every 40 m, a bin every 30 m and a row
+of bollards every 60 m a side; a cluttered scene adds, on each side, one of the things below about every
+``spacing`` metres, in the furniture zone by the kerb and in the frontage strip by the buildings:
 
 - short sign posts (1.2-2.2 m) with a small plate, parking meters and ticket machines;
 - utility cabinets, post boxes, tall recycling containers, advertising pillars;

@@ -149,7 +149,8 @@ def _bins(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> list[Fo
         # EN 840 120 l / 240 l bins: width along the kerb, depth across it
         size = (0.48, 0.555, 0.93) if rng.random() < 0.5 else (0.58, 0.73, 1.07)
         xb = x + 0.9 * k
-        b.box((xb, y, z + layout.slope * (xb - x) + size[2] / 2), size, rng.uniform(*PAINT), yaw=float(np.clip(rng.normal(0, 0.1), -0.15, 0.15)))
+        b.box((xb, y, z + layout.slope * (xb - x) + size[2] / 2), size, rng.uniform(*PAINT),
+              yaw=float(np.clip(rng.normal(0, 0.1), -0.15, 0.15)))
         footprints.append((xb, y, 0.85, 0.85))
     return footprints
 
@@ -172,7 +173,8 @@ def _bicycles(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> lis
     for k in range(int(rng.integers(1, 3))):
         xb = x + 2.0 * k
         bike = bicycle_builder(float(rng.uniform(1.7, 1.85)), 0.0, rng).build()
-        b.add(bike.vertices + np.array([xb, y, z + layout.slope * (xb - x)], np.float32), bike.triangles, bike.reflectivity, bike.returns)
+        b.add(bike.vertices + np.array([xb, y, z + layout.slope * (xb - x)], np.float32), bike.triangles,
+              bike.reflectivity, bike.returns)
         footprints.append((xb, y, 1.9, 0.6))
     return footprints
 

@@ -9,7 +9,8 @@ World frame: x along the street, y to the left, z up; the road surface is ``z = 
 Cross-section of the right side (y < 0; the left side mirrors it and carries the -x traffic), from the
 centre line outwards::
 
-    travel lanes | bike lane? | parking lane? | kerb | furniture zone | walk zone (2 sub-lanes) | frontage | setback | buildings / lots / hedges
+    travel lanes | bike lane? | parking lane? | kerb | furniture zone | walk zone (2 sub-lanes) | frontage
+        | setback | buildings / lots / hedges
 
 Lanes are disjoint strips; moving road users stay in their strip at the strip's speed, which is what
 keeps a drive free of collisions (see placement.py). Static obstacles stand only in the furniture
