@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "(sparsekd-gap's thickness lines: 26%% of them under 0.05 m, no real one); 0.5 took "
                              "that to 10%% (docs/results.md 'Flat people'). 0 (default): ideal rays, as before this "
                              "option")
+    parser.add_argument("--pedalling-riders", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes whose riding cyclists pedal as real ones do: legs bent at the knee on "
+                             "the pedals, knees apart, a torso leaning forward to broad shoulders, arms bent out to "
+                             "the grips, most in helmets, some with a backpack, panniers or a basket. 0 (default): "
+                             "upright riders on straight legs close together, thinner to a LiDAR than real ones, as "
+                             "before this option")
     parser.add_argument("--close-people", type=float, default=0.0, metavar="SHARE",
                         help="share of scenes whose people keep close company, as real ones do: standing people "
                              "lean on planters and bins, wait at bicycle racks, stand in tight groups (2 cm apart "
@@ -189,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                              close_people=args.close_people, road_people=args.road_people,
                              road_furniture=args.road_furniture, walking_pairs=args.walking_pairs,
                              turning_walkers=args.turning_walkers, lane_cyclists=args.lane_cyclists,
-                             edge_returns=args.edge_returns)
+                             edge_returns=args.edge_returns, pedalling_riders=args.pedalling_riders)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

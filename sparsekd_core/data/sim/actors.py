@@ -284,6 +284,92 @@ def cyclist_mesh(size: np.ndarray, rng: np.random.Generator, riding: bool = True
     return _fit_inside(b.build(), size)
 
 
+#: A pedalling rider's measures (metres; adult anthropometry and bicycle geometry, approximate): crank length, the
+#: pedals' and knees' distance either side of the frame (a crankset's Q-factor is about 0.15 m; knees track a little
+#: wider), and the shoulders' breadth (biacromial breadth 0.36-0.41 m, with clothes a little more).
+CRANK = 0.17
+PEDAL_Y, KNEE_Y = 0.1, 0.14
+SHOULDERS = (0.38, 0.47)
+
+
+def _limb(b: MeshBuilder, start, end, thick: float, reflectivity: float) -> None:
+    """A limb of square section ``thick`` from ``start`` to ``end`` (x, y, z), as a chain of small boxes along it
+    (MeshBuilder's boxes are upright; a chain of short ones follows any slope within about half their section)."""
+    start, end = np.asarray(start, np.float64), np.asarray(end, np.float64)
+    pieces = max(2, int(np.ceil(np.linalg.norm(end - start) / (0.5 * thick))))
+    step = (end - start) / pieces
+    for k in range(pieces):
+        b.box(start + (k + 0.5) * step, np.abs(step) + thick, reflectivity)
+
+
+def _knee(hip: np.ndarray, foot: np.ndarray, segment: float) -> np.ndarray:
+    """Where a knee sits (x, z) between ``hip`` and ``foot`` (x, z) with thigh and shin ``segment`` long, bent
+    forward (+x), as a rider's is."""
+    d = foot - hip
+    dist = min(float(np.linalg.norm(d)), 2 * segment * 0.999)
+    along = d / max(float(np.linalg.norm(d)), 1e-9)
+    normal = np.array([-along[1], along[0]])
+    if normal[0] < 0:
+        normal = -normal
+    return hip + along * dist / 2 + normal * np.sqrt(segment ** 2 - (dist / 2) ** 2)
+
+
+def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
+    """A bicycle and its rider as a LiDAR sees a real one, inside a (dx, dy, dz) box: legs bent at the knee on
+    the pedals at a random crank angle, knees a little apart; a torso leaning forward that widens to the shoulders;
+    arms bent at the elbow out to the grips; a helmet on most heads; and what riders carry (a backpack, panniers
+    either side of the rear wheel or a front basket). :func:`cyclist_mesh`'s rider, by contrast, sits upright on
+    straight legs close together (``sparsekd-sim --pedalling-riders``)."""
+    length, width, height = (float(s) for s in size)
+    m = MESH_MARGIN
+    z0 = -height / 2
+    L = length - 2 * m
+    b = bicycle_builder(L, z0, rng)
+    cloth_top, cloth_low, skin = rng.uniform(0.1, 0.55), rng.uniform(0.05, 0.45), rng.uniform(0.25, 0.4)
+    r = min(0.34, L / 5.0)
+    wx = L / 2 - r
+    frame_z = z0 + r + 0.25
+    bracket = np.array([-0.18 * wx, z0 + r - 0.05])
+    hip = np.array([-0.35 * wx, frame_z + 0.2])
+    segment = 0.53 * (float(np.linalg.norm(bracket - hip)) + CRANK)
+    phase = rng.uniform(0.0, 2 * np.pi)
+    for side, angle in ((-1, phase), (1, phase + np.pi)):
+        foot = bracket + CRANK * np.array([np.cos(angle), np.sin(angle)])
+        knee = _knee(hip, foot, segment)
+        _limb(b, (hip[0], side * PEDAL_Y, hip[1]), (knee[0], side * KNEE_Y, knee[1]), 0.15, cloth_low)
+        _limb(b, (knee[0], side * KNEE_Y, knee[1]), (foot[0], side * PEDAL_Y, foot[1]), 0.11, cloth_low)
+        b.box((foot[0] + 0.04, side * PEDAL_Y, foot[1] + 0.03), (0.26, 0.09, 0.08), 0.1)  # shoe
+    shoulder_z = min(z0 + 0.8 * height, height / 2 - m - 0.27)
+    lean = (shoulder_z - hip[1]) * np.tan(np.radians(rng.uniform(15.0, 45.0)))
+    shoulders = rng.uniform(*SHOULDERS)
+    hips = 0.34
+    b.tapered_box((hip[0], 0, (hip[1] + shoulder_z) / 2), (0.26, hips, shoulder_z - hip[1]),
+                  top_scale=(1.0, shoulders / hips), top_shift_x=lean, reflectivity=cloth_top)
+    shoulder_x = hip[0] + lean
+    grip = np.array([wx * 0.8, 0.26, frame_z + 0.22])  # bicycle_builder's handlebar
+    for side in (-1, 1):
+        top = np.array([shoulder_x, side * (shoulders / 2 - 0.05), shoulder_z - 0.05])
+        end = grip * np.array([1, side, 1])
+        elbow = (top + end) / 2 + np.array([0.0, side * 0.06, -0.05])
+        _limb(b, top, elbow, 0.09, cloth_top)
+        _limb(b, elbow, end, 0.08, cloth_top)
+    head = 0.11
+    helmet = rng.random() < 0.6
+    radii = (head + 0.03, head, head) if helmet else (head, head * 0.85, head)
+    b.ellipsoid((shoulder_x + 0.08, 0, shoulder_z + 0.04 + head), radii, rng.uniform(0.1, 0.6) if helmet else skin,
+                subdivisions=0)
+    carried = rng.random()
+    if carried < 0.25:  # backpack
+        b.box((hip[0] + 0.5 * lean - 0.2, 0, (hip[1] + shoulder_z) / 2 + 0.05), (0.16, 0.3, 0.38),
+              rng.uniform(0.05, 0.4))
+    elif carried < 0.4:  # panniers either side of the rear wheel
+        for side in (-1, 1):
+            b.box((-wx + 0.05, side * 0.19, z0 + r + 0.08), (0.34, 0.12, 0.32), rng.uniform(0.05, 0.4))
+    elif carried < 0.5:  # a basket over the front wheel
+        b.box((wx * 0.95, 0, frame_z + 0.12), (0.3, 0.35, 0.25), rng.uniform(0.1, 0.4))
+    return _fit_inside(b.build(), size)
+
+
 def bicycle_builder(length: float, z0: float, rng: np.random.Generator, y: float = 0.0) -> MeshBuilder:
     """A bicycle of ``length`` along x standing on z = z0 at lateral offset ``y``: two wheels, frame, bar."""
     r = min(0.34, length / 5.0)
@@ -396,13 +482,16 @@ class MeshLibrary:
     UNLABELLED_BASE = {"bicycle": np.array([1.75, 0.5, 1.05]), "pram": np.array([0.8, 0.55, 1.0])}
 
     def __init__(self, rng: np.random.Generator, sizes, variants: int = 8, vehicle_glass: float | None = None,
-                 people_brightness: float | None = None):
+                 people_brightness: float | None = None, riders_rng: np.random.Generator | None = None):
         """sizes: callable kind -> (3,) box extents (a sizes.SizeSampler) for the labelled kinds.
         vehicle_glass: the share of pulses vehicles' windows send back (None: GLASS_RETURNS, as facades'
         windows); set after the meshes are built, so it draws no random number and changes nothing else.
         people_brightness: pedestrians' and cyclists' reflectivity times this (``with_brightness``; None: as
-        built); applied after the meshes are built too."""
+        built); applied after the meshes are built too.
+        riders_rng: when given, riding cyclists are :func:`pedalling_rider_mesh` variants drawn from it, built after
+        the rest in the same boxes, so every other mesh is the same as without it."""
         self._variants = variants
+        self._vehicle_glass, self._people_brightness = vehicle_glass, people_brightness
         self._cache: dict[tuple[str, bool], list[tuple[Mesh, np.ndarray]]] = {}
         for kind in KINDS + UNLABELLED_KINDS:
             for moving in ((True, False) if kind in ("pedestrian", "cyclist") else (True,)):
@@ -411,13 +500,19 @@ class MeshLibrary:
                     base = self.UNLABELLED_BASE[kind] if kind in UNLABELLED_KINDS else sizes(kind)
                     if kind == "cyclist" and not moving:
                         base = base + np.array([0.0, BESIDE_BIKE_WIDTH, 0.0])
-                    mesh = actor_mesh(kind, base, rng, moving=moving)
-                    if vehicle_glass is not None and kind in VEHICLE_KINDS:
-                        mesh = with_glass_returns(mesh, vehicle_glass)
-                    if people_brightness is not None and kind in PEOPLE_KINDS:
-                        mesh = with_brightness(mesh, people_brightness)
-                    built.append((mesh, base))
+                    built.append((self._finish(kind, actor_mesh(kind, base, rng, moving=moving)), base))
                 self._cache[(kind, moving)] = built
+        if riders_rng is not None:
+            self._cache[("cyclist", True)] = [(self._finish("cyclist", pedalling_rider_mesh(base, riders_rng)), base)
+                                              for _, base in self._cache[("cyclist", True)]]
+
+    def _finish(self, kind: str, mesh: Mesh) -> Mesh:
+        """A built mesh with the library's vehicle glass and people's brightness applied."""
+        if self._vehicle_glass is not None and kind in VEHICLE_KINDS:
+            mesh = with_glass_returns(mesh, self._vehicle_glass)
+        if self._people_brightness is not None and kind in PEOPLE_KINDS:
+            mesh = with_brightness(mesh, self._people_brightness)
+        return mesh
 
     def mesh(self, kind: str, size: np.ndarray, moving: bool, rng: np.random.Generator) -> Mesh:
         """A local-frame mesh that fills a box of extents ``size`` (3,); ``rng`` picks the variant."""

@@ -165,6 +165,9 @@ class SimOptions:
     edge_returns: in every frame, the share of the rays on a silhouette's edge whose return lies between the
         object and what is behind it (edge_returns.py: mixed pixels, which real sensors give and ideal rays do
         not); 0 draws the version-4 streets.
+    pedalling_riders: share of scenes whose riding cyclists pedal with bent legs, knees apart, shoulders and bent
+        arms, most in helmets, some carrying bags (actors.pedalling_rider_mesh), drawn from a random stream of its
+        own; 0 draws the version-4 streets, whose riders sit upright on straight legs close together.
     """
 
     label_style: str = "kitti"
@@ -183,6 +186,7 @@ class SimOptions:
     turning_walkers: float = 0.0
     lane_cyclists: float = 0.0
     edge_returns: float = 0.0
+    pedalling_riders: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -191,7 +195,7 @@ class SimOptions:
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "road_furniture",
-                     "edge_returns", *PEOPLE_OPTIONS):
+                     "edge_returns", "pedalling_riders", *PEOPLE_OPTIONS):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -249,9 +253,12 @@ class SceneBase:
         self._people_on = {option: self._drawn(getattr(options, option), stream)
                            for option, (_, stream) in PEOPLE_OPTIONS.items()}
         style = get_label_style(options.label_style)
+        riders_rng = frame_rng(seed, scene_index, 0, 18)  # stream 18: pedalling riders, only when drawn
+        pedalling = options.pedalling_riders > 0 and riders_rng.random() < options.pedalling_riders
         self.library = MeshLibrary(frame_rng(seed, scene_index, 0, 3), SizeSampler(frame_rng(seed, scene_index, 0, 6),
                                                                                    style),
-                                   vehicle_glass=options.vehicle_glass, people_brightness=options.people_brightness)
+                                   vehicle_glass=options.vehicle_glass, people_brightness=options.people_brightness,
+                                   riders_rng=riders_rng if pedalling else None)
         self.style = style
         self.lidar = Lidar(preset, options.raycaster)
         ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)
