@@ -252,14 +252,14 @@ def pedestrian_mesh(size: np.ndarray, rng: np.random.Generator, walking: bool) -
     return _fit_inside(b.build(), size)
 
 
-def cyclist_mesh(size: np.ndarray, rng: np.random.Generator, riding: bool = True) -> Mesh:
+def cyclist_mesh(size: np.ndarray, rng: np.random.Generator, riding: bool = True, open_wheels: bool = False) -> Mesh:
     """A bicycle (two wheels, frame, handlebar) with its rider leaning forward, or (``riding`` False) with a
-    person standing beside it, inside a (dx, dy, dz) box."""
+    person standing beside it, inside a (dx, dy, dz) box; ``open_wheels``: see :func:`bicycle_builder`."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     z0 = -height / 2
     L = length - 2 * m
-    b = bicycle_builder(L, z0, rng, y=0.0 if riding else -(width / 2 - m - 0.3))
+    b = bicycle_builder(L, z0, rng, y=0.0 if riding else -(width / 2 - m - 0.3), open_wheels=open_wheels)
     cloth, skin = rng.uniform(0.1, 0.55), 0.3
     r = min(0.34, L / 5.0)
     wx = L / 2 - r
@@ -314,17 +314,17 @@ def _knee(hip: np.ndarray, foot: np.ndarray, segment: float) -> np.ndarray:
     return hip + along * dist / 2 + normal * np.sqrt(segment ** 2 - (dist / 2) ** 2)
 
 
-def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
+def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator, open_wheels: bool = False) -> Mesh:
     """A bicycle and its rider as a LiDAR sees a real one, inside a (dx, dy, dz) box: legs bent at the knee on
     the pedals at a random crank angle, knees a little apart; a torso leaning forward that widens to the shoulders;
     arms bent at the elbow out to the grips; a helmet on most heads; and what riders carry (a backpack, panniers
     either side of the rear wheel or a front basket). :func:`cyclist_mesh`'s rider, by contrast, sits upright on
-    straight legs close together (``sparsekd-sim --pedalling-riders``)."""
+    straight legs close together (``sparsekd-sim --pedalling-riders``). ``open_wheels``: see :func:`bicycle_builder`."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     z0 = -height / 2
     L = length - 2 * m
-    b = bicycle_builder(L, z0, rng)
+    b = bicycle_builder(L, z0, rng, open_wheels=open_wheels)
     cloth_top, cloth_low, skin = rng.uniform(0.1, 0.55), rng.uniform(0.05, 0.45), rng.uniform(0.25, 0.4)
     r = min(0.34, L / 5.0)
     wx = L / 2 - r
@@ -370,14 +370,36 @@ def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
     return _fit_inside(b.build(), size)
 
 
-def bicycle_builder(length: float, z0: float, rng: np.random.Generator, y: float = 0.0) -> MeshBuilder:
-    """A bicycle of ``length`` along x standing on z = z0 at lateral offset ``y``: two wheels, frame, bar."""
+#: An open wheel's parts (metres; common bicycle wheels, approximate): the tyre's section (road tyres 25-32 mm, city
+#: and mountain tyres 40-60 mm), the rim's inside the tyre, and the hub's radius and width.
+TYRE_SECTION, RIM_SECTION = 0.045, 0.025
+HUB_RADIUS, HUB_WIDTH = 0.035, 0.1
+
+
+def _wheel(b: MeshBuilder, centre, r: float, metal: float, tyre: float, open_wheel: bool) -> None:
+    """One wheel of radius ``r`` turning about y at ``centre``: a solid disc (the version-4 streets), or
+    (``open_wheel``) what a LiDAR sees of a real one: the tyre, the rim inside it and the hub, with nothing between
+    them. A real wheel's 32-36 spokes are 2 mm wires that a pulse a few centimetres across passes, where a disc
+    returns the whole wheel."""
+    if not open_wheel:
+        b.cylinder(centre, r, 0.04, tyre, axis="y", segments=10)
+        return
+    b.ring(centre, r - TYRE_SECTION / 2, TYRE_SECTION / 2, tyre, axis="y")
+    b.ring(centre, r - TYRE_SECTION - RIM_SECTION / 2, RIM_SECTION / 2, metal, axis="y")
+    b.cylinder(centre, HUB_RADIUS, HUB_WIDTH, metal, axis="y", segments=8)
+
+
+def bicycle_builder(length: float, z0: float, rng: np.random.Generator, y: float = 0.0,
+                    open_wheels: bool = False) -> MeshBuilder:
+    """A bicycle of ``length`` along x standing on z = z0 at lateral offset ``y``: two wheels (solid discs, or with
+    ``open_wheels`` tyre, rim and hub: :func:`_wheel`), frame, bar. Either way it draws the same numbers from
+    ``rng``."""
     r = min(0.34, length / 5.0)
     metal, tyre = rng.uniform(0.2, 0.5), 0.05
     b = MeshBuilder()
     wx = length / 2 - r
     for x in (-wx, wx):
-        b.cylinder((x, y, z0 + r), r, 0.04, tyre, axis="y", segments=10)
+        _wheel(b, (x, y, z0 + r), r, metal, tyre, open_wheels)
     frame_z = z0 + r + 0.25
     b.box((0, y, frame_z), (2 * wx * 0.75, 0.04, 0.05), metal)  # top tube
     b.box((-wx * 0.35, y, (z0 + r + frame_z) / 2 + 0.05), (0.05, 0.04, frame_z - z0 - r + 0.1), metal)  # seat tube
@@ -422,19 +444,22 @@ def pram_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
     return _fit_inside(b.build(), size)
 
 
-def actor_mesh(kind: str, size: np.ndarray, rng: np.random.Generator, moving: bool = True) -> Mesh:
+def actor_mesh(kind: str, size: np.ndarray, rng: np.random.Generator, moving: bool = True,
+               open_wheels: bool = False) -> Mesh:
     """The local-frame mesh of a road user of ``kind`` with box extents ``size``.
 
-    moving: pedestrians walk (else stand); cyclists ride (else stand beside the bicycle).
+    moving: pedestrians walk (else stand); cyclists ride (else stand beside the bicycle). open_wheels: bicycles,
+    ridden or not, have open wheels (:func:`bicycle_builder`).
     """
     if kind in VEHICLE_KINDS:
         return vehicle_mesh(kind, size, rng)
     if kind == "pedestrian":
         return pedestrian_mesh(size, rng, walking=moving)
     if kind == "cyclist":
-        return cyclist_mesh(size, rng, riding=moving)
+        return cyclist_mesh(size, rng, riding=moving, open_wheels=open_wheels)
     if kind == "bicycle":
-        return _fit_inside(bicycle_builder(float(size[0]) - 2 * MESH_MARGIN, -float(size[2]) / 2, rng).build(), size)
+        bike = bicycle_builder(float(size[0]) - 2 * MESH_MARGIN, -float(size[2]) / 2, rng, open_wheels=open_wheels)
+        return _fit_inside(bike.build(), size)
     if kind == "pram":
         return pram_mesh(size, rng)
     raise ValueError(f"unknown actor kind {kind!r}; expected one of {KINDS + UNLABELLED_KINDS}")
@@ -482,14 +507,17 @@ class MeshLibrary:
     UNLABELLED_BASE = {"bicycle": np.array([1.75, 0.5, 1.05]), "pram": np.array([0.8, 0.55, 1.0])}
 
     def __init__(self, rng: np.random.Generator, sizes, variants: int = 8, vehicle_glass: float | None = None,
-                 people_brightness: float | None = None, riders_rng: np.random.Generator | None = None):
+                 people_brightness: float | None = None, riders_rng: np.random.Generator | None = None,
+                 open_wheels: bool = False):
         """sizes: callable kind -> (3,) box extents (a sizes.SizeSampler) for the labelled kinds.
         vehicle_glass: the share of pulses vehicles' windows send back (None: GLASS_RETURNS, as facades'
         windows); set after the meshes are built, so it draws no random number and changes nothing else.
         people_brightness: pedestrians' and cyclists' reflectivity times this (``with_brightness``; None: as
         built); applied after the meshes are built too.
         riders_rng: when given, riding cyclists are :func:`pedalling_rider_mesh` variants drawn from it, built after
-        the rest in the same boxes, so every other mesh is the same as without it."""
+        the rest in the same boxes, so every other mesh is the same as without it.
+        open_wheels: cyclists' and parked bicycles' wheels are open (:func:`bicycle_builder`); draws no random number
+        of its own, so every mesh but the wheels is the same as without it."""
         self._variants = variants
         self._vehicle_glass, self._people_brightness = vehicle_glass, people_brightness
         self._cache: dict[tuple[str, bool], list[tuple[Mesh, np.ndarray]]] = {}
@@ -500,11 +528,13 @@ class MeshLibrary:
                     base = self.UNLABELLED_BASE[kind] if kind in UNLABELLED_KINDS else sizes(kind)
                     if kind == "cyclist" and not moving:
                         base = base + np.array([0.0, BESIDE_BIKE_WIDTH, 0.0])
-                    built.append((self._finish(kind, actor_mesh(kind, base, rng, moving=moving)), base))
+                    mesh = actor_mesh(kind, base, rng, moving=moving, open_wheels=open_wheels)
+                    built.append((self._finish(kind, mesh), base))
                 self._cache[(kind, moving)] = built
         if riders_rng is not None:
-            self._cache[("cyclist", True)] = [(self._finish("cyclist", pedalling_rider_mesh(base, riders_rng)), base)
-                                              for _, base in self._cache[("cyclist", True)]]
+            self._cache[("cyclist", True)] = [
+                (self._finish("cyclist", pedalling_rider_mesh(base, riders_rng, open_wheels=open_wheels)), base)
+                for _, base in self._cache[("cyclist", True)]]
 
     def _finish(self, kind: str, mesh: Mesh) -> Mesh:
         """A built mesh with the library's vehicle glass and people's brightness applied."""

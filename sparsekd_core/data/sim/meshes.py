@@ -209,6 +209,19 @@ class MeshBuilder:
         v, t = _unit_cylinder(segments)
         return self._place(v, t, (radius, radius, length), centre, yaw, reflectivity, axis)
 
+    def ring(self, centre, radius: float, tube: float, reflectivity, axis: str = "z", segments: int = 16,
+             sides: int = 4) -> "MeshBuilder":
+        """A closed ring about ``axis`` through ``centre``: a tube of ``sides``-gon section, ``tube`` in radius,
+        whose centre line is a circle of ``radius`` (a bicycle's tyre or rim), lofted through ``segments``
+        stations; the last station repeats the first, so the caps the loft puts at its ends lie inside the tube."""
+        theta = np.linspace(0.0, 2 * np.pi, segments + 1)
+        phi = np.arange(sides) * 2 * np.pi / sides
+        radial = np.stack([np.cos(theta), np.sin(theta), np.zeros_like(theta)], axis=1)[:, None, :]
+        across = (radius + tube * np.cos(phi))[None, :, None] * radial
+        rings = across + (tube * np.sin(phi))[None, :, None] * np.array([0.0, 0.0, 1.0])
+        rings = rings.astype(np.float32) @ _AXES[axis] + np.asarray(centre, np.float32)
+        return self.loft(rings, reflectivity)
+
     def ellipsoid(self, centre, radii, reflectivity, yaw: float = 0.0,
                   rng: np.random.Generator | None = None, roughness: float = 0.0,
                   subdivisions: int = 1) -> "MeshBuilder":
