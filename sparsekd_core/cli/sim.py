@@ -106,12 +106,13 @@ def build_parser() -> argparse.ArgumentParser:
                              "the grips, most in helmets, some with a backpack, panniers or a basket. 0 (default): "
                              "upright riders on straight legs close together, thinner to a LiDAR than real ones, as "
                              "before this option")
-    parser.add_argument("--open-wheels", type=float, default=0.0, metavar="SHARE",
-                        help="share of scenes whose cyclists' and parked bicycles' wheels are open, as real ones "
-                             "are to a LiDAR: tyre, rim and hub with nothing between (2 mm spokes pass the pulse). "
-                             "0 (default): solid discs that return the whole wheel seen from the side, so simulated "
-                             "cyclists crossing the sensor's view carry more of their returns low down than real "
-                             "ones, as before this option")
+    parser.add_argument("--real-bicycles", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes whose bicycles, ridden or parked, are built as real ones are: open "
+                             "wheels (tyre, rim and hub; 2 mm spokes pass the pulse), the saddle behind the bottom "
+                             "bracket on a 73-degree seat tube at a real saddle height, and the rider sitting on it "
+                             "(riders pedalling with --pedalling-riders lean 5-30 degrees, as city riders do). 0 "
+                             "(default): solid disc wheels that return the whole wheel seen from the side, and riders "
+                             "over the middle of the frame, as before this option")
     parser.add_argument("--close-people", type=float, default=0.0, metavar="SHARE",
                         help="share of scenes whose people keep close company, as real ones do: standing people "
                              "lean on planters and bins, wait at bicycle racks, stand in tight groups (2 cm apart "
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                              road_furniture=args.road_furniture, walking_pairs=args.walking_pairs,
                              turning_walkers=args.turning_walkers, lane_cyclists=args.lane_cyclists,
                              edge_returns=args.edge_returns, pedalling_riders=args.pedalling_riders,
-                             open_wheels=args.open_wheels)
+                             real_bicycles=args.real_bicycles)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

@@ -2,8 +2,8 @@
 
 Modules, from the bottom up: ``version`` (which simulator made a street), ``meshes`` (triangle meshes from numpy
 templates), ``sizes`` (box sizes from KITTI/Waymo/nuScenes statistics, vehicle body types), ``actors`` (road users
-and unlabelled look-alikes: meshes, class names; pedalling riders, ``--pedalling-riders``; open wheels,
-``--open-wheels``), ``materials`` (the world's reflectivities), ``clutter`` (dense person-sized sidewalk clutter,
+and unlabelled look-alikes: meshes, class names; pedalling riders, ``--pedalling-riders``; real bicycles,
+``--real-bicycles``), ``materials`` (the world's reflectivities), ``clutter`` (dense person-sized sidewalk clutter,
 ``--street-clutter``), ``road_furniture`` (islands, posts, cones, boards, bins on the carriageway,
 ``--road-furniture``), ``world`` (the static street, its clutter and furniture), ``placement`` (road users without
 overlaps), ``ego_body`` (the recording vehicle and its rig under a roof sensor), ``raycast`` and ``raycast_torch``

@@ -252,31 +252,38 @@ def pedestrian_mesh(size: np.ndarray, rng: np.random.Generator, walking: bool) -
     return _fit_inside(b.build(), size)
 
 
-def cyclist_mesh(size: np.ndarray, rng: np.random.Generator, riding: bool = True, open_wheels: bool = False) -> Mesh:
+def cyclist_mesh(size: np.ndarray, rng: np.random.Generator, riding: bool = True, real: bool = False) -> Mesh:
     """A bicycle (two wheels, frame, handlebar) with its rider leaning forward, or (``riding`` False) with a
-    person standing beside it, inside a (dx, dy, dz) box; ``open_wheels``: see :func:`bicycle_builder`."""
+    person standing beside it, inside a (dx, dy, dz) box. ``real``: the bicycle is built as a real one is
+    (:func:`bicycle_builder`) and its rider sits on its saddle."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     z0 = -height / 2
     L = length - 2 * m
-    b = bicycle_builder(L, z0, rng, y=0.0 if riding else -(width / 2 - m - 0.3), open_wheels=open_wheels)
+    saddle_height = RIDER_SADDLE_SHARE * height
+    b = bicycle_builder(L, z0, rng, y=0.0 if riding else -(width / 2 - m - 0.3), real=real,
+                        saddle_height=saddle_height)
     cloth, skin = rng.uniform(0.1, 0.55), 0.3
     r = min(0.34, L / 5.0)
     wx = L / 2 - r
     frame_z = z0 + r + 0.25
     if riding:
         bar_w = min(0.58, width - 2 * m)
-        hip = frame_z + 0.2
+        if real:
+            bracket, saddle = real_seat(wx, r, z0, saddle_height)
+            hip_x, hip, leg_x = float(saddle[0]), float(saddle[1]) + SIT_HEIGHT, float(bracket[0] + saddle[0]) / 2
+        else:
+            hip_x, hip, leg_x = -wx * 0.1, frame_z + 0.2, -wx * 0.2
         shoulder = min(z0 + 0.82 * height, height / 2 - m - 0.25)
         torso_len = shoulder - hip
-        b.tapered_box((-wx * 0.1, 0, (hip + shoulder) / 2), (0.28, min(0.4, width - 2 * m - 0.05), torso_len),
+        b.tapered_box((hip_x, 0, (hip + shoulder) / 2), (0.28, min(0.4, width - 2 * m - 0.05), torso_len),
                       top_scale=(1.0, 1.0), top_shift_x=0.3 * torso_len, reflectivity=cloth)
         for side in (-1, 1):
-            b.box((-wx * 0.2, side * 0.1, (z0 + r + hip) / 2), (0.12, 0.11, hip - z0 - r), cloth)
+            b.box((leg_x, side * 0.1, (z0 + r + hip) / 2), (0.12, 0.11, hip - z0 - r), cloth)
             b.box((wx * 0.45, side * bar_w * 0.4, (shoulder + frame_z + 0.22) / 2), (0.5 * wx, 0.07, 0.07), cloth)
         head_r = 0.11
-        b.ellipsoid((0.3 * torso_len - wx * 0.05, 0, shoulder + 0.04 + head_r), (head_r, head_r * 0.85, head_r),
-                    skin, subdivisions=0)
+        head_x = hip_x + 0.3 * torso_len + wx * 0.05 if real else 0.3 * torso_len - wx * 0.05
+        b.ellipsoid((head_x, 0, shoulder + 0.04 + head_r), (head_r, head_r * 0.85, head_r), skin, subdivisions=0)
         return _fit_inside(b.build(), size)
     person = pedestrian_mesh(np.array([0.5, 0.5, height]), rng, walking=False)
     shift = np.array([0.1 * L, width / 2 - m - 0.27, 0.0], np.float32)
@@ -314,23 +321,29 @@ def _knee(hip: np.ndarray, foot: np.ndarray, segment: float) -> np.ndarray:
     return hip + along * dist / 2 + normal * np.sqrt(segment ** 2 - (dist / 2) ** 2)
 
 
-def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator, open_wheels: bool = False) -> Mesh:
+def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator, real: bool = False) -> Mesh:
     """A bicycle and its rider as a LiDAR sees a real one, inside a (dx, dy, dz) box: legs bent at the knee on
     the pedals at a random crank angle, knees a little apart; a torso leaning forward that widens to the shoulders;
     arms bent at the elbow out to the grips; a helmet on most heads; and what riders carry (a backpack, panniers
     either side of the rear wheel or a front basket). :func:`cyclist_mesh`'s rider, by contrast, sits upright on
-    straight legs close together (``sparsekd-sim --pedalling-riders``). ``open_wheels``: see :func:`bicycle_builder`."""
+    straight legs close together (``sparsekd-sim --pedalling-riders``). ``real``: the bicycle is built as a real one
+    is (:func:`bicycle_builder`), the rider sits on its saddle and leans as city riders do (CITY_LEAN)."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     z0 = -height / 2
     L = length - 2 * m
-    b = bicycle_builder(L, z0, rng, open_wheels=open_wheels)
+    saddle_height = RIDER_SADDLE_SHARE * height
+    b = bicycle_builder(L, z0, rng, real=real, saddle_height=saddle_height)
     cloth_top, cloth_low, skin = rng.uniform(0.1, 0.55), rng.uniform(0.05, 0.45), rng.uniform(0.25, 0.4)
     r = min(0.34, L / 5.0)
     wx = L / 2 - r
     frame_z = z0 + r + 0.25
-    bracket = np.array([-0.18 * wx, z0 + r - 0.05])
-    hip = np.array([-0.35 * wx, frame_z + 0.2])
+    if real:
+        bracket, saddle = real_seat(wx, r, z0, saddle_height)
+        hip = saddle + np.array([0.0, SIT_HEIGHT])
+    else:
+        bracket = np.array([-0.18 * wx, z0 + r - 0.05])
+        hip = np.array([-0.35 * wx, frame_z + 0.2])
     segment = 0.53 * (float(np.linalg.norm(bracket - hip)) + CRANK)
     phase = rng.uniform(0.0, 2 * np.pi)
     for side, angle in ((-1, phase), (1, phase + np.pi)):
@@ -340,7 +353,7 @@ def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator, open_wheels
         _limb(b, (knee[0], side * KNEE_Y, knee[1]), (foot[0], side * PEDAL_Y, foot[1]), 0.11, cloth_low)
         b.box((foot[0] + 0.04, side * PEDAL_Y, foot[1] + 0.03), (0.26, 0.09, 0.08), 0.1)  # shoe
     shoulder_z = min(z0 + 0.8 * height, height / 2 - m - 0.27)
-    lean = (shoulder_z - hip[1]) * np.tan(np.radians(rng.uniform(15.0, 45.0)))
+    lean = (shoulder_z - hip[1]) * np.tan(np.radians(rng.uniform(*(CITY_LEAN if real else (15.0, 45.0)))))
     shoulders = rng.uniform(*SHOULDERS)
     hips = 0.34
     b.tapered_box((hip[0], 0, (hip[1] + shoulder_z) / 2), (0.26, hips, shoulder_z - hip[1]),
@@ -375,6 +388,27 @@ def pedalling_rider_mesh(size: np.ndarray, rng: np.random.Generator, open_wheels
 TYRE_SECTION, RIM_SECTION = 0.045, 0.025
 HUB_RADIUS, HUB_WIDTH = 0.035, 0.1
 
+#: A real bicycle's geometry (metres and degrees; city and trekking frames, approximate): the bottom bracket sits
+#: BRACKET_SHARE of the wheelbase ahead of the rear axle (chainstays of 0.43-0.46 m on a 1.05-1.1 m wheelbase) and
+#: BRACKET_DROP below the axles; the seat tube rises at SEAT_TUBE_ANGLE to the ground (72-74 degrees), so the saddle
+#: sits behind the bracket; the saddle's top is SADDLE_HEIGHT above the bracket on a bicycle nobody rides (about 0.883
+#: of an adult's 0.75-0.85 m inseam) and RIDER_SADDLE_SHARE of a cyclist's box height under its rider (the inseam is
+#: about 0.45 of a person's height); a rider's hips sit SIT_HEIGHT above it, and city riders hold their torso
+#: CITY_LEAN degrees from upright.
+BRACKET_SHARE, BRACKET_DROP = 0.42, 0.07
+SEAT_TUBE_ANGLE = 73.0
+SADDLE_HEIGHT, RIDER_SADDLE_SHARE = 0.70, 0.40
+SIT_HEIGHT = 0.06
+CITY_LEAN = (5.0, 30.0)
+
+
+def real_seat(wx: float, r: float, z0: float, saddle_height: float) -> tuple[np.ndarray, np.ndarray]:
+    """The bottom bracket and the saddle's top (x, z) of a real bicycle whose axles are ``wx`` either side of its
+    centre, with wheels ``r`` in radius, standing on z = ``z0``, its saddle ``saddle_height`` above the bracket."""
+    bracket = np.array([-wx + BRACKET_SHARE * 2 * wx, z0 + r - BRACKET_DROP])
+    saddle = bracket + saddle_height * np.array([-1.0 / np.tan(np.radians(SEAT_TUBE_ANGLE)), 1.0])
+    return bracket, saddle
+
 
 def _wheel(b: MeshBuilder, centre, r: float, metal: float, tyre: float, open_wheel: bool) -> None:
     """One wheel of radius ``r`` turning about y at ``centre``: a solid disc (the version-4 streets), or
@@ -389,19 +423,28 @@ def _wheel(b: MeshBuilder, centre, r: float, metal: float, tyre: float, open_whe
     b.cylinder(centre, HUB_RADIUS, HUB_WIDTH, metal, axis="y", segments=8)
 
 
-def bicycle_builder(length: float, z0: float, rng: np.random.Generator, y: float = 0.0,
-                    open_wheels: bool = False) -> MeshBuilder:
-    """A bicycle of ``length`` along x standing on z = z0 at lateral offset ``y``: two wheels (solid discs, or with
-    ``open_wheels`` tyre, rim and hub: :func:`_wheel`), frame, bar. Either way it draws the same numbers from
-    ``rng``."""
+def bicycle_builder(length: float, z0: float, rng: np.random.Generator, y: float = 0.0, real: bool = False,
+                    saddle_height: float = SADDLE_HEIGHT) -> MeshBuilder:
+    """A bicycle of ``length`` along x standing on z = z0 at lateral offset ``y``: two wheels, frame, bar.
+
+    The version-4 streets' bicycle has solid disc wheels and a low saddle over the middle of its frame; ``real``
+    builds it as a LiDAR sees a real one: open wheels (:func:`_wheel`), and a seat tube rising back from the bottom
+    bracket to a saddle ``saddle_height`` above it (:func:`real_seat`), over the rear wheel's front half. Either way
+    it draws the same numbers from ``rng``."""
     r = min(0.34, length / 5.0)
     metal, tyre = rng.uniform(0.2, 0.5), 0.05
     b = MeshBuilder()
     wx = length / 2 - r
     for x in (-wx, wx):
-        _wheel(b, (x, y, z0 + r), r, metal, tyre, open_wheels)
+        _wheel(b, (x, y, z0 + r), r, metal, tyre, open_wheel=real)
     frame_z = z0 + r + 0.25
     b.box((0, y, frame_z), (2 * wx * 0.75, 0.04, 0.05), metal)  # top tube
+    if real:
+        bracket, saddle = real_seat(wx, r, z0, saddle_height)
+        _limb(b, (bracket[0], y, bracket[1]), (saddle[0], y, saddle[1] - 0.05), 0.04, metal)  # seat tube and post
+        b.box((wx * 0.8, y, frame_z + 0.22), (0.04, 0.56, 0.04), metal)  # handlebar
+        b.box((saddle[0], y, saddle[1] - 0.025), (0.22, 0.1, 0.05), 0.08)  # saddle
+        return b
     b.box((-wx * 0.35, y, (z0 + r + frame_z) / 2 + 0.05), (0.05, 0.04, frame_z - z0 - r + 0.1), metal)  # seat tube
     b.box((wx * 0.8, y, frame_z + 0.22), (0.04, 0.56, 0.04), metal)  # handlebar
     b.box((-wx * 0.4, y, frame_z + 0.12), (0.22, 0.1, 0.05), 0.08)  # saddle
@@ -445,20 +488,20 @@ def pram_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
 
 
 def actor_mesh(kind: str, size: np.ndarray, rng: np.random.Generator, moving: bool = True,
-               open_wheels: bool = False) -> Mesh:
+               real_bicycles: bool = False) -> Mesh:
     """The local-frame mesh of a road user of ``kind`` with box extents ``size``.
 
-    moving: pedestrians walk (else stand); cyclists ride (else stand beside the bicycle). open_wheels: bicycles,
-    ridden or not, have open wheels (:func:`bicycle_builder`).
+    moving: pedestrians walk (else stand); cyclists ride (else stand beside the bicycle). real_bicycles: bicycles,
+    ridden or not, are built as real ones are (:func:`bicycle_builder`'s ``real``).
     """
     if kind in VEHICLE_KINDS:
         return vehicle_mesh(kind, size, rng)
     if kind == "pedestrian":
         return pedestrian_mesh(size, rng, walking=moving)
     if kind == "cyclist":
-        return cyclist_mesh(size, rng, riding=moving, open_wheels=open_wheels)
+        return cyclist_mesh(size, rng, riding=moving, real=real_bicycles)
     if kind == "bicycle":
-        bike = bicycle_builder(float(size[0]) - 2 * MESH_MARGIN, -float(size[2]) / 2, rng, open_wheels=open_wheels)
+        bike = bicycle_builder(float(size[0]) - 2 * MESH_MARGIN, -float(size[2]) / 2, rng, real=real_bicycles)
         return _fit_inside(bike.build(), size)
     if kind == "pram":
         return pram_mesh(size, rng)
@@ -508,7 +551,7 @@ class MeshLibrary:
 
     def __init__(self, rng: np.random.Generator, sizes, variants: int = 8, vehicle_glass: float | None = None,
                  people_brightness: float | None = None, riders_rng: np.random.Generator | None = None,
-                 open_wheels: bool = False):
+                 real_bicycles: bool = False):
         """sizes: callable kind -> (3,) box extents (a sizes.SizeSampler) for the labelled kinds.
         vehicle_glass: the share of pulses vehicles' windows send back (None: GLASS_RETURNS, as facades'
         windows); set after the meshes are built, so it draws no random number and changes nothing else.
@@ -516,8 +559,9 @@ class MeshLibrary:
         built); applied after the meshes are built too.
         riders_rng: when given, riding cyclists are :func:`pedalling_rider_mesh` variants drawn from it, built after
         the rest in the same boxes, so every other mesh is the same as without it.
-        open_wheels: cyclists' and parked bicycles' wheels are open (:func:`bicycle_builder`); draws no random number
-        of its own, so every mesh but the wheels is the same as without it."""
+        real_bicycles: cyclists' and parked bicycles' bicycles are built as real ones are, and riders sit on their
+        saddles (:func:`bicycle_builder`'s ``real``); draws no random number of its own, so every other mesh is the
+        same as without it."""
         self._variants = variants
         self._vehicle_glass, self._people_brightness = vehicle_glass, people_brightness
         self._cache: dict[tuple[str, bool], list[tuple[Mesh, np.ndarray]]] = {}
@@ -528,12 +572,12 @@ class MeshLibrary:
                     base = self.UNLABELLED_BASE[kind] if kind in UNLABELLED_KINDS else sizes(kind)
                     if kind == "cyclist" and not moving:
                         base = base + np.array([0.0, BESIDE_BIKE_WIDTH, 0.0])
-                    mesh = actor_mesh(kind, base, rng, moving=moving, open_wheels=open_wheels)
+                    mesh = actor_mesh(kind, base, rng, moving=moving, real_bicycles=real_bicycles)
                     built.append((self._finish(kind, mesh), base))
                 self._cache[(kind, moving)] = built
         if riders_rng is not None:
             self._cache[("cyclist", True)] = [
-                (self._finish("cyclist", pedalling_rider_mesh(base, riders_rng, open_wheels=open_wheels)), base)
+                (self._finish("cyclist", pedalling_rider_mesh(base, riders_rng, real=real_bicycles)), base)
                 for _, base in self._cache[("cyclist", True)]]
 
     def _finish(self, kind: str, mesh: Mesh) -> Mesh:

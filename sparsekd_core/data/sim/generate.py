@@ -298,7 +298,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "ego_body": options.ego_body, "narrow_streets": options.narrow_streets, "vehicle_glass": options.vehicle_glass,
         "street_clutter": options.street_clutter, "people_brightness": options.people_brightness,
         "road_furniture": options.road_furniture, "edge_returns": options.edge_returns,
-        "pedalling_riders": options.pedalling_riders, "open_wheels": options.open_wheels,
+        "pedalling_riders": options.pedalling_riders, "real_bicycles": options.real_bicycles,
         **{option: getattr(options, option) for option in PEOPLE_OPTIONS},
         # the frame everything is written in: on the road ("vehicle", z = 0 there) or above it (a sensor frame)
         "points_frame": "vehicle" if options.frame_height == 0 else "sensor",

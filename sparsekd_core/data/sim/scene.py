@@ -168,10 +168,12 @@ class SimOptions:
     pedalling_riders: share of scenes whose riding cyclists pedal with bent legs, knees apart, shoulders and bent
         arms, most in helmets, some carrying bags (actors.pedalling_rider_mesh), drawn from a random stream of its
         own; 0 draws the version-4 streets, whose riders sit upright on straight legs close together.
-    open_wheels: share of scenes whose cyclists' and parked bicycles' wheels are open, tyre, rim and hub with nothing
-        between (actors.bicycle_builder), drawn from a random stream of its own; 0 draws the version-4 streets, whose
-        wheels are solid discs that return a whole wheel seen from the side. The bicycles of the street's clutter and
-        road furniture, built with the static world, keep their discs.
+    real_bicycles: share of scenes whose bicycles, ridden or parked, are built as real ones are
+        (actors.bicycle_builder's ``real``: open wheels, tyre, rim and hub with nothing between; the saddle behind the
+        bottom bracket on a real seat tube, at a real saddle height, with its rider sitting on it), drawn from a
+        random stream of its own; 0 draws the version-4 streets, whose wheels are solid discs and whose riders sit
+        over the middle of the frame. The bicycles of the street's clutter and road furniture, built with the static
+        world, stay as they were.
     """
 
     label_style: str = "kitti"
@@ -191,7 +193,7 @@ class SimOptions:
     lane_cyclists: float = 0.0
     edge_returns: float = 0.0
     pedalling_riders: float = 0.0
-    open_wheels: float = 0.0
+    real_bicycles: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -200,7 +202,7 @@ class SimOptions:
                              f"{self.people_brightness} (1.35 makes simulated people read as bright as real KITTI "
                              "pedestrians)")
         for name in ("random_mount", "narrow_streets", "vehicle_glass", "street_clutter", "road_furniture",
-                     "edge_returns", "pedalling_riders", "open_wheels", *PEOPLE_OPTIONS):
+                     "edge_returns", "pedalling_riders", "real_bicycles", *PEOPLE_OPTIONS):
             if getattr(self, name) is not None and not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a share within [0, 1], got {getattr(self, name)}")
 
@@ -264,7 +266,7 @@ class SceneBase:
                                                                                    style),
                                    vehicle_glass=options.vehicle_glass, people_brightness=options.people_brightness,
                                    riders_rng=riders_rng if pedalling else None,
-                                   open_wheels=self._drawn(options.open_wheels, 19))  # stream 19: open wheels
+                                   real_bicycles=self._drawn(options.real_bicycles, 19))  # stream 19: real bicycles
         self.style = style
         self.lidar = Lidar(preset, options.raycaster)
         ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)

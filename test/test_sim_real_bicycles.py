@@ -1,10 +1,13 @@
-"""sparsekd-sim --open-wheels (actors.bicycle_builder's open wheels): bicycles whose wheels a LiDAR sees as a real
-wheel's tyre, rim and hub, where the version-4 streets' solid discs return the whole wheel from the side."""
+"""sparsekd-sim --real-bicycles (actors.bicycle_builder's ``real``): bicycles built as a LiDAR sees real ones, open
+wheels (tyre, rim and hub, where the version-4 streets' solid discs return the whole wheel from the side) and a saddle
+behind the bottom bracket at a real height with the rider on it (version-4 riders sit over the middle of the frame)."""
 import numpy as np
 import pytest
 
 from sparsekd_core.cli.sim import build_parser
-from sparsekd_core.data.sim.actors import HUB_RADIUS, HUB_WIDTH, RIM_SECTION, TYRE_SECTION, _wheel, bicycle_builder
+from sparsekd_core.data.sim.actors import (HUB_RADIUS, HUB_WIDTH, RIM_SECTION, SADDLE_HEIGHT, SEAT_TUBE_ANGLE,
+                                           TYRE_SECTION, _wheel, bicycle_builder, cyclist_mesh, pedalling_rider_mesh,
+                                           real_seat)
 from sparsekd_core.data.sim.meshes import MeshBuilder
 from sparsekd_core.data.sim.scene import SimOptions, SnapshotScene
 from sparsekd_core.data.sim.sensor import PRESETS
@@ -31,14 +34,33 @@ def test_an_open_wheel_is_tyre_rim_and_hub_with_nothing_between():
     assert np.histogram(angles, bins=12, range=(-180, 180))[0].min() > 0
 
 
-def test_open_wheels_draw_the_same_numbers_and_keep_the_frame():
+def test_a_real_bicycle_draws_the_same_numbers_and_has_its_saddle_behind_the_bracket():
     a, b = np.random.default_rng(3), np.random.default_rng(3)
     disc = bicycle_builder(1.7, 0.0, a).build()
-    wheel = bicycle_builder(1.7, 0.0, b, open_wheels=True).build()
+    real = bicycle_builder(1.7, 0.0, b, real=True).build()
     assert a.random() == b.random()
-    high = 2 * 0.34 + 0.01  # above the wheels: the frame, saddle and bar, unchanged
-    assert np.array_equal(np.sort(disc.vertices[disc.vertices[:, 2] > high], axis=0),
-                          np.sort(wheel.vertices[wheel.vertices[:, 2] > high], axis=0))
+    r, wx = 0.34, 1.7 / 2 - 0.34
+    bracket, saddle = real_seat(wx, r, 0.0, SADDLE_HEIGHT)
+    assert saddle[1] - bracket[1] == pytest.approx(SADDLE_HEIGHT)
+    assert np.degrees(np.arctan2(saddle[1] - bracket[1], bracket[0] - saddle[0])) == pytest.approx(SEAT_TUBE_ANGLE)
+    assert -wx < saddle[0] < bracket[0] < 0  # over the rear wheel's front half, behind the bracket
+    # the saddle is the bicycle's top, at the real height; the version-4 bicycle's top is its handlebar, lower
+    assert real.vertices[:, 2].max() == pytest.approx(saddle[1], abs=1e-5)
+    assert disc.vertices[:, 2].max() < saddle[1] - 0.1
+
+
+@pytest.mark.parametrize("build", [
+    lambda seed, real: cyclist_mesh(KITTI_CYCLIST, np.random.default_rng(seed), real=real),
+    lambda seed, real: pedalling_rider_mesh(KITTI_CYCLIST, np.random.default_rng(seed), real=real)])
+def test_riders_of_real_bicycles_sit_over_the_rear_half(build):
+    """Head and shoulders (above 1.25 m): version-4 riders a median 0.16-0.20 m ahead of the box centre; on real
+    bicycles behind it, as the real KITTI cyclists' returns are (-0.19 m; docs/results.md 'Real bicycles')."""
+    def upper(real: bool) -> float:
+        return float(np.median([np.median(m.vertices[m.vertices[:, 2] > 1.25 - KITTI_CYCLIST[2] / 2, 0])
+                                for m in (build(seed, real) for seed in range(6))]))
+
+    assert upper(False) > 0.1
+    assert upper(True) < -0.02
 
 
 def cyclists(share: float, scenes: int = 6) -> tuple[float, int, np.ndarray, np.ndarray]:
@@ -48,7 +70,7 @@ def cyclists(share: float, scenes: int = 6) -> tuple[float, int, np.ndarray, np.
     low, total, riders, others = 0, 0, [], []
     for scene_index in range(scenes):
         frame = SnapshotScene(PRESETS["hdl64"], seed=7, scene_index=scene_index,
-                              options=SimOptions(open_wheels=share, lane_cyclists=1.0)).frame(0)
+                              options=SimOptions(real_bicycles=share, lane_cyclists=1.0)).frame(0)
         boxes = frame.boxes
         distance = np.hypot(*boxes[:, :2].T)
         off_ray = np.abs((boxes[:, 6] - np.arctan2(boxes[:, 1], boxes[:, 0]) + np.pi / 2) % np.pi - np.pi / 2)
@@ -62,31 +84,32 @@ def cyclists(share: float, scenes: int = 6) -> tuple[float, int, np.ndarray, np.
     return low / max(total, 1), total, np.concatenate(riders), np.concatenate(others)
 
 
-def test_open_wheels_move_crossing_cyclists_returns_up_and_change_nothing_else_in_the_street():
-    """6 scenes of seed 7: the share of crossing cyclists' returns below 0.9 m falls from 0.76 to 0.64 (real KITTI
-    crossers 15-35 m away: 0.64, docs/results.md 'Open wheels')."""
+def test_real_bicycles_move_crossing_cyclists_returns_up_and_change_nothing_else_in_the_street():
+    """6 scenes of seed 7: the share of crossing cyclists' returns below 0.9 m falls from 0.76 to 0.62 (real KITTI
+    crossers 15-35 m away: 0.64, docs/results.md 'Real bicycles')."""
     disc_low, disc_total, disc_riders, disc_others = cyclists(0.0)
     low, total, riders, others = cyclists(1.0)
     assert disc_total >= 300
     assert low < disc_low - 0.05, (disc_low, low)
     assert total < disc_total
-    # the same cyclists where they were, and one more that a disc wheel in front of it hid from the sensor
-    assert {tuple(box) for box in disc_riders} <= {tuple(box) for box in riders}
-    assert len(riders) <= len(disc_riders) + 2
+    # the same cyclists where they were, but for the odd one that another's wheel or rider hides or no longer hides
+    kept = {tuple(box) for box in disc_riders} & {tuple(box) for box in riders}
+    assert len(kept) >= 0.95 * max(len(riders), len(disc_riders)), (len(kept), len(riders), len(disc_riders))
     same = {tuple(box) for box in others} & {tuple(box) for box in disc_others}
     assert len(same) >= 0.99 * max(len(others), len(disc_others)), (len(same), len(others), len(disc_others))
 
 
 def test_the_option_is_a_seeded_share_of_scenes_off_by_default_and_on_the_command_line():
     def rider(scene_index: int, share: float) -> np.ndarray:
-        scene = SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=scene_index, options=SimOptions(open_wheels=share))
+        scene = SnapshotScene(PRESETS["hdl64"], seed=5, scene_index=scene_index,
+                              options=SimOptions(real_bicycles=share))
         return scene.library.mesh("cyclist", KITTI_CYCLIST, True, np.random.default_rng(0)).vertices
 
     drawn = [len(rider(s, 0.5)) != len(rider(s, 0.0)) for s in range(12)]
     assert 2 <= sum(drawn) <= 10
     assert drawn == [len(rider(s, 0.5)) != len(rider(s, 0.0)) for s in range(12)]
     assert all(len(rider(s, 1.0)) != len(rider(s, 0.0)) for s in range(3))
-    with pytest.raises(ValueError, match="open_wheels must be a share"):
-        SimOptions(open_wheels=-0.1)
-    assert build_parser().parse_args(["--open-wheels", "0.8"]).open_wheels == 0.8
-    assert build_parser().parse_args([]).open_wheels == 0.0
+    with pytest.raises(ValueError, match="real_bicycles must be a share"):
+        SimOptions(real_bicycles=-0.1)
+    assert build_parser().parse_args(["--real-bicycles", "0.8"]).real_bicycles == 0.8
+    assert build_parser().parse_args([]).real_bicycles == 0.0
