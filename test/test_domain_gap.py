@@ -15,7 +15,8 @@ from sparsekd_core.data.infos import FrameInfo, ObjectAnnos, load_points
 from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image_path, camera_view, chest_across_ray,
                                         crossing_the_ray, false_boxes, format_report, heading_to_ray, in_company,
                                         matched_errors, measure, near_sensor, object_intensity, pair_errors,
-                                        pedestrians_in_company, return_depth, returns_thickness, standing_returns)
+                                        pedestrians_in_company, return_depth, returns_thickness, rider_on_bicycle,
+                                        standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -368,6 +369,29 @@ def test_returns_thickness_tells_a_flat_board_from_a_round_body():
         assert low < returns_thickness(points, box, np.ones(len(points), bool)) < high
     few = np.vstack([body[:9], ground])  # 9 returns above the floor: too few to say
     assert returns_thickness(few, box, np.ones(len(few), bool)) is None
+
+
+def test_rider_on_bicycle_says_where_along_the_bicycle_the_rider_sits():
+    """A cyclist crossing the ray 15 m ahead (heading +y): a rider 0.2 m behind the centre over 60 returns below
+    0.9 m of wheels and frame; seen end-on, or with too few returns up top, nothing is said."""
+    rng = np.random.default_rng(0)
+    box = np.array([15.0, 0.0, -0.86, 1.76, 0.6, 1.72, np.pi / 2])  # floor at -1.72
+    wheels = np.column_stack([15.0 + rng.normal(0, 0.05, 60), rng.uniform(-0.85, 0.85, 60),
+                              -1.72 + rng.uniform(0.0, 0.9, 60)])
+    rider = np.column_stack([15.0 + rng.normal(0, 0.05, 40), -0.2 + rng.normal(0, 0.05, 40),
+                             -1.72 + rng.uniform(0.9, 1.7, 40)])
+    points = np.vstack([wheels, rider])
+    inside = np.ones(len(points), bool)
+    along, low = rider_on_bicycle(points, box, inside)
+    assert along == pytest.approx(-0.2, abs=0.03)  # behind: the heading is +y, the rider at y -0.2
+    assert low == pytest.approx(60 / 100)
+    flipped = box.copy()
+    flipped[6] = -np.pi / 2  # riding the other way, the rider is ahead of the centre
+    assert rider_on_bicycle(points, flipped, inside)[0] == pytest.approx(0.2, abs=0.03)
+    end_on = box.copy()
+    end_on[6] = 0.2  # within SIDE_VIEW_DEG of the ray
+    assert rider_on_bicycle(points, end_on, inside) is None
+    assert rider_on_bicycle(np.vstack([wheels, rider[:4]]), box, np.ones(64, bool)) is None
 
 
 def test_real_people_read_round_and_a_false_box_on_a_board_reads_flat(kitti_real):

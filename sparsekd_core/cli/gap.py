@@ -29,8 +29,9 @@ the label's yaw, or with its size: which error costs the AP); the same for pedes
 crossing the sensor's ray, whom a detector that misreads their shape boxes along it (beside how wide
 people read across the ray at chest height, crossing it or walking along it); for pedestrians and
 cyclists, labelled and false, how flat their returns lie (a real body is round; a board is not) and
-whether something goes on up over their heads. Each side is a KITTI-format split prepared by
-sparsekd-data.
+whether something goes on up over their heads; and for cyclists seen from the side, where the rider sits
+along the bicycle (head and shoulders from the box centre) and how much of them is wheels and frame
+(returns below 0.9 m). Each side is a KITTI-format split prepared by sparsekd-data.
 """
 
 EPILOG = """\

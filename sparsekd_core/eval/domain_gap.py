@@ -28,7 +28,10 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   person's or a cyclist's returns lie (:func:`returns_thickness`: their spread in BEV across the direction they
   spread least, ``THICKNESS_FLOOR`` m above the box floor and up, objects ``DEPTH_RANGE`` m away), the median and
   the share under ``FLAT`` m: a real body is round and its silhouette's edges scatter, a board, a plate or a flat
-  face is not, so a simulator whose people read flat teaches a detector that flat things are people;
+  face is not, so a simulator whose people read flat teaches a detector that flat things are people; and where a
+  cyclist's rider sits on the bicycle (:func:`rider_on_bicycle`: head and shoulders along the heading, and the share
+  of returns on the wheels and frame low down, cyclists seen from the side): a detector learns from it where the box
+  lies around a person on a bicycle;
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -120,6 +123,15 @@ CHEST_MIN_RETURNS = 10
 THICKNESS_FLOOR = 0.3
 THICKNESS_MIN_RETURNS = 10
 FLAT = 0.05
+#: Where a cyclist's rider sits on the bicycle: the median position along the box's heading (metres from its centre,
+#: positive ahead) of its returns UPPER_BODY m and more above the box floor (head and shoulders), and the share of its
+#: returns below LOW_PART m (wheels, frame, feet), on cyclists DEPTH_RANGE away seen SIDE_VIEW_DEG or more off the
+#: sensor's ray (end-on, the returns cannot say where along the bicycle anything is), with RIDER_MIN_RETURNS returns
+#: up there. Real KITTI riders sit over the rear half, on a saddle behind the bottom bracket.
+UPPER_BODY = 1.25
+LOW_PART = 0.9
+SIDE_VIEW_DEG = 25.0
+RIDER_MIN_RETURNS = 5
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched pairs' errors, their BEV IoU, and their BEV IoU had the box the label's yaw, or the label's size (its
@@ -167,6 +179,8 @@ class SideStats:
     subset_errors: dict[str, list[np.ndarray]] = field(default_factory=dict, repr=False)
     #: measured pedestrians' chest-band extent across the ray (chest_across_ray), crossing the ray or along it
     chest_across: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    #: measured cyclists' riders (rider_on_bicycle): head and shoulders along the heading, share of returns low down
+    rider: list[tuple[float, float]] = field(default_factory=list, repr=False)
     #: per class of PEOPLE: each measured labelled object's and false box's returns' thickness (returns_thickness)
     thickness: dict[str, list[float]] = field(default_factory=dict, repr=False)
     false_thickness: dict[str, list[float]] = field(default_factory=dict, repr=False)
@@ -212,6 +226,10 @@ class SideStats:
                     self._add_chest(box, points, inside)
                 if name in PEOPLE:
                     self._add_thickness(self.thickness, name, box, points, inside)
+                if name == "Cyclist":
+                    rider = rider_on_bicycle(points, box, inside)
+                    if rider is not None:
+                        self.rider.append(rider)
 
     @staticmethod
     def _add_thickness(into: dict[str, list[float]], name: str, box: np.ndarray, points: np.ndarray,
@@ -306,6 +324,9 @@ class SideStats:
         out["object_intensity"] = {c: _median(v) for c, v in sorted(self.object_intensity.items())}
         out["pedestrian_chest_across_ray"] = {way: {"count": len(v), "median": _median(v)}
                                               for way, v in sorted(self.chest_across.items())}
+        riders = np.asarray(self.rider, np.float64).reshape(-1, 2)
+        out["cyclist_rider"] = {"count": len(riders), "upper_body_along": _median(riders[:, 0]),
+                                "low_share": _median(riders[:, 1])}
         out["thickness"] = {c: {"labelled": _thickness_summary(self.thickness.get(c)),
                                 "false": _thickness_summary(self.false_thickness.get(c))} for c in PEOPLE}
         out["overhead_share"] = {c: {"labelled": _mean(self.labelled_overhead.get(c, [])),
@@ -459,6 +480,22 @@ def returns_thickness(points: np.ndarray, box: np.ndarray, inside: np.ndarray) -
         return None
     spread = np.linalg.eigvalsh(np.cov(points[above, :2].astype(np.float64).T))  # ascending
     return float(np.sqrt(max(spread[0], 0.0)))
+
+
+def rider_on_bicycle(points: np.ndarray, box: np.ndarray, inside: np.ndarray) -> tuple[float, float] | None:
+    """Where a cyclist's rider sits on the bicycle (``box`` (7,), ``inside``: (N,) bool, the points in it): the median
+    position along the box's heading (metres from its centre, positive ahead) of its returns UPPER_BODY m and more
+    above the box floor, and the share of all its returns that lie below LOW_PART m; None when the cyclist is seen
+    within SIDE_VIEW_DEG of end-on or has fewer than RIDER_MIN_RETURNS returns up there."""
+    box = np.asarray(box, np.float64)
+    if heading_to_ray(box[None])[0] < SIDE_VIEW_DEG:
+        return None
+    height = points[inside, 2] - (box[2] - box[5] / 2)
+    upper = height >= UPPER_BODY
+    if upper.sum() < RIDER_MIN_RETURNS:
+        return None
+    along = (points[inside, :2] - box[:2]) @ np.array([np.cos(box[6]), np.sin(box[6])])
+    return float(np.median(along[upper])), float(np.mean(height < LOW_PART))
 
 
 def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None = None) -> float | None:
@@ -673,6 +710,10 @@ def format_report(sides: Sequence[dict]) -> str:
     for c in PEOPLE:
         row(f"{c} returns' thickness (m, median) / share under {FLAT:g} m, labelled",
             lambda s, c=c: _thickness_cell(s.get("thickness", {}).get(c, {}).get("labelled")))
+    row(f"Cyclist head and shoulders along the heading (m) / returns below {LOW_PART:g} m, seen from the side",
+        lambda s: "-" if not s.get("cyclist_rider", {}).get("count") else
+        f"{num(s['cyclist_rider']['upper_body_along'], '{:+.2f}')} / {num(s['cyclist_rider']['low_share'])} "
+        f"(n={s['cyclist_rider']['count']})")
     row(f"pedestrians with another within {COMPANY_REACH:g} m", lambda s: "-" if not np.isfinite(
         s.get("pedestrians_in_company", float("nan"))) else f"{100 * s['pedestrians_in_company']:.0f}%")
     if any("boxes_per_frame" in s for s in sides):
