@@ -442,12 +442,12 @@ def bicycle_builder(length: float, z0: float, rng: np.random.Generator, y: float
     if real:
         bracket, saddle = real_seat(wx, r, z0, saddle_height)
         _limb(b, (bracket[0], y, bracket[1]), (saddle[0], y, saddle[1] - 0.05), 0.04, metal)  # seat tube and post
-        b.box((wx * 0.8, y, frame_z + 0.22), (0.04, 0.56, 0.04), metal)  # handlebar
-        b.box((saddle[0], y, saddle[1] - 0.025), (0.22, 0.1, 0.05), 0.08)  # saddle
-        return b
-    b.box((-wx * 0.35, y, (z0 + r + frame_z) / 2 + 0.05), (0.05, 0.04, frame_z - z0 - r + 0.1), metal)  # seat tube
+        seat = (saddle[0], y, saddle[1] - 0.025)
+    else:
+        b.box((-wx * 0.35, y, (z0 + r + frame_z) / 2 + 0.05), (0.05, 0.04, frame_z - z0 - r + 0.1), metal)  # seat tube
+        seat = (-wx * 0.4, y, frame_z + 0.12)
     b.box((wx * 0.8, y, frame_z + 0.22), (0.04, 0.56, 0.04), metal)  # handlebar
-    b.box((-wx * 0.4, y, frame_z + 0.12), (0.22, 0.1, 0.05), 0.08)  # saddle
+    b.box(seat, (0.22, 0.1, 0.05), 0.08)  # saddle
     return b
 
 
