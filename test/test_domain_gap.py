@@ -16,7 +16,7 @@ from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image
                                         crossing_the_ray, false_boxes, format_report, heading_to_ray, in_company,
                                         matched_errors, measure, near_sensor, object_intensity, pair_errors,
                                         pedestrians_in_company, return_depth, returns_thickness, rider_on_bicycle,
-                                        standing_returns)
+                                        standing_beside, standing_returns)
 
 
 @pytest.fixture(scope="module")
@@ -392,6 +392,26 @@ def test_rider_on_bicycle_says_where_along_the_bicycle_the_rider_sits():
     end_on[6] = 0.2  # within SIDE_VIEW_DEG of the ray
     assert rider_on_bicycle(points, end_on, inside) is None
     assert rider_on_bicycle(np.vstack([wheels, rider[:4]]), box, np.ones(64, bool)) is None
+
+
+def test_standing_beside_counts_what_stands_near_a_person_but_road_users_and_the_ground():
+    """A cyclist 15 m ahead: 30 returns of a wall 2 m to its side count; a labelled car beside it, the cyclist's own
+    returns spilling 0.2 m past its tight box, the ground, a kerb and a wall 4 m away do not."""
+    rng = np.random.default_rng(0)
+    cyclist = np.array([15.0, 0.0, -0.86, 1.76, 0.6, 1.72, 0.0])  # floor at -1.72
+    car = np.array([15.0, -2.2, -0.98, 3.9, 1.6, 1.5, 0.0])
+    wall = np.column_stack([rng.uniform(14, 16, 30), np.full(30, 2.0), rng.uniform(-1.3, 0.5, 30)])
+    on_car = np.column_stack([rng.uniform(14, 16, 50), rng.uniform(-2.6, -1.5, 50), rng.uniform(-1.3, -0.3, 50)])
+    spill = np.column_stack([rng.uniform(14, 16, 20), np.full(20, 0.5), rng.uniform(-1.3, 0.0, 20)])
+    ground = np.column_stack([rng.uniform(12, 18, 200), rng.uniform(-3, 3, 200), rng.uniform(-1.75, -1.5, 200)])
+    far = np.column_stack([rng.uniform(14, 16, 30), np.full(30, 4.0), rng.uniform(-1.3, 0.5, 30)])
+    points = np.vstack([wall, on_car, spill, ground, far])
+    labelled = np.stack([cyclist, car])
+    assert standing_beside(points, cyclist[None], labelled).tolist() == [30]
+    assert standing_beside(points, cyclist[None], cyclist[None]).tolist() == [80]  # the car unlabelled: it counts
+    raised = cyclist.copy()
+    raised[2] += 1.0  # standing on a 1 m step, the wall's lower returns are below its feet
+    assert standing_beside(points, raised[None], labelled)[0] < 30
 
 
 def test_real_people_read_round_and_a_false_box_on_a_board_reads_flat(kitti_real):

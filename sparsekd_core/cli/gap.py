@@ -31,7 +31,8 @@ people read across the ray at chest height, crossing it or walking along it); fo
 cyclists, labelled and false, how flat their returns lie (a real body is round; a board is not) and
 whether something goes on up over their heads; and for cyclists seen from the side, where the rider sits
 along the bicycle (head and shoulders from the box centre) and how much of them is wheels and frame
-(returns below 0.9 m). Each side is a KITTI-format split prepared by sparsekd-data.
+(returns below 0.9 m); and how much stands within 3 m of each pedestrian and cyclist that is on no
+labelled road user (walls, posts, bollards, bushes). Each side is a KITTI-format split prepared by sparsekd-data.
 """
 
 EPILOG = """\

@@ -31,7 +31,9 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   face is not, so a simulator whose people read flat teaches a detector that flat things are people; and where a
   cyclist's rider sits on the bicycle (:func:`rider_on_bicycle`: head and shoulders along the heading, and the share
   of returns on the wheels and frame low down, cyclists seen from the side): a detector learns from it where the box
-  lies around a person on a bicycle;
+  lies around a person on a bicycle; and what stands beside each pedestrian and cyclist (:func:`standing_beside`:
+  returns standing within ``BESIDE_REACH`` m that are on no labelled road user): walls, posts, bollards, bushes,
+  which a detector must tell from the person next to them;
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -132,6 +134,11 @@ UPPER_BODY = 1.25
 LOW_PART = 0.9
 SIDE_VIEW_DEG = 25.0
 RIDER_MIN_RETURNS = 5
+#: What stands beside a pedestrian or cyclist DEPTH_RANGE away: the returns STANDING above its box's floor within
+#: BESIDE_REACH m (BEV) of its box centre, outside every labelled box grown by BESIDE_MARGIN m (real labels are tight,
+#: and a person's own returns spill past them): walls, poles, bollards, bushes, unlabelled things, not road users.
+BESIDE_REACH = 3.0
+BESIDE_MARGIN = 0.3
 #: Road returns within this many degrees of straight ahead / behind measure how far the ego's shadow reaches.
 SHADOW_HALF_ANGLE = 20.0
 #: The matched pairs' errors, their BEV IoU, and their BEV IoU had the box the label's yaw, or the label's size (its
@@ -181,6 +188,8 @@ class SideStats:
     chest_across: dict[str, list[float]] = field(default_factory=dict, repr=False)
     #: measured cyclists' riders (rider_on_bicycle): head and shoulders along the heading, share of returns low down
     rider: list[tuple[float, float]] = field(default_factory=list, repr=False)
+    #: per class of PEOPLE: how much stands beside each measured labelled object (standing_beside)
+    beside: dict[str, list[int]] = field(default_factory=dict, repr=False)
     #: per class of PEOPLE: each measured labelled object's and false box's returns' thickness (returns_thickness)
     thickness: dict[str, list[float]] = field(default_factory=dict, repr=False)
     false_thickness: dict[str, list[float]] = field(default_factory=dict, repr=False)
@@ -207,6 +216,11 @@ class SideStats:
         for c in PEOPLE:
             labelled = a.boxes_lidar[np.asarray(a.names) == c]
             self.labelled_overhead.setdefault(c, []).extend(overhead_returns(points, labelled) >= MIN_RETURNS)
+        for c in PEOPLE:
+            labelled = a.boxes_lidar[np.asarray(a.names) == c]
+            distance = np.hypot(labelled[:, 0], labelled[:, 1])
+            measured = labelled[(distance >= DEPTH_RANGE[0]) & (distance < DEPTH_RANGE[1])]
+            self.beside.setdefault(c, []).extend(standing_beside(points, measured, a.boxes_lidar))
         occluded = a.occluded if a.occluded is not None else np.zeros(len(a), np.int64)
         for name, box, n, occ in zip(a.names, a.boxes_lidar, a.num_points_in_gt, occluded):
             if name not in CLASSES:
@@ -327,6 +341,8 @@ class SideStats:
         riders = np.asarray(self.rider, np.float64).reshape(-1, 2)
         out["cyclist_rider"] = {"count": len(riders), "upper_body_along": _median(riders[:, 0]),
                                 "low_share": _median(riders[:, 1])}
+        out["standing_beside"] = {c: {"count": len(self.beside.get(c, [])), "median": _median(self.beside.get(c, []))}
+                                  for c in PEOPLE}
         out["thickness"] = {c: {"labelled": _thickness_summary(self.thickness.get(c)),
                                 "false": _thickness_summary(self.false_thickness.get(c))} for c in PEOPLE}
         out["overhead_share"] = {c: {"labelled": _mean(self.labelled_overhead.get(c, [])),
@@ -496,6 +512,24 @@ def rider_on_bicycle(points: np.ndarray, box: np.ndarray, inside: np.ndarray) ->
         return None
     along = (points[inside, :2] - box[:2]) @ np.array([np.cos(box[6]), np.sin(box[6])])
     return float(np.median(along[upper])), float(np.mean(height < LOW_PART))
+
+
+def standing_beside(points: np.ndarray, boxes: np.ndarray, labelled: np.ndarray) -> np.ndarray:
+    """(M,) int: how many of the (N, >=3) ``points`` stand beside each of ``boxes`` (M, 7): STANDING above its box's
+    floor (the ground where it stands), within BESIDE_REACH m (BEV) of its centre, and outside every one of the
+    frame's ``labelled`` boxes (L, 7), itself among them, grown by BESIDE_MARGIN m."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 7)
+    labelled = np.asarray(labelled, np.float64).reshape(-1, 7)
+    out = np.zeros(len(boxes), np.int64)
+    for k, box in enumerate(boxes):
+        height = points[:, 2] - (box[2] - box[5] / 2)
+        near = ((np.hypot(points[:, 0] - box[0], points[:, 1] - box[1]) < BESIDE_REACH)
+                & (height > STANDING[0]) & (height < STANDING[1]))
+        around = points[near, :3]
+        if len(labelled) and len(around):
+            around = around[~points_in_boxes(around, labelled, margin=BESIDE_MARGIN).any(axis=1)]
+        out[k] = len(around)
+    return out
 
 
 def return_depth(points: np.ndarray, box: np.ndarray, inside: np.ndarray | None = None) -> float | None:
@@ -714,6 +748,12 @@ def format_report(sides: Sequence[dict]) -> str:
         lambda s: "-" if not s.get("cyclist_rider", {}).get("count") else
         f"{num(s['cyclist_rider']['upper_body_along'], '{:+.2f}')} / {num(s['cyclist_rider']['low_share'])} "
         f"(n={s['cyclist_rider']['count']})")
+    def beside(s, c):
+        entry = s.get("standing_beside", {}).get(c, {})
+        return "-" if not entry.get("count") else f"{num(entry['median'], '{:.0f}')} (n={entry['count']})"
+
+    row(f"Pedestrian / Cyclist: returns standing within {BESIDE_REACH:g} m but on road users (median)",
+        lambda s: " / ".join(beside(s, c) for c in PEOPLE))
     row(f"pedestrians with another within {COMPANY_REACH:g} m", lambda s: "-" if not np.isfinite(
         s.get("pedestrians_in_company", float("nan"))) else f"{100 * s['pedestrians_in_company']:.0f}%")
     if any("boxes_per_frame" in s for s in sides):
