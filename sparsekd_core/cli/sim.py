@@ -152,6 +152,14 @@ def build_parser() -> argparse.ArgumentParser:
                              "a bike lane would carry (not in --sequence drives); without it such a side has only a "
                              "few cyclists at any heading, so --narrow-streets (bike lanes on a fifth of sides) draws "
                              "40%% fewer cyclists; 0 (default) keeps cyclists to bike lanes, as before this option")
+    parser.add_argument("--open-squares", type=float, default=0.0, metavar="SHARE",
+                        help="share of scenes whose street opens onto squares every 30-80 m: open paved ground "
+                             "15-35 m deep where the buildings step back, with trees, bollards, benches, bins and "
+                             "lamps on it, and pedestrians and cyclists (riders often in file) crossing it at any "
+                             "heading (people only in snapshots, not --sequence drives). Half the real held-out "
+                             "cyclists ahead ride across the street's axis, crossing such a square; 8%% of simulated "
+                             "ones do, 23%% with squares in every scene (docs/results.md, session 58); 0 (default): "
+                             "no squares, as before this option")
     parser.add_argument("--frame-height", type=float, default=None, metavar="M",
                         help="write points and boxes in a level frame this high above the road (default: "
                              "the main preset's own frame, 1.73 for hdl64)")
@@ -203,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                              road_furniture=args.road_furniture, walking_pairs=args.walking_pairs,
                              turning_walkers=args.turning_walkers, lane_cyclists=args.lane_cyclists,
                              edge_returns=args.edge_returns, pedalling_riders=args.pedalling_riders,
-                             real_bicycles=args.real_bicycles)
+                             real_bicycles=args.real_bicycles, open_squares=args.open_squares)
         summary = generate(args.out, frames=args.frames, preset=args.preset, fmt=args.fmt, seed=args.seed,
                            val_fraction=args.val_fraction, sequence=args.sequence, preview=args.preview,
                            progress=not args.quiet, workers=args.workers, options=options, labels=args.labels)

@@ -64,6 +64,17 @@ TURNING_WALKER_SHARE = 0.5
 #: lane. With it in every scene, sim46's command draws twice the cyclists (sim48); a student trained there kept its
 #: simulated cyclists but not more real ones (docs/results.md, session 47).
 LANE_CYCLIST_OFFSET = (0.5, 1.0)
+#: People crossing the street's squares (populate's ``squares``; world.StreetLayout.with_squares): groups of
+#: pedestrians and of cyclists per square metre of square (times 0.5 + the street's density of their kind: a square is
+#: busy even off a quiet street), this far in from the square's edges (metres), the share of walking pedestrian groups
+#: (the others stand), and how many ride together, in file (with their odds). Walkers go alone or two or three abreast;
+#: each group heads anywhere.
+SQUARE_WALKERS = 0.004
+SQUARE_RIDERS = 0.0025
+SQUARE_EDGE = 1.0
+SQUARE_WALKING = 0.7
+SQUARE_RIDERS_IN_FILE = (1, 2, 3, 4)
+SQUARE_RIDERS_IN_FILE_P = (0.5, 0.25, 0.15, 0.1)
 #: Parked vehicles: no trucks or buses at the kerb.
 PARKED_TYPES = ("hatchback", "sedan", "suv", "pickup", "van")
 
@@ -254,7 +265,8 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
              sequence: bool, library: MeshLibrary, sizes: SizeSampler, density: Densities = Densities(),
              close: np.random.Generator | None = None, road: np.random.Generator | None = None,
              pairs: np.random.Generator | None = None, turning: np.random.Generator | None = None,
-             lane_cyclists: np.random.Generator | None = None) -> list[Actor]:
+             lane_cyclists: np.random.Generator | None = None,
+             squares: np.random.Generator | None = None) -> list[Actor]:
     """Road users over ``x_range`` of the street around the ego vehicle, and the unlabelled things people
     leave on sidewalks (parked bicycles, prams).
 
@@ -280,6 +292,9 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
     ``lane_cyclists``: on each side without a bike lane, cyclists ride with the traffic in the outermost travel lane,
     LANE_CYCLIST_OFFSET in from its kerb-side edge, at a bike lane's density (a generator for those draws; None, and in
     a ``sequence``, none do, as in version 4), placed last, through the full overlap test.
+    ``squares``: pedestrians and cyclists cross the street's squares (world.StreetLayout.with_squares) at any heading,
+    SQUARE_WALKERS and SQUARE_RIDERS groups of them per square metre (a generator for those draws; None, and in a
+    ``sequence``, the squares stay empty), placed last, through the full overlap test.
     """
     layout = world.layout
     placer = Placer(world, rng, library)
@@ -429,6 +444,8 @@ def populate(world: StaticWorld, rng: np.random.Generator, x_range: tuple[float,
             _walk_in_pairs(placer, pairs, walkers, SizeSampler(pairs, sizes.style))
         if lane_cyclists is not None:
             _ride_in_the_traffic_lane(placer, lane_cyclists, x_range, density, SizeSampler(lane_cyclists, sizes.style))
+        if squares is not None:
+            _cross_the_squares(placer, squares, x_range, density, SizeSampler(squares, sizes.style))
     return placer.actors
 
 
@@ -488,3 +505,41 @@ def _walk_on_the_road(placer: Placer, rng: np.random.Generator, ego: EgoState, s
             offset = k * rng.uniform(0.7, 1.0) * side
             placer.place("pedestrian", x + offset[0], y + offset[1], heading + rng.normal(0, 0.05), size,
                          float(rng.uniform(0.9, 1.7)), heading, check="all", rng=rng)
+
+
+def _cross_the_squares(placer: Placer, rng: np.random.Generator, x_range: tuple[float, float], density: Densities,
+                       sizes: SizeSampler) -> None:
+    """Pedestrians and cyclists on the street's squares within ``x_range`` (populate's ``squares``), every draw from
+    ``rng``: each group at a uniform spot of the square, heading anywhere; riders in file behind the first, walkers
+    abreast of the first. Each through the full overlap test."""
+    layout = placer.world.layout
+    for x0, x1, side, depth in layout.squares:
+        lo, hi = max(x0, x_range[0]) + SQUARE_EDGE, min(x1, x_range[1]) - SQUARE_EDGE
+        near = layout.building_line(side) + SQUARE_EDGE
+        far = layout.building_line(side) + depth - SQUARE_EDGE
+        if hi <= lo or far <= near:
+            continue
+        area = (hi - lo) * (far - near)
+        for kind, per_m2, busy in (("pedestrian", SQUARE_WALKERS, density.pedestrians),
+                                   ("cyclist", SQUARE_RIDERS, density.cyclists)):
+            for _ in range(int(rng.poisson(area * per_m2 * (0.5 + busy)))):
+                x, y = float(rng.uniform(lo, hi)), side * float(rng.uniform(near, far))
+                heading = float(rng.uniform(-np.pi, np.pi))
+                ahead = np.array([np.cos(heading), np.sin(heading)])
+                if kind == "cyclist":
+                    count, speed = int(rng.choice(SQUARE_RIDERS_IN_FILE, p=SQUARE_RIDERS_IN_FILE_P)), rng.uniform(3, 7)
+                else:
+                    count = 1 + int(rng.choice(3, p=[0.6, 0.3, 0.1]))
+                    speed = rng.uniform(0.9, 1.7) if rng.random() < SQUARE_WALKING else 0.0
+                step = 0.0
+                for _ in range(count):
+                    size = (sizes("cyclist") if kind == "cyclist"
+                            else sizes("pedestrian", child=rng.random() < sizes.style.child_fraction))
+                    if kind == "cyclist":  # the next rider follows a bicycle length and a gap behind
+                        offset = -step * ahead
+                        step += float(size[0] + rng.uniform(0.8, 3.0))
+                    else:  # the next walker comes abreast, on the left
+                        offset = step * np.array([-ahead[1], ahead[0]])
+                        step += float(rng.uniform(0.7, 1.0))
+                    placer.place(kind, x + offset[0], y + offset[1], heading + rng.normal(0, 0.05), size,
+                                 float(speed), heading, check="all", rng=rng)

@@ -174,6 +174,11 @@ class SimOptions:
         random stream of its own; 0 draws the version-4 streets, whose wheels are solid discs and whose riders sit
         over the middle of the frame. The bicycles of the street's clutter and road furniture, built with the static
         world, stay as they were.
+    open_squares: share of scenes whose street opens onto squares (world.StreetLayout.with_squares: open paved ground
+        15-35 m deep where the building line steps back, with trees, bollards, benches, bins and lamps on it), and,
+        in snapshot scenes, pedestrians and cyclists cross them at any heading (placement.populate's ``squares``),
+        drawn from random streams of their own; 0 draws the version-4 streets, which run between buildings from end
+        to end with nobody off the sidewalks but at crossings.
     """
 
     label_style: str = "kitti"
@@ -194,6 +199,7 @@ class SimOptions:
     edge_returns: float = 0.0
     pedalling_riders: float = 0.0
     real_bicycles: float = 0.0
+    open_squares: float = 0.0
 
     def __post_init__(self):
         get_label_style(self.label_style)
@@ -224,6 +230,7 @@ PEOPLE_OPTIONS: dict[str, tuple[str, int]] = {
     "walking_pairs": ("pairs", 15),  # walkers in pairs
     "turning_walkers": ("turning", 16),  # walkers at any heading
     "lane_cyclists": ("lane_cyclists", 17),  # cyclists in the traffic lane
+    "open_squares": ("squares", 20),  # people crossing open squares (stream 21 draws the squares themselves)
 }
 
 
@@ -250,15 +257,19 @@ class SceneBase:
         rng = frame_rng(seed, scene_index, 0, 0)  # stream 0: the static world
         self.layout = StreetLayout.sample(rng, x_range, needs_bike_lane=needs_bike_lane,
                                           narrow_share=options.narrow_streets)
+        self._people_on = {option: self._drawn(getattr(options, option), stream)
+                           for option, (_, stream) in PEOPLE_OPTIONS.items()}
+        squares_rng = frame_rng(seed, scene_index, 0, 21)  # stream 21: the squares and what stands on them
+        if self._people_on["open_squares"]:
+            self.layout = self.layout.with_squares(squares_rng)
         clutter_rng = frame_rng(seed, scene_index, 0, 11)  # stream 11: the street clutter, only when drawn
         cluttered = options.street_clutter > 0 and clutter_rng.random() < options.street_clutter
         furniture_rng = frame_rng(seed, scene_index, 0, 14)  # stream 14: road furniture, only when drawn
         furnished = (self.STILL_ROAD_USERS and options.road_furniture > 0
                      and furniture_rng.random() < options.road_furniture)
         self.world: StaticWorld = build_world(self.layout, rng, clutter_rng if cluttered else None,
-                                              furniture_rng if furnished else None)
-        self._people_on = {option: self._drawn(getattr(options, option), stream)
-                           for option, (_, stream) in PEOPLE_OPTIONS.items()}
+                                              furniture_rng if furnished else None,
+                                              squares_rng if self._people_on["open_squares"] else None)
         style = get_label_style(options.label_style)
         riders_rng = frame_rng(seed, scene_index, 0, 18)  # stream 18: pedalling riders, only when drawn
         pedalling = options.pedalling_riders > 0 and riders_rng.random() < options.pedalling_riders

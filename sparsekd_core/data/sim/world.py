@@ -31,6 +31,19 @@ from sparsekd_core.data.sim.road_furniture import add_road_furniture
 
 STREET_KINDS = ("city", "residential", "rural")
 
+#: Squares opening off the street (StreetLayout.with_squares, sparsekd-sim --open-squares): open paved ground where
+#: the building line steps back, with road users crossing it at any heading (placement.populate's ``squares``). Of
+#: the 8 labelled cyclists 5-40 m ahead in the 25 held-out real KITTI sweeps, 4 ride more than 45 degrees off the
+#: street's axis, crossing such a square (pp_000134); in streets that run along x between buildings 8% of the
+#: simulated ones do (docs/results.md, session 58). Each square's length along the street, how far the building line
+#: steps back (metres), the gap between squares along the street, and the share that open on both sides at once.
+SQUARE_LENGTH = (20.0, 50.0)
+SQUARE_DEPTH = (15.0, 35.0)
+SQUARE_GAP = (30.0, 80.0)
+SQUARE_BOTH_SIDES = 0.2
+#: Things that stand on a square (trees, bollard rows, benches, bins, lamps): how many per square metre.
+SQUARE_FURNITURE_DENSITY = 1 / 250
+
 
 @dataclass(frozen=True)
 class Lane:
@@ -59,6 +72,9 @@ class StreetLayout:
     bike_lane: tuple[bool, bool] = (False, False)
     sidewalk_width: float = 4.0
     setback: tuple[float, float] = (1.0, 1.0)
+    #: squares opening off the street: (x0, x1, side, depth) each, the building line of ``side`` stepping back
+    #: ``depth`` m over x0..x1 (:meth:`with_squares`); none in version-4 streets
+    squares: tuple[tuple[float, float, int, float], ...] = ()
     lanes: list[Lane] = field(default_factory=list)
 
     PARKING_WIDTH = 2.3
@@ -112,6 +128,25 @@ class StreetLayout:
             sidewalk_width=float(rng.uniform(2.5, 3.5)),
             setback=tuple(s / 3 for s in self.setback),
         )
+
+    def with_squares(self, rng: np.random.Generator) -> "StreetLayout":
+        """The same street with squares opening off it, every draw from ``rng``: SQUARE_LENGTH long, SQUARE_GAP
+        apart along the whole street, each on one side or (SQUARE_BOTH_SIDES of them) both, its building line
+        SQUARE_DEPTH back from where it was."""
+        squares = []
+        x = self.x_range[0] + rng.uniform(0.0, SQUARE_GAP[1])
+        while x < self.x_range[1]:
+            length = float(rng.uniform(*SQUARE_LENGTH))
+            sides = (-1, 1) if rng.random() < SQUARE_BOTH_SIDES else (int(rng.choice([-1, 1])),)
+            for side in sides:
+                squares.append((float(x), float(min(x + length, self.x_range[1])), side,
+                                float(rng.uniform(*SQUARE_DEPTH))))
+            x += length + rng.uniform(*SQUARE_GAP)
+        return replace(self, squares=tuple(squares))
+
+    def square_depth(self, x0: float, x1: float, side: int) -> float:
+        """How far the building line of ``side`` steps back over x0..x1: the deepest square there, 0 if none."""
+        return max((d for a, b, s, d in self.squares if s == side and a < x1 and b > x0), default=0.0)
 
     def _cross_section(self) -> list[Lane]:
         lanes: list[Lane] = []
@@ -326,15 +361,48 @@ def _sign(b: MeshBuilder, x: float, y: float, z: float, rng: np.random.Generator
     b.box((x, y, z + h + size / 2 - 0.05), (0.03, size, size), SIGN_FACE, yaw=rng.normal(0, 0.1))
 
 
+def _square_furniture(b: MeshBuilder, layout: StreetLayout, rng: np.random.Generator, obstacles: list) -> None:
+    """What stands on the squares of ``layout`` (SQUARE_FURNITURE_DENSITY of it: trees, bollard rows, benches,
+    bins, lamps), every draw from ``rng``; each adds its BEV rectangle to ``obstacles``."""
+    kh = layout.kerb_height
+    for x0, x1, side, depth in layout.squares:
+        near = layout.building_line(side)
+        for _ in range(int(rng.poisson((x1 - x0) * depth * SQUARE_FURNITURE_DENSITY))):
+            x, y = float(rng.uniform(x0, x1)), side * float(rng.uniform(near + 1.0, near + depth - 1.0))
+            z = layout.slope * x + kh
+            kind = rng.choice(["tree", "bollards", "bench", "bin", "lamp"], p=[0.3, 0.25, 0.2, 0.15, 0.1])
+            if kind == "tree":
+                r = _tree(b, x, y, z, rng, max_radius=3.0)
+                obstacles.append((x, y, 2 * r + 0.2, 2 * r + 0.2, 0.0))
+            elif kind == "bollards":
+                count, step = int(rng.integers(2, 8)), float(rng.uniform(1.2, 2.0))
+                _bollards(b, x, count, step, y, layout.slope, kh, rng)
+                obstacles.append((x + step * (count - 1) / 2, y, step * (count - 1) + 0.4, 0.5, 0.0))
+            elif kind == "lamp":
+                _lamp(b, x, y, z, side, rng)
+                obstacles.append((x, y, 0.3, 0.3, 0.0))
+            else:  # a bench (seat and back) or a bin
+                yaw = float(rng.uniform(-np.pi, np.pi))
+                size = ((rng.uniform(1.5, 2.2), 0.5, 0.45) if kind == "bench"
+                        else (rng.uniform(0.4, 0.7), rng.uniform(0.4, 0.7), rng.uniform(0.8, 1.1)))
+                b.box((x, y, z + size[2] / 2), size, rng.uniform(0.1, 0.4), yaw=yaw)
+                if kind == "bench":
+                    back = (-np.sin(yaw) * 0.22, np.cos(yaw) * 0.22)
+                    b.box((x + back[0], y + back[1], z + 0.65), (size[0], 0.06, 0.4), rng.uniform(0.1, 0.4), yaw=yaw)
+                obstacles.append((x, y, size[0] + 0.2, size[1] + 0.2, yaw))
+
+
 def build_world(layout: StreetLayout, rng: np.random.Generator,
                 clutter_rng: np.random.Generator | None = None,
-                furniture_rng: np.random.Generator | None = None) -> StaticWorld:
+                furniture_rng: np.random.Generator | None = None,
+                squares_rng: np.random.Generator | None = None) -> StaticWorld:
     """Meshes for the street: ground, kerbs, markings, buildings, lots, hedges, poles, signs, trees, bushes.
 
     clutter_rng: when given, the street also gets dense person-sized clutter (clutter.py) drawn from it, in the
     furniture zones and frontages of both sides; furniture_rng: when given, the carriageway gets road furniture
-    (road_furniture.py: islands, delineators, cones, warning boards, bins, kerb extensions, bicycles) drawn from it.
-    ``rng`` draws the same street either way.
+    (road_furniture.py: islands, delineators, cones, warning boards, bins, kerb extensions, bicycles) drawn from it;
+    squares_rng: what stands on the layout's squares (StreetLayout.with_squares) is drawn from it.
+    ``rng`` draws the same street either way, its buildings stepped back behind any square.
     """
     b = MeshBuilder()
     x0, x1 = layout.x_range
@@ -373,7 +441,7 @@ def build_world(layout: StreetLayout, rng: np.random.Generator,
     for side in (-1, 1):
         kh = layout.kerb_height
         k = layout.kerb_y(side)
-        line = layout.building_line(side)
+        street_line = layout.building_line(side)
         # Along the building line: buildings, lots and hedges (city); gardens with hedges or fences and houses
         # set back (residential); fences, hedges, trees and open fields (rural).
         x = x0 - rng.uniform(0, 10)
@@ -382,6 +450,7 @@ def build_world(layout: StreetLayout, rng: np.random.Generator,
         while x < x1:
             width = rng.uniform(8, 35)
             kind = rng.choice(["building", "lot", "hedge", "garden", "open"], p=mix)
+            line = street_line + layout.square_depth(x, x + width, side)  # the far side of a square, if one is here
             xc = x + width / 2
             zg = s * xc + kh
             if kind == "building":
@@ -420,6 +489,7 @@ def build_world(layout: StreetLayout, rng: np.random.Generator,
                     _tree(b, tx, side * (line + 3.0), zg, rng, 2.5)
             x += width + (rng.uniform(1, 8) if rng.random() < 0.4 else 0.0)
 
+        line = street_line
         # Furniture zone: lamps, signs, trees, bins; positions must not collide.
         fy = side * (k + layout.FURNITURE_WIDTH / 2)
         taken: list[float] = []
@@ -481,6 +551,8 @@ def build_world(layout: StreetLayout, rng: np.random.Generator,
             strips.append((side * (k + layout.FURNITURE_WIDTH / 2), layout.FURNITURE_WIDTH / 2))
             strips.append((side * (k + layout.sidewalk_width - layout.FRONTAGE_WIDTH / 2), layout.FRONTAGE_WIDTH / 2))
         add_street_clutter(b, layout.x_range, strips, layout.ground_height, clutter_rng, obstacles)
+    if squares_rng is not None:
+        _square_furniture(b, layout, squares_rng, obstacles)
     first_on_road = len(obstacles)
     if furniture_rng is not None:
         add_road_furniture(b, layout, furniture_rng, obstacles)
