@@ -216,8 +216,6 @@ class SideStats:
         for c in PEOPLE:
             labelled = a.boxes_lidar[np.asarray(a.names) == c]
             self.labelled_overhead.setdefault(c, []).extend(overhead_returns(points, labelled) >= MIN_RETURNS)
-        for c in PEOPLE:
-            labelled = a.boxes_lidar[np.asarray(a.names) == c]
             distance = np.hypot(labelled[:, 0], labelled[:, 1])
             measured = labelled[(distance >= DEPTH_RANGE[0]) & (distance < DEPTH_RANGE[1])]
             self.beside.setdefault(c, []).extend(standing_beside(points, measured, a.boxes_lidar))
@@ -748,6 +746,7 @@ def format_report(sides: Sequence[dict]) -> str:
         lambda s: "-" if not s.get("cyclist_rider", {}).get("count") else
         f"{num(s['cyclist_rider']['upper_body_along'], '{:+.2f}')} / {num(s['cyclist_rider']['low_share'])} "
         f"(n={s['cyclist_rider']['count']})")
+
     def beside(s, c):
         entry = s.get("standing_beside", {}).get(c, {})
         return "-" if not entry.get("count") else f"{num(entry['median'], '{:.0f}')} (n={entry['count']})"
