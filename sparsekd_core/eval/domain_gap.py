@@ -216,9 +216,6 @@ class SideStats:
         for c in PEOPLE:
             labelled = a.boxes_lidar[np.asarray(a.names) == c]
             self.labelled_overhead.setdefault(c, []).extend(overhead_returns(points, labelled) >= MIN_RETURNS)
-            distance = np.hypot(labelled[:, 0], labelled[:, 1])
-            measured = labelled[(distance >= DEPTH_RANGE[0]) & (distance < DEPTH_RANGE[1])]
-            self.beside.setdefault(c, []).extend(standing_beside(points, measured, a.boxes_lidar))
         occluded = a.occluded if a.occluded is not None else np.zeros(len(a), np.int64)
         for name, box, n, occ in zip(a.names, a.boxes_lidar, a.num_points_in_gt, occluded):
             if name not in CLASSES:
@@ -238,6 +235,7 @@ class SideStats:
                     self._add_chest(box, points, inside)
                 if name in PEOPLE:
                     self._add_thickness(self.thickness, name, box, points, inside)
+                    self.beside.setdefault(name, []).append(int(standing_beside(points, box, a.boxes_lidar)[0]))
                 if name == "Cyclist":
                     rider = rider_on_bicycle(points, box, inside)
                     if rider is not None:

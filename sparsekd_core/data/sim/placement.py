@@ -39,6 +39,8 @@ CLOSE_GROUP_SPACING = (0.45, 0.7)
 ROAD_PEOPLE_MEAN = 3.0
 ROAD_PEOPLE_REACH = (3.0, 40.0)
 ROAD_PEOPLE_ALONG = 0.6
+#: How many people walk together where people walk abreast (on the road, on squares): the odds of one, two, three.
+ABREAST_ODDS = (0.6, 0.3, 0.1)
 #: Walkers in pairs (populate's ``pairs``): in such a street this share of sidewalk walkers has a companion walking
 #: abreast, this far from them (metres, between the two boxes' sides, across the walking direction: centres 0.7-1.05 m
 #: apart) and a little ahead or behind (sd, metres). Of the 14 labelled pedestrians in 24 held-out real KITTI sweeps,
@@ -500,7 +502,7 @@ def _walk_on_the_road(placer: Placer, rng: np.random.Generator, ego: EgoState, s
         heading = (float(rng.choice([0.0, np.pi])) + rng.normal(0, 0.15)) if along else rng.uniform(-np.pi, np.pi)
         side = np.array([-np.sin(heading), np.cos(heading)])  # companions walk abreast
         y = lane.y_centre + rng.uniform(-0.35, 0.35) * lane.width
-        for k in range(1 + int(rng.choice(3, p=[0.6, 0.3, 0.1]))):
+        for k in range(1 + int(rng.choice(len(ABREAST_ODDS), p=ABREAST_ODDS))):
             size = sizes("pedestrian", child=rng.random() < sizes.style.child_fraction)
             offset = k * rng.uniform(0.7, 1.0) * side
             placer.place("pedestrian", x + offset[0], y + offset[1], heading + rng.normal(0, 0.05), size,
@@ -529,7 +531,7 @@ def _cross_the_squares(placer: Placer, rng: np.random.Generator, x_range: tuple[
                 if kind == "cyclist":
                     count, speed = int(rng.choice(SQUARE_RIDERS_IN_FILE, p=SQUARE_RIDERS_IN_FILE_P)), rng.uniform(3, 7)
                 else:
-                    count = 1 + int(rng.choice(3, p=[0.6, 0.3, 0.1]))
+                    count = 1 + int(rng.choice(len(ABREAST_ODDS), p=ABREAST_ODDS))
                     speed = rng.uniform(0.9, 1.7) if rng.random() < SQUARE_WALKING else 0.0
                 step = 0.0
                 for _ in range(count):
