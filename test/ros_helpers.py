@@ -149,6 +149,25 @@ class RosClient:
                         return {kv.key: kv.value for kv in status.values} | {"_message": status.message}
         return None
 
+    def settled_diagnostics(self, timeout: float) -> dict[str, str] | None:
+        """The node's diagnostics once a whole report period passed with no cloud received, or None at ``timeout``.
+
+        ``latest_diagnostics`` may be up to a period old, so counts read from it right after other clouds were sent
+        can miss the last of them; two successive reports that agree on ``clouds_received`` cannot.
+        """
+        end = time.monotonic() + timeout
+        before, seen = None, -1
+        while time.monotonic() < end:
+            with self._lock:
+                n = len(self.diagnostics)
+            d = self.latest_diagnostics() if n != seen else None
+            if d is not None:
+                if before is not None and before["clouds_received"] == d["clouds_received"]:
+                    return d
+                before, seen = d, n
+            time.sleep(0.1)
+        return None
+
     def publish_until(self, cloud: PointCloud2, done: Callable[[], bool], timeout: float, period: float = 0.5) -> bool:
         """Publish ``cloud`` every ``period`` s until ``done()`` or ``timeout``; True when done."""
         pub = self.publisher()
