@@ -162,6 +162,29 @@ def test_a_raised_and_tilted_sensor_is_written_in_the_nominal_frame():
     assert any(abs(s[1]) > 1e-4 for s in seen)
 
 
+def test_a_roof_sensor_mounted_at_random_still_sees_peoples_heads():
+    """An HDL-64E looks at most 2 degrees up: mounted low it would scan people as knee-high stumps under
+    person-high labels, which teaches a detector to call short posts people. Its random mountings stay on a roof
+    (1.5-2.3 m), where the top of every near person's box holds a return; a VLP-16, which looks 15 degrees up,
+    still draws from 0.5 m."""
+    assert PRESETS["hdl64"].mount_heights == PRESETS["waymo_top"].mount_heights == (1.5, 2.3)
+    assert PRESETS["vlp16"].mount_heights == (0.5, 2.3)
+    options = SimOptions(random_mount=1.0, frame_height=1.73)
+    gaps, heights = [], []
+    for scene_index in range(3):
+        frame = SnapshotScene(PRESETS["hdl64"], seed=77, scene_index=scene_index, options=options).frame(0)
+        heights.append(frame.meta["mount_height"])
+        for m, kind in enumerate(frame.kinds):
+            box = frame.boxes[m]
+            own = frame.points[frame.point_label == m]
+            if kind in PEOPLE_KINDS and np.hypot(box[0], box[1]) < 15 and len(own) >= 15:
+                gaps.append(box[2] + box[5] / 2 - own[:, 2].max())
+    assert all(1.5 <= h <= 2.3 for h in heights) and len(set(heights)) == 3
+    assert len(gaps) >= 10
+    # With heights drawn from 0.5 m, 42% of these people had no return in their box's top 0.3 m (40 frames).
+    assert max(gaps) < 0.3, sorted(gaps)[-5:]
+
+
 def test_sensor_mix_and_workers_do_not_change_the_data(tmp_path):
     """A mixed-sensor dataset is the same whatever the number of worker processes, frame by frame."""
     mix = "hdl64:0.5,vlp16:0.5"
@@ -180,6 +203,7 @@ def test_sensor_mix_and_workers_do_not_change_the_data(tmp_path):
 
     meta = json.loads((tmp_path / "a" / "sim_meta.json").read_text())
     assert meta["preset"] == mix and meta["frame_height"] == 1.73
+    assert meta["mount_heights"] == {"hdl64": [1.5, 2.3], "vlp16": [0.5, 2.3]}
     assert sorted(f["sensor"] for f in meta["frames_list"]) == ["hdl64", "vlp16"]  # seed 5 draws each once
     assert meta["points_frame"] == "sensor"  # written 1.73 m above the road, whatever each sensor's mounting
 

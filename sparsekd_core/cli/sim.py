@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="whose box sizes road users have: that dataset's published class statistics "
                              "(default kitti)")
     parser.add_argument("--random-mount", type=float, default=0.0, metavar="SHARE",
-                        help="share of scenes whose sensor sits at a random height (0.5-2.3 m) and tilt; "
+                        help="share of scenes whose sensor sits at a random height (0.5-2.3 m; 1.5-2.3 m for hdl64 "
+                             "and waymo_top, roof sensors that barely look up) and tilt; "
                              "points stay in the dataset's frame (default 0)")
     parser.add_argument("--narrow-streets", type=float, default=0.0, metavar="SHARE",
                         help="share of scenes on a narrow town street, as KITTI's (one lane each way, parked "

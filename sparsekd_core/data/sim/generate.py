@@ -29,7 +29,7 @@ import numpy as np
 
 from sparsekd_core.data.kitti_format import frame_id as kitti_frame_id
 from sparsekd_core.data.sim.scene import PEOPLE_OPTIONS, SimFrame, SimOptions, SnapshotScene, frame_rng
-from sparsekd_core.data.sim.sensor import SensorMix
+from sparsekd_core.data.sim.sensor import PRESETS, SensorMix
 from sparsekd_core.data.sim.version import STREETS_VERSION
 
 FRAMES_PER_SCENE = 10
@@ -294,6 +294,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "sequence": sequence,
         "rate_hz": sensor.rate_hz if sequence else None, "format": fmt, "frames": frames,
         "val_fraction": val_fraction, "label_style": options.label_style, "random_mount": options.random_mount,
+        "mount_heights": {name: list(PRESETS[name].mount_heights) for name in mix.names},
         "frame_height": options.frame_height, "labels": labels, "raycaster": str(options.raycaster),
         "ego_body": options.ego_body, "narrow_streets": options.narrow_streets, "vehicle_glass": options.vehicle_glass,
         "street_clutter": options.street_clutter, "people_brightness": options.people_brightness,

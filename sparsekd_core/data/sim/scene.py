@@ -124,7 +124,8 @@ class SimOptions:
     """What a generated dataset looks like beyond its sensor.
 
     label_style: whose box sizes the road users have (sizes.LABEL_STYLES: kitti, waymo, nuscenes).
-    random_mount: share of scenes whose sensor sits at a random height (0.5-2.3 m) and tilt (pitch sd 1.2 deg,
+    random_mount: share of scenes whose sensor sits at a random height (its preset's ``mount_heights``: 0.5-2.3 m,
+        1.5-2.3 m for the roof sensors whose top beam looks barely above the horizon) and tilt (pitch sd 1.2 deg,
         roll sd 0.8 deg) instead of the preset's nominal mounting; points are still written in the nominal
         frame (see sensor.py), so a model learns to expect its own frame whatever the sensor's mounting.
     frame_height: height above the road of the frame points and boxes are written in (None: the preset's
@@ -217,7 +218,7 @@ def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Ge
     """The preset's nominal mounting, or (for a share ``options.random_mount`` of draws) a random one."""
     if rng.random() >= options.random_mount:
         return Mounting(preset.mount_height)
-    return Mounting(float(rng.uniform(0.5, 2.3)), roll=float(np.clip(rng.normal(0, np.radians(0.8)), -0.04, 0.04)),
+    return Mounting(float(rng.uniform(*preset.mount_heights)), roll=float(np.clip(rng.normal(0, np.radians(0.8)), -0.04, 0.04)),
                     pitch=float(np.clip(rng.normal(0, np.radians(1.2)), -0.06, 0.06)))
 
 
