@@ -57,6 +57,22 @@ def test_bundle_writes_fp16_weights_with_provenance_that_load(run_dir, tmp_path)
     assert load_detector(out).operating_thresholds == {}  # recorded afterwards, on validation frames
 
 
+def test_a_soup_is_bundled_with_the_training_of_its_run_and_says_what_it_was_averaged_with(run_dir, tmp_path):
+    """sparsekd-soup of a distillation run and the weights it started from: no run of its own, so the bundle takes
+    its training and teacher from the ingredient that is a run, and its provenance says it was averaged."""
+    from sparsekd_core.cli.soup import main as soup_main
+
+    run, teacher = run_dir
+    start = write_untrained_checkpoint(STUDENT, tmp_path / "start.pth", seed=3)
+    soup = tmp_path / "soup" / "soup.pth"
+    assert soup_main([str(start), str(run / "final.pth"), "--out", str(soup), "--bn-batches", "0"]) == 0
+    meta = read_checkpoint(bundle(soup, "cp_voxel_xxs", out=tmp_path / "b.pth"))["meta"]
+    assert "sparsekd" in meta["provenance"] and TEACHER in meta["provenance"]
+    assert f"averaged 1:1 with {start} (a model soup)" in meta["provenance"]
+    assert meta["training"]["train_frames"] == 480 and meta["soup_of"] == [str(start), str(run / "final.pth")]
+    assert meta["kd"] == "sparsekd" and meta["teacher"] == str(teacher)
+
+
 def test_bundle_records_the_teacher_on_the_demo_drive_for_matching_runs_only(run_dir, tmp_path, monkeypatch):
     run, teacher = run_dir
     monkeypatch.setattr(bundle_mod, "DEMO_DRIVE", {"frames": 2, "seed": 0, "eval_stride": 1})

@@ -12,7 +12,8 @@ the teacher's AP on the demo's default drive, measured here with the demo's own 
 shows it beside the student's even when the teacher's weights are not shipped (a full-width voxel teacher is
 too big; a pillar teacher differs from its students by its grid, not its width, and fits).
 
-The new weights carry no operating point (the per-class thresholds the node publishes at): record one on
+The weights keep the operating point (the per-class thresholds the node publishes at) their checkpoint carries, if
+any, with its other publishing settings (head.post). A run's final.pth carries none: record one on
 validation frames that no bundled model trained on, as the shipped ones were (docs/results.md "What fires on real
 streets"), e.g. ``sparsekd-eval --checkpoint cp_voxel_s --dataset data/sim32/kitti --operating-points 0.3 0.8 0.05
 --record-operating-points sparsekd_core/assets/checkpoints/cp_voxel_s.pth``.
@@ -42,9 +43,13 @@ TRAINING_KEYS = ("model", "kd", "teacher", "pretrained", "data", "train_frames",
 MAX_BYTES = 10_000_000
 
 
-def provenance_text(model: str, kd: str, teacher: str | None, frames: int) -> str:
-    """One plain sentence on what the weights are and are not for."""
+def provenance_text(model: str, kd: str, teacher: str | None, frames: int,
+                    averaged_with: list[str] | None = None) -> str:
+    """One plain sentence on what the weights are and are not for (``averaged_with``: the other ingredients of a
+    ``sparsekd-soup`` whose trained ingredient this run is)."""
     how = f"distilled with {kd} from a {teacher} teacher" if teacher else "trained without a teacher"
+    if averaged_with:
+        how += f", then averaged 1:1 with {', '.join(averaged_with)} (a model soup)"
     return (f"{model} weights trained on {frames} simulated LiDAR frames (sparsekd-sim street scenes), {how}: "
             "for the demo and for trying the pipeline on a robot; real roads need a model trained on KITTI or "
             "Waymo (README: 'Train and distil your own student').")
@@ -87,19 +92,26 @@ def bundle(run: Path, zoo_name: str, out: Path | None = None, teacher: Path | No
     ckpt = run / "final.pth" if run.is_dir() else run
     if not ckpt.is_file():
         raise CheckpointError(f"{ckpt} not found: bundle a finished training run (its folder holds final.pth)")
-    summary_path = ckpt.parent / "summary.json"
-    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     model, payload = load_model(ckpt, "cpu")
     meta = dict(payload.get("meta") or {})
+    # A soup (sparsekd-soup) has no run of its own: its training is that of its ingredient that is a run.
+    ingredients = [Path(p) for p in meta.get("soup_of") or []]
+    run_ckpt = next((p for p in ingredients if (p.parent / "summary.json").is_file()), ckpt)
+    averaged_with = [str(p) for p in ingredients if p != run_ckpt] if ingredients else None
+    summary_path = run_ckpt.parent / "summary.json"
+    summary: dict[str, Any] = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     kd = str(summary.get("kd") or "none")
     teacher_name = None
     if kd != "none":
         source = teacher or (Path(summary["teacher"]) if summary.get("teacher") else None)
         teacher_name = (str(read_checkpoint(source)["config"].get("name", source.stem))
                         if source is not None and source.is_file() else "teacher")
+    meta.setdefault("kd", kd)  # a run's checkpoint says it already; a soup's does not
+    meta.setdefault("teacher", summary.get("teacher"))
     meta.update({
         "bundled_as": zoo_name,
-        "provenance": provenance_text(model.cfg.name, kd, teacher_name, int(summary.get("train_frames") or 0)),
+        "provenance": provenance_text(model.cfg.name, kd, teacher_name, int(summary.get("train_frames") or 0),
+                                      averaged_with),
         "training": {k: summary.get(k) for k in TRAINING_KEYS if k in summary},
     })
     if teacher is not None:
@@ -137,11 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    meta = read_checkpoint(path)["meta"]
+    payload = read_checkpoint(path)
     size = path.stat().st_size
-    print(f"wrote {path} ({size / 1e6:.2f} MB, fp16, deflated)\n{meta['provenance']}\n"
-          f"no operating point recorded yet: sparsekd-eval --checkpoint {path} --dataset VAL_ROOT --operating-points "
-          f"0.3 0.8 0.05 --record-operating-points {path}")
+    print(f"wrote {path} ({size / 1e6:.2f} MB, fp16, deflated)\n{payload['meta']['provenance']}")
+    recorded = ((payload["config"].get("head") or {}).get("post") or {}).get("operating_thresholds")
+    if recorded:
+        print(f"operating point (kept from the run's checkpoint): {recorded}")
+    else:
+        print(f"no operating point recorded yet: sparsekd-eval --checkpoint {path} --dataset VAL_ROOT "
+              f"--operating-points 0.3 0.8 0.05 --record-operating-points {path}")
     return 0
 
 
