@@ -12,8 +12,9 @@ the ego vehicle) and it hides what lies under and beside it, as a real car does.
 Each scene draws one ego vehicle (body type, length and width from the scene's label style, how often it returns a
 pulse, where the sensor sits along the roof and how high the mount lifts it above the roof). A frame whose mount
 leaves less than MIN_ROOF_HEIGHT for the roof has no body: every sensor mounted below 1.4 m (a bumper sensor, a
-small robot: ``random_mount`` draws heights from 0.5 m for the sensors that look up enough to sit there), and the scenes whose lift puts a 1.73 m HDL-64E's roof below
-1.1 m (about one in six; KITTI's car is in every frame, so models also see sweeps without a body under the sensor).
+small robot: ``random_mount`` draws heights from 0.5 m for the sensors that look up enough to sit there), and the
+scenes whose lift puts a 1.73 m HDL-64E's roof below 1.1 m (about one in six; KITTI's car is in every frame, so models
+also see sweeps without a body under the sensor).
 
 A real recording car is not a bare body either: wing mirrors, roof-rack feet and bars, GNSS antennas, camera housings
 and trim stick out of it, and these solid parts send back compact clusters of returns at the same spots in every sweep

@@ -218,7 +218,8 @@ def sample_mounting(preset: SensorPreset, options: SimOptions, rng: np.random.Ge
     """The preset's nominal mounting, or (for a share ``options.random_mount`` of draws) a random one."""
     if rng.random() >= options.random_mount:
         return Mounting(preset.mount_height)
-    return Mounting(float(rng.uniform(*preset.mount_heights)), roll=float(np.clip(rng.normal(0, np.radians(0.8)), -0.04, 0.04)),
+    return Mounting(float(rng.uniform(*preset.mount_heights)),
+                    roll=float(np.clip(rng.normal(0, np.radians(0.8)), -0.04, 0.04)),
                     pitch=float(np.clip(rng.normal(0, np.radians(1.2)), -0.06, 0.06)))
 
 
