@@ -104,7 +104,7 @@ def _even(top: float, bottom: float, beams: int) -> tuple[float, ...]:
 #: 1.0 m up its top beam passes 1.35 m at 10 m), and every person in its scan would read as a 1 m stump under a 1.75 m
 #: label: with such mountings drawn from 0.5 m, 42% of the labelled cyclists within 15 m of a simulated HDL-64E had
 #: no return in the top 0.3 m of their box (none with the nominal 1.73 m, nor any of the real KITTI sweeps' people),
-#: which taught the detectors that knee-high posts and signs can be cyclists (docs/results.md "Heads a roof sensor
+#: which can teach a detector that knee-high posts and signs are cyclists (docs/results.md "Heads a roof sensor
 #: sees"). From 1.5 m its top beam meets a 1.7 m head from 6 m on.
 ROOF_MOUNT_HEIGHTS = (1.5, 2.3)
 
