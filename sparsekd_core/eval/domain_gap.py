@@ -749,7 +749,7 @@ def format_report(sides: Sequence[dict]) -> str:
         entry = s.get("standing_beside", {}).get(c, {})
         return "-" if not entry.get("count") else f"{num(entry['median'], '{:.0f}')} (n={entry['count']})"
 
-    row(f"Pedestrian / Cyclist: returns standing within {BESIDE_REACH:g} m but on road users (median)",
+    row(f"Pedestrian / Cyclist: returns standing within {BESIDE_REACH:g} m, on no road user (median)",
         lambda s: " / ".join(beside(s, c) for c in PEOPLE))
     row(f"pedestrians with another within {COMPANY_REACH:g} m", lambda s: "-" if not np.isfinite(
         s.get("pedestrians_in_company", float("nan"))) else f"{100 * s['pedestrians_in_company']:.0f}%")
