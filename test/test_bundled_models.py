@@ -27,8 +27,9 @@ own vehicle:
   riders, publishing as its students do) 91/104, 79/92, 15, none; session 40's (two more epochs, with people and
   furniture on the road) 100/104, 88/92, 15, none; session 29's: 95/104, 83/92, 19, none; session 26's: 90/104,
   78/92, 23, three.
-- cp_pillar_s (session 60's: session 59's averaged 1:1 with two more epochs of SparseKD from session 59's second
-  teacher on streets with the roof mounts fixed) 99/104, 87/92, 22, none; session 59's (session 53's averaged 1:1 with
+- cp_pillar_s (session 60's: session 59's plus four more epochs of SparseKD from session 59's second teacher on
+  streets with the roof mounts fixed) 100/104, 88/92, 17, none; the soup of session 59's with the first two of those
+  epochs, bundled for part of session 60: 99/104, 87/92, 22, none; session 59's (session 53's averaged 1:1 with
   two more epochs of SparseKD from session 59's teacher on its streets) 98/104, 86/92, 22, none; session 53's (its
   width student on its grid; session 40's, two epochs of SparseKD from that teacher on streets with people and
   furniture on the road) 100/104, 88/92, 14, one (a car at 0.34; OWN_VEHICLE_FRAMES); with NMS
