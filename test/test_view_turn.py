@@ -54,6 +54,27 @@ def test_boxes_found_in_a_quarter_turn_come_back_on_the_same_cars(detector, swee
     assert np.degrees(yaw_gap).max() < 30.0  # measured 0-16 degrees; a yaw not turned back is 90 off
 
 
+def test_every_box_of_a_quarter_turn_is_the_models_box_for_the_cloud_turned_by_hand(detector, sweep):
+    """Whatever the scores: the detector turned a quarter gives, box for box, what it finds in the cloud turned by
+    hand (x, y -> -y, x), turned back (x, y, yaw -> y, -x, yaw - 90 degrees)."""
+    by_hand = sweep.copy()
+    by_hand[:, 0], by_hand[:, 1] = -sweep[:, 1], sweep[:, 0]
+    expected = detector(by_hand)
+    detector.view_turn = 90.0
+    try:
+        turned = detector(sweep)
+    finally:
+        detector.view_turn = 0.0
+    assert len(expected) >= 10 and len(turned) == len(expected)
+    back = expected.boxes.copy()
+    back[:, 0], back[:, 1], back[:, 6] = expected.boxes[:, 1], -expected.boxes[:, 0], expected.boxes[:, 6] - np.pi / 2
+    order, order_back = np.lexsort(turned.boxes[:, :2].T), np.lexsort(back[:, :2].T)
+    np.testing.assert_allclose(turned.boxes[order, :6], back[order_back, :6], atol=1e-3)
+    yaw_gap = (turned.boxes[order, 6] - back[order_back, 6] + np.pi) % (2 * np.pi) - np.pi
+    np.testing.assert_allclose(yaw_gap, 0.0, atol=1e-3)
+    np.testing.assert_allclose(turned.scores[order], expected.scores[order_back], atol=1e-4)
+
+
 def test_the_own_vehicle_is_where_it_is_in_the_cloud_whatever_the_turn(detector, sweep):
     plain = cars(detector, sweep, 0.0)
     x, y = plain.boxes[np.hypot(plain.boxes[:, 0], plain.boxes[:, 1]).argmin(), :2]
