@@ -23,7 +23,8 @@ of an excluded tree (``../shared``'s) or one already taken from an earlier sourc
 (docs/results.md lists what these hold: 24 sweeps from the first two, 2019-2023 commits, and one crowded street
 from the third, 2025; 25 beyond ``../shared``.) A source is a
 folder holding ``velodyne/``, ``label_2/`` and ``calib/`` (``image_2/`` too when present, for ``sparsekd-gap
---images``), or one whose ``training/`` does. Frames become ``<source name>_<KITTI id>``; files are copied unchanged.
+--images``), or one whose ``training/`` does; ``scripts/kitti_tracking_frames.py`` writes sweeps of a labelled
+tracking sequence as such a folder. Frames become ``<source name>_<KITTI id>``; files are copied unchanged.
 
 KITTI is CC BY-NC-SA 3.0 (non-commercial): keep the frames out of anything you ship, and never train or tune on
 frames you measure with.

@@ -286,16 +286,20 @@ class Calibration:
 
 
 def read_calib(path: str | Path) -> Calibration:
-    """Read a KITTI ``calib/*.txt`` (``KEY: v v v ...`` lines)."""
+    """Read a KITTI ``calib/*.txt``: ``KEY: v v v ...`` lines, or ``KEY v v v ...`` as the tracking benchmark
+    writes its ``R_rect``, ``Tr_velo_cam`` and ``Tr_imu_velo``."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"KITTI calib file {path} does not exist (expected ROOT/training/calib/ID.txt)")
     values: dict[str, np.ndarray] = {}
     for line in path.read_text().splitlines():
-        if ":" not in line:
+        key, _, rest = line.partition(":") if ":" in line else line.strip().partition(" ")
+        if not key.strip() or not rest.strip():
             continue
-        key, _, rest = line.partition(":")
-        values[key.strip()] = np.array([float(x) for x in rest.split()])
+        try:
+            values[key.strip()] = np.array([float(x) for x in rest.split()])
+        except ValueError:
+            raise ValueError(f"{path}: non-numeric value in calibration line {line.strip()!r}") from None
     # Some KITTI derivatives (the raw/tracking sets) spell these without the suffix.
     aliases = {"R_rect": "R0_rect", "Tr_velo_cam": "Tr_velo_to_cam", "Tr_imu_velo": "Tr_imu_to_velo"}
     for old, new in aliases.items():
