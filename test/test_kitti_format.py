@@ -132,23 +132,6 @@ def test_label_and_calib_files_round_trip(tmp_path):
         np.testing.assert_allclose(getattr(again, name), getattr(calib, name), rtol=1e-11)
 
 
-def test_tracking_calibration_reads_as_the_object_one(tmp_path):
-    """The tracking benchmark writes R_rect, Tr_velo_cam and Tr_imu_velo without a colon; they mean the same."""
-    calib = kf.Calibration(P0=np.arange(12), P1=np.arange(12) + 1, P2=np.arange(12) * 0.5, P3=np.ones(12),
-                           R0_rect=np.eye(3) * 0.9, Tr_velo_to_cam=np.arange(12) / 7.0, Tr_imu_to_velo=np.eye(3, 4))
-    kf.write_calib(tmp_path / "object.txt", calib)
-    tracking = (tmp_path / "object.txt").read_text().replace("R0_rect:", "R_rect").replace(
-        "Tr_velo_to_cam:", "Tr_velo_cam").replace("Tr_imu_to_velo:", "Tr_imu_velo")
-    assert "R_rect 9" in tracking
-    (tmp_path / "tracking.txt").write_text(tracking + "\n")
-    again = kf.read_calib(tmp_path / "tracking.txt")
-    for name in ("P0", "P2", "R0_rect", "Tr_velo_to_cam", "Tr_imu_to_velo"):
-        np.testing.assert_allclose(getattr(again, name), getattr(calib, name), rtol=1e-11)
-    (tmp_path / "bad.txt").write_text(tracking.replace("R_rect 9", "R_rect x9"))
-    with pytest.raises(ValueError, match="non-numeric value in calibration line 'R_rect x9"):
-        kf.read_calib(tmp_path / "bad.txt")
-
-
 def test_points_and_image_sets_round_trip(tmp_path):
     pts = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float32)
     kf.write_points(tmp_path / "velodyne" / "000001.bin", pts)
@@ -167,6 +150,9 @@ def test_bad_input_names_the_problem(tmp_path):
         kf.read_label(tmp_path / "missing.txt")
     (tmp_path / "calib.txt").write_text("P0: 1 2 3\n")
     with pytest.raises(ValueError, match="lacks"):
+        kf.read_calib(tmp_path / "calib.txt")
+    (tmp_path / "calib.txt").write_text("P0: 1 2 3\nR_rect 1 x 0\n")
+    with pytest.raises(ValueError, match="non-numeric value in calibration line 'R_rect 1 x 0'"):
         kf.read_calib(tmp_path / "calib.txt")
 
 

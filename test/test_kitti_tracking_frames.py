@@ -61,6 +61,8 @@ def test_every_fifth_sweep_becomes_an_object_frame_with_its_labels_and_calibrati
     assert first[1].rotation_y == pytest.approx(-1.673) and first[1].truncated == 0.0
     assert kf.read_label(out / "label_2" / "0004_000005.txt") == []  # no objects in frame 5: an empty file
     assert kf.read_label(out / "label_2" / "0004_000010.txt")[0].truncated == 1.0
+    # the tracking file's colon-less R_rect / Tr_velo_cam read as the object keys, and are written so
+    assert "\nR_rect 9" in (root / "0004.txt").read_text()
     again = kf.read_calib(out / "calib" / "0004_000005.txt")
     assert "R0_rect:" in (out / "calib" / "0004_000005.txt").read_text()
     for name in ("P2", "R0_rect", "Tr_velo_to_cam"):
