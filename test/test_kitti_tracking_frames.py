@@ -34,7 +34,7 @@ def sequence(tmp_path):
                            R0_rect=np.eye(3) * 0.9, Tr_velo_to_cam=np.arange(12) / 7.0, Tr_imu_to_velo=np.eye(3, 4))
     kf.write_calib(tmp_path / "object_calib.txt", calib)
     tracking_calib = (tmp_path / "object_calib.txt").read_text().replace("R0_rect:", "R_rect").replace(
-        "Tr_velo_to_cam:", "Tr_velo_cam").replace("Tr_imu_to_velo:", "Tr_imu_velo")
+        "Tr_velo_to_cam: ", "Tr_velo_cam\t").replace("Tr_imu_to_velo:", "Tr_imu_velo")  # a tab read as a space
     (tmp_path / "0004.txt").write_text(tracking_calib)
     (tmp_path / "label_0004.txt").write_text(TRACKING_LABELS)
     for number in range(12):

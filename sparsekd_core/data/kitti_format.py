@@ -293,7 +293,7 @@ def read_calib(path: str | Path) -> Calibration:
         raise FileNotFoundError(f"KITTI calib file {path} does not exist (expected ROOT/training/calib/ID.txt)")
     values: dict[str, np.ndarray] = {}
     for line in path.read_text().splitlines():
-        key, _, rest = line.partition(":") if ":" in line else line.strip().partition(" ")
+        key, _, rest = line.partition(":") if ":" in line else " ".join(line.split()).partition(" ")
         if not key.strip() or not rest.strip():
             continue
         try:
