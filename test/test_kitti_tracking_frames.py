@@ -1,12 +1,12 @@
 """scripts/kitti_tracking_frames.py: sweeps of a labelled KITTI tracking sequence as object-benchmark frames."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from file_module import load_file_module
 from sparsekd_core.data import kitti_format as kf
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "kitti_tracking_frames.py"
@@ -21,10 +21,7 @@ TRACKING_LABELS = """\
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("kitti_tracking_frames", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(SCRIPT, "kitti_tracking_frames")
 
 
 @pytest.fixture

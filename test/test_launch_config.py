@@ -6,13 +6,13 @@ are, the launch description is also built for real.
 from __future__ import annotations
 
 import ast
-import importlib.util
 
 import pytest
 import rclpy
 import yaml
 from rclpy.context import Context
 
+from file_module import load_file_module
 from ros_helpers import REPO, StandInDetector, domain_id
 from sparsekd_core.checkpoint import read_checkpoint
 from sparsekd_core.inference import resolve_checkpoint
@@ -177,10 +177,7 @@ def test_launch_description_builds_when_launch_ros_is_installed():
     pytest.importorskip("launch_ros", reason="launch_ros is not installed here (not on PyPI)")
     from launch.actions import DeclareLaunchArgument
 
-    spec = importlib.util.spec_from_file_location("detector_launch", LAUNCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    description = module.generate_launch_description()
+    description = load_file_module(LAUNCH, "detector_launch").generate_launch_description()
     declared = {e.name: e for e in description.entities if isinstance(e, DeclareLaunchArgument)}
     args, _, _ = _launch_source()
     assert set(declared) == set(args)

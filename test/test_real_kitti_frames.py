@@ -1,20 +1,18 @@
 """scripts/real_kitti_frames.py: real KITTI frames from several clones, minus those already seen, as one val split."""
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
+
+from file_module import load_file_module
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "real_kitti_frames.py"
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("real_kitti_frames", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_file_module(SCRIPT, "real_kitti_frames")
 
 
 def kitti_tree(root: Path, frames: dict[str, bytes], image: bool = True, calib: bool = True) -> Path:
