@@ -58,11 +58,11 @@ def convert(sequence: str, label: Path, calib: Path, velodyne: Path, image: Path
     calibration = read_calib(calib)
     sweeps = sorted((int(p.stem), p) for p in velodyne.glob("*.bin") if p.stem.isdigit())
     chosen = [(number, p) for number, p in sweeps if number % every == 0][:max_frames]
+    for sub in ("velodyne", "label_2", "calib"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
     names = []
     for number, points in chosen:
         name = f"{sequence}_{number:06d}"
-        for sub in ("velodyne", "label_2", "calib"):
-            (out / sub).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(points, out / "velodyne" / f"{name}.bin")
         (out / "label_2" / f"{name}.txt").write_text("".join(f"{line}\n" for line in labels.get(number, [])))
         write_calib(out / "calib" / f"{name}.txt", calibration)
