@@ -1,16 +1,15 @@
 """Teacher-guided initialisation: exact reproduction at full width, narrowing by index, every mode end to end.
 
-Models are the sim zoo entries on a 12.8 m (voxel) / 10.24 m (pillar) square range: same layers and widths,
-small BEV maps, so each forward pass takes well under a second.
+Models are the sim zoo entries on a small square range (small_models.py).
 """
 import pytest
 import torch
 
-from sparsekd_core.config import load_model_config
 from sparsekd_core.kd.tgi import MODES, TGIError, apply_tgi, teacher_guided_init
 from sparsekd_core.models.detector import build_detector
 
 from conftest import trained_looking
+from small_models import cloud, small
 
 PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"),
          ("cp_pillar_sim", "cp_pillar_v0.64_sim"),
@@ -18,14 +17,6 @@ PAIRS = [("cp_voxel_sim", "cp_voxel_s_sim"), ("cp_voxel_sim", "cp_voxel_xxs_sim"
          ("cp_pillar_sim360", "cp_pillar_s_sim360"),
          # anchor heads, and SECOND's VoxelBackBone8x (plain sparse conv stages, no residual blocks)
          ("second_sim", "second_s_sim"), ("pointpillar_sim", "pointpillar_s_sim")]
-
-
-def small(name: str):
-    cfg = load_model_config(name)
-    r = cfg.voxelization.point_cloud_range
-    side = 10.24 if cfg.is_pillar else 12.8
-    cfg.voxelization.point_cloud_range = [0.0, -side / 2, r[2], side, side / 2, r[5]]
-    return cfg
 
 
 _CACHE = {}
@@ -36,15 +27,6 @@ def teacher(name: str):
         torch.manual_seed(0)
         _CACHE[name] = trained_looking(build_detector(small(name))).eval()
     return _CACHE[name]
-
-
-def cloud(cfg, seed=0, n=300):
-    """Points around two objects inside the range, plus intensity."""
-    g = torch.Generator().manual_seed(seed)
-    x0, y0, z0, x1, y1, z1 = cfg.voxelization.point_cloud_range
-    centres = torch.tensor([[x0 + 0.3 * (x1 - x0), 0.2 * y1, -1.0], [x0 + 0.7 * (x1 - x0), 0.3 * y0, -1.2]])
-    p = centres[torch.randint(0, 2, (n,), generator=g)] + torch.randn(n, 3, generator=g) * torch.tensor([0.8, 0.4, 0.3])
-    return torch.cat([p, torch.rand(n, 1, generator=g)], dim=1)
 
 
 # ----------------------------------------------------------------------------- exactness

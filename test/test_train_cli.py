@@ -187,6 +187,35 @@ def test_pretrained_parts_warm_start_one_part_from_another_width(toy, tmp_path, 
     assert rc != 0 and "give --pretrained CKPT too" in capsys.readouterr().err
 
 
+def test_widen_grows_a_teacher_that_starts_as_its_student(toy, tmp_path, capsys):
+    """--pretrained S --widen: the teacher's run starts from the half-width student written into its first channels,
+    the weights from its other channels into them zero; the summary says so. Wrong uses fail with the fix."""
+    (tmp_path / "s.yaml").write_text(TINY_TEACHER.replace("cp_voxel_sim", "cp_voxel_s_sim"))
+    student = write_untrained_checkpoint(str(tmp_path / "s.yaml"), tmp_path / "s.pth", seed=11)
+    out = tmp_path / "grown"
+    rc = main(["--model", str(toy / "teacher.yaml"), "--pretrained", str(student), "--widen",
+               "--lr", "1e-12", "--epochs", "2", "--max-steps", "1", "--no-eval", *_common(toy, out)])
+    assert rc == 0
+    assert json.loads((out / "summary.json").read_text())["config"]["widen_pretrained"] is True
+    started = read_checkpoint(sorted(out.glob("ckpt_*.pth"))[-1])["state_dict"]
+    stored = read_checkpoint(student)["state_dict"]
+    key = "backbone2d.blocks.0.4.weight"  # 128 -> 128 in the teacher, 64 -> 64 in the student
+    assert (started[key][:64, :64] - stored[key]).abs().max() < 1e-6
+    assert started[key][:64, 64:].abs().max() < 1e-6 < started[key][64:].abs().max()
+    assert torch.equal(started["backbone3d.conv_input.0.weight"].float(),
+                       stored["backbone3d.conv_input.0.weight"].float())
+
+    rc = main(["--model", str(toy / "teacher.yaml"), "--widen", "--max-steps", "1", *_common(toy, tmp_path / "a")])
+    assert rc != 0 and "give --pretrained CKPT too" in capsys.readouterr().err
+    rc = main(["--model", str(toy / "student.yaml"), "--pretrained", str(student), "--widen", "--max-steps", "1",
+               *_common(toy, tmp_path / "narrower")])  # the xxs student is narrower than the S one given
+    err = capsys.readouterr().err
+    assert rc == 1 and "--widen needs a narrower model" in err
+    rc = main(["--model", str(toy / "teacher.yaml"), "--pretrained", str(student), "--widen", "--pretrained-parts",
+               "backbone3d", "--max-steps", "1", *_common(toy, tmp_path / "parts")])
+    assert rc == 1 and "drop --pretrained-parts" in capsys.readouterr().err
+
+
 def test_pillar_student_distils_from_a_finer_grid_and_evaluates(toy, tmp_path):
     teacher = write_untrained_checkpoint(str(toy / "pillar_teacher.yaml"), tmp_path / "teacher.pth", seed=5)
     out = tmp_path / "pillar"

@@ -45,6 +45,8 @@ examples:
                  --data data/sim_kitti --epochs 1 --lr 0.0015  # distil the bundled student further
   sparsekd-train --model cp_voxel_sim360 --pretrained S.pth --pretrained-parts backbone3d \\
                  --data data/sim_kitti --out runs/t360   # a teacher whose sparse 3D layers start from a student's
+  sparsekd-train --model cp_voxel_sim360 --pretrained cp_voxel_s --widen \\
+                 --data data/sim_kitti --out runs/t360w  # a teacher that starts out as the bundled student
   torchrun --nproc_per_node=8 -m sparsekd_core.cli.train --recipe waymo_cp_voxel_s_sparsekd \\
                  --data /data/waymo --teacher cp_voxel.pth --out runs/s_kd --sync-bn
   sparsekd-train --recipe nuscenes_cp_voxel --data /data/sets/nuscenes --out runs/nus_teacher
@@ -76,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "warm-start a model from one of another width or grid whose parts of that name are the "
                            "same (a 360-degree voxel teacher's sparse backbone from a voxel student's); the other "
                            "parts start random, and the classes need not match unless head is listed")
+    what.add_argument("--widen", action="store_true",
+                      help="--pretrained is a narrower model of --model's structure (one of its students, e.g. the "
+                           "bundled cp_voxel_s for cp_voxel_sim360): its weights go into --model's first channels "
+                           "and every weight from the other channels into them starts at zero, so the run starts "
+                           "out computing exactly what --pretrained does, with the other channels free to learn. "
+                           "Grows a teacher from its student when only the student is left")
     what.add_argument("--kd", help="KD recipe: none|sparsekd|logit|pivotal|feature|mimic|label|tgi, "
                       "a comma list of those, or a YAML path (default: none)")
     sched = p.add_argument_group("schedule")
@@ -124,10 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _parts(raw: str, pretrained: str | None) -> tuple[str, ...]:
+def _parts(raw: str, pretrained: str | None, widen: bool) -> tuple[str, ...]:
     parts = tuple(p.strip() for p in raw.split(",") if p.strip())
     if parts and not pretrained:
         raise ValueError("--pretrained-parts says which parts of --pretrained to load: give --pretrained CKPT too")
+    if widen and not pretrained:
+        raise ValueError("--widen widens the model given by --pretrained: give --pretrained CKPT too")
     return parts
 
 
@@ -161,7 +171,8 @@ def options_from_args(args: argparse.Namespace):
                                  f"is a {layout} root")
     return TrainOptions(
         model=model, data=args.data, out=args.out or _default_out(model, kd), teacher=teacher, kd=kd,
-        pretrained=args.pretrained, pretrained_parts=_parts(args.pretrained_parts, args.pretrained),
+        pretrained=args.pretrained, pretrained_parts=_parts(args.pretrained_parts, args.pretrained, args.widen),
+        widen_pretrained=args.widen,
         epochs=pick(args.epochs, "epochs"), batch_size=pick(args.batch_size, "batch_size"), lr=pick(args.lr, "lr"),
         average_last=args.average_last, precise_bn_batches=args.precise_bn_batches,
         workers=args.workers, seed=args.seed, resume=args.resume or False,

@@ -120,14 +120,14 @@ def _io_channels(m: nn.Module) -> tuple[int, int]:
     return int(m.in_channels), int(m.out_channels)
 
 
-def _weight_dims(kind: str) -> tuple[int, int]:
+def weight_dims(kind: str) -> tuple[int, int]:
     """(output dim, input dim) of a weight: conv2d/linear (O, I, ...), deconv2d (I, O, k, k), spconv (O, k, k, k, I)."""
     return {"conv2d": (0, 1), "linear": (0, 1), "deconv2d": (1, 0), "spconv": (0, -1)}[kind]
 
 
 def _filter_l1(weight: torch.Tensor, kind: str, inputs: Selection) -> torch.Tensor:
     """(C_out,) L1 norm of each output filter over the kept inputs."""
-    out_dim, in_dim = _weight_dims(kind)
+    out_dim, in_dim = weight_dims(kind)
     w = weight.detach().index_select(in_dim % weight.dim(), inputs.index.to(weight.device)).abs()
     w = w.movedim(out_dim, 0)
     return w.reshape(w.shape[0], -1).sum(dim=1)
@@ -229,7 +229,7 @@ class _Planner:
             raise TGIError(f"{name}: grouped convolutions are not supported by TGI")
         if kind == "spconv" and (m.weight.shape[0] != t_out or m.weight.shape[-1] != t_in):
             raise TGIError(f"{name}: spconv weight {tuple(m.weight.shape)} is not (C_out, k, k, k, C_in); "
-                           "this spconv version lays weights out differently: adapt _weight_dims")
+                           "this spconv version lays weights out differently: adapt weight_dims")
         if sel is None or sel.total != t_in:
             raise TGIError(f"{name}: the teacher layer takes {t_in} inputs but {None if sel is None else sel.total} "
                            "reach it: the module order does not match the data flow")
@@ -364,9 +364,20 @@ def _narrow(key: str, tensor: torch.Tensor, lm: LayerMap) -> torch.Tensor:
         return tensor.index_select(0, out).clone()
     if leaf != "weight":
         raise TGIError(f"{key}: TGI does not know how to narrow a tensor called {leaf!r}")
-    out_dim, in_dim = _weight_dims(lm.kind)
+    out_dim, in_dim = weight_dims(lm.kind)
     w = tensor.index_select(out_dim % tensor.dim(), out)
     return w.index_select(in_dim % tensor.dim(), lm.inputs.index.to(tensor.device)).clone()
+
+
+def channel_maps(teacher: nn.Module, student: nn.Module, mode: str = "first",
+                 keep_order: bool = True) -> tuple[dict[str, LayerMap], list[str]]:
+    """Which teacher channels each student layer is (see the module docstring): a LayerMap per parameterised teacher
+    module, and the student modules the teacher has no counterpart for. Raises TGIError when a layer cannot be
+    mapped. TGI narrows the teacher's tensors by these maps; kd/widen.py writes a student's tensors into them."""
+    planner = _Planner(teacher, student, mode, keep_order)
+    with torch.no_grad():
+        planner.walk("", teacher, None)
+    return planner.layers, planner.fresh
 
 
 def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "first",
@@ -380,12 +391,10 @@ def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "fir
         student then holds a permutation of the teacher's channels, equally valid).
     Returns TGIResult; raises TGIError when a layer cannot be mapped.
     """
-    planner = _Planner(teacher, student, mode, keep_order)
-    with torch.no_grad():
-        planner.walk("", teacher, None)
+    layers, fresh = channel_maps(teacher, student, mode, keep_order)
     teacher_modules = dict(teacher.named_modules())
     state: dict[str, torch.Tensor] = {}
-    for name, lm in planner.layers.items():
+    for name, lm in layers.items():
         own = teacher_modules[name].state_dict()
         for leaf, tensor in own.items():
             if "." in leaf:  # a child's tensor; the child has its own LayerMap
@@ -394,7 +403,7 @@ def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "fir
             state[key] = _narrow(key, tensor.detach(), lm)
     expected = student.state_dict()
     for key, tensor in expected.items():
-        if any(key.startswith(prefix + ".") for prefix in planner.fresh):
+        if any(key.startswith(prefix + ".") for prefix in fresh):
             state[key] = tensor.detach().clone()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -405,7 +414,7 @@ def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "fir
                        + "; ".join(p for p in (f"not produced: {missing[:5]}" if missing else "",
                                                f"not in the student: {unexpected[:5]}" if unexpected else "",
                                                f"wrong shape: {wrong[:5]}" if wrong else "") if p))
-    return TGIResult(state, planner.layers, planner.fresh)
+    return TGIResult(state, layers, fresh)
 
 
 def apply_tgi(teacher: nn.Module, student: nn.Module, mode: str = "first", keep_order: bool = True) -> TGIResult:

@@ -47,6 +47,8 @@ from ..data.ground import dataset_ground_z
 from ..data.window import BevWindow, common_alignment
 from ..eval.report import to_jsonable
 from ..inference import resolve_checkpoint, resolve_device
+from ..kd.tgi import TGIError
+from ..kd.widen import widen
 from ..models.detector import BEVDetector, bev_windows, build_detector
 from .batches import batch_inputs
 from .checkpointing import CheckpointManager, capture_rng_state, read_training_checkpoint, restore_rng_state
@@ -81,6 +83,8 @@ class TrainOptions:
     schedule; a resumed run takes its weights from its checkpoint instead. pretrained_parts: load only these
     top-level parts of ``pretrained`` (e.g. ("backbone3d",): a 360-degree teacher's sparse backbone warm-started
     from a student whose 3D layers are the same); the other parts keep their random initialisation.
+    widen_pretrained: ``pretrained`` is a narrower model of the same structure (a student of ``model``), widened
+    into it (kd/widen.py) so that the run starts out computing exactly what ``pretrained`` computes.
     batch_size: per process (per GPU). workers: DataLoader processes. resume: True = newest checkpoint in
     ``out`` (a fresh start when there is none), or a checkpoint path. eval_every: evaluate every N epochs
     (0 = only at the end); evaluate: evaluate at the end at all. keep_last: training checkpoints kept.
@@ -103,6 +107,7 @@ class TrainOptions:
     kd: str = "none"
     pretrained: str | None = None
     pretrained_parts: tuple[str, ...] = ()
+    widen_pretrained: bool = False
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
@@ -183,11 +188,13 @@ def training_window(cfg: ModelConfig, student: BEVDetector, teacher: BEVDetector
     return BevWindow(size, align, tuple(cfg.voxelization.point_cloud_range), margin=align)
 
 
-def load_pretrained(model: BEVDetector, cfg: ModelConfig, source: str, parts: tuple[str, ...] = ()) -> None:
+def load_pretrained(model: BEVDetector, cfg: ModelConfig, source: str, parts: tuple[str, ...] = (),
+                    widen_narrow: bool = False) -> None:
     """Weights of ``source`` (a .pth file or a bundled model name) into ``model`` of config ``cfg``: the same
     classes in the same order and tensors of the same shapes, else a CheckpointError that says which differ.
     ``parts``: only the tensors of these top-level modules (e.g. "backbone3d"), which must fit exactly; the rest
     of ``model`` is left as it is, and the classes need not match unless the head is loaded.
+    ``widen_narrow``: ``source`` is a narrower model of ``model``'s structure, widened into it (kd/widen.py).
     fp16 weights (bundled models) become the model's fp32."""
     path = resolve_checkpoint(source)
     payload = read_checkpoint(path)
@@ -195,6 +202,17 @@ def load_pretrained(model: BEVDetector, cfg: ModelConfig, source: str, parts: tu
     if theirs != ours and (not parts or "head" in parts):
         raise CheckpointError(f"--pretrained {source} detects {theirs}, the model being trained {ours}: "
                               "start from weights of a model with the same classes in the same order.")
+    if widen_narrow:
+        if parts:
+            raise CheckpointError("--widen loads the whole of --pretrained into the wider model: drop "
+                                  "--pretrained-parts")
+        narrow, _ = load_model(path)
+        try:
+            widen(model, narrow)
+        except TGIError as e:
+            raise CheckpointError(f"--pretrained {source} --widen: {e}. --widen needs a narrower model of "
+                                  f"{cfg.name}'s structure (one of its students)") from e
+        return
     if not parts:
         load_state_strict(model, payload["state_dict"], f"--pretrained {source}")
         return
@@ -288,7 +306,8 @@ class Trainer:
             "model": cfg.name if isinstance(self.opts.model, ModelConfig) else self.opts.model,
             "model_config": cfg.to_dict(), "teacher": self.opts.teacher,
             "pretrained": self.opts.pretrained, "pretrained_parts": list(self.opts.pretrained_parts),
-            "kd": self.opts.kd, "epochs": cfg.train.epochs, "batch_size": cfg.train.batch_size,
+            "widen_pretrained": self.opts.widen_pretrained, "kd": self.opts.kd, "epochs": cfg.train.epochs,
+            "batch_size": cfg.train.batch_size,
             "seed": self.opts.seed, "world_size": ctx.world_size, "data": self.opts.data, "layout": layout,
             "train_frames": n_train, "lr": cfg.train.lr, "augment": self.opts.augment,
         }
@@ -374,9 +393,10 @@ class Trainer:
             self._check_resume(payload["training"].get("run", {}), settings, resume_path)
             load_state_strict(student, payload["state_dict"], str(resume_path))
         elif opts.pretrained:
-            load_pretrained(student, cfg, opts.pretrained, opts.pretrained_parts)
-            log.info("student initialised from --pretrained %s%s%s", opts.pretrained,
+            load_pretrained(student, cfg, opts.pretrained, opts.pretrained_parts, opts.widen_pretrained)
+            log.info("student initialised from --pretrained %s%s%s%s", opts.pretrained,
                      f" ({', '.join(opts.pretrained_parts)} only)" if opts.pretrained_parts else "",
+                     " (widened)" if opts.widen_pretrained else "",
                      " (instead of TGI)" if recipe is not None and recipe_uses_tgi(recipe) else "")
         elif recipe is not None and recipe_uses_tgi(recipe):
             tgi = objective.init_student_from_teacher()
@@ -547,6 +567,7 @@ class Trainer:
         return {
             "status": status, "model": opts.model, "teacher": opts.teacher, "kd": opts.kd,
             "pretrained": opts.pretrained, "pretrained_parts": list(opts.pretrained_parts),
+            "widen_pretrained": opts.widen_pretrained,
             "kd_recipe": recipe_to_dict(run.recipe), "data": opts.data, "layout": run.layout,
             "train_frames": len(run.train_ds), "val_frames": len(run.val_ds) if run.val_ds is not None else 0,
             "epochs": run.cfg.train.epochs, "epochs_completed": state.epoch, "batch_size": run.cfg.train.batch_size,
@@ -575,6 +596,7 @@ class Trainer:
             return str(latest) if latest else None
         meta = {"trained_by": "sparsekd-train", "kd": self.opts.kd, "teacher": self.opts.teacher,
                 "pretrained": self.opts.pretrained, "pretrained_parts": list(self.opts.pretrained_parts),
+                "widen_pretrained": self.opts.widen_pretrained,
                 "epochs": run.state.epoch, "global_step": run.state.global_step, "status": status,
                 "averaged_steps": summary["averaged_steps"],
                 "metrics": to_jsonable(summary["metrics"]), **self._ground_meta(run), **self.opts.extra_meta}
