@@ -1,6 +1,6 @@
 """Distiller and KD recipes: loading and composing recipes, wiring checks, end-to-end training steps.
 
-Models are sim zoo entries on a small square range (same layers and widths, small BEV maps).
+Models are sim zoo entries on a small square range (small_models.py).
 """
 import pytest
 import torch
@@ -11,13 +11,7 @@ from sparsekd_core.kd.recipe import KDRecipe, list_kd_recipes, load_kd_recipe
 from sparsekd_core.models.detector import build_detector
 from sparsekd_core.models.losses import clamped_sigmoid
 
-
-def small(name: str):
-    cfg = load_model_config(name)
-    r = cfg.voxelization.point_cloud_range
-    side = 10.24 if cfg.is_pillar else 12.8
-    cfg.voxelization.point_cloud_range = [0.0, -side / 2, r[2], side, side / 2, r[5]]
-    return cfg
+from small_models import small
 
 
 def scene(seed: int = 0, n: int = 300):
