@@ -5,7 +5,7 @@ Models are sim zoo entries on a small square range (small_models.py).
 import pytest
 import torch
 
-from sparsekd_core.config import ConfigError, load_model_config
+from sparsekd_core.config import ConfigError
 from sparsekd_core.kd.distiller import Distiller, DistillerError, decodable
 from sparsekd_core.kd.recipe import KDRecipe, list_kd_recipes, load_kd_recipe
 from sparsekd_core.models.detector import build_detector
