@@ -23,8 +23,9 @@ EPILOG = f"""formats:
             pillar channels; the zoo's pillar models have 64, so their files need an Autoware build with
             encoder_out_feature_size_ set to 64: the export warns and says where (--stock-autoware refuses).
 
-Every ONNX passes onnx's full checker and is run with onnxruntime against torch on --frame; the max abs
-difference per output map goes to <out>/export_report.json, and the command fails above --tolerance.
+Every ONNX passes onnx's full checker and is run with onnxruntime against torch on --frame; the largest
+difference per output map (divided by the map's largest value where that exceeds 1) goes to
+<out>/export_report.json, and the command fails above --tolerance.
 
 examples:
   sparsekd-export cp_voxel_s --format onnx --out export/
@@ -49,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--frame", type=Path, default=DEFAULT_FRAME,
                     help="point file for the numerical check (.bin/.npy/.pcd/.ply); default: a bundled KITTI frame")
     ap.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
-                    help="largest max-abs difference onnxruntime vs torch allowed per map (default %(default)g)")
+                    help="largest difference onnxruntime vs torch allowed per map, relative where its values exceed 1 "
+                         "(default %(default)g)")
     aw = ap.add_argument_group("autoware")
     aw.add_argument("--stock-autoware", action="store_true",
                     help="refuse a model that stock Autoware cannot load as it is (a pillar encoder wider than the "
@@ -86,8 +88,9 @@ def main(argv=None) -> int:
     for kind, tensors in (("in ", report.inputs), ("out", report.outputs)):
         for name, t in tensors.items():
             print(f"  {kind} {name}: ({', '.join(str(d) for d in t['shape'])}) {t['dtype']}")
-    print(f"onnxruntime vs torch on {report.frame}, max abs difference per map (tolerance {report.tolerance:g}):")
-    for name, diff in report.max_abs_diff.items():
+    print(f"onnxruntime vs torch on {report.frame}, largest difference per map, relative above 1 "
+          f"(tolerance {report.tolerance:g}):")
+    for name, diff in report.max_diff.items():
         print(f"  {name}: {diff:.2e}{'' if diff <= report.tolerance else '  TOO LARGE'}")
     for note in report.notes:
         if PATCH_MARK in note:  # files that stock Autoware cannot load must not pass unnoticed

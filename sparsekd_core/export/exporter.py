@@ -1,7 +1,8 @@
 """Export a model's dense part to ONNX (any model), or a pillar model to Autoware's lidar_centerpoint layout.
 
 Every written ONNX passes onnx's full checker, and is run with onnxruntime against torch on a real frame
-(max abs difference per output map, recorded in ``<out>/export_report.json`` and checked against a tolerance).
+(the largest difference per output map, relative where the map's values exceed 1: verify.map_difference; recorded
+in ``<out>/export_report.json`` and checked against a tolerance).
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class ExportReport:
     files: list[str]
     inputs: dict[str, dict]
     outputs: dict[str, dict]
-    max_abs_diff: dict[str, float] = field(default_factory=dict)
+    max_diff: dict[str, float] = field(default_factory=dict)
     frame: str = ""
     tolerance: float = DEFAULT_TOLERANCE
     notes: list[str] = field(default_factory=list)
@@ -42,7 +43,7 @@ class ExportReport:
 
     @property
     def ok(self) -> bool:
-        return all(v <= self.tolerance for v in self.max_abs_diff.values())
+        return all(v <= self.tolerance for v in self.max_diff.values())
 
 
 def load_source(source: str, untrained: bool = False, seed: int = 0):
@@ -91,7 +92,7 @@ def export_onnx(model: torch.nn.Module, out_dir: Path, name: str, frame: str | P
     notes = [] if model.cfg.is_pillar else [
         "voxel model: the sparse 3D backbone (spconv) stays outside; feed the BEV map it gives (HeightCompression)"]
     report = ExportReport("onnx", name, [path.name], ins, outs, frame=str(frame), tolerance=tolerance, notes=notes)
-    report.max_abs_diff = check_dense_file(model, path, frame_points(model, frame))
+    report.max_diff = check_dense_file(model, path, frame_points(model, frame))
     return report
 
 
@@ -124,7 +125,7 @@ def export_autoware(model: torch.nn.Module, out_dir: Path, name: str, frame: str
     report = ExportReport("autoware", name, [p.name for p in [enc_path, head_path, *params]], {**ins, **head_ins},
                           {**outs, **head_outs}, frame=str(frame), tolerance=tolerance, notes=list(layout.notes),
                           autoware=aw.AUTOWARE_REF)
-    report.max_abs_diff, _ = check_autoware_files(model, enc_path, head_path, layout, frame_points(model, frame))
+    report.max_diff, _ = check_autoware_files(model, enc_path, head_path, layout, frame_points(model, frame))
     return report
 
 
