@@ -13,10 +13,9 @@ import yaml
 
 from sparsekd_core.cli.export import main
 from sparsekd_core.export import autoware as aw
-from sparsekd_core.export.verify import map_difference
 from sparsekd_core.export.autoware_params import node_params
 from sparsekd_core.export.exporter import frame_points, load_source
-from sparsekd_core.export.verify import autoware_voxels, check_autoware_files
+from sparsekd_core.export.verify import autoware_voxels, check_autoware_files, map_difference
 from sparsekd_core.models.decode import decode_maps
 from sparsekd_core.ops.voxelize import VoxelBatch
 

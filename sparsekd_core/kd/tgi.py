@@ -380,6 +380,16 @@ def channel_maps(teacher: nn.Module, student: nn.Module, mode: str = "first",
     return planner.layers, planner.fresh
 
 
+def mapped_tensors(model: nn.Module, layers: dict[str, LayerMap]):
+    """(key, tensor, LayerMap) for every tensor a LayerMap covers in ``model`` (the wide side of ``layers``): each
+    module's own tensors, not its children's, which have their own LayerMaps."""
+    modules = dict(model.named_modules())
+    for name, lm in layers.items():
+        for leaf, tensor in modules[name].state_dict().items():
+            if "." not in leaf:
+                yield f"{name}.{leaf}", tensor, lm
+
+
 def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "first",
                         keep_order: bool = True) -> TGIResult:
     """Build the student's initial state_dict from the teacher by channel selection.
@@ -392,15 +402,7 @@ def teacher_guided_init(teacher: nn.Module, student: nn.Module, mode: str = "fir
     Returns TGIResult; raises TGIError when a layer cannot be mapped.
     """
     layers, fresh = channel_maps(teacher, student, mode, keep_order)
-    teacher_modules = dict(teacher.named_modules())
-    state: dict[str, torch.Tensor] = {}
-    for name, lm in layers.items():
-        own = teacher_modules[name].state_dict()
-        for leaf, tensor in own.items():
-            if "." in leaf:  # a child's tensor; the child has its own LayerMap
-                continue
-            key = f"{name}.{leaf}"
-            state[key] = _narrow(key, tensor.detach(), lm)
+    state = {key: _narrow(key, tensor.detach(), lm) for key, tensor, lm in mapped_tensors(teacher, layers)}
     expected = student.state_dict()
     for key, tensor in expected.items():
         if any(key.startswith(prefix + ".") for prefix in fresh):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .tgi import LayerMap, TGIError, channel_maps, weight_dims
+from .tgi import LayerMap, TGIError, channel_maps, mapped_tensors, weight_dims
 
 
 def _widen_tensor(key: str, wide: torch.Tensor, narrow: torch.Tensor, lm: LayerMap) -> torch.Tensor:
@@ -53,14 +53,9 @@ def widen(wide: nn.Module, narrow: nn.Module) -> None:
     if fresh:
         raise TGIError(f"cannot widen: the narrow model has {', '.join(fresh)}, which the wide model lacks "
                        "(e.g. a heading tower of another heading code); give both the same head")
-    wide_modules, narrow_modules = dict(wide.named_modules()), dict(narrow.named_modules())
+    theirs = narrow.state_dict()  # keyed as the wide one: the two share their module names
     state = wide.state_dict()
     with torch.no_grad():
-        for name, lm in layers.items():
-            theirs = narrow_modules[name].state_dict()
-            for leaf, tensor in wide_modules[name].state_dict().items():
-                if "." in leaf:  # a child's tensor; the child has its own LayerMap
-                    continue
-                key = f"{name}.{leaf}"
-                state[key] = _widen_tensor(key, tensor, theirs[leaf], lm)
+        for key, tensor, lm in mapped_tensors(wide, layers):
+            state[key] = _widen_tensor(key, tensor, theirs[key], lm)
     wide.load_state_dict(state, strict=True)
