@@ -135,15 +135,19 @@ def load_state_strict(model: torch.nn.Module, state_dict: dict, source: str = "<
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()}, strict=True)
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu"):
-    """Checkpoint file -> (BEVDetector in eval mode on ``device``, payload)."""
+def model_from_payload(payload: dict, source: str = "<checkpoint>"):
+    """A read_checkpoint payload -> its BEVDetector (eval mode, CPU) with its weights."""
     from .models.detector import build_detector
 
+    model = build_detector(config_from_payload(payload, source))
+    load_state_strict(model, payload["state_dict"], source)
+    return model.eval()
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu"):
+    """Checkpoint file -> (BEVDetector in eval mode on ``device``, payload)."""
     payload = read_checkpoint(path)
-    cfg = config_from_payload(payload, str(path))
-    model = build_detector(cfg)
-    load_state_strict(model, payload["state_dict"], str(path))
-    return model.to(device).eval(), payload
+    return model_from_payload(payload, str(path)).to(device), payload
 
 
 def write_untrained_checkpoint(model: str, path: str | Path, seed: int = 0) -> Path:

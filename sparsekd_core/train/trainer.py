@@ -40,7 +40,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..checkpoint import CheckpointError, load_model, load_state_strict, read_checkpoint, save_checkpoint
+from ..checkpoint import (CheckpointError, load_model, load_state_strict, model_from_payload, read_checkpoint,
+                          save_checkpoint)
 from ..config import ConfigError, ModelConfig, load_model_config, model_config_from_dict
 from ..data.dataset import DetectionDataset, collate_samples
 from ..data.ground import dataset_ground_z
@@ -206,7 +207,7 @@ def load_pretrained(model: BEVDetector, cfg: ModelConfig, source: str, parts: tu
         if parts:
             raise CheckpointError("--widen loads the whole of --pretrained into the wider model: drop "
                                   "--pretrained-parts")
-        narrow, _ = load_model(path)
+        narrow = model_from_payload(payload, str(path))
         try:
             widen(model, narrow)
         except TGIError as e:
