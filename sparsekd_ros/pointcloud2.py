@@ -4,7 +4,8 @@ Same semantics as ``sensor_msgs_py.point_cloud2`` (``read_points``, ``read_point
 ``create_cloud``, ``create_cloud_xyz32``), which is not always installed (it is not on PyPI), plus
 what sensor_msgs_py leaves out: ``row_step`` padding of organised clouds (height > 1), validation
 that names the problem (:class:`MalformedCloud`), and :func:`cloud_to_points`, which maps a
-sensor's fields onto a model's input columns in one strided copy per run of adjacent fields.
+sensor's fields onto a model's input columns: one gather over a 2-D view of the buffer when the fields
+share a dtype, else one strided copy per feature.
 
 Why hand-written: sensor_msgs_py is the only library for this and it is an optional ROS package;
 numpy's strided views do the actual work here (``np.ndarray(buffer=..., strides=...)`` reads the

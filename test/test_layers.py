@@ -35,3 +35,36 @@ def test_contract_catches_an_upward_import(tmp_path):
     assert res.returncode == 1, res.stdout + res.stderr
     assert "Library layers point one way" in res.stdout and "BROKEN" in res.stdout
     assert "sparsekd_core.data.dataset -> sparsekd_core.train.data" in res.stdout
+
+
+def _doc_layers(package: str) -> list[str]:
+    """The layer table of ``package`` in docs/architecture.md, one 'a | b' row per layer, as .importlinter writes it."""
+    lines = (REPO / "docs" / "architecture.md").read_text().splitlines()
+    start = lines.index(f"`{package}`:")
+    rows = []
+    for line in lines[start + 1:]:
+        if rows and not line.startswith("|"):
+            break
+        if line.startswith("| `"):
+            layer = line[2:].split(" | ", 1)[0]  # the first column: `a` \| `b`
+            rows.append(" | ".join(name.strip(" `") for name in layer.split("\\|")))
+    return rows
+
+
+def _contract_layers(contract: str) -> list[str]:
+    lines = (REPO / ".importlinter").read_text().splitlines()
+    start = lines.index(f"[importlinter:contract:{contract}]")
+    layers = lines.index("layers =", start)
+    rows = []
+    for line in lines[layers + 1:]:
+        if not line.startswith("    "):
+            break
+        rows.append(line.strip())
+    return rows
+
+
+def test_the_design_page_tables_are_the_contract():
+    """docs/architecture.md says its layer tables are what import-linter checks: they must list the same layers."""
+    assert _doc_layers("sparsekd_core") == _contract_layers("core-layers")
+    assert _doc_layers("sparsekd_ros") == _contract_layers("ros-layers")
+    assert len(_doc_layers("sparsekd_ros")) == 5 and "stop_signal" in _doc_layers("sparsekd_ros")[3]
