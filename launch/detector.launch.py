@@ -5,6 +5,7 @@
     ros2 launch sparsekd_ros detector.launch.py use_sim_time:=true   # with ros2 bag play --clock
     ros2 launch sparsekd_ros detector.launch.py target_frame:=base_link   # boxes in base_link (tf2)
     ros2 launch sparsekd_ros detector.launch.py checkpoint:=nus.pth odometry_topic:=/odom   # multi-sweep, no tf2
+    ros2 launch sparsekd_ros detector.launch.py class_score_thresholds:=none score_threshold:=0.4   # one threshold
 
 Parameters come from params_file (default: the package's config/detector.yaml); the arguments
 below override the matching parameters. Imports only launch and launch_ros.
@@ -33,6 +34,9 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("input_topic", default_value="/points",
                               description="sensor_msgs/PointCloud2 input topic"),
         DeclareLaunchArgument("score_threshold", default_value="0.3", description="Minimum score of a published box"),
+        DeclareLaunchArgument("class_score_thresholds", default_value="",
+                              description="Per-class minimum scores, e.g. Pedestrian:0.25,Cyclist:0.4; empty: the "
+                                          "model's operating point; none: score_threshold for every class"),
         DeclareLaunchArgument("target_frame", default_value="",
                               description="Frame of the boxes (tf2), e.g. base_link; empty: the cloud's frame"),
         DeclareLaunchArgument("odometry_topic", default_value="",
@@ -59,6 +63,7 @@ def generate_launch_description() -> LaunchDescription:
                 "backend": ParameterValue(LaunchConfiguration("backend"), value_type=str),
                 "input_topic": ParameterValue(LaunchConfiguration("input_topic"), value_type=str),
                 "score_threshold": ParameterValue(LaunchConfiguration("score_threshold"), value_type=float),
+                "class_score_thresholds": ParameterValue(LaunchConfiguration("class_score_thresholds"), value_type=str),
                 "target_frame": ParameterValue(LaunchConfiguration("target_frame"), value_type=str),
                 "odometry_topic": ParameterValue(LaunchConfiguration("odometry_topic"), value_type=str),
                 "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool),

@@ -582,6 +582,10 @@ OTHER_TEACHERS = {"cp_pillar_s": "cp_pillar"}
 #: every student outside the paper's table -> its teacher (the paper's own students carry theirs in PAPER_FIGURES)
 NON_PAPER_TEACHERS = {**ANCHOR_TEACHERS, **OTHER_TEACHERS}
 
+#: The bundled student every tool starts from when given no model: the ROS node, `make demo`, sparsekd-detect and
+#: sparsekd-bag-detect (the one that meets issue 11's marks on real sweeps; README "Bundled models").
+DEFAULT_MODEL = "cp_pillar_s"
+
 KITTI_PREFIX = "kitti_"
 #: the suffixes of the zoo's simulated variants, the one the bundled models are trained as first: ``_sim360`` (all
 #: around the sensor), then ``_sim`` (40 m ahead)

@@ -29,6 +29,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
 from tqdm import tqdm
 
+from sparsekd_core.bench.model_bench import DEFAULT_FRAME
 from sparsekd_core.thresholds import NO_CLASS_THRESHOLDS
 from sparsekd_ros.detector_node import DetectorNode
 from sparsekd_ros.pointcloud2 import cloud_to_points, create_cloud, points_to_cloud
@@ -38,8 +39,6 @@ __all__ = ["STUDENTS", "codec_bench", "load_bench_detector", "node_bench", "run_
 
 #: The zoo's distilled students (Waymo configs), the models a robot runs.
 STUDENTS = ("cp_voxel_s", "cp_voxel_xs", "cp_voxel_xxs", "cp_pillar_v0.4", "cp_pillar_v0.48", "cp_pillar_v0.64")
-_REPO = Path(__file__).resolve().parents[1]
-DEFAULT_FRAME = _REPO / ".." / "shared" / "data" / "waymo_like" / "benchmark_pc.npy"
 _TOPIC = "/sparsekd_bench/points"  # private: never the robot's /points
 
 

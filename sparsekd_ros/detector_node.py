@@ -434,7 +434,10 @@ def main(args: Sequence[str] | None = None) -> int:
         epilog=_help_text(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.parse_known_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    _, stray = parser.parse_known_args(rclpy.utilities.remove_ros_args(argv)[1:])
+    if stray:  # e.g. `detector_node -p model:=x`: without --ros-args ROS ignores it and the default model would run
+        parser.error(f"unrecognized arguments: {' '.join(stray)}; ROS parameters go after --ros-args, as in "
+                     "`detector_node --ros-args -p model:=cp_voxel_s`")
     # rclpy's own signal handlers shut the context down at once, under a worker that may be publishing; here a
     # signal only asks the spin loop to end (stop_signal.py), and the node stops its worker before the context goes.
     rclpy.init(args=argv, signal_handler_options=SignalHandlerOptions.NO)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, make_dataclass, replace
 from typing import Any, Callable
 
 from sparsekd_core.backends import BACKENDS
+from sparsekd_core.config import DEFAULT_MODEL
 from sparsekd_core.own_vehicle import CAR_ROOF, OwnVehicle
 from sparsekd_core.thresholds import parse_class_setting
 
@@ -120,7 +121,7 @@ def _backend(raw: Any) -> str:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("model", "cp_pillar_s", "Zoo model name (uses its bundled checkpoint, e.g. cp_pillar_s, "
+    ParamSpec("model", DEFAULT_MODEL, "Zoo model name (uses its bundled checkpoint, e.g. cp_pillar_s, "
               "cp_voxel_s, cp_pillar_v0.64, kitti_cp_voxel_s) or a path to a .pth checkpoint."),
     ParamSpec("checkpoint", "", "Path to a .pth checkpoint; when not empty it is used instead of 'model'."),
     ParamSpec("device", "auto", "Inference device: auto (CUDA when available, else CPU), cuda, cuda:N or cpu."),

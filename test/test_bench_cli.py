@@ -39,6 +39,14 @@ def test_bad_train_pairs_say_the_format(pairs, capsys):
     assert "teacher:student pairs" in capsys.readouterr().err
 
 
+def test_the_default_frame_ships_with_the_package(tmp_path, monkeypatch, capsys):
+    # `make bench` from a clone without ../shared, run from anywhere: the packaged 198,130-point sweep
+    monkeypatch.chdir(tmp_path)
+    assert main(["--models", "cp_pillar_v0.64_sim", "--device", "cpu", "--runs", "1", "--warmup", "0", "--json"]) == 0
+    (row,) = json.loads(capsys.readouterr().out)["zoo"]
+    assert row["points"] == 198_130 and row["latency_ms_median"] > 0
+
+
 def test_skip_zoo_needs_no_frame(capsys):
     # --skip-zoo --train/--data on a machine without ../shared: the zoo's default frame is not needed
     assert main(["--skip-zoo", "--frame", "/nonexistent/frame.npy", "--json"]) == 0

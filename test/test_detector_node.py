@@ -622,6 +622,15 @@ def test_unknown_model_exits_with_a_clear_message(tmp_path):
     assert "cannot start" in proc.stderr + proc.stdout and "no_such_model" in proc.stderr + proc.stdout
 
 
+def test_parameters_without_ros_args_are_refused():
+    # without --ros-args, ROS would drop `-p model:=...` and the node would run the default model
+    proc = subprocess.run([sys.executable, "-m", "sparsekd_ros.detector_node", "-p", "model:=cp_voxel_s"],
+                          env=ros_env(domain_id() + 13), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    # rcl takes the bare `model:=cp_voxel_s` for a (deprecated) remapping rule; the stray -p is what is left
+    assert "unrecognized arguments: -p;" in proc.stderr and "detector_node --ros-args -p model:=" in proc.stderr
+
+
 def test_help_lists_every_parameter():
     from sparsekd_ros.parameters import PARAMETERS
 

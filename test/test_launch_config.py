@@ -15,6 +15,7 @@ from rclpy.context import Context
 from file_module import load_file_module
 from ros_helpers import REPO, StandInDetector, domain_id
 from sparsekd_core.checkpoint import read_checkpoint
+from sparsekd_core.cli.detect import build_parser as detect_parser
 from sparsekd_core.inference import resolve_checkpoint
 from sparsekd_ros.bag_detect import MARKERS_TOPIC
 from sparsekd_ros.bag_detect import build_parser as bag_parser
@@ -114,6 +115,7 @@ def test_the_default_model_is_a_bundled_student_that_every_tool_runs():
     assert set(payload["config"]["head"]["post"]["operating_thresholds"]) == {"Car", "Pedestrian", "Cyclist"}
     assert demo_parser().parse_args([]).model == default
     assert bag_parser().parse_args(["in_bag", "out_bag"]).model == default
+    assert detect_parser().parse_args(["cloud.bin"]).model == default
 
 
 def test_node_loads_the_config_file(tmp_path):

@@ -22,7 +22,8 @@ from ..inference import Detector, resolve_device
 from ..models.detector import build_detector
 from .flops import count_macs
 
-DEFAULT_FRAME = Path("../shared/data/waymo_like/benchmark_pc.npy")
+#: The packaged 198,130-point Waymo-style sweep (assets/sample_data/README.md), so `make bench` works from any clone.
+DEFAULT_FRAME = Path(__file__).resolve().parents[1] / "assets" / "sample_data" / "waymo_like" / "benchmark_pc.npy"
 
 
 def load_frame(path: str | Path, features: Sequence[str]) -> np.ndarray:

@@ -16,6 +16,7 @@ from sparsekd_core.cli.own_vehicle_option import add_own_vehicle_option, own_veh
 from sparsekd_core.cli.clear_overhead_option import add_clear_overhead_option, apply_clear_overhead
 from sparsekd_core.cli.square_footprint_option import add_square_footprint_option, apply_square_footprint
 from sparsekd_core.cli.tta_flip_option import add_tta_flip_option, apply_tta_flip
+from sparsekd_core.config import DEFAULT_MODEL
 from sparsekd_core.data.point_files import (
     POINT_FILE_SUFFIXES,
     list_point_files,
@@ -60,8 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", metavar="FILE",
                    help=f"point files ({', '.join(POINT_FILE_SUFFIXES)}) or directories of them")
-    p.add_argument("--model", default="cp_voxel_s", metavar="NAME|PATH",
-                   help="zoo name with bundled weights, or a checkpoint .pth (default: cp_voxel_s)")
+    p.add_argument("--model", default=DEFAULT_MODEL, metavar="NAME|PATH",
+                   help=f"zoo name with bundled weights, or a checkpoint .pth (default: {DEFAULT_MODEL}, the node's)")
     p.add_argument("--fields", default=None, metavar="x,y,z,intensity[,ring]",
                    help="column names of .bin/.npy files, in file order (their count must match the file); "
                         "default: guessed (KITTI 4 columns; nuScenes 5 for 'lidar_top'/'*.pcd.bin' names)")
