@@ -24,6 +24,8 @@ from .thresholds import ScoreThresholds
 log = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "assets" / "checkpoints"
+#: The real sample sweeps packaged with the core (assets/sample_data/README.md): the tools' default frames.
+SAMPLE_DATA_DIR = Path(__file__).resolve().parent / "assets" / "sample_data"
 
 #: Checkpoint meta key: the ground height (m, z in the model frame) of the model's training data.
 GROUND_Z_KEY = "ground_z"

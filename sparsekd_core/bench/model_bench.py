@@ -18,12 +18,12 @@ import torch
 
 from ..config import load_model_config
 from ..data.point_files import model_points, read_point_file
-from ..inference import Detector, resolve_device
+from ..inference import SAMPLE_DATA_DIR, Detector, resolve_device
 from ..models.detector import build_detector
 from .flops import count_macs
 
 #: The packaged 198,130-point Waymo-style sweep (assets/sample_data/README.md), so `make bench` works from any clone.
-DEFAULT_FRAME = Path(__file__).resolve().parents[1] / "assets" / "sample_data" / "waymo_like" / "benchmark_pc.npy"
+DEFAULT_FRAME = SAMPLE_DATA_DIR / "waymo_like" / "benchmark_pc.npy"
 
 
 def load_frame(path: str | Path, features: Sequence[str]) -> np.ndarray:

@@ -16,7 +16,7 @@ from ..backends.onnx_io import dense_onnx, save_onnx, to_onnx
 from ..checkpoint import load_model
 from ..config import load_model_config
 from ..data.point_files import model_points, read_point_file
-from ..inference import resolve_checkpoint
+from ..inference import SAMPLE_DATA_DIR, resolve_checkpoint
 from ..models.detector import build_detector
 from . import autoware as aw
 from .autoware_params import write_param_files
@@ -24,7 +24,7 @@ from .errors import ExportError
 from .verify import check_autoware_files, check_dense_file
 
 FORMATS = ("onnx", "autoware")
-DEFAULT_FRAME = Path(__file__).resolve().parents[1] / "assets/sample_data/kitti/training/velodyne_reduced/000008.bin"
+DEFAULT_FRAME = SAMPLE_DATA_DIR / "kitti" / "training" / "velodyne_reduced" / "000008.bin"
 DEFAULT_TOLERANCE = 1e-3
 
 
