@@ -16,7 +16,7 @@ from sparsekd_core.eval.domain_gap import (ERROR_FIELDS, SideStats, camera_image
                                         crossing_the_ray, false_boxes, format_report, heading_to_ray, in_company,
                                         matched_errors, measure, near_sensor, object_intensity, pair_errors,
                                         pedestrians_in_company, return_depth, returns_thickness, rider_on_bicycle,
-                                        standing_beside, standing_returns)
+                                        standing_beside, standing_returns, zero_intensity_counts)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +58,10 @@ def test_real_frames_give_their_known_figures(kitti_real):
     # send most pulses back weakly: over half their returns read 0)
     assert 0.3 < s["object_intensity"]["Pedestrian"] < 0.42
     assert s["object_intensity"]["Car"] < 0.1
+    # 54% of the 8 measured cars' returns read 0, 83% of those above the beltline (windows, roof, bonnet: a car's
+    # clear coat sends a pulse back only where it faces the sensor, sim/materials.clear_coat)
+    assert 0.45 < s["zero_intensity_share"]["Car"]["all"] < 0.65
+    assert s["zero_intensity_share"]["Car"]["upper_body"] > 0.75
     # at chest height the 2 real people crossing the ray read 0.34 m across it, the 6 walking along it 0.52 (a side
     # view against shoulders); simulated crossers read 0.31 (docs/results.md, session 49)
     chest = s["pedestrian_chest_across_ray"]
@@ -587,6 +591,22 @@ def test_object_intensity_is_the_median_of_an_objects_returns():
     stats = SideStats("s")
     stats.object_intensity = {"Pedestrian": [0.3, 0.36, 0.4]}
     assert stats.summary()["object_intensity"] == {"Pedestrian": pytest.approx(0.36)}
+
+
+def test_zero_intensity_counts_split_an_objects_returns_at_its_beltline():
+    box = np.array([10.0, 0.0, -1.0, 4.0, 1.8, 1.6, 0.0])  # floor at -1.8 m, beltline (0.55) at -0.92 m
+    points = np.zeros((40, 4), np.float32)
+    points[:, 0] = 10.0
+    points[:, 2] = np.where(np.arange(40) < 30, -1.5, -0.5)  # 30 low, 10 high
+    points[:, 3] = np.where(np.arange(40) % 2 == 0, 0.0, 0.3)  # every other one reads 0
+    points[35:, 3] = 0.0  # 5 more of the high ones too
+    inside = np.ones(40, bool)
+    inside[0] = False
+    np.testing.assert_array_equal(zero_intensity_counts(points, box, inside), [39, 22, 10, 8])
+    stats = SideStats("s")
+    stats.zero_counts = {"Car": np.array([39, 22, 10, 8])}
+    assert stats.summary()["zero_intensity_share"] == {"Car": {"all": pytest.approx(22 / 39),
+                                                               "upper_body": pytest.approx(0.8)}}
 
 
 def test_images_show_labels_and_false_boxes_on_the_camera_picture(kitti_real, tmp_path, capsys):

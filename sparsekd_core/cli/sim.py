@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="pedestrians' and cyclists' reflectivity times GAIN: clothes and skin read brighter to a "
                              "905 nm LiDAR than their daylight shades (1.35 puts simulated pedestrians at the "
                              "intensity real KITTI pedestrians read, a median 0.36); default: as before this option")
+    parser.add_argument("--vehicle-clear-coat", action="store_true",
+                        help="put road vehicles' paint under a clear coat, as real cars' is: it glints where a panel "
+                             "faces the sensor and reads 0 on roofs, bonnets and oblique flanks (real KITTI car "
+                             "returns: half read 0, the rest a median 0.32); default: paint that reads alike all over "
+                             "a car, as before this option. Same shapes and placement either way")
     parser.add_argument("--edge-returns", type=float, default=0.0, metavar="SHARE",
                         help="in every frame, the share of the rays grazing an object's silhouette whose return lies "
                              "between the object and what is behind it (mixed pixels: a real beam's footprint "
@@ -208,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                              ego_body=args.ego_body, narrow_streets=args.narrow_streets,
                              street_clutter=args.street_clutter,
                              vehicle_glass=args.vehicle_glass, people_brightness=args.people_brightness,
+                             vehicle_clear_coat=args.vehicle_clear_coat,
                              close_people=args.close_people, road_people=args.road_people,
                              road_furniture=args.road_furniture, walking_pairs=args.walking_pairs,
                              turning_walkers=args.turning_walkers, lane_cyclists=args.lane_cyclists,

@@ -19,21 +19,23 @@ Each side is a KITTI-format dataset split (real KITTI frames, or ``sparsekd-sim`
   here puts boxes too far or too near on the other side; and how bright each class reads: the median, over objects
   ``DEPTH_RANGE`` m away with at least ``OBJECT_INTENSITY_MIN_RETURNS`` returns, of their returns' median intensity
   (a class that reads darker or brighter than its real counterpart can teach a detector a cue that real frames
-  do not hold); and the share of pedestrians with another labelled pedestrian within ``COMPANY_REACH`` m (BEV
-  centres): people walking or standing side by side, whose returns a detector must split into two boxes; and
-  how wide a pedestrian reads across the sensor's ray at chest height (``CHEST_BAND`` above its box floor, 5-95%
-  of its returns there; objects ``DEPTH_RANGE`` m away), for those crossing the ray (``CROSSING_DEG``) and those
-  walking along it (``ALONG_RAY_DEG``) apart: seen from the side a walker shows its torso's depth and swinging
-  arms, from the front its shoulders, which is how a detector can tell which way a person faces; and how flat a
-  person's or a cyclist's returns lie (:func:`returns_thickness`: their spread in BEV across the direction they
-  spread least, ``THICKNESS_FLOOR`` m above the box floor and up, objects ``DEPTH_RANGE`` m away), the median and
-  the share under ``FLAT`` m: a real body is round and its silhouette's edges scatter, a board, a plate or a flat
-  face is not, so a simulator whose people read flat teaches a detector that flat things are people; and where a
-  cyclist's rider sits on the bicycle (:func:`rider_on_bicycle`: head and shoulders along the heading, and the share
-  of returns on the wheels and frame low down, cyclists seen from the side): a detector learns from it where the box
-  lies around a person on a bicycle; and what stands beside each pedestrian and cyclist (:func:`standing_beside`:
-  returns standing within ``BESIDE_REACH`` m that are on no labelled road user): walls, posts, bollards, bushes,
-  which a detector must tell from the person next to them;
+  do not hold), and the share of those returns that read exactly 0, over all of them and over those above
+  ``BELTLINE`` of the box's height (a car's windows, roof and bonnet: where a real car reads 0 and a matte one does
+  not, sim/materials.clear_coat); and the share of pedestrians with another labelled pedestrian within
+  ``COMPANY_REACH`` m (BEV centres): people walking or standing side by side, whose returns a detector must split
+  into two boxes; and how wide a pedestrian reads across the sensor's ray at chest height (``CHEST_BAND`` above its
+  box floor, 5-95% of its returns there; objects ``DEPTH_RANGE`` m away), for those crossing the ray
+  (``CROSSING_DEG``) and those walking along it (``ALONG_RAY_DEG``) apart: seen from the side a walker shows its
+  torso's depth and swinging arms, from the front its shoulders, which is how a detector can tell which way a person
+  faces; and how flat a person's or a cyclist's returns lie (:func:`returns_thickness`: their spread in BEV across
+  the direction they spread least, ``THICKNESS_FLOOR`` m above the box floor and up, objects ``DEPTH_RANGE`` m away),
+  the median and the share under ``FLAT`` m: a real body is round and its silhouette's edges scatter, a board, a
+  plate or a flat face is not, so a simulator whose people read flat teaches a detector that flat things are people;
+  and where a cyclist's rider sits on the bicycle (:func:`rider_on_bicycle`: head and shoulders along the heading,
+  and the share of returns on the wheels and frame low down, cyclists seen from the side): a detector learns from it
+  where the box lies around a person on a bicycle; and what stands beside each pedestrian and cyclist
+  (:func:`standing_beside`: returns standing within ``BESIDE_REACH`` m that are on no labelled road user): walls,
+  posts, bollards, bushes, which a detector must tell from the person next to them;
 - with a detector: boxes per frame at its score threshold, and *false boxes* per frame: predictions in the
   front camera's view (where KITTI labels exist) whose centre is not within reach of any labelled object of
   any class (``FALSE_BOX_REACH`` m beyond its half-diagonal) nor inside a DontCare region of the image,
@@ -107,6 +109,8 @@ DEPTH_RANGE = (5.0, 40.0)
 DEPTH_MIN_RETURNS = 40
 #: Objects whose returns' intensity is measured: DEPTH_RANGE away, with this many returns.
 OBJECT_INTENSITY_MIN_RETURNS = 20
+#: Where a car's upper body starts, as a share of its box's height from the floor: its beltline.
+BELTLINE = 0.55
 #: A pedestrian is in company when another labelled pedestrian's BEV centre is this close (metres): two people
 #: side by side, shoulders apart or touching.
 COMPANY_REACH = 1.1
@@ -168,6 +172,8 @@ class SideStats:
     depth: dict[str, list[float]] = field(default_factory=dict, repr=False)
     #: per class: each measured object's returns' median intensity (object_intensity)
     object_intensity: dict[str, list[float]] = field(default_factory=dict, repr=False)
+    #: per class: the measured objects' returns and those reading 0, all and above BELTLINE (zero_intensity_counts)
+    zero_counts: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     #: per frame: labelled pedestrians, and those of them in company (COMPANY_REACH)
     pedestrians: list[tuple[int, int]] = field(default_factory=list)
     boxes_per_frame: list[int] = field(default_factory=list)
@@ -231,6 +237,8 @@ class SideStats:
                 brightness = object_intensity(points, inside)
                 if brightness is not None:
                     self.object_intensity.setdefault(name, []).append(brightness)
+                    counts = zero_intensity_counts(points, box, inside)
+                    self.zero_counts[name] = self.zero_counts.get(name, np.zeros(4, np.int64)) + counts
                 if name == "Pedestrian":
                     self._add_chest(box, points, inside)
                 if name in PEOPLE:
@@ -332,6 +340,9 @@ class SideStats:
                                    "median": _median(n[(d >= lo) & (d < hi)])} for lo, hi in RANGE_BANDS}
         out["return_depth"] = {c: _median(v) for c, v in sorted(self.depth.items())}
         out["object_intensity"] = {c: _median(v) for c, v in sorted(self.object_intensity.items())}
+        out["zero_intensity_share"] = {c: {"all": float(n[1] / n[0]),
+                                           "upper_body": float(n[3] / n[2]) if n[2] else float("nan")}
+                                       for c, n in sorted(self.zero_counts.items())}
         out["pedestrian_chest_across_ray"] = {way: {"count": len(v), "median": _median(v)}
                                               for way, v in sorted(self.chest_across.items())}
         riders = np.asarray(self.rider, np.float64).reshape(-1, 2)
@@ -548,6 +559,15 @@ def object_intensity(points: np.ndarray, inside: np.ndarray) -> float | None:
     return float(np.median(points[inside, 3]))
 
 
+def zero_intensity_counts(points: np.ndarray, box: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """(4,) int64: an object's returns (``inside``: (N,) bool, the points in its ``box``), those of them reading
+    intensity 0, its returns above BELTLINE of the box's height from its floor, and those of them reading 0."""
+    p = points[inside]
+    upper = p[:, 2] > box[2] - box[5] / 2 + BELTLINE * box[5]
+    zero = p[:, 3] == 0
+    return np.array([len(p), zero.sum(), upper.sum(), (zero & upper).sum()], np.int64)
+
+
 def standing_returns(points: np.ndarray, ground_height: float) -> list[int]:
     """How much stands around the road in one frame of (N, >=3) points whose road lies at ``ground_height``: the
     returns STANDING m above it, counted in each of STANDING_BANDS (BEV distance from the sensor)."""
@@ -734,6 +754,9 @@ def format_report(sides: Sequence[dict]) -> str:
                                                                               "{:+.2f}"))
         row(f"{c} returns' intensity (median, {DEPTH_RANGE[0]:g}-{DEPTH_RANGE[1]:g} m)",
             lambda s, c=c: num(s.get("object_intensity", {}).get(c)))
+        row(f"{c} returns reading 0, all / above {BELTLINE:g} of the height",
+            lambda s, c=c: " / ".join(num(s.get("zero_intensity_share", {}).get(c, {}).get(k))
+                                      for k in ("all", "upper_body")))
     row(f"Pedestrian chest ({CHEST_BAND[0]:g}-{CHEST_BAND[1]:g} m) across the ray, crossing / along it (m)",
         lambda s: " / ".join(num(s.get("pedestrian_chest_across_ray", {}).get(way, {}).get("median"))
                              for way in ("crossing", "along")))

@@ -14,10 +14,11 @@ above the beltline, rounded corners, wheel arches. Windows are glass: they retur
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from sparsekd_core.data.sim.materials import TINTED_GLASS, clear_coat
 from sparsekd_core.data.sim.meshes import GLASS_RETURNS, Mesh, MeshBuilder
 from sparsekd_core.data.sim.sizes import KINDS, KITTI_CLASSES, VEHICLE_TYPES
 
@@ -36,6 +37,8 @@ BESIDE_BIKE_WIDTH = 0.45
 MESH_MARGIN = 0.03
 #: How far a wing mirror reaches beyond the body's side (outside the label box, as in KITTI).
 MIRROR_REACH = 0.16
+#: Reflectivity of the version-4 vehicles' windows: what returns off them often reads 0.05, not 0.
+GLASS_SHADE = 0.05
 
 
 @dataclass
@@ -101,8 +104,10 @@ def _plan_half_width(x: np.ndarray, length: float, half_width: float, corner: fl
     return half_width * (0.55 + 0.45 * np.sqrt(1.0 - into ** 2))
 
 
-def lofted_body(kind: str, size: np.ndarray, paint: float, rng: np.random.Generator) -> tuple[MeshBuilder, dict]:
-    """The body of a car-like vehicle as a loft of 12-vertex cross-sections, wheels in their arches.
+def lofted_body(kind: str, size: np.ndarray, paint: float, rng: np.random.Generator,
+                gloss: float = 0.0, glass: float = GLASS_SHADE) -> tuple[MeshBuilder, dict]:
+    """The body of a car-like vehicle as a loft of 12-vertex cross-sections, wheels in their arches; ``gloss``: the
+    paint's mirror-like share (Mesh; a clear coat); ``glass``: the windows' reflectivity.
 
     Returns the builder and the geometry that mirrors and plates need (beltline z, windscreen base x, half
     width). Frame: box frame, x forward, ground at z = -height / 2.
@@ -143,18 +148,22 @@ def lofted_body(kind: str, size: np.ndarray, paint: float, rng: np.random.Genera
     # posts and on the slanted windscreen / rear window, dark underbody.
     xm = (xs[:-1] + xs[1:]) / 2
     refl = np.full((len(xs) - 1, 12), paint, np.float32)
+    gl = np.full((len(xs) - 1, 12), gloss, np.float32)
     ret = np.ones((len(xs) - 1, 12), np.float32)
     side_glass = (xm > window_x[0] * L) & (xm < window_x[1] * L) & (np.interp(xm, xs, ztop) > belt + 0.15)
     slope = np.abs(np.diff(ztop) / np.maximum(np.diff(xs), 1e-6))
     slanted = (slope > 0.5) & (np.minimum(ztop[:-1], ztop[1:]) > belt - 0.02)
     for k in (3, 7):  # glasshouse sides (belt -> roof edge)
         ret[side_glass, k] = GLASS_RETURNS
-        refl[side_glass, k] = 0.05
+        refl[side_glass, k] = glass
+        gl[side_glass, k] = 0.0
     for k in (4, 5, 6):  # the top: windscreen and rear window where it slants
         ret[slanted, k] = GLASS_RETURNS
-        refl[slanted, k] = 0.05
+        refl[slanted, k] = glass
+        gl[slanted, k] = 0.0
     refl[:, 11] = 0.05  # underbody
-    b = MeshBuilder().loft(rings, refl, ret, cap_reflectivity=paint)
+    gl[:, 11] = 0.0
+    b = MeshBuilder().loft(rings, refl, ret, cap_reflectivity=paint, gloss=gl, cap_gloss=gloss)
     tyre = 0.2 if kind != "bus" else 0.3
     for ax in axles:
         for side in (-1, 1):
@@ -164,16 +173,20 @@ def lofted_body(kind: str, size: np.ndarray, paint: float, rng: np.random.Genera
     return b, {"belt": belt, "windscreen_x": windscreen_x, "half_width": hw, "clearance": clearance}
 
 
-def vehicle_mesh(kind: str, size: np.ndarray, rng: np.random.Generator) -> Mesh:
+def vehicle_mesh(kind: str, size: np.ndarray, rng: np.random.Generator, clear_coat_paint: bool = False) -> Mesh:
     """The mesh of a vehicle of body type ``kind`` in a (dx, dy, dz) box: the lofted body for cars, vans and
-    buses, a cab and cargo box for trucks; licence plates (retro-reflective) and wing mirrors."""
+    buses, a cab and cargo box for trucks; licence plates (retro-reflective) and wing mirrors. clear_coat_paint: the
+    paint is under a clear coat (materials.clear_coat: it glints head-on and reads dark obliquely) and the windows
+    are tinted (materials.TINTED_GLASS); the same random draws either way, so the shapes are the same."""
     length, width, height = (float(s) for s in size)
-    paint = _paint(rng)
+    paint, gloss, glass = _paint(rng), 0.0, GLASS_SHADE
+    if clear_coat_paint:
+        (paint, gloss), glass = clear_coat(paint), TINTED_GLASS
     z0 = -height / 2
     if kind == "truck":
-        b, geo = _truck(size, paint, rng)
+        b, geo = _truck(size, paint, rng, gloss, glass)
     else:
-        b, geo = lofted_body(kind, size, paint, rng)
+        b, geo = lofted_body(kind, size, paint, rng, gloss, glass)
     plate_z = geo["clearance"] + 0.22
     for end in (-1, 1):  # licence plates on both ends, 5 mm proud of the body's end caps (still in the label box)
         x = end * (length / 2 - MESH_MARGIN + 0.005)
@@ -187,14 +200,16 @@ def vehicle_mesh(kind: str, size: np.ndarray, rng: np.random.Generator) -> Mesh:
     mz = min(geo["belt"] + 0.1, height / 2 - 0.1)
     span = MIRROR_REACH - 0.03  # from inside the body to 5 cm short of the reach (room for range noise)
     for side in (-1, 1):
-        mirrors.box((mx, side * (geo["half_width"] - 0.02 + span / 2), mz), (0.08, span, 0.12), paint)
+        mirrors.box((mx, side * (geo["half_width"] - 0.02 + span / 2), mz), (0.08, span, 0.12), paint, gloss=gloss)
     out = MeshBuilder().add_mesh(body).add_mesh(mirrors.build()).build()
     out.vertices[:, 2] = np.maximum(out.vertices[:, 2], z0 + GROUND_GAP)
     return out
 
 
-def _truck(size: np.ndarray, paint: float, rng: np.random.Generator) -> tuple[MeshBuilder, dict]:
-    """A box truck: cab (windscreen glass) and a cargo box on a high chassis, three axles."""
+def _truck(size: np.ndarray, paint: float, rng: np.random.Generator, gloss: float = 0.0,
+           glass: float = GLASS_SHADE) -> tuple[MeshBuilder, dict]:
+    """A box truck: cab (its paint's mirror-like share ``gloss``; a windscreen of reflectivity ``glass``) and a cargo
+    box on a high chassis, three axles."""
     length, width, height = (float(s) for s in size)
     m = MESH_MARGIN
     L, W, top = length - 2 * m, width - 2 * m, height / 2 - m
@@ -204,8 +219,8 @@ def _truck(size: np.ndarray, paint: float, rng: np.random.Generator) -> tuple[Me
     cab_len = min(2.3, 0.3 * L)
     clearance = z0 + 0.55
     cab_top = z0 + 0.92 * height
-    b.box((L / 2 - cab_len / 2, 0, (clearance + cab_top) / 2), (cab_len, W, cab_top - clearance), paint)
-    b.box((L / 2 - 0.02, 0, cab_top - 0.55), (0.05, W - 0.3, 0.7), 0.05, returns=GLASS_RETURNS)
+    b.box((L / 2 - cab_len / 2, 0, (clearance + cab_top) / 2), (cab_len, W, cab_top - clearance), paint, gloss=gloss)
+    b.box((L / 2 - 0.02, 0, cab_top - 0.55), (0.05, W - 0.3, 0.7), glass, returns=GLASS_RETURNS)
     cargo_len = L - cab_len - 0.25
     b.box((-L / 2 + cargo_len / 2, 0, (clearance + top) / 2), (cargo_len, W, top - clearance),
           float(rng.uniform(0.2, 0.45)))
@@ -488,14 +503,15 @@ def pram_mesh(size: np.ndarray, rng: np.random.Generator) -> Mesh:
 
 
 def actor_mesh(kind: str, size: np.ndarray, rng: np.random.Generator, moving: bool = True,
-               real_bicycles: bool = False) -> Mesh:
+               real_bicycles: bool = False, clear_coat_paint: bool = False) -> Mesh:
     """The local-frame mesh of a road user of ``kind`` with box extents ``size``.
 
     moving: pedestrians walk (else stand); cyclists ride (else stand beside the bicycle). real_bicycles: bicycles,
-    ridden or not, are built as real ones are (:func:`bicycle_builder`'s ``real``).
+    ridden or not, are built as real ones are (:func:`bicycle_builder`'s ``real``). clear_coat_paint: vehicles'
+    paint is under a clear coat (:func:`vehicle_mesh`).
     """
     if kind in VEHICLE_KINDS:
-        return vehicle_mesh(kind, size, rng)
+        return vehicle_mesh(kind, size, rng, clear_coat_paint)
     if kind == "pedestrian":
         return pedestrian_mesh(size, rng, walking=moving)
     if kind == "cyclist":
@@ -518,7 +534,7 @@ def with_glass_returns(mesh: Mesh, returns: float) -> Mesh:
     glass = mesh.returns == np.float32(GLASS_RETURNS)
     new = mesh.returns.copy()
     new[glass] = returns
-    return Mesh(mesh.vertices, mesh.triangles, mesh.reflectivity, new)
+    return replace(mesh, returns=new)
 
 
 #: Kinds whose meshes are people (with a cyclist's bicycle): what ``people_brightness`` scales.
@@ -533,8 +549,7 @@ def with_brightness(mesh: Mesh, gain: float) -> Mesh:
     on the visible scale: their returns read a median 0.27 on simulated HDL-64E frames where the real KITTI
     sweeps' pedestrians read 0.35 (``sparsekd-gap``'s return intensity: the nine sweeps of ``../shared``, objects
     5-40 m away)."""
-    return Mesh(mesh.vertices, mesh.triangles, np.minimum(mesh.reflectivity * np.float32(gain), 1.0).astype(np.float32),
-                mesh.returns)
+    return replace(mesh, reflectivity=np.minimum(mesh.reflectivity * np.float32(gain), 1.0).astype(np.float32))
 
 
 class MeshLibrary:
@@ -551,7 +566,7 @@ class MeshLibrary:
 
     def __init__(self, rng: np.random.Generator, sizes, variants: int = 8, vehicle_glass: float | None = None,
                  people_brightness: float | None = None, riders_rng: np.random.Generator | None = None,
-                 real_bicycles: bool = False):
+                 real_bicycles: bool = False, clear_coat_paint: bool = False):
         """sizes: callable kind -> (3,) box extents (a sizes.SizeSampler) for the labelled kinds.
         vehicle_glass: the share of pulses vehicles' windows send back (None: GLASS_RETURNS, as facades'
         windows); set after the meshes are built, so it draws no random number and changes nothing else.
@@ -561,7 +576,9 @@ class MeshLibrary:
         the rest in the same boxes, so every other mesh is the same as without it.
         real_bicycles: cyclists' and parked bicycles' bicycles are built as real ones are, and riders sit on their
         saddles (:func:`bicycle_builder`'s ``real``); draws no random number of its own, so every other mesh is the
-        same as without it."""
+        same as without it.
+        clear_coat_paint: vehicles' paint is under a clear coat (:func:`vehicle_mesh`); the same draws, shapes and
+        placement as without it."""
         self._variants = variants
         self._vehicle_glass, self._people_brightness = vehicle_glass, people_brightness
         self._cache: dict[tuple[str, bool], list[tuple[Mesh, np.ndarray]]] = {}
@@ -572,7 +589,8 @@ class MeshLibrary:
                     base = self.UNLABELLED_BASE[kind] if kind in UNLABELLED_KINDS else sizes(kind)
                     if kind == "cyclist" and not moving:
                         base = base + np.array([0.0, BESIDE_BIKE_WIDTH, 0.0])
-                    mesh = actor_mesh(kind, base, rng, moving=moving, real_bicycles=real_bicycles)
+                    mesh = actor_mesh(kind, base, rng, moving=moving, real_bicycles=real_bicycles,
+                                      clear_coat_paint=clear_coat_paint)
                     built.append((self._finish(kind, mesh), base))
                 self._cache[(kind, moving)] = built
         if riders_rng is not None:

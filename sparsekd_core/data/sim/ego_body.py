@@ -25,7 +25,7 @@ mirrored left and right as most vehicles are, each returning a good share of the
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -131,8 +131,8 @@ class EgoBody:
         kind = EGO_TYPES[int(rng.integers(len(EGO_TYPES)))]
         size = np.asarray(sizes(kind), np.float64)
         mesh = vehicle_mesh(kind, size, rng)
-        mesh = Mesh(mesh.vertices, mesh.triangles, np.full_like(mesh.reflectivity, BODY_REFLECTIVITY),
-                    mesh.returns * np.float32(rng.uniform(*RETURN_CHANCE_RANGE)))
+        mesh = replace(mesh, reflectivity=np.full_like(mesh.reflectivity, BODY_REFLECTIVITY),
+                       returns=mesh.returns * np.float32(rng.uniform(*RETURN_CHANCE_RANGE)))
         sensor_ahead = float(rng.uniform(*SENSOR_ALONG_RANGE) * size[0])
         return EgoBody(kind, size, mesh, sensor_ahead=sensor_ahead, lift=float(rng.uniform(*MOUNT_LIFT_RANGE)),
                        rig=Rig.sample(rng, size, sensor_ahead))

@@ -298,6 +298,7 @@ def generate(out: str | Path, frames: int = 200, preset: str = "hdl64", fmt: str
         "frame_height": options.frame_height, "labels": labels, "raycaster": str(options.raycaster),
         "ego_body": options.ego_body, "narrow_streets": options.narrow_streets, "vehicle_glass": options.vehicle_glass,
         "street_clutter": options.street_clutter, "people_brightness": options.people_brightness,
+        "vehicle_clear_coat": options.vehicle_clear_coat,
         "road_furniture": options.road_furniture, "edge_returns": options.edge_returns,
         "pedalling_riders": options.pedalling_riders, "real_bicycles": options.real_bicycles,
         **{option: getattr(options, option) for option in PEOPLE_OPTIONS},

@@ -1,15 +1,16 @@
 """Triangle meshes for the simulated world, built with numpy from a few unit templates.
 
-A :class:`Mesh` carries two material values per triangle, so a ray hit's primitive id gives its material:
-``reflectivity`` (0..1, the diffuse reflectance at the LiDAR's wavelength on KITTI's intensity scale) and
+A :class:`Mesh` carries three material values per triangle, so a ray hit's primitive id gives its material:
+``reflectivity`` (0..1, the reflectance at the LiDAR's wavelength on KITTI's intensity scale, seen head-on),
 ``returns`` (the chance that the surface sends a pulse back at all: 1 for opaque surfaces, low for glass,
-which mostly lets the pulse through or mirrors it away). Parts are added to a
-:class:`MeshBuilder` by scaling, rotating (about z) and translating unit templates: a whole road user
+which mostly lets the pulse through or mirrors it away) and ``gloss`` (0..1, the share of the reflectance that is
+mirror-like and reaches the sensor only near normal incidence: a car's clear coat; 0 for matte surfaces). Parts are
+added to a :class:`MeshBuilder` by scaling, rotating (about z) and translating unit templates: a whole road user
 is a dozen array operations, which keeps per-frame actor meshes cheap.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -23,16 +24,20 @@ GLASS_RETURNS = 0.12
 @dataclass
 class Mesh:
     """vertices (V, 3) float32 metres; triangles (T, 3) int32 vertex indices; reflectivity (T,) float32 0..1;
-    returns (T,) float32 0..1, the chance of a return off each triangle (None: all 1, opaque)."""
+    returns (T,) float32 0..1, the chance of a return off each triangle (None: all 1, opaque); gloss (T,) float32
+    0..1, the mirror-like share of each triangle's reflectance (None: all 0, matte)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
     reflectivity: np.ndarray
     returns: np.ndarray | None = None
+    gloss: np.ndarray | None = None
 
     def __post_init__(self):
         if self.returns is None:
             self.returns = np.ones(len(self.triangles), np.float32)
+        if self.gloss is None:
+            self.gloss = np.zeros(len(self.triangles), np.float32)
 
     @property
     def num_triangles(self) -> int:
@@ -44,7 +49,7 @@ class Mesh:
 
     def with_vertices(self, vertices: np.ndarray) -> "Mesh":
         """The same triangles and materials on other vertex positions."""
-        return Mesh(np.asarray(vertices, np.float32), self.triangles, self.reflectivity, self.returns)
+        return replace(self, vertices=np.asarray(vertices, np.float32))
 
 
 def merge(meshes: list[Mesh]) -> tuple[Mesh, np.ndarray]:
@@ -56,7 +61,8 @@ def merge(meshes: list[Mesh]) -> tuple[Mesh, np.ndarray]:
     owner = np.repeat(np.arange(len(meshes), dtype=np.int32), [m.num_triangles for m in meshes])
     return Mesh(np.concatenate([m.vertices for m in meshes]).astype(np.float32), tris.astype(np.int32),
                 np.concatenate([m.reflectivity for m in meshes]).astype(np.float32),
-                np.concatenate([m.returns for m in meshes]).astype(np.float32)), owner
+                np.concatenate([m.returns for m in meshes]).astype(np.float32),
+                np.concatenate([m.gloss for m in meshes]).astype(np.float32)), owner
 
 
 def pose_meshes(meshes: list[Mesh], boxes: np.ndarray) -> tuple[Mesh, np.ndarray]:
@@ -161,36 +167,39 @@ class MeshBuilder:
         self._tris: list[np.ndarray] = []
         self._refl: list[np.ndarray] = []
         self._returns: list[np.ndarray] = []
+        self._gloss: list[np.ndarray] = []
         self._count = 0
 
     def add(self, vertices: np.ndarray, triangles: np.ndarray, reflectivity: float | np.ndarray,
-            returns: float | np.ndarray = 1.0) -> "MeshBuilder":
+            returns: float | np.ndarray = 1.0, gloss: float | np.ndarray = 0.0) -> "MeshBuilder":
         vertices = np.asarray(vertices, np.float32)
         triangles = np.asarray(triangles, np.int32)
         self._verts.append(vertices)
         self._tris.append(triangles + self._count)
         self._refl.append(np.broadcast_to(np.asarray(reflectivity, np.float32), (len(triangles),)))
         self._returns.append(np.broadcast_to(np.asarray(returns, np.float32), (len(triangles),)))
+        self._gloss.append(np.broadcast_to(np.asarray(gloss, np.float32), (len(triangles),)))
         self._count += len(vertices)
         return self
 
     def add_mesh(self, mesh: Mesh) -> "MeshBuilder":
         """Append a whole mesh (same frame)."""
-        return self.add(mesh.vertices, mesh.triangles, mesh.reflectivity, mesh.returns)
+        return self.add(mesh.vertices, mesh.triangles, mesh.reflectivity, mesh.returns, mesh.gloss)
 
     def _place(self, v: np.ndarray, t: np.ndarray, scale, centre, yaw: float, reflectivity, axis: str = "z",
-               returns: float = 1.0):
+               returns: float = 1.0, gloss: float = 0.0):
         v = (v * np.asarray(scale, np.float32)) @ _AXES[axis]
         if yaw:
             c, s = np.cos(yaw), np.sin(yaw)
             v = v @ np.array([[c, s, 0], [-s, c, 0], [0, 0, 1]], np.float32)
-        return self.add(v + np.asarray(centre, np.float32), t, reflectivity, returns)
+        return self.add(v + np.asarray(centre, np.float32), t, reflectivity, returns, gloss)
 
-    def box(self, centre, size, reflectivity, yaw: float = 0.0, returns: float = 1.0) -> "MeshBuilder":
+    def box(self, centre, size, reflectivity, yaw: float = 0.0, returns: float = 1.0,
+            gloss: float = 0.0) -> "MeshBuilder":
         """Box with full extents ``size`` (3,), turned by ``yaw`` about z around its centre; ``returns``: the
-        share of rays it sends back (GLASS_RETURNS for a window)."""
+        share of rays it sends back (GLASS_RETURNS for a window); ``gloss``: its mirror-like share (Mesh)."""
         v, t = _unit_box()
-        return self._place(v, t, size, centre, yaw, reflectivity, returns=returns)
+        return self._place(v, t, size, centre, yaw, reflectivity, returns=returns, gloss=gloss)
 
     def tapered_box(self, centre, size, top_scale=(1.0, 1.0), top_shift_x: float = 0.0,
                     reflectivity: float = 0.3, yaw: float = 0.0) -> "MeshBuilder":
@@ -233,25 +242,28 @@ class MeshBuilder:
         return self._place(v, t, radii, centre, yaw, reflectivity)
 
     def loft(self, rings: np.ndarray, reflectivity: np.ndarray, returns: np.ndarray | float = 1.0,
-             cap_reflectivity: float | None = None) -> "MeshBuilder":
+             cap_reflectivity: float | None = None, gloss: np.ndarray | float = 0.0,
+             cap_gloss: float | None = None) -> "MeshBuilder":
         """A closed tube through S cross-section rings of K vertices each (S, K, 3), capped at both ends.
 
-        reflectivity / returns: per band between ring k and k+1 of each pair of stations, shape (S-1, K)
+        reflectivity / returns / gloss: per band between ring k and k+1 of each pair of stations, shape (S-1, K)
         (or scalars); each band is two triangles. The end caps are fans around each end ring's centroid,
-        with ``cap_reflectivity`` (default: the first band's).
+        with ``cap_reflectivity`` and ``cap_gloss`` (default: the first band's).
         """
         rings = np.asarray(rings, np.float32)
         s, k = rings.shape[:2]
         refl = np.broadcast_to(np.asarray(reflectivity, np.float32), (s - 1, k))
         ret = np.broadcast_to(np.asarray(returns, np.float32), (s - 1, k))
+        gl = np.broadcast_to(np.asarray(gloss, np.float32), (s - 1, k))
         idx = np.arange(s * k).reshape(s, k)
         a, b = idx[:-1], np.roll(idx[:-1], -1, axis=1)
         c, d = idx[1:], np.roll(idx[1:], -1, axis=1)
         tris = np.concatenate([np.stack([a, c, b], -1), np.stack([b, c, d], -1)], axis=1).reshape(-1, 3)
         # triangles run (station pair, [k first halves, k second halves]): materials follow that order
         self.add(rings.reshape(-1, 3), tris, np.concatenate([refl, refl], axis=1).reshape(-1),
-                 np.concatenate([ret, ret], axis=1).reshape(-1))
+                 np.concatenate([ret, ret], axis=1).reshape(-1), np.concatenate([gl, gl], axis=1).reshape(-1))
         cap = float(refl[0, 0] if cap_reflectivity is None else cap_reflectivity)
+        cap_gl = float(gl[0, 0] if cap_gloss is None else cap_gloss)
         for end in (0, s - 1):
             ring = rings[end]
             centre = ring.mean(axis=0, keepdims=True)
@@ -259,7 +271,7 @@ class MeshBuilder:
             fan = np.stack([np.full(k, k), i, (i + 1) % k], 1)
             if end:
                 fan = fan[:, [0, 2, 1]]
-            self.add(np.concatenate([ring, centre]), fan, cap)
+            self.add(np.concatenate([ring, centre]), fan, cap, gloss=cap_gl)
         return self
 
     def quad(self, corners, reflectivity) -> "MeshBuilder":
@@ -270,4 +282,4 @@ class MeshBuilder:
         if not self._verts:
             return Mesh.empty()
         return Mesh(np.concatenate(self._verts), np.concatenate(self._tris), np.concatenate(self._refl),
-                    np.concatenate(self._returns))
+                    np.concatenate(self._returns), np.concatenate(self._gloss))

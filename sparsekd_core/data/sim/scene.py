@@ -142,6 +142,9 @@ class SimOptions:
         stream of its own; 0 draws the version-4 streets.
     people_brightness: pedestrians' and cyclists' reflectivity times this factor (actors.with_brightness: people
         read brighter to a LiDAR than the visible-light shades of the version-4 streets); None draws those streets.
+    vehicle_clear_coat: road vehicles' paint is under a clear coat (materials.clear_coat: it glints where a panel
+        faces the sensor and reads 0 on roofs, bonnets and oblique flanks, as real KITTI cars do); the same random
+        draws, shapes and placement as without it; False draws the version-4 paints, which read alike all over a car.
     close_people: share of scenes whose people keep close company (placement.populate's ``close``: standing
         people against street furniture, at bicycle racks, in tight groups), drawn from random streams of its own;
         0 draws the version-4 streets.
@@ -191,6 +194,7 @@ class SimOptions:
     vehicle_glass: float | None = None
     street_clutter: float = 0.0
     people_brightness: float | None = None
+    vehicle_clear_coat: bool = False
     close_people: float = 0.0
     road_people: float = 0.0
     road_furniture: float = 0.0
@@ -279,7 +283,8 @@ class SceneBase:
                                                                                    style),
                                    vehicle_glass=options.vehicle_glass, people_brightness=options.people_brightness,
                                    riders_rng=riders_rng if pedalling else None,
-                                   real_bicycles=self._drawn(options.real_bicycles, 19))  # stream 19: real bicycles
+                                   real_bicycles=self._drawn(options.real_bicycles, 19),  # stream 19: real bicycles
+                                   clear_coat_paint=options.vehicle_clear_coat)
         self.style = style
         self.lidar = Lidar(preset, options.raycaster)
         ego_sizes = SizeSampler(frame_rng(seed, scene_index, 0, 10), style)
