@@ -593,20 +593,28 @@ def test_object_intensity_is_the_median_of_an_objects_returns():
     assert stats.summary()["object_intensity"] == {"Pedestrian": pytest.approx(0.36)}
 
 
-def test_zero_intensity_counts_split_an_objects_returns_at_its_beltline():
-    box = np.array([10.0, 0.0, -1.0, 4.0, 1.8, 1.6, 0.0])  # floor at -1.8 m, beltline (0.55) at -0.92 m
+def test_cars_returns_reading_0_are_counted_all_and_above_the_beltline():
+    """Through SideStats.add_frame: a car 10 m away with 40 returns, 30 low and 10 above its beltline (0.55 of its
+    height), every other one reading 0 and the high ones mostly; a car 45 m away (beyond DEPTH_RANGE) and one with
+    10 returns (too few to say) are left out."""
+    box = np.array([10.0, 0.0, -0.93, 4.0, 1.8, 1.6, 0.0])  # floor at -1.73 m, beltline at -0.85 m
+    far = np.array([45.0, 5.0, -0.93, 4.0, 1.8, 1.6, 0.0])
+    few = np.array([15.0, -6.0, -0.93, 4.0, 1.8, 1.6, 0.0])
     points = np.zeros((40, 4), np.float32)
-    points[:, 0] = 10.0
-    points[:, 2] = np.where(np.arange(40) < 30, -1.5, -0.5)  # 30 low, 10 high
-    points[:, 3] = np.where(np.arange(40) % 2 == 0, 0.0, 0.3)  # every other one reads 0
-    points[35:, 3] = 0.0  # 5 more of the high ones too
-    inside = np.ones(40, bool)
-    inside[0] = False
-    np.testing.assert_array_equal(zero_intensity_counts(points, box, inside), [39, 22, 10, 8])
+    points[:, :2] = box[:2] + np.random.default_rng(0).uniform(-0.5, 0.5, (40, 2))
+    points[:, 2] = np.where(np.arange(40) < 30, -1.4, -0.5)
+    points[:, 3] = np.where(np.arange(40) % 2 == 0, 0.0, 0.3)
+    points[35:, 3] = 0.0
+    np.testing.assert_array_equal(zero_intensity_counts(points, box, np.ones(40, bool)), [40, 23, 10, 8])
+    beyond = np.tile(np.r_[far[:2], -1.0, 0.0], (40, 1)).astype(np.float32)
+    sparse = np.tile(np.r_[few[:2], -1.0, 0.0], (10, 1)).astype(np.float32)
+    info = FrameInfo("kitti", "000000", "velodyne/000000.bin", ("x", "y", "z", "intensity"),
+                     ObjectAnnos(["Car"] * 3, np.stack([box, far, few]), [40, 40, 10], [0] * 3))
     stats = SideStats("s")
-    stats.zero_counts = {"Car": np.array([39, 22, 10, 8])}
-    assert stats.summary()["zero_intensity_share"] == {"Car": {"all": pytest.approx(22 / 39),
+    stats.add_frame(info, np.vstack([points, beyond, sparse]), np.random.default_rng(0))
+    assert stats.summary()["zero_intensity_share"] == {"Car": {"all": pytest.approx(23 / 40),
                                                                "upper_body": pytest.approx(0.8)}}
+    assert "Car returns reading 0, all / above 0.55 of the height" in format_report([stats.summary()])
 
 
 def test_images_show_labels_and_false_boxes_on_the_camera_picture(kitti_real, tmp_path, capsys):

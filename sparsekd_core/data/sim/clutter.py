@@ -124,7 +124,7 @@ def _bike_stand(b: MeshBuilder, x, y, z, rng):
         if rng.random() < 0.5:
             bike = bicycle_builder(1.7, 0.0, rng).build()
             b.add(bike.vertices @ turn + np.array([xk + 0.15, y, z], np.float32), bike.triangles, bike.reflectivity,
-                  bike.returns)
+                  bike.returns, bike.gloss)
     length = _STAND_STEP * (hoops - 1)
     return x + length / 2, y, length + 0.6, 1.8
 

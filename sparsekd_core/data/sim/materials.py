@@ -17,9 +17,11 @@ SIGN_FACE = 0.95  # retro-reflective sheeting
 #: a pulse back on top of the paint's shade; seen obliquely, only the share CLEAR_COAT_DIFFUSE of the shade that the
 #: pigment scatters under the coat comes back (sensor.GLOSS_EXPONENT: the fall-off between). So a real car's roof,
 #: bonnet and slanted flanks read 0 while the panels that face the sensor glint: on the nine KITTI sweeps of
-#: ../shared, 54% of car returns 5-40 m away read 0 (84% above 0.55 of the car's height, 45% on the doors), and the
-#: rest a median 0.32, rising to 0.41 on panels within 18 degrees of facing the sensor (``sparsekd-gap``'s car
-#: returns' intensity), where version-4 paints read 0.13 and dark ones all of the car alike.
+#: ../shared, 54% of car returns 5-40 m away read 0 (83% above 0.55 of the car's height, 45% on the doors), and the
+#: rest a median 0.32 (``sparsekd-gap``'s car returns reading 0), where version-4 cars' read 0 38% and 35% of the
+#: time, each car alike all over. The two constants and sensor.GLOSS_EXPONENT were set by comparing 60 simulated
+#: frames with those sweeps (docs/results.md "Car paint that glints"); simulated cars still read 0 less often above
+#: their beltline (about 75%).
 CLEAR_COAT_GLINT = 0.3
 CLEAR_COAT_DIFFUSE = 0.05
 #: The windows of vehicles with clear-coated paint: tinted glass and the dark cabin behind it return weakly (real

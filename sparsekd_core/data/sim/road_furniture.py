@@ -174,7 +174,7 @@ def _bicycles(b: MeshBuilder, layout, side: int, x: float, z: float, rng) -> lis
         xb = x + 2.0 * k
         bike = bicycle_builder(float(rng.uniform(1.7, 1.85)), 0.0, rng).build()
         b.add(bike.vertices + np.array([xb, y, z + layout.slope * (xb - x)], np.float32), bike.triangles,
-              bike.reflectivity, bike.returns)
+              bike.reflectivity, bike.returns, bike.gloss)
         footprints.append((xb, y, 1.9, 0.6))
     return footprints
 

@@ -41,8 +41,9 @@ from sparsekd_core.data.sim.raycast import RayCaster, RayCasterChoice
 #: Intensity below which a return reads 0 (dark paint, tyres, dark clothes), on KITTI's scale.
 DARK_INTENSITY = 0.05
 #: The mirror-like share of a surface's reflectance (Mesh.gloss: a car's clear coat) comes back as the cosine of the
-#: incidence to this power: fitted to the real KITTI car returns' intensity against how squarely their panel faces
-#: the sensor (materials.CLEAR_COAT_GLINT's figures: 0.41 within 18 degrees, 0.33 at 18-32, 0.20 at 32-45).
+#: incidence to this power: set by comparing simulated and real KITTI car returns' intensity against how squarely
+#: the box face they lie on faces the sensor (the nine sweeps of ../shared, below the beltline: a median 0.41 within
+#: 18 degrees of head-on, 0.33 at 18-32, 0.20 at 32-45; docs/results.md "Car paint that glints").
 GLOSS_EXPONENT = 6.0
 
 
