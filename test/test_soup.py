@@ -1,6 +1,7 @@
 """Model soups (train/soup.py, sparsekd-soup): the weights of fine-tunes averaged 1:1, ingredients of different models
-refused, and BatchNorm statistics recomputed for the soup on the inputs training feeds (BEV windows for a model that
-trains on windows)."""
+refused, and BatchNorm statistics recomputed for the soup on the inputs a training run of the model ends with (BEV
+windows for a model that trains on windows and keeps its training statistics, whole frames for one that asks for
+precise BatchNorm)."""
 from __future__ import annotations
 
 import pytest
@@ -104,15 +105,7 @@ def test_ingredients_of_different_models_are_refused(windowed, tmp_path):
 
 def test_soup_batchnorm_is_recomputed_on_training_windows(windowed, tmp_path, monkeypatch, capsys):
     root, cfg, a, b = windowed
-    maps = []
-    original = CenterPointDetector.forward_voxels
-
-    def recording(self, vb):
-        out = original(self, vb)
-        maps.append((self.training, tuple(out.head.heatmap.shape[-2:])))
-        return out
-
-    monkeypatch.setattr(CenterPointDetector, "forward_voxels", recording)
+    maps = _recorded_maps(monkeypatch)
     out = tmp_path / "soup.pth"
     assert main([str(root / "a.pth"), str(root / "b.pth"), "--out", str(out), "--data", str(root / "kitti"),
                  "--bn-batches", "2", "--device", "cpu"]) == 0
@@ -135,6 +128,42 @@ def test_soup_batchnorm_is_recomputed_on_training_windows(windowed, tmp_path, mo
     assert main([str(root / "a.pth"), str(root / "b.pth"), "--out", str(kept), "--bn-batches", "0"]) == 0
     for key, value in read_checkpoint(kept)["state_dict"].items():
         torch.testing.assert_close(value, averaged[key])
+
+
+def _recorded_maps(monkeypatch) -> list:
+    """(training mode, heatmap size) of every forward pass from now on."""
+    maps = []
+    original = CenterPointDetector.forward_voxels
+
+    def recording(self, vb):
+        out = original(self, vb)
+        maps.append((self.training, tuple(out.head.heatmap.shape[-2:])))
+        return out
+
+    monkeypatch.setattr(CenterPointDetector, "forward_voxels", recording)
+    return maps
+
+
+def test_soup_batchnorm_follows_how_a_training_run_of_the_model_ends(windowed, tmp_path, monkeypatch):
+    """A model whose runs end with precise BatchNorm over whole frames (the voxel students' configs) gets its soup's
+    statistics from whole frames too, so they describe what its ingredients' did; --bn-inputs chooses either."""
+    root, cfg, a, b = windowed
+    precise = load_model_config(root / "student.yaml")
+    precise.train.precise_bn_batches = 4
+    _ingredient(precise, tmp_path / "pa.pth", seed=3, meta={"ground_z": -1.7})
+    _ingredient(precise, tmp_path / "pb.pth", seed=4, meta={"ground_z": -1.7})
+    maps = _recorded_maps(monkeypatch)
+    for inputs, ingredients, expected, said in (
+            ("auto", ("pa", "pb"), (32, 32), "whole training frames"),
+            ("windows", ("pa", "pb"), (8, 8), "training windows"),
+            ("frames", ("a", "b"), (32, 32), "whole training frames")):
+        maps.clear()
+        out = tmp_path / f"soup_{inputs}.pth"
+        paths = [str((tmp_path if name.startswith("p") else root) / f"{name}.pth") for name in ingredients]
+        assert main([*paths, "--out", str(out), "--data", str(root / "kitti"), "--bn-batches", "2",
+                     "--device", "cpu", "--bn-inputs", inputs]) == 0
+        assert maps == [(True, expected)] * 2, inputs
+        assert read_checkpoint(out)["meta"]["batchnorm"].startswith(f"recomputed over 2 batches of {said}")
 
 
 def test_cli_asks_for_what_it_needs(windowed, tmp_path, capsys):
