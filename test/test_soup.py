@@ -1,7 +1,6 @@
 """Model soups (train/soup.py, sparsekd-soup): the weights of fine-tunes averaged 1:1, ingredients of different models
-refused, and BatchNorm statistics recomputed for the soup on the inputs a training run of the model ends with (BEV
-windows for a model that trains on windows and keeps its training statistics, whole frames for one that asks for
-precise BatchNorm)."""
+refused, and BatchNorm statistics recomputed for the soup on the inputs training feeds (BEV windows for a model that
+trains on windows; whole frames on request)."""
 from __future__ import annotations
 
 import pytest
@@ -144,24 +143,17 @@ def _recorded_maps(monkeypatch) -> list:
     return maps
 
 
-def test_soup_batchnorm_follows_how_a_training_run_of_the_model_ends(windowed, tmp_path, monkeypatch):
-    """A model whose runs end with precise BatchNorm over whole frames (the voxel students' configs) gets its soup's
-    statistics from whole frames too, so they describe what its ingredients' did; --bn-inputs chooses either."""
+def test_soup_batchnorm_on_whole_frames_on_request(windowed, tmp_path, monkeypatch):
+    """--bn-inputs frames recomputes the soup's statistics over whole frames (as a voxel run's precise BatchNorm
+    does); windows, the default, over the windows the training loop feeds."""
     root, cfg, a, b = windowed
-    precise = load_model_config(root / "student.yaml")
-    precise.train.precise_bn_batches = 4
-    _ingredient(precise, tmp_path / "pa.pth", seed=3, meta={"ground_z": -1.7})
-    _ingredient(precise, tmp_path / "pb.pth", seed=4, meta={"ground_z": -1.7})
     maps = _recorded_maps(monkeypatch)
-    for inputs, ingredients, expected, said in (
-            ("auto", ("pa", "pb"), (32, 32), "whole training frames"),
-            ("windows", ("pa", "pb"), (8, 8), "training windows"),
-            ("frames", ("a", "b"), (32, 32), "whole training frames")):
+    for inputs, expected, said in (("frames", (32, 32), "whole training frames"),
+                                   ("windows", (8, 8), "training windows")):
         maps.clear()
         out = tmp_path / f"soup_{inputs}.pth"
-        paths = [str((tmp_path if name.startswith("p") else root) / f"{name}.pth") for name in ingredients]
-        assert main([*paths, "--out", str(out), "--data", str(root / "kitti"), "--bn-batches", "2",
-                     "--device", "cpu", "--bn-inputs", inputs]) == 0
+        assert main([str(root / "a.pth"), str(root / "b.pth"), "--out", str(out), "--data", str(root / "kitti"),
+                     "--bn-batches", "2", "--device", "cpu", "--bn-inputs", inputs]) == 0
         assert maps == [(True, expected)] * 2, inputs
         assert read_checkpoint(out)["meta"]["batchnorm"].startswith(f"recomputed over 2 batches of {said}")
 

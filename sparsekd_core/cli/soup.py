@@ -10,9 +10,8 @@ from pathlib import Path
 DESCRIPTION = """\
 Average the weights of two or more fine-tunes of one model (the same architecture and classes, best started
 from the same weights and trained on different data or seeds) into one model, a "uniform model soup", then
-recompute its BatchNorm statistics over training batches of --data: on the inputs a training run of the model
-ends with (whole frames for models whose config asks for precise BatchNorm, such as the voxel students; else as
-the training loop feeds them, BEV windows for models that train on windows). The soup runs exactly as fast as
+recompute its BatchNorm statistics over training batches of --data as the training loop feeds them (BEV
+windows for models that train on windows; --bn-inputs frames for whole frames). The soup runs exactly as fast as
 each ingredient."""
 
 EPILOG = """\
@@ -47,10 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bn-batches", type=int, default=200, metavar="N",
                         help="training batches the BatchNorm statistics are recomputed over (default 200; 0 keeps "
                              "the averaged statistics)")
-    parser.add_argument("--bn-inputs", default="auto", choices=("auto", "windows", "frames"),
-                        help="what the BatchNorm batches hold: auto (default) as a training run of the model ends, "
-                             "whole frames when its config asks for precise BatchNorm (train.precise_bn_batches > 0), "
-                             "else the BEV windows the training loop feeds; windows; or frames (whole frames)")
+    parser.add_argument("--bn-inputs", default="windows", choices=("windows", "frames"),
+                        help="what the BatchNorm batches hold: windows (default), as the training loop feeds them "
+                             "(BEV windows for models that train on windows), or frames, whole frames as a voxel run's "
+                             "precise BatchNorm uses (a voxel soup over whole frames scored real cars far worse, "
+                             "docs/results.md \"Car paint that glints\")")
     parser.add_argument("--seed", type=int, default=0, help="seed for data order and augmentation (default 0)")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
                 options = TrainOptions(model=config_from_payload(payload, "the soup"), data=args.data, out=tmp,
                                        pretrained=str(averaged), workers=args.workers, device=args.device,
                                        evaluate=False, seed=args.seed, progress=False)
-                windows = {"auto": None, "windows": True, "frames": False}[args.bn_inputs]
+                windows = args.bn_inputs == "windows"
                 Trainer(options).training_batchnorm(args.bn_batches, out, payload["meta"], windows=windows)
     except (ConfigError, CheckpointError, ValueError, FileNotFoundError) as e:
         print(f"sparsekd-soup: error: {e}", file=sys.stderr)

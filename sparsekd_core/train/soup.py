@@ -9,9 +9,8 @@ run on a real sensor that is the case that matters; the soup costs nothing at in
 ``average_checkpoints`` averages every floating-point tensor of the checkpoints' state dicts 1:1 (in fp32; fp16
 bundled weights are widened first); integer buffers (BatchNorm's batch counters) come from the first. Averaged
 BatchNorm running statistics do not describe the averaged weights, so ``sparsekd-soup`` recomputes them over
-training batches of the inputs a training run of the model ends with (Trainer.training_batchnorm: whole frames when
-the config asks for precise BatchNorm, else as the training loop feeds them, BEV windows for models that train on
-windows). Weights of different models (classes, inputs, grid, layers) are refused.
+training batches as the training loop feeds them (Trainer.training_batchnorm; BEV windows for models that train on
+windows, or whole frames on request). Weights of different models (classes, inputs, grid, layers) are refused.
 """
 from __future__ import annotations
 

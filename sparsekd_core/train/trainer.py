@@ -483,20 +483,18 @@ class Trainer:
             run.train_ds.window = window
 
     def training_batchnorm(self, batches: int, out: str | Path, meta: dict[str, Any],
-                           windows: bool | None = None) -> Path:
+                           windows: bool = True) -> Path:
         """Write ``opts.pretrained``'s weights to ``out`` with BatchNorm statistics recomputed over ``batches`` batches
         of the training split: the statistics weights made outside a training run need (train/soup.py). ``windows``:
         over train.bev_window's windows, as the training loop feeds them (when the config trains on windows), or
-        over whole frames; None: as a training run of this config ends, whole frames when it asks for precise BN
-        (train.precise_bn_batches > 0), else windows. ``meta`` is saved with the batches used (``batchnorm``) and
+        over whole frames (a voxel soup over whole frames put much worse boxes on real cars than over windows:
+        docs/results.md "Car paint that glints"). ``meta`` is saved with the batches used (``batchnorm``) and
         the training data's ground height (``ground_z``)."""
         if batches < 1:
             raise ValueError(f"BatchNorm statistics need at least one batch, got {batches}")
         ctx = init_distributed(resolve_device(self.opts.device))
         try:
             run = self._build(ctx)
-            if windows is None:
-                windows = run.cfg.train.precise_bn_batches == 0
             used = self._batchnorm_pass(run, ctx, batches, windows=windows)
         finally:
             cleanup_distributed()
