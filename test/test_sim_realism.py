@@ -7,7 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sparsekd_core.data.sim.actors import CAR_KINDS, PEOPLE_KINDS, UNLABELLED_KINDS, MeshLibrary, vehicle_mesh
+from sparsekd_core.data.sim.actors import (CAR_KINDS, PEOPLE_KINDS, UNLABELLED_KINDS, VEHICLE_KINDS, MeshLibrary,
+                                          vehicle_mesh)
 from sparsekd_core.data.sim.generate import generate
 from sparsekd_core.data.sim.ego_body import (EDGE_OUT_RANGE, MIN_ROOF_HEIGHT, RIG_FIXTURES_RANGE, RIG_MIN_DISTANCE,
                                              RIG_RETURN_CHANCE_RANGE, Rig)
@@ -460,7 +461,7 @@ def test_clear_coat_paint_keeps_the_shapes_and_changes_only_vehicles_paint_and_w
         np.testing.assert_array_equal(a.vertices, b.vertices)
         np.testing.assert_array_equal(a.returns, b.returns)
         assert np.all(a.gloss == 0)
-        if kind not in ("hatchback", "sedan", "suv", "pickup", "van", "truck", "bus"):
+        if kind not in VEHICLE_KINDS:
             np.testing.assert_array_equal(a.reflectivity, b.reflectivity)
             assert np.all(b.gloss == 0), kind
             continue
@@ -475,7 +476,7 @@ def test_clear_coat_paint_keeps_the_shapes_and_changes_only_vehicles_paint_and_w
         rest = ~coated & ~glass  # plates 0.9, tyres, underbody, a truck's cargo box
         np.testing.assert_array_equal(a.reflectivity[rest], b.reflectivity[rest])
         assert np.isin(np.float32(0.9), b.reflectivity[rest])
-    assert coated_kinds == {"hatchback", "sedan", "suv", "pickup", "van", "truck", "bus"}
+    assert coated_kinds == set(VEHICLE_KINDS)
 
 
 def test_a_glossy_panel_glints_head_on_and_reads_0_obliquely_where_a_matte_one_reads_alike():
